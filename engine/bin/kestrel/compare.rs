@@ -1,0 +1,99 @@
+use crate::info::join;
+use crate::run::{output_names, read_inputs};
+use crate::DeviceArg;
+use anyhow::{Context, Result};
+use kestrel::{diff, Diff, Model, SessionOptions, ATOL, DEFAULT_RTOL};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    model: PathBuf,
+    /// PyTorch reference file: `input`, `output` (or `output.0`, …), and with
+    /// intermediates `layer.<node name>` for every node.
+    reference: PathBuf,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    /// Also compare every layer the reference holds, and list the worst ones.
+    #[arg(long)]
+    per_layer: bool,
+    /// Relative tolerance: pass when max|out − ref| ≤ rtol · max|ref| + 1e-6.
+    #[arg(long, default_value_t = DEFAULT_RTOL)]
+    rtol: f64,
+}
+
+/// How many of the worst layers `--per-layer` lists.
+const WORST: usize = 5;
+
+pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
+    let model = Model::load(&args.model)?;
+    let reference = kestrel_loader::read_tensors(&args.reference)?;
+    let inputs = read_inputs(&model, &reference)?;
+    let batch = inputs.batch;
+    let opts = SessionOptions {
+        device: args.device.into(),
+        batch,
+        ..SessionOptions::default()
+    };
+    let mut session = model.session(&opts)?;
+    let slices = inputs.slices();
+    let mut layers: Vec<(String, Diff)> = Vec::new();
+    let mut unmatched = 0;
+    let outputs = session.run_with(&slices, |name, out| {
+        if !args.per_layer {
+            return;
+        }
+        match reference.tensors.get(&format!("layer.{name}")).and_then(|t| t.data.as_ref()) {
+            Some(r) => layers.push((name.to_string(), diff(out.data, r, args.rtol, ATOL))),
+            None => unmatched += 1,
+        }
+    })?;
+    println!(
+        "{} vs {} (batch {batch}, {}, rtol {:e})",
+        args.model.display(),
+        args.reference.display(),
+        args.device.label(),
+        args.rtol
+    );
+    println!("{:<12} {:<18} {:>12} {:>12} {:>12}", "output", "shape", "max abs err", "max rel err", "tolerance");
+    let mut all_ok = true;
+    for (name, out) in output_names(outputs.len()).iter().zip(outputs.iter()) {
+        let r = reference
+            .tensors
+            .get(name)
+            .and_then(|t| t.data.as_ref())
+            .with_context(|| format!("{}: no float tensor \"{name}\"", args.reference.display()))?;
+        let d = diff(out.data, r, args.rtol, ATOL);
+        all_ok &= d.ok();
+        let shape = format!("[{}]", join(out.shape));
+        println!("{name:<12} {shape:<18} {:>12.3e} {:>12.3e} {:>12.3e} {}", d.max_abs, d.rel(), d.tolerance, verdict(&d));
+    }
+    if args.per_layer {
+        let over = layers.iter().filter(|(_, d)| !d.ok()).count();
+        all_ok &= over == 0;
+        println!(
+            "\nlayers: {} compared, {over} over tolerance, {unmatched} without a reference (folded or renamed); worst:",
+            layers.len()
+        );
+        layers.sort_by(|a, b| (b.1.max_abs / b.1.tolerance).total_cmp(&(a.1.max_abs / a.1.tolerance)));
+        println!("{:<40} {:>12} {:>12} {:>12}", "layer", "max abs err", "max rel err", "tolerance");
+        for (name, d) in layers.iter().take(WORST) {
+            println!("{name:<40} {:>12.3e} {:>12.3e} {:>12.3e} {}", d.max_abs, d.rel(), d.tolerance, verdict(d));
+        }
+    }
+    if all_ok {
+        println!("\nMATCH: Kestrel agrees with PyTorch within tolerance");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("\nMISMATCH: Kestrel is over tolerance against PyTorch");
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn verdict(d: &Diff) -> &'static str {
+    if d.ok() {
+        "ok"
+    } else {
+        "OVER"
+    }
+}

@@ -1,0 +1,81 @@
+//! The `kestrel` command line: inspect a model, run it, and compare it with PyTorch.
+//! Exit codes: 0 success, 1 `compare` over tolerance, 2 any usage, file or model error.
+
+mod compare;
+mod info;
+mod run;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "kestrel", version, about = "Low-latency inference for PyTorch-trained CNNs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+}
+
+impl DeviceArg {
+    fn label(self) -> &'static str {
+        match self {
+            DeviceArg::Cpu => "cpu",
+        }
+    }
+}
+
+impl From<DeviceArg> for kestrel::Device {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Cpu => kestrel::Device::Cpu,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the model's inputs, outputs and every node: op, shape, parameters, FLOPs.
+    Info {
+        model: PathBuf,
+        /// Batch size the shapes and FLOPs are given for.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+    },
+    /// Run the model once and print (or save) its outputs.
+    Run(run::RunArgs),
+    /// Run the model on a PyTorch reference file's input and diff every output against it.
+    /// Exits 0 within tolerance, 1 over it, 2 on any error.
+    Compare(compare::CompareArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { model, batch } => info::info(&model, batch).map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => run::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Compare(args) => compare::compare(&args),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {}", one_line(&e));
+        ExitCode::from(2)
+    })
+}
+
+/// The error and its causes on one line, each cause once: many errors already print their
+/// cause's text themselves.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg.replace('\n', " ")
+}

@@ -1,0 +1,161 @@
+use crate::info::join;
+use crate::DeviceArg;
+use anyhow::{bail, Context, Result};
+use kestrel::{Model, SessionOptions};
+use kestrel_loader::TensorFile;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    model: PathBuf,
+    /// safetensors file whose `input` tensor (`input.0`, `input.1`, … for several inputs)
+    /// is fed to the model; default: a seeded random normal input of the model's shape.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    /// Batch size of the random input (an `--input` file sets its own).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Seed of the random input.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the outputs to this safetensors file as `output` (or `output.0`, …).
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+/// The model's inputs, in graph order, and their batch size.
+pub struct Inputs {
+    pub data: Vec<Vec<f32>>,
+    pub batch: usize,
+}
+
+impl Inputs {
+    pub fn slices(&self) -> Vec<&[f32]> {
+        self.data.iter().map(|d| &d[..]).collect()
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let model = Model::load(&args.model)?;
+    let inputs = match &args.input {
+        Some(path) => read_inputs(&model, &kestrel_loader::read_tensors(path)?)?,
+        None => Inputs {
+            data: random_inputs(&model, args.batch, args.seed),
+            batch: args.batch,
+        },
+    };
+    let batch = inputs.batch;
+    let opts = SessionOptions {
+        device: args.device.into(),
+        batch,
+        ..SessionOptions::default()
+    };
+    let mut session = model.session(&opts)?;
+    let slices = inputs.slices();
+    let start = Instant::now();
+    let outputs = session.run(&slices)?;
+    let elapsed = start.elapsed();
+    let names = output_names(outputs.len());
+    for (name, out) in names.iter().zip(outputs.iter()) {
+        println!("{name}: shape [{}]", join(out.shape));
+        summarise(out.shape, out.data);
+    }
+    println!("ran in {:.3} ms (batch {batch}, first run)", elapsed.as_secs_f64() * 1e3);
+    if let Some(path) = &args.output {
+        let tensors: Vec<(&str, &[usize], &[f32])> = names
+            .iter()
+            .zip(outputs.iter())
+            .map(|(n, o)| (n.as_str(), o.shape, o.data))
+            .collect();
+        kestrel_loader::write_tensors(path, &tensors, &BTreeMap::new())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `output` for one output, `output.0`, `output.1`, … for several: the reference files' names.
+pub fn output_names(n: usize) -> Vec<String> {
+    if n == 1 {
+        vec!["output".to_string()]
+    } else {
+        (0..n).map(|i| format!("output.{i}")).collect()
+    }
+}
+
+/// Reads the model's inputs from a safetensors file (a reference file, say), checking
+/// each one's shape against the model.
+pub fn read_inputs(model: &Model, file: &TensorFile) -> Result<Inputs> {
+    let n = model.inputs().len();
+    let mut batch = None;
+    let mut inputs = Vec::with_capacity(n);
+    for (i, input) in model.inputs().iter().enumerate() {
+        let key = if n == 1 { "input".to_string() } else { format!("input.{i}") };
+        let (name, t) = [key.as_str(), input.name.as_str()]
+            .into_iter()
+            .find_map(|k| file.tensors.get(k).map(|t| (k, t)))
+            .with_context(|| {
+                let have: Vec<&str> = file.tensors.keys().map(String::as_str).collect();
+                format!("{}: no tensor \"{key}\" for model input \"{}\" (the file has: {})", file.path.display(), input.name, have.join(", "))
+            })?;
+        let data = t.data.clone().with_context(|| {
+            format!("{}: tensor \"{name}\" is {:?}, not a float type", file.path.display(), t.dtype)
+        })?;
+        let b = model
+            .check_input_shape(i, &t.shape)
+            .with_context(|| format!("{}: tensor \"{name}\"", file.path.display()))?;
+        if batch.is_some_and(|prev| prev != b) {
+            bail!("{}: inputs have different batch sizes", file.path.display());
+        }
+        batch = Some(b);
+        inputs.push(data);
+    }
+    Ok(Inputs {
+        data: inputs,
+        batch: batch.unwrap_or(1),
+    })
+}
+
+fn random_inputs(model: &Model, batch: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut uniform = move || {
+        // xorshift64*: enough randomness for a test input, and the same on every machine.
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        ((rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    model
+        .inputs()
+        .iter()
+        .map(|input| {
+            let len = batch * input.dims.iter().product::<usize>();
+            // Box–Muller: standard normal values, like torch.randn.
+            (0..len)
+                .map(|_| {
+                    let (u, v) = (uniform(), uniform());
+                    ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Prints a line of statistics, and for (n, classes) outputs the top class of each row.
+fn summarise(shape: &[usize], data: &[f32]) {
+    let (min, max) = data.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let mean = data.iter().map(|&v| f64::from(v)).sum::<f64>() / data.len().max(1) as f64;
+    println!("  min {min:.6}  max {max:.6}  mean {mean:.6}");
+    if let [rows, cols] = *shape {
+        for (r, row) in data.chunks(cols).take(rows.min(8)).enumerate() {
+            let (best, value) = row
+                .iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+            println!("  row {r}: argmax {best} ({value:.6})");
+        }
+    }
+}

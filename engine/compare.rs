@@ -1,0 +1,81 @@
+//! Comparing outputs against PyTorch's: the numbers `kestrel compare` prints and the tests
+//! assert on.
+
+/// How far one tensor is from its reference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Diff {
+    /// max |out − ref| over elements; infinite where a NaN or Inf does not match.
+    pub max_abs: f64,
+    /// max |ref| over finite elements: the scale the tolerance is relative to.
+    pub max_ref: f64,
+    /// The allowed max_abs: `rtol · max_ref + atol`.
+    pub tolerance: f64,
+}
+
+impl Diff {
+    /// max_abs relative to the reference's largest magnitude.
+    pub fn rel(&self) -> f64 {
+        if self.max_ref > 0.0 {
+            self.max_abs / self.max_ref
+        } else {
+            self.max_abs
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.max_abs <= self.tolerance
+    }
+}
+
+/// Compares `out` with `reference` elementwise. NaN matches NaN and an infinity matches the
+/// same infinity, as PyTorch propagates them; any other mismatch of the two is infinite.
+/// Tensors of different lengths are infinitely far apart.
+pub fn diff(out: &[f32], reference: &[f32], rtol: f64, atol: f64) -> Diff {
+    let max_ref = reference
+        .iter()
+        .filter(|r| r.is_finite())
+        .fold(0.0f64, |m, &r| m.max(f64::from(r).abs()));
+    let max_abs = if out.len() != reference.len() {
+        f64::INFINITY
+    } else {
+        out.iter().zip(reference).fold(0.0f64, |m, (&o, &r)| {
+            let d = if o.is_finite() && r.is_finite() {
+                (f64::from(o) - f64::from(r)).abs()
+            } else if (o.is_nan() && r.is_nan()) || o == r {
+                0.0
+            } else {
+                f64::INFINITY
+            };
+            m.max(d)
+        })
+    };
+    Diff {
+        max_abs,
+        max_ref,
+        tolerance: rtol * max_ref + atol,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diff;
+
+    #[test]
+    fn tolerance_is_relative_to_the_largest_reference_value() {
+        let d = diff(&[1.0, 2.0005], &[1.0, 2.0], 1e-4, 1e-6);
+        assert!((d.max_abs - 0.0005).abs() < 1e-6);
+        assert_eq!(d.max_ref, 2.0);
+        assert!((d.tolerance - 2.01e-4).abs() < 1e-9);
+        assert!(!d.ok());
+        assert!(diff(&[1.0, 2.0001], &[1.0, 2.0], 1e-4, 1e-6).ok());
+    }
+
+    #[test]
+    fn nan_and_inf_must_match_exactly() {
+        let nan = f32::NAN;
+        assert!(diff(&[nan, f32::INFINITY], &[nan, f32::INFINITY], 1e-4, 0.0).ok());
+        assert!(!diff(&[nan], &[0.0], 1e-4, 1.0).ok());
+        assert!(!diff(&[f32::INFINITY], &[f32::NEG_INFINITY], 1e-4, 1.0).ok());
+        assert!(!diff(&[1.0], &[1.0, 2.0], 1e-4, 1.0).ok());
+    }
+}

@@ -1,0 +1,371 @@
+//! From the file's graph JSON to the IR: names resolved, nodes sorted, weights bound.
+//! Shapes are checked afterwards by lowering the graph at batch 1 (see `Model::from_parts`).
+
+use super::attrs::Attrs;
+use super::{Graph, GraphInput, Node, Op, PoolAttrs, Value, WeightRef};
+use crate::error::GraphError;
+use crate::weights::Weights;
+use kestrel_loader::{GraphDef, NodeDef};
+use std::collections::{BTreeMap, HashMap};
+
+/// Builds and validates the IR of `def`, binding its weights from `weights`.
+pub fn build_graph(def: &GraphDef, weights: &Weights) -> Result<Graph, GraphError> {
+    let inputs = build_inputs(def)?;
+    let mut names: HashMap<&str, Value> = HashMap::new();
+    for (i, input) in def.inputs.iter().enumerate() {
+        if names.insert(&input.name, Value::Input(i)).is_some() {
+            return Err(GraphError::DuplicateName {
+                name: input.name.clone(),
+            });
+        }
+    }
+    for (i, node) in def.nodes.iter().enumerate() {
+        if names.insert(&node.name, Value::Node(i)).is_some() {
+            return Err(GraphError::DuplicateName {
+                name: node.name.clone(),
+            });
+        }
+    }
+    let mut nodes = Vec::with_capacity(def.nodes.len());
+    for nd in &def.nodes {
+        let op = build_op(nd, weights)?;
+        check_arity(nd, &op)?;
+        let inputs = nd
+            .inputs
+            .iter()
+            .map(|name| {
+                names
+                    .get(name.as_str())
+                    .copied()
+                    .ok_or_else(|| GraphError::MissingValue {
+                        node: nd.name.clone(),
+                        name: name.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        nodes.push(Node {
+            name: nd.name.clone(),
+            op,
+            inputs,
+        });
+    }
+    let outputs = def
+        .outputs
+        .iter()
+        .map(|name| {
+            names
+                .get(name.as_str())
+                .copied()
+                .ok_or_else(|| GraphError::MissingOutput { name: name.clone() })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if outputs.is_empty() {
+        return Err(GraphError::NoOutputs);
+    }
+    let (nodes, outputs) = topo_sort(nodes, outputs)?;
+    Ok(Graph {
+        inputs,
+        nodes,
+        outputs,
+    })
+}
+
+fn build_inputs(def: &GraphDef) -> Result<Vec<GraphInput>, GraphError> {
+    if def.inputs.is_empty() {
+        return Err(GraphError::NoInputs);
+    }
+    def.inputs
+        .iter()
+        .map(|input| {
+            let bad = |detail: String| GraphError::BadInput {
+                name: input.name.clone(),
+                detail,
+            };
+            let (&first, rest) = input
+                .shape
+                .split_first()
+                .ok_or_else(|| bad("shape is empty: expected (batch, ...)".into()))?;
+            let batch = match first {
+                -1 => None,
+                b if b >= 1 => Some(b as usize),
+                b => return Err(bad(format!("batch dimension {b} is neither -1 nor >= 1"))),
+            };
+            let dims = rest
+                .iter()
+                .map(|&d| usize::try_from(d).ok().filter(|&d| d >= 1))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| bad(format!("shape {:?}: dimensions must be >= 1", input.shape)))?;
+            Ok(GraphInput {
+                name: input.name.clone(),
+                batch,
+                dims,
+            })
+        })
+        .collect()
+}
+
+/// Sorts nodes so every node comes after its inputs (Kahn), keeping the file's order where
+/// it already is one, and remaps every reference. A node left unsorted sits on a cycle.
+fn topo_sort(nodes: Vec<Node>, outputs: Vec<Value>) -> Result<(Vec<Node>, Vec<Value>), GraphError> {
+    let n = nodes.len();
+    let mut pending: Vec<usize> = nodes
+        .iter()
+        .map(|nd| nd.inputs.iter().filter(|v| matches!(v, Value::Node(_))).count())
+        .collect();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, nd) in nodes.iter().enumerate() {
+        for v in &nd.inputs {
+            if let Value::Node(j) = *v {
+                users[j].push(i);
+            }
+        }
+    }
+    // A min-heap on the original index keeps an already sorted file in its own order.
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
+        .filter(|&i| pending[i] == 0)
+        .map(std::cmp::Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &u in &users[i] {
+            pending[u] -= 1;
+            if pending[u] == 0 {
+                ready.push(std::cmp::Reverse(u));
+            }
+        }
+    }
+    if order.len() < n {
+        let stuck = (0..n).find(|&i| pending[i] > 0).unwrap_or(0);
+        return Err(GraphError::Cycle {
+            node: nodes[stuck].name.clone(),
+        });
+    }
+    let mut new_index = vec![0; n];
+    for (new, &old) in order.iter().enumerate() {
+        new_index[old] = new;
+    }
+    let remap = |v: Value| match v {
+        Value::Node(j) => Value::Node(new_index[j]),
+        input => input,
+    };
+    let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
+    let sorted = order
+        .iter()
+        .map(|&old| {
+            let mut nd = slots[old].take().expect("each index appears once in a topological order");
+            nd.inputs.iter_mut().for_each(|v| *v = remap(*v));
+            nd
+        })
+        .collect();
+    Ok((sorted, outputs.into_iter().map(remap).collect()))
+}
+
+fn check_arity(nd: &NodeDef, op: &Op) -> Result<(), GraphError> {
+    let (ok, expected) = match op {
+        Op::Add => (nd.inputs.len() == 2, "2"),
+        Op::Concat { .. } => (!nd.inputs.is_empty(), "1 or more"),
+        _ => (nd.inputs.len() == 1, "1"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(GraphError::Arity {
+            node: nd.name.clone(),
+            op: op.name(),
+            expected: expected.to_string(),
+            found: nd.inputs.len(),
+        })
+    }
+}
+
+/// Binds a node's weights by role, refusing roles the op does not have.
+struct Bind<'a> {
+    nd: &'a NodeDef,
+    op: &'static str,
+    weights: &'a Weights,
+}
+
+impl Bind<'_> {
+    fn new<'a>(
+        nd: &'a NodeDef,
+        op: &'static str,
+        weights: &'a Weights,
+        roles: &[&str],
+    ) -> Result<Bind<'a>, GraphError> {
+        if let Some(role) = nd.weights.keys().find(|r| !roles.contains(&r.as_str())) {
+            return Err(GraphError::UnexpectedWeight {
+                node: nd.name.clone(),
+                op,
+                role: role.clone(),
+            });
+        }
+        Ok(Bind { nd, op, weights })
+    }
+
+    fn optional(&self, role: &str) -> Result<Option<WeightRef>, GraphError> {
+        let Some(tensor) = self.nd.weights.get(role) else {
+            return Ok(None);
+        };
+        if let Some(w) = self.weights.get(tensor) {
+            return Ok(Some(w.clone()));
+        }
+        Err(match self.weights.non_float_dtype(tensor) {
+            Some(dtype) => GraphError::WeightNotFloat {
+                node: self.nd.name.clone(),
+                role: role.to_string(),
+                tensor: tensor.clone(),
+                dtype: dtype.to_string(),
+            },
+            None => GraphError::MissingWeight {
+                node: self.nd.name.clone(),
+                role: role.to_string(),
+                tensor: tensor.clone(),
+            },
+        })
+    }
+
+    fn required(&self, role: &'static str) -> Result<WeightRef, GraphError> {
+        self.optional(role)?.ok_or_else(|| GraphError::WeightNotGiven {
+            node: self.nd.name.clone(),
+            op: self.op,
+            role,
+        })
+    }
+}
+
+fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
+    let name = nd.name.as_str();
+    let no_weights = |op| Bind::new(nd, op, weights, &[]).map(|_| ());
+    let op = match nd.op.as_str() {
+        "conv2d" => {
+            let a = Attrs::new(name, &nd.attrs, &["stride", "padding", "dilation", "groups"])?;
+            let b = Bind::new(nd, "conv2d", weights, &["weight", "bias"])?;
+            Op::Conv2d {
+                weight: b.required("weight")?,
+                bias: b.optional("bias")?,
+                stride: a.pair("stride", [1, 1])?,
+                pad: a.pair("padding", [0, 0])?,
+                dilation: a.pair("dilation", [1, 1])?,
+                groups: a.usize("groups", 1)?,
+            }
+        }
+        "batch_norm" => {
+            let a = Attrs::new(name, &nd.attrs, &["eps"])?;
+            let roles = ["weight", "bias", "running_mean", "running_var"];
+            let b = Bind::new(nd, "batch_norm", weights, &roles)?;
+            Op::BatchNorm {
+                weight: b.optional("weight")?,
+                bias: b.optional("bias")?,
+                mean: b.required("running_mean")?,
+                var: b.required("running_var")?,
+                eps: a.f32("eps", 1e-5)?,
+            }
+        }
+        "relu" | "relu6" | "add" | "identity" | "dropout" => {
+            let op = match nd.op.as_str() {
+                "relu" => Op::Relu,
+                "relu6" => Op::Relu6,
+                "add" => Op::Add,
+                _ => Op::Identity,
+            };
+            // Dropout's probability is meaningless at inference; accept it, ignore it.
+            let known: &[&str] = if nd.op == "dropout" { &["p"] } else { &[] };
+            Attrs::new(name, &nd.attrs, known)?;
+            no_weights(op.name())?;
+            op
+        }
+        "max_pool2d" | "avg_pool2d" => {
+            let is_max = nd.op == "max_pool2d";
+            let known: &[&str] = if is_max {
+                &["kernel_size", "stride", "padding", "dilation", "ceil_mode"]
+            } else {
+                &["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"]
+            };
+            let a = Attrs::new(name, &nd.attrs, known)?;
+            let kernel = a.required_pair("kernel_size")?;
+            let attrs = PoolAttrs {
+                kernel,
+                stride: a.pair("stride", kernel)?,
+                pad: a.pair("padding", [0, 0])?,
+                dilation: a.pair("dilation", [1, 1])?,
+                ceil_mode: a.bool("ceil_mode", false)?,
+                count_include_pad: a.bool("count_include_pad", true)?,
+            };
+            let op = if is_max {
+                Op::MaxPool2d(attrs)
+            } else {
+                Op::AvgPool2d(attrs)
+            };
+            no_weights(op.name())?;
+            op
+        }
+        "adaptive_avg_pool2d" => {
+            let a = Attrs::new(name, &nd.attrs, &["output_size"])?;
+            no_weights("adaptive_avg_pool2d")?;
+            Op::AdaptiveAvgPool2d {
+                output_size: a.required_pair("output_size")?,
+            }
+        }
+        "mean" => {
+            let a = Attrs::new(name, &nd.attrs, &["dims", "keepdim"])?;
+            no_weights("mean")?;
+            let mut dims: Vec<i64> = a.dims("dims")?.iter().map(|&d| if d < 0 { d + 4 } else { d }).collect();
+            dims.sort_unstable();
+            if dims != [2, 3] {
+                return Err(GraphError::Attr {
+                    node: nd.name.clone(),
+                    attr: "dims".into(),
+                    detail: format!("only the mean over H and W ([2, 3]) is supported, got {:?}", nd.attrs["dims"]),
+                });
+            }
+            Op::Mean {
+                keepdim: a.bool("keepdim", false)?,
+            }
+        }
+        "linear" => {
+            Attrs::new(name, &nd.attrs, &[])?;
+            let b = Bind::new(nd, "linear", weights, &["weight", "bias"])?;
+            Op::Linear {
+                weight: b.required("weight")?,
+                bias: b.optional("bias")?,
+            }
+        }
+        "flatten" => {
+            let a = Attrs::new(name, &nd.attrs, &["start_dim", "end_dim"])?;
+            no_weights("flatten")?;
+            Op::Flatten {
+                start_dim: a.dim("start_dim", 1)?,
+                end_dim: a.dim("end_dim", -1)?,
+            }
+        }
+        "concat" => {
+            let a = Attrs::new(name, &nd.attrs, &["dim"])?;
+            no_weights("concat")?;
+            Op::Concat { dim: a.dim("dim", 1)? }
+        }
+        "softmax" => {
+            let a = Attrs::new(name, &nd.attrs, &["dim"])?;
+            no_weights("softmax")?;
+            Op::Softmax { dim: a.dim("dim", -1)? }
+        }
+        other => {
+            return Err(GraphError::UnknownOp {
+                node: nd.name.clone(),
+                op: other.to_string(),
+            })
+        }
+    };
+    Ok(op)
+}
+
+/// Number of parameters of every distinct weight the graph holds.
+pub(crate) fn parameter_count(graph: &Graph) -> usize {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for node in &graph.nodes {
+        for w in node.op.weights() {
+            seen.insert(&w.name, w.data.len());
+        }
+    }
+    seen.values().sum()
+}

@@ -1,0 +1,348 @@
+//! Lowering: one node plus its input shapes become the kernel call that computes it and
+//! the shape it produces. This is the one place where graph attributes meet the kernels'
+//! parameter structs, whose `validate` and `output_shape` hold each op's shape arithmetic.
+
+use crate::error::GraphError;
+use crate::graph::{Node, Op, PoolAttrs, WeightRef};
+use kestrel_kernels::adaptive_avg_pool2d::AdaptiveAvgPool2dParams;
+use kestrel_kernels::batch_norm::BatchNormParams;
+use kestrel_kernels::conv2d::Conv2dParams;
+use kestrel_kernels::linear::LinearParams;
+use kestrel_kernels::mean::MeanParams;
+use kestrel_kernels::pool2d::Pool2dParams;
+use kestrel_kernels::softmax::SoftmaxParams;
+use kestrel_kernels::ParamError;
+use std::sync::Arc;
+
+type Data = Arc<[f32]>;
+
+/// A kernel call with every shape resolved; the executor only moves data.
+#[derive(Debug, Clone)]
+pub(crate) enum Kernel {
+    Conv2d {
+        p: Conv2dParams,
+        weight: Data,
+        bias: Option<Data>,
+    },
+    BatchNorm {
+        p: BatchNormParams,
+        weight: Option<Data>,
+        bias: Option<Data>,
+        mean: Data,
+        var: Data,
+    },
+    Relu,
+    Relu6,
+    MaxPool2d(Pool2dParams),
+    AvgPool2d(Pool2dParams),
+    AdaptiveAvgPool2d(AdaptiveAvgPool2dParams),
+    Mean(MeanParams),
+    Linear {
+        p: LinearParams,
+        weight: Data,
+        bias: Option<Data>,
+    },
+    Add,
+    /// Input i is viewed as (outer, inner[i]); the output as (outer, sum of inner).
+    Concat {
+        outer: usize,
+        inner: Vec<usize>,
+    },
+    Softmax(SoftmaxParams),
+    /// The output is the input's storage under a new shape (flatten, identity).
+    Alias,
+}
+
+impl Kernel {
+    /// Floating-point operations of one call, counting a multiply-add as two.
+    pub(crate) fn flops(&self, out_elems: usize) -> u64 {
+        match self {
+            Kernel::Conv2d { p, .. } => p.flops(),
+            Kernel::Linear { p, .. } => p.flops(),
+            Kernel::Alias => 0,
+            _ => out_elems as u64,
+        }
+    }
+}
+
+pub(crate) struct Lowered {
+    pub shape: Vec<usize>,
+    pub kernel: Kernel,
+}
+
+/// Lowers `node` given its inputs' shapes (batch first), checking attributes and weights.
+pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphError> {
+    let ctx = Ctx { node };
+    let x = inputs[0];
+    let (shape, kernel) = match &node.op {
+        Op::Conv2d {
+            weight,
+            bias,
+            stride,
+            pad,
+            dilation,
+            groups,
+        } => {
+            let [n, c_in, h, w] = ctx.rank4(x)?;
+            let ws = &weight.shape;
+            if ws.len() != 4 {
+                return Err(ctx.weight_shape("weight", weight, "(c_out, c_in/groups, kh, kw)"));
+            }
+            let p = Conv2dParams {
+                n,
+                c_in,
+                h,
+                w,
+                c_out: ws[0],
+                kh: ws[2],
+                kw: ws[3],
+                stride: *stride,
+                pad: *pad,
+                dilation: *dilation,
+                groups: *groups,
+            };
+            p.validate().map_err(|e| ctx.invalid(e))?;
+            ctx.check_weight("weight", weight, &p.weight_shape())?;
+            ctx.check_bias(bias.as_ref(), p.c_out)?;
+            let kernel = Kernel::Conv2d {
+                p,
+                weight: weight.data.clone(),
+                bias: bias.as_ref().map(|b| b.data.clone()),
+            };
+            (p.output_shape().to_vec(), kernel)
+        }
+        Op::BatchNorm {
+            weight,
+            bias,
+            mean,
+            var,
+            eps,
+        } => {
+            if x.len() < 2 {
+                return Err(ctx.shape(format!("expected (n, c, ...), got {x:?}")));
+            }
+            let p = BatchNormParams {
+                n: x[0],
+                c: x[1],
+                spatial: x[2..].iter().product(),
+                eps: *eps,
+            };
+            p.validate().map_err(|e| ctx.invalid(e))?;
+            for (role, w) in [("weight", weight.as_ref()), ("bias", bias.as_ref())] {
+                if let Some(w) = w {
+                    ctx.check_weight(role, w, &[p.c])?;
+                }
+            }
+            ctx.check_weight("running_mean", mean, &[p.c])?;
+            ctx.check_weight("running_var", var, &[p.c])?;
+            let kernel = Kernel::BatchNorm {
+                p,
+                weight: weight.as_ref().map(|w| w.data.clone()),
+                bias: bias.as_ref().map(|w| w.data.clone()),
+                mean: mean.data.clone(),
+                var: var.data.clone(),
+            };
+            (x.to_vec(), kernel)
+        }
+        Op::Relu => (x.to_vec(), Kernel::Relu),
+        Op::Relu6 => (x.to_vec(), Kernel::Relu6),
+        Op::MaxPool2d(a) | Op::AvgPool2d(a) => {
+            let is_max = matches!(node.op, Op::MaxPool2d(_));
+            let p = pool_params(ctx.rank4(x)?, a);
+            p.validate().map_err(|e| ctx.invalid(e))?;
+            let kernel = if is_max {
+                Kernel::MaxPool2d(p)
+            } else {
+                Kernel::AvgPool2d(p)
+            };
+            (p.output_shape().to_vec(), kernel)
+        }
+        Op::AdaptiveAvgPool2d { output_size } => {
+            let [n, c, h, w] = ctx.rank4(x)?;
+            let p = AdaptiveAvgPool2dParams {
+                n,
+                c,
+                h,
+                w,
+                out: *output_size,
+            };
+            p.validate().map_err(|e| ctx.invalid(e))?;
+            (p.output_shape().to_vec(), Kernel::AdaptiveAvgPool2d(p))
+        }
+        Op::Mean { keepdim } => {
+            let [n, c, h, w] = ctx.rank4(x)?;
+            let p = MeanParams { n, c, h, w };
+            p.validate().map_err(|e| ctx.invalid(e))?;
+            let shape = if *keepdim { vec![n, c, 1, 1] } else { vec![n, c] };
+            (shape, Kernel::Mean(p))
+        }
+        Op::Linear { weight, bias } => {
+            if x.len() < 2 {
+                return Err(ctx.shape(format!("expected (n, in_features), got {x:?}")));
+            }
+            let in_features = x[x.len() - 1];
+            if weight.shape.len() != 2 {
+                return Err(ctx.weight_shape("weight", weight, "(out_features, in_features)"));
+            }
+            let p = LinearParams {
+                rows: x[..x.len() - 1].iter().product(),
+                in_features,
+                out_features: weight.shape[0],
+            };
+            p.validate().map_err(|e| ctx.invalid(e))?;
+            ctx.check_weight("weight", weight, &[p.out_features, in_features])?;
+            ctx.check_bias(bias.as_ref(), p.out_features)?;
+            let mut shape = x.to_vec();
+            *shape.last_mut().expect("rank checked above") = p.out_features;
+            let kernel = Kernel::Linear {
+                p,
+                weight: weight.data.clone(),
+                bias: bias.as_ref().map(|b| b.data.clone()),
+            };
+            (shape, kernel)
+        }
+        Op::Flatten { start_dim, end_dim } => {
+            let s = ctx.axis("start_dim", *start_dim, x.len())?;
+            let e = ctx.axis("end_dim", *end_dim, x.len())?;
+            if s == 0 || e < s {
+                let detail = format!(
+                    "flatten({start_dim}, {end_dim}) of {x:?}: needs 1 <= start_dim <= end_dim (the batch dimension is never flattened)"
+                );
+                return Err(ctx.shape(detail));
+            }
+            let mut shape = x[..s].to_vec();
+            shape.push(x[s..=e].iter().product());
+            shape.extend_from_slice(&x[e + 1..]);
+            (shape, Kernel::Alias)
+        }
+        Op::Add => {
+            if inputs[0] != inputs[1] {
+                let detail = format!("add needs equal shapes, got {:?} and {:?}", inputs[0], inputs[1]);
+                return Err(ctx.shape(detail));
+            }
+            (x.to_vec(), Kernel::Add)
+        }
+        Op::Concat { dim } => {
+            let d = ctx.axis("dim", *dim, x.len())?;
+            if d == 0 {
+                return Err(ctx.shape("concat along the batch dimension is not supported".into()));
+            }
+            let mut shape = x.to_vec();
+            shape[d] = 0;
+            let mut inner = Vec::with_capacity(inputs.len());
+            for s in inputs {
+                let same_elsewhere = s.len() == x.len()
+                    && (0..x.len()).all(|i| i == d || s[i] == x[i]);
+                if !same_elsewhere {
+                    let detail = format!("concat on dim {d}: input shapes {inputs:?} differ outside that dim");
+                    return Err(ctx.shape(detail));
+                }
+                shape[d] += s[d];
+                inner.push(s[d..].iter().product());
+            }
+            let outer = x[..d].iter().product();
+            (shape, Kernel::Concat { outer, inner })
+        }
+        Op::Softmax { dim } => {
+            let d = ctx.axis("dim", *dim, x.len())?;
+            let p = SoftmaxParams {
+                outer: x[..d].iter().product(),
+                axis: x[d],
+                inner: x[d + 1..].iter().product(),
+            };
+            p.validate().map_err(|e| ctx.invalid(e))?;
+            (x.to_vec(), Kernel::Softmax(p))
+        }
+        Op::Identity => (x.to_vec(), Kernel::Alias),
+    };
+    Ok(Lowered { shape, kernel })
+}
+
+fn pool_params([n, c, h, w]: [usize; 4], a: &PoolAttrs) -> Pool2dParams {
+    Pool2dParams {
+        n,
+        c,
+        h,
+        w,
+        kernel: a.kernel,
+        stride: a.stride,
+        pad: a.pad,
+        dilation: a.dilation,
+        ceil_mode: a.ceil_mode,
+        count_include_pad: a.count_include_pad,
+    }
+}
+
+/// Error builders that name the node.
+struct Ctx<'a> {
+    node: &'a Node,
+}
+
+impl Ctx<'_> {
+    fn invalid(&self, e: ParamError) -> GraphError {
+        GraphError::Invalid {
+            node: self.node.name.clone(),
+            op: self.node.op.name(),
+            detail: e.0,
+        }
+    }
+
+    fn shape(&self, detail: String) -> GraphError {
+        GraphError::Invalid {
+            node: self.node.name.clone(),
+            op: self.node.op.name(),
+            detail,
+        }
+    }
+
+    fn rank4(&self, x: &[usize]) -> Result<[usize; 4], GraphError> {
+        <[usize; 4]>::try_from(x)
+            .map_err(|_| self.shape(format!("expected an NCHW input (n, c, h, w), got shape {x:?}")))
+    }
+
+    /// Resolves a PyTorch-style dimension index (negative counts from the end).
+    fn axis(&self, attr: &str, dim: i64, rank: usize) -> Result<usize, GraphError> {
+        let r = rank as i64;
+        let d = if dim < 0 { dim + r } else { dim };
+        if (0..r).contains(&d) {
+            Ok(d as usize)
+        } else {
+            Err(GraphError::Attr {
+                node: self.node.name.clone(),
+                attr: attr.to_string(),
+                detail: format!("dimension {dim} is out of range for a rank-{rank} input"),
+            })
+        }
+    }
+
+    fn weight_shape(&self, role: &str, w: &WeightRef, expected: &str) -> GraphError {
+        GraphError::Invalid {
+            node: self.node.name.clone(),
+            op: self.node.op.name(),
+            detail: format!(
+                "weight \"{role}\" (tensor \"{}\") has shape {:?}, expected {expected}",
+                w.name, w.shape
+            ),
+        }
+    }
+
+    fn check_weight(&self, role: &str, w: &WeightRef, expected: &[usize]) -> Result<(), GraphError> {
+        if w.shape == expected {
+            return Ok(());
+        }
+        Err(GraphError::WeightShape {
+            node: self.node.name.clone(),
+            role: role.to_string(),
+            tensor: w.name.clone(),
+            expected: expected.to_vec(),
+            found: w.shape.clone(),
+        })
+    }
+
+    fn check_bias(&self, bias: Option<&WeightRef>, c_out: usize) -> Result<(), GraphError> {
+        match bias {
+            Some(b) => self.check_weight("bias", b, &[c_out]),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `Model`: a validated graph with its weights, immutable and shareable across threads.
+
+use crate::error::{Error, GraphError};
+use crate::graph::{build_graph, Graph, GraphInput};
+use crate::plan::lower_graph;
+use crate::session::{Session, SessionOptions};
+use crate::weights::Weights;
+use kestrel_loader::GraphDef;
+use std::path::{Path, PathBuf};
+
+/// A model: the graph and its weights, checked through and through. `Send + Sync`: load it
+/// once, share it (e.g. behind an `Arc`), and build one `Session` per thread and shape.
+#[derive(Debug, Clone)]
+pub struct Model {
+    graph: Graph,
+    path: Option<PathBuf>,
+}
+
+/// One node as `kestrel info` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerInfo {
+    pub name: String,
+    pub op: &'static str,
+    pub inputs: Vec<String>,
+    pub shape: Vec<usize>,
+    pub params: usize,
+    pub flops: u64,
+}
+
+impl Model {
+    /// Loads a model file: safetensors weights plus the `kestrel.graph` metadata.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model, Error> {
+        let path = path.as_ref();
+        let file = kestrel_loader::read_model(path)?;
+        let def = file.graph.ok_or_else(|| Error::NoGraph {
+            path: path.to_path_buf(),
+        })?;
+        let weights = Weights::from_file(file.tensors);
+        Model::build(&def, &weights, Some(path.to_path_buf()))
+    }
+
+    /// Builds a model from a graph made in code and weights bound by name (for example
+    /// those of a plain `state_dict` file read with `Weights::load`).
+    pub fn from_parts(def: &GraphDef, weights: &Weights) -> Result<Model, Error> {
+        Model::build(def, weights, None)
+    }
+
+    fn build(def: &GraphDef, weights: &Weights, path: Option<PathBuf>) -> Result<Model, Error> {
+        let in_file = |e: GraphError| Error::graph(path.clone(), e);
+        if def.version != kestrel_loader::GRAPH_VERSION {
+            return Err(in_file(GraphError::Version {
+                found: def.version,
+                supported: kestrel_loader::GRAPH_VERSION,
+            }));
+        }
+        let graph = build_graph(def, weights).map_err(in_file)?;
+        let model = Model { graph, path };
+        // Lowering at the smallest batch checks every shape, attribute and weight now,
+        // so that a bad file fails at load rather than at session build.
+        lower_graph(&model.graph, model.min_batch()).map_err(|e| model.in_file(e))?;
+        Ok(model)
+    }
+
+    /// Names the model's file in graph errors that arise after load.
+    fn in_file(&self, e: Error) -> Error {
+        match e {
+            Error::Graph { path: None, error } => Error::Graph {
+                path: self.path.clone(),
+                error,
+            },
+            other => other,
+        }
+    }
+
+    /// The batch a session gets when none is asked for: the fixed batch, or 1.
+    fn min_batch(&self) -> usize {
+        self.graph.inputs[0].batch.unwrap_or(1)
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub fn inputs(&self) -> &[GraphInput] {
+        &self.graph.inputs
+    }
+
+    pub fn output_names(&self) -> Vec<&str> {
+        self.graph.outputs.iter().map(|&v| self.graph.value_name(v)).collect()
+    }
+
+    /// Total number of weight values.
+    pub fn parameter_count(&self) -> usize {
+        crate::graph::parameter_count(&self.graph)
+    }
+
+    /// Prepares a session: passes, shapes, kernels and the arena, all done here once.
+    pub fn session(&self, opts: &SessionOptions) -> Result<Session, Error> {
+        if opts.batch == 0 {
+            return Err(Error::Session("batch must be at least 1".into()));
+        }
+        for input in &self.graph.inputs {
+            if let Some(b) = input.batch.filter(|&b| b != opts.batch) {
+                let detail = format!("the model's batch is fixed at {b}, asked for {}", opts.batch);
+                return Err(Error::Input {
+                    name: input.name.clone(),
+                    detail,
+                });
+            }
+        }
+        Session::new(&self.graph, opts).map_err(|e| self.in_file(e))
+    }
+
+    /// Checks a caller's input shape against input `index` and returns its batch. The
+    /// error says which dimension is wrong: rank, channels, height or width.
+    pub fn check_input_shape(&self, index: usize, shape: &[usize]) -> Result<usize, Error> {
+        let input = self.graph.inputs.get(index).ok_or_else(|| Error::Input {
+            name: format!("#{index}"),
+            detail: format!("the model has {} input(s)", self.graph.inputs.len()),
+        })?;
+        let mut expected = vec![input.batch.map_or("N".to_string(), |b| b.to_string())];
+        expected.extend(input.dims.iter().map(|d| d.to_string()));
+        let err = |what: String| Error::Input {
+            name: input.name.clone(),
+            detail: format!("expected shape [{}], got {shape:?}: {what}", expected.join(", ")),
+        };
+        if shape.len() != input.dims.len() + 1 {
+            return Err(err(format!("rank {} instead of {}", shape.len(), input.dims.len() + 1)));
+        }
+        const NAMES: [&str; 3] = ["channels", "height", "width"];
+        for (i, (&got, &want)) in shape[1..].iter().zip(&input.dims).enumerate() {
+            if got != want {
+                let what = NAMES.get(i).map_or(format!("dimension {}", i + 1), |n| n.to_string());
+                return Err(err(format!("{what} {got} instead of {want}")));
+            }
+        }
+        match input.batch {
+            Some(b) if b != shape[0] => Err(err(format!("batch {} instead of {b}", shape[0]))),
+            _ if shape[0] == 0 => Err(err("batch 0".into())),
+            _ => Ok(shape[0]),
+        }
+    }
+
+    /// Every node of the graph as loaded (before session passes), lowered at `batch`.
+    pub fn layers(&self, batch: usize) -> Result<Vec<LayerInfo>, Error> {
+        let (shapes, steps) = lower_graph(&self.graph, batch).map_err(|e| self.in_file(e))?;
+        Ok(self
+            .graph
+            .nodes
+            .iter()
+            .zip(&steps)
+            .map(|(node, step)| {
+                let shape = shapes[step.output].clone();
+                LayerInfo {
+                    name: node.name.clone(),
+                    op: node.op.name(),
+                    inputs: node.inputs.iter().map(|&v| self.graph.value_name(v).to_string()).collect(),
+                    params: node.op.weights().iter().map(|w| w.data.len()).sum(),
+                    flops: step.kernel.flops(shape.iter().product()),
+                    shape,
+                }
+            })
+            .collect())
+    }
+}

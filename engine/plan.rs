@@ -1,0 +1,163 @@
+//! The static plan of a session: every value's shape, the kernel of every node, and one
+//! arena in which every value has a fixed offset, reused once the value is dead.
+
+use crate::error::{Error, GraphError};
+use crate::graph::{Graph, Value};
+use crate::lower::{lower, Kernel};
+
+/// No single value may hold more than 2^36 floats (256 GiB): past that a shape is absurd,
+/// and refusing it here keeps every later size computation far from overflow.
+const MAX_ELEMS: usize = 1 << 36;
+
+/// Offsets are multiples of 16 floats (64 bytes), so each value starts on a cache line.
+const ALIGN: usize = 16;
+
+/// One node lowered at a fixed batch.
+pub(crate) struct Step {
+    pub name: String,
+    pub kernel: Kernel,
+    /// Value ids (see `Plan::values`) of the inputs, then the output.
+    pub inputs: Vec<usize>,
+    pub output: usize,
+}
+
+/// Where a value lives: its shape and its place in the arena.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub shape: Vec<usize>,
+    pub offset: usize,
+    pub len: usize,
+}
+
+pub(crate) struct Plan {
+    /// Graph inputs first (value id = input index), then one value per node.
+    pub values: Vec<Slot>,
+    pub steps: Vec<Step>,
+    pub outputs: Vec<usize>,
+    pub arena_len: usize,
+}
+
+fn value_id(graph: &Graph, v: Value) -> usize {
+    match v {
+        Value::Input(i) => i,
+        Value::Node(i) => graph.inputs.len() + i,
+    }
+}
+
+/// Shapes and kernels of every node at `batch`, checked; no memory is planned yet.
+pub(crate) fn lower_graph(graph: &Graph, batch: usize) -> Result<(Vec<Vec<usize>>, Vec<Step>), Error> {
+    let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(graph.inputs.len() + graph.nodes.len());
+    for input in &graph.inputs {
+        let mut shape = vec![batch];
+        shape.extend_from_slice(&input.dims);
+        check_elems(&shape, || GraphError::BadInput {
+            name: input.name.clone(),
+            detail: format!("shape {shape:?} is absurdly large"),
+        })?;
+        shapes.push(shape);
+    }
+    let mut steps = Vec::with_capacity(graph.nodes.len());
+    for node in &graph.nodes {
+        let ids: Vec<usize> = node.inputs.iter().map(|&v| value_id(graph, v)).collect();
+        let in_shapes: Vec<&[usize]> = ids.iter().map(|&i| &shapes[i][..]).collect();
+        let lowered = lower(node, &in_shapes).map_err(graph_err)?;
+        check_elems(&lowered.shape, || GraphError::Invalid {
+            node: node.name.clone(),
+            op: node.op.name(),
+            detail: format!("output shape {:?} is absurdly large", lowered.shape),
+        })?;
+        steps.push(Step {
+            name: node.name.clone(),
+            kernel: lowered.kernel,
+            inputs: ids,
+            output: shapes.len(),
+        });
+        shapes.push(lowered.shape);
+    }
+    Ok((shapes, steps))
+}
+
+fn graph_err(e: GraphError) -> Error {
+    Error::graph(None, e)
+}
+
+fn check_elems(shape: &[usize], err: impl FnOnce() -> GraphError) -> Result<(), Error> {
+    let elems = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    match elems {
+        Some(n) if n <= MAX_ELEMS => Ok(()),
+        _ => Err(graph_err(err())),
+    }
+}
+
+/// Plans the arena: values that alias (flatten, identity) share their input's storage; a
+/// storage is live from the step that writes it to the last step that reads it (graph
+/// inputs from the start, graph outputs to the end); storages whose lives overlap get
+/// disjoint ranges, placed largest first at the lowest offset that fits.
+pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
+    let (shapes, steps) = lower_graph(graph, batch)?;
+    let n_values = shapes.len();
+    // storage[v]: the value whose storage v uses (itself unless it aliases).
+    let mut storage: Vec<usize> = (0..n_values).collect();
+    for step in &steps {
+        if matches!(step.kernel, Kernel::Alias) {
+            storage[step.output] = storage[step.inputs[0]];
+        }
+    }
+    let len = |v: usize| shapes[v].iter().product::<usize>();
+    let end = steps.len() + 1;
+    // Lifetimes in step positions: graph inputs are written at 0, step s at s + 1.
+    let mut born = vec![0; n_values];
+    let mut dies = vec![0; n_values];
+    for (s, step) in steps.iter().enumerate() {
+        let root = storage[step.output];
+        if root == step.output {
+            born[root] = s + 1;
+        }
+        dies[root] = dies[root].max(s + 1);
+        for &i in &step.inputs {
+            dies[storage[i]] = dies[storage[i]].max(s + 1);
+        }
+    }
+    let outputs: Vec<usize> = graph.outputs.iter().map(|&v| value_id(graph, v)).collect();
+    for &o in &outputs {
+        dies[storage[o]] = end;
+    }
+    let mut roots: Vec<usize> = (0..n_values).filter(|&v| storage[v] == v).collect();
+    roots.sort_by_key(|&v| std::cmp::Reverse(len(v)));
+    let mut offset = vec![0; n_values];
+    let mut placed: Vec<usize> = Vec::with_capacity(roots.len());
+    let mut arena_len = 0;
+    for &v in &roots {
+        let size = len(v).div_ceil(ALIGN) * ALIGN;
+        // Ranges of live-overlapping storages already placed, by offset.
+        let mut busy: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|&&u| born[u] <= dies[v] && born[v] <= dies[u])
+            .map(|&u| (offset[u], offset[u] + len(u).div_ceil(ALIGN) * ALIGN))
+            .collect();
+        busy.sort_unstable();
+        let mut at = 0;
+        for (start, stop) in busy {
+            if at + size <= start {
+                break;
+            }
+            at = at.max(stop);
+        }
+        offset[v] = at;
+        arena_len = arena_len.max(at + size);
+        placed.push(v);
+    }
+    let values = (0..n_values)
+        .map(|v| Slot {
+            shape: shapes[v].clone(),
+            offset: offset[storage[v]],
+            len: len(v),
+        })
+        .collect();
+    Ok(Plan {
+        values,
+        steps,
+        outputs,
+        arena_len,
+    })
+}

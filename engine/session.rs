@@ -1,0 +1,185 @@
+//! Sessions: a model prepared for one device and one batch size, ready to run repeatedly.
+
+use crate::error::Error;
+use crate::exec::execute;
+use crate::graph::Graph;
+use crate::passes;
+use crate::plan::{plan, Plan, Slot};
+
+/// Where a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+}
+
+/// How to build a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionOptions {
+    pub device: Device,
+    /// The batch size every run of the session takes.
+    pub batch: usize,
+    /// Run the graph passes (batch-norm folding, identity removal). Turn off to see every
+    /// node of the file, as `compare --per-layer` does to check each one against PyTorch.
+    pub optimize: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            device: Device::Cpu,
+            batch: 1,
+            optimize: true,
+        }
+    }
+}
+
+/// A read-only view of one tensor: its shape (batch first) and its data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TensorView<'a> {
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}
+
+/// A model prepared to run: every shape inferred, every kernel chosen, every buffer placed
+/// in one arena. `run` allocates nothing. A session is `Send`: move it to the thread that
+/// runs it; share the `Model` instead, and give each thread its own session.
+pub struct Session {
+    plan: Plan,
+    arena: Vec<f32>,
+    input_names: Vec<String>,
+    output_names: Vec<String>,
+}
+
+impl Session {
+    pub(crate) fn new(graph: &Graph, opts: &SessionOptions) -> Result<Session, Error> {
+        let mut graph = graph.clone();
+        if opts.optimize {
+            passes::optimize(&mut graph);
+        }
+        let plan = plan(&graph, opts.batch)?;
+        let mut arena = Vec::new();
+        arena.try_reserve_exact(plan.arena_len).map_err(|_| {
+            Error::OutOfMemory(format!("session arena of {} floats", plan.arena_len))
+        })?;
+        arena.resize(plan.arena_len, 0.0);
+        Ok(Session {
+            input_names: graph.inputs.iter().map(|i| i.name.clone()).collect(),
+            output_names: graph.outputs.iter().map(|&v| graph.value_name(v).to_string()).collect(),
+            plan,
+            arena,
+        })
+    }
+
+    /// Runs the model on `inputs` (one slice per graph input, NCHW, batch first) and
+    /// returns views of the outputs, valid until the next run.
+    pub fn run(&mut self, inputs: &[&[f32]]) -> Result<Outputs<'_>, Error> {
+        self.run_with(inputs, |_, _| {})
+    }
+
+    /// Like `run`, and calls `tap` with each node's name and output as soon as it is
+    /// computed: how `compare --per-layer` checks every layer.
+    pub fn run_with(
+        &mut self,
+        inputs: &[&[f32]],
+        mut tap: impl FnMut(&str, TensorView<'_>),
+    ) -> Result<Outputs<'_>, Error> {
+        self.load_inputs(inputs)?;
+        execute(&self.plan, &mut self.arena, &mut |name, slot, data| {
+            tap(
+                name,
+                TensorView {
+                    shape: &slot.shape,
+                    data,
+                },
+            )
+        });
+        Ok(Outputs { session: self })
+    }
+
+    fn load_inputs(&mut self, inputs: &[&[f32]]) -> Result<(), Error> {
+        if inputs.len() != self.input_names.len() {
+            return Err(Error::Input {
+                name: self.input_names.join(", "),
+                detail: format!(
+                    "the model takes {} input(s), got {}",
+                    self.input_names.len(),
+                    inputs.len()
+                ),
+            });
+        }
+        for (i, data) in inputs.iter().enumerate() {
+            let slot = &self.plan.values[i];
+            if data.len() != slot.len {
+                return Err(Error::Input {
+                    name: self.input_names[i].clone(),
+                    detail: format!(
+                        "expected {} values (shape {:?}), got {}",
+                        slot.len,
+                        slot.shape,
+                        data.len()
+                    ),
+                });
+            }
+            self.arena[slot.offset..slot.offset + slot.len].copy_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// The shape (batch first) each input must have.
+    pub fn input_shape(&self, index: usize) -> &[usize] {
+        &self.plan.values[index].shape
+    }
+
+    pub fn input_names(&self) -> &[String] {
+        &self.input_names
+    }
+
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    /// Size of the session's activation arena in bytes.
+    pub fn arena_bytes(&self) -> usize {
+        self.plan.arena_len * std::mem::size_of::<f32>()
+    }
+
+    /// Number of kernel calls one run makes (aliases, which move no data, excluded).
+    pub fn kernel_count(&self) -> usize {
+        let alias = |s: &&crate::plan::Step| matches!(s.kernel, crate::lower::Kernel::Alias);
+        self.plan.steps.iter().filter(|s| !alias(s)).count()
+    }
+
+    fn view<'a>(&'a self, slot: &'a Slot) -> TensorView<'a> {
+        TensorView {
+            shape: &slot.shape,
+            data: &self.arena[slot.offset..slot.offset + slot.len],
+        }
+    }
+}
+
+/// The outputs of one run, in the graph's output order.
+pub struct Outputs<'a> {
+    session: &'a Session,
+}
+
+impl<'a> Outputs<'a> {
+    pub fn len(&self) -> usize {
+        self.session.plan.outputs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Output `index`, or None past the last.
+    pub fn get(&self, index: usize) -> Option<TensorView<'a>> {
+        let s = self.session;
+        let value = *s.plan.outputs.get(index)?;
+        Some(s.view(&s.plan.values[value]))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = TensorView<'a>> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}

@@ -1,0 +1,6 @@
+//! Element-wise add of two same-shape tensors (the residual add). No params: any length.
+
+pub mod reference;
+
+#[cfg(test)]
+mod tests;

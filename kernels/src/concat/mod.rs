@@ -1,0 +1,11 @@
+//! Concatenation along one axis (`torch.cat`).
+//!
+//! Each input `i` is viewed as `(outer, inner[i])` where `inner[i]` = (size of the concat axis
+//! in input `i`) * (product of the dims after it); the output is `(outer, sum(inner))`.
+//! Concat along channels of NCHW: `outer = n`, `inner[i] = c_i * h * w`. Nothing to validate
+//! beyond lengths.
+
+pub mod reference;
+
+#[cfg(test)]
+mod tests;

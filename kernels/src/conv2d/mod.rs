@@ -1,0 +1,119 @@
+//! 2-D convolution over NCHW, as `torch.nn.functional.conv2d`: stride, padding, dilation
+//! and groups (depthwise when groups = c_in = c_out), bias optional.
+
+use crate::error::{check_dims, check_pair, checked_numel, dilated_extent};
+use crate::ParamError;
+
+pub mod reference;
+
+#[cfg(test)]
+mod tests;
+
+/// Shapes and attributes of one conv2d call.
+/// x: (n, c_in, h, w)  w: (c_out, c_in/groups, kh, kw)  bias: (c_out)  y: (n, c_out, oh, ow)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub n: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    /// [along h, along w], as everywhere below.
+    pub stride: [usize; 2],
+    /// Zeros added on both sides of each axis.
+    pub pad: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl Conv2dParams {
+    /// Checks what PyTorch checks, plus that every size fits in `usize`.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        check_dims(&[
+            ("n", self.n),
+            ("c_in", self.c_in),
+            ("h", self.h),
+            ("w", self.w),
+            ("c_out", self.c_out),
+            ("kh", self.kh),
+            ("kw", self.kw),
+            ("groups", self.groups),
+        ])?;
+        check_pair("stride", self.stride)?;
+        check_pair("dilation", self.dilation)?;
+        for (name, c) in [("c_in", self.c_in), ("c_out", self.c_out)] {
+            if c % self.groups != 0 {
+                return Err(ParamError(format!(
+                    "{name} {c} is not divisible by groups {}",
+                    self.groups
+                )));
+            }
+        }
+        let overflow = || {
+            ParamError(format!(
+                "kernel {}x{} with dilation {:?} on input {}x{} with pad {:?} overflows usize",
+                self.kh, self.kw, self.dilation, self.h, self.w, self.pad
+            ))
+        };
+        let padded = |len: usize, pad: usize| pad.checked_mul(2)?.checked_add(len);
+        let ext_h = dilated_extent(self.kh, self.dilation[0]).ok_or_else(overflow)?;
+        let ext_w = dilated_extent(self.kw, self.dilation[1]).ok_or_else(overflow)?;
+        let in_h = padded(self.h, self.pad[0]).ok_or_else(overflow)?;
+        let in_w = padded(self.w, self.pad[1]).ok_or_else(overflow)?;
+        // PyTorch's rule; it also guarantees an output of at least 1x1.
+        if ext_h > in_h || ext_w > in_w {
+            return Err(ParamError(format!(
+                "kernel {ext_h}x{ext_w} (dilated) is larger than the padded input {in_h}x{in_w}"
+            )));
+        }
+        checked_numel("input", &[self.n, self.c_in, self.h, self.w])?;
+        checked_numel("weight", &self.weight_shape())?;
+        checked_numel("output", &self.output_shape())?;
+        Ok(())
+    }
+
+    /// PyTorch's rule: `(h + 2p - d(k-1) - 1) / s + 1`, rounded down. Call only after `validate`.
+    pub fn output_hw(&self) -> (usize, usize) {
+        let out = |len: usize, k: usize, s: usize, p: usize, d: usize| {
+            (len + 2 * p - (d * (k - 1) + 1)) / s + 1
+        };
+        (
+            out(
+                self.h,
+                self.kh,
+                self.stride[0],
+                self.pad[0],
+                self.dilation[0],
+            ),
+            out(
+                self.w,
+                self.kw,
+                self.stride[1],
+                self.pad[1],
+                self.dilation[1],
+            ),
+        )
+    }
+
+    /// (c_out, c_in/groups, kh, kw)
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [self.c_out, self.c_in / self.groups, self.kh, self.kw]
+    }
+
+    /// (n, c_out, oh, ow)
+    pub fn output_shape(&self) -> [usize; 4] {
+        let (oh, ow) = self.output_hw();
+        [self.n, self.c_out, oh, ow]
+    }
+
+    /// 2 * multiply-adds (saturating); the bias is not counted.
+    pub fn flops(&self) -> u64 {
+        let [n, c_out, oh, ow] = self.output_shape();
+        let [_, cg_in, kh, kw] = self.weight_shape();
+        [n, c_out, oh, ow, cg_in, kh, kw]
+            .iter()
+            .fold(2u64, |acc, &d| acc.saturating_mul(d as u64))
+    }
+}

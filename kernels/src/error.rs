@@ -1,0 +1,37 @@
+//! The one error type of this crate, and the checks every op's `validate` shares.
+
+/// An attribute or shape the op cannot take; the message says which and why, e.g.
+/// "stride must be at least 1, got [0, 1]" or "kernel 7x7 (dilated) is larger than the padded input 5x5".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParamError(pub String);
+
+/// Each named dimension must be at least 1: "c_in must be at least 1, got 0".
+pub(crate) fn check_dims(dims: &[(&str, usize)]) -> Result<(), ParamError> {
+    match dims.iter().find(|(_, v)| *v == 0) {
+        Some((name, v)) => Err(ParamError(format!("{name} must be at least 1, got {v}"))),
+        None => Ok(()),
+    }
+}
+
+/// Both entries of a per-axis attribute must be at least 1: "stride must be at least 1, got [0, 1]".
+pub(crate) fn check_pair(name: &str, v: [usize; 2]) -> Result<(), ParamError> {
+    if v.contains(&0) {
+        return Err(ParamError(format!("{name} must be at least 1, got {v:?}")));
+    }
+    Ok(())
+}
+
+/// The element count of a shape, or an error if it does not fit in `usize`
+/// (attributes come from model files, so absurd values must fail here, not overflow later).
+pub(crate) fn checked_numel(what: &str, shape: &[usize]) -> Result<usize, ParamError> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| ParamError(format!("{what} shape {shape:?} has too many elements")))
+}
+
+/// `d * (k - 1) + 1`: how far a dilated kernel of `k` taps reaches, or `None` on overflow.
+pub(crate) fn dilated_extent(k: usize, d: usize) -> Option<usize> {
+    k.checked_sub(1)?.checked_mul(d)?.checked_add(1)
+}

@@ -1,0 +1,23 @@
+//! Kestrel's kernels: one folder per op, slices and params in, slices out.
+//!
+//! Each `<op>/mod.rs` holds the op's params and the only shape arithmetic and validation
+//! for it; `<op>/reference.rs` holds plain loops, the test oracle (and the first CPU
+//! executor). SIMD `cpu.rs` and CUDA `cuda.rs` files slot in beside them and call the same
+//! shape arithmetic. Every tensor is f32, NCHW, contiguous.
+
+pub mod activation;
+pub mod adaptive_avg_pool2d;
+pub mod add;
+pub mod batch_norm;
+pub mod concat;
+pub mod conv2d;
+pub mod linear;
+pub mod mean;
+pub mod pool2d;
+pub mod softmax;
+
+mod error;
+pub use error::ParamError;
+
+#[cfg(test)]
+mod testing;

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Run a Kestrel model file from its graph JSON alone, with plain torch.nn.functional ops,
+and compare every output and layer with a reference file.
+
+This is an independent oracle for the exporter: it reads only what the Rust engine reads
+(the safetensors weights and the ``kestrel.graph`` JSON, with GRAPH_FORMAT.md's defaults), so
+a wrong attribute in the JSON shows up as a mismatch.  It does not import kestrel_export.
+
+    python3 kestrel_check.py MODEL.safetensors REF.safetensors [--rtol 1e-5]
+"""
+import argparse
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+
+OPS = {"conv2d", "batch_norm", "relu", "relu6", "max_pool2d", "avg_pool2d",
+       "adaptive_avg_pool2d", "mean", "linear", "flatten", "add", "concat", "softmax",
+       "identity", "dropout"}
+
+
+def load(path):
+    """(graph dict, {name: float32 tensor}) from a Kestrel model file."""
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata() or {}
+        if "kestrel.graph" not in meta:
+            raise ValueError(f"{path}: no kestrel.graph in the metadata")
+        graph = json.loads(meta["kestrel.graph"])
+        weights = {k: f.get_tensor(k) for k in f.keys()}
+    return graph, weights
+
+
+def validate(graph, weights):
+    assert graph.get("version") == 1, "version must be 1"
+    names = [i["name"] for i in graph["inputs"]]
+    for i in graph["inputs"]:
+        s = i["shape"]
+        assert all(isinstance(d, int) and (d > 0 or (d == -1 and k == 0))
+                   for k, d in enumerate(s)), f"bad input shape {s}"
+    seen = set(names)
+    for n in graph["nodes"]:
+        assert n["op"] in OPS, f"unknown op {n['op']}"
+        assert n["name"] not in seen, f"duplicate name {n['name']}"
+        for i in n["inputs"]:
+            assert i in seen, f"{n['name']}: input {i} not defined before use"
+        for role, w in n.get("weights", {}).items():
+            assert w in weights, f"{n['name']}: weight {w} missing"
+            assert weights[w].dtype in (torch.float32, torch.float16, torch.bfloat16), \
+                f"{w}: dtype {weights[w].dtype}"
+        for k, v in n.get("attrs", {}).items():
+            assert not isinstance(v, float) or k == "eps", f"{n['name']}.{k} is a float"
+        seen.add(n["name"])
+    for o in graph["outputs"]:
+        assert o in seen, f"output {o} undefined"
+
+
+def _op(node, xs, w):
+    op, a = node["op"], node.get("attrs", {})
+    x = xs[0]
+    if op == "conv2d":
+        return F.conv2d(x, w["weight"], w.get("bias"), a.get("stride", [1, 1]),
+                        a.get("padding", [0, 0]), a.get("dilation", [1, 1]), a.get("groups", 1))
+    if op == "batch_norm":
+        return F.batch_norm(x, w["running_mean"], w["running_var"], w.get("weight"),
+                            w.get("bias"), False, 0.0, a.get("eps", 1e-5))
+    if op == "relu":
+        return torch.clamp(x, min=0)
+    if op == "relu6":
+        return torch.clamp(x, 0, 6)
+    if op == "max_pool2d":
+        k = a["kernel_size"]
+        return F.max_pool2d(x, k, a.get("stride", k), a.get("padding", [0, 0]),
+                            a.get("dilation", [1, 1]), a.get("ceil_mode", False))
+    if op == "avg_pool2d":
+        k = a["kernel_size"]
+        return F.avg_pool2d(x, k, a.get("stride", k), a.get("padding", [0, 0]),
+                            a.get("ceil_mode", False), a.get("count_include_pad", True))
+    if op == "adaptive_avg_pool2d":
+        return F.adaptive_avg_pool2d(x, a["output_size"])
+    if op == "mean":
+        assert sorted(d % 4 for d in a["dims"]) == [2, 3] and x.dim() == 4
+        return x.mean(a["dims"], keepdim=a.get("keepdim", False))
+    if op == "linear":
+        assert x.dim() == 2
+        return F.linear(x, w["weight"], w.get("bias"))
+    if op == "flatten":
+        s, e = a.get("start_dim", 1), a.get("end_dim", -1)
+        assert s % x.dim() != 0, "flatten of the batch dimension"
+        return torch.flatten(x, s, e)
+    if op == "add":
+        assert xs[0].shape == xs[1].shape, "add shapes differ"
+        return xs[0] + xs[1]
+    if op == "concat":
+        d = a.get("dim", 1)
+        assert d % x.dim() != 0, "concat along batch"
+        return torch.cat(xs, d)
+    if op == "softmax":
+        return torch.softmax(x, a.get("dim", -1))
+    if op in ("identity", "dropout"):
+        return x
+    raise ValueError(op)
+
+
+def run(graph, weights, x):
+    """Every node's output (dict name -> tensor) for input ``x`` (float32)."""
+    w32 = {k: v.float() for k, v in weights.items()}
+    inp = graph["inputs"][0]
+    assert list(x.shape[1:]) == inp["shape"][1:], f"input {list(x.shape)} vs {inp['shape']}"
+    env = {inp["name"]: x}
+    with torch.no_grad():
+        for n in graph["nodes"]:
+            ws = {role: w32[name] for role, name in n.get("weights", {}).items()}
+            env[n["name"]] = _op(n, [env[i] for i in n["inputs"]], ws)
+    return env
+
+
+def compare(model_path, ref_path, rtol=1e-5, atol=1e-7, per_layer=True):
+    """Compare outputs (and layers present in the reference). Returns (ok, worst rel err,
+    lines). The error measure matches Kestrel: max|out-ref| <= rtol*max|ref| + atol."""
+    graph, weights = load(model_path)
+    validate(graph, weights)
+    with safe_open(ref_path, framework="pt") as f:
+        ref = {k: f.get_tensor(k) for k in f.keys()}
+    env = run(graph, weights, ref["input"].float())
+    outs = graph["outputs"]
+    pairs = [("output" if len(outs) == 1 else f"output.{i}", o) for i, o in enumerate(outs)]
+    if per_layer:
+        pairs += [(f"layer.{n['name']}", n["name"]) for n in graph["nodes"]
+                  if f"layer.{n['name']}" in ref]
+    ok, worst, lines = True, 0.0, []
+    for key, name in pairs:
+        r, o = ref[key].float(), env[name]
+        if r.shape != o.shape:
+            ok = False
+            lines.append(f"{key}: shape {tuple(o.shape)} != reference {tuple(r.shape)}")
+            continue
+        scale = r.abs().max().item() if r.numel() else 0.0
+        err = (o - r).abs().max().item() if r.numel() else 0.0
+        rel = err / scale if scale > 0 else err
+        good = err <= rtol * scale + atol
+        ok &= good
+        worst = max(worst, rel)
+        if not good or not key.startswith("layer."):
+            lines.append(f"{key}: max abs err {err:.3e} max rel err {rel:.3e} "
+                         f"tol {rtol * scale + atol:.3e} {'ok' if good else 'OVER'}")
+    missing = [n["name"] for n in graph["nodes"] if per_layer and f"layer.{n['name']}" not in ref]
+    if per_layer and any(k.startswith("layer.") for k in ref) and missing:
+        ok = False
+        lines.append(f"layers missing from the reference: {missing[:5]}")
+    return ok, worst, lines
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("model")
+    p.add_argument("ref")
+    p.add_argument("--rtol", type=float, default=1e-5)
+    a = p.parse_args(argv)
+    ok, worst, lines = compare(a.model, a.ref, a.rtol)
+    print("\n".join(lines))
+    print(f"{'OK' if ok else 'FAIL'}: worst relative error {worst:.3e}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,515 @@
+"""Map a ``torch.export`` ATen graph onto Kestrel's op set (loader/GRAPH_FORMAT.md).
+
+``convert(ep, input_chw)`` walks the traced graph once, in order:
+  * placeholders become the graph input or named constants (state_dict names);
+  * a node whose inputs are only constants is evaluated now and becomes a constant
+    (e.g. a pruned ``weight_orig * weight_mask``);
+  * dropout / alias / clone / contiguous / detach are dropped and their users rewired;
+  * every other node must map to one Kestrel op, else ``ExportError`` names the op and the
+    source line it came from.
+``run_traced`` executes the same traced graph on real tensors and records, for each Kestrel
+node, the value of the ATen node it was made from, so references match the exported nodes.
+"""
+import operator
+import re
+
+import torch
+
+aten = torch.ops.aten
+INPUT_NAME = "input"
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+class Const:
+    """A tensor known at export time. ``name`` is its state_dict name (None when folded)."""
+    def __init__(self, value, name=None, transpose_of=None):
+        self.value, self.name, self.transpose_of = value, name, transpose_of
+
+
+class Unusable:
+    """A value the graph cannot carry (e.g. max_pool2d's indices); an error when used."""
+    def __init__(self, why):
+        self.why = why
+
+
+class Sym:
+    """A symbolic size (e.g. ``x.size(0)``): allowed only as a view/reshape argument."""
+
+
+class Rec:
+    """One Kestrel node (or the graph input when ``op`` is None)."""
+    def __init__(self, fx, op, inputs=(), weights=None, attrs=None):
+        self.fx, self.out_fx, self.op = fx, fx, op
+        self.inputs, self.weights, self.attrs = list(inputs), weights or {}, attrs or {}
+        self.name = None
+        self.stack = []  # [(call key, module path)] outermost first, root excluded
+
+
+# ops that produce nothing the graph needs
+_IGNORED = {aten._assert_tensor_metadata.default, aten._assert_scalar.default,
+            aten.sym_constrain_range_for_size.default, torch._C._set_grad_enabled}
+# ops that return their input unchanged in eval mode; True = result shares storage
+_ALIAS = {aten.alias.default: True, aten.detach.default: True, aten.detach_.default: True,
+          aten.contiguous.default: True, aten.clone.default: False,
+          aten.lift_fresh_copy.default: False}
+_DROPOUT = {aten.dropout.default, aten.dropout_.default, aten.feature_dropout.default,
+            aten.feature_dropout_.default, aten.alpha_dropout.default,
+            aten.feature_alpha_dropout.default}
+_SYM = {aten.sym_size.int, aten.sym_numel.default, aten.sym_stride.int}
+_TRANSPOSE = {aten.t.default, aten.numpy_T.default}
+_VIEW = {aten.view.default, aten.reshape.default, aten._unsafe_view.default}
+_RELU6 = {aten.relu6.default} | ({aten.relu6_.default} if hasattr(aten, "relu6_") else set())
+
+
+def source_line(node):
+    """'file:line: code' of the innermost frame outside torch itself (or the innermost)."""
+    trace = node.meta.get("stack_trace") or ""
+    frames = []
+    for line in trace.splitlines():
+        m = re.match(r'\s*File "([^"]+)", line (\d+)', line)
+        if m:
+            frames.append([m.group(1), m.group(2), ""])
+        elif frames and line.strip() and not frames[-1][2]:
+            frames[-1][2] = line
+    if not frames:
+        return "unknown source line"
+    user = [f for f in frames if "/torch/" not in f[0]]
+    f, line, code = (user or frames)[-1]
+    return f"{f}:{line}: {code.strip()}"
+
+
+def _bind(n):
+    """Arguments of an ATen call node by schema name, defaults filled in."""
+    out = {}
+    for i, a in enumerate(n.target._schema.arguments):
+        if i < len(n.args):
+            out[a.name] = n.args[i]
+        elif a.name in n.kwargs:
+            out[a.name] = n.kwargs[a.name]
+        else:
+            out[a.name] = a.default_value if a.has_default_value() else None
+    return out
+
+
+def _pair(v, what):
+    v = [v] if isinstance(v, int) else list(v)
+    if len(v) == 1:
+        v = v * 2
+    if len(v) != 2 or not all(isinstance(i, int) for i in v):
+        raise ExportError(f"{what} must be two ints, got {v}")
+    return [int(i) for i in v]
+
+
+def _shape(n):
+    """Shape from the trace; symbolic dims (the batch) as strings."""
+    v = n.meta.get("val") if isinstance(n, torch.fx.Node) else None
+    if not isinstance(v, torch.Tensor):
+        return None
+    return [d if isinstance(d, int) else str(d) for d in v.shape]
+
+
+def _rank(n):
+    s = _shape(n)
+    return len(s) if s is not None else None
+
+
+class Graph:
+    """The converted graph: ``nodes`` (Rec, topological), ``weights`` (name -> tensor),
+    ``outputs`` (names), ``input`` (Rec) and ``input_chw``."""
+
+    def to_json(self):
+        nodes = []
+        for r in self.nodes:
+            d = {"name": r.name, "op": r.op, "inputs": [i.name for i in r.inputs]}
+            if r.weights:
+                d["weights"] = {role: c.name for role, c in r.weights.items()}
+            if r.attrs:
+                d["attrs"] = r.attrs
+            nodes.append(d)
+        return {"version": 1,
+                "inputs": [{"name": self.input.name, "shape": [-1] + list(self.input_chw)}],
+                "nodes": nodes, "outputs": list(self.outputs)}
+
+
+class _Converter:
+    def __init__(self, ep):
+        self.ep = ep
+        self.val = {}       # fx node -> Rec | Const | Sym | None
+        self.group = {}     # fx node -> storage group id (activations only)
+        self.family = {}    # storage group -> storage family (a tensor and its reshapes)
+        self.order = {n: i for i, n in enumerate(ep.graph.nodes)}
+        self.recs = []
+
+    # -- helpers
+    def fail(self, n, why):
+        raise ExportError(f"{why} (node {n.name}: {n.target}) at {source_line(n)}")
+
+    def act(self, n, a, what="input"):
+        v = self.val.get(a) if isinstance(a, torch.fx.Node) else None
+        if isinstance(v, Unusable):
+            self.fail(n, v.why)
+        if not isinstance(v, Rec):
+            self.fail(n, f"{what} must be a tensor computed from the model input")
+        return v
+
+    def const(self, n, a, what, optional=False):
+        if a is None and optional:
+            return None
+        v = self.val.get(a) if isinstance(a, torch.fx.Node) else None
+        if not isinstance(v, Const) or not isinstance(v.value, torch.Tensor):
+            self.fail(n, f"{what} must be a parameter, buffer or constant tensor")
+        if not v.value.is_floating_point():
+            self.fail(n, f"{what} must be a floating-point tensor")
+        return v
+
+    def new_group(self, view_of=None):
+        g = len(self.family) + 1
+        self.family[g] = self.family[view_of] if view_of else g
+        return g
+
+    def emit(self, n, op, inputs, weights=None, attrs=None):
+        r = Rec(n, op, inputs, {k: w for k, w in (weights or {}).items() if w is not None},
+                attrs)
+        self.recs.append(r)
+        return r
+
+    # -- the walk
+    def run(self):
+        sig = self.ep.graph_signature
+        consts = dict(self.ep.state_dict)
+        consts.update(getattr(self.ep, "constants", {}) or {})
+        kinds = {s.arg.name: s for s in sig.input_specs}
+        user = [s.arg.name for s in sig.input_specs if s.kind.name == "USER_INPUT"]
+        if len(user) != 1:
+            raise ExportError(f"the model must take exactly one tensor input, got {len(user)}")
+        for n in self.ep.graph.nodes:
+            if n.op == "placeholder":
+                spec = kinds[n.name]
+                if n.name == user[0]:
+                    r = Rec(n, None)
+                    r.name = INPUT_NAME
+                    self.val[n], self.group[n] = r, self.new_group()
+                    self.input = r
+                elif spec.kind.name in ("PARAMETER", "BUFFER"):
+                    self.val[n] = Const(consts[spec.target], spec.target)
+                elif spec.kind.name == "CONSTANT_TENSOR":
+                    self.val[n] = Const(consts[spec.target])  # lifted constant: name later
+                else:
+                    raise ExportError(f"unsupported graph input kind {spec.kind} ({n.name})")
+            elif n.op == "call_function":
+                self.call(n)
+            elif n.op == "output":
+                self.outputs = [self.act(n, a, "every model output") for a in n.args[0]]
+            else:
+                self.fail(n, f"unsupported fx node kind {n.op}")
+
+    def call(self, n):
+        t = n.target
+        if t in _IGNORED:
+            self.val[n] = None
+            return
+        ins = n.all_input_nodes
+        if t in _SYM:
+            self.val[n] = Sym()
+            return
+        if all(isinstance(self.val.get(a), Const) for a in ins):
+            self.fold(n)
+            return
+        if any(isinstance(self.val.get(a), Sym) for a in ins) and t not in _VIEW:
+            self.fail(n, "symbolic sizes may only be used to flatten with view/reshape")
+        if t in _ALIAS or t in _DROPOUT or t in (aten.to.dtype, aten._to_copy.default) or (
+                t in _VIEW and _shape(n) == _shape(n.args[0])):  # no-op reshape
+            self.alias(n)
+            return
+        if t is operator.getitem:
+            src, idx = n.args
+            v = self.val.get(src)
+            if not (isinstance(v, Rec) and v.fx is src and idx == 0):
+                self.val[n] = Unusable(f"only the first result of {src.target} can be used")
+                return
+            v.out_fx = n
+            self.val[n], self.group[n] = v, self.group[src]
+            return
+        r = self.map_op(n)
+        if r is None:
+            self.fail(n, "unsupported op")
+        self.val[n] = r
+        first = n.target._schema.arguments[0].alias_info
+        if first is not None and first.is_write:  # in-place: self now holds the new value
+            self.mutate(n, n.args[0], r)
+        elif r.op == "flatten":  # a view of its input's storage
+            self.group[n] = self.new_group(view_of=self.group[n.args[0]])
+        else:
+            self.group[n] = self.new_group()
+
+    def mutate(self, n, target, r):
+        """Rebind every alias of ``target`` to ``r``; refuse when a reshaped view of the
+        same storage is used after ``n`` (its new value is not expressible)."""
+        g = self.group[target]
+        old = self.val[target]
+        for m, v in list(self.val.items()):
+            h = self.group.get(m)
+            if h == g and v is old:
+                self.val[m] = r
+            elif h is not None and h != g and self.family[h] == self.family[g] and \
+                    any(self.order[u] > self.order[n] for u in m.users):
+                self.fail(n, f"in-place op on a tensor whose reshaped view {m.name} is used later")
+        self.group[n] = g
+
+    def fold(self, n):
+        def value(a):
+            return self.val[a].value if isinstance(a, torch.fx.Node) else a
+        args = torch.fx.node.map_arg(n.args, value)
+        kwargs = torch.fx.node.map_arg(n.kwargs, value)
+        with torch.no_grad():
+            out = n.target(*args, **kwargs)
+        tr = None
+        src = self.val.get(n.args[0]) if n.args and isinstance(n.args[0], torch.fx.Node) else None
+        if isinstance(src, Const) and src.name and isinstance(out, torch.Tensor) and out.dim() == 2:
+            if n.target in _TRANSPOSE or (n.target == aten.transpose.int and
+                                          sorted(a % 2 for a in n.args[1:3]) == [0, 1]) or \
+                    (n.target == aten.permute.default and list(n.args[1]) == [1, 0]):
+                tr = src
+        self.val[n] = Const(out, None, tr)
+
+    def alias(self, n):
+        t, b = n.target, _bind(n)
+        src = n.args[0]
+        if t in _DROPOUT and b.get("train"):
+            self.fail(n, "dropout in training mode (call model.eval())")
+        if t in (aten.to.dtype, aten._to_copy.default):
+            v = n.meta.get("val")
+            if not isinstance(v, torch.Tensor) or v.dtype != torch.float32:
+                self.fail(n, "dtype conversions are not supported")
+        self.val[n] = self.act(n, src)
+        shares = _ALIAS.get(t, t in _DROPOUT or t in _VIEW or (
+            t == aten.to.dtype and not _bind(n).get("copy")))
+        self.group[n] = self.group[src] if shares else self.new_group()
+
+    # -- one ATen op -> one Kestrel node
+    def map_op(self, n):
+        t, b = n.target, _bind(n) if hasattr(n.target, "_schema") else {}
+        if t in (aten.conv2d.default, aten.conv2d.padding, aten.convolution.default):
+            return self.conv(n, b)
+        if t in (aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default,
+                 aten._native_batch_norm_legit.default, aten.native_batch_norm.default):
+            if b.get("training"):
+                self.fail(n, "batch_norm in training mode (call model.eval())")
+            if b["running_mean"] is None:
+                self.fail(n, "batch_norm without running statistics")
+            x = self.act(n, b["input"])
+            w = {"running_mean": self.const(n, b["running_mean"], "running_mean"),
+                 "running_var": self.const(n, b["running_var"], "running_var"),
+                 "weight": self.const(n, b["weight"], "weight", True),
+                 "bias": self.const(n, b["bias"], "bias", True)}
+            return self.emit(n, "batch_norm", [x], w, {"eps": float(b["eps"])})
+        if t in (aten.relu.default, aten.relu_.default):
+            return self.emit(n, "relu", [self.act(n, b["self"])])
+        if t in _RELU6:
+            return self.emit(n, "relu6", [self.act(n, b["self"])])
+        if t in (aten.hardtanh.default, aten.hardtanh_.default):
+            if (float(b["min_val"]), float(b["max_val"])) != (0.0, 6.0):
+                self.fail(n, f"hardtanh({b['min_val']}, {b['max_val']}) is not relu6")
+            return self.emit(n, "relu6", [self.act(n, b["self"])])
+        if t in (aten.max_pool2d.default, aten.max_pool2d_with_indices.default,
+                 aten.avg_pool2d.default):
+            return self.pool(n, b)
+        if t in (aten.adaptive_avg_pool2d.default, aten._adaptive_avg_pool2d.default):
+            x = self.act(n, b["self"])
+            return self.emit(n, "adaptive_avg_pool2d", [x],
+                             attrs={"output_size": _pair(b["output_size"], "output_size")})
+        if t == aten.mean.dim:
+            x, dims = self.act(n, b["self"]), [int(d) for d in b["dim"] or []]
+            if _rank(b["self"]) != 4 or sorted(d % 4 for d in dims) != [2, 3] \
+                    or b["dtype"] is not None:
+                self.fail(n, f"mean is supported over H and W of a 4-D tensor only (dim={dims})")
+            if not (all(d >= 0 for d in dims) or all(d < 0 for d in dims)):
+                dims = [d % 4 for d in dims]
+            return self.emit(n, "mean", [x], attrs={"dims": dims, "keepdim": bool(b["keepdim"])})
+        if t in (aten.add.Tensor, aten.add_.Tensor):
+            a, c = self.act(n, b["self"]), self.act(n, b["other"], "second operand")
+            if b["alpha"] != 1:
+                self.fail(n, "add with alpha != 1")
+            if _shape(b["self"]) != _shape(b["other"]) or _shape(n) != _shape(b["self"]):
+                self.fail(n, f"add needs equal shapes, got {_shape(b['self'])} and "
+                             f"{_shape(b['other'])}")
+            return self.emit(n, "add", [a, c])
+        if t == aten.cat.default:
+            xs = [self.act(n, a) for a in b["tensors"]]
+            dim, rank = int(b["dim"]), _rank(n)
+            if rank is None or dim % rank == 0:
+                self.fail(n, "concat along the batch dimension")
+            return self.emit(n, "concat", xs, attrs={"dim": dim})
+        if t == aten.flatten.using_ints:
+            x, rank = self.act(n, b["self"]), _rank(b["self"])
+            s, e = int(b["start_dim"]), int(b["end_dim"])
+            if not rank or s % rank == 0:
+                self.fail(n, "flatten of the batch dimension")
+            return self.emit(n, "flatten", [x], attrs={"start_dim": s, "end_dim": e})
+        if t in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
+            return self.view(n, b)
+        if t == aten.linear.default:
+            return self.linear(n, b["input"], self.const(n, b["weight"], "weight"),
+                               self.const(n, b["bias"], "bias", True))
+        if t in (aten.addmm.default, aten.mm.default):
+            if b.get("beta", 1) != 1 or b.get("alpha", 1) != 1:
+                self.fail(n, "addmm with alpha/beta != 1")
+            m2 = self.const(n, b["mat2"], "mat2")
+            w = m2.transpose_of or Const(m2.value.t().contiguous())
+            if t == aten.mm.default:
+                return self.linear(n, b["self"], w, None)
+            bias = self.const(n, b["self"], "bias")
+            if bias.value.dim() != 1:
+                self.fail(n, "addmm bias must be a vector")
+            return self.linear(n, b["mat1"], w, bias)
+        if t in (aten.softmax.int, aten._softmax.default):
+            if b.get("dtype") is not None or b.get("half_to_float"):
+                self.fail(n, "softmax with a dtype change")
+            return self.emit(n, "softmax", [self.act(n, b["self"])], attrs={"dim": int(b["dim"])})
+        return None
+
+    def conv(self, n, b):
+        x, w = self.act(n, b["input"]), self.const(n, b["weight"], "weight")
+        if b.get("transposed"):
+            self.fail(n, "transposed convolution")
+        if w.value.dim() != 4 or _rank(b["input"]) != 4:
+            self.fail(n, "only 2-D convolution is supported")
+        pad, dil = b["padding"], _pair(b["dilation"], "dilation")
+        if isinstance(pad, str):
+            if pad == "valid":
+                pad = [0, 0]
+            else:
+                tot = [d * (k - 1) for d, k in zip(dil, w.value.shape[2:])]
+                if any(v % 2 for v in tot):
+                    self.fail(n, "padding='same' that is not symmetric")
+                pad = [v // 2 for v in tot]
+        attrs = {"stride": _pair(b["stride"], "stride"), "padding": _pair(pad, "padding"),
+                 "dilation": dil, "groups": int(b["groups"])}
+        return self.emit(n, "conv2d", [x], {"weight": w,
+                                            "bias": self.const(n, b["bias"], "bias", True)}, attrs)
+
+    def pool(self, n, b):
+        x = self.act(n, b["self"])
+        if _rank(b["self"]) != 4:
+            self.fail(n, "pooling needs a 4-D input")
+        k = _pair(b["kernel_size"], "kernel_size")
+        attrs = {"kernel_size": k, "stride": _pair(b["stride"], "stride") if b["stride"] else k,
+                 "padding": _pair(b["padding"], "padding")}
+        if n.target == aten.avg_pool2d.default:
+            if b["divisor_override"] is not None:
+                self.fail(n, "avg_pool2d with divisor_override")
+            attrs.update(ceil_mode=bool(b["ceil_mode"]),
+                         count_include_pad=bool(b["count_include_pad"]))
+            return self.emit(n, "avg_pool2d", [x], attrs=attrs)
+        attrs.update(dilation=_pair(b["dilation"], "dilation"), ceil_mode=bool(b["ceil_mode"]))
+        return self.emit(n, "max_pool2d", [x], attrs=attrs)
+
+    def view(self, n, b):
+        src, x = b["self"], self.act(n, b["self"])
+        si, so = _shape(src), _shape(n)
+        if si is None or so is None:
+            self.fail(n, "view/reshape with unknown shapes")
+        for a in range(1, len(si)):
+            for e in range(a + 1, len(si)):
+                merged = si[a]
+                for d in si[a + 1:e + 1]:
+                    merged = merged * d
+                if si[:a] + [merged] + si[e + 1:] == so and str(so[0]) == str(si[0]):
+                    end = -1 if e == len(si) - 1 else e
+                    return self.emit(n, "flatten", [x], attrs={"start_dim": a, "end_dim": end})
+        self.fail(n, f"view/reshape {si} -> {so} is not a flatten of dims after the batch")
+
+    def linear(self, n, inp, w, bias):
+        x = self.act(n, inp)
+        if _rank(inp) != 2 or w.value.dim() != 2:
+            self.fail(n, "linear is supported on (batch, features) inputs only")
+        return self.emit(n, "linear", [x], {"weight": w, "bias": bias})
+
+
+def _name_nodes(recs, taken):
+    """Innermost module path when that module call holds exactly one node, else
+    '<module path>.<fx name>'; top-level functional ops keep their fx name."""
+    count = {}
+    for r in recs:
+        stack = r.fx.meta.get("nn_module_stack") or {}
+        r.stack = [(k, v[0]) for k, v in stack.items()
+                   if v and v[0] and "_empty_nn_module_stack" not in k]
+        for k, _ in r.stack:
+            count[k] = count.get(k, 0) + 1
+    cand = []
+    for r in recs:
+        if not r.stack:
+            cand.append((r.fx.name, False))
+        else:
+            key, path = r.stack[-1]
+            cand.append((path, True) if count[key] == 1 else (f"{path}.{r.fx.name}", False))
+    seen = {}
+    for c, _ in cand:
+        seen[c] = seen.get(c, 0) + 1
+    names = [f"{c}.{r.fx.name}" if bare and seen[c] > 1 else c
+             for r, (c, bare) in zip(recs, cand)]
+    used = set(taken)
+    for r, nm in zip(recs, names):
+        base, i = nm, 1
+        while nm in used:
+            nm, i = f"{base}_{i}", i + 1
+        used.add(nm)
+        r.name = nm
+
+
+def convert(ep, input_chw):
+    """Convert an ``ExportedProgram`` to a ``Graph``; see the module docstring."""
+    c = _Converter(ep)
+    c.run()
+    outs = c.outputs
+    live, stack = set(), list(outs)  # keep only nodes the outputs depend on
+    while stack:
+        r = stack.pop()
+        if id(r) not in live:
+            live.add(id(r))
+            stack.extend(r.inputs)
+    recs = [r for r in c.recs if id(r) in live]
+    _name_nodes(recs, {INPUT_NAME})
+    weights, named = {}, {}
+    for r in recs:
+        for role, k in r.weights.items():
+            if k.name is None and id(k) not in named:  # folded or lifted constant
+                base, nm, i = f"{r.name}.{role}", f"{r.name}.{role}", 1
+                while nm in weights or nm in ep.state_dict:
+                    nm, i = f"{base}_{i}", i + 1
+                named[id(k)] = nm
+            nm = k.name or named[id(k)]
+            if nm in weights and weights[nm] is not k.value:
+                raise ExportError(f"two different tensors named {nm}")
+            weights[nm] = k.value
+            if k.name is None:
+                k.name = nm
+    g = Graph()
+    g.nodes, g.weights, g.input, g.input_chw = recs, weights, c.input, list(input_chw)
+    g.outputs = [o.name for o in outs]
+    return g
+
+
+def run_traced(graph, ep, x, record=False):
+    """Execute the traced ATen graph on ``x``; return (outputs, {node name: value})."""
+    want = {r.out_fx: r.name for r in graph.nodes} if record else {}
+    consts = dict(ep.state_dict)
+    consts.update(getattr(ep, "constants", {}) or {})
+    specs = {s.arg.name: s for s in ep.graph_signature.input_specs}
+    env, layers = {}, {}
+    for n in ep.graph.nodes:
+        if n.op == "placeholder":
+            s = specs[n.name]
+            env[n] = x if s.kind.name == "USER_INPUT" else consts[s.target]
+        elif n.op == "call_function":
+            args = torch.fx.node.map_arg(n.args, lambda a: env[a])
+            kwargs = torch.fx.node.map_arg(n.kwargs, lambda a: env[a])
+            env[n] = n.target(*args, **kwargs)
+            if n in want:  # clone now: a later in-place op may overwrite the value
+                layers[want[n]] = env[n].clone()
+        elif n.op == "output":
+            return [env[a] for a in n.args[0]], {r.name: layers[r.name] for r in graph.nodes
+                                                 if r.name in layers}

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Tests of the exporter's corner cases: each model is exported, its reference written,
+and the file re-run from its JSON alone by kestrel_check.py.  Plain python (no pytest
+needed; pytest also collects the test_* functions):
+
+    /work/pyenv/bin/python loader/python/test_kestrel_export.py
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors import safe_open
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import kestrel_check  # noqa: E402
+from kestrel_export import (ExportError, TracedModel, export, randomize_bn,  # noqa: E402
+                            round_weights, save_reference)
+
+TMP = tempfile.mkdtemp(prefix="kestrel_test_")
+
+
+def roundtrip(model, shape=(1, 3, 12, 10), dtype=torch.float32, batches=(1, 3)):
+    """Export + reference at several batches + JSON re-run; returns (graph, weight names)."""
+    torch.manual_seed(0)
+    model = model.eval()
+    if dtype != torch.float32:
+        model = round_weights(model, dtype)
+    path = os.path.join(TMP, "m.safetensors")
+    tm = TracedModel(model, torch.randn(shape))
+    graph = tm.save(path, dtype)
+    for b in batches:
+        ref = os.path.join(TMP, f"m.b{b}.ref.safetensors")
+        tm.reference(torch.randn((b,) + tuple(shape[1:])), ref, intermediates=True)
+        ok, worst, lines = kestrel_check.compare(path, ref)
+        assert ok, "\n".join(lines)
+    with safe_open(path, framework="pt") as f:
+        keys = set(f.keys())
+        assert all(f.get_tensor(k).dtype == dtype for k in keys)
+    return graph, keys
+
+
+def ops(graph):
+    return [n["op"] for n in graph["nodes"]]
+
+
+def expect_error(model, *words, shape=(2, 3, 12, 10)):
+    try:
+        TracedModel(model.eval(), torch.randn(shape))
+    except ExportError as e:
+        for w in words:
+            assert w in str(e), f"{w!r} not in {e}"
+        return str(e)
+    raise AssertionError("no ExportError")
+
+
+class Lambda(nn.Module):
+    def __init__(self, fn, **mods):
+        super().__init__()
+        self.fn = fn
+        for k, v in mods.items():
+            setattr(self, k, v)
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+def test_unsupported_op_names_op_and_line():
+    msg = expect_error(Sigmoid(), "sigmoid", "test_kestrel_export.py")
+    assert "return torch.sigmoid(x)" in msg, msg
+
+
+def test_refusals():
+    expect_error(Lambda(lambda s, x: F.hardtanh(x, -1.0, 1.0)), "hardtanh")
+    expect_error(Lambda(lambda s, x: x + x.mean([2, 3], keepdim=True)), "equal shapes")
+    expect_error(Lambda(lambda s, x: torch.add(x, x, alpha=2)), "alpha")
+    expect_error(Lambda(lambda s, x: x + 1.0), "second operand")
+    expect_error(Lambda(lambda s, x: s.fc(x), fc=nn.Linear(10, 4)), "linear")
+    expect_error(Lambda(lambda s, x: x.mean(1)), "mean")
+    expect_error(Lambda(lambda s, x: x.view(x.size(0), 3, -1).transpose(1, 2)), "transpose")
+
+
+def test_functional_forms_and_aliases():
+    w = nn.Parameter(torch.randn(4, 3, 3, 3))
+
+    def fwd(s, x):
+        y = F.conv2d(x, s.w, padding="same")
+        y = torch.convolution(y, s.w2, s.b2, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+        y = F.max_pool2d(y, 2, return_indices=True)[0].contiguous().clone().detach()
+        y = F.relu6(y) + F.relu(y)
+        z = y.view(-1, y.shape[1] * y.shape[2] * y.shape[3])
+        z = torch.addmm(s.b, z, s.fc.t())
+        return F.softmax(torch.mm(z, s.fc2.t()), -1), y.mean((3, 2))
+    m = Lambda(fwd)
+    m.w, m.w2, m.b2 = w, nn.Parameter(torch.randn(5, 4, 1, 1)), nn.Parameter(torch.randn(5))
+    m.fc, m.b = nn.Parameter(torch.randn(7, 5 * 6 * 5)), nn.Parameter(torch.randn(7))
+    m.fc2 = nn.Parameter(torch.randn(3, 7))
+    g, keys = roundtrip(m)
+    assert ops(g) == ["conv2d", "conv2d", "max_pool2d", "relu6", "relu", "add", "flatten",
+                      "linear", "linear", "softmax", "mean"], ops(g)
+    assert g["nodes"][0]["attrs"]["padding"] == [1, 1]
+    assert g["nodes"][7]["weights"] == {"weight": "fc", "bias": "b"}
+    assert g["nodes"][8]["weights"] == {"weight": "fc2"}
+    assert g["nodes"][-1]["attrs"] == {"dims": [3, 2], "keepdim": False}
+    assert len(g["outputs"]) == 2 and keys == {"w", "w2", "b2", "fc", "b", "fc2"}
+
+
+def test_folding_and_naming():
+    import torch.nn.utils.prune as prune
+    c = nn.Conv2d(3, 4, 3)
+    prune.l1_unstructured(c, "weight", 0.5)
+    shared = nn.Conv2d(4, 4, 1)
+
+    def fwd(s, x):
+        x = s.shared(s.shared(s.c(x)))  # one module called twice
+        return F.conv2d(x, s.scale * s.w)  # parameter-only product: folded
+    m = Lambda(fwd, c=c, shared=shared)
+    m.w, m.scale = nn.Parameter(torch.randn(2, 4, 1, 1)), nn.Parameter(torch.tensor(2.0))
+    g, keys = roundtrip(m)
+    names = [n["name"] for n in g["nodes"]]
+    assert names == ["c", "shared.conv2d_1", "shared.conv2d_2", "conv2d_3"], names
+    assert keys == {"c.weight", "c.bias", "shared.weight", "shared.bias", "conv2d_3.weight"}
+    g2, _ = roundtrip(m)
+    assert g2 == g  # deterministic
+
+
+def test_inplace_semantics():
+    def fwd(s, x):
+        y = x.clone()
+        y.relu_()                 # y is a copy: x unchanged
+        z = s.drop(x)             # eval dropout returns x itself
+        z.add_(y)                 # ... so this also changes x
+        return torch.cat([x, z, y], 1)
+    m = Lambda(fwd, drop=nn.Dropout())
+    g, _ = roundtrip(m)
+    assert ops(g) == ["relu", "add", "concat"]
+    assert g["nodes"][2]["inputs"] == [g["nodes"][1]["name"], g["nodes"][1]["name"],
+                                       g["nodes"][0]["name"]]
+
+    def flat_relu(s, x):
+        y = torch.flatten(x, 1)
+        y.relu_()
+        return y
+    g, _ = roundtrip(Lambda(flat_relu))
+    assert ops(g) == ["flatten", "relu"]
+
+    def flat_relu_then_base(s, x):
+        y = torch.flatten(x, 1)
+        y.relu_()                 # also changes x, which is used below
+        return x.mean([2, 3])
+    expect_error(Lambda(flat_relu_then_base), "reshaped view")
+
+
+def test_batchnorm_variants_and_bf16():
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, affine=False), nn.Identity(),
+                      nn.BatchNorm2d(4, eps=1e-3), nn.AdaptiveAvgPool2d((None, 3)),
+                      nn.Flatten(), nn.Dropout(), nn.Linear(4 * 10 * 3, 5), nn.Dropout())
+    randomize_bn(m, 0, calibrate=torch.randn(4, 3, 12, 10))
+    g, keys = roundtrip(m, dtype=torch.bfloat16)
+    assert ops(g) == ["conv2d", "batch_norm", "batch_norm", "adaptive_avg_pool2d", "flatten",
+                      "linear"]
+    assert set(g["nodes"][1]["weights"]) == {"running_mean", "running_var"}
+    assert g["nodes"][2]["attrs"] == {"eps": 1e-3}
+    assert g["nodes"][3]["attrs"] == {"output_size": [10, 3]}
+    assert g["outputs"] == ["7"] and not any("num_batches" in k for k in keys)
+
+
+def test_public_api_and_cli():
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(inplace=True)).eval()
+    x = torch.randn(1, 3, 9, 9)
+    p, r = os.path.join(TMP, "api.safetensors"), os.path.join(TMP, "api.ref.safetensors")
+    export(m, x, p, dtype=torch.float16)
+    save_reference(round_weights(m, torch.float16), x, r, intermediates=True)
+    assert kestrel_check.compare(p, r)[0]
+    with safe_open(r, framework="pt") as f:
+        assert set(f.keys()) == {"input", "output", "layer.0", "layer.1"}
+    cli = [sys.executable, os.path.join(HERE, "kestrel_export.py")]
+    assert "--input-shape" in subprocess.run(cli + ["--help"], capture_output=True,
+                                             text=True).stdout
+    out = subprocess.run(cli + ["torchvision:resnet18", "--input-shape", "1,3,40,56", "-o", p,
+                                "--reference", r, "--intermediates", "--randomize-bn",
+                                "--num-classes", "7", "--dtype", "f16"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    ok, _, lines = kestrel_check.compare(p, r)
+    assert ok, lines
+    with safe_open(p, framework="pt") as f:
+        g = json.loads(f.metadata()["kestrel.graph"])
+    assert g["inputs"] == [{"name": "input", "shape": [-1, 3, 40, 56]}]
+    assert g["outputs"] == ["fc"] and g["nodes"][-1]["weights"]["weight"] == "fc.weight"
+    bad = subprocess.run(cli + ["test_kestrel_export:Sigmoid", "--input-shape", "1,3,4,4", "-o", p],
+                         capture_output=True, text=True, cwd=HERE)
+    assert bad.returncode == 2 and "sigmoid" in bad.stderr, bad.stderr
+
+
+class Sigmoid(nn.Module):
+    def forward(self, x):
+        return torch.sigmoid(x)
+
+
+def main():
+    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
+    passed = failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+            passed += 1
+            print(f"ok   {name}")
+        except Exception:
+            failed += 1
+            print(f"FAIL {name}\n{traceback.format_exc()}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+//! Reads and validates Kestrel model files: one safetensors file holding the weights and,
+//! in its `__metadata__` under `kestrel.graph`, the graph JSON described in
+//! `GRAPH_FORMAT.md`.
+//!
+//! Loading memory-maps the file, validates everything (header size, JSON, dtypes,
+//! shape × dtype size against the byte span, offsets inside the data section, no overlap,
+//! no gap, no trailing bytes, metadata types), copies every tensor out as owned f32, and
+//! drops the map before returning: a file rewritten or truncated on disk afterwards cannot
+//! affect what was loaded. No input bytes make it panic; every failure is a [`LoadError`]
+//! naming the file and, where one is at fault, the tensor.
+
+mod error;
+mod graph;
+mod header;
+mod json;
+mod read;
+pub mod testfile;
+mod write;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use error::{GraphJsonError, LoadError};
+pub use graph::{
+    parse_graph, GraphDef, InputDef, NodeDef, GRAPH_KEY, GRAPH_VERSION, MAX_INPUT_ELEMENTS,
+    MAX_INPUT_RANK,
+};
+pub use read::{read_model, read_model_from_bytes, read_tensors, read_tensors_from_bytes};
+pub use safetensors::Dtype;
+pub use write::write_tensors;
+
+/// One tensor read from a file. `data` is `Some` for F32, F16, BF16 and F64 (converted to
+/// f32); `None` for integer, bool and other dtypes, which load (a state_dict's
+/// `num_batches_tracked` is I64) but cannot be used as weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileTensor {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub data: Option<Vec<f32>>,
+}
+
+/// Every tensor of one safetensors file plus its string metadata.
+#[derive(Debug, Clone)]
+pub struct TensorFile {
+    pub path: PathBuf,
+    pub tensors: BTreeMap<String, FileTensor>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A model file: its tensors and, when the metadata has `kestrel.graph`, the parsed graph.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    pub tensors: TensorFile,
+    pub graph: Option<GraphDef>,
+}

@@ -1,0 +1,122 @@
+//! The `kestrel` binary: `compare`'s exit codes (0 match, 1 over tolerance, 2 error),
+//! and `info` / `run` on a shipped fixture.
+
+mod common;
+
+use common::{fixture, reference, temp_path};
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+fn kestrel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kestrel")).args(args).output().expect("kestrel runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn compare_exits_0_when_within_tolerance() {
+    let o = kestrel(&["compare", s(&fixture("cifarnet")), s(&reference("cifarnet", 1)), "--per-layer"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("MATCH"), "{out}");
+    assert!(out.contains("layers:") && out.contains("0 over tolerance"), "{out}");
+}
+
+#[test]
+fn compare_exits_1_when_over_tolerance() {
+    // Shift one output value by 1% of the largest: far over 1e-4 relative.
+    let refs = kestrel_loader::read_tensors(&reference("cifarnet", 1)).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = refs
+        .tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shape.clone(), t.data.clone().unwrap()))
+        .collect();
+    let out = &mut tensors.iter_mut().find(|t| t.0 == "output").unwrap().2;
+    let max = out.iter().fold(0f32, |m, v| m.max(v.abs()));
+    out[3] += 0.01 * max;
+    let path = temp_path("tampered.ref.safetensors");
+    let views: Vec<(&str, &[usize], &[f32])> = tensors.iter().map(|(n, sh, d)| (n.as_str(), &sh[..], &d[..])).collect();
+    kestrel_loader::write_tensors(&path, &views, &BTreeMap::new()).unwrap();
+    let o = kestrel(&["compare", s(&fixture("cifarnet")), s(&path)]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("OVER") && out.contains("MISMATCH"), "{out}");
+    // A tolerance loose enough for the shift passes again.
+    let o = kestrel(&["compare", s(&fixture("cifarnet")), s(&path), "--rtol", "0.02"]);
+    assert_eq!(o.status.code(), Some(0));
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn compare_exits_2_on_any_error() {
+    let missing = temp_path("missing.safetensors");
+    let garbage = temp_path("garbage.safetensors");
+    std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!").unwrap();
+    let (missing, garbage_s) = (s(&missing).to_string(), s(&garbage).to_string());
+    let (model, good_ref) = (s(&fixture("cifarnet")).to_string(), s(&reference("cifarnet", 1)).to_string());
+    let other_ref = s(&reference("resnet18", 1)).to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["compare", &missing, &good_ref],
+        vec!["compare", &garbage_s, &good_ref],
+        vec!["compare", &model, &garbage_s],
+        // The reference of another model: its input has the wrong shape.
+        vec!["compare", &model, &other_ref],
+        vec!["compare", &model],
+        vec!["compare", &model, &good_ref, "--rtol", "x"],
+        vec!["compare", &model, &good_ref, "--device", "tpu"],
+    ];
+    for args in cases {
+        let o = kestrel(&args);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {out}{err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let (_, err) = text(&kestrel(&["compare", &garbage_s, &good_ref]));
+    assert!(err.contains("garbage.safetensors") && err.lines().count() == 1, "{err}");
+    let (_, err) = text(&kestrel(&["compare", &model, &other_ref]));
+    assert!(err.contains("channels") || err.contains("height") || err.contains("width"), "{err}");
+    std::fs::remove_file(&garbage).unwrap();
+}
+
+#[test]
+fn info_lists_nodes_shapes_parameters_and_flops() {
+    let o = kestrel(&["info", s(&fixture("cifarnet"))]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    // conv 3→32 3×3 on 32×32: 2·27·32·1024 = 1.769 MFLOP; 60362 parameters in all.
+    assert!(out.contains("conv2d") && out.contains("[1, 32, 32, 32]"), "{out}");
+    assert!(out.contains("1.769"), "{out}");
+    assert!(out.contains("60362 parameters"), "{out}");
+    assert!(out.contains("arena"), "{out}");
+}
+
+#[test]
+fn run_writes_outputs_that_match_the_reference() {
+    let path = temp_path("run-out.safetensors");
+    let o = kestrel(&["run", s(&fixture("cifarnet")), "--input", s(&reference("cifarnet", 3)), "--output", s(&path)]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("output: shape [3, 10]"), "{out}");
+    let got = kestrel_loader::read_tensors(&path).unwrap();
+    let want = kestrel_loader::read_tensors(&reference("cifarnet", 3)).unwrap();
+    let d = kestrel::diff(
+        got.tensors["output"].data.as_ref().unwrap(),
+        want.tensors["output"].data.as_ref().unwrap(),
+        kestrel::DEFAULT_RTOL,
+        kestrel::ATOL,
+    );
+    assert!(d.ok(), "{d:?}");
+    std::fs::remove_file(&path).unwrap();
+    // Without --input: a seeded random input, the same on every run.
+    let a = text(&kestrel(&["run", s(&fixture("cifarnet")), "--batch", "2", "--seed", "7"])).0;
+    let b = text(&kestrel(&["run", s(&fixture("cifarnet")), "--batch", "2", "--seed", "7"])).0;
+    let strip = |t: &str| t.lines().filter(|l| !l.starts_with("ran in")).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip(&a), strip(&b));
+    assert!(a.contains("output: shape [2, 10]") && a.contains("row 1: argmax"), "{a}");
+}

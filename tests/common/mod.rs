@@ -1,0 +1,67 @@
+//! Shared by the integration tests: fixtures, and a small valid model to break.
+#![allow(dead_code)]
+
+use kestrel::{GraphDef, Model, Weights};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The fixture models the generator script writes; each has `.b1` and `.b3` references.
+pub const FIXTURES: &[&str] = &["cifarnet", "cifarnet_f16", "resnet18", "mobilenetv2", "allops"];
+
+pub fn fixture(name: &str) -> PathBuf {
+    fixtures_dir().join(format!("{name}.safetensors"))
+}
+
+pub fn reference(name: &str, batch: usize) -> PathBuf {
+    fixtures_dir().join(format!("{name}.b{batch}.ref.safetensors"))
+}
+
+/// A temporary path unique to this process and `tag`.
+pub fn temp_path(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("kestrel-test-{}-{tag}", std::process::id()))
+}
+
+/// A small valid graph: conv 2→4 3×3 pad 1 → relu → flatten → linear 4·5·5 → 3.
+pub fn tiny_graph() -> Value {
+    json!({
+        "version": 1,
+        "inputs": [{"name": "input", "shape": [-1, 2, 5, 5]}],
+        "nodes": [
+            {"name": "conv", "op": "conv2d", "inputs": ["input"],
+             "weights": {"weight": "conv.weight", "bias": "conv.bias"},
+             "attrs": {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 1}},
+            {"name": "relu", "op": "relu", "inputs": ["conv"]},
+            {"name": "flatten", "op": "flatten", "inputs": ["relu"], "attrs": {"start_dim": 1, "end_dim": -1}},
+            {"name": "fc", "op": "linear", "inputs": ["flatten"],
+             "weights": {"weight": "fc.weight", "bias": "fc.bias"}}
+        ],
+        "outputs": ["fc"]
+    })
+}
+
+/// Weights for `tiny_graph`, deterministic and of order 0.1.
+pub fn tiny_weights() -> Weights {
+    let mut w = Weights::default();
+    let mut fill = |name: &str, shape: &[usize]| {
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|i| ((i * 7919 % 23) as f32 - 11.0) / 50.0).collect();
+        w.insert(name, shape, data).unwrap();
+    };
+    fill("conv.weight", &[4, 2, 3, 3]);
+    fill("conv.bias", &[4]);
+    fill("fc.weight", &[3, 100]);
+    fill("fc.bias", &[3]);
+    w
+}
+
+pub fn graph_def(v: &Value) -> GraphDef {
+    serde_json::from_value(v.clone()).expect("test graph is well-formed JSON")
+}
+
+pub fn tiny_model() -> Model {
+    Model::from_parts(&graph_def(&tiny_graph()), &tiny_weights()).expect("tiny model is valid")
+}
