@@ -12,7 +12,9 @@ fn models(c: &mut Criterion) {
     group.sample_size(10);
     for name in ["cifarnet", "resnet18", "mobilenetv2"] {
         let model = Model::load(dir.join(format!("{name}.safetensors"))).expect("fixture loads");
-        let mut session = model.session(&SessionOptions::default()).expect("session builds");
+        let mut session = model
+            .session(&SessionOptions::default())
+            .expect("session builds");
         let input = vec![0.5f32; session.input_shape(0).iter().product()];
         group.bench_function(format!("cpu-reference/{name}-b1"), |b| {
             b.iter(|| {

@@ -80,7 +80,9 @@ pub enum GraphError {
     MissingOutput { name: String },
     #[error("node \"{node}\" is part of a cycle")]
     Cycle { node: String },
-    #[error("node \"{node}\": weight \"{role}\" names tensor \"{tensor}\", which is not in the file")]
+    #[error(
+        "node \"{node}\": weight \"{role}\" names tensor \"{tensor}\", which is not in the file"
+    )]
     MissingWeight {
         node: String,
         role: String,
@@ -98,7 +100,9 @@ pub enum GraphError {
         op: &'static str,
         role: String,
     },
-    #[error("node \"{node}\": weight \"{role}\" (tensor \"{tensor}\") is {dtype}, not a float type")]
+    #[error(
+        "node \"{node}\": weight \"{role}\" (tensor \"{tensor}\") is {dtype}, not a float type"
+    )]
     WeightNotFloat {
         node: String,
         role: String,

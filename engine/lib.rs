@@ -19,13 +19,15 @@ mod model;
 mod passes;
 mod plan;
 mod session;
+mod tensor;
 mod weights;
 
 pub use compare::{diff, Diff};
 pub use error::{Error, GraphError};
 pub use kestrel_loader::{GraphDef, InputDef, NodeDef};
 pub use model::{LayerInfo, Model};
-pub use session::{Device, Outputs, Session, SessionOptions, TensorView};
+pub use session::{Device, Outputs, Session, SessionOptions};
+pub use tensor::{Tensor, TensorView};
 pub use weights::Weights;
 
 /// The default fp32 tolerance of `compare`, per output and per layer:

@@ -173,7 +173,11 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             let [n, c, h, w] = ctx.rank4(x)?;
             let p = MeanParams { n, c, h, w };
             p.validate().map_err(|e| ctx.invalid(e))?;
-            let shape = if *keepdim { vec![n, c, 1, 1] } else { vec![n, c] };
+            let shape = if *keepdim {
+                vec![n, c, 1, 1]
+            } else {
+                vec![n, c]
+            };
             (shape, Kernel::Mean(p))
         }
         Op::Linear { weight, bias } => {
@@ -217,7 +221,10 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
         }
         Op::Add => {
             if inputs[0] != inputs[1] {
-                let detail = format!("add needs equal shapes, got {:?} and {:?}", inputs[0], inputs[1]);
+                let detail = format!(
+                    "add needs equal shapes, got {:?} and {:?}",
+                    inputs[0], inputs[1]
+                );
                 return Err(ctx.shape(detail));
             }
             (x.to_vec(), Kernel::Add)
@@ -231,10 +238,12 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             shape[d] = 0;
             let mut inner = Vec::with_capacity(inputs.len());
             for s in inputs {
-                let same_elsewhere = s.len() == x.len()
-                    && (0..x.len()).all(|i| i == d || s[i] == x[i]);
+                let same_elsewhere =
+                    s.len() == x.len() && (0..x.len()).all(|i| i == d || s[i] == x[i]);
                 if !same_elsewhere {
-                    let detail = format!("concat on dim {d}: input shapes {inputs:?} differ outside that dim");
+                    let detail = format!(
+                        "concat on dim {d}: input shapes {inputs:?} differ outside that dim"
+                    );
                     return Err(ctx.shape(detail));
                 }
                 shape[d] += s[d];
@@ -296,8 +305,11 @@ impl Ctx<'_> {
     }
 
     fn rank4(&self, x: &[usize]) -> Result<[usize; 4], GraphError> {
-        <[usize; 4]>::try_from(x)
-            .map_err(|_| self.shape(format!("expected an NCHW input (n, c, h, w), got shape {x:?}")))
+        <[usize; 4]>::try_from(x).map_err(|_| {
+            self.shape(format!(
+                "expected an NCHW input (n, c, h, w), got shape {x:?}"
+            ))
+        })
     }
 
     /// Resolves a PyTorch-style dimension index (negative counts from the end).
@@ -326,7 +338,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn check_weight(&self, role: &str, w: &WeightRef, expected: &[usize]) -> Result<(), GraphError> {
+    fn check_weight(
+        &self,
+        role: &str,
+        w: &WeightRef,
+        expected: &[usize],
+    ) -> Result<(), GraphError> {
         if w.shape == expected {
             return Ok(());
         }

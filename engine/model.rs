@@ -86,7 +86,11 @@ impl Model {
     }
 
     pub fn output_names(&self) -> Vec<&str> {
-        self.graph.outputs.iter().map(|&v| self.graph.value_name(v)).collect()
+        self.graph
+            .outputs
+            .iter()
+            .map(|&v| self.graph.value_name(v))
+            .collect()
     }
 
     /// Total number of weight values.
@@ -101,7 +105,10 @@ impl Model {
         }
         for input in &self.graph.inputs {
             if let Some(b) = input.batch.filter(|&b| b != opts.batch) {
-                let detail = format!("the model's batch is fixed at {b}, asked for {}", opts.batch);
+                let detail = format!(
+                    "the model's batch is fixed at {b}, asked for {}",
+                    opts.batch
+                );
                 return Err(Error::Input {
                     name: input.name.clone(),
                     detail,
@@ -122,15 +129,24 @@ impl Model {
         expected.extend(input.dims.iter().map(|d| d.to_string()));
         let err = |what: String| Error::Input {
             name: input.name.clone(),
-            detail: format!("expected shape [{}], got {shape:?}: {what}", expected.join(", ")),
+            detail: format!(
+                "expected shape [{}], got {shape:?}: {what}",
+                expected.join(", ")
+            ),
         };
         if shape.len() != input.dims.len() + 1 {
-            return Err(err(format!("rank {} instead of {}", shape.len(), input.dims.len() + 1)));
+            return Err(err(format!(
+                "rank {} instead of {}",
+                shape.len(),
+                input.dims.len() + 1
+            )));
         }
         const NAMES: [&str; 3] = ["channels", "height", "width"];
         for (i, (&got, &want)) in shape[1..].iter().zip(&input.dims).enumerate() {
             if got != want {
-                let what = NAMES.get(i).map_or(format!("dimension {}", i + 1), |n| n.to_string());
+                let what = NAMES
+                    .get(i)
+                    .map_or(format!("dimension {}", i + 1), |n| n.to_string());
                 return Err(err(format!("{what} {got} instead of {want}")));
             }
         }
@@ -154,7 +170,11 @@ impl Model {
                 LayerInfo {
                     name: node.name.clone(),
                     op: node.op.name(),
-                    inputs: node.inputs.iter().map(|&v| self.graph.value_name(v).to_string()).collect(),
+                    inputs: node
+                        .inputs
+                        .iter()
+                        .map(|&v| self.graph.value_name(v).to_string())
+                        .collect(),
                     params: node.op.weights().iter().map(|w| w.data.len()).sum(),
                     flops: step.kernel.flops(shape.iter().product()),
                     shape,

@@ -72,7 +72,11 @@ fn fold_batch_norms(graph: &mut Graph) {
 
 fn use_counts(graph: &Graph) -> Vec<usize> {
     let mut uses = vec![0; graph.nodes.len()];
-    let all = graph.nodes.iter().flat_map(|n| &n.inputs).chain(&graph.outputs);
+    let all = graph
+        .nodes
+        .iter()
+        .flat_map(|n| &n.inputs)
+        .chain(&graph.outputs);
     for v in all {
         if let Value::Node(j) = *v {
             uses[j] += 1;
@@ -90,7 +94,9 @@ fn remove_identities(graph: &mut Graph) {
         input => input,
     };
     for mut node in std::mem::take(&mut graph.nodes) {
-        node.inputs.iter_mut().for_each(|v| *v = resolve(*v, &replace));
+        node.inputs
+            .iter_mut()
+            .for_each(|v| *v = resolve(*v, &replace));
         if node.op == Op::Identity {
             replace.push(node.inputs[0]);
         } else {
@@ -98,6 +104,9 @@ fn remove_identities(graph: &mut Graph) {
             kept.push(node);
         }
     }
-    graph.outputs.iter_mut().for_each(|v| *v = resolve(*v, &replace));
+    graph
+        .outputs
+        .iter_mut()
+        .for_each(|v| *v = resolve(*v, &replace));
     graph.nodes = kept;
 }

@@ -45,7 +45,10 @@ fn value_id(graph: &Graph, v: Value) -> usize {
 }
 
 /// Shapes and kernels of every node at `batch`, checked; no memory is planned yet.
-pub(crate) fn lower_graph(graph: &Graph, batch: usize) -> Result<(Vec<Vec<usize>>, Vec<Step>), Error> {
+pub(crate) fn lower_graph(
+    graph: &Graph,
+    batch: usize,
+) -> Result<(Vec<Vec<usize>>, Vec<Step>), Error> {
     let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(graph.inputs.len() + graph.nodes.len());
     for input in &graph.inputs {
         let mut shape = vec![batch];
@@ -160,4 +163,69 @@ pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
         outputs,
         arena_len,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Model;
+
+    /// Checks, independently of the planner's own bookkeeping, that no two values whose
+    /// lives overlap share arena memory unless one aliases the other, and that reuse
+    /// makes the arena smaller than all values laid end to end.
+    fn check_plan(fixture: &str, batch: usize) {
+        let path = format!(
+            "{}/tests/fixtures/{fixture}.safetensors",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let model = Model::load(path).unwrap();
+        let p = plan(model.graph(), batch).unwrap();
+        let n = p.values.len();
+        let mut root: Vec<usize> = (0..n).collect();
+        let (mut first, mut last) = (vec![0; n], vec![0; n]);
+        for (s, step) in p.steps.iter().enumerate() {
+            if matches!(step.kernel, Kernel::Alias) {
+                root[step.output] = root[step.inputs[0]];
+            }
+            first[step.output] = s + 1;
+            last[step.output] = s + 1;
+            for &i in &step.inputs {
+                last[i] = s + 1;
+            }
+        }
+        for &o in &p.outputs {
+            last[o] = p.steps.len() + 1;
+        }
+        for v in 0..n {
+            let a = &p.values[v];
+            assert!(a.offset + a.len <= p.arena_len);
+            for u in 0..v {
+                let b = &p.values[u];
+                let live_together = first[u] <= last[v] && first[v] <= last[u];
+                let disjoint = a.offset + a.len <= b.offset || b.offset + b.len <= a.offset;
+                if live_together && root[u] != root[v] {
+                    assert!(
+                        disjoint,
+                        "{fixture}: values {u} and {v} are live together and overlap"
+                    );
+                }
+            }
+        }
+        let total: usize = (0..n)
+            .filter(|&v| root[v] == v)
+            .map(|v| p.values[v].len)
+            .sum();
+        assert!(
+            p.arena_len < total / 2,
+            "{fixture}: arena {} of {total} floats: no reuse",
+            p.arena_len
+        );
+    }
+
+    #[test]
+    fn live_values_never_share_memory_and_dead_ones_are_reused() {
+        for fixture in ["resnet18", "mobilenetv2", "allops"] {
+            check_plan(fixture, 2);
+        }
+    }
 }

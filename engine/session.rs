@@ -5,6 +5,7 @@ use crate::exec::execute;
 use crate::graph::Graph;
 use crate::passes;
 use crate::plan::{plan, Plan, Slot};
+use crate::tensor::TensorView;
 
 /// Where a session runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,13 +35,6 @@ impl Default for SessionOptions {
     }
 }
 
-/// A read-only view of one tensor: its shape (batch first) and its data.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TensorView<'a> {
-    pub shape: &'a [usize],
-    pub data: &'a [f32],
-}
-
 /// A model prepared to run: every shape inferred, every kernel chosen, every buffer placed
 /// in one arena. `run` allocates nothing. A session is `Send`: move it to the thread that
 /// runs it; share the `Model` instead, and give each thread its own session.
@@ -65,7 +59,11 @@ impl Session {
         arena.resize(plan.arena_len, 0.0);
         Ok(Session {
             input_names: graph.inputs.iter().map(|i| i.name.clone()).collect(),
-            output_names: graph.outputs.iter().map(|&v| graph.value_name(v).to_string()).collect(),
+            output_names: graph
+                .outputs
+                .iter()
+                .map(|&v| graph.value_name(v).to_string())
+                .collect(),
             plan,
             arena,
         })

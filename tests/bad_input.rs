@@ -24,58 +24,108 @@ fn graph_err(r: Result<Model, Error>) -> GraphError {
 
 #[test]
 fn node_naming_a_missing_tensor() {
-    let e = graph_err(build(|g| g["nodes"][0]["weights"]["weight"] = json!("nope.weight")));
-    assert_eq!(e, GraphError::MissingWeight { node: "conv".into(), role: "weight".into(), tensor: "nope.weight".into() });
+    let e = graph_err(build(|g| {
+        g["nodes"][0]["weights"]["weight"] = json!("nope.weight")
+    }));
+    assert_eq!(
+        e,
+        GraphError::MissingWeight {
+            node: "conv".into(),
+            role: "weight".into(),
+            tensor: "nope.weight".into()
+        }
+    );
     assert!(e.to_string().contains("\"nope.weight\""));
 }
 
 #[test]
 fn node_naming_a_missing_node() {
     let e = graph_err(build(|g| g["nodes"][1]["inputs"] = json!(["ghost"])));
-    assert_eq!(e, GraphError::MissingValue { node: "relu".into(), name: "ghost".into() });
+    assert_eq!(
+        e,
+        GraphError::MissingValue {
+            node: "relu".into(),
+            name: "ghost".into()
+        }
+    );
 }
 
 #[test]
 fn output_naming_a_missing_node() {
     let e = graph_err(build(|g| g["outputs"] = json!(["ghost"])));
-    assert_eq!(e, GraphError::MissingOutput { name: "ghost".into() });
+    assert_eq!(
+        e,
+        GraphError::MissingOutput {
+            name: "ghost".into()
+        }
+    );
 }
 
 #[test]
 fn duplicate_node_names() {
     let e = graph_err(build(|g| g["nodes"][1]["name"] = json!("conv")));
-    assert_eq!(e, GraphError::DuplicateName { name: "conv".into() });
+    assert_eq!(
+        e,
+        GraphError::DuplicateName {
+            name: "conv".into()
+        }
+    );
     let e = graph_err(build(|g| g["nodes"][1]["name"] = json!("input")));
-    assert_eq!(e, GraphError::DuplicateName { name: "input".into() });
+    assert_eq!(
+        e,
+        GraphError::DuplicateName {
+            name: "input".into()
+        }
+    );
 }
 
 #[test]
 fn a_cycle() {
     // conv reads relu, relu reads conv.
     let e = graph_err(build(|g| g["nodes"][0]["inputs"] = json!(["relu"])));
-    assert!(matches!(&e, GraphError::Cycle { node } if node == "conv" || node == "relu"), "{e}");
+    assert!(
+        matches!(&e, GraphError::Cycle { node } if node == "conv" || node == "relu"),
+        "{e}"
+    );
     let e = graph_err(build(|g| g["nodes"][1]["inputs"] = json!(["relu"])));
-    assert_eq!(e, GraphError::Cycle { node: "relu".into() });
+    assert_eq!(
+        e,
+        GraphError::Cycle {
+            node: "relu".into()
+        }
+    );
 }
 
 #[test]
 fn nodes_out_of_order_are_sorted() {
     let model = build(|g| g["nodes"].as_array_mut().unwrap().reverse()).unwrap();
-    let names: Vec<&str> = model.graph().nodes.iter().map(|n| n.name.as_str()).collect();
+    let names: Vec<&str> = model
+        .graph()
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
     assert_eq!(names, ["conv", "relu", "flatten", "fc"]);
 }
 
 #[test]
 fn an_unknown_op() {
     let e = graph_err(build(|g| g["nodes"][1]["op"] = json!("gelu")));
-    assert_eq!(e, GraphError::UnknownOp { node: "relu".into(), op: "gelu".into() });
+    assert_eq!(
+        e,
+        GraphError::UnknownOp {
+            node: "relu".into(),
+            op: "gelu".into()
+        }
+    );
     assert!(e.to_string().contains("supported: conv2d"));
 }
 
 #[test]
 fn a_weight_of_the_wrong_shape() {
     let mut w = tiny_weights();
-    w.insert("conv.weight", &[4, 3, 3, 3], vec![0.0; 108]).unwrap();
+    w.insert("conv.weight", &[4, 3, 3, 3], vec![0.0; 108])
+        .unwrap();
     let e = graph_err(Model::from_parts(&graph_def(&tiny_graph()), &w));
     assert_eq!(
         e,
@@ -90,44 +140,80 @@ fn a_weight_of_the_wrong_shape() {
     let mut w = tiny_weights();
     w.insert("fc.bias", &[4], vec![0.0; 4]).unwrap();
     let e = graph_err(Model::from_parts(&graph_def(&tiny_graph()), &w));
-    assert!(matches!(e, GraphError::WeightShape { ref node, ref role, .. } if node == "fc" && role == "bias"), "{e}");
+    assert!(
+        matches!(e, GraphError::WeightShape { ref node, ref role, .. } if node == "fc" && role == "bias"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_required_weight_not_given_and_an_unknown_role() {
     let e = graph_err(build(|g| {
-        g["nodes"][0]["weights"].as_object_mut().unwrap().remove("weight");
+        g["nodes"][0]["weights"]
+            .as_object_mut()
+            .unwrap()
+            .remove("weight");
     }));
-    assert_eq!(e, GraphError::WeightNotGiven { node: "conv".into(), op: "conv2d", role: "weight" });
-    let e = graph_err(build(|g| g["nodes"][1]["weights"] = json!({"weight": "conv.weight"})));
+    assert_eq!(
+        e,
+        GraphError::WeightNotGiven {
+            node: "conv".into(),
+            op: "conv2d",
+            role: "weight"
+        }
+    );
+    let e = graph_err(build(|g| {
+        g["nodes"][1]["weights"] = json!({"weight": "conv.weight"})
+    }));
     assert!(matches!(e, GraphError::UnexpectedWeight { .. }), "{e}");
 }
 
 #[test]
 fn stride_zero() {
     let e = graph_err(build(|g| g["nodes"][0]["attrs"]["stride"] = json!([0, 1])));
-    assert!(matches!(&e, GraphError::Invalid { node, .. } if node == "conv"), "{e}");
+    assert!(
+        matches!(&e, GraphError::Invalid { node, .. } if node == "conv"),
+        "{e}"
+    );
     assert!(e.to_string().contains("stride"), "{e}");
 }
 
 #[test]
 fn kernel_larger_than_the_padded_input() {
     let mut w = tiny_weights();
-    w.insert("conv.weight", &[4, 2, 9, 9], vec![0.0; 648]).unwrap();
+    w.insert("conv.weight", &[4, 2, 9, 9], vec![0.0; 648])
+        .unwrap();
     let e = graph_err(Model::from_parts(&graph_def(&tiny_graph()), &w));
-    assert!(matches!(&e, GraphError::Invalid { node, .. } if node == "conv"), "{e}");
+    assert!(
+        matches!(&e, GraphError::Invalid { node, .. } if node == "conv"),
+        "{e}"
+    );
 }
 
 #[test]
 fn attributes_of_the_wrong_type_unknown_or_absurd() {
     let e = graph_err(build(|g| g["nodes"][0]["attrs"]["padding"] = json!("same")));
-    assert!(matches!(&e, GraphError::Attr { attr, .. } if attr == "padding"), "{e}");
+    assert!(
+        matches!(&e, GraphError::Attr { attr, .. } if attr == "padding"),
+        "{e}"
+    );
     let e = graph_err(build(|g| g["nodes"][0]["attrs"]["paddin"] = json!([1, 1])));
-    assert!(matches!(&e, GraphError::Attr { attr, .. } if attr == "paddin"), "{e}");
-    let e = graph_err(build(|g| g["nodes"][0]["attrs"]["padding"] = json!([1u64 << 40, 1])));
-    assert!(matches!(&e, GraphError::Attr { attr, .. } if attr == "padding"), "{e}");
+    assert!(
+        matches!(&e, GraphError::Attr { attr, .. } if attr == "paddin"),
+        "{e}"
+    );
+    let e = graph_err(build(|g| {
+        g["nodes"][0]["attrs"]["padding"] = json!([1u64 << 40, 1])
+    }));
+    assert!(
+        matches!(&e, GraphError::Attr { attr, .. } if attr == "padding"),
+        "{e}"
+    );
     let e = graph_err(build(|g| g["nodes"][2]["attrs"]["start_dim"] = json!(7)));
-    assert!(matches!(&e, GraphError::Attr { attr, .. } if attr == "start_dim"), "{e}");
+    assert!(
+        matches!(&e, GraphError::Attr { attr, .. } if attr == "start_dim"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -145,7 +231,13 @@ fn an_absurd_input_shape() {
 #[test]
 fn an_unknown_graph_version() {
     let e = graph_err(build(|g| g["version"] = json!(2)));
-    assert_eq!(e, GraphError::Version { found: 2, supported: 1 });
+    assert_eq!(
+        e,
+        GraphError::Version {
+            found: 2,
+            supported: 1
+        }
+    );
 }
 
 #[test]
@@ -159,15 +251,24 @@ fn inputs_of_the_wrong_rank_channels_or_size() {
     assert_eq!(model.check_input_shape(0, &[4, 2, 5, 5]).unwrap(), 4);
     let mut s = model.session(&SessionOptions::default()).unwrap();
     let e = s.run(&[&[0.0; 49]]).err().unwrap();
-    assert!(matches!(&e, Error::Input { name, .. } if name == "input"), "{e}");
+    assert!(
+        matches!(&e, Error::Input { name, .. } if name == "input"),
+        "{e}"
+    );
     assert!(s.run(&[]).is_err());
-    assert!(model.session(&SessionOptions { batch: 0, ..Default::default() }).is_err());
+    assert!(model
+        .session(&SessionOptions {
+            batch: 0,
+            ..Default::default()
+        })
+        .is_err());
 }
 
 #[test]
 fn a_file_without_a_graph_loads_as_weights_only() {
     let path = temp_path("state_dict.safetensors");
-    let bytes = kestrel_loader::testfile::f32_file(&[("conv.weight", &[2, 2], &[1.0, 2.0, 3.0, 4.0])], &[]);
+    let bytes =
+        kestrel_loader::testfile::f32_file(&[("conv.weight", &[2, 2], &[1.0, 2.0, 3.0, 4.0])], &[]);
     std::fs::write(&path, bytes).unwrap();
     let e = Model::load(&path).unwrap_err();
     assert!(matches!(e, Error::NoGraph { .. }), "{e}");
@@ -181,7 +282,12 @@ fn a_file_without_a_graph_loads_as_weights_only() {
 fn a_graph_built_in_code_binds_weights_by_name_and_runs() {
     use kestrel_kernels::{activation, conv2d, linear};
     let model = tiny_model();
-    let mut s = model.session(&SessionOptions { batch: 2, ..Default::default() }).unwrap();
+    let mut s = model
+        .session(&SessionOptions {
+            batch: 2,
+            ..Default::default()
+        })
+        .unwrap();
     let input: Vec<f32> = (0..100).map(|i| (i as f32 - 50.0) / 25.0).collect();
     let out = s.run(&[&input]).unwrap();
     let y = out.get(0).unwrap();
@@ -190,16 +296,41 @@ fn a_graph_built_in_code_binds_weights_by_name_and_runs() {
     let w = tiny_weights();
     let data = |n: &str| w.get(n).unwrap().data.clone();
     let p = conv2d::Conv2dParams {
-        n: 2, c_in: 2, h: 5, w: 5, c_out: 4, kh: 3, kw: 3,
-        stride: [1, 1], pad: [1, 1], dilation: [1, 1], groups: 1,
+        n: 2,
+        c_in: 2,
+        h: 5,
+        w: 5,
+        c_out: 4,
+        kh: 3,
+        kw: 3,
+        stride: [1, 1],
+        pad: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
     };
     let mut conv = vec![0.0; 200];
-    conv2d::reference::conv2d(&p, &input, &data("conv.weight"), Some(&data("conv.bias")), &mut conv);
+    conv2d::reference::conv2d(
+        &p,
+        &input,
+        &data("conv.weight"),
+        Some(&data("conv.bias")),
+        &mut conv,
+    );
     let mut relu = vec![0.0; 200];
     activation::reference::relu(&conv, &mut relu);
-    let lp = linear::LinearParams { rows: 2, in_features: 100, out_features: 3 };
+    let lp = linear::LinearParams {
+        rows: 2,
+        in_features: 100,
+        out_features: 3,
+    };
     let mut want = vec![0.0; 6];
-    linear::reference::linear(&lp, &relu, &data("fc.weight"), Some(&data("fc.bias")), &mut want);
+    linear::reference::linear(
+        &lp,
+        &relu,
+        &data("fc.weight"),
+        Some(&data("fc.bias")),
+        &mut want,
+    );
     assert_eq!(y.data, &want[..]);
     assert!(want.iter().any(|&v| v.abs() > 0.1), "{want:?}");
 }

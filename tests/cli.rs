@@ -8,11 +8,17 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
 fn kestrel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kestrel")).args(args).output().expect("kestrel runs")
+    Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(args)
+        .output()
+        .expect("kestrel runs")
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn s(p: &std::path::Path) -> &str {
@@ -21,11 +27,19 @@ fn s(p: &std::path::Path) -> &str {
 
 #[test]
 fn compare_exits_0_when_within_tolerance() {
-    let o = kestrel(&["compare", s(&fixture("cifarnet")), s(&reference("cifarnet", 1)), "--per-layer"]);
+    let o = kestrel(&[
+        "compare",
+        s(&fixture("cifarnet")),
+        s(&reference("cifarnet", 1)),
+        "--per-layer",
+    ]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}{err}");
     assert!(out.contains("MATCH"), "{out}");
-    assert!(out.contains("layers:") && out.contains("0 over tolerance"), "{out}");
+    assert!(
+        out.contains("layers:") && out.contains("0 over tolerance"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -41,14 +55,23 @@ fn compare_exits_1_when_over_tolerance() {
     let max = out.iter().fold(0f32, |m, v| m.max(v.abs()));
     out[3] += 0.01 * max;
     let path = temp_path("tampered.ref.safetensors");
-    let views: Vec<(&str, &[usize], &[f32])> = tensors.iter().map(|(n, sh, d)| (n.as_str(), &sh[..], &d[..])).collect();
+    let views: Vec<(&str, &[usize], &[f32])> = tensors
+        .iter()
+        .map(|(n, sh, d)| (n.as_str(), &sh[..], &d[..]))
+        .collect();
     kestrel_loader::write_tensors(&path, &views, &BTreeMap::new()).unwrap();
     let o = kestrel(&["compare", s(&fixture("cifarnet")), s(&path)]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     assert!(out.contains("OVER") && out.contains("MISMATCH"), "{out}");
     // A tolerance loose enough for the shift passes again.
-    let o = kestrel(&["compare", s(&fixture("cifarnet")), s(&path), "--rtol", "0.02"]);
+    let o = kestrel(&[
+        "compare",
+        s(&fixture("cifarnet")),
+        s(&path),
+        "--rtol",
+        "0.02",
+    ]);
     assert_eq!(o.status.code(), Some(0));
     std::fs::remove_file(&path).unwrap();
 }
@@ -57,9 +80,16 @@ fn compare_exits_1_when_over_tolerance() {
 fn compare_exits_2_on_any_error() {
     let missing = temp_path("missing.safetensors");
     let garbage = temp_path("garbage.safetensors");
-    std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!").unwrap();
+    std::fs::write(
+        &garbage,
+        b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!",
+    )
+    .unwrap();
     let (missing, garbage_s) = (s(&missing).to_string(), s(&garbage).to_string());
-    let (model, good_ref) = (s(&fixture("cifarnet")).to_string(), s(&reference("cifarnet", 1)).to_string());
+    let (model, good_ref) = (
+        s(&fixture("cifarnet")).to_string(),
+        s(&reference("cifarnet", 1)).to_string(),
+    );
     let other_ref = s(&reference("resnet18", 1)).to_string();
     let cases: Vec<Vec<&str>> = vec![
         vec!["compare", &missing, &good_ref],
@@ -78,9 +108,15 @@ fn compare_exits_2_on_any_error() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
     let (_, err) = text(&kestrel(&["compare", &garbage_s, &good_ref]));
-    assert!(err.contains("garbage.safetensors") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("garbage.safetensors") && err.lines().count() == 1,
+        "{err}"
+    );
     let (_, err) = text(&kestrel(&["compare", &model, &other_ref]));
-    assert!(err.contains("channels") || err.contains("height") || err.contains("width"), "{err}");
+    assert!(
+        err.contains("channels") || err.contains("height") || err.contains("width"),
+        "{err}"
+    );
     std::fs::remove_file(&garbage).unwrap();
 }
 
@@ -90,7 +126,10 @@ fn info_lists_nodes_shapes_parameters_and_flops() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     // conv 3→32 3×3 on 32×32: 2·27·32·1024 = 1.769 MFLOP; 60362 parameters in all.
-    assert!(out.contains("conv2d") && out.contains("[1, 32, 32, 32]"), "{out}");
+    assert!(
+        out.contains("conv2d") && out.contains("[1, 32, 32, 32]"),
+        "{out}"
+    );
     assert!(out.contains("1.769"), "{out}");
     assert!(out.contains("60362 parameters"), "{out}");
     assert!(out.contains("arena"), "{out}");
@@ -99,7 +138,14 @@ fn info_lists_nodes_shapes_parameters_and_flops() {
 #[test]
 fn run_writes_outputs_that_match_the_reference() {
     let path = temp_path("run-out.safetensors");
-    let o = kestrel(&["run", s(&fixture("cifarnet")), "--input", s(&reference("cifarnet", 3)), "--output", s(&path)]);
+    let o = kestrel(&[
+        "run",
+        s(&fixture("cifarnet")),
+        "--input",
+        s(&reference("cifarnet", 3)),
+        "--output",
+        s(&path),
+    ]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}{err}");
     assert!(out.contains("output: shape [3, 10]"), "{out}");
@@ -114,9 +160,33 @@ fn run_writes_outputs_that_match_the_reference() {
     assert!(d.ok(), "{d:?}");
     std::fs::remove_file(&path).unwrap();
     // Without --input: a seeded random input, the same on every run.
-    let a = text(&kestrel(&["run", s(&fixture("cifarnet")), "--batch", "2", "--seed", "7"])).0;
-    let b = text(&kestrel(&["run", s(&fixture("cifarnet")), "--batch", "2", "--seed", "7"])).0;
-    let strip = |t: &str| t.lines().filter(|l| !l.starts_with("ran in")).collect::<Vec<_>>().join("\n");
+    let a = text(&kestrel(&[
+        "run",
+        s(&fixture("cifarnet")),
+        "--batch",
+        "2",
+        "--seed",
+        "7",
+    ]))
+    .0;
+    let b = text(&kestrel(&[
+        "run",
+        s(&fixture("cifarnet")),
+        "--batch",
+        "2",
+        "--seed",
+        "7",
+    ]))
+    .0;
+    let strip = |t: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with("ran in"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(strip(&a), strip(&b));
-    assert!(a.contains("output: shape [2, 10]") && a.contains("row 1: argmax"), "{a}");
+    assert!(
+        a.contains("output: shape [2, 10]") && a.contains("row 1: argmax"),
+        "{a}"
+    );
 }

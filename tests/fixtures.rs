@@ -27,22 +27,41 @@ fn check(name: &str, batch: usize, optimize: bool) -> usize {
             let Some(r) = refs.tensors.get(&format!("layer.{layer}")) else {
                 return;
             };
-            assert_eq!(out.shape, &r.shape[..], "{name} b{batch}: layer {layer} shape");
+            assert_eq!(
+                out.shape,
+                &r.shape[..],
+                "{name} b{batch}: layer {layer} shape"
+            );
             let d = diff(out.data, r.data.as_ref().unwrap(), DEFAULT_RTOL, ATOL);
             compared += 1;
             if !d.ok() {
-                failures.push(format!("{layer}: max abs {:.3e} > tol {:.3e}", d.max_abs, d.tolerance));
+                failures.push(format!(
+                    "{layer}: max abs {:.3e} > tol {:.3e}",
+                    d.max_abs, d.tolerance
+                ));
             }
         })
         .unwrap();
-    assert!(failures.is_empty(), "{name} b{batch} optimize={optimize}: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "{name} b{batch} optimize={optimize}: {failures:#?}"
+    );
     let out = outputs.get(0).unwrap();
     let r = &refs.tensors["output"];
     assert_eq!(out.shape, &r.shape[..]);
     let d = diff(out.data, r.data.as_ref().unwrap(), DEFAULT_RTOL, ATOL);
-    assert!(d.ok(), "{name} b{batch}: output max abs {:.3e} > {:.3e}", d.max_abs, d.tolerance);
+    assert!(
+        d.ok(),
+        "{name} b{batch}: output max abs {:.3e} > {:.3e}",
+        d.max_abs,
+        d.tolerance
+    );
     // The fixtures are meant to have outputs far from zero, or the comparison means little.
-    assert!(d.max_ref >= 1e-2, "{name}: output max |ref| {} is too small to test", d.max_ref);
+    assert!(
+        d.max_ref >= 1e-2,
+        "{name}: output max |ref| {} is too small to test",
+        d.max_ref
+    );
     compared
 }
 
@@ -52,7 +71,11 @@ fn every_fixture_matches_pytorch_at_every_layer() {
         let nodes = Model::load(fixture(name)).unwrap().graph().nodes.len();
         for batch in [1, 3] {
             // Unoptimised, every node of the file is computed and has a reference.
-            assert_eq!(check(name, batch, false), nodes, "{name}: every layer compared");
+            assert_eq!(
+                check(name, batch, false),
+                nodes,
+                "{name}: every layer compared"
+            );
             // Optimised (batch norms folded), every surviving layer still matches.
             assert!(check(name, batch, true) > 0);
         }
@@ -62,7 +85,8 @@ fn every_fixture_matches_pytorch_at_every_layer() {
 #[test]
 fn allops_exercises_every_op() {
     let model = Model::load(fixture("allops")).unwrap();
-    let ops: std::collections::BTreeSet<&str> = model.graph().nodes.iter().map(|n| n.op.name()).collect();
+    let ops: std::collections::BTreeSet<&str> =
+        model.graph().nodes.iter().map(|n| n.op.name()).collect();
     for op in kestrel::graph::OP_NAMES {
         if !matches!(*op, "identity" | "dropout") {
             assert!(ops.contains(op), "allops has no {op} node (it has {ops:?})");
@@ -73,7 +97,12 @@ fn allops_exercises_every_op() {
 #[test]
 fn batch_norm_folding_removes_nodes_and_keeps_outputs() {
     let model = Model::load(fixture("resnet18")).unwrap();
-    let plain = model.session(&SessionOptions { optimize: false, ..Default::default() }).unwrap();
+    let plain = model
+        .session(&SessionOptions {
+            optimize: false,
+            ..Default::default()
+        })
+        .unwrap();
     let folded = model.session(&SessionOptions::default()).unwrap();
     assert!(folded.kernel_count() < plain.kernel_count());
 }

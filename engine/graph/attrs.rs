@@ -61,9 +61,10 @@ impl<'a> Attrs<'a> {
             return Ok(None);
         };
         match v {
-            Value::Array(items) if items.len() == 2 => {
-                Ok(Some([self.count(attr, &items[0])?, self.count(attr, &items[1])?]))
-            }
+            Value::Array(items) if items.len() == 2 => Ok(Some([
+                self.count(attr, &items[0])?,
+                self.count(attr, &items[1])?,
+            ])),
             // PyTorch writes `stride=[]` for "same as kernel_size": the caller's default.
             Value::Array(items) if items.is_empty() => Ok(None),
             Value::Array(items) if items.len() == 1 => {

@@ -110,7 +110,12 @@ fn topo_sort(nodes: Vec<Node>, outputs: Vec<Value>) -> Result<(Vec<Node>, Vec<Va
     let n = nodes.len();
     let mut pending: Vec<usize> = nodes
         .iter()
-        .map(|nd| nd.inputs.iter().filter(|v| matches!(v, Value::Node(_))).count())
+        .map(|nd| {
+            nd.inputs
+                .iter()
+                .filter(|v| matches!(v, Value::Node(_)))
+                .count()
+        })
         .collect();
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, nd) in nodes.iter().enumerate() {
@@ -153,7 +158,9 @@ fn topo_sort(nodes: Vec<Node>, outputs: Vec<Value>) -> Result<(Vec<Node>, Vec<Va
     let sorted = order
         .iter()
         .map(|&old| {
-            let mut nd = slots[old].take().expect("each index appears once in a topological order");
+            let mut nd = slots[old]
+                .take()
+                .expect("each index appears once in a topological order");
             nd.inputs.iter_mut().for_each(|v| *v = remap(*v));
             nd
         })
@@ -226,11 +233,12 @@ impl Bind<'_> {
     }
 
     fn required(&self, role: &'static str) -> Result<WeightRef, GraphError> {
-        self.optional(role)?.ok_or_else(|| GraphError::WeightNotGiven {
-            node: self.nd.name.clone(),
-            op: self.op,
-            role,
-        })
+        self.optional(role)?
+            .ok_or_else(|| GraphError::WeightNotGiven {
+                node: self.nd.name.clone(),
+                op: self.op,
+                role,
+            })
     }
 }
 
@@ -239,7 +247,11 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
     let no_weights = |op| Bind::new(nd, op, weights, &[]).map(|_| ());
     let op = match nd.op.as_str() {
         "conv2d" => {
-            let a = Attrs::new(name, &nd.attrs, &["stride", "padding", "dilation", "groups"])?;
+            let a = Attrs::new(
+                name,
+                &nd.attrs,
+                &["stride", "padding", "dilation", "groups"],
+            )?;
             let b = Bind::new(nd, "conv2d", weights, &["weight", "bias"])?;
             Op::Conv2d {
                 weight: b.required("weight")?,
@@ -280,7 +292,13 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
             let known: &[&str] = if is_max {
                 &["kernel_size", "stride", "padding", "dilation", "ceil_mode"]
             } else {
-                &["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"]
+                &[
+                    "kernel_size",
+                    "stride",
+                    "padding",
+                    "ceil_mode",
+                    "count_include_pad",
+                ]
             };
             let a = Attrs::new(name, &nd.attrs, known)?;
             let kernel = a.required_pair("kernel_size")?;
@@ -310,13 +328,20 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
         "mean" => {
             let a = Attrs::new(name, &nd.attrs, &["dims", "keepdim"])?;
             no_weights("mean")?;
-            let mut dims: Vec<i64> = a.dims("dims")?.iter().map(|&d| if d < 0 { d + 4 } else { d }).collect();
+            let mut dims: Vec<i64> = a
+                .dims("dims")?
+                .iter()
+                .map(|&d| if d < 0 { d + 4 } else { d })
+                .collect();
             dims.sort_unstable();
             if dims != [2, 3] {
                 return Err(GraphError::Attr {
                     node: nd.name.clone(),
                     attr: "dims".into(),
-                    detail: format!("only the mean over H and W ([2, 3]) is supported, got {:?}", nd.attrs["dims"]),
+                    detail: format!(
+                        "only the mean over H and W ([2, 3]) is supported, got {:?}",
+                        nd.attrs["dims"]
+                    ),
                 });
             }
             Op::Mean {
@@ -342,12 +367,16 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
         "concat" => {
             let a = Attrs::new(name, &nd.attrs, &["dim"])?;
             no_weights("concat")?;
-            Op::Concat { dim: a.dim("dim", 1)? }
+            Op::Concat {
+                dim: a.dim("dim", 1)?,
+            }
         }
         "softmax" => {
             let a = Attrs::new(name, &nd.attrs, &["dim"])?;
             no_weights("softmax")?;
-            Op::Softmax { dim: a.dim("dim", -1)? }
+            Op::Softmax {
+                dim: a.dim("dim", -1)?,
+            }
         }
         other => {
             return Err(GraphError::UnknownOp {

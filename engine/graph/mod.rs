@@ -4,8 +4,8 @@
 mod attrs;
 mod build;
 
-pub(crate) use build::parameter_count;
 pub use build::build_graph;
+pub(crate) use build::parameter_count;
 
 use std::sync::Arc;
 

@@ -10,7 +10,13 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 /// The fixture models the generator script writes; each has `.b1` and `.b3` references.
-pub const FIXTURES: &[&str] = &["cifarnet", "cifarnet_f16", "resnet18", "mobilenetv2", "allops"];
+pub const FIXTURES: &[&str] = &[
+    "cifarnet",
+    "cifarnet_f16",
+    "resnet18",
+    "mobilenetv2",
+    "allops",
+];
 
 pub fn fixture(name: &str) -> PathBuf {
     fixtures_dir().join(format!("{name}.safetensors"))
@@ -48,7 +54,9 @@ pub fn tiny_weights() -> Weights {
     let mut w = Weights::default();
     let mut fill = |name: &str, shape: &[usize]| {
         let n: usize = shape.iter().product();
-        let data = (0..n).map(|i| ((i * 7919 % 23) as f32 - 11.0) / 50.0).collect();
+        let data = (0..n)
+            .map(|i| ((i * 7919 % 23) as f32 - 11.0) / 50.0)
+            .collect();
         w.insert(name, shape, data).unwrap();
     };
     fill("conv.weight", &[4, 2, 3, 3]);

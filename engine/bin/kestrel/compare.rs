@@ -43,7 +43,11 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
         if !args.per_layer {
             return;
         }
-        match reference.tensors.get(&format!("layer.{name}")).and_then(|t| t.data.as_ref()) {
+        match reference
+            .tensors
+            .get(&format!("layer.{name}"))
+            .and_then(|t| t.data.as_ref())
+        {
             Some(r) => layers.push((name.to_string(), diff(out.data, r, args.rtol, ATOL))),
             None => unmatched += 1,
         }
@@ -55,7 +59,10 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
         args.device.label(),
         args.rtol
     );
-    println!("{:<12} {:<18} {:>12} {:>12} {:>12}", "output", "shape", "max abs err", "max rel err", "tolerance");
+    println!(
+        "{:<12} {:<18} {:>12} {:>12} {:>12}",
+        "output", "shape", "max abs err", "max rel err", "tolerance"
+    );
     let mut all_ok = true;
     for (name, out) in output_names(outputs.len()).iter().zip(outputs.iter()) {
         let r = reference
@@ -66,7 +73,13 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
         let d = diff(out.data, r, args.rtol, ATOL);
         all_ok &= d.ok();
         let shape = format!("[{}]", join(out.shape));
-        println!("{name:<12} {shape:<18} {:>12.3e} {:>12.3e} {:>12.3e} {}", d.max_abs, d.rel(), d.tolerance, verdict(&d));
+        println!(
+            "{name:<12} {shape:<18} {:>12.3e} {:>12.3e} {:>12.3e} {}",
+            d.max_abs,
+            d.rel(),
+            d.tolerance,
+            verdict(&d)
+        );
     }
     if args.per_layer {
         let over = layers.iter().filter(|(_, d)| !d.ok()).count();
@@ -75,10 +88,21 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
             "\nlayers: {} compared, {over} over tolerance, {unmatched} without a reference (folded or renamed); worst:",
             layers.len()
         );
-        layers.sort_by(|a, b| (b.1.max_abs / b.1.tolerance).total_cmp(&(a.1.max_abs / a.1.tolerance)));
-        println!("{:<40} {:>12} {:>12} {:>12}", "layer", "max abs err", "max rel err", "tolerance");
+        layers.sort_by(|a, b| {
+            (b.1.max_abs / b.1.tolerance).total_cmp(&(a.1.max_abs / a.1.tolerance))
+        });
+        println!(
+            "{:<40} {:>12} {:>12} {:>12}",
+            "layer", "max abs err", "max rel err", "tolerance"
+        );
         for (name, d) in layers.iter().take(WORST) {
-            println!("{name:<40} {:>12.3e} {:>12.3e} {:>12.3e} {}", d.max_abs, d.rel(), d.tolerance, verdict(d));
+            println!(
+                "{name:<40} {:>12.3e} {:>12.3e} {:>12.3e} {}",
+                d.max_abs,
+                d.rel(),
+                d.tolerance,
+                verdict(d)
+            );
         }
     }
     if all_ok {

@@ -12,14 +12,23 @@ pub fn info(path: &Path, batch: usize) -> Result<()> {
     let layers = model.layers(batch)?;
     for name in model.output_names() {
         let shape = layers.iter().find(|l| l.name == name).map(|l| &l.shape);
-        println!("output {name:<24} {}", shape.map_or(String::new(), |s| format!("[{}]", join(s))));
+        println!(
+            "output {name:<24} {}",
+            shape.map_or(String::new(), |s| format!("[{}]", join(s)))
+        );
     }
     println!();
-    println!("{:<32} {:<20} {:<20} {:>10} {:>10}", "node", "op", "output shape", "params", "MFLOP");
+    println!(
+        "{:<32} {:<20} {:<20} {:>10} {:>10}",
+        "node", "op", "output shape", "params", "MFLOP"
+    );
     for l in &layers {
         let shape = format!("[{}]", join(&l.shape));
         let mflop = l.flops as f64 / 1e6;
-        println!("{:<32} {:<20} {:<20} {:>10} {:>10.3}", l.name, l.op, shape, l.params, mflop);
+        println!(
+            "{:<32} {:<20} {:<20} {:>10} {:>10.3}",
+            l.name, l.op, shape, l.params, mflop
+        );
     }
     let flops: u64 = layers.iter().map(|l| l.flops).sum();
     println!();
@@ -42,5 +51,8 @@ pub fn info(path: &Path, batch: usize) -> Result<()> {
 }
 
 pub fn join(dims: &[usize]) -> String {
-    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+    dims.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

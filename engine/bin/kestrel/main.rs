@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "kestrel", version, about = "Low-latency inference for PyTorch-trained CNNs")]
+#[command(
+    name = "kestrel",
+    version,
+    about = "Low-latency inference for PyTorch-trained CNNs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

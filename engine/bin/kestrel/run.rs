@@ -64,7 +64,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
         println!("{name}: shape [{}]", join(out.shape));
         summarise(out.shape, out.data);
     }
-    println!("ran in {:.3} ms (batch {batch}, first run)", elapsed.as_secs_f64() * 1e3);
+    println!(
+        "ran in {:.3} ms (batch {batch}, first run)",
+        elapsed.as_secs_f64() * 1e3
+    );
     if let Some(path) = &args.output {
         let tensors: Vec<(&str, &[usize], &[f32])> = names
             .iter()
@@ -93,16 +96,29 @@ pub fn read_inputs(model: &Model, file: &TensorFile) -> Result<Inputs> {
     let mut batch = None;
     let mut inputs = Vec::with_capacity(n);
     for (i, input) in model.inputs().iter().enumerate() {
-        let key = if n == 1 { "input".to_string() } else { format!("input.{i}") };
+        let key = if n == 1 {
+            "input".to_string()
+        } else {
+            format!("input.{i}")
+        };
         let (name, t) = [key.as_str(), input.name.as_str()]
             .into_iter()
             .find_map(|k| file.tensors.get(k).map(|t| (k, t)))
             .with_context(|| {
                 let have: Vec<&str> = file.tensors.keys().map(String::as_str).collect();
-                format!("{}: no tensor \"{key}\" for model input \"{}\" (the file has: {})", file.path.display(), input.name, have.join(", "))
+                format!(
+                    "{}: no tensor \"{key}\" for model input \"{}\" (the file has: {})",
+                    file.path.display(),
+                    input.name,
+                    have.join(", ")
+                )
             })?;
         let data = t.data.clone().with_context(|| {
-            format!("{}: tensor \"{name}\" is {:?}, not a float type", file.path.display(), t.dtype)
+            format!(
+                "{}: tensor \"{name}\" is {:?}, not a float type",
+                file.path.display(),
+                t.dtype
+            )
         })?;
         let b = model
             .check_input_shape(i, &t.shape)
@@ -146,15 +162,22 @@ fn random_inputs(model: &Model, batch: usize, seed: u64) -> Vec<Vec<f32>> {
 
 /// Prints a line of statistics, and for (n, classes) outputs the top class of each row.
 fn summarise(shape: &[usize], data: &[f32]) {
-    let (min, max) = data.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (min, max) = data
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let mean = data.iter().map(|&v| f64::from(v)).sum::<f64>() / data.len().max(1) as f64;
     println!("  min {min:.6}  max {max:.6}  mean {mean:.6}");
     if let [rows, cols] = *shape {
         for (r, row) in data.chunks(cols).take(rows.min(8)).enumerate() {
-            let (best, value) = row
-                .iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+            let (best, value) =
+                row.iter()
+                    .enumerate()
+                    .fold(
+                        (0, f32::NEG_INFINITY),
+                        |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
+                    );
             println!("  row {r}: argmax {best} ({value:.6})");
         }
     }

@@ -26,11 +26,21 @@ pub fn concat(outer: usize, inputs: &[&[f32]], inner: &[usize], y: &mut [f32]) {
 /// Writes one input of a concat into its place in the output: `x` viewed as (outer, inner)
 /// goes to columns `[offset, offset + inner)` of `y` viewed as (outer, y_inner). Calling it
 /// for each input in turn gives `concat`, with no list of inputs to gather first.
-pub fn concat_part(outer: usize, x: &[f32], inner: usize, offset: usize, y_inner: usize, y: &mut [f32]) {
+pub fn concat_part(
+    outer: usize,
+    x: &[f32],
+    inner: usize,
+    offset: usize,
+    y_inner: usize,
+    y: &mut [f32],
+) {
     // x: (outer, inner)  y: (outer, y_inner)
     assert_eq!(x.len(), outer * inner, "concat_part: x length");
     assert_eq!(y.len(), outer * y_inner, "concat_part: y length");
-    assert!(offset + inner <= y_inner, "concat_part: columns past the row");
+    assert!(
+        offset + inner <= y_inner,
+        "concat_part: columns past the row"
+    );
     for o in 0..outer {
         y[o * y_inner + offset..][..inner].copy_from_slice(&x[o * inner..(o + 1) * inner]);
     }

@@ -1,0 +1,71 @@
+//! Tensors at the API: shape (batch first, NCHW) and f32 storage. Kestrel computes in f32;
+//! weights stored as f16 or bf16 are widened to f32 when the file is loaded.
+
+use crate::error::Error;
+
+/// A read-only view of one tensor, borrowed from a session's arena.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TensorView<'a> {
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}
+
+impl TensorView<'_> {
+    /// Copies the view out, to keep past the next run.
+    pub fn to_tensor(&self) -> Tensor {
+        Tensor {
+            shape: self.shape.to_vec(),
+            data: self.data.to_vec(),
+        }
+    }
+}
+
+/// An owned f32 tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+impl Tensor {
+    /// A tensor of `shape` holding `data`; their sizes must agree.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor, Error> {
+        let elems = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if elems != Some(data.len()) {
+            return Err(Error::Input {
+                name: "tensor".into(),
+                detail: format!("shape {shape:?} does not hold {} values", data.len()),
+            });
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    pub fn view(&self) -> TensorView<'_> {
+        TensorView {
+            shape: &self.shape,
+            data: &self.data,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tensor;
+
+    #[test]
+    fn shape_and_data_must_agree() {
+        let t = Tensor::new(vec![2, 3], (0..6).map(|i| i as f32).collect()).unwrap();
+        assert_eq!(t.view().to_tensor(), t);
+        assert_eq!(t.view().data[5], 5.0);
+        assert!(Tensor::new(vec![2, 3], vec![0.0; 5]).is_err());
+        assert!(Tensor::new(vec![1 << 40, 1 << 40], vec![]).is_err());
+    }
+}
