@@ -23,6 +23,9 @@ pub enum Error {
     /// A session was asked for with options the model cannot take.
     #[error("session: {0}")]
     Session(String),
+    /// A weight handed over in code does not fit its shape.
+    #[error("weight \"{name}\": {detail}")]
+    Weight { name: String, detail: String },
     /// The caller's input does not fit the session.
     #[error("input \"{name}\": {detail}")]
     Input { name: String, detail: String },

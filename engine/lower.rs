@@ -54,13 +54,19 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    /// Floating-point operations of one call, counting a multiply-add as two.
+    /// Floating-point operations of one call, counting a multiply-add as two and a
+    /// compare or an add as one.
     pub(crate) fn flops(&self, out_elems: usize) -> u64 {
+        let out = out_elems as u64;
         match self {
             Kernel::Conv2d { p, .. } => p.flops(),
             Kernel::Linear { p, .. } => p.flops(),
-            Kernel::Alias => 0,
-            _ => out_elems as u64,
+            Kernel::MaxPool2d(p) | Kernel::AvgPool2d(p) => out * (p.kernel[0] * p.kernel[1]) as u64,
+            Kernel::AdaptiveAvgPool2d(p) => (p.n * p.c * p.h * p.w) as u64,
+            Kernel::Mean(p) => (p.n * p.c * p.h * p.w) as u64,
+            Kernel::BatchNorm { .. } => 2 * out,
+            Kernel::Alias | Kernel::Concat { .. } => 0,
+            Kernel::Relu | Kernel::Relu6 | Kernel::Add | Kernel::Softmax(_) => out,
         }
     }
 }

@@ -46,10 +46,10 @@ impl Weights {
     pub fn insert(&mut self, name: &str, shape: &[usize], data: Vec<f32>) -> Result<(), Error> {
         let elems = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
         if elems != Some(data.len()) {
-            return Err(Error::Session(format!(
-                "weight \"{name}\": shape {shape:?} does not hold {} values",
-                data.len()
-            )));
+            return Err(Error::Weight {
+                name: name.to_string(),
+                detail: format!("shape {shape:?} does not hold {} values", data.len()),
+            });
         }
         self.other.remove(name);
         let w = Weight {
