@@ -11,13 +11,18 @@ pub mod add;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
+pub mod epilogue;
+pub mod isa;
 pub mod linear;
 pub mod mean;
+pub mod parallel;
 pub mod pool2d;
 pub mod softmax;
 
 mod error;
+pub use epilogue::Activation;
 pub use error::ParamError;
+pub use isa::Isa;
 
 #[cfg(test)]
 mod testing;
