@@ -24,9 +24,10 @@ mod weights;
 
 pub use compare::{diff, Diff};
 pub use error::{Error, GraphError};
+pub use kestrel_kernels::Isa;
 pub use kestrel_loader::{GraphDef, InputDef, NodeDef};
 pub use model::{LayerInfo, Model};
-pub use session::{Device, Outputs, Session, SessionOptions};
+pub use session::{Device, Kernels, Outputs, Session, SessionOptions};
 pub use tensor::{Tensor, TensorView};
 pub use weights::Weights;
 

@@ -3,7 +3,7 @@
 //! parameter structs, whose `validate` and `output_shape` hold each op's shape arithmetic.
 
 use crate::error::GraphError;
-use crate::graph::{Node, Op, PoolAttrs, WeightRef};
+use crate::graph::{Activation, Node, Op, PoolAttrs, WeightRef};
 use kestrel_kernels::adaptive_avg_pool2d::AdaptiveAvgPool2dParams;
 use kestrel_kernels::batch_norm::BatchNormParams;
 use kestrel_kernels::conv2d::Conv2dParams;
@@ -19,10 +19,13 @@ type Data = Arc<[f32]>;
 /// A kernel call with every shape resolved; the executor only moves data.
 #[derive(Debug, Clone)]
 pub(crate) enum Kernel {
+    /// y = act(conv(x) + bias + residual): the residual, when present, is input 1.
     Conv2d {
         p: Conv2dParams,
         weight: Data,
         bias: Option<Data>,
+        residual: bool,
+        act: Activation,
     },
     BatchNorm {
         p: BatchNormParams,
@@ -41,8 +44,11 @@ pub(crate) enum Kernel {
         p: LinearParams,
         weight: Data,
         bias: Option<Data>,
+        act: Activation,
     },
-    Add,
+    Add {
+        act: Activation,
+    },
     /// Input i is viewed as (outer, inner[i]); the output as (outer, sum of inner).
     Concat {
         outer: usize,
@@ -66,7 +72,7 @@ impl Kernel {
             Kernel::Mean(p) => (p.n * p.c * p.h * p.w) as u64,
             Kernel::BatchNorm { .. } => 2 * out,
             Kernel::Alias | Kernel::Concat { .. } => 0,
-            Kernel::Relu | Kernel::Relu6 | Kernel::Add | Kernel::Softmax(_) => out,
+            Kernel::Relu | Kernel::Relu6 | Kernel::Add { .. } | Kernel::Softmax(_) => out,
         }
     }
 }
@@ -88,6 +94,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             pad,
             dilation,
             groups,
+            act,
         } => {
             let [n, c_in, h, w] = ctx.rank4(x)?;
             let ws = &weight.shape;
@@ -110,12 +117,23 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             p.validate().map_err(|e| ctx.invalid(e))?;
             ctx.check_weight("weight", weight, &p.weight_shape())?;
             ctx.check_bias(bias.as_ref(), p.c_out)?;
+            let shape = p.output_shape().to_vec();
+            let residual = inputs.len() == 2;
+            if residual && inputs[1] != shape {
+                let detail = format!(
+                    "residual of shape {:?} for an output of shape {shape:?}",
+                    inputs[1]
+                );
+                return Err(ctx.shape(detail));
+            }
             let kernel = Kernel::Conv2d {
                 p,
                 weight: weight.data.clone(),
                 bias: bias.as_ref().map(|b| b.data.clone()),
+                residual,
+                act: *act,
             };
-            (p.output_shape().to_vec(), kernel)
+            (shape, kernel)
         }
         Op::BatchNorm {
             weight,
@@ -186,7 +204,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             };
             (shape, Kernel::Mean(p))
         }
-        Op::Linear { weight, bias } => {
+        Op::Linear { weight, bias, act } => {
             if x.len() < 2 {
                 return Err(ctx.shape(format!("expected (n, in_features), got {x:?}")));
             }
@@ -208,6 +226,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
                 p,
                 weight: weight.data.clone(),
                 bias: bias.as_ref().map(|b| b.data.clone()),
+                act: *act,
             };
             (shape, kernel)
         }
@@ -225,7 +244,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             shape.extend_from_slice(&x[e + 1..]);
             (shape, Kernel::Alias)
         }
-        Op::Add => {
+        Op::Add { act } => {
             if inputs[0] != inputs[1] {
                 let detail = format!(
                     "add needs equal shapes, got {:?} and {:?}",
@@ -233,7 +252,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
                 );
                 return Err(ctx.shape(detail));
             }
-            (x.to_vec(), Kernel::Add)
+            (x.to_vec(), Kernel::Add { act: *act })
         }
         Op::Concat { dim } => {
             let d = ctx.axis("dim", *dim, x.len())?;

@@ -1,13 +1,99 @@
 //! Graph passes run when a session is built: fold each batch norm into the conv before it,
-//! then drop identity nodes (identity, dropout, and the batch norms just folded).
+//! drop identity nodes (identity, dropout, and the batch norms just folded), then fuse each
+//! relu/relu6 into the conv, linear or add before it, and each residual add into the conv
+//! that feeds it, so a ResNet block's `relu(bn(conv(x)) + identity)` is one kernel call.
+//!
+//! A node that absorbs the nodes after it takes the last one's name: it now produces the
+//! value PyTorch calls by that name, which is what `compare --per-layer` checks.
 
-use crate::graph::{Graph, Node, Op, Value, Weight};
+use crate::graph::{Activation, Graph, Node, Op, Value, Weight};
 use kestrel_kernels::batch_norm::scale_shift;
 use std::sync::Arc;
 
 pub(crate) fn optimize(graph: &mut Graph) {
     fold_batch_norms(graph);
     remove_identities(graph);
+    fuse_activations(graph);
+    remove_identities(graph);
+    fuse_residual_adds(graph);
+    remove_identities(graph);
+}
+
+/// conv | linear | add → relu | relu6 becomes one node with that activation, when the
+/// first node's output feeds nothing else.
+fn fuse_activations(graph: &mut Graph) {
+    let uses = use_counts(graph);
+    for i in 0..graph.nodes.len() {
+        let act = match graph.nodes[i].op {
+            Op::Relu => Activation::Relu,
+            Op::Relu6 => Activation::Relu6,
+            _ => continue,
+        };
+        let Value::Node(j) = graph.nodes[i].inputs[0] else {
+            continue;
+        };
+        if uses[j] != 1 {
+            continue;
+        }
+        let slot = match &mut graph.nodes[j].op {
+            Op::Conv2d { act, .. } | Op::Linear { act, .. } | Op::Add { act } => act,
+            _ => continue,
+        };
+        if *slot != Activation::None {
+            continue;
+        }
+        *slot = act;
+        absorb(graph, j, i);
+    }
+}
+
+/// conv → add(·, r) [→ act] becomes conv(x) + r [→ act], when the conv's output feeds
+/// only the add and r is computed before the conv runs (nodes are in topological order, so
+/// r's producer must come earlier in the list).
+fn fuse_residual_adds(graph: &mut Graph) {
+    let uses = use_counts(graph);
+    for i in 0..graph.nodes.len() {
+        let Op::Add { act: add_act } = graph.nodes[i].op else {
+            continue;
+        };
+        let [a, b] = [graph.nodes[i].inputs[0], graph.nodes[i].inputs[1]];
+        let fusable = |conv: Value, residual: Value| {
+            let Value::Node(j) = conv else { return None };
+            let plain_conv = matches!(
+                graph.nodes[j].op,
+                Op::Conv2d {
+                    act: Activation::None,
+                    ..
+                }
+            );
+            let ready = match residual {
+                Value::Input(_) => true,
+                Value::Node(r) => r < j,
+            };
+            (plain_conv && uses[j] == 1 && graph.nodes[j].inputs.len() == 1 && ready).then_some(j)
+        };
+        let Some((j, residual)) = fusable(a, b)
+            .map(|j| (j, b))
+            .or_else(|| fusable(b, a).map(|j| (j, a)))
+        else {
+            continue;
+        };
+        if let Op::Conv2d { act, .. } = &mut graph.nodes[j].op {
+            *act = add_act;
+        }
+        graph.nodes[j].inputs.push(residual);
+        absorb(graph, j, i);
+    }
+}
+
+/// Node `j` now computes node `i`'s value: it takes `i`'s name and `i` becomes an identity
+/// of it, removed by the next `remove_identities`.
+fn absorb(graph: &mut Graph, j: usize, i: usize) {
+    let name = std::mem::take(&mut graph.nodes[i].name);
+    graph.nodes[i].name = format!("{name}.fused");
+    graph.nodes[i].op = Op::Identity;
+    graph.nodes[i].inputs = vec![Value::Node(j)];
+    graph.nodes[j].name = name;
 }
 
 /// conv → batch_norm becomes one conv with w' = w·scale[oc] and b' = b·scale + shift, when
@@ -64,9 +150,7 @@ fn fold_batch_norms(graph: &mut Graph) {
             shape: vec![scale.len()],
             data: Arc::from(b),
         }));
-        graph.nodes[j].name = bn_name;
-        graph.nodes[i].op = Op::Identity;
-        graph.nodes[i].name.push_str(".folded");
+        absorb(graph, j, i);
     }
 }
 

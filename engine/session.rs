@@ -6,6 +6,7 @@ use crate::graph::Graph;
 use crate::passes;
 use crate::plan::{plan, Plan, Slot};
 use crate::tensor::TensorView;
+use kestrel_kernels::Isa;
 
 /// Where a session runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,9 +21,26 @@ pub struct SessionOptions {
     pub device: Device,
     /// The batch size every run of the session takes.
     pub batch: usize,
-    /// Run the graph passes (batch-norm folding, identity removal). Turn off to see every
-    /// node of the file, as `compare --per-layer` does to check each one against PyTorch.
+    /// Run the graph passes (batch-norm folding, identity removal, fusion). Turn off to
+    /// compute every node of the file on its own, to check each one against PyTorch.
     pub optimize: bool,
+    /// Threads one run may use. They come from one process-wide pool with a thread per
+    /// core, so sessions that share a machine do not oversubscribe it.
+    pub threads: usize,
+    /// Which CPU kernels run the session.
+    pub kernels: Kernels,
+}
+
+/// The CPU kernels a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// The fastest this CPU has, capped by `KESTREL_ISA=avx512|avx2|scalar` when set.
+    #[default]
+    Auto,
+    /// The SIMD kernels for one instruction set (an error if this CPU lacks it).
+    Isa(Isa),
+    /// The reference kernels: plain loops with f64 sums, the test oracle.
+    Reference,
 }
 
 impl Default for SessionOptions {
@@ -31,6 +49,8 @@ impl Default for SessionOptions {
             device: Device::Cpu,
             batch: 1,
             optimize: true,
+            threads: 1,
+            kernels: Kernels::Auto,
         }
     }
 }
@@ -39,6 +59,8 @@ impl Default for SessionOptions {
 /// in one arena. `run` allocates nothing. A session is `Send`: move it to the thread that
 /// runs it; share the `Model` instead, and give each thread its own session.
 pub struct Session {
+    backend: Backend,
+    threads: usize,
     plan: Plan,
     arena: Vec<f32>,
     input_names: Vec<String>,
@@ -47,6 +69,10 @@ pub struct Session {
 
 impl Session {
     pub(crate) fn new(graph: &Graph, opts: &SessionOptions) -> Result<Session, Error> {
+        if opts.threads == 0 {
+            return Err(Error::Session("threads must be at least 1".into()));
+        }
+        let backend = Backend::resolve(opts.kernels)?;
         let mut graph = graph.clone();
         if opts.optimize {
             passes::optimize(&mut graph);
@@ -58,6 +84,8 @@ impl Session {
         })?;
         arena.resize(plan.arena_len, 0.0);
         Ok(Session {
+            backend,
+            threads: opts.threads,
             input_names: graph.inputs.iter().map(|i| i.name.clone()).collect(),
             output_names: graph
                 .outputs
@@ -137,6 +165,18 @@ impl Session {
         &self.output_names
     }
 
+    /// The kernels the session runs: `reference`, or the SIMD instruction set.
+    pub fn kernels_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Reference => "reference",
+            Backend::Simd(isa) => isa.name(),
+        }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// Size of the session's activation arena in bytes.
     pub fn arena_bytes(&self) -> usize {
         self.plan.arena_len * std::mem::size_of::<f32>()
@@ -152,6 +192,24 @@ impl Session {
         TensorView {
             shape: &slot.shape,
             data: &self.arena[slot.offset..slot.offset + slot.len],
+        }
+    }
+}
+
+/// The kernel family a session was built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Reference,
+    Simd(Isa),
+}
+
+impl Backend {
+    fn resolve(kernels: Kernels) -> Result<Backend, Error> {
+        match kernels {
+            Kernels::Reference => Ok(Backend::Reference),
+            Kernels::Isa(isa) if isa.is_supported() => Ok(Backend::Simd(isa)),
+            Kernels::Isa(isa) => Err(Error::Session(format!("this CPU does not support {isa}"))),
+            Kernels::Auto => Isa::from_env().map(Backend::Simd).map_err(Error::Session),
         }
     }
 }

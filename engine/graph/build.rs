@@ -2,7 +2,7 @@
 //! Shapes are checked afterwards by lowering the graph at batch 1 (see `Model::from_parts`).
 
 use super::attrs::Attrs;
-use super::{Graph, GraphInput, Node, Op, PoolAttrs, Value, WeightRef};
+use super::{Activation, Graph, GraphInput, Node, Op, PoolAttrs, Value, WeightRef};
 use crate::error::GraphError;
 use crate::weights::Weights;
 use kestrel_loader::{GraphDef, NodeDef};
@@ -170,7 +170,7 @@ fn topo_sort(nodes: Vec<Node>, outputs: Vec<Value>) -> Result<(Vec<Node>, Vec<Va
 
 fn check_arity(nd: &NodeDef, op: &Op) -> Result<(), GraphError> {
     let (ok, expected) = match op {
-        Op::Add => (nd.inputs.len() == 2, "2"),
+        Op::Add { .. } => (nd.inputs.len() == 2, "2"),
         Op::Concat { .. } => (!nd.inputs.is_empty(), "1 or more"),
         _ => (nd.inputs.len() == 1, "1"),
     };
@@ -260,6 +260,7 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
                 pad: a.pair("padding", [0, 0])?,
                 dilation: a.pair("dilation", [1, 1])?,
                 groups: a.usize("groups", 1)?,
+                act: Activation::None,
             }
         }
         "batch_norm" => {
@@ -278,7 +279,9 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
             let op = match nd.op.as_str() {
                 "relu" => Op::Relu,
                 "relu6" => Op::Relu6,
-                "add" => Op::Add,
+                "add" => Op::Add {
+                    act: Activation::None,
+                },
                 _ => Op::Identity,
             };
             // Dropout's probability is meaningless at inference; accept it, ignore it.
@@ -354,6 +357,7 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
             Op::Linear {
                 weight: b.required("weight")?,
                 bias: b.optional("bias")?,
+                act: Activation::None,
             }
         }
         "flatten" => {

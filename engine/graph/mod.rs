@@ -7,6 +7,7 @@ mod build;
 pub use build::build_graph;
 pub(crate) use build::parameter_count;
 
+pub use kestrel_kernels::Activation;
 use std::sync::Arc;
 
 /// A weight tensor: its name in the file, its shape and its f32 data.
@@ -54,6 +55,8 @@ pub struct PoolAttrs {
 
 /// An op with its typed attributes and weights. Dimensions (`dim`, `start_dim`) may be
 /// negative, as in PyTorch; they are resolved against the input's rank in `lower`.
+/// `act` fields are set only by the session's fusion pass: the file's graph has none.
+/// A conv with two inputs adds the second (the residual) before its activation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Conv2d {
@@ -63,6 +66,7 @@ pub enum Op {
         pad: [usize; 2],
         dilation: [usize; 2],
         groups: usize,
+        act: Activation,
     },
     BatchNorm {
         weight: Option<WeightRef>,
@@ -85,12 +89,15 @@ pub enum Op {
     Linear {
         weight: WeightRef,
         bias: Option<WeightRef>,
+        act: Activation,
     },
     Flatten {
         start_dim: i64,
         end_dim: i64,
     },
-    Add,
+    Add {
+        act: Activation,
+    },
     Concat {
         dim: i64,
     },
@@ -134,7 +141,7 @@ impl Op {
             Op::Mean { .. } => "mean",
             Op::Linear { .. } => "linear",
             Op::Flatten { .. } => "flatten",
-            Op::Add => "add",
+            Op::Add { .. } => "add",
             Op::Concat { .. } => "concat",
             Op::Softmax { .. } => "softmax",
             Op::Identity => "identity",
@@ -144,7 +151,7 @@ impl Op {
     /// The weights this op holds, for counting parameters.
     pub fn weights(&self) -> Vec<&WeightRef> {
         match self {
-            Op::Conv2d { weight, bias, .. } | Op::Linear { weight, bias } => {
+            Op::Conv2d { weight, bias, .. } | Op::Linear { weight, bias, .. } => {
                 std::iter::once(weight).chain(bias).collect()
             }
             Op::BatchNorm {

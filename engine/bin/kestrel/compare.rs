@@ -14,6 +14,10 @@ pub struct CompareArgs {
     reference: PathBuf,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[command(flatten)]
+    kernels: crate::KernelArgs,
     /// Also compare every layer the reference holds, and list the worst ones.
     #[arg(long)]
     per_layer: bool,
@@ -33,9 +37,12 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
     let opts = SessionOptions {
         device: args.device.into(),
         batch,
+        threads: args.threads,
+        kernels: args.kernels.choice()?,
         ..SessionOptions::default()
     };
     let mut session = model.session(&opts)?;
+    let (kernels, threads) = (session.kernels_name(), session.threads());
     let slices = inputs.slices();
     let mut layers: Vec<(String, Diff)> = Vec::new();
     let mut unmatched = 0;
@@ -53,10 +60,12 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
         }
     })?;
     println!(
-        "{} vs {} (batch {batch}, {}, rtol {:e})",
+        "{} vs {} (batch {batch}, {} {}, {} thread(s), rtol {:e})",
         args.model.display(),
         args.reference.display(),
         args.device.label(),
+        kernels,
+        threads,
         args.rtol
     );
     println!(

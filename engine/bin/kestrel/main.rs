@@ -1,6 +1,7 @@
 //! The `kestrel` command line: inspect a model, run it, and compare it with PyTorch.
 //! Exit codes: 0 success, 1 `compare` over tolerance, 2 any usage, file or model error.
 
+mod bench;
 mod compare;
 mod info;
 mod run;
@@ -55,6 +56,29 @@ enum Command {
     /// Run the model on a PyTorch reference file's input and diff every output against it.
     /// Exits 0 within tolerance, 1 over it, 2 on any error.
     Compare(compare::CompareArgs),
+    /// Time repeated runs: median, p90, p99, p99.9, min, max latency and throughput.
+    Bench(bench::BenchArgs),
+}
+
+/// Which CPU kernels to run, for the commands that run a model.
+#[derive(clap::Args)]
+struct KernelArgs {
+    /// SIMD instruction set (default: the best this CPU has, or KESTREL_ISA).
+    #[arg(long, value_parser = ["avx512", "avx2", "scalar"])]
+    isa: Option<String>,
+    /// Run the reference kernels (plain loops, f64 sums) instead of the SIMD ones.
+    #[arg(long, conflicts_with = "isa")]
+    reference: bool,
+}
+
+impl KernelArgs {
+    fn choice(&self) -> anyhow::Result<kestrel::Kernels> {
+        Ok(match (&self.isa, self.reference) {
+            (_, true) => kestrel::Kernels::Reference,
+            (Some(isa), _) => kestrel::Kernels::Isa(isa.parse().map_err(anyhow::Error::msg)?),
+            (None, false) => kestrel::Kernels::Auto,
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -63,6 +87,7 @@ fn main() -> ExitCode {
         Command::Info { model, batch } => info::info(&model, batch).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Compare(args) => compare::compare(&args),
+        Command::Bench(args) => bench::bench(&args).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {}", one_line(&e));

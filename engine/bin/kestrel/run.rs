@@ -16,6 +16,10 @@ pub struct RunArgs {
     input: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[command(flatten)]
+    kernels: crate::KernelArgs,
     /// Batch size of the random input (an `--input` file sets its own).
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -52,6 +56,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let opts = SessionOptions {
         device: args.device.into(),
         batch,
+        threads: args.threads,
+        kernels: args.kernels.choice()?,
         ..SessionOptions::default()
     };
     let mut session = model.session(&opts)?;
@@ -135,7 +141,7 @@ pub fn read_inputs(model: &Model, file: &TensorFile) -> Result<Inputs> {
     })
 }
 
-fn random_inputs(model: &Model, batch: usize, seed: u64) -> Vec<Vec<f32>> {
+pub fn random_inputs(model: &Model, batch: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut uniform = move || {
         // xorshift64*: enough randomness for a test input, and the same on every machine.

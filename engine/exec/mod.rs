@@ -3,6 +3,7 @@
 use crate::lower::Kernel;
 use crate::plan::{Plan, Slot, Step};
 use kestrel_kernels as k;
+use kestrel_kernels::Activation;
 
 /// Runs every step; `tap` sees each step's name and output after it is computed.
 pub(crate) fn execute(plan: &Plan, arena: &mut [f32], tap: &mut dyn FnMut(&str, &Slot, &[f32])) {
@@ -28,8 +29,15 @@ fn run_step(plan: &Plan, step: &Step, arena: &Arena) {
     // SAFETY: inputs are only read, and only while this step runs.
     let x = |i: usize| unsafe { arena.read(slot(i)) };
     match &step.kernel {
-        Kernel::Conv2d { p, weight, bias } => {
-            k::conv2d::reference::conv2d(p, x(0), weight, bias.as_deref(), y)
+        Kernel::Conv2d {
+            p,
+            weight,
+            bias,
+            residual,
+            act,
+        } => {
+            k::conv2d::reference::conv2d(p, x(0), weight, bias.as_deref(), y);
+            epilogue(y, residual.then(|| x(1)), *act);
         }
         Kernel::BatchNorm {
             p,
@@ -54,10 +62,19 @@ fn run_step(plan: &Plan, step: &Step, arena: &Arena) {
             k::adaptive_avg_pool2d::reference::adaptive_avg_pool2d(p, x(0), y)
         }
         Kernel::Mean(p) => k::mean::reference::mean_hw(p, x(0), y),
-        Kernel::Linear { p, weight, bias } => {
-            k::linear::reference::linear(p, x(0), weight, bias.as_deref(), y)
+        Kernel::Linear {
+            p,
+            weight,
+            bias,
+            act,
+        } => {
+            k::linear::reference::linear(p, x(0), weight, bias.as_deref(), y);
+            epilogue(y, None, *act);
         }
-        Kernel::Add => k::add::reference::add(x(0), x(1), y),
+        Kernel::Add { act } => {
+            k::add::reference::add(x(0), x(1), y);
+            epilogue(y, None, *act);
+        }
         Kernel::Concat { outer, inner } => {
             let total: usize = inner.iter().sum();
             let mut at = 0;
@@ -68,6 +85,17 @@ fn run_step(plan: &Plan, step: &Step, arena: &Arena) {
         }
         Kernel::Softmax(p) => k::softmax::reference::softmax(p, x(0), y),
         Kernel::Alias => {}
+    }
+}
+
+/// The fused tail of a reference kernel, in the order the fast kernels apply it:
+/// y = act(y + residual).
+fn epilogue(y: &mut [f32], residual: Option<&[f32]>, act: Activation) {
+    if let Some(r) = residual {
+        y.iter_mut().zip(r).for_each(|(v, r)| *v += r);
+    }
+    if act != Activation::None {
+        y.iter_mut().for_each(|v| *v = act.apply(*v));
     }
 }
 

@@ -1,0 +1,207 @@
+//! `kestrel bench`: latency of `Session::run` as a real-time caller sees it.
+
+use crate::run::random_inputs;
+use crate::DeviceArg;
+use anyhow::{Context, Result};
+use kestrel::{Model, SessionOptions};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    model: PathBuf,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Timed runs; default: as many as fit in about 3 seconds (at least 10).
+    #[arg(long)]
+    iters: Option<usize>,
+    /// Untimed runs first, to warm caches and the branch predictor.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Distinct random inputs, cycled: one fixed input lets the branch predictor learn
+    /// max-pool branches and flatters every engine.
+    #[arg(long, default_value_t = 8)]
+    inputs: usize,
+    /// Write the results as one JSON object to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    kernels: crate::KernelArgs,
+}
+
+/// Time budget when `--iters` is not given.
+const BUDGET: Duration = Duration::from_secs(3);
+
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    let model = Model::load(&args.model)?;
+    let opts = SessionOptions {
+        device: args.device.into(),
+        batch: args.batch,
+        threads: args.threads,
+        kernels: args.kernels.choice()?,
+        ..SessionOptions::default()
+    };
+    let mut session = model.session(&opts)?;
+    let inputs: Vec<Vec<Vec<f32>>> = (0..args.inputs.max(1) as u64)
+        .map(|seed| random_inputs(&model, args.batch, seed))
+        .collect();
+    let slices: Vec<Vec<&[f32]>> = inputs
+        .iter()
+        .map(|i| i.iter().map(|d| &d[..]).collect())
+        .collect();
+    let mut run = |i: usize| -> Result<()> {
+        session.run(&slices[i % slices.len()])?;
+        Ok(())
+    };
+    let start = Instant::now();
+    for i in 0..args.warmup {
+        run(i)?;
+    }
+    let per_run = start.elapsed().as_secs_f64() / args.warmup.max(1) as f64;
+    let iters = args.iters.unwrap_or_else(|| {
+        ((BUDGET.as_secs_f64() / per_run.max(1e-7)) as usize).clamp(10, 100_000)
+    });
+    let mut samples = Vec::with_capacity(iters);
+    let mut progress = Progress::new(iters);
+    let timed = Instant::now();
+    for i in 0..iters {
+        let t = Instant::now();
+        run(i)?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+        progress.tick(i + 1);
+    }
+    progress.finish();
+    let wall = timed.elapsed().as_secs_f64();
+    samples.sort_by(f64::total_cmp);
+    let stats = Stats::of(&samples, args.batch);
+    let isa = session.kernels_name();
+    println!(
+        "{}: {} ({isa}), batch {}, {} thread(s), {iters} runs after {} warm-up, {} inputs cycled, {:.1} s",
+        args.model.display(),
+        args.device.label(),
+        args.batch,
+        args.threads,
+        args.warmup,
+        slices.len(),
+        wall
+    );
+    println!(
+        "median {:.1} µs   p90 {:.1}   p99 {:.1}   p99.9 {:.1}   min {:.1}   max {:.1}",
+        stats.median, stats.p90, stats.p99, stats.p999, stats.min, stats.max
+    );
+    println!(
+        "throughput {:.1} inferences/s ({} per run / median)",
+        stats.throughput, args.batch
+    );
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "device": args.device.label(),
+            "isa": isa,
+            "batch": args.batch,
+            "threads": args.threads,
+            "iters": iters,
+            "warmup": args.warmup,
+            "inputs": slices.len(),
+            "median_us": stats.median,
+            "p90_us": stats.p90,
+            "p99_us": stats.p99,
+            "p999_us": stats.p999,
+            "min_us": stats.min,
+            "max_us": stats.max,
+            "mean_us": stats.mean,
+            "throughput_per_s": stats.throughput,
+            "arena_bytes": session.arena_bytes(),
+            "kernel_calls": session.kernel_count(),
+        });
+        std::fs::write(path, format!("{json:#}\n"))
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Latency percentiles in microseconds over sorted samples.
+struct Stats {
+    median: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    min: f64,
+    max: f64,
+    mean: f64,
+    throughput: f64,
+}
+
+impl Stats {
+    fn of(sorted: &[f64], batch: usize) -> Stats {
+        // Nearest rank: the smallest sample with at least q of the samples at or below it.
+        let q =
+            |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+        let median = q(0.5);
+        Stats {
+            median,
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+            mean: sorted.iter().sum::<f64>() / sorted.len() as f64,
+            throughput: batch as f64 * 1e6 / median,
+        }
+    }
+}
+
+/// A progress bar on stderr for runs longer than a second, when stderr is a terminal.
+struct Progress {
+    total: usize,
+    start: Instant,
+    last: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        let now = Instant::now();
+        Progress {
+            total,
+            start: now,
+            last: now,
+            shown: false,
+        }
+    }
+
+    fn tick(&mut self, done: usize) {
+        // Checking the clock every 64 runs keeps the bar's cost out of the samples.
+        if !done.is_multiple_of(64)
+            || self.start.elapsed() < Duration::from_secs(1)
+            || !std::io::stderr().is_terminal()
+        {
+            return;
+        }
+        if self.last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.last = Instant::now();
+        self.shown = true;
+        let width = 40;
+        let filled = width * done / self.total;
+        eprint!(
+            "\r[{}{}] {done}/{}",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            self.total
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! `Session::run` allocates nothing after the first run: a counting global allocator sees
+//! every allocation in the process, from every thread, while sessions run.
+
+mod common;
+
+use common::{fixture, FIXTURES};
+use kestrel::{Isa, Kernels, Model, SessionOptions};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: defers to the system allocator; the counter has no effect on the memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn runs_after_the_first_allocate_nothing() {
+    let mut kernels = vec![Kernels::Reference];
+    kernels.extend(Isa::available().into_iter().map(Kernels::Isa));
+    for name in FIXTURES {
+        let model = Model::load(fixture(name)).unwrap();
+        for &k in &kernels {
+            for threads in [1, 2] {
+                let opts = SessionOptions {
+                    batch: 2,
+                    threads,
+                    kernels: k,
+                    ..Default::default()
+                };
+                let mut session = model.session(&opts).unwrap();
+                let input = vec![0.25f32; session.input_shape(0).iter().product()];
+                session.run(&[&input]).unwrap();
+                let before = ALLOCATIONS.load(Ordering::SeqCst);
+                for _ in 0..5 {
+                    let out = session.run(&[&input]).unwrap();
+                    assert!(out.get(0).unwrap().data[0].is_finite());
+                }
+                let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+                assert_eq!(
+                    allocated, 0,
+                    "{name} {k:?} threads={threads}: {allocated} allocations in 5 runs"
+                );
+            }
+        }
+    }
+}
