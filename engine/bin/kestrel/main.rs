@@ -68,12 +68,12 @@ struct KernelArgs {
     isa: Option<String>,
     /// Run the reference kernels (plain loops, f64 sums) instead of the SIMD ones.
     #[arg(long, conflicts_with = "isa")]
-    reference: bool,
+    reference_kernels: bool,
 }
 
 impl KernelArgs {
     fn choice(&self) -> anyhow::Result<kestrel::Kernels> {
-        Ok(match (&self.isa, self.reference) {
+        Ok(match (&self.isa, self.reference_kernels) {
             (_, true) => kestrel::Kernels::Reference,
             (Some(isa), _) => kestrel::Kernels::Isa(isa.parse().map_err(anyhow::Error::msg)?),
             (None, false) => kestrel::Kernels::Auto,
