@@ -19,6 +19,8 @@ pub(crate) struct Step {
     /// Value ids (see `Plan::values`) of the inputs, then the output.
     pub inputs: Vec<usize>,
     pub output: usize,
+    /// The output overwrites input 0's storage (an activation whose input dies here).
+    pub in_place: bool,
 }
 
 /// Where a value lives: its shape and its place in the arena.
@@ -74,6 +76,7 @@ pub(crate) fn lower_graph(
             kernel: lowered.kernel,
             inputs: ids,
             output: shapes.len(),
+            in_place: false,
         });
         shapes.push(lowered.shape);
     }
@@ -97,12 +100,14 @@ fn check_elems(shape: &[usize], err: impl FnOnce() -> GraphError) -> Result<(), 
 /// inputs from the start, graph outputs to the end); storages whose lives overlap get
 /// disjoint ranges, placed largest first at the lowest offset that fits.
 pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
-    let (shapes, steps) = lower_graph(graph, batch)?;
+    let (shapes, mut steps) = lower_graph(graph, batch)?;
     let n_values = shapes.len();
+    let outputs: Vec<usize> = graph.outputs.iter().map(|&v| value_id(graph, v)).collect();
+    mark_in_place(&mut steps, &outputs, graph.inputs.len(), n_values);
     // storage[v]: the value whose storage v uses (itself unless it aliases).
     let mut storage: Vec<usize> = (0..n_values).collect();
     for step in &steps {
-        if matches!(step.kernel, Kernel::Alias) {
+        if matches!(step.kernel, Kernel::Alias) || step.in_place {
             storage[step.output] = storage[step.inputs[0]];
         }
     }
@@ -121,7 +126,6 @@ pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
             dies[storage[i]] = dies[storage[i]].max(s + 1);
         }
     }
-    let outputs: Vec<usize> = graph.outputs.iter().map(|&v| value_id(graph, v)).collect();
     for &o in &outputs {
         dies[storage[o]] = end;
     }
@@ -165,6 +169,30 @@ pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
     })
 }
 
+/// An activation may overwrite its input when that input is a node's own storage (not a
+/// graph input, not an alias) read by nothing else and not returned.
+fn mark_in_place(steps: &mut [Step], outputs: &[usize], n_inputs: usize, n_values: usize) {
+    let mut uses = vec![0; n_values];
+    for &v in steps.iter().flat_map(|s| &s.inputs).chain(outputs) {
+        uses[v] += 1;
+    }
+    let mut aliased = vec![false; n_values];
+    for step in steps.iter_mut() {
+        let v = step.inputs[0];
+        if matches!(step.kernel, Kernel::Relu | Kernel::Relu6)
+            && v >= n_inputs
+            && uses[v] == 1
+            && !aliased[v]
+        {
+            step.in_place = true;
+        }
+        if matches!(step.kernel, Kernel::Alias) || step.in_place {
+            aliased[step.output] = true;
+            aliased[v] = true;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,7 +212,7 @@ mod tests {
         let mut root: Vec<usize> = (0..n).collect();
         let (mut first, mut last) = (vec![0; n], vec![0; n]);
         for (s, step) in p.steps.iter().enumerate() {
-            if matches!(step.kernel, Kernel::Alias) {
+            if matches!(step.kernel, Kernel::Alias) || step.in_place {
                 root[step.output] = root[step.inputs[0]];
             }
             first[step.output] = s + 1;

@@ -1,7 +1,7 @@
 //! Sessions: a model prepared for one device and one batch size, ready to run repeatedly.
 
 use crate::error::Error;
-use crate::exec::execute;
+use crate::exec::{Backend, Executor};
 use crate::graph::Graph;
 use crate::passes;
 use crate::plan::{plan, Plan, Slot};
@@ -59,8 +59,7 @@ impl Default for SessionOptions {
 /// in one arena. `run` allocates nothing. A session is `Send`: move it to the thread that
 /// runs it; share the `Model` instead, and give each thread its own session.
 pub struct Session {
-    backend: Backend,
-    threads: usize,
+    executor: Executor,
     plan: Plan,
     arena: Vec<f32>,
     input_names: Vec<String>,
@@ -84,8 +83,7 @@ impl Session {
         })?;
         arena.resize(plan.arena_len, 0.0);
         Ok(Session {
-            backend,
-            threads: opts.threads,
+            executor: Executor::new(&plan, backend, opts.threads)?,
             input_names: graph.inputs.iter().map(|i| i.name.clone()).collect(),
             output_names: graph
                 .outputs
@@ -111,15 +109,16 @@ impl Session {
         mut tap: impl FnMut(&str, TensorView<'_>),
     ) -> Result<Outputs<'_>, Error> {
         self.load_inputs(inputs)?;
-        execute(&self.plan, &mut self.arena, &mut |name, slot, data| {
-            tap(
-                name,
-                TensorView {
-                    shape: &slot.shape,
-                    data,
-                },
-            )
-        });
+        self.executor
+            .execute(&self.plan, &mut self.arena, &mut |name, slot, data| {
+                tap(
+                    name,
+                    TensorView {
+                        shape: &slot.shape,
+                        data,
+                    },
+                )
+            });
         Ok(Outputs { session: self })
     }
 
@@ -167,14 +166,14 @@ impl Session {
 
     /// The kernels the session runs: `reference`, or the SIMD instruction set.
     pub fn kernels_name(&self) -> &'static str {
-        match self.backend {
+        match self.executor.backend {
             Backend::Reference => "reference",
             Backend::Simd(isa) => isa.name(),
         }
     }
 
     pub fn threads(&self) -> usize {
-        self.threads
+        self.executor.threads
     }
 
     /// Size of the session's activation arena in bytes.
@@ -192,24 +191,6 @@ impl Session {
         TensorView {
             shape: &slot.shape,
             data: &self.arena[slot.offset..slot.offset + slot.len],
-        }
-    }
-}
-
-/// The kernel family a session was built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Backend {
-    Reference,
-    Simd(Isa),
-}
-
-impl Backend {
-    fn resolve(kernels: Kernels) -> Result<Backend, Error> {
-        match kernels {
-            Kernels::Reference => Ok(Backend::Reference),
-            Kernels::Isa(isa) if isa.is_supported() => Ok(Backend::Simd(isa)),
-            Kernels::Isa(isa) => Err(Error::Session(format!("this CPU does not support {isa}"))),
-            Kernels::Auto => Isa::from_env().map(Backend::Simd).map_err(Error::Session),
         }
     }
 }

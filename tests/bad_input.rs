@@ -282,17 +282,27 @@ fn a_file_without_a_graph_loads_as_weights_only() {
 fn a_graph_built_in_code_binds_weights_by_name_and_runs() {
     use kestrel_kernels::{activation, conv2d, linear};
     let model = tiny_model();
-    let mut s = model
+    let opts = SessionOptions {
+        batch: 2,
+        kernels: kestrel::Kernels::Reference,
+        ..Default::default()
+    };
+    let mut s = model.session(&opts).unwrap();
+    let input: Vec<f32> = (0..100).map(|i| (i as f32 - 50.0) / 25.0).collect();
+    let out = s.run(&[&input]).unwrap();
+    let y = out.get(0).unwrap();
+    assert_eq!(y.shape, [2, 3]);
+    let mut fast = model
         .session(&SessionOptions {
             batch: 2,
             ..Default::default()
         })
         .unwrap();
-    let input: Vec<f32> = (0..100).map(|i| (i as f32 - 50.0) / 25.0).collect();
-    let out = s.run(&[&input]).unwrap();
-    let y = out.get(0).unwrap();
-    assert_eq!(y.shape, [2, 3]);
-    // The same computation by hand with the reference kernels and the named weights.
+    let fast_out = fast.run(&[&input]).unwrap().get(0).unwrap().to_tensor();
+    // The SIMD kernels sum in another order than the f64 reference: rel 1e-5.
+    assert!(kestrel::diff(fast_out.data(), y.data, 1e-5, 0.0).ok());
+    // The same computation by hand with the reference kernels and the named weights:
+    // bit for bit what the reference executor computes.
     let w = tiny_weights();
     let data = |n: &str| w.get(n).unwrap().data.clone();
     let p = conv2d::Conv2dParams {

@@ -1,15 +1,17 @@
 //! Every committed PyTorch fixture, end to end, at every layer, batch 1 and 3, with and
-//! without the graph passes: within the fp32 tolerance of `max|out − ref| ≤ 1e-4·max|ref| + 1e-6`.
+//! without the graph passes, on the reference kernels and every SIMD instruction set this
+//! CPU has, on 1 and 2 threads: within the fp32 tolerance of
+//! `max|out − ref| ≤ 1e-4·max|ref| + 1e-6`.
 
 mod common;
 
 use common::{fixture, reference, FIXTURES};
-use kestrel::{diff, Model, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel::{diff, Isa, Kernels, Model, SessionOptions, ATOL, DEFAULT_RTOL};
 use kestrel_loader::read_tensors;
 
 /// Runs `name` on its batch-`batch` reference and checks each output and each layer the
 /// session computes; returns how many layers were compared.
-fn check(name: &str, batch: usize, optimize: bool) -> usize {
+fn check(name: &str, batch: usize, optimize: bool, kernels: Kernels, threads: usize) -> usize {
     let model = Model::load(fixture(name)).unwrap();
     let refs = read_tensors(&reference(name, batch)).unwrap();
     let input = refs.tensors["input"].data.clone().unwrap();
@@ -17,8 +19,11 @@ fn check(name: &str, batch: usize, optimize: bool) -> usize {
     let opts = SessionOptions {
         batch,
         optimize,
+        kernels,
+        threads,
         ..SessionOptions::default()
     };
+    let name = &format!("{name} {kernels:?} threads={threads}");
     let mut session = model.session(&opts).unwrap();
     let mut compared = 0;
     let mut failures = Vec::new();
@@ -70,16 +75,23 @@ fn every_fixture_matches_pytorch_at_every_layer() {
     for name in FIXTURES {
         let nodes = Model::load(fixture(name)).unwrap().graph().nodes.len();
         for batch in [1, 3] {
-            // Unoptimised, every node of the file is computed and has a reference.
-            assert_eq!(
-                check(name, batch, false),
-                nodes,
-                "{name}: every layer compared"
-            );
-            // Optimised (batch norms folded), every surviving layer still matches.
-            assert!(check(name, batch, true) > 0);
+            for kernels in all_kernels() {
+                for threads in [1, 2] {
+                    // Unoptimised, every node of the file is computed and has a reference.
+                    let compared = check(name, batch, false, kernels, threads);
+                    assert_eq!(compared, nodes, "{name}: every layer compared");
+                    // Optimised (folded, fused), every surviving layer still matches.
+                    assert!(check(name, batch, true, kernels, threads) > 0);
+                }
+            }
         }
     }
+}
+
+fn all_kernels() -> Vec<Kernels> {
+    let mut all = vec![Kernels::Reference];
+    all.extend(Isa::available().into_iter().map(Kernels::Isa));
+    all
 }
 
 #[test]

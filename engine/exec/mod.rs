@@ -1,101 +1,144 @@
-//! The CPU executor: runs a plan's steps in order over one arena, calling the kernels.
+//! The CPU executor: runs a plan's steps in order over one arena, with the kernels the
+//! session was built for.
 
+mod reference;
+mod simd;
+
+use crate::error::Error;
 use crate::lower::Kernel;
 use crate::plan::{Plan, Slot, Step};
-use kestrel_kernels as k;
-use kestrel_kernels::Activation;
+use crate::session::Kernels;
+use kestrel_kernels::{Activation, Isa};
 
-/// Runs every step; `tap` sees each step's name and output after it is computed.
-pub(crate) fn execute(plan: &Plan, arena: &mut [f32], tap: &mut dyn FnMut(&str, &Slot, &[f32])) {
-    let arena = Arena::new(arena);
-    for step in &plan.steps {
-        run_step(plan, step, &arena);
-        let out = &plan.values[step.output];
-        // SAFETY: no step is running; this shared view ends before the next step writes.
-        tap(&step.name, out, unsafe { arena.read(out) });
+/// The kernel family a session was built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Reference,
+    Simd(Isa),
+}
+
+impl Backend {
+    pub(crate) fn resolve(kernels: Kernels) -> Result<Backend, Error> {
+        match kernels {
+            Kernels::Reference => Ok(Backend::Reference),
+            Kernels::Isa(isa) if isa.is_supported() => Ok(Backend::Simd(isa)),
+            Kernels::Isa(isa) => Err(Error::Session(format!("this CPU does not support {isa}"))),
+            Kernels::Auto => Isa::from_env().map(Backend::Simd).map_err(Error::Session),
+        }
     }
 }
 
-fn run_step(plan: &Plan, step: &Step, arena: &Arena) {
-    let slot = |i: usize| &plan.values[step.inputs[i]];
-    let out_slot = &plan.values[step.output];
-    if let Kernel::Alias = step.kernel {
-        return; // the output is the input's storage
+/// Runs a plan: the backend, its per-step prepared kernels (packed weights) and the
+/// scratch they share, all made when the session is built.
+pub(crate) struct Executor {
+    pub backend: Backend,
+    pub threads: usize,
+    prepared: Vec<simd::Prepared>,
+    scratch: Vec<f32>,
+}
+
+impl Executor {
+    pub(crate) fn new(plan: &Plan, backend: Backend, threads: usize) -> Result<Executor, Error> {
+        let prepared: Vec<simd::Prepared> = match backend {
+            Backend::Reference => Vec::new(),
+            Backend::Simd(isa) => plan
+                .steps
+                .iter()
+                .map(|s| simd::prepare(&s.kernel, isa))
+                .collect(),
+        };
+        let scratch_len = prepared
+            .iter()
+            .map(|p| p.scratch_len(threads))
+            .max()
+            .unwrap_or(0);
+        let mut scratch = Vec::new();
+        scratch
+            .try_reserve_exact(scratch_len)
+            .map_err(|_| Error::OutOfMemory(format!("kernel scratch of {scratch_len} floats")))?;
+        scratch.resize(scratch_len, 0.0);
+        Ok(Executor {
+            backend,
+            threads,
+            prepared,
+            scratch,
+        })
     }
-    // SAFETY: the planner gives a step's output a range disjoint from the ranges of all
-    // values live during that step, its inputs included (`plan::plan`), so this mutable
-    // view overlaps none of the shared views taken below.
-    let y = unsafe { arena.write(out_slot) };
-    // SAFETY: inputs are only read, and only while this step runs.
-    let x = |i: usize| unsafe { arena.read(slot(i)) };
-    match &step.kernel {
-        Kernel::Conv2d {
-            p,
-            weight,
-            bias,
-            residual,
-            act,
-        } => {
-            k::conv2d::reference::conv2d(p, x(0), weight, bias.as_deref(), y);
-            epilogue(y, residual.then(|| x(1)), *act);
-        }
-        Kernel::BatchNorm {
-            p,
-            weight,
-            bias,
-            mean,
-            var,
-        } => k::batch_norm::reference::batch_norm(
-            p,
-            x(0),
-            weight.as_deref(),
-            bias.as_deref(),
-            mean,
-            var,
-            y,
-        ),
-        Kernel::Relu => k::activation::reference::relu(x(0), y),
-        Kernel::Relu6 => k::activation::reference::relu6(x(0), y),
-        Kernel::MaxPool2d(p) => k::pool2d::reference::max_pool2d(p, x(0), y),
-        Kernel::AvgPool2d(p) => k::pool2d::reference::avg_pool2d(p, x(0), y),
-        Kernel::AdaptiveAvgPool2d(p) => {
-            k::adaptive_avg_pool2d::reference::adaptive_avg_pool2d(p, x(0), y)
-        }
-        Kernel::Mean(p) => k::mean::reference::mean_hw(p, x(0), y),
-        Kernel::Linear {
-            p,
-            weight,
-            bias,
-            act,
-        } => {
-            k::linear::reference::linear(p, x(0), weight, bias.as_deref(), y);
-            epilogue(y, None, *act);
-        }
-        Kernel::Add { act } => {
-            k::add::reference::add(x(0), x(1), y);
-            epilogue(y, None, *act);
-        }
-        Kernel::Concat { outer, inner } => {
-            let total: usize = inner.iter().sum();
-            let mut at = 0;
-            for (i, &n) in inner.iter().enumerate() {
-                k::concat::reference::concat_part(*outer, x(i), n, at, total, y);
-                at += n;
+
+    /// Runs every step; `tap` sees each step's name and output after it is computed.
+    pub(crate) fn execute(
+        &mut self,
+        plan: &Plan,
+        arena: &mut [f32],
+        tap: &mut dyn FnMut(&str, &Slot, &[f32]),
+    ) {
+        let arena = Arena::new(arena);
+        for (s, step) in plan.steps.iter().enumerate() {
+            if !matches!(step.kernel, Kernel::Alias) {
+                // SAFETY: the planner gives a step's output a range disjoint from the ranges
+                // of all values live during that step, its inputs included (`plan::plan`),
+                // so this mutable view overlaps none of the input views `io` hands out. An
+                // in-place step's output is its input's storage, and it takes no input view.
+                let y = unsafe { arena.write(&plan.values[step.output]) };
+                if step.in_place {
+                    self.activate_in_place(&step.kernel, y);
+                    show_output(tap, plan, step, &arena);
+                    continue;
+                }
+                let io = Io {
+                    plan,
+                    step,
+                    arena: &arena,
+                };
+                match self.backend {
+                    Backend::Reference => reference::run(&step.kernel, &io, y),
+                    Backend::Simd(isa) => {
+                        let ctx = simd::Ctx {
+                            isa,
+                            threads: self.threads,
+                            scratch: &mut self.scratch,
+                        };
+                        simd::run(&step.kernel, &self.prepared[s], &io, y, ctx)
+                    }
+                }
             }
+            show_output(tap, plan, step, &arena);
         }
-        Kernel::Softmax(p) => k::softmax::reference::softmax(p, x(0), y),
-        Kernel::Alias => {}
+    }
+
+    fn activate_in_place(&self, kernel: &Kernel, y: &mut [f32]) {
+        let act = match kernel {
+            Kernel::Relu => Activation::Relu,
+            Kernel::Relu6 => Activation::Relu6,
+            other => unreachable!("the planner marks only activations in place, not {other:?}"),
+        };
+        match self.backend {
+            Backend::Reference => y.iter_mut().for_each(|v| *v = act.apply(*v)),
+            Backend::Simd(isa) => kestrel_kernels::activation::cpu::activate_in_place(isa, act, y),
+        }
     }
 }
 
-/// The fused tail of a reference kernel, in the order the fast kernels apply it:
-/// y = act(y + residual).
-fn epilogue(y: &mut [f32], residual: Option<&[f32]>, act: Activation) {
-    if let Some(r) = residual {
-        y.iter_mut().zip(r).for_each(|(v, r)| *v += r);
-    }
-    if act != Activation::None {
-        y.iter_mut().for_each(|v| *v = act.apply(*v));
+/// Shows the step's output to the tap.
+fn show_output(tap: &mut dyn FnMut(&str, &Slot, &[f32]), plan: &Plan, step: &Step, arena: &Arena) {
+    let out = &plan.values[step.output];
+    // SAFETY: no step is running; this shared view ends before the next step writes.
+    tap(&step.name, out, unsafe { arena.read(out) });
+}
+
+/// A step's view of its inputs in the arena.
+pub(crate) struct Io<'a> {
+    plan: &'a Plan,
+    step: &'a Step,
+    arena: &'a Arena,
+}
+
+impl<'a> Io<'a> {
+    /// Input `i` of the step, read-only.
+    pub(crate) fn input(&self, i: usize) -> &'a [f32] {
+        // SAFETY: inputs are only read while the step runs, and no input range overlaps
+        // the step's output (see `Executor::execute`).
+        unsafe { self.arena.read(&self.plan.values[self.step.inputs[i]]) }
     }
 }
 

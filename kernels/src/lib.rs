@@ -12,6 +12,7 @@ pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
 pub mod epilogue;
+pub mod gemm;
 pub mod isa;
 pub mod linear;
 pub mod mean;

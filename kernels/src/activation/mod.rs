@@ -1,5 +1,6 @@
 //! Element-wise activations: relu and relu6 (`hardtanh(x, 0, 6)`). No params: any length.
 
+pub mod cpu;
 pub mod reference;
 
 #[cfg(test)]

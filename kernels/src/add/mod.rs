@@ -1,5 +1,6 @@
 //! Element-wise add of two same-shape tensors (the residual add). No params: any length.
 
+pub mod cpu;
 pub mod reference;
 
 #[cfg(test)]

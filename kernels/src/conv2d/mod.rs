@@ -4,7 +4,10 @@
 use crate::error::{check_dims, check_pair, checked_numel, dilated_extent};
 use crate::ParamError;
 
+pub mod cpu;
+pub mod depthwise;
 pub mod reference;
+pub mod shapes;
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 use crate::error::{check_dims, checked_numel};
 use crate::ParamError;
 
+pub mod cpu;
 pub mod reference;
 
 #[cfg(test)]

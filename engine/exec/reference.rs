@@ -1,0 +1,79 @@
+//! The reference executor: every kernel call goes to the plain-loop oracle.
+
+use super::Io;
+use crate::lower::Kernel;
+use kestrel_kernels as k;
+use kestrel_kernels::Activation;
+
+pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32]) {
+    let x = |i: usize| io.input(i);
+    match kernel {
+        Kernel::Conv2d {
+            p,
+            weight,
+            bias,
+            residual,
+            act,
+        } => {
+            k::conv2d::reference::conv2d(p, x(0), weight, bias.as_deref(), y);
+            epilogue(y, residual.then(|| x(1)), *act);
+        }
+        Kernel::BatchNorm {
+            p,
+            weight,
+            bias,
+            mean,
+            var,
+        } => k::batch_norm::reference::batch_norm(
+            p,
+            x(0),
+            weight.as_deref(),
+            bias.as_deref(),
+            mean,
+            var,
+            y,
+        ),
+        Kernel::Relu => k::activation::reference::relu(x(0), y),
+        Kernel::Relu6 => k::activation::reference::relu6(x(0), y),
+        Kernel::MaxPool2d(p) => k::pool2d::reference::max_pool2d(p, x(0), y),
+        Kernel::AvgPool2d(p) => k::pool2d::reference::avg_pool2d(p, x(0), y),
+        Kernel::AdaptiveAvgPool2d(p) => {
+            k::adaptive_avg_pool2d::reference::adaptive_avg_pool2d(p, x(0), y)
+        }
+        Kernel::Mean(p) => k::mean::reference::mean_hw(p, x(0), y),
+        Kernel::Linear {
+            p,
+            weight,
+            bias,
+            act,
+        } => {
+            k::linear::reference::linear(p, x(0), weight, bias.as_deref(), y);
+            epilogue(y, None, *act);
+        }
+        Kernel::Add { act } => {
+            k::add::reference::add(x(0), x(1), y);
+            epilogue(y, None, *act);
+        }
+        Kernel::Concat { outer, inner } => {
+            let total: usize = inner.iter().sum();
+            let mut at = 0;
+            for (i, &n) in inner.iter().enumerate() {
+                k::concat::reference::concat_part(*outer, x(i), n, at, total, y);
+                at += n;
+            }
+        }
+        Kernel::Softmax(p) => k::softmax::reference::softmax(p, x(0), y),
+        Kernel::Alias => {}
+    }
+}
+
+/// The fused tail of a reference kernel, in the order the fast kernels apply it:
+/// y = act(y + residual).
+fn epilogue(y: &mut [f32], residual: Option<&[f32]>, act: Activation) {
+    if let Some(r) = residual {
+        y.iter_mut().zip(r).for_each(|(v, r)| *v += r);
+    }
+    if act != Activation::None {
+        y.iter_mut().for_each(|v| *v = act.apply(*v));
+    }
+}

@@ -1,0 +1,110 @@
+//! The SIMD executor: the one place where each lowered kernel call is dispatched to the
+//! fast kernel for its shape. Weights are packed here, once, when the session is built.
+
+use super::Io;
+use crate::lower::Kernel;
+use kestrel_kernels as k;
+use kestrel_kernels::conv2d::cpu::Conv2dCpu;
+use kestrel_kernels::conv2d::depthwise::DepthwiseCpu;
+use kestrel_kernels::linear::cpu::LinearCpu;
+use kestrel_kernels::{Activation, Isa};
+
+/// What a step keeps from session build: packed weights, folded constants.
+pub(crate) enum Prepared {
+    Conv(Conv2dCpu),
+    Depthwise(DepthwiseCpu),
+    Linear(LinearCpu),
+    /// Standalone batch norm as y = x·scale[c] + shift[c].
+    ScaleShift {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
+    Nothing,
+}
+
+impl Prepared {
+    pub(crate) fn scratch_len(&self, threads: usize) -> usize {
+        match self {
+            Prepared::Conv(c) => c.scratch_len(threads),
+            _ => 0,
+        }
+    }
+}
+
+pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
+    match kernel {
+        Kernel::Conv2d {
+            p, weight, bias, ..
+        } => {
+            // Depthwise convs read one input channel per output: a GEMM would be all packing.
+            match DepthwiseCpu::new(p, weight, bias.as_deref(), isa) {
+                Some(d) => Prepared::Depthwise(d),
+                None => Prepared::Conv(Conv2dCpu::new(p, weight, bias.as_deref(), isa)),
+            }
+        }
+        Kernel::Linear {
+            p, weight, bias, ..
+        } => Prepared::Linear(LinearCpu::new(p, weight, bias.as_deref(), isa)),
+        Kernel::BatchNorm {
+            weight,
+            bias,
+            mean,
+            var,
+            p,
+        } => {
+            let (scale, shift) =
+                k::batch_norm::scale_shift(weight.as_deref(), bias.as_deref(), mean, var, p.eps);
+            Prepared::ScaleShift { scale, shift }
+        }
+        _ => Prepared::Nothing,
+    }
+}
+
+/// What every fast kernel call gets besides its data.
+pub(crate) struct Ctx<'a> {
+    pub isa: Isa,
+    pub threads: usize,
+    pub scratch: &'a mut [f32],
+}
+
+pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f32], ctx: Ctx<'_>) {
+    let Ctx {
+        isa,
+        threads,
+        scratch,
+    } = ctx;
+    let x = |i: usize| io.input(i);
+    match (kernel, prepared) {
+        (Kernel::Conv2d { residual, act, .. }, Prepared::Conv(c)) => {
+            c.run(x(0), residual.then(|| x(1)), *act, y, scratch, threads)
+        }
+        (Kernel::Conv2d { residual, act, .. }, Prepared::Depthwise(d)) => {
+            d.run(x(0), residual.then(|| x(1)), *act, y, threads)
+        }
+        (Kernel::Linear { act, .. }, Prepared::Linear(l)) => l.run(x(0), *act, y, threads),
+        (Kernel::BatchNorm { p, .. }, Prepared::ScaleShift { scale, shift }) => {
+            k::batch_norm::cpu::scale_shift(isa, p, scale, shift, Activation::None, x(0), y)
+        }
+        (Kernel::Relu, _) => k::activation::cpu::activate(isa, Activation::Relu, x(0), y),
+        (Kernel::Relu6, _) => k::activation::cpu::activate(isa, Activation::Relu6, x(0), y),
+        (Kernel::MaxPool2d(p), _) => k::pool2d::cpu::max_pool2d(isa, p, x(0), y, threads),
+        (Kernel::AvgPool2d(p), _) => k::pool2d::cpu::avg_pool2d(isa, p, x(0), y, threads),
+        (Kernel::AdaptiveAvgPool2d(p), _) => {
+            k::adaptive_avg_pool2d::cpu::adaptive_avg_pool2d(isa, p, x(0), y, threads)
+        }
+        (Kernel::Mean(p), _) => k::mean::cpu::mean_hw(isa, p, x(0), y, threads),
+        (Kernel::Add { act }, _) => k::add::cpu::add(isa, x(0), x(1), *act, y),
+        (Kernel::Concat { outer, inner }, _) => {
+            // A copy at memory speed; writing producers straight into place is the planner's job.
+            let total: usize = inner.iter().sum();
+            let mut at = 0;
+            for (i, &n) in inner.iter().enumerate() {
+                k::concat::reference::concat_part(*outer, x(i), n, at, total, y);
+                at += n;
+            }
+        }
+        (Kernel::Softmax(p), _) => k::softmax::cpu::softmax(isa, p, x(0), y),
+        (Kernel::Alias, _) => {}
+        (kernel, _) => unreachable!("prepare() made no kernel for {kernel:?}"),
+    }
+}

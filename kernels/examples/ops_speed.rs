@@ -1,0 +1,190 @@
+//! Quick speed check of the SIMD cpu kernels on every ISA, 1 and 2 threads, batch 1:
+//! `cargo run -p kestrel-kernels --release --example ops_speed`.
+//!
+//! Prints the median of 7 rounds (each round repeats a call for ~20 ms). MobileNetV2's
+//! depthwise layers are summed, since their total is the number a model run pays.
+
+use std::time::Instant;
+
+use kestrel_kernels::adaptive_avg_pool2d::{cpu::adaptive_avg_pool2d, AdaptiveAvgPool2dParams};
+use kestrel_kernels::conv2d::{depthwise::DepthwiseCpu, Conv2dParams};
+use kestrel_kernels::linear::{cpu::LinearCpu, LinearParams};
+use kestrel_kernels::mean::{cpu::mean_hw, MeanParams};
+use kestrel_kernels::pool2d::{cpu::max_pool2d, Pool2dParams};
+use kestrel_kernels::{Activation, Isa};
+
+/// Median seconds per call of `f`.
+fn time(mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut reps = 0;
+    while start.elapsed().as_secs_f64() < 0.02 {
+        f();
+        reps += 1;
+    }
+    let reps = reps.max(1);
+    let mut rounds: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            (0..reps).for_each(|_| f());
+            t.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[3]
+}
+
+/// (channels, input side, stride): MobileNetV2's depthwise layers at 224x224, each once
+/// per block that has it.
+const MBV2_DW: [(usize, usize, usize); 17] = [
+    (32, 112, 1),
+    (96, 112, 2),
+    (144, 56, 1),
+    (144, 56, 2),
+    (192, 28, 1),
+    (192, 28, 1),
+    (192, 28, 2),
+    (384, 14, 1),
+    (384, 14, 1),
+    (384, 14, 1),
+    (384, 14, 1),
+    (576, 14, 1),
+    (576, 14, 1),
+    (576, 14, 2),
+    (960, 7, 1),
+    (960, 7, 1),
+    (960, 7, 1),
+];
+
+fn data(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect()
+}
+
+fn depthwise(isa: Isa, threads: usize) -> String {
+    let (mut secs, mut flops) = (0.0, 0.0);
+    for (c, side, s) in MBV2_DW {
+        let p = Conv2dParams {
+            n: 1,
+            c_in: c,
+            h: side,
+            w: side,
+            c_out: c,
+            kh: 3,
+            kw: 3,
+            stride: [s, s],
+            pad: [1, 1],
+            dilation: [1, 1],
+            groups: c,
+        };
+        let dw = DepthwiseCpu::new(&p, &data(c * 9), Some(&data(c)), isa).unwrap();
+        let x = data(c * side * side);
+        let mut y = vec![0.0; p.output_shape().iter().product()];
+        secs += time(|| dw.run(&x, None, Activation::Relu6, &mut y, threads));
+        flops += p.flops() as f64;
+    }
+    format!("{:8.1} µs  {:6.1} GFLOP/s", secs * 1e6, flops / secs / 1e9)
+}
+
+fn max_pool(isa: Isa, threads: usize) -> String {
+    let p = Pool2dParams {
+        n: 1,
+        c: 64,
+        h: 112,
+        w: 112,
+        kernel: [3, 3],
+        stride: [2, 2],
+        pad: [1, 1],
+        dilation: [1, 1],
+        ceil_mode: false,
+        count_include_pad: true,
+    };
+    let x = data(64 * 112 * 112);
+    let mut y = vec![0.0; p.output_shape().iter().product()];
+    let secs = time(|| max_pool2d(isa, &p, &x, &mut y, threads));
+    let bytes = 4.0 * (x.len() + y.len()) as f64;
+    format!("{:8.1} µs  {:6.1} GB/s", secs * 1e6, bytes / secs / 1e9)
+}
+
+fn global_avg(isa: Isa, threads: usize, c: usize, adaptive: bool) -> String {
+    let x = data(c * 49);
+    let mut y = vec![0.0; c];
+    let secs = if adaptive {
+        let p = AdaptiveAvgPool2dParams {
+            n: 1,
+            c,
+            h: 7,
+            w: 7,
+            out: [1, 1],
+        };
+        time(|| adaptive_avg_pool2d(isa, &p, &x, &mut y, threads))
+    } else {
+        let p = MeanParams {
+            n: 1,
+            c,
+            h: 7,
+            w: 7,
+        };
+        time(|| mean_hw(isa, &p, &x, &mut y, threads))
+    };
+    format!(
+        "{:8.2} µs  {:6.1} GB/s",
+        secs * 1e6,
+        4.0 * x.len() as f64 / secs / 1e9
+    )
+}
+
+fn gemv(isa: Isa, threads: usize, k: usize) -> String {
+    let p = LinearParams {
+        rows: 1,
+        in_features: k,
+        out_features: 1000,
+    };
+    let lin = LinearCpu::new(&p, &data(1000 * k), Some(&data(1000)), isa);
+    let x = data(k);
+    let mut y = vec![0.0; 1000];
+    let secs = time(|| lin.run(&x, Activation::None, &mut y, threads));
+    format!(
+        "{:8.1} µs  {:6.1} GB/s",
+        secs * 1e6,
+        4.0 * (1000 * k) as f64 / secs / 1e9
+    )
+}
+
+fn main() {
+    for isa in Isa::available() {
+        for threads in [1, 2] {
+            let id = |op: &str| format!("{op}/cpu-{isa}/t{threads}");
+            println!(
+                "{:44} {}",
+                id("depthwise/mobilenet_v2-all-17"),
+                depthwise(isa, threads)
+            );
+            println!(
+                "{:44} {}",
+                id("max_pool2d/1x64x112x112k3s2p1"),
+                max_pool(isa, threads)
+            );
+            for c in [512, 1280] {
+                println!(
+                    "{:44} {}",
+                    id(&format!("adaptive_avg_pool2d/1x{c}x7x7")),
+                    global_avg(isa, threads, c, true)
+                );
+                println!(
+                    "{:44} {}",
+                    id(&format!("mean_hw/1x{c}x7x7")),
+                    global_avg(isa, threads, c, false)
+                );
+            }
+            for k in [512, 1280] {
+                println!(
+                    "{:44} {}",
+                    id(&format!("linear/1x{k}to1000")),
+                    gemv(isa, threads, k)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Element-wise activations with SIMD, and the vector layer every `cpu.rs` kernel is written
+//! against.
+//!
+//! A kernel body is written once, generic over [`Simd`], and [`dispatch!`] instantiates it
+//! for AVX-512F (16 lanes), AVX2+FMA (8 lanes) or portable scalar code (1 lane: the only
+//! path off x86-64), running the SIMD ones under their `#[target_feature]`. Bodies and
+//! `Simd` methods are `#[inline(always)]` so the whole kernel is compiled with the features
+//! of the `run_*` wrapper it is inlined into.
+
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use crate::{Activation, Isa};
+
+/// Runs `kernel::<S>(args)` with S the vector type of `isa`, under its target features.
+/// Panics when this CPU cannot run `isa`. Used inside an `unsafe` block: the caller
+/// vouches for the kernel's own pointer preconditions.
+macro_rules! dispatch {
+    ($isa:expr, $kernel:ident($($arg:expr),* $(,)?)) => {{
+        use $crate::activation::cpu as v;
+        let isa: $crate::Isa = $isa;
+        assert!(isa.is_supported(), "this CPU cannot run {isa}");
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            $crate::Isa::Avx512 => v::run_avx512(#[inline(always)] || $kernel::<v::Avx512>($($arg),*)),
+            #[cfg(target_arch = "x86_64")]
+            $crate::Isa::Avx2 => v::run_avx2(#[inline(always)] || $kernel::<v::Avx2>($($arg),*)),
+            _ => $kernel::<v::Scalar>($($arg),*),
+        }
+    }};
+}
+pub(crate) use dispatch;
+
+/// y = act(x). No sums: exact, bit for bit, on every ISA.
+pub fn activate(isa: Isa, act: Activation, x: &[f32], y: &mut [f32]) {
+    // x, y: (len)
+    assert_eq!(x.len(), y.len(), "activate: x and y lengths");
+    let (src, dst, len) = (x.as_ptr(), y.as_mut_ptr(), y.len());
+    // SAFETY: `src` and `dst` are valid for `len` elements; dispatch! checks the ISA.
+    unsafe { dispatch!(isa, activate_body(act, src, dst, len)) }
+}
+
+/// y = act(y).
+pub fn activate_in_place(isa: Isa, act: Activation, y: &mut [f32]) {
+    // y: (len)
+    let (dst, len) = (y.as_mut_ptr(), y.len());
+    // SAFETY: `dst` is valid for `len` elements; reading and writing element i in one
+    // step makes src == dst fine. dispatch! checks the ISA.
+    unsafe { dispatch!(isa, activate_body(act, dst, dst, len)) }
+}
+
+/// Needs S's features; `src` and `dst` valid for `len` elements (they may be equal).
+#[inline(always)]
+unsafe fn activate_body<S: Simd>(act: Activation, src: *const f32, dst: *mut f32, len: usize) {
+    let mut i = 0;
+    while i + S::LANES <= len {
+        S::store(dst.add(i), S::act(S::load(src.add(i)), act));
+        i += S::LANES;
+    }
+    for j in i..len {
+        *dst.add(j) = act.apply(*src.add(j));
+    }
+}
+
+/// Runs `f` with AVX-512F enabled, so the `#[inline(always)]` kernel inlined into it is
+/// compiled for AVX-512F.
+///
+/// # Safety
+/// This CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn run_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// As [`run_avx512`], for AVX2 + FMA.
+///
+/// # Safety
+/// This CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// A vector of `LANES` f32. Every method is `unsafe`: it needs the implementor's CPU
+/// features (dispatch! checks them), and pointers must be valid for the lanes it touches.
+pub(crate) trait Simd {
+    const LANES: usize;
+    type V: Copy;
+
+    unsafe fn splat(x: f32) -> Self::V;
+    /// Lanes from `p[0..LANES]`.
+    unsafe fn load(p: *const f32) -> Self::V;
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// Lane j from `p[j * stride]` for j in `lanes`, `fill` elsewhere; only those lanes are
+    /// read, so `p` itself may point outside the buffer (`lanes.end <= LANES`).
+    unsafe fn load_lanes(
+        p: *const f32,
+        stride: usize,
+        lanes: Range<usize>,
+        fill: Self::V,
+    ) -> Self::V;
+    /// Stores lanes `0..n` to `p[0..n]` (`n <= LANES`).
+    unsafe fn store_part(p: *mut f32, n: usize, v: Self::V);
+    /// Lane j from `p[2j]`: reads exactly `p[0..2 * LANES - 1]`.
+    unsafe fn load_even(p: *const f32) -> Self::V;
+    /// Lane j from `p[j * stride]`, every lane.
+    unsafe fn gather(p: *const f32, stride: usize) -> Self::V;
+
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    /// a * b + c (fused where the ISA has FMA).
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// x86 `maxps`: `a > b ? a : b`, so b when either is NaN.
+    unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
+    /// x86 `minps`: `a < b ? a : b`, so b when either is NaN.
+    unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
+    /// Max pool's rule: NaN once either `acc` or `v` has been NaN, else the larger.
+    unsafe fn max_nan(acc: Self::V, v: Self::V) -> Self::V;
+    /// Round to the nearest integer (ties either way).
+    unsafe fn round(v: Self::V) -> Self::V;
+    /// 2^n for integral n in -126..=127.
+    unsafe fn pow2i(n: Self::V) -> Self::V;
+    unsafe fn reduce_add(v: Self::V) -> f32;
+    /// The largest lane; NaN lanes give an unspecified lane.
+    unsafe fn reduce_max(v: Self::V) -> f32;
+
+    /// `act` lane-wise, equal bit for bit to `Activation::apply`: `max(0, v)` keeps NaN
+    /// and -0.0 as `v < 0 ? 0 : v` does, and `min(6, ·)` keeps NaN as `clamp` does.
+    #[inline(always)]
+    unsafe fn act(v: Self::V, act: Activation) -> Self::V {
+        match act {
+            Activation::None => v,
+            Activation::Relu => Self::max(Self::splat(0.0), v),
+            Activation::Relu6 => Self::min(Self::splat(6.0), Self::max(Self::splat(0.0), v)),
+        }
+    }
+
+    /// e^v, within 2 ulp (Cephes' expf polynomial); NaN stays NaN, below -87.3 gives
+    /// ~1e-38 instead of 0.
+    #[inline(always)]
+    unsafe fn exp(v: Self::V) -> Self::V {
+        // minps/maxps return their second operand on NaN: v's NaN survives the clamp.
+        let v = Self::min(Self::splat(88.3), Self::max(Self::splat(-87.3), v));
+        let n = Self::round(Self::mul(v, Self::splat(std::f32::consts::LOG2_E)));
+        // r = v - n*ln2, with ln2 split in two so the product is exact.
+        let r = Self::fma(n, Self::splat(-0.693_359_4), v);
+        let r = Self::fma(n, Self::splat(2.121_944_4e-4), r);
+        let mut p = Self::splat(1.987_569_1e-4);
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            0.166_666_65,
+            0.5,
+        ] {
+            p = Self::fma(p, r, Self::splat(c));
+        }
+        let p = Self::fma(p, Self::mul(r, r), Self::add(r, Self::splat(1.0)));
+        Self::mul(p, Self::pow2i(n))
+    }
+}
+
+/// Portable code, one lane.
+pub(crate) struct Scalar;
+
+impl Simd for Scalar {
+    const LANES: usize = 1;
+    type V = f32;
+
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> f32 {
+        *p
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: f32) {
+        *p = v
+    }
+    #[inline(always)]
+    unsafe fn load_lanes(p: *const f32, _: usize, lanes: Range<usize>, fill: f32) -> f32 {
+        if lanes.contains(&0) {
+            *p
+        } else {
+            fill
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_part(p: *mut f32, n: usize, v: f32) {
+        if n > 0 {
+            *p = v
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_even(p: *const f32) -> f32 {
+        *p
+    }
+    #[inline(always)]
+    unsafe fn gather(p: *const f32, _: usize) -> f32 {
+        *p
+    }
+    #[inline(always)]
+    unsafe fn add(a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    unsafe fn mul(a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
+        // Not mul_add: without FMA hardware that is a slow libm call.
+        a * b + c
+    }
+    #[inline(always)]
+    unsafe fn max(a: f32, b: f32) -> f32 {
+        if a > b {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    unsafe fn min(a: f32, b: f32) -> f32 {
+        if a < b {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    unsafe fn max_nan(acc: f32, v: f32) -> f32 {
+        if v > acc || v.is_nan() {
+            v
+        } else {
+            acc
+        }
+    }
+    #[inline(always)]
+    unsafe fn round(v: f32) -> f32 {
+        v.round()
+    }
+    #[inline(always)]
+    unsafe fn pow2i(n: f32) -> f32 {
+        f32::from_bits(((n as i32 + 127) << 23) as u32)
+    }
+    #[inline(always)]
+    unsafe fn reduce_add(v: f32) -> f32 {
+        v
+    }
+    #[inline(always)]
+    unsafe fn reduce_max(v: f32) -> f32 {
+        v
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+#[path = "cpu_x86.rs"]
+mod x86;
+
+/// The outputs `o` whose tap `t` reads inside the input on one axis:
+/// `o*s + t*d - p` in `0..len`. With t = 0 and t = k-1 it bounds a row's interior.
+#[inline(always)]
+pub(crate) fn tap_outputs(t: usize, s: usize, p: usize, d: usize, len: usize) -> Range<usize> {
+    let off = t * d; // input index of output 0's tap t, plus p
+    let lo = div_ceil(p.saturating_sub(off), s);
+    let hi = div_ceil((len + p).saturating_sub(off), s);
+    lo..hi.max(lo)
+}
+
+/// The taps `t` in `0..k` that output `o` reads inside the input: `o*s + t*d - p` in `0..len`.
+#[inline(always)]
+pub(crate) fn output_taps(
+    o: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    k: usize,
+    len: usize,
+) -> Range<usize> {
+    let start = o * s; // input index of tap 0, plus p
+    let lo = div_ceil(p.saturating_sub(start), d);
+    let hi = div_ceil((len + p).saturating_sub(start), d).min(k);
+    lo..hi.max(lo)
+}
+
+/// `a.div_ceil(d)` without a divide for the usual strides and dilations 1 and 2: a 64-bit
+/// `div` costs ~40 cycles, and a 7x7 plane is only ~100 vector ops.
+#[inline(always)]
+fn div_ceil(a: usize, d: usize) -> usize {
+    match d {
+        1 => a,
+        2 => a.div_ceil(2),
+        _ => a.div_ceil(d),
+    }
+}
+
+/// A mutable slice shared by the tasks of `parallel::for_each_task`, each writing its own
+/// disjoint part (no locks: the split is the proof).
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: SharedMut is a `&mut [f32]` handed out in parts; `part`'s contract keeps those
+// parts disjoint across threads.
+unsafe impl Send for SharedMut<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMut<'_> {}
+
+impl<'a> SharedMut<'a> {
+    pub(crate) fn new(y: &'a mut [f32]) -> Self {
+        SharedMut {
+            ptr: y.as_mut_ptr(),
+            len: y.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// `y[start..start + len]`.
+    ///
+    /// # Safety
+    /// No two live parts may overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn part(&self, start: usize, len: usize) -> &'a mut [f32] {
+        assert!(
+            start <= self.len && len <= self.len - start,
+            "SharedMut: part out of range"
+        );
+        std::slice::from_raw_parts_mut(self.ptr.add(start), len)
+    }
+}

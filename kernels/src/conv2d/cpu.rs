@@ -1,0 +1,248 @@
+//! conv2d on the CPU as a packed GEMM per (image, group):
+//! `C (m × n) = A (m × k) · B (k × n)` with m = c_out/groups, k = c_in/groups·kh·kw and
+//! n = oh·ow. A is the weights, packed once in `new`; B is the im2col matrix, never built
+//! whole: `Im2col::pack` gathers one kc × nr panel at a time straight from x into the
+//! GEMM's packing buffer (a plain row copy for 1×1 stride-1 convs). C is y itself.
+
+use super::Conv2dParams;
+use crate::gemm::{self, Gemm, PackB, PackedA, Panels, Tiles};
+use crate::{Activation, Isa};
+
+/// A conv2d prepared for the CPU: weights packed once for `isa` when the session is built.
+pub struct Conv2dCpu {
+    p: Conv2dParams,
+    isa: Isa,
+    tiles: Tiles,
+    /// Per group: (m, k) packed into mr-row panels.
+    a: PackedA,
+    /// (c_out)
+    bias: Option<Vec<f32>>,
+    /// The pixel panels of one image's n = oh·ow columns.
+    panels: Panels,
+}
+
+impl Conv2dCpu {
+    pub fn new(p: &Conv2dParams, weight: &[f32], bias: Option<&[f32]>, isa: Isa) -> Conv2dCpu {
+        p.validate().expect("Conv2dCpu: invalid params");
+        assert!(isa.is_supported(), "Conv2dCpu: this CPU cannot run {isa}");
+        // weight: (c_out, c_in/groups, kh, kw) = per group an (m, k) row-major matrix
+        let [c_out, cg_in, kh, kw] = p.weight_shape();
+        assert_eq!(
+            weight.len(),
+            c_out * cg_in * kh * kw,
+            "Conv2dCpu: weight length"
+        );
+        bias.inspect(|b| assert_eq!(b.len(), c_out, "Conv2dCpu: bias length"));
+        let tiles = gemm::tiles(isa);
+        let (m, k) = (c_out / p.groups, cg_in * kh * kw);
+        let (oh, ow) = p.output_hw();
+        Conv2dCpu {
+            p: *p,
+            isa,
+            tiles,
+            a: PackedA::new(weight, p.groups, m, k, tiles.mr),
+            bias: bias.map(<[f32]>::to_vec),
+            panels: Panels::new(oh * ow, &tiles),
+        }
+    }
+
+    /// Floats of scratch that `run` needs with `threads` threads: one packed B block
+    /// (kc × nc) per thread.
+    pub fn scratch_len(&self, threads: usize) -> usize {
+        threads.max(1) * gemm::scratch_per_worker(&self.tiles, self.a.k, &self.panels)
+    }
+
+    /// Short name of the algorithm chosen.
+    pub fn algorithm(&self) -> &'static str {
+        let p = &self.p;
+        if p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0] {
+            "gemm1x1"
+        } else {
+            "im2col-gemm"
+        }
+    }
+
+    /// y = act(conv(x) + bias + residual), residual (if any) has y's shape. Allocates
+    /// nothing, locks nothing.
+    pub fn run(
+        &self,
+        x: &[f32],
+        residual: Option<&[f32]>,
+        act: Activation,
+        y: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
+        // x: (n, c_in, h, w)  y, residual: (n, c_out, oh, ow)  scratch: (threads, per_worker)
+        let p = &self.p;
+        let [n, c_out, oh, ow] = p.output_shape();
+        let npix = oh * ow;
+        assert_eq!(x.len(), n * p.c_in * p.h * p.w, "Conv2dCpu: x length");
+        assert_eq!(y.len(), n * c_out * npix, "Conv2dCpu: y length");
+        residual.inspect(|r| assert_eq!(r.len(), y.len(), "Conv2dCpu: residual length"));
+        let threads = threads.max(1);
+        let per_worker = gemm::scratch_per_worker(&self.tiles, self.a.k, &self.panels);
+        assert!(
+            scratch.len() >= threads * per_worker,
+            "Conv2dCpu: scratch too short"
+        );
+
+        // Work: segments (image, group, m-chunk) × pixel panels, cut into `workers`
+        // contiguous ranges. Split m too when there are too few pixel panels to share
+        // (7×7 outputs have 3): each thread then packs the same B, a k × n copy against
+        // its m/threads × k × n FMAs.
+        let m_panels = self.a.panels();
+        let units_n = n * p.groups * self.panels.len();
+        let m_chunks = if threads > 1 && units_n < 4 * threads {
+            threads.min(m_panels)
+        } else {
+            1
+        };
+        let per_seg = self.panels.len();
+        let total = n * p.groups * m_chunks * per_seg;
+        let workers = threads.min(total);
+        let cg_in = p.c_in / p.groups;
+        let m = self.a.m;
+        let y_ptr = SyncPtr(y.as_mut_ptr());
+        let s_ptr = SyncPtr(scratch.as_mut_ptr());
+        crate::parallel::for_each_task(threads, workers, |wk| {
+            // SAFETY: for_each_task calls each worker index once, so worker wk alone owns
+            // scratch[wk·per_worker..][..per_worker]; the length was asserted above.
+            let scratch = unsafe {
+                std::slice::from_raw_parts_mut(s_ptr.get().add(wk * per_worker), per_worker)
+            };
+            let (lo, hi) = (total * wk / workers, total * (wk + 1) / workers);
+            let mut u = lo;
+            while u < hi {
+                let (seg, first) = (u / per_seg, u % per_seg);
+                let last = per_seg.min(first + hi - u);
+                let (img_g, mc) = (seg / m_chunks, seg % m_chunks);
+                let (img, g) = (img_g / p.groups, img_g % p.groups);
+                let im2col = Im2col {
+                    p,
+                    // x_g: (cg_in, h, w)
+                    x: &x[(img * p.c_in + g * cg_in) * p.h * p.w..][..cg_in * p.h * p.w],
+                    ow,
+                    npix,
+                };
+                let off = (img * c_out + g * m) * npix;
+                let job = Gemm {
+                    isa: self.isa,
+                    tiles: self.tiles,
+                    a: self.a.group(g),
+                    m,
+                    k: self.a.k,
+                    b: &im2col,
+                    panels: &self.panels,
+                    // SAFETY: off + m·npix ≤ y.len(): group g's channels of image img.
+                    c: unsafe { y_ptr.get().add(off) },
+                    ldc: npix,
+                    bias: self
+                        .bias
+                        .as_ref()
+                        .map_or(std::ptr::null(), |b| b[g * m..].as_ptr()),
+                    residual: residual.map_or(std::ptr::null(), |r| r[off..].as_ptr()),
+                    act,
+                };
+                let mp = m_panels * mc / m_chunks..m_panels * (mc + 1) / m_chunks;
+                // SAFETY: the ISA was checked in `new`; C, residual and bias cover group g's
+                // m × npix block; units are disjoint across workers, and each unit is a
+                // distinct (rows, columns) rectangle of y, so no two workers write the same
+                // floats.
+                unsafe { job.run(mp, first..last, scratch) };
+                u += last - first;
+            }
+        });
+    }
+}
+
+/// y's base pointer shared by the workers, each of which writes only its own tiles.
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: workers write disjoint parts of the buffer (see `Conv2dCpu::run`).
+unsafe impl Send for SyncPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// The im2col matrix of one image and group, B (k × n): row (ic, ky, kx), column (oy, ox)
+/// holds x[ic, oy·sh + ky·dh − ph, ox·sw + kx·dw − pw], zero outside x.
+struct Im2col<'a> {
+    p: &'a Conv2dParams,
+    /// (cg_in, h, w)
+    x: &'a [f32],
+    ow: usize,
+    npix: usize,
+}
+
+impl PackB for Im2col<'_> {
+    fn pack(&self, k0: usize, kc: usize, start: usize, width: usize, dst: &mut [f32]) {
+        // dst: (kc, width)
+        let p = self.p;
+        let taps = p.kh * p.kw;
+        let valid = width.min(self.npix - start);
+        let pointwise = taps == 1 && p.stride == [1, 1] && p.pad == [0, 0];
+        for (r, row) in dst.chunks_exact_mut(width).take(kc).enumerate() {
+            let kk = k0 + r;
+            let (ic, ky, kx) = (kk / taps, kk % taps / p.kw, kk % p.kw);
+            let x_c = &self.x[ic * p.h * p.w..][..p.h * p.w];
+            if pointwise {
+                // B is x itself: (c_in, h·w).
+                row[..valid].copy_from_slice(&x_c[start..start + valid]);
+            } else {
+                self.gather_row(x_c, ky, kx, start, &mut row[..valid]);
+            }
+            row[valid..].fill(0.0);
+        }
+    }
+}
+
+impl Im2col<'_> {
+    /// out[j] = B[(·, ky, kx), start + j] from channel plane x_c: (h, w).
+    fn gather_row(&self, x_c: &[f32], ky: usize, kx: usize, start: usize, out: &mut [f32]) {
+        let p = self.p;
+        let ([sh, sw], [ph, pw], [dh, dw]) = (p.stride, p.pad, p.dilation);
+        let (mut oy, mut ox) = (start / self.ow, start % self.ow);
+        let mut d = 0;
+        while d < out.len() {
+            let run = (self.ow - ox).min(out.len() - d);
+            let seg = &mut out[d..d + run];
+            // iy + ph: the input row this output row reads through tap ky, plus pad.
+            let iy = oy * sh + ky * dh;
+            if iy < ph || iy - ph >= p.h {
+                seg.fill(0.0);
+            } else {
+                let x_row = &x_c[(iy - ph) * p.w..][..p.w];
+                // Outputs ox..ox+run whose tap kx lands inside the row: lo..hi.
+                let off = kx * dw;
+                let lo = pw.saturating_sub(off).div_ceil(sw).clamp(ox, ox + run);
+                let hi = (p.w + pw)
+                    .saturating_sub(off)
+                    .div_ceil(sw)
+                    .clamp(lo, ox + run);
+                seg[..lo - ox].fill(0.0);
+                seg[hi - ox..].fill(0.0);
+                let inner = &mut seg[lo - ox..hi - ox];
+                if !inner.is_empty() {
+                    // lo reads inside the row: lo·sw + off ≥ pw.
+                    let ix0 = lo * sw + off - pw;
+                    if sw == 1 {
+                        inner.copy_from_slice(&x_row[ix0..ix0 + inner.len()]);
+                    } else {
+                        for (o, v) in inner.iter_mut().zip(x_row[ix0..].iter().step_by(sw)) {
+                            *o = *v;
+                        }
+                    }
+                }
+            }
+            d += run;
+            ox = 0;
+            oy += 1;
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Depthwise conv2d on the CPU (groups = c_in = c_out), any kernel, stride, pad and
+//! dilation, with the fused epilogue `y = act(conv + bias + residual)`.
+//!
+//! Loop 1: (image, channel) planes, split over threads (`parallel::for_each_task`).
+//! Loop 2: output rows; the kernel rows `ky` that read inside the input are clipped once.
+//! Loop 3: chunks of LANES outputs along the row, one accumulator register per chunk, all
+//!   kh×kw taps added into it. Whole chunks tile the row's interior (outputs whose every
+//!   tap reads inside the row) and load whole vectors: contiguous for stride 1, two loads
+//!   and a deinterleave for stride 2, a gather otherwise. The rest (the chunks touching the
+//!   left/right padding, and every chunk of a row shorter than two vectors) load only their
+//!   valid lanes with masks: borders cost a few vector ops, not a scalar loop (on
+//!   MobileNetV2's 7×7 and 14×14 layers they are the whole row). Those masked chunks run
+//!   column by column (loops 2 and 3 swapped), so their lane masks are worked out once.
+
+use std::ops::Range;
+
+use crate::activation::cpu::{dispatch, output_taps, tap_outputs, SharedMut, Simd};
+use crate::parallel::for_each_task;
+use crate::{Activation, Isa};
+
+use super::Conv2dParams;
+
+/// A depthwise conv with its weights, ready to run.
+pub struct DepthwiseCpu {
+    p: Conv2dParams,
+    /// (c, kh*kw): the conv weight as given, one tap row per channel.
+    weight: Vec<f32>,
+    /// (c); zeros when the conv has no bias.
+    bias: Vec<f32>,
+    isa: Isa,
+}
+
+impl DepthwiseCpu {
+    /// None when `p` is not depthwise with multiplier 1. `p` must be validated.
+    pub fn new(
+        p: &Conv2dParams,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        isa: Isa,
+    ) -> Option<DepthwiseCpu> {
+        if p.groups != p.c_in || p.c_out != p.c_in {
+            return None;
+        }
+        assert!(isa.is_supported(), "depthwise: this CPU cannot run {isa}");
+        // w: (c, 1, kh, kw)  bias: (c)
+        assert_eq!(weight.len(), p.c_in * p.kh * p.kw, "depthwise: w length");
+        bias.inspect(|b| assert_eq!(b.len(), p.c_in, "depthwise: bias length"));
+        Some(DepthwiseCpu {
+            p: *p,
+            weight: weight.to_vec(),
+            bias: bias.map_or_else(|| vec![0.0; p.c_in], <[f32]>::to_vec),
+            isa,
+        })
+    }
+
+    /// y = act(dwconv(x) + bias + residual); residual has y's shape.
+    pub fn run(
+        &self,
+        x: &[f32],
+        residual: Option<&[f32]>,
+        act: Activation,
+        y: &mut [f32],
+        threads: usize,
+    ) {
+        // x: (n, c, h, w)  residual, y: (n, c, oh, ow)
+        let p = &self.p;
+        let [n, c, oh, ow] = p.output_shape();
+        assert_eq!(x.len(), n * c * p.h * p.w, "depthwise: x length");
+        assert_eq!(y.len(), n * c * oh * ow, "depthwise: y length");
+        residual.inspect(|r| assert_eq!(r.len(), y.len(), "depthwise: residual length"));
+        // One task per thread, each a contiguous range of planes: set-up (dispatch, shape
+        // arithmetic) is paid per task, not per plane (MobileNetV2 has 7,136 planes, most 7x7 or 14x14).
+        let (planes, tasks) = (n * c, threads.clamp(1, n * c));
+        let y = SharedMut::new(y);
+        for_each_task(threads, tasks, |t| {
+            let range = planes * t / tasks..planes * (t + 1) / tasks;
+            // SAFETY: the lengths are asserted above, and tasks own disjoint plane ranges;
+            // dispatch! checks the ISA.
+            unsafe { dispatch!(self.isa, planes_body(self, range, x, residual, act, y)) }
+        });
+    }
+}
+
+/// Loop 1's body: planes `planes` of (n*c). Needs S's features; x, residual and y have
+/// the shapes `run` asserts, and no other task writes these planes of y.
+#[inline(always)]
+unsafe fn planes_body<S: Simd>(
+    dw: &DepthwiseCpu,
+    planes: Range<usize>,
+    x: &[f32],
+    residual: Option<&[f32]>,
+    act: Activation,
+    y: SharedMut,
+) {
+    match dw.p.stride[1] {
+        1 => planes_strided::<S, 1>(dw, planes, x, residual, act, y),
+        2 => planes_strided::<S, 2>(dw, planes, x, residual, act, y),
+        _ => planes_strided::<S, 0>(dw, planes, x, residual, act, y),
+    }
+}
+
+/// As `planes_body`, for stride ST along w (0: any stride, by gathers).
+#[inline(always)]
+unsafe fn planes_strided<S: Simd, const ST: usize>(
+    dw: &DepthwiseCpu,
+    planes: Range<usize>,
+    x: &[f32],
+    residual: Option<&[f32]>,
+    act: Activation,
+    y: SharedMut,
+) {
+    let p = &dw.p;
+    let (oh, ow) = p.output_hw();
+    let (kw, sw, pw, dw_) = (p.kw, p.stride[1], p.pad[1], p.dilation[1]);
+    let lanes = S::LANES;
+    // Outputs whose taps all read inside the row: tap 0 bounds them below, tap kw-1 above.
+    // Whole chunks tile the interior from its start; the rest of the row is masked.
+    let lo = tap_outputs(0, sw, pw, dw_, p.w).start;
+    let hi = tap_outputs(kw - 1, sw, pw, dw_, p.w).end.min(ow);
+    let whole_len = hi.saturating_sub(lo) / lanes * lanes;
+    let whole = if whole_len == 0 {
+        0..0
+    } else {
+        lo..lo + whole_len
+    };
+    let taps = p.kh * kw;
+    // Rows whose every kernel row reads inside the input run ROWS at a time.
+    let full_rows = tap_outputs(0, p.stride[0], p.pad[0], p.dilation[0], p.h).start
+        ..tap_outputs(p.kh - 1, p.stride[0], p.pad[0], p.dilation[0], p.h)
+            .end
+            .min(oh);
+    for plane in planes {
+        let ch = plane % p.c_in;
+        let f = Plane {
+            p,
+            ow,
+            x: &x[plane * p.h * p.w..][..p.h * p.w],
+            w: &dw.weight[ch * taps..][..taps],
+            b: dw.bias[ch],
+            r: residual.map(|r| &r[plane * oh * ow..][..oh * ow]),
+            act,
+        };
+        // SAFETY: planes are disjoint between tasks.
+        let y_c = y.part(plane * oh * ow, oh * ow);
+        if !whole.is_empty() {
+            for (oy, rows) in row_groups(oh, full_rows.clone()) {
+                for ox0 in whole.clone().step_by(lanes) {
+                    f.chunk::<S, ST>(oy, rows, ox0, lanes, None, y_c);
+                }
+            }
+        }
+        for segment in [0..whole.start, whole.end..ow] {
+            for ox0 in segment.clone().step_by(lanes) {
+                let n = lanes.min(segment.end - ox0);
+                // Which lanes each tap may load depends on the column only: once per chunk.
+                let mut table: [Range<usize>; MAX_KW] = Default::default();
+                for (kx, lanes) in table.iter_mut().enumerate().take(kw) {
+                    *lanes = f.lanes::<ST>(kx, ox0, n);
+                }
+                for (oy, rows) in row_groups(oh, full_rows.clone()) {
+                    f.chunk::<S, ST>(oy, rows, ox0, n, Some(&table), y_c);
+                }
+            }
+        }
+    }
+}
+
+/// Output rows `0..oh` as (first row, count): ROWS at a time inside `full`, else one.
+fn row_groups(oh: usize, full: Range<usize>) -> impl Iterator<Item = (usize, usize)> {
+    let mut oy = 0;
+    std::iter::from_fn(move || {
+        let rows = if oy >= full.start && oy + ROWS <= full.end {
+            ROWS
+        } else {
+            1
+        };
+        let group = (oy < oh).then_some((oy, rows));
+        oy += rows;
+        group
+    })
+}
+
+/// One (image, channel) plane's inputs.
+struct Plane<'a> {
+    p: &'a Conv2dParams,
+    ow: usize,
+    /// (h, w)
+    x: &'a [f32],
+    /// (kh, kw)
+    w: &'a [f32],
+    b: f32,
+    /// (oh, ow)
+    r: Option<&'a [f32]>,
+    act: Activation,
+}
+
+impl Plane<'_> {
+    /// Outputs `ox0..ox0 + n` of `rows` output rows from oy0 (1, or ROWS when every kernel
+    /// row of each reads inside the input): `rows` accumulators, so the FMA chains
+    /// overlap instead of waiting on each other (one chain is 9 FMAs × 4 cycles for 3×3).
+    /// `masks: None` is a whole chunk, every tap inside the row; else the lanes each tap
+    /// `kx` may load (zeros elsewhere), from `lanes`.
+    #[inline(always)]
+    unsafe fn chunk<S: Simd, const ST: usize>(
+        &self,
+        oy0: usize,
+        rows: usize,
+        ox0: usize,
+        n: usize,
+        masks: Option<&[Range<usize>; MAX_KW]>,
+        y_c: &mut [f32],
+    ) {
+        if rows == ROWS {
+            self.chunk_rows::<S, ST, ROWS>(oy0, 0..self.p.kh, ox0, n, masks, y_c)
+        } else {
+            let p = self.p;
+            let taps_y = output_taps(oy0, p.stride[0], p.pad[0], p.dilation[0], p.kh, p.h);
+            self.chunk_rows::<S, ST, 1>(oy0, taps_y, ox0, n, masks, y_c)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn chunk_rows<S: Simd, const ST: usize, const R: usize>(
+        &self,
+        oy0: usize,
+        taps_y: Range<usize>,
+        ox0: usize,
+        n: usize,
+        masks: Option<&[Range<usize>; MAX_KW]>,
+        y_c: &mut [f32],
+    ) {
+        let p = self.p;
+        let ([kw, sh], [ph, pw], [dh, dw]) = ([p.kw, p.stride[0]], p.pad, p.dilation);
+        let sw = if ST == 0 { p.stride[1] } else { ST };
+        let mut acc = [S::splat(self.b); R];
+        for ky in taps_y {
+            for (kx, &wv) in self.w[ky * kw..][..kw].iter().enumerate() {
+                let wv = S::splat(wv);
+                // Input column of lane 0 through tap kx: negative in the left padding, where
+                // a masked chunk never loads it.
+                let ix0 = (ox0 * sw + kx * dw) as isize - pw as isize;
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    // The input row is inside the input: taps_y is clipped for it.
+                    let x_row = self.x.as_ptr().add(((oy0 + r) * sh + ky * dh - ph) * p.w);
+                    let src = x_row.wrapping_offset(ix0);
+                    let v = match masks {
+                        None if ST == 1 => S::load(src),
+                        None if ST == 2 => S::load_even(src),
+                        None => S::gather(src, sw),
+                        Some(table) => {
+                            let lanes = match table.get(kx) {
+                                Some(lanes) => lanes.clone(),
+                                None => self.lanes::<ST>(kx, ox0, n),
+                            };
+                            S::load_lanes(src, sw, lanes, S::splat(0.0))
+                        }
+                    };
+                    *acc = S::fma(wv, v, *acc);
+                }
+            }
+        }
+        for (r, acc) in acc.into_iter().enumerate() {
+            self.store::<S>(acc, oy0 + r, ox0, n, y_c);
+        }
+    }
+
+    /// The lanes of the chunk `ox0..ox0 + n` whose tap kx reads inside the row.
+    #[inline(always)]
+    fn lanes<const ST: usize>(&self, kx: usize, ox0: usize, n: usize) -> Range<usize> {
+        let p = self.p;
+        // A constant stride turns tap_outputs' divisions into shifts.
+        let sw = if ST == 0 { p.stride[1] } else { ST };
+        let valid = tap_outputs(kx, sw, p.pad[1], p.dilation[1], p.w);
+        let end = valid.end.clamp(ox0, ox0 + n);
+        valid.start.clamp(ox0, end) - ox0..end - ox0
+    }
+
+    /// The epilogue: y[oy, ox0..ox0+n] = act(acc + residual).
+    #[inline(always)]
+    unsafe fn store<S: Simd>(
+        &self,
+        mut acc: S::V,
+        oy: usize,
+        ox0: usize,
+        n: usize,
+        y_c: &mut [f32],
+    ) {
+        let at = oy * self.ow + ox0;
+        if let Some(r) = self.r {
+            acc = S::add(acc, S::load_lanes(r[at..].as_ptr(), 1, 0..n, S::splat(0.0)));
+        }
+        let out = S::act(acc, self.act);
+        if n == S::LANES {
+            S::store(y_c[at..].as_mut_ptr(), out);
+        } else {
+            S::store_part(y_c[at..].as_mut_ptr(), n, out);
+        }
+    }
+}
+
+/// Output rows computed together where no kernel row is clipped.
+const ROWS: usize = 4;
+
+/// Kernel widths up to this keep their masked chunks' lane ranges in a table.
+const MAX_KW: usize = 8;

@@ -1,0 +1,90 @@
+//! Every distinct conv2d of torchvision's ResNet-18 and MobileNetV2 at batch 1, 224×224:
+//! the shapes the CPU kernels are tested and benchmarked on.
+
+use super::Conv2dParams;
+
+/// A conv with square kernel, stride and pad `k / 2`, dilation 1: (c_in, c_out, hw, k, stride, groups).
+const fn conv(
+    c_in: usize,
+    c_out: usize,
+    hw: usize,
+    k: usize,
+    s: usize,
+    groups: usize,
+) -> Conv2dParams {
+    Conv2dParams {
+        n: 1,
+        c_in,
+        h: hw,
+        w: hw,
+        c_out,
+        kh: k,
+        kw: k,
+        stride: [s, s],
+        pad: [k / 2, k / 2],
+        dilation: [1, 1],
+        groups,
+    }
+}
+
+/// ResNet-18's convs with how many times each runs per image (sum: 3.63 GFLOP with fc).
+pub const RESNET18: [(Conv2dParams, usize); 11] = [
+    (conv(3, 64, 224, 7, 2, 1), 1),
+    (conv(64, 64, 56, 3, 1, 1), 4),
+    (conv(64, 128, 56, 3, 2, 1), 1),
+    (conv(64, 128, 56, 1, 2, 1), 1),
+    (conv(128, 128, 28, 3, 1, 1), 3),
+    (conv(128, 256, 28, 3, 2, 1), 1),
+    (conv(128, 256, 28, 1, 2, 1), 1),
+    (conv(256, 256, 14, 3, 1, 1), 3),
+    (conv(256, 512, 14, 3, 2, 1), 1),
+    (conv(256, 512, 14, 1, 2, 1), 1),
+    (conv(512, 512, 7, 3, 1, 1), 3),
+];
+
+/// MobileNetV2's distinct convs (expand 1×1, depthwise 3×3, project 1×1 per block).
+pub const MOBILENET_V2: [Conv2dParams; 30] = [
+    conv(3, 32, 224, 3, 2, 1),
+    conv(32, 32, 112, 3, 1, 32),
+    conv(32, 16, 112, 1, 1, 1),
+    conv(16, 96, 112, 1, 1, 1),
+    conv(96, 96, 112, 3, 2, 96),
+    conv(96, 24, 56, 1, 1, 1),
+    conv(24, 144, 56, 1, 1, 1),
+    conv(144, 144, 56, 3, 1, 144),
+    conv(144, 24, 56, 1, 1, 1),
+    conv(144, 144, 56, 3, 2, 144),
+    conv(144, 32, 28, 1, 1, 1),
+    conv(32, 192, 28, 1, 1, 1),
+    conv(192, 192, 28, 3, 1, 192),
+    conv(192, 32, 28, 1, 1, 1),
+    conv(192, 192, 28, 3, 2, 192),
+    conv(192, 64, 14, 1, 1, 1),
+    conv(64, 384, 14, 1, 1, 1),
+    conv(384, 384, 14, 3, 1, 384),
+    conv(384, 64, 14, 1, 1, 1),
+    conv(384, 96, 14, 1, 1, 1),
+    conv(96, 576, 14, 1, 1, 1),
+    conv(576, 576, 14, 3, 1, 576),
+    conv(576, 96, 14, 1, 1, 1),
+    conv(576, 576, 14, 3, 2, 576),
+    conv(576, 160, 7, 1, 1, 1),
+    conv(160, 960, 7, 1, 1, 1),
+    conv(960, 960, 7, 3, 1, 960),
+    conv(960, 160, 7, 1, 1, 1),
+    conv(960, 320, 7, 1, 1, 1),
+    conv(320, 1280, 7, 1, 1, 1),
+];
+
+/// `<n>x<c_in>x<h>x<w>k<kh>s<stride>o<c_out>[g<groups>]`, the shape part of bench ids:
+/// c_out and groups are appended because MobileNetV2 has convs the first part does not
+/// tell apart (384→64 and 384→96 1×1 at 14×14; a depthwise and a dense 3×3).
+pub fn shape_id(p: &Conv2dParams) -> String {
+    let g = if p.groups > 1 {
+        format!("g{}", p.groups)
+    } else {
+        String::new()
+    };
+    let [n, c_in, h, w, c_out] = [p.n, p.c_in, p.h, p.w, p.c_out];
+    format!("{n}x{c_in}x{h}x{w}k{}s{}o{c_out}{g}", p.kh, p.stride[0])
+}

@@ -1,0 +1,416 @@
+//! Packed f32 GEMM, BLIS style, with a fused epilogue:
+//! `C (m × n) = act(A (m × k) · B (k × n) + bias[row] + residual)`.
+//!
+//! A (the conv weights) is packed once into MR-row panels (`PackedA`); B is packed per
+//! kc × nc block by a caller-supplied [`PackB`] (for conv2d that is the im2col gather, so no
+//! full im2col buffer ever exists). C rows are output channels and columns are output
+//! pixels: y's natural NCHW layout, so the microkernel stores straight into y.
+//!
+//! Microkernels hold an MR × NR tile of C in registers and, per k, load one NR-wide row of
+//! B and broadcast MR values of A: `gemm_f32_avx512_8x32` (16 zmm accumulators),
+//! `gemm_f32_avx2_6x16` (12 ymm), `gemm_f32_scalar_4x8`. Zen 4 has two 256-bit FMA pipes
+//! with 4-cycle latency: ≥ 8 independent ymm chains (or ≥ 4 zmm, each zmm FMA takes a
+//! pipe for two cycles) keep both busy; 12–16 leave slack for the loads.
+
+use std::ops::Range;
+
+use crate::{Activation, Isa};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod scalar;
+
+/// Register and cache blocking for one ISA.
+#[derive(Debug, Clone, Copy)]
+pub struct Tiles {
+    /// Rows of C per microkernel (A panel height).
+    pub mr: usize,
+    /// Columns of C per full microkernel (B panel width).
+    pub nr: usize,
+    /// Panel widths the ISA has a microkernel for, widest (= nr) first; the n-tail is
+    /// covered greedily by the narrower ones, so at most 7 zero columns are computed.
+    pub widths: &'static [usize],
+    /// Most k per block. Zen 4: the A micro-panel (mr × kc: 8 × 256 × 4 B = 8 KiB) stays
+    /// in the 32 KiB L1d across all B panels of a block, while the B micro-panel
+    /// (kc × 32 × 4 B = 32 KiB) streams from L2 at 128 B per 16 FMA cycles, 8 B/cycle,
+    /// far below L2's ~32 B/cycle. Larger kc means fewer C reloads between k-blocks.
+    pub kc: usize,
+    /// Most columns per block: the packed B block (kc × nc × 4 B = 256 × 512 × 4 = 512 KiB)
+    /// stays in the 1 MiB L2 while every A panel sweeps over it.
+    pub nc: usize,
+}
+
+/// The blocking for `isa` (see `Tiles` for the reasoning behind the numbers).
+pub fn tiles(isa: Isa) -> Tiles {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Tiles {
+            mr: 8,
+            nr: 32,
+            widths: &[32, 16, 8],
+            kc: 256,
+            nc: 512,
+        },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Tiles {
+            mr: 6,
+            nr: 16,
+            widths: &[16, 8],
+            kc: 256,
+            nc: 512,
+        },
+        _ => Tiles {
+            mr: 4,
+            nr: 8,
+            widths: &[8],
+            kc: 256,
+            nc: 256,
+        },
+    }
+}
+
+/// How a microkernel stores its tile: `c = act(acc + (load_c ? c : 0) + bias[r] + residual)`,
+/// the bias/residual/act part only when `epilogue` (the last k-block).
+pub struct Store {
+    /// Top-left of the tile in C; rows `ldc` floats apart.
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// Add the partial sum of earlier k-blocks already in C.
+    pub load_c: bool,
+    pub epilogue: bool,
+    /// The tile's first row's bias, or null.
+    pub bias: *const f32,
+    /// The tile's top-left in the residual (same layout as C), or null.
+    pub residual: *const f32,
+    pub act: Activation,
+}
+
+/// `kernel(kc, a, b, ldb, store)`: a: (kc, mr) packed, b: (kc, width) rows `ldb` apart.
+///
+/// # Safety
+/// The CPU supports the kernel's ISA; a, b, c (and bias, residual when non-null) are valid
+/// for the full mr × width tile.
+pub type Ukernel = unsafe fn(usize, *const f32, *const f32, usize, &Store);
+
+/// The microkernel for `width`-column panels on `isa` (width from `tiles(isa).widths`).
+fn ukernel(isa: Isa, width: usize) -> Ukernel {
+    match (isa, width) {
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 32) => avx512::gemm_f32_avx512_8x32,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 16) => avx512::gemm_f32_avx512_8x16,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 8) => avx512::gemm_f32_avx512_8x8,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 16) => avx2::gemm_f32_avx2_6x16,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 8) => avx2::gemm_f32_avx2_6x8,
+        (Isa::Scalar, 8) => scalar::gemm_f32_scalar_4x8,
+        _ => unreachable!("no {isa} microkernel {width} columns wide"),
+    }
+}
+
+/// A (groups × m × k), packed once: per group, ceil(m/mr) panels of (k, mr), rows past m zero.
+pub struct PackedA {
+    data: Vec<f32>,
+    pub m: usize,
+    pub k: usize,
+    pub mr: usize,
+}
+
+impl PackedA {
+    /// a: (groups·m, k) row-major, e.g. conv weights (c_out, c_in/groups·kh·kw).
+    pub fn new(a: &[f32], groups: usize, m: usize, k: usize, mr: usize) -> PackedA {
+        assert_eq!(a.len(), groups * m * k, "PackedA: a length");
+        let panels = m.div_ceil(mr);
+        let mut data = vec![0.0; groups * panels * k * mr];
+        for g in 0..groups {
+            for p in 0..panels {
+                // dst: (k, mr) for rows p·mr.. of group g
+                let dst = &mut data[(g * panels + p) * k * mr..][..k * mr];
+                for r in 0..mr.min(m - p * mr) {
+                    let row = &a[(g * m + p * mr + r) * k..][..k];
+                    for (kk, &v) in row.iter().enumerate() {
+                        dst[kk * mr + r] = v;
+                    }
+                }
+            }
+        }
+        PackedA { data, m, k, mr }
+    }
+
+    pub fn panels(&self) -> usize {
+        self.m.div_ceil(self.mr)
+    }
+
+    /// Group g's panels: (panels, k, mr).
+    pub fn group(&self, g: usize) -> &[f32] {
+        let len = self.panels() * self.k * self.mr;
+        &self.data[g * len..][..len]
+    }
+}
+
+/// The column panels of an n-wide B: `full` panels of width nr, then up to 4 narrower ones
+/// covering the tail, each a width from `Tiles::widths`.
+#[derive(Debug, Clone, Copy)]
+pub struct Panels {
+    pub n: usize,
+    nr: usize,
+    full: usize,
+    tail: [usize; 4],
+    ntail: usize,
+}
+
+impl Panels {
+    pub fn new(n: usize, t: &Tiles) -> Panels {
+        let (full, mut rem) = (n / t.nr, n % t.nr);
+        let (mut tail, mut ntail) = ([0; 4], 0);
+        let narrowest = *t.widths.last().unwrap();
+        while rem > 0 {
+            // Widest kernel that fits, else the narrowest one, zero-padded.
+            let w = t
+                .widths
+                .iter()
+                .copied()
+                .find(|&w| w <= rem)
+                .unwrap_or(narrowest);
+            tail[ntail] = w;
+            ntail += 1;
+            rem = rem.saturating_sub(w);
+        }
+        Panels {
+            n,
+            nr: t.nr,
+            full,
+            tail,
+            ntail,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.full + self.ntail
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// (first column, width) of panel p.
+    pub fn get(&self, p: usize) -> (usize, usize) {
+        if p < self.full {
+            return (p * self.nr, self.nr);
+        }
+        let t = p - self.full;
+        (
+            self.full * self.nr + self.tail[..t].iter().sum::<usize>(),
+            self.tail[t],
+        )
+    }
+
+    /// Columns including the zero padding of the last panel.
+    pub fn padded(&self) -> usize {
+        self.full * self.nr + self.tail[..self.ntail].iter().sum::<usize>()
+    }
+}
+
+/// k per block: k split into equal blocks of at most `Tiles::kc` (576 → 3 × 192, not
+/// 256 + 256 + 64).
+pub fn kc_block(t: &Tiles, k: usize) -> usize {
+    k.div_ceil(k.div_ceil(t.kc))
+}
+
+/// Floats of B-packing scratch one worker needs for a (k, panels) GEMM.
+pub fn scratch_per_worker(t: &Tiles, k: usize, panels: &Panels) -> usize {
+    kc_block(t, k) * t.nc.min(panels.padded())
+}
+
+/// Packs B's rows k0..k0+kc, columns start..start+width into dst: (kc, width) row-major,
+/// zeros past column n.
+pub trait PackB: Sync {
+    fn pack(&self, k0: usize, kc: usize, start: usize, width: usize, dst: &mut [f32]);
+}
+
+/// One GEMM: one group's packed A, a B source, and where C, bias and residual live.
+pub struct Gemm<'a, B: PackB> {
+    pub isa: Isa,
+    pub tiles: Tiles,
+    /// (panels, k, mr): `PackedA::group`.
+    pub a: &'a [f32],
+    pub m: usize,
+    pub k: usize,
+    pub b: &'a B,
+    pub panels: &'a Panels,
+    /// C: (m, ldc) with the n columns first in each row.
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// (m) or null.
+    pub bias: *const f32,
+    /// Same layout as C, or null.
+    pub residual: *const f32,
+    pub act: Activation,
+}
+
+impl<B: PackB> Gemm<'_, B> {
+    /// Computes the rows of A panels `m_panels` and the columns of B panels `cols`.
+    ///
+    /// # Safety
+    /// The CPU supports `isa`; `c` (and `residual` if non-null) point at m × ldc floats,
+    /// `bias` (if non-null) at m floats; no other thread writes this call's part of C
+    /// while it runs. `scratch` holds `scratch_per_worker` floats.
+    pub unsafe fn run(&self, m_panels: Range<usize>, cols: Range<usize>, scratch: &mut [f32]) {
+        let t = &self.tiles;
+        let (mr, k) = (t.mr, self.k);
+        let kc_max = kc_block(t, k);
+        let kernels: Vec3 = Vec3::new(self.isa, t);
+        // Loop 5: split this worker's B panels into nc-column blocks.
+        let mut p = cols.start;
+        while p < cols.end {
+            let (block_start, _) = self.panels.get(p);
+            let mut q = p;
+            while q < cols.end {
+                let (s, w) = self.panels.get(q);
+                if q > p && s + w - block_start > t.nc {
+                    break;
+                }
+                q += 1;
+            }
+            // Loop 4: split k into kc-blocks; pack a kc × nc block of B once (the im2col
+            // gather for conv), reuse it for every A panel.
+            let mut k0 = 0;
+            while k0 < k {
+                let kc = kc_max.min(k - k0);
+                for pp in p..q {
+                    let (s, w) = self.panels.get(pp);
+                    let dst = &mut scratch[(s - block_start) * kc..][..kc * w];
+                    self.b.pack(k0, kc, s, w, dst);
+                }
+                let (load_c, epilogue) = (k0 > 0, k0 + kc == k);
+                // Loop 3: A panels; the mr × kc micro-panel stays in L1 across loop 2.
+                for mp in m_panels.clone() {
+                    let a = self.a[(mp * k + k0) * mr..].as_ptr();
+                    let rows = mr.min(self.m - mp * mr);
+                    // Loop 2: B panels of the L2-resident block; loop 1 is the microkernel.
+                    for pp in p..q {
+                        let (s, w) = self.panels.get(pp);
+                        let b = scratch[(s - block_start) * kc..].as_ptr();
+                        let off = mp * mr * self.ldc + s;
+                        let store = Store {
+                            // SAFETY (all three): the caller guarantees C, residual and bias
+                            // cover m × ldc / m floats; row mp·mr and column s are inside.
+                            c: unsafe { self.c.add(off) },
+                            ldc: self.ldc,
+                            load_c,
+                            epilogue,
+                            bias: if self.bias.is_null() {
+                                self.bias
+                            } else {
+                                unsafe { self.bias.add(mp * mr) }
+                            },
+                            residual: if self.residual.is_null() {
+                                self.residual
+                            } else {
+                                unsafe { self.residual.add(off) }
+                            },
+                            act: self.act,
+                        };
+                        let cols_valid = w.min(self.panels.n - s);
+                        let kern = kernels.get(w);
+                        if rows == mr && cols_valid == w {
+                            // SAFETY: a full tile: mr rows and w columns of C exist here;
+                            // a holds kc × mr floats, b kc × w; the ISA was checked.
+                            unsafe { kern(kc, a, b, w, &store) };
+                        } else {
+                            // SAFETY: as above, but only rows × cols_valid of C exist:
+                            // the edge path stores into a local tile first.
+                            unsafe { edge_tile(kern, kc, a, b, w, &store, rows, cols_valid) };
+                        }
+                    }
+                }
+                k0 += kc;
+            }
+            p = q;
+        }
+    }
+}
+
+/// The microkernels for an ISA's widths, looked up without allocation.
+struct Vec3 {
+    widths: &'static [usize],
+    kernels: [Option<Ukernel>; 3],
+}
+
+impl Vec3 {
+    fn new(isa: Isa, t: &Tiles) -> Vec3 {
+        let mut kernels = [None; 3];
+        for (slot, &w) in kernels.iter_mut().zip(t.widths) {
+            *slot = Some(ukernel(isa, w));
+        }
+        Vec3 {
+            widths: t.widths,
+            kernels,
+        }
+    }
+
+    fn get(&self, width: usize) -> Ukernel {
+        let i = self.widths.iter().position(|&w| w == width).unwrap();
+        self.kernels[i].unwrap()
+    }
+}
+
+/// The largest tile any ISA uses (avx512 8 × 32).
+const TILE_MAX: usize = 8 * 32;
+
+/// A tile cut by the edge of C: the microkernel writes a zeroed local tile, then the valid
+/// `rows × cols` part is merged into C with the epilogue in scalar code.
+///
+/// # Safety
+/// As for `Ukernel`, but C, bias and residual need only cover rows × cols.
+#[allow(clippy::too_many_arguments)]
+unsafe fn edge_tile(
+    kern: Ukernel,
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    width: usize,
+    s: &Store,
+    rows: usize,
+    cols: usize,
+) {
+    // tmp: (mr, width)
+    let mut tmp = [0.0f32; TILE_MAX];
+    let local = Store {
+        c: tmp.as_mut_ptr(),
+        ldc: width,
+        load_c: false,
+        epilogue: false,
+        bias: std::ptr::null(),
+        residual: std::ptr::null(),
+        act: Activation::None,
+    };
+    // SAFETY: tmp holds mr × width ≤ TILE_MAX floats; a and b are valid per the caller.
+    unsafe { kern(kc, a, b, width, &local) };
+    for r in 0..rows {
+        for j in 0..cols {
+            // SAFETY: r < rows and j < cols are inside C, bias and residual (caller).
+            unsafe {
+                let c = s.c.add(r * s.ldc + j);
+                let mut v = tmp[r * width + j];
+                if s.load_c {
+                    v += *c;
+                }
+                if s.epilogue {
+                    if !s.bias.is_null() {
+                        v += *s.bias.add(r);
+                    }
+                    if !s.residual.is_null() {
+                        v += *s.residual.add(r * s.ldc + j);
+                    }
+                    v = s.act.apply(v);
+                }
+                *c = v;
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `Conv2dCpu` against the reference conv (f64 sums), on every ISA this CPU has and on 1
+//! and 2 threads: a seeded sweep over odd and SIMD-tail shapes, then every conv of
+//! ResNet-18 and MobileNetV2, each with bias / activation / residual combinations.
+//!
+//! Tolerance: |got − want| ≤ 1e-5 · max|want| for every output. The GEMM sums k in f32, in
+//! kc-blocks and with FMA, in another order than the reference's f64 sum: the rounding
+//! error grows like √k · ε · |partial sums|, about 1e-6 of max|want| at k = 4608.
+
+use kestrel_kernels::conv2d::cpu::Conv2dCpu;
+use kestrel_kernels::conv2d::shapes::{MOBILENET_V2, RESNET18};
+use kestrel_kernels::conv2d::{reference, Conv2dParams};
+use kestrel_kernels::{Activation, Isa};
+
+/// SIMD reorders the k-sum: rel 1e-5 of the largest output.
+const REL: f64 = 1e-5;
+
+/// xorshift64*: seeded, so a failing shape is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in [-1, 1).
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn vec(&mut self, len: usize) -> Vec<f32> {
+        (0..len).map(|_| self.f32()).collect()
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+}
+
+/// One conv's inputs and its reference output without bias.
+struct Case {
+    p: Conv2dParams,
+    x: Vec<f32>,
+    w: Vec<f32>,
+    bias: Vec<f32>,
+    residual: Vec<f32>,
+    /// conv(x, w) without bias, f64 sums rounded once.
+    y0: Vec<f32>,
+}
+
+impl Case {
+    fn new(p: Conv2dParams, rng: &mut Rng) -> Case {
+        p.validate().unwrap();
+        let y_len: usize = p.output_shape().iter().product();
+        let x = rng.vec(p.n * p.c_in * p.h * p.w);
+        let w = rng.vec(p.weight_shape().iter().product());
+        let mut y0 = vec![0.0; y_len];
+        reference::conv2d(&p, &x, &w, None, &mut y0);
+        Case {
+            bias: rng.vec(p.c_out),
+            residual: rng.vec(y_len),
+            p,
+            x,
+            w,
+            y0,
+        }
+    }
+
+    /// act(y0 + bias + residual), in f64.
+    fn want(&self, bias: bool, act: Activation, residual: bool) -> Vec<f32> {
+        let plane = self.y0.len() / self.p.n / self.p.c_out;
+        (0..self.y0.len())
+            .map(|i| {
+                let c = i / plane % self.p.c_out;
+                let mut v = f64::from(self.y0[i]);
+                if bias {
+                    v += f64::from(self.bias[c]);
+                }
+                if residual {
+                    v += f64::from(self.residual[i]);
+                }
+                act.apply(v as f32)
+            })
+            .collect()
+    }
+
+    /// Runs Conv2dCpu on `isa` with `threads` and checks it; NaN-filled y and scratch
+    /// catch outputs never written and scratch read before it is packed.
+    fn check(&self, isa: Isa, threads: usize, bias: bool, act: Activation, residual: bool) {
+        let conv = Conv2dCpu::new(&self.p, &self.w, bias.then_some(&self.bias[..]), isa);
+        let mut y = vec![f32::NAN; self.y0.len()];
+        let mut scratch = vec![f32::NAN; conv.scratch_len(threads)];
+        let res = residual.then_some(&self.residual[..]);
+        conv.run(&self.x, res, act, &mut y, &mut scratch, threads);
+        let want = self.want(bias, act, residual);
+        if let Err(e) = compare(&y, &want) {
+            panic!(
+                "{:?} {isa} threads {threads} bias {bias} {act:?} residual {residual} ({}): {e}",
+                self.p,
+                conv.algorithm()
+            );
+        }
+    }
+}
+
+/// Ok when every |got − want| ≤ REL · max|want|.
+fn compare(got: &[f32], want: &[f32]) -> Result<(), String> {
+    let max = want.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+    let tol = REL * max.max(f64::MIN_POSITIVE);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (f64::from(g) - f64::from(w)).abs();
+        if err.is_nan() || err > tol {
+            return Err(format!("element {i}: got {g}, want {w} (tol {tol:e})"));
+        }
+    }
+    Ok(())
+}
+
+const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
+
+#[test]
+fn compare_rejects_a_small_error() {
+    // The checker itself: one output off by 2·REL·max must fail, so a kernel that drops a
+    // tap, a k-block or a tail column cannot pass.
+    let want = [1.0, -2.0, 0.5];
+    assert!(compare(&want, &want).is_ok());
+    assert!(compare(&[1.0, -2.0 + 4e-5, 0.5], &want).is_err());
+    assert!(compare(&[1.0, f32::NAN, 0.5], &want).is_err());
+}
+
+#[test]
+fn random_shapes_every_isa_and_epilogue() {
+    let isas = Isa::available();
+    eprintln!("ISAs tested: {isas:?}");
+    let mut rng = Rng(0x5eed_c0de);
+    let chans = [1, 3, 7, 8, 9, 15, 16, 17, 33];
+    let mut tried = 0;
+    while tried < 150 {
+        let groups_kind = rng.pick(&[1, 1, 2, 0]); // 0: depthwise
+        let (c_in, c_out, groups) = match groups_kind {
+            0 => {
+                let c = rng.pick(&chans);
+                (c, c, c)
+            }
+            g => (g * rng.pick(&chans), g * rng.pick(&chans), g),
+        };
+        let p = Conv2dParams {
+            n: rng.pick(&[1, 2]),
+            c_in,
+            h: rng.pick(&[1, 2, 5, 7, 9, 13]),
+            w: rng.pick(&[1, 3, 6, 11, 17]),
+            c_out,
+            kh: rng.pick(&[1, 2, 3, 5]),
+            kw: rng.pick(&[1, 3, 4]),
+            stride: [rng.pick(&[1, 2, 3]), rng.pick(&[1, 2, 3])],
+            pad: [rng.pick(&[0, 1, 2]), rng.pick(&[0, 1, 2])],
+            dilation: [rng.pick(&[1, 2]), rng.pick(&[1, 2])],
+            groups,
+        };
+        if p.validate().is_err() {
+            continue;
+        }
+        tried += 1;
+        let case = Case::new(p, &mut rng);
+        for &isa in &isas {
+            for threads in [1, 2] {
+                for (i, act) in ACTS.into_iter().enumerate() {
+                    for bias in [false, true] {
+                        case.check(isa, threads, bias, act, (i + usize::from(bias)) % 2 == 0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn long_k_and_wide_n_cross_block_boundaries() {
+    // k = 600 · 9 = 5400 spans several kc-blocks (partial sums reloaded from y) and
+    // n = 37 · 41 = 1517 several nc-blocks and every tail width.
+    let mut rng = Rng(7);
+    let p = Conv2dParams {
+        n: 1,
+        c_in: 600,
+        h: 37,
+        w: 41,
+        c_out: 19,
+        kh: 3,
+        kw: 3,
+        stride: [1, 1],
+        pad: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let case = Case::new(p, &mut rng);
+    for isa in Isa::available() {
+        for threads in [1, 2] {
+            case.check(isa, threads, true, Activation::Relu, true);
+        }
+    }
+}
+
+/// A model conv at most `cap` pixels on a side (channels, kernel, stride kept), so the
+/// 224×224 and 112×112 layers run in the reference at test speed.
+fn capped(p: &Conv2dParams, cap: usize) -> Conv2dParams {
+    Conv2dParams {
+        h: p.h.min(cap),
+        w: p.w.min(cap),
+        ..*p
+    }
+}
+
+fn check_model(shapes: &[Conv2dParams], seed: u64) {
+    let mut rng = Rng(seed);
+    for (i, p) in shapes.iter().enumerate() {
+        // 29: odd, so stride-2 layers get odd outputs and every panel tail shows up.
+        let case = Case::new(capped(p, 29), &mut rng);
+        for (j, isa) in Isa::available().into_iter().enumerate() {
+            for threads in [1, 2] {
+                case.check(isa, threads, true, Activation::Relu6, true);
+                let r = i + j + threads;
+                case.check(isa, threads, r % 2 == 0, ACTS[r % 3], false);
+            }
+        }
+    }
+}
+
+#[test]
+fn resnet18_convs() {
+    let shapes: Vec<Conv2dParams> = RESNET18.iter().map(|(p, _)| *p).collect();
+    check_model(&shapes, 18);
+}
+
+#[test]
+fn mobilenet_v2_convs() {
+    check_model(&MOBILENET_V2, 2);
+}
+
+#[test]
+fn full_size_7x7_and_14x14_layers() {
+    // The deep ResNet layers run uncapped: 7×7 outputs split m across threads.
+    let mut rng = Rng(9);
+    for (p, _) in RESNET18.iter().filter(|(p, _)| p.h <= 14) {
+        let case = Case::new(*p, &mut rng);
+        for isa in Isa::available() {
+            for threads in [1, 2] {
+                case.check(isa, threads, true, Activation::Relu, true);
+            }
+        }
+    }
+}

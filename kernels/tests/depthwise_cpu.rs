@@ -1,0 +1,227 @@
+//! `DepthwiseCpu` against conv2d's reference on every ISA this CPU has, threads 1 and 2.
+//!
+//! Tolerance: the reference sums in f64, the kernel in f32 FMAs in tap order, so each output
+//! carries a few f32 roundings of its largest partial sum: rel 1e-5 of max |ref| (over the
+//! plane's outputs), not of each output, since a sum can cancel to near zero.
+
+use kestrel_kernels::conv2d::{depthwise::DepthwiseCpu, reference::conv2d, Conv2dParams};
+use kestrel_kernels::{Activation, Isa};
+
+const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
+
+/// xorshift64*, seeded: the sweep is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn vec(&mut self, len: usize) -> Vec<f32> {
+        (0..len).map(|_| self.f32()).collect()
+    }
+    fn pick(&mut self, from: &[usize]) -> usize {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+fn depthwise(
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    s: usize,
+    pad: usize,
+    d: usize,
+) -> Conv2dParams {
+    Conv2dParams {
+        n: 1,
+        c_in: c,
+        h,
+        w,
+        c_out: c,
+        kh: k,
+        kw: k,
+        stride: [s, s],
+        pad: [pad, pad],
+        dilation: [d, d],
+        groups: c,
+    }
+}
+
+/// act(reference conv + residual), the f32 add and act done as the epilogue defines them.
+fn expected(
+    p: &Conv2dParams,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    r: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let mut y = vec![0.0; p.output_shape().iter().product()];
+    conv2d(p, x, w, b, &mut y);
+    if let Some(r) = r {
+        y.iter_mut().zip(r).for_each(|(y, r)| *y += r);
+    }
+    y.iter_mut().for_each(|y| *y = act.apply(*y));
+    y
+}
+
+#[track_caller]
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0f32, |m, v| m.max(v.abs()));
+    let tol = 1e-5 * scale.max(1e-30);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let ok = if w.is_nan() {
+            g.is_nan()
+        } else {
+            g == w || (g - w).abs() <= tol
+        };
+        assert!(ok, "{what}: element {i}: got {g}, want {w} (tol {tol})");
+    }
+}
+
+/// Runs one case on every ISA and thread count, with and without residual, every activation.
+fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) {
+    p.validate().unwrap();
+    let len_y: usize = p.output_shape().iter().product();
+    let x = rng.vec(p.n * p.c_in * p.h * p.w);
+    let w = rng.vec(p.c_in * p.kh * p.kw);
+    let b = rng.vec(p.c_in);
+    let b = with_bias.then_some(&b[..]);
+    let r = rng.vec(len_y);
+    for isa in Isa::available() {
+        let dw = DepthwiseCpu::new(p, &w, b, isa).expect("depthwise");
+        for (residual, act) in [
+            (None, ACTS[0]),
+            (Some(&r[..]), ACTS[1]),
+            (None, ACTS[2]),
+            (Some(&r[..]), ACTS[0]),
+        ] {
+            let want = expected(p, &x, &w, b, residual, act);
+            for threads in [1, 2] {
+                let mut y = vec![f32::NAN; len_y];
+                dw.run(&x, residual, act, &mut y, threads);
+                let what = format!(
+                    "{p:?} bias {with_bias} residual {} {act:?} {isa} threads {threads}",
+                    residual.is_some()
+                );
+                assert_close(&y, &want, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn rejects_non_depthwise() {
+    let p = Conv2dParams {
+        groups: 1,
+        ..depthwise(4, 5, 5, 3, 1, 1, 1)
+    };
+    assert!(DepthwiseCpu::new(&p, &[0.0; 4 * 4 * 9], None, Isa::Scalar).is_none());
+    let p = Conv2dParams {
+        c_out: 8,
+        ..depthwise(4, 5, 5, 3, 1, 1, 1)
+    };
+    assert!(DepthwiseCpu::new(&p, &[0.0; 8 * 9], None, Isa::Scalar).is_none());
+}
+
+#[test]
+fn sweep_kernel_stride_pad_dilation() {
+    let mut rng = Rng(0x5eed_d3b7);
+    for k in 1..=5 {
+        for s in 1..=3 {
+            for pad in 0..=2 {
+                for d in 1..=2 {
+                    let h = rng.pick(&[1, 3, 5, 7, 9, 12]);
+                    let w = rng.pick(&[1, 7, 8, 9, 15, 16, 17, 31, 33, 40]);
+                    let mut p = depthwise(rng.pick(&[1, 3]), h, w, k, s, pad, d);
+                    p.n = rng.pick(&[1, 2]);
+                    if p.validate().is_err() {
+                        continue;
+                    }
+                    check(&p, &mut rng, (k + s + pad) % 2 == 0);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn odd_and_rectangular_shapes() {
+    let mut rng = Rng(77);
+    for _ in 0..60 {
+        let (kh, kw) = (rng.pick(&[1, 2, 3, 5]), rng.pick(&[1, 2, 3, 4, 5]));
+        let p = Conv2dParams {
+            n: 1,
+            c_in: 2,
+            c_out: 2,
+            groups: 2,
+            h: rng.pick(&[2, 5, 6, 11]),
+            w: rng.pick(&[3, 7, 16, 17, 33, 63, 64, 65]),
+            kh,
+            kw,
+            stride: [rng.pick(&[1, 2, 3]), rng.pick(&[1, 2, 3])],
+            pad: [rng.pick(&[0, 1, 2]), rng.pick(&[0, 1, 2, 3])],
+            dilation: [rng.pick(&[1, 2]), rng.pick(&[1, 2, 3])],
+        };
+        if p.validate().is_ok() {
+            check(&p, &mut rng, true);
+        }
+    }
+}
+
+#[test]
+fn mobilenet_v2_shapes() {
+    let mut rng = Rng(2);
+    // (channels, input side, stride): every depthwise layer of MobileNetV2 at 224x224.
+    for (c, side, s) in [
+        (32, 112, 1),
+        (96, 112, 2),
+        (144, 56, 1),
+        (144, 56, 2),
+        (192, 28, 1),
+        (192, 28, 2),
+        (384, 14, 1),
+        (576, 14, 1),
+        (576, 14, 2),
+        (960, 7, 1),
+    ] {
+        check(&depthwise(c, side, side, 3, s, 1, 1), &mut rng, true);
+    }
+}
+
+#[test]
+fn nan_and_inf_propagate() {
+    let p = depthwise(2, 6, 20, 3, 1, 1, 1);
+    let mut rng = Rng(9);
+    let mut x = rng.vec(2 * 6 * 20);
+    x[3 * 20 + 5] = f32::NAN;
+    x[6 * 20 + 19] = f32::INFINITY;
+    x[6 * 20 + 18] = f32::NEG_INFINITY;
+    let w = rng.vec(2 * 9);
+    for isa in Isa::available() {
+        let dw = DepthwiseCpu::new(&p, &w, None, isa).unwrap();
+        for act in ACTS {
+            let want = expected(&p, &x, &w, None, None, act);
+            let mut y = vec![0.0; want.len()];
+            dw.run(&x, None, act, &mut y, 2);
+            for (i, (g, w)) in y.iter().zip(&want).enumerate() {
+                assert!(
+                    g.is_nan() == w.is_nan()
+                        && (w.is_nan() || g == w || (g - w).abs() <= 1e-5 * w.abs().max(1.0)),
+                    "{isa} {act:?} {i}: got {g}, want {w}"
+                );
+            }
+        }
+    }
+}
