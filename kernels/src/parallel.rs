@@ -52,8 +52,16 @@ pub fn for_each_task(threads: usize, tasks: usize, f: impl Fn(usize) + Sync + Se
     // The workers borrow `share` until they are done: even if our part panics, wait for
     // them before unwinding frees what they read.
     let ours = catch_unwind(AssertUnwindSafe(|| share(0)));
+    let mut spins = 0u32;
     while pool.remaining.load(Ordering::Acquire) != 0 {
-        std::hint::spin_loop();
+        // On a loaded machine a worker can lose its core mid-task: spinning on then would
+        // burn the caller's whole time slice, so after a short spin give the core away.
+        spins += 1;
+        if spins < 4096 {
+            std::hint::spin_loop();
+        } else {
+            thread::yield_now();
+        }
     }
     // SAFETY: every worker is done with the job (remaining == 0) and `busy` is still ours.
     unsafe { *pool.job.get() = None };

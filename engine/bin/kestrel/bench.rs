@@ -118,6 +118,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "throughput_per_s": stats.throughput,
             "arena_bytes": session.arena_bytes(),
             "kernel_calls": session.kernel_count(),
+            "samples_us": samples,
         });
         std::fs::write(path, format!("{json:#}\n"))
             .with_context(|| format!("{}: cannot write", path.display()))?;

@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Kestrel vs ONNX Runtime vs PyTorch on the CPU, same models, batch and threads, one run.
+
+Each model is built seeded (random init, BatchNorm randomised), exported once to a Kestrel
+.safetensors and to ONNX in --work, checked (ORT and Kestrel against PyTorch on one input),
+then timed in --rounds alternating rounds: every engine gets a similar wall budget per
+round, cycling several inputs (8; 32 for the CIFAR net). See README.md.
+
+    python3 benches/side_by_side/side_by_side.py [--models cifarnet,resnet18] [--threads 1,2]
+        [--batch 1] [--rounds 3] [--kestrel target/release/kestrel] [--quick] [--out r.json]
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import safetensors
+import torch
+import torchvision
+from safetensors.numpy import load_file, save_file
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "loader", "python"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+from kestrel_export import TracedModel, randomize_bn  # noqa: E402
+from fixture_models import CifarNet  # noqa: E402
+
+MODELS = {"cifarnet": (32, 32), "resnet18": (224, 8), "mobilenet_v2": (224, 8),
+          "resnet50": (224, 8)}  # name: (input size, inputs cycled)
+ENGINES = ("kestrel", "ort", "torch")
+LABEL = {"kestrel": "Kestrel", "ort": "ONNX Runtime", "torch": "PyTorch"}
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def fmt(us):
+    if us is None:
+        return "n/a"
+    return f"{us:.0f} µs" if us < 1000 else f"{us / 1000:.3g} ms" if us < 1e5 else f"{us / 1000:.0f} ms"
+
+
+# ------------------------------------------------------------------ models and exports
+
+def build(name, batch):
+    """Seeded model (eval, BN randomised and calibrated) and the inputs to cycle."""
+    size, k = MODELS[name]
+    torch.manual_seed(0)
+    model = CifarNet() if name == "cifarnet" else getattr(torchvision.models, name)(weights=None)
+    calib = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(1))
+    randomize_bn(model.eval(), 0, calibrate=calib)
+    gen = torch.Generator().manual_seed(2)
+    return model.eval(), [torch.randn(batch, 3, size, size, generator=gen) for _ in range(k)]
+
+
+def export_files(name, model, x, work, fresh):
+    """Kestrel file (dynamic batch) and ONNX file (fixed batch), reused when present."""
+    kpath = os.path.join(work, f"{name}.safetensors")
+    opath = os.path.join(work, f"{name}_b{x.shape[0]}.onnx")
+    if fresh or not os.path.exists(kpath):
+        log(f"exporting {name} -> {kpath}")
+        TracedModel(model, x).save(kpath + ".tmp")
+        os.replace(kpath + ".tmp", kpath)
+    if fresh or not os.path.exists(opath):
+        log(f"exporting {name} -> {opath}")
+        torch.onnx.export(model, (x,), opath + ".tmp", opset_version=18, dynamo=True,
+                          external_data=False, verbose=False,
+                          input_names=["input"], output_names=["output"])
+        os.replace(opath + ".tmp", opath)
+    return kpath, opath
+
+
+def model_gflop(kestrel, kpath, model, x):
+    """GFLOP per image: Kestrel's `info` total, else 2*MACs of conv and linear layers."""
+    if kestrel:
+        p = subprocess.run([kestrel, "info", kpath], capture_output=True, text=True)
+        m = re.search(r"([0-9.]+) MFLOP at batch 1", p.stdout)
+        if p.returncode == 0 and m:
+            return float(m.group(1)) / 1e3, "kestrel info"
+    flops = []
+
+    def hook(mod, inp, out):
+        if isinstance(mod, torch.nn.Conv2d):
+            k = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+            flops.append(2 * out.numel() * k)
+        else:
+            flops.append(2 * out.numel() * mod.in_features)
+    hs = [m.register_forward_hook(hook) for m in model.modules()
+          if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.inference_mode():
+        model(x[:1])
+    for h in hs:
+        h.remove()
+    return sum(flops) / 1e9, "conv+linear MACs"
+
+
+def ort_session(opath, threads):
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(opath, so, providers=["CPUExecutionProvider"])
+
+
+def check(name, model, x, sess, kestrel, kpath, work):
+    """ORT and Kestrel outputs vs PyTorch on one input, within 1e-4 * max|ref|."""
+    with torch.inference_mode():
+        ref = model(x).numpy()
+    tol = 1e-4 * float(np.abs(ref).max())
+    res = {"tol": tol, "ort": float(np.abs(sess.run(None, {"input": x.numpy()})[0] - ref).max())}
+    if kestrel:
+        fin, fout = os.path.join(work, f"{name}.in.safetensors"), os.path.join(work, f"{name}.out.safetensors")
+        save_file({"input": np.ascontiguousarray(x.numpy())}, fin)
+        p = subprocess.run([kestrel, "run", kpath, "--input", fin, "--output", fout],
+                           capture_output=True, text=True)
+        if p.returncode == 0:
+            out = load_file(fout)
+            res["kestrel"] = float(np.abs(out.get("output", out.get("output.0")) - ref).max())
+        else:
+            res["kestrel_error"] = (p.stderr or p.stdout).strip()[-300:]
+    words = [f"{e} max|err| {res[e]:.2e} ({'ok' if res[e] <= tol else 'OVER'})"
+             for e in ("ort", "kestrel") if e in res]
+    if "kestrel_error" in res:
+        words.append(f"kestrel run failed: {res['kestrel_error']}")
+    print(f"check {name}: tol {tol:.2e}; " + "; ".join(words), flush=True)
+    res["ok"] = all(res[e] <= tol for e in ("ort", "kestrel") if e in res)
+    return res
+
+
+# ------------------------------------------------------------------ timing
+
+def time_python(run, inputs, budget):
+    """Warm up for a tenth of the budget, then time single runs for the budget (µs)."""
+    i, end = 0, time.perf_counter() + budget / 10
+    while i < 3 or time.perf_counter() < end:
+        run(inputs[i % len(inputs)])
+        i += 1
+    lat, end = [], time.perf_counter() + budget
+    while len(lat) < 5 or time.perf_counter() < end:
+        t0 = time.perf_counter_ns()
+        run(inputs[i % len(inputs)])
+        lat.append((time.perf_counter_ns() - t0) / 1e3)
+        i += 1
+    return lat
+
+
+def time_kestrel(kestrel, kpath, batch, threads, k, iters, work):
+    jf = os.path.join(work, "bench.json")
+    cmd = [kestrel, "bench", kpath, "--device", "cpu", "--batch", str(batch), "--threads",
+           str(threads), "--iters", str(iters), "--warmup", str(max(1, iters // 10)),
+           "--inputs", str(k), "--json", jf]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}: {(p.stderr or p.stdout).strip()[-300:]}")
+    with open(jf) as f:
+        return json.load(f)
+
+
+def summarise(rounds):
+    """rounds: per round either a list of latencies (µs) or Kestrel's JSON object."""
+    if not rounds:
+        return None
+    lists = [r if isinstance(r, list) else r.get("samples_us") or r.get("latencies_us")
+             for r in rounds]
+    out = {"round_medians_us": [float(np.median(l)) if l else r["median_us"]
+                                for l, r in zip(lists, rounds)]}
+    if all(lists):  # pool every round's samples
+        s = np.concatenate([np.asarray(l, float) for l in lists])
+        out.update(median_us=float(np.median(s)), p99_us=float(np.percentile(s, 99)),
+                   min_us=float(s.min()), runs=int(s.size), pooled=True)
+    else:  # only summaries: median of round medians, worst p99, best min
+        out.update(median_us=float(np.median(out["round_medians_us"])),
+                   p99_us=max(r["p99_us"] for r in rounds), min_us=min(r["min_us"] for r in rounds),
+                   runs=sum(int(r["iters"]) for r in rounds), pooled=False)
+    if isinstance(rounds[-1], dict):  # Kestrel: keep what its bench reports about itself
+        out.update({k: rounds[-1][k] for k in ("isa", "kernel_calls", "arena_bytes") if k in rounds[-1]})
+    return out
+
+
+def bench(name, threads, batch, model, inputs, sess, kestrel, kpath, a):
+    k = len(inputs)
+    np_inputs = [np.ascontiguousarray(x.numpy()) for x in inputs]
+    torch.set_num_threads(threads)
+
+    def run_torch(x):
+        with torch.inference_mode():
+            model(x)
+    runs = {"torch": lambda: time_python(run_torch, inputs, a.budget),
+            "ort": lambda: time_python(lambda x: sess.run(None, {"input": x}), np_inputs, a.budget)}
+    est = None
+    if kestrel:
+        try:  # first estimate of Kestrel's latency, to size --iters to the wall budget
+            est = time_kestrel(kestrel, kpath, batch, threads, k, 1, a.work)["median_us"]
+        except (RuntimeError, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as e:
+            log(f"kestrel bench failed on {name}: {e}")
+    results = {e: [] for e in ENGINES}
+    for r in range(a.rounds):
+        order = ENGINES[r % 3:] + ENGINES[:r % 3]  # rotate who goes first
+        for e in order:
+            if e == "kestrel":
+                if est is None:
+                    continue
+                iters = int(min(max(a.budget * 1e6 / est, 5), 200000))
+                results[e].append(time_kestrel(kestrel, kpath, batch, threads, k, iters, a.work))
+                est = results[e][-1]["median_us"]
+            else:
+                results[e].append(runs[e]())
+            time.sleep(0.2)  # let the last engine's spinning worker threads park
+        log(f"{name} t={threads} b={batch} round {r + 1}/{a.rounds}: " + ", ".join(
+            f"{e} {fmt(summarise(results[e][-1:])['median_us'])}" for e in order if results[e]))
+    return {e: summarise(v) for e, v in results.items()}
+
+
+# ------------------------------------------------------------------ report
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
+            "os": platform.platform(), "loadavg_at_start": os.getloadavg()}
+
+
+def versions(kestrel):
+    v = {"python": platform.python_version(), "torch": torch.__version__,
+         "torchvision": torchvision.__version__, "onnxruntime": ort.__version__,
+         "onnx": onnx.__version__, "numpy": np.__version__, "safetensors": safetensors.__version__}
+    if kestrel:
+        p = subprocess.run([kestrel, "--version"], capture_output=True, text=True)
+        v["kestrel"] = p.stdout.strip().removeprefix("kestrel ") if p.returncode == 0 else "?"
+    return v
+
+
+def table(rows, peak):
+    print("\n| model | threads | batch | Kestrel median (p99) | ONNX Runtime median (p99) | "
+          "PyTorch median (p99) | Kestrel / best peer | GFLOP | Kestrel GFLOP/s | % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        s = r["engines"]
+        cell = {e: f"{fmt(s[e]['median_us'])} ({fmt(s[e]['p99_us'])})" if s[e] else "n/a"
+                for e in ENGINES}
+        ratio = gfs = pct = "n/a"
+        if s["kestrel"]:
+            best = min(s["ort"]["median_us"], s["torch"]["median_us"])
+            ratio = f"{s['kestrel']['median_us'] / best:.2f}"
+            g = r["gflop"] * r["batch"] / (s["kestrel"]["median_us"] / 1e6)
+            gfs, pct = f"{g:.1f}", f"{100 * g / (peak * r['threads']):.0f}%"
+        print(f"| {r['model']} | {r['threads']} | {r['batch']} | {cell['kestrel']} | {cell['ort']}"
+              f" | {cell['torch']} | {ratio} | {r['gflop']:.3g} | {gfs} | {pct} |")
+    print("\nPer-round medians (min over all runs):\n")
+    for r in rows:
+        for e in ENGINES:
+            s = r["engines"][e]
+            if s:
+                print(f"- {r['model']} t={r['threads']} {LABEL[e]}: "
+                      + ", ".join(fmt(m) for m in s["round_medians_us"])
+                      + f" (min {fmt(s['min_us'])}, {s['runs']} runs"
+                      + ("" if s["pooled"] else ", summary stats only") + ")")
+
+
+def kestrel_binary(path):
+    """(binary or None, binary with `bench` or None); prints why Kestrel is not timed."""
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        print(f"note: no Kestrel binary at {path}: timing the peers only")
+        return None, None
+    if subprocess.run([path, "bench", "--help"], capture_output=True).returncode != 0:
+        print(f"note: {path} has no `bench` subcommand: Kestrel is checked but not timed")
+        return path, None
+    return path, path
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default=",".join(MODELS), help="comma list of: " + ",".join(MODELS))
+    p.add_argument("--threads", default="1,2", help="comma list of thread counts")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    p.add_argument("--budget", type=float, help="seconds per engine per round (default 3, --quick 0.5)")
+    p.add_argument("--quick", action="store_true", help="short budget (0.5 s per engine per round)")
+    p.add_argument("--kestrel", default=os.path.join(ROOT, "target", "release", "kestrel"))
+    p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "kestrel-side-by-side"),
+                   help="where exported models are kept and reused, keyed by model name")
+    p.add_argument("--fresh", action="store_true", help="re-export even if the files exist")
+    p.add_argument("--peak", type=float, default=116.9, help="peak GFLOP/s per core (default 116.9)")
+    p.add_argument("--out", help="also write the results as JSON here")
+    a = p.parse_args()
+    a.budget = a.budget or (0.5 if a.quick else 3.0)
+    names, threads = a.models.split(","), [int(t) for t in a.threads.split(",")]
+    for n in names:
+        if n not in MODELS:
+            p.error(f"unknown model {n}; known: {', '.join(MODELS)}")
+    os.makedirs(a.work, exist_ok=True)
+    run_kestrel, kestrel = kestrel_binary(a.kestrel)
+    info = {"machine": machine(), "versions": versions(run_kestrel),
+            "config": vars(a), "checks": {}, "results": []}
+    m = info["machine"]
+    print(f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs ({m['usable_cpus']} usable); "
+          f"peak {a.peak} GFLOP/s per core; load average {m['loadavg_at_start'][0]:.2f} at start")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()), flush=True)
+    for name in names:
+        model, inputs = build(name, a.batch)
+        kpath, opath = export_files(name, model, inputs[0], a.work, a.fresh)
+        gflop, src = model_gflop(run_kestrel, kpath, model, inputs[0])
+        sessions = {t: ort_session(opath, t) for t in threads}
+        info["checks"][name] = check(name, model, inputs[0], sessions[threads[0]], run_kestrel,
+                                     kpath, a.work)
+        for t in threads:
+            engines = bench(name, t, a.batch, model, inputs, sessions[t], kestrel, kpath, a)
+            info["results"].append({"model": name, "threads": t, "batch": a.batch, "gflop": gflop,
+                                    "gflop_source": src, "inputs_cycled": len(inputs),
+                                    "engines": engines})
+        del sessions
+    table(info["results"], a.peak)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(info, f, indent=1)
+        print(f"\nwrote {a.out}")
+    return 0 if all(c["ok"] for c in info["checks"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
