@@ -57,8 +57,8 @@ criterion_group! {
     // Short by default so the whole file runs in a few minutes on 2 cores.
     config = Criterion::default()
         .sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1));
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(500));
     targets = conv2d
 }
 criterion_main!(benches);

@@ -4,8 +4,9 @@
 //! whole: `Im2col::pack` gathers one kc × nr panel at a time straight from x into the
 //! GEMM's packing buffer (a plain row copy for 1×1 stride-1 convs). C is y itself.
 
+use super::im2col::Im2col;
 use super::Conv2dParams;
-use crate::gemm::{self, Gemm, PackB, PackedA, Panels, Tiles};
+use crate::gemm::{self, Gemm, PackedA, Panels, Tiles};
 use crate::{Activation, Isa};
 
 /// A conv2d prepared for the CPU: weights packed once for `isa` when the session is built.
@@ -118,13 +119,9 @@ impl Conv2dCpu {
                 let last = per_seg.min(first + hi - u);
                 let (img_g, mc) = (seg / m_chunks, seg % m_chunks);
                 let (img, g) = (img_g / p.groups, img_g % p.groups);
-                let im2col = Im2col {
-                    p,
-                    // x_g: (cg_in, h, w)
-                    x: &x[(img * p.c_in + g * cg_in) * p.h * p.w..][..cg_in * p.h * p.w],
-                    ow,
-                    npix,
-                };
+                // x_g: (cg_in, h, w)
+                let x_g = &x[(img * p.c_in + g * cg_in) * p.h * p.w..][..cg_in * p.h * p.w];
+                let im2col = Im2col::new(p, x_g, self.isa);
                 let off = (img * c_out + g * m) * npix;
                 let job = Gemm {
                     isa: self.isa,
@@ -167,82 +164,5 @@ unsafe impl Sync for SyncPtr {}
 impl SyncPtr {
     fn get(self) -> *mut f32 {
         self.0
-    }
-}
-
-/// The im2col matrix of one image and group, B (k × n): row (ic, ky, kx), column (oy, ox)
-/// holds x[ic, oy·sh + ky·dh − ph, ox·sw + kx·dw − pw], zero outside x.
-struct Im2col<'a> {
-    p: &'a Conv2dParams,
-    /// (cg_in, h, w)
-    x: &'a [f32],
-    ow: usize,
-    npix: usize,
-}
-
-impl PackB for Im2col<'_> {
-    fn pack(&self, k0: usize, kc: usize, start: usize, width: usize, dst: &mut [f32]) {
-        // dst: (kc, width)
-        let p = self.p;
-        let taps = p.kh * p.kw;
-        let valid = width.min(self.npix - start);
-        let pointwise = taps == 1 && p.stride == [1, 1] && p.pad == [0, 0];
-        for (r, row) in dst.chunks_exact_mut(width).take(kc).enumerate() {
-            let kk = k0 + r;
-            let (ic, ky, kx) = (kk / taps, kk % taps / p.kw, kk % p.kw);
-            let x_c = &self.x[ic * p.h * p.w..][..p.h * p.w];
-            if pointwise {
-                // B is x itself: (c_in, h·w).
-                row[..valid].copy_from_slice(&x_c[start..start + valid]);
-            } else {
-                self.gather_row(x_c, ky, kx, start, &mut row[..valid]);
-            }
-            row[valid..].fill(0.0);
-        }
-    }
-}
-
-impl Im2col<'_> {
-    /// out[j] = B[(·, ky, kx), start + j] from channel plane x_c: (h, w).
-    fn gather_row(&self, x_c: &[f32], ky: usize, kx: usize, start: usize, out: &mut [f32]) {
-        let p = self.p;
-        let ([sh, sw], [ph, pw], [dh, dw]) = (p.stride, p.pad, p.dilation);
-        let (mut oy, mut ox) = (start / self.ow, start % self.ow);
-        let mut d = 0;
-        while d < out.len() {
-            let run = (self.ow - ox).min(out.len() - d);
-            let seg = &mut out[d..d + run];
-            // iy + ph: the input row this output row reads through tap ky, plus pad.
-            let iy = oy * sh + ky * dh;
-            if iy < ph || iy - ph >= p.h {
-                seg.fill(0.0);
-            } else {
-                let x_row = &x_c[(iy - ph) * p.w..][..p.w];
-                // Outputs ox..ox+run whose tap kx lands inside the row: lo..hi.
-                let off = kx * dw;
-                let lo = pw.saturating_sub(off).div_ceil(sw).clamp(ox, ox + run);
-                let hi = (p.w + pw)
-                    .saturating_sub(off)
-                    .div_ceil(sw)
-                    .clamp(lo, ox + run);
-                seg[..lo - ox].fill(0.0);
-                seg[hi - ox..].fill(0.0);
-                let inner = &mut seg[lo - ox..hi - ox];
-                if !inner.is_empty() {
-                    // lo reads inside the row: lo·sw + off ≥ pw.
-                    let ix0 = lo * sw + off - pw;
-                    if sw == 1 {
-                        inner.copy_from_slice(&x_row[ix0..ix0 + inner.len()]);
-                    } else {
-                        for (o, v) in inner.iter_mut().zip(x_row[ix0..].iter().step_by(sw)) {
-                            *o = *v;
-                        }
-                    }
-                }
-            }
-            d += run;
-            ox = 0;
-            oy += 1;
-        }
     }
 }
