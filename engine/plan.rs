@@ -95,41 +95,52 @@ fn check_elems(shape: &[usize], err: impl FnOnce() -> GraphError) -> Result<(), 
     }
 }
 
-/// Plans the arena: values that alias (flatten, identity) share their input's storage; a
-/// storage is live from the step that writes it to the last step that reads it (graph
-/// inputs from the start, graph outputs to the end); storages whose lives overlap get
-/// disjoint ranges, placed largest first at the lowest offset that fits.
+/// Plans the arena. Values that alias (flatten, identity, in-place activations) share
+/// their input's storage, and at batch 1 the inputs of a channel concat are written by
+/// their producers straight into their places in the concat's output. A storage is live
+/// from the first step that writes it to the last step that reads it (graph inputs from
+/// the start, graph outputs to the end); storages whose lives overlap get disjoint ranges,
+/// placed largest first at the lowest offset that fits.
 pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
     let (shapes, mut steps) = lower_graph(graph, batch)?;
     let n_values = shapes.len();
+    let n_inputs = graph.inputs.len();
     let outputs: Vec<usize> = graph.outputs.iter().map(|&v| value_id(graph, v)).collect();
-    mark_in_place(&mut steps, &outputs, graph.inputs.len(), n_values);
-    // storage[v]: the value whose storage v uses (itself unless it aliases).
-    let mut storage: Vec<usize> = (0..n_values).collect();
+    mark_in_place(&mut steps, &outputs, n_inputs, n_values);
+    let parent = concat_in_place(&mut steps, &outputs, n_inputs, n_values);
+    // place[v] = (root, at): v lives `at` floats into the storage of value `root`.
+    let mut place: Vec<(usize, usize)> = (0..n_values).map(|v| (v, 0)).collect();
+    // A concat comes after its inputs (and an outer concat after an inner one): resolve
+    // from the last value back, so a concat's own place is known before its inputs'.
+    for v in (0..n_values).rev() {
+        if let Some((c, at)) = parent[v] {
+            place[v] = (place[c].0, place[c].1 + at);
+        }
+    }
     for step in &steps {
-        if matches!(step.kernel, Kernel::Alias) || step.in_place {
-            storage[step.output] = storage[step.inputs[0]];
+        if shares_input_storage(step) {
+            place[step.output] = place[step.inputs[0]];
         }
     }
     let len = |v: usize| shapes[v].iter().product::<usize>();
+    let root = |v: usize| place[v].0;
     let end = steps.len() + 1;
     // Lifetimes in step positions: graph inputs are written at 0, step s at s + 1.
-    let mut born = vec![0; n_values];
+    let mut born = vec![usize::MAX; n_values];
     let mut dies = vec![0; n_values];
+    (0..n_inputs).for_each(|i| born[root(i)] = 0);
     for (s, step) in steps.iter().enumerate() {
-        let root = storage[step.output];
-        if root == step.output {
-            born[root] = s + 1;
-        }
-        dies[root] = dies[root].max(s + 1);
+        let r = root(step.output);
+        born[r] = born[r].min(s + 1);
+        dies[r] = dies[r].max(s + 1);
         for &i in &step.inputs {
-            dies[storage[i]] = dies[storage[i]].max(s + 1);
+            dies[root(i)] = dies[root(i)].max(s + 1);
         }
     }
     for &o in &outputs {
-        dies[storage[o]] = end;
+        dies[root(o)] = end;
     }
-    let mut roots: Vec<usize> = (0..n_values).filter(|&v| storage[v] == v).collect();
+    let mut roots: Vec<usize> = (0..n_values).filter(|&v| root(v) == v).collect();
     roots.sort_by_key(|&v| std::cmp::Reverse(len(v)));
     let mut offset = vec![0; n_values];
     let mut placed: Vec<usize> = Vec::with_capacity(roots.len());
@@ -157,7 +168,7 @@ pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
     let values = (0..n_values)
         .map(|v| Slot {
             shape: shapes[v].clone(),
-            offset: offset[storage[v]],
+            offset: offset[root(v)] + place[v].1,
             len: len(v),
         })
         .collect();
@@ -167,6 +178,63 @@ pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
         outputs,
         arena_len,
     })
+}
+
+/// The step has nothing to compute: an alias, or a concat its producers wrote in place.
+pub(crate) fn moves_no_data(step: &Step) -> bool {
+    match step.kernel {
+        Kernel::Alias => true,
+        Kernel::Concat { .. } => step.in_place,
+        _ => false,
+    }
+}
+
+/// The step's output is its input's storage: an alias, or an in-place activation (an
+/// in-place concat instead owns the storage its inputs were written into).
+pub(crate) fn shares_input_storage(step: &Step) -> bool {
+    match step.kernel {
+        Kernel::Alias => true,
+        Kernel::Concat { .. } => false,
+        _ => step.in_place,
+    }
+}
+
+/// Marks the concats whose inputs can be written in place and returns, per value, the
+/// concat output it lives in and at what offset. Only when the concat's output is one
+/// contiguous run per input (`outer == 1`: batch 1 on the channel axis), and each input
+/// is a kernel's fresh output read by nothing else.
+fn concat_in_place(
+    steps: &mut [Step],
+    outputs: &[usize],
+    n_inputs: usize,
+    n_values: usize,
+) -> Vec<Option<(usize, usize)>> {
+    let mut uses = vec![0; n_values];
+    for &v in steps.iter().flat_map(|s| &s.inputs).chain(outputs) {
+        uses[v] += 1;
+    }
+    let mut parent = vec![None; n_values];
+    for s in 0..steps.len() {
+        let Kernel::Concat { outer: 1, inner } = &steps[s].kernel else {
+            continue;
+        };
+        let fresh = |v: usize| {
+            v >= n_inputs && uses[v] == 1 && parent[v].is_none() && {
+                let producer = &steps[v - n_inputs];
+                !shares_input_storage(producer)
+            }
+        };
+        if !steps[s].inputs.iter().all(|&v| fresh(v)) {
+            continue;
+        }
+        let mut at = 0;
+        for (&v, &n) in steps[s].inputs.iter().zip(inner) {
+            parent[v] = Some((steps[s].output, at));
+            at += n;
+        }
+        steps[s].in_place = true;
+    }
+    parent
 }
 
 /// An activation may overwrite its input when that input is a node's own storage (not a
@@ -211,8 +279,15 @@ mod tests {
         let n = p.values.len();
         let mut root: Vec<usize> = (0..n).collect();
         let (mut first, mut last) = (vec![0; n], vec![0; n]);
+        for step in p.steps.iter().rev() {
+            if matches!(step.kernel, Kernel::Concat { .. }) && step.in_place {
+                step.inputs
+                    .iter()
+                    .for_each(|&i| root[i] = root[step.output]);
+            }
+        }
         for (s, step) in p.steps.iter().enumerate() {
-            if matches!(step.kernel, Kernel::Alias) || step.in_place {
+            if shares_input_storage(step) {
                 root[step.output] = root[step.inputs[0]];
             }
             first[step.output] = s + 1;

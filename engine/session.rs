@@ -181,10 +181,14 @@ impl Session {
         self.plan.arena_len * std::mem::size_of::<f32>()
     }
 
-    /// Number of kernel calls one run makes (aliases, which move no data, excluded).
+    /// Number of kernel calls one run makes: aliases and concats assembled in place by
+    /// their producers move no data and are not counted.
     pub fn kernel_count(&self) -> usize {
-        let alias = |s: &&crate::plan::Step| matches!(s.kernel, crate::lower::Kernel::Alias);
-        self.plan.steps.iter().filter(|s| !alias(s)).count()
+        self.plan
+            .steps
+            .iter()
+            .filter(|s| !crate::plan::moves_no_data(s))
+            .count()
     }
 
     fn view<'a>(&'a self, slot: &'a Slot) -> TensorView<'a> {

@@ -6,7 +6,7 @@ mod simd;
 
 use crate::error::Error;
 use crate::lower::Kernel;
-use crate::plan::{Plan, Slot, Step};
+use crate::plan::{moves_no_data, Plan, Slot, Step};
 use crate::session::Kernels;
 use kestrel_kernels::{Activation, Isa};
 
@@ -74,7 +74,7 @@ impl Executor {
     ) {
         let arena = Arena::new(arena);
         for (s, step) in plan.steps.iter().enumerate() {
-            if !matches!(step.kernel, Kernel::Alias) {
+            if !moves_no_data(step) {
                 // SAFETY: the planner gives a step's output a range disjoint from the ranges
                 // of all values live during that step, its inputs included (`plan::plan`),
                 // so this mutable view overlaps none of the input views `io` hands out. An
