@@ -2,7 +2,8 @@
 //! `cargo run -p kestrel-kernels --release --example ops_speed`.
 //!
 //! Prints the median of 7 rounds (each round repeats a call for ~20 ms). MobileNetV2's
-//! depthwise layers are summed, since their total is the number a model run pays.
+//! depthwise layers are summed, since their total is the number a model run pays;
+//! `-- depthwise` prints them layer by layer instead (and nothing else).
 
 use std::time::Instant;
 
@@ -62,29 +63,70 @@ fn data(len: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Seconds per call of each MobileNetV2 depthwise layer (ReLU6 epilogue, as in the model).
+fn depthwise_layers(isa: Isa, threads: usize) -> Vec<(Conv2dParams, f64)> {
+    MBV2_DW
+        .iter()
+        .filter(|&&(c, side, s)| {
+            // DW_SHAPE=576x14s2 keeps only that layer (for a profiler).
+            std::env::var("DW_SHAPE").map_or(true, |f| f == format!("{c}x{side}s{s}"))
+        })
+        .map(|&(c, side, s)| {
+            let p = Conv2dParams {
+                n: 1,
+                c_in: c,
+                h: side,
+                w: side,
+                c_out: c,
+                kh: 3,
+                kw: 3,
+                stride: [s, s],
+                pad: [1, 1],
+                dilation: [1, 1],
+                groups: c,
+            };
+            let dw = DepthwiseCpu::new(&p, &data(c * 9), Some(&data(c)), isa).unwrap();
+            let x = data(c * side * side);
+            let mut y = vec![0.0; p.output_shape().iter().product()];
+            (
+                p,
+                time(|| dw.run(&x, None, Activation::Relu6, &mut y, threads)),
+            )
+        })
+        .collect()
+}
+
 fn depthwise(isa: Isa, threads: usize) -> String {
-    let (mut secs, mut flops) = (0.0, 0.0);
-    for (c, side, s) in MBV2_DW {
-        let p = Conv2dParams {
-            n: 1,
-            c_in: c,
-            h: side,
-            w: side,
-            c_out: c,
-            kh: 3,
-            kw: 3,
-            stride: [s, s],
-            pad: [1, 1],
-            dilation: [1, 1],
-            groups: c,
-        };
-        let dw = DepthwiseCpu::new(&p, &data(c * 9), Some(&data(c)), isa).unwrap();
-        let x = data(c * side * side);
-        let mut y = vec![0.0; p.output_shape().iter().product()];
-        secs += time(|| dw.run(&x, None, Activation::Relu6, &mut y, threads));
-        flops += p.flops() as f64;
-    }
+    let layers = depthwise_layers(isa, threads);
+    let secs: f64 = layers.iter().map(|l| l.1).sum();
+    let flops: f64 = layers.iter().map(|l| l.0.flops() as f64).sum();
     format!("{:8.1} µs  {:6.1} GFLOP/s", secs * 1e6, flops / secs / 1e9)
+}
+
+/// Per layer: time, GFLOP/s, and GB/s of the bytes it must move (x read, y written once).
+fn depthwise_report() {
+    for isa in Isa::available().into_iter().filter(|&i| i != Isa::Scalar) {
+        for threads in [1, 2] {
+            let layers = depthwise_layers(isa, threads);
+            let mut total = 0.0;
+            for (p, secs) in &layers {
+                let [_, c, oh, ow] = p.output_shape();
+                let bytes = 4.0 * (c * p.h * p.w + c * oh * ow) as f64;
+                println!(
+                    "depthwise/cpu-{isa}/t{threads}/{:>3}x{:>3}x{:>3}s{}  {:7.1} µs  {:5.1} GFLOP/s  {:5.1} GB/s",
+                    c, p.h, p.w, p.stride[0],
+                    secs * 1e6,
+                    p.flops() as f64 / secs / 1e9,
+                    bytes / secs / 1e9
+                );
+                total += secs;
+            }
+            println!(
+                "depthwise/cpu-{isa}/t{threads}/total  {:7.1} µs",
+                total * 1e6
+            );
+        }
+    }
 }
 
 fn max_pool(isa: Isa, threads: usize) -> String {
@@ -153,6 +195,9 @@ fn gemv(isa: Isa, threads: usize, k: usize) -> String {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "depthwise") {
+        return depthwise_report();
+    }
     for isa in Isa::available() {
         for threads in [1, 2] {
             let id = |op: &str| format!("{op}/cpu-{isa}/t{threads}");

@@ -180,6 +180,32 @@ fn odd_and_rectangular_shapes() {
     }
 }
 
+/// The 3×3 stride 1 / 2 path (padded scratch planes, weights in registers): every size
+/// 1..=17 on both axes crosses the 8- and 16-lane tails and the one-row / one-column planes
+/// whose outputs are all border; pads 0..=2, batch 1 and 2, channels batched per task.
+#[test]
+fn three_by_three_s1_s2_sizes() {
+    let mut rng = Rng(0x33);
+    for s in 1..=2 {
+        for pad in 0..=2 {
+            for h in 1..=17usize {
+                for w in 1..=17 {
+                    // Every (h, w) at pad 1 (MobileNetV2's), a diagonal band at the others.
+                    if pad != 1 && h.abs_diff(w) > 1 {
+                        continue;
+                    }
+                    let mut p = depthwise(rng.pick(&[1, 3, 5]), h, w, 3, s, pad, 1);
+                    p.n = rng.pick(&[1, 2]);
+                    if p.validate().is_err() {
+                        continue;
+                    }
+                    check(&p, &mut rng, (h + w + pad) % 2 == 0);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn mobilenet_v2_shapes() {
     let mut rng = Rng(2);
