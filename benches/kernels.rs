@@ -44,9 +44,12 @@ fn conv(c: &mut Criterion, p: &Conv2dParams, isa: Isa, threads: usize) {
     g.throughput(Throughput::Elements(p.flops()));
     let id = format!("{}/{}", backend(isa, threads), shape_id(p));
     match DepthwiseCpu::new(p, &w, Some(&bias), isa) {
-        Some(dw) => g.bench_function(id, |b| {
-            b.iter(|| dw.run(&x, None, Activation::Relu6, &mut y, threads))
-        }),
+        Some(dw) => {
+            let mut scratch = vec![0.0; dw.scratch_len(threads)];
+            g.bench_function(id, |b| {
+                b.iter(|| dw.run(&x, None, Activation::Relu6, &mut y, &mut scratch, threads))
+            })
+        }
         None => {
             let conv = Conv2dCpu::new(p, &w, Some(&bias), isa);
             let mut scratch = vec![0.0; conv.scratch_len(threads)];

@@ -26,6 +26,7 @@ impl Prepared {
     pub(crate) fn scratch_len(&self, threads: usize) -> usize {
         match self {
             Prepared::Conv(c) => c.scratch_len(threads),
+            Prepared::Depthwise(d) => d.scratch_len(threads),
             _ => 0,
         }
     }
@@ -79,7 +80,7 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             c.run(x(0), residual.then(|| x(1)), *act, y, scratch, threads)
         }
         (Kernel::Conv2d { residual, act, .. }, Prepared::Depthwise(d)) => {
-            d.run(x(0), residual.then(|| x(1)), *act, y, threads)
+            d.run(x(0), residual.then(|| x(1)), *act, y, scratch, threads)
         }
         (Kernel::Linear { act, .. }, Prepared::Linear(l)) => l.run(x(0), *act, y, threads),
         (Kernel::BatchNorm { p, .. }, Prepared::ScaleShift { scale, shift }) => {

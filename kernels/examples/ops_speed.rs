@@ -88,10 +88,10 @@ fn depthwise_layers(isa: Isa, threads: usize) -> Vec<(Conv2dParams, f64)> {
             let dw = DepthwiseCpu::new(&p, &data(c * 9), Some(&data(c)), isa).unwrap();
             let x = data(c * side * side);
             let mut y = vec![0.0; p.output_shape().iter().product()];
-            (
-                p,
-                time(|| dw.run(&x, None, Activation::Relu6, &mut y, threads)),
-            )
+            (p, {
+                let mut scratch = vec![0.0; dw.scratch_len(threads)];
+                time(|| dw.run(&x, None, Activation::Relu6, &mut y, &mut scratch, threads))
+            })
         })
         .collect()
 }

@@ -110,7 +110,14 @@ fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) {
             let want = expected(p, &x, &w, b, residual, act);
             for threads in [1, 2] {
                 let mut y = vec![f32::NAN; len_y];
-                dw.run(&x, residual, act, &mut y, threads);
+                dw.run(
+                    &x,
+                    residual,
+                    act,
+                    &mut y,
+                    &mut scratch(&dw, threads),
+                    threads,
+                );
                 let what = format!(
                     "{p:?} bias {with_bias} residual {} {act:?} {isa} threads {threads}",
                     residual.is_some()
@@ -240,7 +247,7 @@ fn nan_and_inf_propagate() {
         for act in ACTS {
             let want = expected(&p, &x, &w, None, None, act);
             let mut y = vec![0.0; want.len()];
-            dw.run(&x, None, act, &mut y, 2);
+            dw.run(&x, None, act, &mut y, &mut scratch(&dw, 2), 2);
             for (i, (g, w)) in y.iter().zip(&want).enumerate() {
                 assert!(
                     g.is_nan() == w.is_nan()
@@ -250,4 +257,10 @@ fn nan_and_inf_propagate() {
             }
         }
     }
+}
+
+/// Scratch for `dw` on `threads` threads, filled with NaN so that a kernel relying on its
+/// contents (rather than writing what it reads) fails.
+fn scratch(dw: &DepthwiseCpu, threads: usize) -> Vec<f32> {
+    vec![f32::NAN; dw.scratch_len(threads)]
 }

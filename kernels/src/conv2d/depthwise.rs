@@ -58,13 +58,31 @@ impl DepthwiseCpu {
         })
     }
 
-    /// y = act(dwconv(x) + bias + residual); residual has y's shape.
+    /// Floats of scratch `run` needs with `threads` threads: one padded plane copy (or a
+    /// batch of small ones) per task for the 3×3 path; nothing for the others.
+    pub fn scratch_len(&self, threads: usize) -> usize {
+        self.scratch_per_task() * threads.clamp(1, self.p.n * self.p.c_in)
+    }
+
+    fn scratch_per_task(&self) -> usize {
+        let Some(st) = three_by_three_stride(&self.p) else {
+            return 0;
+        };
+        let (oh, ow) = self.p.output_hw();
+        // As `planes_3x3` sizes its planes, with the widest vector (16 lanes) as the bound.
+        let wq = (ow + 2 / st).div_ceil(16) * 16;
+        (((oh - 1) * st + 3) * st * wq).max(SCRATCH_FLOATS)
+    }
+
+    /// y = act(dwconv(x) + bias + residual); residual has y's shape. `scratch` holds at
+    /// least `scratch_len(threads)` floats; its contents on entry do not matter.
     pub fn run(
         &self,
         x: &[f32],
         residual: Option<&[f32]>,
         act: Activation,
         y: &mut [f32],
+        scratch: &mut [f32],
         threads: usize,
     ) {
         // x: (n, c, h, w)  residual, y: (n, c, oh, ow)
@@ -76,12 +94,24 @@ impl DepthwiseCpu {
         // One task per thread, each a contiguous range of planes: set-up (dispatch, shape
         // arithmetic) is paid per task, not per plane (MobileNetV2 has 7,136 planes, most 7x7 or 14x14).
         let (planes, tasks) = (n * c, threads.clamp(1, n * c));
+        let per_task = self.scratch_per_task();
+        assert!(
+            scratch.len() >= per_task * tasks,
+            "depthwise: scratch length"
+        );
         let y = SharedMut::new(y);
+        let scratch = SharedMut::new(scratch);
         for_each_task(threads, tasks, |t| {
             let range = planes * t / tasks..planes * (t + 1) / tasks;
-            // SAFETY: the lengths are asserted above, and tasks own disjoint plane ranges;
-            // dispatch! checks the ISA.
-            unsafe { dispatch!(self.isa, planes_body(self, range, x, residual, act, y)) }
+            // SAFETY: the lengths are asserted above, and tasks own disjoint plane ranges
+            // and disjoint scratch parts; dispatch! checks the ISA.
+            unsafe {
+                let scratch = scratch.part(t * per_task, per_task);
+                dispatch!(
+                    self.isa,
+                    planes_body(self, range, x, residual, act, y, scratch)
+                )
+            }
         });
     }
 }
@@ -96,20 +126,24 @@ unsafe fn planes_body<S: Simd>(
     residual: Option<&[f32]>,
     act: Activation,
     y: SharedMut,
+    scratch: &mut [f32],
 ) {
-    let p = &dw.p;
-    if [p.kh, p.kw] == [3, 3] && p.dilation == [1, 1] && p.stride[0] == p.stride[1] {
-        match p.stride[0] {
-            1 => return planes_3x3::<S, 1>(dw, planes, x, residual, act, y),
-            2 => return planes_3x3::<S, 2>(dw, planes, x, residual, act, y),
-            _ => {}
-        }
+    match three_by_three_stride(&dw.p) {
+        Some(1) => return planes_3x3::<S, 1>(dw, planes, x, residual, act, y, scratch),
+        Some(2) => return planes_3x3::<S, 2>(dw, planes, x, residual, act, y, scratch),
+        _ => {}
     }
     match dw.p.stride[1] {
         1 => planes_strided::<S, 1>(dw, planes, x, residual, act, y),
         2 => planes_strided::<S, 2>(dw, planes, x, residual, act, y),
         _ => planes_strided::<S, 0>(dw, planes, x, residual, act, y),
     }
+}
+
+/// The stride of a conv the 3×3 path takes: 3×3, dilation 1, stride 1 or 2 on both axes.
+fn three_by_three_stride(p: &Conv2dParams) -> Option<usize> {
+    let square = [p.kh, p.kw] == [3, 3] && p.dilation == [1, 1] && p.stride[0] == p.stride[1];
+    (square && matches!(p.stride[0], 1 | 2)).then_some(p.stride[0])
 }
 
 /// As `planes_body`, for stride ST along w (0: any stride, by gathers).
@@ -192,6 +226,7 @@ unsafe fn planes_3x3<S: Simd, const ST: usize>(
     residual: Option<&[f32]>,
     act: Activation,
     y: SharedMut,
+    scratch: &mut [f32],
 ) {
     let p = &dw.p;
     let (oh, ow) = p.output_hw();
@@ -205,7 +240,9 @@ unsafe fn planes_3x3<S: Simd, const ST: usize>(
     let plane_len = hq * rs;
     let batch = (SCRATCH_FLOATS / plane_len).clamp(1, planes.len().max(1));
     // xq: (batch, hq, ST, wq), rows py of the padded input; rows outside the input stay zero.
-    let mut xq = vec![0.0f32; batch * plane_len];
+    // Zeroed once per call: the padding rows and lanes are never written after this.
+    let xq = &mut scratch[..batch * plane_len];
+    xq.fill(0.0);
     let rows_in = ph.min(hq)..(ph + p.h).min(hq);
     // Per phase, the i whose element ST*i + φ - pw lies inside the row.
     let valid: [Range<usize>; ST] = std::array::from_fn(|ph_| tap_outputs(ph_, ST, pw, 1, p.w));
