@@ -27,7 +27,7 @@ pub use error::{Error, GraphError};
 pub use kestrel_kernels::Isa;
 pub use kestrel_loader::{GraphDef, InputDef, NodeDef};
 pub use model::{LayerInfo, Model};
-pub use session::{Device, Kernels, Outputs, Session, SessionOptions};
+pub use session::{Device, Kernels, Outputs, Session, SessionOptions, StepInfo};
 pub use tensor::{Tensor, TensorView};
 pub use weights::Weights;
 

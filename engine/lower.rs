@@ -60,6 +60,43 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
+    /// A short name for tables: the op, with the fused parts.
+    pub(crate) fn label(&self) -> String {
+        let act = |a: &Activation| match a {
+            Activation::None => "",
+            Activation::Relu => "+relu",
+            Activation::Relu6 => "+relu6",
+        };
+        match self {
+            Kernel::Conv2d {
+                p,
+                residual,
+                act: a,
+                ..
+            } => {
+                let kind = if p.groups > 1 && p.groups == p.c_in && p.c_in == p.c_out {
+                    "dwconv"
+                } else {
+                    "conv"
+                };
+                let add = if *residual { "+add" } else { "" };
+                format!("{kind}{}x{}s{}{add}{}", p.kh, p.kw, p.stride[0], act(a))
+            }
+            Kernel::BatchNorm { .. } => "batch_norm".into(),
+            Kernel::Relu => "relu".into(),
+            Kernel::Relu6 => "relu6".into(),
+            Kernel::MaxPool2d(_) => "max_pool2d".into(),
+            Kernel::AvgPool2d(_) => "avg_pool2d".into(),
+            Kernel::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d".into(),
+            Kernel::Mean(_) => "mean".into(),
+            Kernel::Linear { act: a, .. } => format!("linear{}", act(a)),
+            Kernel::Add { act: a } => format!("add{}", act(a)),
+            Kernel::Concat { .. } => "concat".into(),
+            Kernel::Softmax(_) => "softmax".into(),
+            Kernel::Alias => "alias".into(),
+        }
+    }
+
     /// Floating-point operations of one call, counting a multiply-add as two and a
     /// compare or an add as one.
     pub(crate) fn flops(&self, out_elems: usize) -> u64 {

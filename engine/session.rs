@@ -181,6 +181,21 @@ impl Session {
         self.plan.arena_len * std::mem::size_of::<f32>()
     }
 
+    /// Every step of one run, in order: the name its output is reported under (the last
+    /// node fused into it), what it computes, and its FLOPs.
+    pub fn steps(&self) -> Vec<StepInfo> {
+        self.plan
+            .steps
+            .iter()
+            .map(|s| StepInfo {
+                name: s.name.clone(),
+                kernel: s.kernel.label(),
+                flops: s.kernel.flops(self.plan.values[s.output].len),
+                moves_data: !crate::plan::moves_no_data(s),
+            })
+            .collect()
+    }
+
     /// Number of kernel calls one run makes: aliases and concats assembled in place by
     /// their producers move no data and are not counted.
     pub fn kernel_count(&self) -> usize {
@@ -197,6 +212,16 @@ impl Session {
             data: &self.arena[slot.offset..slot.offset + slot.len],
         }
     }
+}
+
+/// One step of a session's plan, for tables such as `bench --per-layer`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepInfo {
+    pub name: String,
+    pub kernel: String,
+    pub flops: u64,
+    /// False for aliases and concats assembled in place, which cost nothing.
+    pub moves_data: bool,
 }
 
 /// The outputs of one run, in the graph's output order.

@@ -30,6 +30,9 @@ pub struct BenchArgs {
     /// Write the results as one JSON object to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also time every step (kernel call) of the plan and list the slowest.
+    #[arg(long)]
+    per_layer: bool,
     #[command(flatten)]
     kernels: crate::KernelArgs,
 }
@@ -98,6 +101,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         "throughput {:.1} inferences/s ({} per run / median)",
         stats.throughput, args.batch
     );
+    if args.per_layer {
+        per_layer(&mut session, &slices, iters.min(200))?;
+    }
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "model": args.model.display().to_string(),
@@ -125,6 +131,76 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Times each step from one tap to the next over `runs` runs and prints the steps by time
+/// spent, with their achieved FLOP/s: where a run's time goes.
+fn per_layer(session: &mut kestrel::Session, inputs: &[Vec<&[f32]>], runs: usize) -> Result<()> {
+    let steps = session.steps();
+    let mut spent = vec![0f64; steps.len()];
+    for r in 0..runs {
+        let mut k = 0;
+        let mut last = Instant::now();
+        session.run_with(&inputs[r % inputs.len()], |_, _| {
+            let now = Instant::now();
+            spent[k] += (now - last).as_secs_f64();
+            last = now;
+            k += 1;
+        })?;
+    }
+    let total: f64 = spent.iter().sum();
+    let mut order: Vec<usize> = (0..steps.len()).filter(|&i| steps[i].moves_data).collect();
+    order.sort_by(|&a, &b| spent[b].total_cmp(&spent[a]));
+    println!("\nper step, mean of {runs} runs, slowest first (top {SHOWN}):");
+    println!(
+        "{:<36} {:<22} {:>9} {:>10} {:>9} {:>6}",
+        "step", "kernel", "MFLOP", "µs", "GFLOP/s", "%"
+    );
+    for &i in order.iter().take(SHOWN) {
+        let (s, secs) = (&steps[i], spent[i] / runs as f64);
+        let gflops = s.flops as f64 / secs / 1e9;
+        let pct = 100.0 * spent[i] / total;
+        println!(
+            "{:<36} {:<22} {:>9.3} {:>10.1} {:>9.1} {:>6.1}",
+            s.name,
+            s.kernel,
+            s.flops as f64 / 1e6,
+            secs * 1e6,
+            gflops,
+            pct
+        );
+    }
+    let mut by_kind: Vec<(String, f64, u64)> = Vec::new();
+    for (s, t) in steps.iter().zip(&spent) {
+        let kind: String = s
+            .kernel
+            .split(['+', '1', '3', '5', '7'])
+            .next()
+            .unwrap_or("")
+            .to_string();
+        match by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some(e) => {
+                e.1 += t;
+                e.2 += s.flops;
+            }
+            None => by_kind.push((kind, *t, s.flops)),
+        }
+    }
+    by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("\nby kind:");
+    for (kind, t, flops) in by_kind {
+        let secs = t / runs as f64;
+        println!(
+            "{kind:<12} {:>10.1} µs {:>6.1}% {:>9.1} GFLOP/s",
+            secs * 1e6,
+            100.0 * t / total,
+            flops as f64 / secs / 1e9
+        );
+    }
+    Ok(())
+}
+
+/// Steps `--per-layer` lists.
+const SHOWN: usize = 20;
 
 /// Latency percentiles in microseconds over sorted samples.
 struct Stats {
