@@ -9,6 +9,7 @@ pub mod depthwise;
 mod im2col;
 pub mod reference;
 pub mod shapes;
+pub mod winograd;
 
 #[cfg(test)]
 mod tests;
