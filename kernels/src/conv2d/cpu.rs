@@ -24,8 +24,9 @@ pub struct Conv2dCpu {
     bias: Option<Vec<f32>>,
     /// The pixel panels of one image's n = oh·ow columns.
     panels: Panels,
-    /// Set when Winograd computes this conv instead (then `a` is left empty).
-    winograd: Option<Winograd4x4>,
+    /// Set when Winograd computes this conv instead (then `a` is left empty). Boxed: it
+    /// is several times the size of the rest.
+    winograd: Option<Box<Winograd4x4>>,
 }
 
 /// Whether `new` picks Winograd F(4×4, 3×3). Measured at 1 thread on this Zen 4, avx512
@@ -54,7 +55,7 @@ impl Conv2dCpu {
         let tiles = gemm::tiles(isa);
         let (m, k) = (c_out / p.groups, cg_in * kh * kw);
         let (oh, ow) = p.output_hw();
-        let winograd = use_winograd(p).then(|| Winograd4x4::new(p, weight, bias, isa));
+        let winograd = use_winograd(p).then(|| Box::new(Winograd4x4::new(p, weight, bias, isa)));
         let a = if winograd.is_some() {
             PackedA::new(&[], p.groups, 0, k, tiles.mr)
         } else {
