@@ -4,11 +4,17 @@
 //! Prints the median of 7 rounds (each round repeats a call for ~20 ms). MobileNetV2's
 //! depthwise layers are summed, since their total is the number a model run pays;
 //! `-- depthwise` prints them layer by layer instead (and nothing else).
+//!
+//! `-- conv` times each distinct ResNet-18 conv through `Conv2dCpu` (fastest ISA, 1 and 2
+//! threads), warm (one conv called again and again, weights in cache) and cold (calls
+//! cycled over copies with 64 MiB of weights between them, as in a whole-model run where
+//! the other layers evict this one's weights), with the per-image total.
 
 use std::time::Instant;
 
 use kestrel_kernels::adaptive_avg_pool2d::{cpu::adaptive_avg_pool2d, AdaptiveAvgPool2dParams};
-use kestrel_kernels::conv2d::{depthwise::DepthwiseCpu, Conv2dParams};
+use kestrel_kernels::conv2d::shapes::{shape_id, RESNET18};
+use kestrel_kernels::conv2d::{cpu::Conv2dCpu, depthwise::DepthwiseCpu, Conv2dParams};
 use kestrel_kernels::linear::{cpu::LinearCpu, LinearParams};
 use kestrel_kernels::mean::{cpu::mean_hw, MeanParams};
 use kestrel_kernels::pool2d::{cpu::max_pool2d, Pool2dParams};
@@ -194,9 +200,60 @@ fn gemv(isa: Isa, threads: usize, k: usize) -> String {
     )
 }
 
+/// Seconds per call of `p` with its weights warm in cache, and cold.
+fn conv_times(p: &Conv2dParams, isa: Isa, threads: usize) -> (f64, f64) {
+    let w_len: usize = p.weight_shape().iter().product();
+    let copies = ((64 << 20) / (4 * w_len)).clamp(1, 64);
+    let convs: Vec<Conv2dCpu> = (0..copies)
+        .map(|_| Conv2dCpu::new(p, &data(w_len), Some(&data(p.c_out)), isa))
+        .collect();
+    let x = data(p.c_in * p.h * p.w);
+    let mut y = vec![0.0; p.output_shape().iter().product()];
+    let mut scratch = vec![0.0; convs[0].scratch_len(threads)];
+    let warm = time(|| convs[0].run(&x, None, Activation::Relu, &mut y, &mut scratch, threads));
+    let mut i = 0;
+    let cold = time(|| {
+        i = (i + 1) % copies;
+        convs[i].run(&x, None, Activation::Relu, &mut y, &mut scratch, threads)
+    });
+    (warm, cold)
+}
+
+fn conv_report() {
+    let isa = *Isa::available().last().unwrap();
+    for threads in [1, 2] {
+        let (mut warm_total, mut cold_total, mut flops) = (0.0, 0.0, 0.0);
+        for (p, count) in &RESNET18 {
+            let (warm, cold) = conv_times(p, isa, threads);
+            let gf = |s: f64| p.flops() as f64 / s / 1e9;
+            println!(
+                "conv2d/cpu-{isa}/t{threads}/{:24} x{count}  warm {:7.1} µs {:5.1} GFLOP/s  cold {:7.1} µs {:5.1} GFLOP/s",
+                shape_id(p),
+                warm * 1e6,
+                gf(warm),
+                cold * 1e6,
+                gf(cold)
+            );
+            warm_total += warm * *count as f64;
+            cold_total += cold * *count as f64;
+            flops += (p.flops() * *count as u64) as f64;
+        }
+        println!(
+            "conv2d/cpu-{isa}/t{threads}/resnet18-all  warm {:.2} ms {:.1} GFLOP/s  cold {:.2} ms {:.1} GFLOP/s",
+            warm_total * 1e3,
+            flops / warm_total / 1e9,
+            cold_total * 1e3,
+            flops / cold_total / 1e9
+        );
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "depthwise") {
         return depthwise_report();
+    }
+    if std::env::args().any(|a| a == "conv") {
+        return conv_report();
     }
     for isa in Isa::available() {
         for threads in [1, 2] {

@@ -387,3 +387,39 @@ fn winograd_error_is_measured() {
         assert!(f64::from(err) < REL_WINOGRAD / 5.0, "{err}");
     }
 }
+
+#[test]
+fn stride_2_phase_planes_every_kernel_pad_and_parity() {
+    // Stride-2 convs pack from x's phase planes: every kernel size up to the 7×7 stem,
+    // every pad up to kernel/2 (so taps reach both padded borders), odd and even sides
+    // (a last odd row/column that no tap reads), grouped and batched.
+    let mut rng = Rng(22);
+    for (kh, kw) in [(1, 1), (2, 3), (3, 3), (5, 4), (7, 7)] {
+        for pad in 0..=kh.max(kw) / 2 {
+            for (h, w, groups, n) in [(9, 12, 1, 1), (16, 11, 2, 2), (kh, kw + 1, 1, 1)] {
+                let p = Conv2dParams {
+                    n,
+                    c_in: 3 * groups,
+                    h,
+                    w,
+                    c_out: 17 * groups,
+                    kh,
+                    kw,
+                    stride: [2, 2],
+                    pad: [pad.min(kh / 2), pad.min(kw / 2)],
+                    dilation: [1, 1],
+                    groups,
+                };
+                if p.validate().is_err() {
+                    continue;
+                }
+                let case = Case::new(p, &mut rng);
+                for isa in Isa::available() {
+                    for threads in [1, 2] {
+                        case.check(isa, threads, true, Activation::Relu, true);
+                    }
+                }
+            }
+        }
+    }
+}

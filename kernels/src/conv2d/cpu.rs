@@ -7,7 +7,7 @@
 //! 3×3 stride-1 dense convs with enough tiles go to Winograd F(4×4, 3×3) instead
 //! (`winograd.rs`): 4× fewer GEMM FLOPs for a ~1e-5 relative error instead of ~1e-6.
 
-use super::im2col::Im2col;
+use super::im2col::{Im2col, Phases};
 use super::winograd::{self, Winograd4x4};
 use super::Conv2dParams;
 use crate::gemm::{self, Gemm, PackedA, Panels, Tiles};
@@ -24,6 +24,8 @@ pub struct Conv2dCpu {
     bias: Option<Vec<f32>>,
     /// The pixel panels of one image's n = oh·ow columns.
     panels: Panels,
+    /// Set for stride-2 convs: B is packed from x's phase planes (see `im2col.rs`).
+    phases: Option<Phases>,
     /// Set when Winograd computes this conv instead (then `a` is left empty). Boxed: it
     /// is several times the size of the rest.
     winograd: Option<Box<Winograd4x4>>,
@@ -68,17 +70,25 @@ impl Conv2dCpu {
             a,
             bias: bias.map(<[f32]>::to_vec),
             panels: Panels::new(oh * ow, &tiles),
+            phases: Phases::new(p),
             winograd,
         }
     }
 
-    /// Floats of scratch that `run` needs with `threads` threads: one packed B block
-    /// (kc × nc) per thread.
+    /// Floats of x's phase planes (stride-2 convs), all images.
+    fn phases_len(&self) -> usize {
+        self.phases
+            .map_or(0, |ph| self.p.n * self.p.c_in * ph.per_channel())
+    }
+
+    /// Floats of scratch that `run` needs with `threads` threads: x's phase planes for a
+    /// stride-2 conv, then one packed B block (kc × nc) per thread.
     pub fn scratch_len(&self, threads: usize) -> usize {
         if let Some(wg) = &self.winograd {
             return wg.scratch_len(threads);
         }
-        threads.max(1) * gemm::scratch_per_worker(&self.tiles, self.a.k, &self.panels)
+        self.phases_len()
+            + threads.max(1) * gemm::scratch_per_worker(&self.tiles, self.a.k, &self.panels)
     }
 
     /// Short name of the algorithm chosen.
@@ -117,9 +127,20 @@ impl Conv2dCpu {
         let threads = threads.max(1);
         let per_worker = gemm::scratch_per_worker(&self.tiles, self.a.k, &self.panels);
         assert!(
-            scratch.len() >= threads * per_worker,
+            scratch.len() >= self.scratch_len(threads),
             "Conv2dCpu: scratch too short"
         );
+        let (planes, scratch) = scratch.split_at_mut(self.phases_len());
+        if let Some(ph) = self.phases {
+            // planes: (n, c_in, 2, 2, hq, wq), one task per channel plane.
+            let (pc, plane) = (ph.per_channel(), p.h * p.w);
+            let dst = SyncPtr(planes.as_mut_ptr());
+            crate::parallel::for_each_task(threads, n * p.c_in, |c| {
+                // SAFETY: task c alone writes channel plane c's pc floats of `planes`.
+                let out = unsafe { std::slice::from_raw_parts_mut(dst.get().add(c * pc), pc) };
+                ph.split(p, &x[c * plane..][..plane], out);
+            });
+        }
 
         // Work: segments (image, group, m-chunk) × pixel panels, cut into `workers`
         // contiguous ranges. Split m too when there are too few pixel panels to share
@@ -153,8 +174,17 @@ impl Conv2dCpu {
                 let (img_g, mc) = (seg / m_chunks, seg % m_chunks);
                 let (img, g) = (img_g / p.groups, img_g % p.groups);
                 // x_g: (cg_in, h, w)
-                let x_g = &x[(img * p.c_in + g * cg_in) * p.h * p.w..][..cg_in * p.h * p.w];
-                let im2col = Im2col::new(p, x_g, self.isa);
+                let first_c = img * p.c_in + g * cg_in;
+                let im2col = match self.phases {
+                    Some(ph) => {
+                        let pc = ph.per_channel();
+                        Im2col::over_phases(p, &planes[first_c * pc..][..cg_in * pc], self.isa)
+                    }
+                    None => {
+                        let plane = p.h * p.w;
+                        Im2col::new(p, &x[first_c * plane..][..cg_in * plane], self.isa)
+                    }
+                };
                 let off = (img * c_out + g * m) * npix;
                 let job = Gemm {
                     isa: self.isa,

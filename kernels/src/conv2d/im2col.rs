@@ -4,7 +4,13 @@
 //!
 //! Packing sits in the inner loops (each float packed feeds only m FMAs: 64 in ResNet's
 //! first stage), so it avoids per-row divisions and memcpy calls, and is compiled once per
-//! ISA (`pack_avx512` etc.) so LLVM vectorises the copies and the stride-2 gathers.
+//! ISA (`pack_avx512` etc.) so LLVM vectorises the copies.
+//!
+//! Stride-2 convs (ResNet's stem and downsampling convs) would gather every other float,
+//! with zero borders, for each of the kh·kw taps. Instead `Phases` splits x once per run
+//! into four zero-padded phase planes (even/odd rows × even/odd columns): tap (ky, kx) of
+//! output (oy, ox) is then element (oy + ky/2, ox + kx/2) of phase (ky%2, kx%2), so every
+//! packed row is a plain copy. The split reads x once; the gather read it kh·kw/4 times.
 
 use super::Conv2dParams;
 use crate::gemm::PackB;
@@ -19,9 +25,12 @@ pub(super) struct Im2col<'a> {
     npix: usize,
     /// 1×1, stride 1, pad 0: B is x itself, (cg_in, h·w).
     pointwise: bool,
+    /// Set when x is not the input but its phase planes: (cg_in, 2, 2, hq, wq).
+    phases: Option<Phases>,
 }
 
 impl<'a> Im2col<'a> {
+    /// B over x: (cg_in, h, w).
     pub(super) fn new(p: &'a Conv2dParams, x: &'a [f32], isa: Isa) -> Self {
         let (oh, ow) = p.output_hw();
         Im2col {
@@ -31,6 +40,74 @@ impl<'a> Im2col<'a> {
             ow,
             npix: oh * ow,
             pointwise: p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0],
+            phases: None,
+        }
+    }
+
+    /// B over x's phase planes, written by `Phases::split`: (cg_in, 2, 2, hq, wq).
+    pub(super) fn over_phases(p: &'a Conv2dParams, planes: &'a [f32], isa: Isa) -> Self {
+        let phases = Phases::new(p).expect("Im2col::over_phases: not a stride-2 conv");
+        assert_eq!(planes.len(), p.c_in / p.groups * phases.per_channel());
+        Im2col {
+            phases: Some(phases),
+            ..Im2col::new(p, planes, isa)
+        }
+    }
+}
+
+/// The geometry of a stride-2 conv's phase planes: x zero-padded to (h + 2ph, w + 2pw),
+/// then split by row and column parity into planes of hq × wq. A 1-tap axis reads only
+/// the even phase, so a 1×1 conv gets one plane: x subsampled.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Phases {
+    hq: usize,
+    wq: usize,
+    /// Row and column phases kept: 1 or 2 each.
+    qys: usize,
+    qxs: usize,
+}
+
+impl Phases {
+    /// For stride 2 × 2, dilation 1 convs; None otherwise.
+    pub(super) fn new(p: &Conv2dParams) -> Option<Phases> {
+        (p.stride == [2, 2] && p.dilation == [1, 1]).then(|| Phases {
+            hq: (p.h + 2 * p.pad[0]).div_ceil(2),
+            wq: (p.w + 2 * p.pad[1]).div_ceil(2),
+            qys: p.kh.min(2),
+            qxs: p.kw.min(2),
+        })
+    }
+
+    /// Floats of one channel's planes.
+    pub(super) fn per_channel(&self) -> usize {
+        self.qys * self.qxs * self.hq * self.wq
+    }
+
+    /// dst: (qys, qxs, hq, wq) = the phase planes of one channel x_c: (h, w), zeros where
+    /// the padded position lies outside x (including a last odd row/column no tap reads).
+    pub(super) fn split(&self, p: &Conv2dParams, x_c: &[f32], dst: &mut [f32]) {
+        let (hq, wq, [ph, pw]) = (self.hq, self.wq, p.pad);
+        let plane = hq * wq;
+        assert_eq!(x_c.len(), p.h * p.w);
+        assert_eq!(dst.len(), self.per_channel());
+        for qy in 0..self.qys {
+            for r in 0..hq {
+                // Padded row 2r + qy is input row iy + ph.
+                let iy = (2 * r + qy).wrapping_sub(ph);
+                for qx in 0..self.qxs {
+                    let out = &mut dst[(qy * self.qxs + qx) * plane + r * wq..][..wq];
+                    if iy >= p.h {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let row = &x_c[iy * p.w..][..p.w];
+                    // Padded column 2c + qx is input column 2c + qx − pw.
+                    for (c, o) in out.iter_mut().enumerate() {
+                        let ix = (2 * c + qx).wrapping_sub(pw);
+                        *o = if ix < p.w { row[ix] } else { 0.0 };
+                    }
+                }
+            }
         }
     }
 }
@@ -75,10 +152,14 @@ impl Im2col<'_> {
         let (mut ky, mut kx) = (tap / p.kw, tap % p.kw);
         let (oy, ox) = (start / self.ow, start % self.ow);
         for row in dst.chunks_exact_mut(width).take(kc) {
-            let x_c = &self.x[ic * plane..][..plane];
-            if self.pointwise {
+            if let Some(ph) = &self.phases {
+                let x_c = &self.x[ic * ph.per_channel()..][..ph.per_channel()];
+                ph.gather_row(x_c, ky, kx, oy, ox, self.ow, &mut row[..valid]);
+            } else if self.pointwise {
+                let x_c = &self.x[ic * plane..][..plane];
                 copy(&mut row[..valid], &x_c[start..start + valid]);
             } else {
+                let x_c = &self.x[ic * plane..][..plane];
                 self.gather_row(x_c, ky, kx, oy, ox, &mut row[..valid]);
             }
             zero(&mut row[valid..]);
@@ -145,6 +226,39 @@ impl Im2col<'_> {
             d += run;
             ox = 0;
             oy += 1;
+        }
+    }
+}
+
+impl Phases {
+    /// out[j] = B[(·, ky, kx), pixel (oy, ox) + j] from one channel's phase planes x_c:
+    /// plain copies, one per output row the pixels span.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn gather_row(
+        &self,
+        x_c: &[f32],
+        ky: usize,
+        kx: usize,
+        oy: usize,
+        ox: usize,
+        ow: usize,
+        out: &mut [f32],
+    ) {
+        let len = self.hq * self.wq;
+        let plane = &x_c[((ky % 2) * self.qxs + kx % 2) * len..][..len];
+        let (mut r, mut c, mut d) = (oy + ky / 2, ox + kx / 2, 0);
+        if self.wq == ow {
+            // Rows of the plane are output rows (then kx/2 = 0): the pixels are contiguous.
+            copy(out, &plane[r * self.wq + c..][..out.len()]);
+            return;
+        }
+        while d < out.len() {
+            let run = (ow + kx / 2 - c).min(out.len() - d);
+            copy(&mut out[d..d + run], &plane[r * self.wq + c..][..run]);
+            d += run;
+            c = kx / 2;
+            r += 1;
         }
     }
 }
