@@ -184,6 +184,19 @@ fn pool_cases() -> Vec<Pool2dParams> {
         ceil_mode: false,
         count_include_pad: true,
     });
+    // Rows too wide for max pool's separable row buffer (2048 floats): the direct path.
+    cases.push(Pool2dParams {
+        n: 1,
+        c: 2,
+        h: 5,
+        w: 2100,
+        kernel: [3, 2],
+        stride: [2, 3],
+        pad: [1, 1],
+        dilation: [1, 1],
+        ceil_mode: true,
+        count_include_pad: false,
+    });
     cases
 }
 

@@ -3,6 +3,11 @@
 //! row: plain, deinterleaving or gathering loads for stride 1, 2, other); the chunks at
 //! the borders load only their valid lanes, padding filled with -inf (max) or 0 (avg).
 //! Planes are split over threads.
+//!
+//! Max pooling with rows that fit `ROW_MAX` goes separable instead (`max_separable`): per
+//! output row, the max over the kh input rows into a -inf-padded row buffer (contiguous
+//! loads), then the max over kw taps along it. That is kh + kw vector ops per output chunk
+//! instead of kh·kw, and no border chunks: the padding is real -inf in the buffer.
 
 use std::ops::Range;
 
@@ -37,11 +42,110 @@ fn pool(isa: Isa, p: &Pool2dParams, x: &[f32], y: &mut [f32], threads: usize, ki
     assert_eq!(y.len(), planes * oh * ow, "pool2d: y length");
     let tasks = threads.clamp(1, planes);
     let y = SharedMut::new(y);
+    let separable = kind == Kind::Max && row_fits(p);
     for_each_task(threads, tasks, |t| {
         let range = planes * t / tasks..planes * (t + 1) / tasks;
         // SAFETY: lengths asserted above; tasks own disjoint planes; dispatch! checks the ISA.
-        unsafe { dispatch!(isa, planes_body(p, kind, range, x, y)) }
+        unsafe {
+            if separable {
+                dispatch!(isa, max_separable_body(p, range, x, y))
+            } else {
+                dispatch!(isa, planes_body(p, kind, range, x, y))
+            }
+        }
     });
+}
+
+/// Floats of the separable path's row buffer (on the stack: 8 KiB).
+const ROW_MAX: usize = 2048;
+/// Widest vector of any ISA, in floats.
+const LANES_MAX: usize = 16;
+
+/// Whether every load of `max_separable` stays inside the row buffer: the last chunk's
+/// last lane through the last tap, plus a load_even's second vector.
+fn row_fits(p: &Pool2dParams) -> bool {
+    let (_, ow) = p.output_hw();
+    let reach = ow.next_multiple_of(LANES_MAX) * p.stride[1]
+        + (p.kernel[1] - 1) * p.dilation[1]
+        + 2 * LANES_MAX;
+    p.pad[1] + p.w + LANES_MAX <= ROW_MAX && reach <= ROW_MAX
+}
+
+#[inline(always)]
+unsafe fn max_separable_body<S: Simd>(
+    p: &Pool2dParams,
+    planes: Range<usize>,
+    x: &[f32],
+    y: SharedMut,
+) {
+    match p.stride[1] {
+        1 => max_separable::<S, 1>(p, planes, x, y),
+        2 => max_separable::<S, 2>(p, planes, x, y),
+        _ => max_separable::<S, 0>(p, planes, x, y),
+    }
+}
+
+/// Max pool of `planes`, separable (see the module doc). Needs S's features, `row_fits(p)`,
+/// and x, y as `pool` asserted them; only this task writes `planes` of y.
+#[inline(always)]
+unsafe fn max_separable<S: Simd, const ST: usize>(
+    p: &Pool2dParams,
+    planes: Range<usize>,
+    x: &[f32],
+    y: SharedMut,
+) {
+    let (oh, ow) = p.output_hw();
+    let ([kh, kw], [sh, _], [ph, pw], [dh, dw]) = (p.kernel, p.stride, p.pad, p.dilation);
+    let sw = if ST == 0 { p.stride[1] } else { ST };
+    let lanes = S::LANES;
+    let fill = S::splat(f32::NEG_INFINITY);
+    // row[pw + ix] = max over the window's rows at input column ix; -inf elsewhere.
+    let mut row = [f32::NEG_INFINITY; ROW_MAX];
+    let r = row.as_mut_ptr().add(pw);
+    for plane in planes {
+        let x_c = &x[plane * p.h * p.w..][..p.h * p.w];
+        // SAFETY: planes are disjoint between tasks.
+        let y_c = y.part(plane * oh * ow, oh * ow);
+        for (oy, y_row) in y_c.chunks_exact_mut(ow).enumerate() {
+            let taps_y = output_taps(oy, sh, ph, dh, kh, p.h);
+            let rows = taps_y
+                .clone()
+                .map(|ky| x_c.as_ptr().add((oy * sh + ky * dh - ph) * p.w));
+            for ix in (0..p.w).step_by(lanes) {
+                let n = lanes.min(p.w - ix);
+                let mut acc = fill;
+                for src in rows.clone() {
+                    let v = if n == lanes {
+                        S::load(src.add(ix))
+                    } else {
+                        S::load_lanes(src.add(ix), 1, 0..n, fill)
+                    };
+                    acc = S::max_nan(acc, v);
+                }
+                // Whole vectors: lanes past w land in the right padding, which is -inf
+                // (acc's fill) or beyond every tap's reach.
+                S::store(r.add(ix), acc);
+            }
+            for ox0 in (0..ow).step_by(lanes) {
+                let mut acc = fill;
+                for kx in 0..kw {
+                    let src = row.as_ptr().add(ox0 * sw + kx * dw);
+                    let v = match ST {
+                        1 => S::load(src),
+                        2 => S::load_even(src),
+                        _ => S::gather(src, sw),
+                    };
+                    acc = S::max_nan(acc, v);
+                }
+                let n = lanes.min(ow - ox0);
+                if n == lanes {
+                    S::store(y_row[ox0..].as_mut_ptr(), acc);
+                } else {
+                    S::store_part(y_row[ox0..].as_mut_ptr(), n, acc);
+                }
+            }
+        }
+    }
 }
 
 /// Needs S's features; x and y have `pool`'s asserted shapes, and only this task writes
