@@ -4,11 +4,12 @@
 //! whole: `Im2col::pack` gathers one kc × nr panel at a time straight from x into the
 //! GEMM's packing buffer (a plain row copy for 1×1 stride-1 convs). C is y itself.
 //!
-//! 3×3 stride-1 dense convs with enough tiles go to Winograd F(4×4, 3×3) instead
-//! (`winograd.rs`): 4× fewer GEMM FLOPs for a ~1e-5 relative error instead of ~1e-6.
+//! 3×3 stride-1 dense convs with enough tiles go to Winograd instead (`winograd/`):
+//! F(4×4, 3×3), 4× fewer GEMM FLOPs for a ~1e-5 relative error instead of ~1e-6, or on
+//! small planes F(2×2, 3×3), 2.25× fewer at ~1e-6.
 
 use super::im2col::{Im2col, Phases};
-use super::winograd::{self, Winograd4x4};
+use super::winograd::{self, Tile, Winograd};
 use super::Conv2dParams;
 use crate::gemm::{self, Gemm, PackedA, Panels, Tiles};
 use crate::{Activation, Isa};
@@ -28,18 +29,32 @@ pub struct Conv2dCpu {
     phases: Option<Phases>,
     /// Set when Winograd computes this conv instead (then `a` is left empty). Boxed: it
     /// is several times the size of the rest.
-    winograd: Option<Box<Winograd4x4>>,
+    winograd: Option<Box<Winograd>>,
 }
 
-/// Whether `new` picks Winograd F(4×4, 3×3). Measured at 1 thread on this Zen 4, avx512
-/// (direct-conv GFLOP/s, winograd vs im2col-gemm): 64@56² 166 vs 80, 128@28² 182 vs 91,
-/// 256@14² 214 vs 83, 512@7² 34 vs 67. At 7×7 there are only 4 tiles: the 36 U matrices
-/// (36 × 512 × 512 floats = 38 MB) stream from DRAM for a GEMM 4 columns wide. So: at
-/// least 16 tiles (a 13×13 output), and enough channels for the GEMM to dominate the
-/// transforms (ResNet's smallest is 64; below 32 is unmeasured, so it keeps im2col).
-fn use_winograd(p: &Conv2dParams) -> bool {
+/// Which Winograd tile `new` picks, if any. Measured at 1 thread on this Zen 4, avx512
+/// (`ops_speed -- conv`, medians of 7 alternated runs, direct-conv GFLOP/s cold / warm):
+/// F(4×4) 64@56² 172 / 166, 128@28² 175 / 200, 256@14² 160 / 188, against im2col-gemm's
+/// ~80–90 (256@14²: 77). F(2×2) on 256@14² only ~118: its 49 tiles make a GEMM 1.4×
+/// F(4×4)'s. At 7×7 F(4×4) has only 4 tiles: the 36 U matrices (36 × 512 × 512 floats = 38 MB)
+/// stream from memory for a GEMM 4 columns wide, ~26 GFLOP/s. F(2×2) has 16 tiles and a
+/// 16 MB U: 512@7² 67 / 71 vs im2col 59 / 60 at 1 thread, 119 / 142 vs 99 / 109 at 2.
+/// Its GEMM streams 1.8× im2col's weight bytes for 2.25× fewer FLOPs, so it stays
+/// memory-bound and the margin is thin; below 16 tiles (a 7×7 output) the trade is
+/// unmeasured and im2col keeps it. Channels below 32 are unmeasured too (ResNet's smallest
+/// is 64).
+fn use_winograd(p: &Conv2dParams) -> Option<Tile> {
     let (oh, ow) = p.output_hw();
-    winograd::applies(p) && oh.div_ceil(4) * ow.div_ceil(4) >= 16 && p.c_in >= 32 && p.c_out >= 32
+    let tiles = |m: usize| oh.div_ceil(m) * ow.div_ceil(m);
+    if !winograd::applies(p) || p.c_in < 32 || p.c_out < 32 {
+        None
+    } else if tiles(4) >= 16 {
+        Some(Tile::F4x4)
+    } else if tiles(2) >= 16 {
+        Some(Tile::F2x2)
+    } else {
+        None
+    }
 }
 
 impl Conv2dCpu {
@@ -57,7 +72,7 @@ impl Conv2dCpu {
         let tiles = gemm::tiles(isa);
         let (m, k) = (c_out / p.groups, cg_in * kh * kw);
         let (oh, ow) = p.output_hw();
-        let winograd = use_winograd(p).then(|| Box::new(Winograd4x4::new(p, weight, bias, isa)));
+        let winograd = use_winograd(p).map(|t| Box::new(Winograd::new(p, weight, bias, isa, t)));
         let a = if winograd.is_some() {
             PackedA::new(&[], p.groups, 0, k, tiles.mr)
         } else {
@@ -94,8 +109,11 @@ impl Conv2dCpu {
     /// Short name of the algorithm chosen.
     pub fn algorithm(&self) -> &'static str {
         let p = &self.p;
-        if self.winograd.is_some() {
-            "winograd4x4"
+        if let Some(wg) = &self.winograd {
+            match wg.tile() {
+                Tile::F4x4 => "winograd4x4",
+                Tile::F2x2 => "winograd2x2",
+            }
         } else if p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0] {
             "gemm1x1"
         } else {
