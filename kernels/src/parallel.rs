@@ -4,13 +4,13 @@
 //! injector queue, which allocates a new block every 63 jobs, and the caller then waits on
 //! a mutex-backed latch. The zero-allocation test caught that. This pool is what a
 //! real-time caller needs instead: one process-wide set of worker threads (cores − 1; the
-//! calling thread is the last worker), one job slot claimed with a compare-and-swap, and
-//! workers that spin briefly and then park. If another session holds the pool, the caller
+//! calling thread is the last worker), one job slot taken with a swap, shares of the job
+//! claimed with a compare-and-swap, and workers that spin briefly and then park. If another session holds the pool, the caller
 //! runs its tasks alone rather than wait or oversubscribe the cores.
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -20,41 +20,56 @@ use std::time::{Duration, Instant};
 const SPIN: Duration = Duration::from_micros(200);
 
 /// Calls `f(i)` for every `i` in `0..tasks`, split into at most `threads` contiguous
-/// ranges run in parallel (never more ranges than cores). With one thread or one task, or
-/// while another session holds the pool, it runs inline on the caller's thread.
+/// ranges ("shares", never more than cores) run in parallel. With one thread or one task,
+/// or while another session holds the pool, it runs inline on the caller's thread.
+///
+/// Shares are claimed, not assigned: the caller and the woken workers each take the next
+/// unclaimed share until none is left. A worker that wakes late (parked, or its vCPU
+/// descheduled by the host) then finds its share already done by the caller instead of
+/// making the caller wait for it. Share i always covers the same range, so which thread
+/// runs it never changes the result.
 pub fn for_each_task(threads: usize, tasks: usize, f: impl Fn(usize) + Sync + Send) {
     let pool = pool();
     let handles = pool.workers.get().map_or(&[][..], |w| &w[..]);
-    let workers = threads.min(tasks).min(handles.len() + 1);
-    if workers <= 1 || pool.busy.swap(true, Ordering::Acquire) {
+    let shares = threads.min(tasks).min(handles.len() + 1);
+    if shares <= 1 || pool.busy.swap(true, Ordering::Acquire) {
         (0..tasks).for_each(f);
         return;
     }
-    let range = |w: usize| tasks * w / workers..tasks * (w + 1) / workers;
+    let range = |w: usize| tasks * w / shares..tasks * (w + 1) / shares;
     let share = |w: usize| range(w).for_each(&f);
     let job: &(dyn Fn(usize) + Sync) = &share;
-    // SAFETY: the job slot is ours while `busy` is set. Workers read the job only between
-    // the epoch bump below and their decrement of `remaining`, and we wait for every
-    // decrement before returning, so the borrowed closure outlives every use of it: erasing
-    // its lifetime to store it in the static slot is sound.
+    // SAFETY: the job slot is ours while `busy` is set. A worker reads the job only after
+    // claiming a share of this generation, and we wait until every claimed share is done
+    // before returning, so the borrowed closure outlives every use of it: erasing its
+    // lifetime to store it in the static slot is sound.
     unsafe {
         *pool.job.get() = Some(std::mem::transmute::<
             &(dyn Fn(usize) + Sync),
             &'static (dyn Fn(usize) + Sync),
         >(job));
     }
-    pool.active.store(workers - 1, Ordering::Relaxed);
-    pool.remaining.store(workers - 1, Ordering::Relaxed);
-    pool.epoch.fetch_add(1, Ordering::Release);
-    for w in &handles[..workers - 1] {
+    let generation = (pool.claim.load(Ordering::Relaxed) >> 32).wrapping_add(1) & 0xffff_ffff;
+    pool.shares.store(shares, Ordering::Relaxed);
+    pool.done.store(0, Ordering::Relaxed);
+    // Publishes the job, `shares` and `done` to whoever claims a share of this generation.
+    pool.claim.store(generation << 32, Ordering::Release);
+    for w in &handles[..shares - 1] {
         w.unpark();
     }
-    // The workers borrow `share` until they are done: even if our part panics, wait for
-    // them before unwinding frees what they read.
-    let ours = catch_unwind(AssertUnwindSafe(|| share(0)));
+    // Claimed shares borrow `share` until they are done: even if ours panics, wait for
+    // the others before unwinding frees what they read.
+    let (mut ours, mut mine) = (Ok(()), 0);
+    while let Some(s) = pool.claim_share(generation) {
+        mine += 1;
+        let run = catch_unwind(AssertUnwindSafe(|| share(s)));
+        if ours.is_ok() {
+            ours = run;
+        }
+    }
     let mut spins = 0u32;
-    while pool.remaining.load(Ordering::Acquire) != 0 {
-        // On a loaded machine a worker can lose its core mid-task: spinning on then would
+    while pool.done.load(Ordering::Acquire) + mine < shares {
+        // On a loaded machine a worker can lose its core mid-share: spinning on then would
         // burn the caller's whole time slice, so after a short spin give the core away.
         spins += 1;
         if spins < 4096 {
@@ -63,7 +78,7 @@ pub fn for_each_task(threads: usize, tasks: usize, f: impl Fn(usize) + Sync + Se
             thread::yield_now();
         }
     }
-    // SAFETY: every worker is done with the job (remaining == 0) and `busy` is still ours.
+    // SAFETY: every claimed share is done and no more can be claimed; `busy` is still ours.
     unsafe { *pool.job.get() = None };
     let panicked = pool.panicked.swap(false, Ordering::Relaxed);
     pool.busy.store(false, Ordering::Release);
@@ -78,17 +93,39 @@ struct Pool {
     workers: OnceLock<Vec<Thread>>,
     busy: AtomicBool,
     job: UnsafeCell<Option<&'static (dyn Fn(usize) + Sync)>>,
-    /// Bumped once per job; workers wait for it to change.
-    epoch: AtomicUsize,
-    /// Workers 1..=active take part in the current job (worker w runs share w).
-    active: AtomicUsize,
-    remaining: AtomicUsize,
+    /// generation << 32 | next unclaimed share. A new job bumps the generation; workers
+    /// wait for that, and a claim is a compare-and-swap that fails once the job moved on.
+    claim: AtomicU64,
+    /// Shares of the current job.
+    shares: AtomicUsize,
+    /// Shares of the current job finished by workers.
+    done: AtomicUsize,
     panicked: AtomicBool,
 }
 
-// SAFETY: `job` is written only by the thread holding `busy` while no worker reads it, and
-// read by workers only between the epoch bump and their `remaining` decrement.
+// SAFETY: `job` is written only by the thread holding `busy` while no share is claimed or
+// running, and read by workers only while running a share they claimed.
 unsafe impl Sync for Pool {}
+
+impl Pool {
+    /// The next unclaimed share of job `generation`, if that job still has one.
+    fn claim_share(&self, generation: u64) -> Option<usize> {
+        let mut c = self.claim.load(Ordering::Acquire);
+        loop {
+            let next = (c & 0xffff_ffff) as usize;
+            if c >> 32 != generation || next >= self.shares.load(Ordering::Relaxed) {
+                return None;
+            }
+            match self
+                .claim
+                .compare_exchange_weak(c, c + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(next),
+                Err(now) => c = now,
+            }
+        }
+    }
+}
 
 fn pool() -> &'static Pool {
     static POOL: OnceLock<&'static Pool> = OnceLock::new();
@@ -98,16 +135,16 @@ fn pool() -> &'static Pool {
             workers: OnceLock::new(),
             busy: AtomicBool::new(false),
             job: UnsafeCell::new(None),
-            epoch: AtomicUsize::new(0),
-            active: AtomicUsize::new(0),
-            remaining: AtomicUsize::new(0),
+            claim: AtomicU64::new(0),
+            shares: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
         }));
         let threads = (1..cores)
             .map(|w| {
                 let spawned = thread::Builder::new()
                     .name(format!("kestrel-worker-{w}"))
-                    .spawn(move || worker(pool, w));
+                    .spawn(move || worker(pool));
                 spawned.map(|h| h.thread().clone())
             })
             .collect::<Result<Vec<Thread>, _>>()
@@ -118,14 +155,14 @@ fn pool() -> &'static Pool {
     })
 }
 
-fn worker(pool: &'static Pool, w: usize) {
+fn worker(pool: &'static Pool) {
     let mut seen = 0;
     loop {
         let start = Instant::now();
-        let epoch = loop {
-            let e = pool.epoch.load(Ordering::Acquire);
-            if e != seen {
-                break e;
+        let generation = loop {
+            let g = pool.claim.load(Ordering::Acquire) >> 32;
+            if g != seen {
+                break g;
             }
             if start.elapsed() < SPIN {
                 std::hint::spin_loop();
@@ -133,19 +170,17 @@ fn worker(pool: &'static Pool, w: usize) {
                 thread::park_timeout(Duration::from_millis(100));
             }
         };
-        seen = epoch;
-        if w > pool.active.load(Ordering::Relaxed) {
-            continue;
-        }
-        // SAFETY: the job was stored before the epoch bump we acquired, and stays until
-        // we decrement `remaining`.
-        let job = unsafe { *pool.job.get() };
-        if let Some(job) = job {
-            if catch_unwind(AssertUnwindSafe(|| job(w))).is_err() {
-                pool.panicked.store(true, Ordering::Relaxed);
+        seen = generation;
+        while let Some(s) = pool.claim_share(generation) {
+            // SAFETY: the job was stored before the generation we claimed in was published,
+            // and stays until the caller has seen our share done.
+            if let Some(job) = unsafe { *pool.job.get() } {
+                if catch_unwind(AssertUnwindSafe(|| job(s))).is_err() {
+                    pool.panicked.store(true, Ordering::Relaxed);
+                }
             }
+            pool.done.fetch_add(1, Ordering::Release);
         }
-        pool.remaining.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -164,6 +199,21 @@ mod tests {
                 });
                 assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
             }
+        }
+    }
+
+    #[test]
+    fn a_panicking_task_reaches_the_caller_and_the_pool_goes_on() {
+        for bad in [0, 7] {
+            let caught = std::panic::catch_unwind(|| {
+                for_each_task(2, 8, |i| assert_ne!(i, bad, "task {i}"));
+            });
+            assert!(caught.is_err(), "task {bad} panicked unseen");
+            let hits = AtomicUsize::new(0);
+            for_each_task(2, 8, |_| {
+                hits.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(hits.load(Ordering::Relaxed), 8);
         }
     }
 
