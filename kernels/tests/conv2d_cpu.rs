@@ -470,3 +470,32 @@ fn stride_2_phase_planes_every_kernel_pad_and_parity() {
         }
     }
 }
+
+#[test]
+fn pointwise_reads_x_in_place_across_blocks_and_groups() {
+    // 1×1 stride-1 convs let the microkernel read x where it is: k = 600 spans several
+    // kc-blocks (row offsets k0 · npix), n = 37 · 41 several nc-blocks and a tail panel
+    // that is packed instead; groups offset x per group.
+    let mut rng = Rng(11);
+    for (c_in, c_out, groups) in [(600, 19, 1), (40, 24, 2)] {
+        let p = Conv2dParams {
+            n: 2,
+            c_in,
+            h: 37,
+            w: 41,
+            c_out,
+            kh: 1,
+            kw: 1,
+            stride: [1, 1],
+            pad: [0, 0],
+            dilation: [1, 1],
+            groups,
+        };
+        let case = Case::new(p, &mut rng);
+        for isa in Isa::available() {
+            for threads in [1, 2] {
+                case.check(isa, threads, true, Activation::Relu6, true);
+            }
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //! `C (m × n) = A (m × k) · B (k × n)` with m = c_out/groups, k = c_in/groups·kh·kw and
 //! n = oh·ow. A is the weights, packed once in `new`; B is the im2col matrix, never built
 //! whole: `Im2col::pack` gathers one kc × nr panel at a time straight from x into the
-//! GEMM's packing buffer (a plain row copy for 1×1 stride-1 convs). C is y itself.
+//! GEMM's packing buffer; for 1×1 stride-1 convs B is x itself and the microkernel reads
+//! it in place. C is y itself.
 //!
 //! 3×3 stride-1 dense convs with enough tiles go to Winograd instead (`winograd/`):
 //! F(4×4, 3×3), 4× fewer GEMM FLOPs for a ~1e-5 relative error instead of ~1e-6, or on

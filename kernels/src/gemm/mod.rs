@@ -230,6 +230,14 @@ pub fn scratch_per_worker(t: &Tiles, k: usize, panels: &Panels) -> usize {
 /// zeros past column n.
 pub trait PackB: Sync {
     fn pack(&self, k0: usize, kc: usize, start: usize, width: usize, dst: &mut [f32]);
+
+    /// Where the microkernel can read rows k0.. of columns start..start + width in place,
+    /// skipping `pack`: (pointer to B[k0][start], row stride). Only for a source whose
+    /// every such row holds `width` readable floats (those past column n may be anything:
+    /// they only reach the C columns an edge tile drops).
+    fn direct(&self, _k0: usize, _start: usize, _width: usize) -> Option<(*const f32, usize)> {
+        None
+    }
 }
 
 /// One GEMM: one group's packed A, a B source, and where C, bias and residual live.
@@ -283,8 +291,10 @@ impl<B: PackB> Gemm<'_, B> {
                 let kc = kc_max.min(k - k0);
                 for pp in p..q {
                     let (s, w) = self.panels.get(pp);
-                    let dst = &mut scratch[(s - block_start) * kc..][..kc * w];
-                    self.b.pack(k0, kc, s, w, dst);
+                    if self.b.direct(k0, s, w).is_none() {
+                        let dst = &mut scratch[(s - block_start) * kc..][..kc * w];
+                        self.b.pack(k0, kc, s, w, dst);
+                    }
                 }
                 let (load_c, epilogue) = (k0 > 0, k0 + kc == k);
                 // Loop 3: A panels; the mr × kc micro-panel stays in L1 across loop 2.
@@ -294,7 +304,10 @@ impl<B: PackB> Gemm<'_, B> {
                     // Loop 2: B panels of the L2-resident block; loop 1 is the microkernel.
                     for pp in p..q {
                         let (s, w) = self.panels.get(pp);
-                        let b = scratch[(s - block_start) * kc..].as_ptr();
+                        let (b, ldb) = self
+                            .b
+                            .direct(k0, s, w)
+                            .unwrap_or((scratch[(s - block_start) * kc..].as_ptr(), w));
                         let off = mp * mr * self.ldc + s;
                         let store = Store {
                             // SAFETY (all three): the caller guarantees C, residual and bias
@@ -319,12 +332,12 @@ impl<B: PackB> Gemm<'_, B> {
                         let kern = kernels.get(w);
                         if rows == mr && cols_valid == w {
                             // SAFETY: a full tile: mr rows and w columns of C exist here;
-                            // a holds kc × mr floats, b kc × w; the ISA was checked.
-                            unsafe { kern(kc, a, b, w, &store) };
+                            // a holds kc × mr floats, b kc rows of w, ldb apart; the ISA was checked.
+                            unsafe { kern(kc, a, b, ldb, &store) };
                         } else {
                             // SAFETY: as above, but only rows × cols_valid of C exist:
                             // the edge path stores into a local tile first.
-                            unsafe { edge_tile(kern, kc, a, b, w, &store, rows, cols_valid) };
+                            unsafe { edge_tile(kern, kc, a, b, ldb, w, &store, rows, cols_valid) };
                         }
                     }
                 }
@@ -373,6 +386,7 @@ unsafe fn edge_tile(
     kc: usize,
     a: *const f32,
     b: *const f32,
+    ldb: usize,
     width: usize,
     s: &Store,
     rows: usize,
@@ -390,7 +404,7 @@ unsafe fn edge_tile(
         act: Activation::None,
     };
     // SAFETY: tmp holds mr × width ≤ TILE_MAX floats; a and b are valid per the caller.
-    unsafe { kern(kc, a, b, width, &local) };
+    unsafe { kern(kc, a, b, ldb, &local) };
     for r in 0..rows {
         for j in 0..cols {
             // SAFETY: r < rows and j < cols are inside C, bias and residual (caller).

@@ -246,6 +246,7 @@ impl Winograd {
                         v: v_xi,
                         ld: pts * tp,
                         n: self.grid.t,
+                        cols: tp,
                     };
                     let job = Gemm {
                         isa: self.isa,
@@ -330,9 +331,18 @@ struct Rows<'a> {
     v: &'a [f32],
     ld: usize,
     n: usize,
+    /// Floats written in each row: Tp.
+    cols: usize,
 }
 
 impl PackB for Rows<'_> {
+    /// V's rows are read in place: each holds Tp floats, and every panel ends within Tp
+    /// (panels cover T rounded up to 8, Tp is T rounded up to 16), so no copy is needed.
+    fn direct(&self, k0: usize, start: usize, width: usize) -> Option<(*const f32, usize)> {
+        assert!(start + width <= self.cols, "Rows::direct: panel past Tp");
+        Some((self.v[k0 * self.ld + start..].as_ptr(), self.ld))
+    }
+
     fn pack(&self, k0: usize, kc: usize, start: usize, width: usize, dst: &mut [f32]) {
         let valid = width.min(self.n - start);
         for (r, row) in dst.chunks_exact_mut(width).take(kc).enumerate() {
