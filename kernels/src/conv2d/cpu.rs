@@ -75,9 +75,9 @@ impl Conv2dCpu {
         let (oh, ow) = p.output_hw();
         let winograd = use_winograd(p).map(|t| Box::new(Winograd::new(p, weight, bias, isa, t)));
         let a = if winograd.is_some() {
-            PackedA::new(&[], p.groups, 0, k, tiles.mr)
+            PackedA::new(&[], p.groups, 0, k, &tiles)
         } else {
-            PackedA::new(weight, p.groups, m, k, tiles.mr)
+            PackedA::new(weight, p.groups, m, k, &tiles)
         };
         Conv2dCpu {
             p: *p,

@@ -152,7 +152,7 @@ impl Winograd {
             isa,
             tile,
             tiles,
-            u: PackedA::new(&u, a * a, c_out, c_in, tiles.mr),
+            u: PackedA::new(&u, a * a, c_out, c_in, &tiles),
             bias: bias.map(<[f32]>::to_vec),
             grid,
             tp: t.next_multiple_of(LANES),
