@@ -499,3 +499,47 @@ fn pointwise_reads_x_in_place_across_blocks_and_groups() {
         }
     }
 }
+
+#[test]
+fn direct_first_layer_every_kernel_pad_and_stride() {
+    // Image-input convs (c_in ≤ 4, small planes) take the direct kernel: every kernel
+    // size to the 7×7 stem, pads to k/2, strides 1 and 2, odd sides, c_out off the
+    // 8-channel blocks, batch 2 (each image's planes), on every ISA and thread count.
+    let mut rng = Rng(33);
+    let mut seen = 0;
+    for (kh, kw) in [(1, 1), (3, 3), (2, 5), (7, 7)] {
+        for s in [1, 2] {
+            for pad in [0, 1, 3] {
+                for (c_in, c_out, h, w) in [(3, 13, 17, 22), (1, 8, 9, 40), (4, 33, 31, 7)] {
+                    let p = Conv2dParams {
+                        n: 2,
+                        c_in,
+                        h,
+                        w,
+                        c_out,
+                        kh,
+                        kw,
+                        stride: [s, s],
+                        pad: [pad.min(kh / 2), pad.min(kw / 2)],
+                        dilation: [1, 1],
+                        groups: 1,
+                    };
+                    if p.validate().is_err() {
+                        continue;
+                    }
+                    let case = Case::new(p, &mut rng);
+                    let conv = Conv2dCpu::new(&p, &case.w, None, Isa::Scalar);
+                    assert_eq!(conv.algorithm(), "direct", "{p:?}");
+                    seen += 1;
+                    for isa in Isa::available() {
+                        for threads in [1, 2] {
+                            case.check(isa, threads, true, Activation::Relu6, true);
+                            case.check(isa, threads, false, Activation::None, false);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen > 50, "only {seen} shapes");
+}

@@ -9,6 +9,7 @@
 //! F(4×4, 3×3), 4× fewer GEMM FLOPs for a ~1e-5 relative error instead of ~1e-6, or on
 //! small planes F(2×2, 3×3), 2.25× fewer at ~1e-6.
 
+use super::direct::{self, DirectCpu};
 use super::im2col::{Im2col, Phases};
 use super::winograd::{self, Tile, Winograd};
 use super::Conv2dParams;
@@ -31,6 +32,9 @@ pub struct Conv2dCpu {
     /// Set when Winograd computes this conv instead (then `a` is left empty). Boxed: it
     /// is several times the size of the rest.
     winograd: Option<Box<Winograd>>,
+    /// Set when the direct first-layer kernel computes this conv instead (then `a` is
+    /// left empty).
+    direct: Option<Box<DirectCpu>>,
 }
 
 /// Which Winograd tile `new` picks, if any. Measured at 1 thread on this Zen 4, avx512
@@ -58,6 +62,18 @@ fn use_winograd(p: &Conv2dParams) -> Option<Tile> {
     }
 }
 
+/// Whether `new` picks the direct first-layer kernel. Measured at 1 thread on this Zen 4,
+/// avx512, against the phase-plane im2col GEMM (`ops_speed -- conv`, 3 alternated runs):
+/// CIFAR's 3→32 3×3 on 32×32 23 vs 27 µs, 3→64 3×3 on 64×64 170–178 vs 178–186 µs, but
+/// MobileNetV2's 3→32 3×3 s2 on 224² 400 vs 350 µs and ResNet's 7×7 s2 stem 2.7–2.9 vs
+/// 2.6–2.8 ms: on large planes the GEMM's panels cover the pixels without the direct
+/// kernel's ragged last chunk per row (112 = 3.5 chunks of 32), and its per-run copy of x
+/// is serial. So: first layers with at most 64×64 outputs.
+fn use_direct(p: &Conv2dParams) -> bool {
+    let (oh, ow) = p.output_hw();
+    direct::applies(p) && oh * ow <= 64 * 64
+}
+
 impl Conv2dCpu {
     pub fn new(p: &Conv2dParams, weight: &[f32], bias: Option<&[f32]>, isa: Isa) -> Conv2dCpu {
         p.validate().expect("Conv2dCpu: invalid params");
@@ -74,7 +90,8 @@ impl Conv2dCpu {
         let (m, k) = (c_out / p.groups, cg_in * kh * kw);
         let (oh, ow) = p.output_hw();
         let winograd = use_winograd(p).map(|t| Box::new(Winograd::new(p, weight, bias, isa, t)));
-        let a = if winograd.is_some() {
+        let direct = use_direct(p).then(|| Box::new(DirectCpu::new(p, weight, bias, isa)));
+        let a = if winograd.is_some() || direct.is_some() {
             PackedA::new(&[], p.groups, 0, k, &tiles)
         } else {
             PackedA::new(weight, p.groups, m, k, &tiles)
@@ -88,6 +105,7 @@ impl Conv2dCpu {
             panels: Panels::new(oh * ow, &tiles),
             phases: Phases::new(p),
             winograd,
+            direct,
         }
     }
 
@@ -103,6 +121,9 @@ impl Conv2dCpu {
         if let Some(wg) = &self.winograd {
             return wg.scratch_len(threads);
         }
+        if let Some(d) = &self.direct {
+            return d.scratch_len(threads);
+        }
         self.phases_len()
             + threads.max(1) * gemm::scratch_per_worker(&self.tiles, self.a.k, &self.panels)
     }
@@ -115,6 +136,8 @@ impl Conv2dCpu {
                 Tile::F4x4 => "winograd4x4",
                 Tile::F2x2 => "winograd2x2",
             }
+        } else if self.direct.is_some() {
+            "direct"
         } else if p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0] {
             "gemm1x1"
         } else {
@@ -133,6 +156,9 @@ impl Conv2dCpu {
         scratch: &mut [f32],
         threads: usize,
     ) {
+        if let Some(d) = &self.direct {
+            return d.run(x, residual, act, y, scratch, threads);
+        }
         if let Some(wg) = &self.winograd {
             return wg.run(x, residual, act, y, scratch, threads);
         }

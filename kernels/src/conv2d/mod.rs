@@ -6,6 +6,7 @@ use crate::ParamError;
 
 pub mod cpu;
 pub mod depthwise;
+pub mod direct;
 mod im2col;
 pub mod reference;
 pub mod shapes;
