@@ -166,9 +166,7 @@ impl Conv2dCpu {
         let p = &self.p;
         let [n, c_out, oh, ow] = p.output_shape();
         let npix = oh * ow;
-        assert_eq!(x.len(), n * p.c_in * p.h * p.w, "Conv2dCpu: x length");
-        assert_eq!(y.len(), n * c_out * npix, "Conv2dCpu: y length");
-        residual.inspect(|r| assert_eq!(r.len(), y.len(), "Conv2dCpu: residual length"));
+        p.assert_io("Conv2dCpu", x, y, residual);
         let threads = threads.max(1);
         let per_worker = gemm::scratch_per_worker(&self.tiles, self.a.k, &self.panels);
         assert!(

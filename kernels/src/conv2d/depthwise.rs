@@ -87,10 +87,8 @@ impl DepthwiseCpu {
     ) {
         // x: (n, c, h, w)  residual, y: (n, c, oh, ow)
         let p = &self.p;
-        let [n, c, oh, ow] = p.output_shape();
-        assert_eq!(x.len(), n * c * p.h * p.w, "depthwise: x length");
-        assert_eq!(y.len(), n * c * oh * ow, "depthwise: y length");
-        residual.inspect(|r| assert_eq!(r.len(), y.len(), "depthwise: residual length"));
+        let [n, c, _, _] = p.output_shape();
+        p.assert_io("depthwise", x, y, residual);
         // One task per thread, each a contiguous range of planes: set-up (dispatch, shape
         // arithmetic) is paid per task, not per plane (MobileNetV2 has 7,136 planes, most 7x7 or 14x14).
         let (planes, tasks) = (n * c, threads.clamp(1, n * c));

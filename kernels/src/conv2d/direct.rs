@@ -117,9 +117,7 @@ impl DirectCpu {
         // x: (n, c_in, h, w)  y, residual: (n, c_out, oh, ow)
         let p = &self.p;
         let [n, c_out, oh, ow] = p.output_shape();
-        assert_eq!(x.len(), n * p.c_in * p.h * p.w, "DirectCpu: x length");
-        assert_eq!(y.len(), n * c_out * oh * ow, "DirectCpu: y length");
-        residual.inspect(|r| assert_eq!(r.len(), y.len(), "DirectCpu: residual length"));
+        p.assert_io("DirectCpu", x, y, residual);
         let planes = &mut scratch[..self.scratch_len(threads)];
         self.fill_planes(x, planes);
         let planes = &*planes;

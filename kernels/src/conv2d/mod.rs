@@ -114,6 +114,19 @@ impl Conv2dParams {
         [self.n, self.c_out, oh, ow]
     }
 
+    /// Panics, naming `kernel`, unless x: (n, c_in, h, w) and y and residual (if any):
+    /// (n, c_out, oh, ow) have this conv's lengths. Every CPU kernel's `run` starts here.
+    pub(crate) fn assert_io(&self, kernel: &str, x: &[f32], y: &[f32], residual: Option<&[f32]>) {
+        let [n, c_out, oh, ow] = self.output_shape();
+        assert_eq!(
+            x.len(),
+            n * self.c_in * self.h * self.w,
+            "{kernel}: x length"
+        );
+        assert_eq!(y.len(), n * c_out * oh * ow, "{kernel}: y length");
+        residual.inspect(|r| assert_eq!(r.len(), y.len(), "{kernel}: residual length"));
+    }
+
     /// 2 * multiply-adds (saturating); the bias is not counted.
     pub fn flops(&self) -> u64 {
         let [n, c_out, oh, ow] = self.output_shape();

@@ -189,9 +189,7 @@ impl Winograd {
         let p = &self.p;
         let [n, c_out, oh, ow] = p.output_shape();
         let (c_in, plane_in, plane_out) = (p.c_in, p.h * p.w, oh * ow);
-        assert_eq!(x.len(), n * c_in * plane_in, "Winograd: x length");
-        assert_eq!(y.len(), n * c_out * plane_out, "Winograd: y length");
-        residual.inspect(|r| assert_eq!(r.len(), y.len(), "Winograd: residual length"));
+        p.assert_io("Winograd", x, y, residual);
         let threads = threads.max(1);
         assert!(
             scratch.len() >= self.scratch_len(threads),
