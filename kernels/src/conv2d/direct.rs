@@ -164,6 +164,11 @@ impl DirectCpu {
 
 /// Output row oy of image img, every channel; NV vectors per chunk (2 on avx512, where
 /// 16 accumulators fit; 1 with 16 registers).
+///
+/// # Safety
+/// The CPU has S's features; xs is one image's planes as `fill_planes` lays them out (so
+/// every tap's loads, up to a chunk past ow, stay inside them); residual and y have the
+/// conv's shapes, and no other task writes row oy of image img.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn row_body<S: Simd>(
@@ -182,6 +187,8 @@ unsafe fn row_body<S: Simd>(
     }
 }
 
+/// # Safety
+/// As `row_body`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn row<S: Simd, const NV: usize>(
@@ -233,6 +240,9 @@ unsafe fn row<S: Simd, const NV: usize>(
 }
 
 /// y_row[at..at + n] = act(acc + bias + residual).
+///
+/// # Safety
+/// The CPU has S's features; at + n ≤ the lengths of y_row and residual, n ≤ LANES.
 #[inline(always)]
 unsafe fn store<S: Simd>(
     acc: S::V,
