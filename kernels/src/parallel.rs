@@ -5,8 +5,9 @@
 //! a mutex-backed latch. The zero-allocation test caught that. This pool is what a
 //! real-time caller needs instead: one process-wide set of worker threads (cores − 1; the
 //! calling thread is the last worker), one job slot taken with a swap, shares of the job
-//! claimed with a compare-and-swap, and workers that spin briefly and then park. If another session holds the pool, the caller
-//! runs its tasks alone rather than wait or oversubscribe the cores.
+//! claimed with a compare-and-swap, and workers that spin briefly and then park. If
+//! another session holds the pool, the caller runs its tasks alone rather than wait or
+//! oversubscribe the cores.
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -175,7 +175,7 @@ impl Conv2dCpu {
         );
         let (planes, scratch) = scratch.split_at_mut(self.phases_len());
         if let Some(ph) = self.phases {
-            // planes: (n, c_in, 2, 2, hq, wq), one task per channel plane.
+            // planes: (n, c_in, qys, qxs, hq, wq), one task per channel plane.
             let (pc, plane) = (ph.per_channel(), p.h * p.w);
             let dst = SyncPtr(planes.as_mut_ptr());
             crate::parallel::for_each_task(threads, n * p.c_in, |c| {
@@ -196,79 +196,71 @@ impl Conv2dCpu {
         } else {
             1
         };
-        let per_seg = self.panels.len();
-        let total = n * p.groups * m_chunks * per_seg;
-        let workers = threads.min(total);
         let cg_in = p.c_in / p.groups;
         let m = self.a.m;
         let y_ptr = SyncPtr(y.as_mut_ptr());
         let s_ptr = SyncPtr(scratch.as_mut_ptr());
-        crate::parallel::for_each_task(threads, workers, |wk| {
-            // SAFETY: for_each_task calls each worker index once, so worker wk alone owns
+        let segments = n * p.groups * m_chunks;
+        gemm::for_each_panel_range(threads, segments, self.panels.len(), |wk, seg, cols| {
+            // SAFETY: worker indices are distinct, so worker wk alone owns
             // scratch[wk·per_worker..][..per_worker]; the length was asserted above.
             let scratch = unsafe {
                 std::slice::from_raw_parts_mut(s_ptr.get().add(wk * per_worker), per_worker)
             };
-            let (lo, hi) = (total * wk / workers, total * (wk + 1) / workers);
-            let mut u = lo;
-            while u < hi {
-                let (seg, first) = (u / per_seg, u % per_seg);
-                let last = per_seg.min(first + hi - u);
-                let (img_g, mc) = (seg / m_chunks, seg % m_chunks);
-                let (img, g) = (img_g / p.groups, img_g % p.groups);
-                // x_g: (cg_in, h, w)
-                let first_c = img * p.c_in + g * cg_in;
-                let im2col = match self.phases {
-                    Some(ph) => {
-                        let pc = ph.per_channel();
-                        Im2col::over_phases(p, &planes[first_c * pc..][..cg_in * pc], self.isa)
-                    }
-                    None => {
-                        let plane = p.h * p.w;
-                        Im2col::new(p, &x[first_c * plane..][..cg_in * plane], self.isa)
-                    }
-                };
-                let off = (img * c_out + g * m) * npix;
-                let job = Gemm {
-                    isa: self.isa,
-                    tiles: self.tiles,
-                    a: self.a.group(g),
-                    m,
-                    k: self.a.k,
-                    b: &im2col,
-                    panels: &self.panels,
-                    // SAFETY: off + m·npix ≤ y.len(): group g's channels of image img.
-                    c: unsafe { y_ptr.get().add(off) },
-                    ldc: npix,
-                    bias: self
-                        .bias
-                        .as_ref()
-                        .map_or(std::ptr::null(), |b| b[g * m..].as_ptr()),
-                    residual: residual.map_or(std::ptr::null(), |r| r[off..].as_ptr()),
-                    act,
-                };
-                let mp = m_panels * mc / m_chunks..m_panels * (mc + 1) / m_chunks;
-                // SAFETY: the ISA was checked in `new`; C, residual and bias cover group g's
-                // m × npix block; units are disjoint across workers, and each unit is a
-                // distinct (rows, columns) rectangle of y, so no two workers write the same
-                // floats.
-                unsafe { job.run(mp, first..last, scratch) };
-                u += last - first;
-            }
+            let (img_g, mc) = (seg / m_chunks, seg % m_chunks);
+            let (img, g) = (img_g / p.groups, img_g % p.groups);
+            // x_g: (cg_in, h, w)
+            let first_c = img * p.c_in + g * cg_in;
+            let im2col = match self.phases {
+                Some(ph) => {
+                    let pc = ph.per_channel();
+                    Im2col::over_phases(p, ph, &planes[first_c * pc..][..cg_in * pc], self.isa)
+                }
+                None => {
+                    let plane = p.h * p.w;
+                    Im2col::new(p, &x[first_c * plane..][..cg_in * plane], self.isa)
+                }
+            };
+            let off = (img * c_out + g * m) * npix;
+            let job = Gemm {
+                isa: self.isa,
+                tiles: self.tiles,
+                a: self.a.group(g),
+                m,
+                k: self.a.k,
+                b: &im2col,
+                panels: &self.panels,
+                // SAFETY: off + m·npix ≤ y.len(): group g's channels of image img.
+                c: unsafe { y_ptr.get().add(off) },
+                ldc: npix,
+                bias: self
+                    .bias
+                    .as_ref()
+                    .map_or(std::ptr::null(), |b| b[g * m..].as_ptr()),
+                residual: residual.map_or(std::ptr::null(), |r| r[off..].as_ptr()),
+                act,
+            };
+            let mp = m_panels * mc / m_chunks..m_panels * (mc + 1) / m_chunks;
+            // SAFETY: the ISA was checked in `new`; C, residual and bias cover group g's
+            // m × npix block; units are disjoint across workers, and each unit is a
+            // distinct (rows, columns) rectangle of y, so no two workers write the same
+            // floats.
+            unsafe { job.run(mp, cols, scratch) };
         });
     }
 }
 
-/// y's base pointer shared by the workers, each of which writes only its own tiles.
+/// A buffer's base pointer shared by the workers of a conv (here and in `winograd`), each
+/// of which touches only its own part.
 #[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-// SAFETY: workers write disjoint parts of the buffer (see `Conv2dCpu::run`).
+pub(super) struct SyncPtr(pub(super) *mut f32);
+// SAFETY: workers touch disjoint parts of the buffer (see each use).
 unsafe impl Send for SyncPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SyncPtr {}
 
 impl SyncPtr {
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }

@@ -25,7 +25,7 @@ pub(super) struct Im2col<'a> {
     npix: usize,
     /// 1×1, stride 1, pad 0: B is x itself, (cg_in, h·w).
     pointwise: bool,
-    /// Set when x is not the input but its phase planes: (cg_in, 2, 2, hq, wq).
+    /// Set when x is not the input but its phase planes: (cg_in, qys, qxs, hq, wq).
     phases: Option<Phases>,
 }
 
@@ -44,9 +44,14 @@ impl<'a> Im2col<'a> {
         }
     }
 
-    /// B over x's phase planes, written by `Phases::split`: (cg_in, 2, 2, hq, wq).
-    pub(super) fn over_phases(p: &'a Conv2dParams, planes: &'a [f32], isa: Isa) -> Self {
-        let phases = Phases::new(p).expect("Im2col::over_phases: not a stride-2 conv");
+    /// B over x's phase planes `Phases::new(p)` describes, written by `Phases::split`:
+    /// (cg_in, qys, qxs, hq, wq).
+    pub(super) fn over_phases(
+        p: &'a Conv2dParams,
+        phases: Phases,
+        planes: &'a [f32],
+        isa: Isa,
+    ) -> Self {
         assert_eq!(planes.len(), p.c_in / p.groups * phases.per_channel());
         Im2col {
             phases: Some(phases),
@@ -120,7 +125,7 @@ impl PackB for Im2col<'_> {
     /// m / mr microkernel calls, and the copy costs about as much as the FMAs it feeds.
     /// The last panel, cut by npix, is packed: its last row would run past x.
     fn direct(&self, k0: usize, start: usize, width: usize) -> Option<(*const f32, usize)> {
-        (self.pointwise && self.phases.is_none() && start + width <= self.npix)
+        (self.pointwise && start + width <= self.npix)
             .then(|| (self.x[k0 * self.npix + start..].as_ptr(), self.npix))
     }
 

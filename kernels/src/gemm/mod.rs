@@ -322,7 +322,7 @@ impl<B: PackB> Gemm<'_, B> {
                         let (b, ldb) = self
                             .b
                             .direct(k0, s, w)
-                            .unwrap_or((scratch[(s - block_start) * kc..].as_ptr(), w));
+                            .unwrap_or_else(|| (scratch[(s - block_start) * kc..].as_ptr(), w));
                         let off = mp * mr * self.ldc + s;
                         let store = Store {
                             // SAFETY (all three): the caller guarantees C, residual and bias
@@ -361,6 +361,30 @@ impl<B: PackB> Gemm<'_, B> {
             p = q;
         }
     }
+}
+
+/// Splits `segments` GEMMs of `per_seg` B panels each into at most `threads` contiguous
+/// ranges of (segment, panel) units, one per worker, and calls `f(worker, segment,
+/// panels)` for every piece: a worker's range may end one segment and start the next.
+/// Every unit runs once, and worker indices are distinct, so each may own a scratch part.
+pub fn for_each_panel_range(
+    threads: usize,
+    segments: usize,
+    per_seg: usize,
+    f: impl Fn(usize, usize, Range<usize>) + Sync + Send,
+) {
+    let total = segments * per_seg;
+    let workers = threads.max(1).min(total);
+    crate::parallel::for_each_task(threads, workers, |wk| {
+        let (lo, hi) = (total * wk / workers, total * (wk + 1) / workers);
+        let mut u = lo;
+        while u < hi {
+            let (seg, first) = (u / per_seg, u % per_seg);
+            let last = per_seg.min(first + hi - u);
+            f(wk, seg, first..last);
+            u += last - first;
+        }
+    });
 }
 
 /// The microkernels for an ISA's widths, looked up without allocation.

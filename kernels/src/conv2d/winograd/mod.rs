@@ -27,6 +27,7 @@
 mod avx512;
 mod transform;
 
+use super::cpu::SyncPtr;
 use super::Conv2dParams;
 use crate::gemm::{self, Gemm, PackB, PackedA, Panels, Tiles};
 use crate::{Activation, Isa};
@@ -164,15 +165,10 @@ impl Winograd {
         self.tile
     }
 
-    fn per_worker(&self) -> usize {
-        gemm::scratch_per_worker(&self.tiles, self.p.c_in, &self.panels)
-    }
-
-    /// Floats of scratch `run` needs: V (c_in, P, Tp), M (c_out, P, Tp) and one packed B
-    /// block per thread.
-    pub fn scratch_len(&self, threads: usize) -> usize {
+    /// Floats of scratch `run` needs: V (c_in, P, Tp) and M (c_out, P, Tp). The GEMMs read
+    /// V in place (`Rows::direct`), so they need no packing buffer.
+    pub fn scratch_len(&self, _threads: usize) -> usize {
         self.tile.points() * (self.p.c_in + self.p.c_out) * self.tp
-            + threads.max(1) * self.per_worker()
     }
 
     /// y = act(conv(x) + bias + residual); as `Conv2dCpu::run`. Allocates nothing.
@@ -197,16 +193,11 @@ impl Winograd {
         );
         let (tp, pts) = (self.tp, self.tile.points());
         let chunks = tp / LANES;
-        // scratch: v (c_in, P, Tp) | m (c_out, P, Tp) | pack (threads, per_worker)
+        // scratch: v (c_in, P, Tp) | m (c_out, P, Tp)
         let v_len = pts * c_in * tp;
         let (v, rest) = scratch.split_at_mut(v_len);
-        let (m, pack) = rest.split_at_mut(pts * c_out * tp);
-        let per_worker = self.per_worker();
-        let (v_ptr, m_ptr, pack_ptr) = (
-            SyncPtr(v.as_mut_ptr()),
-            SyncPtr(m.as_mut_ptr()),
-            SyncPtr(pack.as_mut_ptr()),
-        );
+        let m = &mut rest[..pts * c_out * tp];
+        let (v_ptr, m_ptr) = (SyncPtr(v.as_mut_ptr()), SyncPtr(m.as_mut_ptr()));
         let y_ptr = SyncPtr(y.as_mut_ptr());
         for img in 0..n {
             let x_img = &x[img * c_in * plane_in..][..c_in * plane_in];
@@ -222,50 +213,36 @@ impl Winograd {
                 }
             });
             // 2. P GEMMs M[ξ] = U[ξ] · V[ξ]: units (ξ, pixel panel) split over workers.
-            let per_seg = self.panels.len();
-            let total = pts * per_seg;
-            let workers = threads.min(total);
-            crate::parallel::for_each_task(threads, workers, |wk| {
-                // SAFETY: worker wk alone owns pack[wk·per_worker..][..per_worker].
-                let scratch = unsafe {
-                    std::slice::from_raw_parts_mut(pack_ptr.get().add(wk * per_worker), per_worker)
+            gemm::for_each_panel_range(threads, pts, self.panels.len(), |_, xi, cols| {
+                // SAFETY: V is fully written by step 1 and only read here; V[ξ] is rows
+                // ξ·Tp + r·P·Tp, all before v_len.
+                let v_xi = unsafe {
+                    std::slice::from_raw_parts(v_ptr.get().add(xi * tp), v_len - xi * tp)
                 };
-                let (lo, hi) = (total * wk / workers, total * (wk + 1) / workers);
-                let mut u = lo;
-                while u < hi {
-                    let (xi, first) = (u / per_seg, u % per_seg);
-                    let last = per_seg.min(first + hi - u);
-                    // SAFETY: V is fully written by step 1 and only read here; V[ξ] is
-                    // rows ξ·Tp + r·P·Tp, all before v_len.
-                    let v_xi = unsafe {
-                        std::slice::from_raw_parts(v_ptr.get().add(xi * tp), v_len - xi * tp)
-                    };
-                    let b = Rows {
-                        v: v_xi,
-                        ld: pts * tp,
-                        n: self.grid.t,
-                        cols: tp,
-                    };
-                    let job = Gemm {
-                        isa: self.isa,
-                        tiles: self.tiles,
-                        a: self.u.group(xi),
-                        m: c_out,
-                        k: c_in,
-                        b: &b,
-                        panels: &self.panels,
-                        // SAFETY: M[ξ] is (c_out, Tp) with row stride P·Tp inside m.
-                        c: unsafe { m_ptr.get().add(xi * tp) },
-                        ldc: pts * tp,
-                        bias: std::ptr::null(),
-                        residual: std::ptr::null(),
-                        act: Activation::None,
-                    };
-                    // SAFETY: the ISA was checked; C is M[ξ] (c_out × Tp); units are
-                    // disjoint column ranges of distinct M[ξ], so writes never overlap.
-                    unsafe { job.run(0..self.u.panels(), first..last, scratch) };
-                    u += last - first;
-                }
+                let b = Rows {
+                    v: v_xi,
+                    ld: pts * tp,
+                    cols: tp,
+                };
+                let job = Gemm {
+                    isa: self.isa,
+                    tiles: self.tiles,
+                    a: self.u.group(xi),
+                    m: c_out,
+                    k: c_in,
+                    b: &b,
+                    panels: &self.panels,
+                    // SAFETY: M[ξ] is (c_out, Tp) with row stride P·Tp inside m.
+                    c: unsafe { m_ptr.get().add(xi * tp) },
+                    ldc: pts * tp,
+                    bias: std::ptr::null(),
+                    residual: std::ptr::null(),
+                    act: Activation::None,
+                };
+                // SAFETY: the ISA was checked; C is M[ξ] (c_out × Tp); units are disjoint
+                // column ranges of distinct M[ξ], so writes never overlap; B is read in
+                // place, so the packing scratch is never touched.
+                unsafe { job.run(0..self.u.panels(), cols, &mut []) };
             });
             // 3. Output transform + epilogue: tasks (oc, chunk).
             let y_off = img * c_out * plane_out;
@@ -324,11 +301,10 @@ impl Winograd {
     }
 }
 
-/// B of one GEMM: V[ξ] (k, ld) row-major with n valid columns.
+/// B of one GEMM: V[ξ] (k, ld) row-major, `cols` floats written per row.
 struct Rows<'a> {
     v: &'a [f32],
     ld: usize,
-    n: usize,
     /// Floats written in each row: Tp.
     cols: usize,
 }
@@ -341,43 +317,7 @@ impl PackB for Rows<'_> {
         Some((self.v[k0 * self.ld + start..].as_ptr(), self.ld))
     }
 
-    fn pack(&self, k0: usize, kc: usize, start: usize, width: usize, dst: &mut [f32]) {
-        let valid = width.min(self.n - start);
-        for (r, row) in dst.chunks_exact_mut(width).take(kc).enumerate() {
-            let src = &self.v[(k0 + r) * self.ld + start..];
-            // Fixed-size copies compile to vector moves; a memmove call per 32-float row
-            // cost more than the copy (perf: 22% of a 64@56² layer with the transforms).
-            match (valid == width, width) {
-                (true, 32) => copy_fixed::<32>(row, src),
-                (true, 16) => copy_fixed::<16>(row, src),
-                (true, 8) => copy_fixed::<8>(row, src),
-                _ => {
-                    row[..valid].copy_from_slice(&src[..valid]);
-                    row[valid..].fill(0.0);
-                }
-            }
-        }
-    }
-}
-
-/// dst[..N] = src[..N].
-#[inline(always)]
-fn copy_fixed<const N: usize>(dst: &mut [f32], src: &[f32]) {
-    let d: &mut [f32; N] = (&mut dst[..N]).try_into().unwrap();
-    *d = src[..N].try_into().unwrap();
-}
-
-/// A scratch or output base pointer shared by the workers, each of which touches only its
-/// own part (see `Winograd::run`).
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-// SAFETY: workers write disjoint parts of the buffer.
-unsafe impl Send for SyncPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    fn get(self) -> *mut f32 {
-        self.0
+    fn pack(&self, _: usize, _: usize, _: usize, _: usize, _: &mut [f32]) {
+        unreachable!("Rows::direct always reads V in place")
     }
 }
