@@ -31,6 +31,31 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// out[at..at + n] = act(acc + residual[at..at + n]), residual optional, n ≤ LANES: the
+/// fused epilogue's store, masked for a short last chunk (direct and depthwise convs).
+///
+/// # Safety
+/// The CPU has S's features; at + n ≤ out.len() and, if given, ≤ residual.len().
+#[inline(always)]
+pub(crate) unsafe fn store_epilogue<S: Simd>(
+    mut acc: S::V,
+    residual: Option<&[f32]>,
+    act: Activation,
+    at: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    if let Some(r) = residual {
+        acc = S::add(acc, S::load_lanes(r[at..].as_ptr(), 1, 0..n, S::splat(0.0)));
+    }
+    let v = S::act(acc, act);
+    if n == S::LANES {
+        S::store(out[at..].as_mut_ptr(), v);
+    } else {
+        S::store_part(out[at..].as_mut_ptr(), n, v);
+    }
+}
+
 /// y = act(x). No sums: exact, bit for bit, on every ISA.
 pub fn activate(isa: Isa, act: Activation, x: &[f32], y: &mut [f32]) {
     // x, y: (len)

@@ -19,7 +19,7 @@
 
 use std::ops::Range;
 
-use crate::activation::cpu::{dispatch, output_taps, tap_outputs, SharedMut, Simd};
+use crate::activation::cpu::{dispatch, output_taps, store_epilogue, tap_outputs, SharedMut, Simd};
 use crate::parallel::for_each_task;
 use crate::{Activation, Isa};
 
@@ -463,24 +463,8 @@ impl Plane<'_> {
 
     /// The epilogue: y[oy, ox0..ox0+n] = act(acc + residual).
     #[inline(always)]
-    unsafe fn store<S: Simd>(
-        &self,
-        mut acc: S::V,
-        oy: usize,
-        ox0: usize,
-        n: usize,
-        y_c: &mut [f32],
-    ) {
-        let at = oy * self.ow + ox0;
-        if let Some(r) = self.r {
-            acc = S::add(acc, S::load_lanes(r[at..].as_ptr(), 1, 0..n, S::splat(0.0)));
-        }
-        let out = S::act(acc, self.act);
-        if n == S::LANES {
-            S::store(y_c[at..].as_mut_ptr(), out);
-        } else {
-            S::store_part(y_c[at..].as_mut_ptr(), n, out);
-        }
+    unsafe fn store<S: Simd>(&self, acc: S::V, oy: usize, ox0: usize, n: usize, y_c: &mut [f32]) {
+        store_epilogue::<S>(acc, self.r, self.act, oy * self.ow + ox0, n, y_c);
     }
 }
 

@@ -10,9 +10,7 @@
 //! channels, NV vector loads and 8 broadcasts feed 8·NV FMAs per tap (the GEMM
 //! microkernel's ratio), with no packing and one epilogue per output.
 
-use std::ops::Range;
-
-use crate::activation::cpu::{dispatch, SharedMut, Simd};
+use crate::activation::cpu::{dispatch, store_epilogue, SharedMut, Simd};
 use crate::parallel::for_each_task;
 use crate::{Activation, Isa};
 
@@ -232,36 +230,10 @@ unsafe fn row<S: Simd, const NV: usize>(
                     if at >= ow {
                         break;
                     }
-                    store::<S>(a, d.bias[oc], res, act, at, (ow - at).min(lanes), y_row);
+                    let a = S::add(a, S::splat(d.bias[oc]));
+                    store_epilogue::<S>(a, res, act, at, (ow - at).min(lanes), y_row);
                 }
             }
         }
-    }
-}
-
-/// y_row[at..at + n] = act(acc + bias + residual).
-///
-/// # Safety
-/// The CPU has S's features; at + n ≤ the lengths of y_row and residual, n ≤ LANES.
-#[inline(always)]
-unsafe fn store<S: Simd>(
-    acc: S::V,
-    bias: f32,
-    residual: Option<&[f32]>,
-    act: Activation,
-    at: usize,
-    n: usize,
-    y_row: &mut [f32],
-) {
-    let mut v = S::add(acc, S::splat(bias));
-    if let Some(r) = residual {
-        let lanes: Range<usize> = 0..n;
-        v = S::add(v, S::load_lanes(r[at..].as_ptr(), 1, lanes, S::splat(0.0)));
-    }
-    let out = S::act(v, act);
-    if n == S::LANES {
-        S::store(y_row[at..].as_mut_ptr(), out);
-    } else {
-        S::store_part(y_row[at..].as_mut_ptr(), n, out);
     }
 }
