@@ -14,6 +14,7 @@ use crate::activation::cpu::{dispatch, store_epilogue, SharedMut, Simd};
 use crate::parallel::for_each_task;
 use crate::{Activation, Isa};
 
+use super::im2col::Phases;
 use super::Conv2dParams;
 
 /// Output channels per register block.
@@ -37,10 +38,8 @@ pub struct DirectCpu {
     bias: Vec<f32>,
     /// Per tap, where output (0, 0)'s input sits in one image's planes.
     offsets: Vec<usize>,
-    /// Planes of one image: (c_in, phases, rows, ws).
-    phases: usize,
-    rows: usize,
-    ws: usize,
+    /// x's padded (stride 2: parity-split) planes, per channel; one image holds c_in.
+    planes: Phases,
 }
 
 impl DirectCpu {
@@ -63,21 +62,16 @@ impl DirectCpu {
         if let Some(bias) = bias {
             b[..p.c_out].copy_from_slice(bias);
         }
-        // Padded input (h + 2ph) × (w + 2pw); at stride 2 split into 4 parity phases of
-        // half the rows and columns. ws leaves room for the last chunk's lanes past ow
-        // (2 vectors of the widest ISA), which read zeros and are never stored.
-        let s = p.stride[0];
-        let (hp, wp) = (p.h + 2 * p.pad[0], p.w + 2 * p.pad[1]);
-        let (phases, rows, cols) = (s * s, hp.div_ceil(s), wp.div_ceil(s));
+        // Padded input (h + 2ph) × (w + 2pw); at stride 2 split into parity phases of half
+        // the rows and columns. Rows leave room for the last chunk's lanes past ow (2
+        // vectors of the widest ISA), which read zeros and are never stored.
         let (_, ow) = p.output_hw();
-        let ws = cols.max(ow.next_multiple_of(32) + p.kw / s + 1);
-        let plane = rows * ws;
+        let planes = Phases::padded(p, ow.next_multiple_of(32) + p.kw / p.stride[1] + 1);
         let mut offsets = Vec::with_capacity(taps);
         for ic in 0..p.c_in {
             for ky in 0..p.kh {
                 for kx in 0..p.kw {
-                    let phase = (ky % s) * s + kx % s;
-                    offsets.push((ic * phases + phase) * plane + (ky / s) * ws + kx / s);
+                    offsets.push(ic * planes.per_channel() + planes.tap_offset(ky, kx));
                 }
             }
         }
@@ -87,14 +81,12 @@ impl DirectCpu {
             weight: w,
             bias: b,
             offsets,
-            phases,
-            rows,
-            ws,
+            planes,
         }
     }
 
     fn image_len(&self) -> usize {
-        self.p.c_in * self.phases * self.rows * self.ws
+        self.p.c_in * self.planes.per_channel()
     }
 
     /// Floats of scratch `run` needs: every image's padded planes.
@@ -131,31 +123,11 @@ impl DirectCpu {
         });
     }
 
-    /// planes: (n, c_in, phases, rows, ws) = x zero-padded and split by parity.
+    /// planes: (n, c_in, qys, qxs, hq, ws) = x zero-padded and split by parity.
     fn fill_planes(&self, x: &[f32], planes: &mut [f32]) {
-        let p = &self.p;
-        let (s, [ph, pw]) = (p.stride[0], p.pad);
-        let plane = self.rows * self.ws;
-        planes.fill(0.0);
-        for (c, x_c) in x.chunks_exact(p.h * p.w).enumerate() {
-            let dst = &mut planes[c * self.phases * plane..][..self.phases * plane];
-            for (iy, row) in x_c.chunks_exact(p.w).enumerate() {
-                let py = iy + ph;
-                for qx in 0..s {
-                    // Input columns ix0, ix0 + s, ... have padded column parity qx and
-                    // land at columns c0, c0 + 1, ... of phase (py % s, qx).
-                    let ix0 = (qx + s - pw % s) % s;
-                    if ix0 >= p.w {
-                        continue;
-                    }
-                    let c0 = (ix0 + pw) / s;
-                    let at = ((py % s) * s + qx) * plane + (py / s) * self.ws + c0;
-                    let out = &mut dst[at..][..(p.w - ix0).div_ceil(s)];
-                    for (o, &v) in out.iter_mut().zip(row[ix0..].iter().step_by(s)) {
-                        *o = v;
-                    }
-                }
-            }
+        let (p, pc) = (&self.p, self.planes.per_channel());
+        for (x_c, dst) in x.chunks_exact(p.h * p.w).zip(planes.chunks_exact_mut(pc)) {
+            self.planes.split(p, x_c, dst);
         }
     }
 }
@@ -203,7 +175,7 @@ unsafe fn row<S: Simd, const NV: usize>(
     let taps = d.offsets.len();
     let lanes = S::LANES;
     let chunk = NV * lanes;
-    let base = xs.as_ptr().add(oy * d.ws);
+    let base = xs.as_ptr().add(oy * d.planes.ws());
     for ox0 in (0..ow).step_by(chunk) {
         for blk in 0..p.c_out.div_ceil(OC) {
             let w = d.weight[blk * taps * OC..][..taps * OC].as_ptr();

@@ -25,7 +25,7 @@ pub(super) struct Im2col<'a> {
     npix: usize,
     /// 1×1, stride 1, pad 0: B is x itself, (cg_in, h·w).
     pointwise: bool,
-    /// Set when x is not the input but its phase planes: (cg_in, qys, qxs, hq, wq).
+    /// Set when x is not the input but its phase planes: (cg_in, qys, qxs, hq, ws).
     phases: Option<Phases>,
 }
 
@@ -45,7 +45,7 @@ impl<'a> Im2col<'a> {
     }
 
     /// B over x's phase planes `Phases::new(p)` describes, written by `Phases::split`:
-    /// (cg_in, qys, qxs, hq, wq).
+    /// (cg_in, qys, qxs, hq, ws).
     pub(super) fn over_phases(
         p: &'a Conv2dParams,
         phases: Phases,
@@ -60,55 +60,84 @@ impl<'a> Im2col<'a> {
     }
 }
 
-/// The geometry of a stride-2 conv's phase planes: x zero-padded to (h + 2ph, w + 2pw),
-/// then split by row and column parity into planes of hq × wq. A 1-tap axis reads only
-/// the even phase, so a 1×1 conv gets one plane: x subsampled.
+/// Zero-padded phase planes of x: x padded to (h + 2ph, w + 2pw), then, at stride 2,
+/// split by row and column parity into planes of hq × wq, so that tap (ky, kx) of output
+/// (oy, ox) is element (oy + ky/s, ox + kx/s) of phase (ky%s, kx%s). A 1-tap axis reads
+/// only the even phase, so a stride-2 1×1 conv gets one plane: x subsampled. Rows are
+/// `ws` ≥ wq floats apart: the direct kernel asks for zero slack past wq.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Phases {
+    /// Stride on both axes: 1 or 2.
+    s: usize,
     hq: usize,
-    wq: usize,
+    /// Row stride of every plane, ≥ wq = (w + 2pw) / s rounded up.
+    ws: usize,
     /// Row and column phases kept: 1 or 2 each.
     qys: usize,
     qxs: usize,
 }
 
 impl Phases {
-    /// For stride 2 × 2, dilation 1 convs; None otherwise.
+    /// For the im2col GEMM of stride 2 × 2, dilation 1 convs; None otherwise.
     pub(super) fn new(p: &Conv2dParams) -> Option<Phases> {
-        (p.stride == [2, 2] && p.dilation == [1, 1]).then(|| Phases {
-            hq: (p.h + 2 * p.pad[0]).div_ceil(2),
-            wq: (p.w + 2 * p.pad[1]).div_ceil(2),
-            qys: p.kh.min(2),
-            qxs: p.kw.min(2),
-        })
+        (p.stride == [2, 2] && p.dilation == [1, 1]).then(|| Phases::padded(p, 0))
+    }
+
+    /// For a stride 1 × 1 or 2 × 2, dilation 1 conv, rows at least `min_ws` floats apart.
+    pub(super) fn padded(p: &Conv2dParams, min_ws: usize) -> Phases {
+        let s = p.stride[0];
+        assert!(
+            p.stride == [s, s] && (s == 1 || s == 2) && p.dilation == [1, 1],
+            "Phases: not a stride 1 or 2 conv: {p:?}"
+        );
+        Phases {
+            s,
+            hq: (p.h + 2 * p.pad[0]).div_ceil(s),
+            ws: (p.w + 2 * p.pad[1]).div_ceil(s).max(min_ws),
+            qys: p.kh.min(s),
+            qxs: p.kw.min(s),
+        }
     }
 
     /// Floats of one channel's planes.
     pub(super) fn per_channel(&self) -> usize {
-        self.qys * self.qxs * self.hq * self.wq
+        self.qys * self.qxs * self.hq * self.ws
     }
 
-    /// dst: (qys, qxs, hq, wq) = the phase planes of one channel x_c: (h, w), zeros where
-    /// the padded position lies outside x (including a last odd row/column no tap reads).
+    /// Row stride of the planes.
+    pub(super) fn ws(&self) -> usize {
+        self.ws
+    }
+
+    /// Where tap (ky, kx) of output (0, 0) sits in one channel's planes; output (oy, ox)
+    /// is oy·ws + ox further.
+    pub(super) fn tap_offset(&self, ky: usize, kx: usize) -> usize {
+        let phase = (ky % self.s) * self.qxs + kx % self.s;
+        (phase * self.hq + ky / self.s) * self.ws + kx / self.s
+    }
+
+    /// dst: (qys, qxs, hq, ws) = the phase planes of one channel x_c: (h, w), zeros where
+    /// the padded position lies outside x (including a last odd row/column no tap reads,
+    /// and the slack past wq).
     pub(super) fn split(&self, p: &Conv2dParams, x_c: &[f32], dst: &mut [f32]) {
-        let (hq, wq, [ph, pw]) = (self.hq, self.wq, p.pad);
-        let plane = hq * wq;
+        let (s, hq, ws, [ph, pw]) = (self.s, self.hq, self.ws, p.pad);
+        let plane = hq * ws;
         assert_eq!(x_c.len(), p.h * p.w);
         assert_eq!(dst.len(), self.per_channel());
         for qy in 0..self.qys {
             for r in 0..hq {
-                // Padded row 2r + qy is input row iy + ph.
-                let iy = (2 * r + qy).wrapping_sub(ph);
+                // Padded row s·r + qy is input row iy + ph.
+                let iy = (s * r + qy).wrapping_sub(ph);
                 for qx in 0..self.qxs {
-                    let out = &mut dst[(qy * self.qxs + qx) * plane + r * wq..][..wq];
+                    let out = &mut dst[(qy * self.qxs + qx) * plane + r * ws..][..ws];
                     if iy >= p.h {
                         out.fill(0.0);
                         continue;
                     }
                     let row = &x_c[iy * p.w..][..p.w];
-                    // Padded column 2c + qx is input column 2c + qx − pw.
+                    // Padded column s·c + qx is input column s·c + qx − pw.
                     for (c, o) in out.iter_mut().enumerate() {
-                        let ix = (2 * c + qx).wrapping_sub(pw);
+                        let ix = (s * c + qx).wrapping_sub(pw);
                         *o = if ix < p.w { row[ix] } else { 0.0 };
                     }
                 }
@@ -261,20 +290,20 @@ impl Phases {
         ow: usize,
         out: &mut [f32],
     ) {
-        let len = self.hq * self.wq;
-        let plane = &x_c[((ky % 2) * self.qxs + kx % 2) * len..][..len];
-        let (mut r, mut c, mut d) = (oy + ky / 2, ox + kx / 2, 0);
-        if self.wq == ow {
-            // Rows of the plane are output rows (then kx/2 = 0): the pixels are contiguous.
-            copy(out, &plane[r * self.wq + c..][..out.len()]);
+        let start = self.tap_offset(ky, kx) + oy * self.ws + ox;
+        if self.ws == ow {
+            // Rows of the planes are output rows (then kx/2 = 0): the pixels are contiguous.
+            copy(out, &x_c[start..][..out.len()]);
             return;
         }
+        // One copy per output row the pixels span; the next row starts ws − ow further.
+        let (mut at, mut col, mut d) = (start, ox, 0);
         while d < out.len() {
-            let run = (ow + kx / 2 - c).min(out.len() - d);
-            copy(&mut out[d..d + run], &plane[r * self.wq + c..][..run]);
+            let run = (ow - col).min(out.len() - d);
+            copy(&mut out[d..d + run], &x_c[at..][..run]);
             d += run;
-            c = kx / 2;
-            r += 1;
+            at += run + self.ws - ow;
+            col = 0;
         }
     }
 }
