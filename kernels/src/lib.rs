@@ -11,6 +11,7 @@ pub mod add;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;
+pub mod cuda;
 pub mod epilogue;
 pub mod gemm;
 pub mod isa;

@@ -1,7 +1,10 @@
 //! Element-wise activations: relu and relu6 (`hardtanh(x, 0, 6)`). No params: any length.
 
 pub mod cpu;
+pub mod cuda;
 pub mod reference;
 
+#[cfg(test)]
+pub(crate) mod cuda_tests;
 #[cfg(test)]
 mod tests;

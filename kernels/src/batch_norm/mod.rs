@@ -5,8 +5,11 @@ use crate::error::{check_dims, checked_numel};
 use crate::ParamError;
 
 pub mod cpu;
+pub mod cuda;
 pub mod reference;
 
+#[cfg(test)]
+mod cuda_tests;
 #[cfg(test)]
 mod tests;
 

@@ -5,7 +5,10 @@
 //! Concat along channels of NCHW: `outer = n`, `inner[i] = c_i * h * w`. Nothing to validate
 //! beyond lengths.
 
+pub mod cuda;
 pub mod reference;
 
+#[cfg(test)]
+mod cuda_tests;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@ use crate::error::{check_dims, check_pair, checked_numel, dilated_extent};
 use crate::ParamError;
 
 pub mod cpu;
+pub mod cuda;
 pub mod depthwise;
 pub mod direct;
 mod im2col;
@@ -12,6 +13,8 @@ pub mod reference;
 pub mod shapes;
 pub mod winograd;
 
+#[cfg(test)]
+mod cuda_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,29 @@
+// activation.cu: activation_f32, y = act(x) element-wise, one thread per element.
+//
+// Defines, prepended by activation/cuda.rs: LEN, ACT (0 none = a copy, 1 relu, 2 relu6).
+// LEN < 2^31: cuda.rs refuses longer tensors.
+//
+// x, y: (LEN). x and y may be the same buffer (in place): no __restrict__, and each
+// thread reads its element before writing it.
+
+#define THREADS 256
+
+// NaN passes through both activations, as in PyTorch: no fmaxf/fminf here.
+__device__ __forceinline__ float activate(float v) {
+#if ACT == 1
+    return v < 0.f ? 0.f : v;
+#elif ACT == 2
+    return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
+#else
+    return v;
+#endif
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) activation_f32(
+    const float* x,  // (LEN)
+    float* y)        // (LEN), may be x
+{
+    const unsigned int i = blockIdx.x * THREADS + threadIdx.x;  // < 2^31 + THREADS
+    if (i >= LEN) return;
+    y[i] = activate(x[i]);
+}

@@ -1,0 +1,250 @@
+//! `conv2d_f32` and `conv2d_dw_f32` against the reference loops, through the CUDA test
+//! harness (NVRTC compile, CPU emulation, and the GPU when there is one).
+//! Each test fn stays around 10^4 outputs and 10^7 MACs: the emulator runs one OS thread
+//! per CUDA thread.
+
+use super::cuda::{conv2d_with_tile, Tile};
+use super::{reference, Conv2dParams};
+use crate::cuda::testing::{check, Case};
+use crate::testing::Rng;
+use crate::Activation;
+
+// Each output is one f32 sum of K = (c_in/groups)·kh·kw products (K ≤ 1170 here), in an
+// order the reference (f64) does not share: rel 1e-5 of max|y|.
+const RTOL: f64 = 1e-5;
+
+const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
+
+/// x: (n, c[0], hw[0], hw[1])  w: (c[1], c[0]/groups, k[0], k[1]); per-axis attributes
+/// as [along h, along w].
+#[allow(clippy::too_many_arguments)]
+fn params(
+    n: usize,
+    c: [usize; 2],
+    hw: [usize; 2],
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+) -> Conv2dParams {
+    let p = Conv2dParams {
+        n,
+        c_in: c[0],
+        h: hw[0],
+        w: hw[1],
+        c_out: c[1],
+        kh: k[0],
+        kw: k[1],
+        stride,
+        pad,
+        dilation,
+        groups,
+    };
+    p.validate().unwrap();
+    p
+}
+
+/// What is fused into one conv besides the conv itself.
+#[derive(Clone, Copy)]
+struct Epilogue {
+    bias: bool,
+    residual: bool,
+    act: Activation,
+}
+
+const PLAIN: Epilogue = Epilogue {
+    bias: true,
+    residual: false,
+    act: Activation::None,
+};
+
+/// Random x, weight, bias and residual (x with `poison` written over it: (index, value)),
+/// and the reference's answer, act(conv(x) + bias + residual).
+fn case(p: &Conv2dParams, e: Epilogue, tile: Tile, poison: &[(usize, f32)], seed: u64) -> Case {
+    let mut rng = Rng::new(seed);
+    let [n, c_out, oh, ow] = p.output_shape();
+    let mut x = rng.vec(n * p.c_in * p.h * p.w);
+    for &(i, v) in poison {
+        x[i] = v;
+    }
+    let w = rng.vec(p.weight_shape().iter().product());
+    let bias = e.bias.then(|| rng.vec(c_out));
+    let residual = e.residual.then(|| rng.vec(n * c_out * oh * ow));
+
+    let mut expected = vec![0.0; n * c_out * oh * ow];
+    reference::conv2d(p, &x, &w, bias.as_deref(), &mut expected);
+    for (i, v) in expected.iter_mut().enumerate() {
+        *v = e.act.apply(*v + residual.as_ref().map_or(0.0, |r| r[i]));
+    }
+
+    let op = conv2d_with_tile(p, &w, bias.as_deref(), e.residual, e.act, tile);
+    let kernel = if op.launches[0].entry == "conv2d_dw_f32" {
+        "dw".to_string()
+    } else {
+        format!("tile{}", tile.bm)
+    };
+    Case {
+        name: format!(
+            "conv2d n{n} c{}x{c_out} {}x{} k{}x{} s{:?} p{:?} d{:?} g{} bias{} res{} {:?} {kernel}",
+            p.c_in,
+            p.h,
+            p.w,
+            p.kh,
+            p.kw,
+            p.stride,
+            p.pad,
+            p.dilation,
+            p.groups,
+            e.bias as u8,
+            e.residual as u8,
+            e.act
+        ),
+        op,
+        inputs: [Some(x), residual].into_iter().flatten().collect(),
+        expected,
+        rtol: RTOL,
+    }
+}
+
+/// One case per shape with a bias and no activation, alternating the GEMM's two tiles so
+/// both meet every shape family.
+fn sweep(shapes: &[Conv2dParams]) -> Vec<Case> {
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let tile = [Tile::T64, Tile::T32][i % 2];
+            case(p, PLAIN, tile, &[], i as u64 + 1)
+        })
+        .collect()
+}
+
+#[test]
+fn kernel_sizes_strides_pads_dilations() {
+    let shapes = [
+        params(1, [17, 5], [9, 13], [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        params(3, [5, 17], [9, 13], [1, 1], [2, 2], [0, 0], [1, 1], 1),
+        params(1, [5, 17], [9, 13], [1, 1], [3, 3], [1, 1], [1, 1], 1),
+        params(1, [3, 5], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(3, [3, 5], [23, 17], [3, 3], [2, 2], [1, 1], [1, 1], 1),
+        params(1, [5, 3], [23, 17], [3, 3], [3, 3], [0, 0], [2, 2], 1),
+        params(1, [3, 5], [9, 13], [3, 3], [1, 1], [2, 2], [2, 2], 1),
+        params(1, [3, 5], [9, 13], [5, 5], [1, 1], [2, 2], [1, 1], 1),
+        params(3, [5, 3], [23, 17], [5, 5], [2, 2], [2, 2], [2, 2], 1),
+        params(1, [3, 17], [23, 17], [7, 7], [2, 2], [3, 3], [1, 1], 1),
+        params(3, [5, 3], [7, 7], [7, 7], [1, 1], [3, 3], [1, 1], 1),
+        params(1, [5, 5], [9, 13], [1, 3], [1, 1], [0, 1], [1, 1], 1),
+        params(1, [5, 5], [9, 13], [3, 1], [2, 1], [1, 0], [1, 1], 1),
+        params(3, [5, 3], [23, 17], [1, 3], [1, 3], [0, 3], [1, 2], 1),
+        params(1, [3, 5], [23, 17], [5, 3], [3, 1], [2, 0], [2, 1], 1),
+        // 1×1 outputs: a window exactly the input, and the centre tap of a padded 1×1 input.
+        params(3, [5, 17], [3, 3], [3, 3], [1, 1], [0, 0], [1, 1], 1),
+        params(1, [17, 5], [1, 1], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(3, [130, 65], [1, 1], [1, 1], [1, 1], [0, 0], [1, 1], 1),
+    ];
+    check("conv2d", &sweep(&shapes));
+}
+
+#[test]
+fn channels_off_the_tile() {
+    // c_in and c_out in {3, 5, 17, 65, 130}: K and M below, between and above the tiles.
+    let shapes = [
+        params(1, [3, 130], [7, 7], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(1, [130, 3], [7, 7], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(1, [17, 65], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(1, [65, 17], [9, 13], [3, 3], [2, 2], [1, 1], [1, 1], 1),
+        params(1, [130, 130], [7, 7], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(3, [5, 5], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(3, [65, 130], [7, 7], [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        params(3, [17, 17], [23, 17], [3, 3], [2, 2], [1, 1], [1, 1], 1),
+        params(3, [3, 65], [9, 13], [5, 5], [2, 2], [2, 2], [1, 1], 1),
+    ];
+    check("conv2d", &sweep(&shapes));
+}
+
+#[test]
+fn grouped() {
+    let shapes = [
+        params(1, [4, 6], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 2),
+        params(3, [6, 4], [9, 13], [1, 1], [1, 1], [0, 0], [1, 1], 2),
+        params(1, [8, 8], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 4),
+        params(1, [8, 8], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 4),
+        params(3, [12, 20], [23, 17], [3, 3], [2, 2], [1, 1], [1, 1], 4),
+        params(1, [4, 6], [23, 17], [5, 5], [1, 1], [2, 2], [2, 2], 2),
+        params(1, [130, 130], [7, 7], [3, 3], [1, 1], [1, 1], [1, 1], 2),
+        params(1, [68, 20], [7, 7], [3, 3], [2, 2], [1, 1], [1, 1], 4),
+    ];
+    check("conv2d", &sweep(&shapes));
+}
+
+#[test]
+fn depthwise_with_multiplier_1_and_2() {
+    let mut shapes = Vec::new();
+    // (n, c, h×w, k, stride, pad, dilation)
+    let layers = [
+        (1, 8, [9, 13], [3, 3], [1, 1], [1, 1], [1, 1]),
+        (3, 3, [23, 17], [3, 3], [2, 2], [1, 1], [1, 1]),
+        (1, 17, [9, 13], [5, 5], [1, 1], [2, 2], [1, 1]),
+        (1, 5, [23, 17], [5, 5], [2, 2], [2, 2], [2, 2]),
+        (1, 32, [7, 7], [7, 7], [1, 1], [3, 3], [1, 1]),
+        (3, 3, [9, 13], [1, 3], [1, 3], [0, 1], [1, 1]),
+        (1, 17, [1, 1], [3, 3], [1, 1], [1, 1], [1, 1]),
+        (1, 1, [9, 13], [3, 3], [1, 1], [0, 0], [2, 2]),
+    ];
+    for (n, c, hw, k, s, pad, d) in layers {
+        for mult in [1, 2] {
+            shapes.push(params(n, [c, c * mult], hw, k, s, pad, d, c));
+        }
+    }
+    check("conv2d", &sweep(&shapes));
+}
+
+#[test]
+fn fused_bias_residual_and_activations() {
+    let gemm = params(3, [17, 5], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 1);
+    let dw = params(1, [8, 16], [9, 13], [3, 3], [2, 2], [1, 1], [1, 1], 8);
+    let mut cases = Vec::new();
+    for (i, p) in [gemm, dw].iter().enumerate() {
+        for bias in [false, true] {
+            for residual in [false, true] {
+                for act in ACTS {
+                    let e = Epilogue {
+                        bias,
+                        residual,
+                        act,
+                    };
+                    let tile = [Tile::T64, Tile::T32][cases.len() % 2];
+                    cases.push(case(p, e, tile, &[], 100 + i as u64));
+                }
+            }
+        }
+    }
+    check("conv2d", &cases);
+}
+
+#[test]
+fn nan_and_inf_propagate() {
+    // x(0, 0) is NaN, x(0, 5) -inf, x(1, 6) +inf, all in channel 0: every output that
+    // reads a NaN is NaN, one -inf alone gives ±inf (sign of the weight: relu takes
+    // -inf to 0), and windows mixing +inf and -inf give NaN, as in PyTorch.
+    let poison = [(0, f32::NAN), (5, f32::NEG_INFINITY), (19, f32::INFINITY)];
+    let shapes = [
+        params(1, [3, 8], [9, 13], [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        params(1, [3, 8], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(1, [4, 8], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 4),
+    ];
+    let mut cases = Vec::new();
+    for (i, p) in shapes.iter().enumerate() {
+        for act in ACTS {
+            let e = Epilogue { act, ..PLAIN };
+            let tile = [Tile::T64, Tile::T32][cases.len() % 2];
+            cases.push(case(p, e, tile, &poison, 200 + i as u64));
+        }
+        // The cases really hold all three specials before the activation.
+        let raw = &cases[cases.len() - 3].expected;
+        assert!(raw.iter().any(|v| v.is_nan()), "{}", cases.len());
+        assert!(raw.contains(&f32::INFINITY) && raw.contains(&f32::NEG_INFINITY));
+    }
+    check("conv2d", &cases);
+}

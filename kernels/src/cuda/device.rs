@@ -1,0 +1,366 @@
+//! The GPU itself, through cudarc: context, stream, modules, buffers, launches.
+//!
+//! Thin methods over cudarc with every `DriverError` turned into a `CudaError` that says
+//! what was being done. Two rules from gpu.md shape [`Gpu::new`]: cudarc panics on first
+//! use when libcuda cannot be loaded, so the library is probed before any cudarc call;
+//! and a session is captured into a CUDA graph, which needs per-buffer event tracking off
+//! (it adds cross-stream waits that break capture) and one non-default stream for every
+//! allocation, copy and launch (the default stream cannot be captured).
+
+use super::compile::Compiler;
+use super::{Arg, CudaError, CudaOp, Launch};
+use cudarc::driver::{
+    result, sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr,
+    DriverError, LaunchConfig, PinnedHostSlice, PushKernelArg,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One device's context with the one stream everything of a session runs on.
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    arch: String,
+    name: String,
+    /// Loaded modules by PTX text: launches that share a specialisation load it once.
+    modules: Mutex<HashMap<String, Arc<CudaModule>>>,
+}
+
+/// Maps a cudarc error to `CudaError::Driver` naming what was being done.
+fn driver(what: impl Into<String>) -> impl FnOnce(DriverError) -> CudaError {
+    let what = what.into();
+    move |e| CudaError::Driver {
+        what,
+        detail: describe(e),
+    }
+}
+
+/// "CUDA_ERROR_OUT_OF_MEMORY (out of memory)".
+fn describe(e: DriverError) -> String {
+    match (e.error_name(), e.error_string()) {
+        (Ok(name), Ok(text)) => format!("{} ({})", name.to_string_lossy(), text.to_string_lossy()),
+        _ => format!("{:?}", e.0),
+    }
+}
+
+/// The driver's device count, or `Unavailable` saying why there is no device to use.
+fn device_count(ordinal: usize) -> Result<usize, CudaError> {
+    // SAFETY: only tries to dlopen libcuda's candidate names; every other cudarc driver
+    // call panics when that fails, so this comes first.
+    if !unsafe { sys::is_culib_present() } {
+        return Err(CudaError::Unavailable(
+            "no CUDA driver (libcuda.so.1) found".into(),
+        ));
+    }
+    // cuInit fails with CUDA_ERROR_NO_DEVICE on a machine with the driver but no GPU.
+    let count = CudaContext::device_count()
+        .map_err(|e| CudaError::Unavailable(format!("the CUDA driver reports {}", describe(e))))?;
+    let count = count.max(0) as usize;
+    if ordinal >= count {
+        return Err(CudaError::Unavailable(format!(
+            "device {ordinal} requested, the driver sees {count} CUDA device(s)"
+        )));
+    }
+    Ok(count)
+}
+
+/// The name of device `ordinal` (e.g. "NVIDIA H100 80GB HBM3"), or `Unavailable` when
+/// there is no driver or no such device. Creates no context: tests call it to decide
+/// whether to skip.
+pub fn probe(ordinal: usize) -> Result<String, CudaError> {
+    device_count(ordinal)?;
+    let device = result::device::get(ordinal as i32).map_err(driver("get device"))?;
+    result::device::get_name(device).map_err(driver("read the device name"))
+}
+
+impl Gpu {
+    /// Opens device `ordinal`: `CudaError::Unavailable` when there is no driver or no such device.
+    pub fn new(ordinal: usize) -> Result<Gpu, CudaError> {
+        device_count(ordinal)?;
+        let ctx = CudaContext::new(ordinal)
+            .map_err(driver(format!("create a context on device {ordinal}")))?;
+        // SAFETY: called before any allocation, stream or launch of this context, and
+        // everything the Gpu does runs in order on its one stream, so no buffer needs the
+        // events cudarc would otherwise record to order cross-stream use.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().map_err(driver("create a stream"))?;
+        let name = ctx.name().map_err(driver("read the device name"))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(driver("read the compute capability"))?;
+        Ok(Gpu {
+            ctx,
+            stream,
+            arch: format!("sm_{major}{minor}"),
+            name,
+            modules: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The device's architecture as NVRTC names it, e.g. "sm_90".
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    /// The device's name, e.g. "NVIDIA H100 80GB HBM3".
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn ctx(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    /// The stream every allocation, copy and launch of this Gpu goes to.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Function `entry` of `ptx`, loading the module once per distinct PTX text.
+    pub fn load(&self, ptx: &str, entry: &str) -> Result<CudaFunction, CudaError> {
+        // cudarc unwraps CString conversions: refuse NULs here instead of panicking there.
+        if ptx.contains('\0') || entry.contains('\0') {
+            return Err(CudaError::Driver {
+                what: format!("load {entry}"),
+                detail: "PTX or entry name contains a NUL byte".into(),
+            });
+        }
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        let module = match modules.get(ptx) {
+            Some(m) => m.clone(),
+            None => {
+                let m = self
+                    .ctx
+                    .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+                    .map_err(driver(format!("load the module holding {entry}")))?;
+                modules.insert(ptx.to_string(), m.clone());
+                m
+            }
+        };
+        module
+            .load_function(entry)
+            .map_err(driver(format!("find {entry} in its module")))
+    }
+
+    /// `len` zeroed floats on the device (at least one: CUDA refuses empty allocations).
+    pub fn alloc_zeros(&self, len: usize) -> Result<CudaSlice<f32>, CudaError> {
+        self.stream
+            .alloc_zeros(len.max(1))
+            .map_err(driver(format!("allocate {len} floats")))
+    }
+
+    /// A device copy of `data` (one zero when `data` is empty).
+    pub fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>, CudaError> {
+        if data.is_empty() {
+            return self.alloc_zeros(1);
+        }
+        self.stream
+            .clone_htod(data)
+            .map_err(driver(format!("upload {} floats", data.len())))
+    }
+
+    /// `slice`'s device address, to bake into launch arguments.
+    pub fn device_ptr(&self, slice: &CudaSlice<f32>) -> u64 {
+        // Event tracking is off, so the returned guard records nothing.
+        let (ptr, _guard) = slice.device_ptr(&self.stream);
+        ptr
+    }
+
+    /// Page-locked host memory for `len` floats, zeroed. `write_combined` suits buffers
+    /// only the CPU writes (inputs); the CPU reads write-combined memory very slowly, so
+    /// device-to-host staging must pass false (gpu.md).
+    pub fn alloc_pinned(&self, len: usize, write_combined: bool) -> Result<Pinned, CudaError> {
+        let len = len.max(1);
+        if len > isize::MAX as usize / size_of::<f32>() {
+            return Err(CudaError::Driver {
+                what: format!("allocate {len} pinned floats"),
+                detail: "size overflows".into(),
+            });
+        }
+        let flags = if write_combined {
+            sys::CU_MEMHOSTALLOC_WRITECOMBINED
+        } else {
+            0
+        };
+        let what = || format!("allocate {len} pinned floats");
+        // SAFETY: the memory is uninitialised until the write_bytes below, and nothing
+        // reads it before; len * 4 bytes does not overflow (checked above).
+        let mut memory = unsafe { self.ctx.alloc_pinned_with_flags::<f32>(len, flags) }
+            .map_err(driver(what()))?;
+        // Taken once: cudarc's accessors wait on an event each call, which must not
+        // happen per run nor inside a graph capture.
+        let ptr = memory.as_mut_ptr().map_err(driver(what()))?;
+        // SAFETY: ptr points at len f32s of freshly allocated, exclusively owned memory.
+        unsafe { std::ptr::write_bytes(ptr, 0, len) };
+        Ok(Pinned {
+            _memory: memory,
+            ptr,
+            len,
+        })
+    }
+
+    /// Enqueues a copy of `host` to device address `device` on the stream. With pinned
+    /// `host` the copy is asynchronous: keep `host` unchanged until the stream is
+    /// synchronized. A bad device address is reported by the driver, never written.
+    pub fn copy_in(&self, device: u64, host: &[f32]) -> Result<(), CudaError> {
+        let what = || format!("copy {} floats to the device", host.len());
+        self.ctx.bind_to_thread().map_err(driver(what()))?;
+        // SAFETY: the driver reads host.len() floats from a live slice; it checks the
+        // device range itself.
+        unsafe { result::memcpy_htod_async(device, host, self.stream.cu_stream()) }
+            .map_err(driver(what()))
+    }
+
+    /// Enqueues a copy from device address `device` into `host`. Into pinned memory this
+    /// is asynchronous: synchronize the stream before reading `host`.
+    pub fn copy_out(&self, host: &mut [f32], device: u64) -> Result<(), CudaError> {
+        let len = host.len();
+        let what = || format!("copy {len} floats from the device");
+        self.ctx.bind_to_thread().map_err(driver(what()))?;
+        // SAFETY: the driver writes exactly host.len() floats into the live slice.
+        unsafe { result::memcpy_dtoh_async(host, device, self.stream.cu_stream()) }
+            .map_err(driver(what()))
+    }
+
+    /// [`Gpu::copy_out`], then waits for the stream: `host` is ready on return.
+    pub fn copy_out_sync(&self, host: &mut [f32], device: u64) -> Result<(), CudaError> {
+        self.copy_out(host, device)?;
+        self.synchronize()
+    }
+
+    /// A device buffer's first `len` floats, back on the host (waits for the stream).
+    pub fn download(&self, slice: &CudaSlice<f32>, len: usize) -> Result<Vec<f32>, CudaError> {
+        let mut host = vec![0.0; len.min(slice.len())];
+        let ptr = self.device_ptr(slice);
+        self.copy_out_sync(&mut host, ptr)?;
+        Ok(host)
+    }
+
+    /// Enqueues `f` with `l`'s grid, block and shared memory; `ptrs[i]` is the device
+    /// address of `l.args[i]`, each passed as one 64-bit kernel argument.
+    pub fn launch(&self, f: &CudaFunction, l: &Launch, ptrs: &[u64]) -> Result<(), CudaError> {
+        if ptrs.len() != l.args.len() {
+            return Err(CudaError::Driver {
+                what: format!("launch {}", l.entry),
+                detail: format!("{} addresses for {} arguments", ptrs.len(), l.args.len()),
+            });
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (l.grid[0], l.grid[1], l.grid[2]),
+            block_dim: (l.block[0], l.block[1], l.block[2]),
+            shared_mem_bytes: l.shared_bytes,
+        };
+        let mut args = self.stream.launch_builder(f);
+        for ptr in ptrs {
+            args.arg(ptr);
+        }
+        // SAFETY: every parameter of a Kestrel kernel is a float pointer (the .cu rules),
+        // one per `l.args`, and each ptrs[i] is the device address the caller resolved
+        // for that role; the kernel's own bounds come from the defines its PTX was
+        // compiled with, which describe those buffers.
+        unsafe { args.launch(cfg) }
+            .map(drop)
+            .map_err(driver(format!(
+                "launch {} ({} from {})",
+                l.entry,
+                geometry(l),
+                l.source.name
+            )))
+    }
+
+    /// Waits until everything enqueued on the stream has run.
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        self.stream
+            .synchronize()
+            .map_err(driver("synchronize the stream"))
+    }
+}
+
+fn geometry(l: &Launch) -> String {
+    let [gx, gy, gz] = l.grid;
+    let [bx, by, bz] = l.block;
+    format!("grid {gx}x{gy}x{gz}, block {bx}x{by}x{bz}")
+}
+
+/// Runs one op eagerly on fresh device buffers and returns its output: for kernel tests.
+/// Waits after each launch, so a fault is reported against the launch that caused it.
+pub fn run_op(
+    gpu: &Gpu,
+    compiler: &Compiler,
+    op: &CudaOp,
+    inputs: &[&[f32]],
+    out_len: usize,
+) -> Result<Vec<f32>, CudaError> {
+    let consts = op
+        .consts
+        .iter()
+        .map(|c| gpu.upload(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ins = inputs
+        .iter()
+        .map(|x| gpu.upload(x))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = gpu.alloc_zeros(out_len)?;
+    for launch in &op.launches {
+        let ptx = compiler.ptx(launch)?;
+        let function = gpu.load(&ptx, launch.entry)?;
+        let ptrs = launch
+            .args
+            .iter()
+            .map(|arg| {
+                let buf = match *arg {
+                    Arg::Input(i) => ins.get(i),
+                    Arg::Const(i) => consts.get(i),
+                    Arg::Output => Some(&out),
+                };
+                buf.map(|b| gpu.device_ptr(b))
+                    .ok_or_else(|| CudaError::Driver {
+                        what: format!("launch {}", launch.entry),
+                        detail: format!(
+                            "argument {arg:?}, but the op has {} inputs and {} consts",
+                            ins.len(),
+                            consts.len()
+                        ),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        gpu.launch(&function, launch, &ptrs)?;
+        gpu.synchronize().map_err(|e| match e {
+            CudaError::Driver { detail, .. } => CudaError::Driver {
+                what: format!("run {} ({})", launch.entry, geometry(launch)),
+                detail,
+            },
+            other => other,
+        })?;
+    }
+    gpu.download(&out, out_len)
+}
+
+/// Page-locked host memory: staging for asynchronous copies and graph-captured copies.
+pub struct Pinned {
+    /// Owns the allocation; never used after `ptr` is taken, so its event stays unrecorded.
+    _memory: PinnedHostSlice<f32>,
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: `ptr` points into `memory`, which this struct owns and which lives as long as
+// it; access goes through `&self`/`&mut self`, so Rust's borrow rules order it like a
+// Vec's. Pinned host memory is not tied to the thread that allocated it.
+unsafe impl Send for Pinned {}
+unsafe impl Sync for Pinned {}
+
+impl Pinned {
+    /// The host view. Copies the GPU makes into this memory are asynchronous: synchronize
+    /// the stream before reading what a copy wrote.
+    pub fn as_slice(&self) -> &[f32] {
+        // SAFETY: ptr and len describe the live, initialised (zeroed at allocation) buffer.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// See [`Pinned::as_slice`]; writes must not race a pending copy out of this memory.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        // SAFETY: as above, and `&mut self` makes this the only view.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}

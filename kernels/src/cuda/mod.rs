@@ -1,0 +1,108 @@
+//! The CUDA side of the kernels: what an op needs on the GPU, described as data.
+//!
+//! Each op's `cuda.rs` turns its params (and weights) into a [`CudaOp`]: the constant
+//! buffers to upload once (packed weights, bias) and the kernel launches that compute it,
+//! each launch with its `.cu` source, the layer's shapes baked in as `#define`s, its grid
+//! and block, and its pointer arguments by role. The engine compiles the sources with
+//! NVRTC when a session is built (`compile`), resolves the roles to device addresses in
+//! its arena, and captures the launches in one CUDA graph. Nothing here touches a device,
+//! so every specialisation can be compiled (and emulated on the CPU, `emu`) without a GPU.
+
+pub mod compile;
+pub mod device;
+#[cfg(test)]
+pub(crate) mod emu;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
+use std::fmt::Write as _;
+
+/// A CUDA source file embedded in the binary.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Source {
+    /// File name, for error messages and NVRTC's program name (e.g. "conv2d.cu").
+    pub name: &'static str,
+    pub code: &'static str,
+}
+
+/// What a kernel's pointer argument points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// Input `i` of the step (the residual of a fused conv is input 1).
+    Input(usize),
+    /// The step's output. An element-wise op may be given its input's storage as output
+    /// (in place): its kernels read each element before writing it.
+    Output,
+    /// Constant buffer `i` of the `CudaOp` (uploaded once at session build).
+    Const(usize),
+}
+
+/// One kernel launch, fully specialised: the source with the layer's shapes baked in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    pub source: &'static Source,
+    /// The `extern "C"` entry point.
+    pub entry: &'static str,
+    /// Prepended to the source as `#define NAME value` lines, in this order.
+    pub defines: Vec<(&'static str, i64)>,
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    /// Dynamic shared memory in bytes (0 when the kernel's shared memory is static).
+    pub shared_bytes: u32,
+    /// The kernel's parameters, in order: each one a `float*` (or `const float*`).
+    pub args: Vec<Arg>,
+}
+
+impl Launch {
+    /// The text NVRTC compiles: the defines, then the source. Two launches with the same
+    /// text share one compiled module.
+    pub fn module_text(&self) -> String {
+        let mut text = String::new();
+        for (name, value) in &self.defines {
+            // Writing to a String cannot fail.
+            let _ = writeln!(text, "#define {name} {value}");
+        }
+        let _ = writeln!(text, "#line 1 \"{}\"", self.source.name);
+        text.push_str(self.source.code);
+        text
+    }
+
+    /// Threads per block.
+    pub fn threads(&self) -> u32 {
+        self.block.iter().product()
+    }
+}
+
+/// Everything one op needs on the GPU.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CudaOp {
+    /// Uploaded once when the session is built; `Arg::Const(i)` is `consts[i]`.
+    pub consts: Vec<Vec<f32>>,
+    /// Run in order on one stream.
+    pub launches: Vec<Launch>,
+}
+
+/// Blocks of `per_block` needed to cover `n` items, as a grid dimension.
+pub fn blocks(n: usize, per_block: usize) -> u32 {
+    n.div_ceil(per_block) as u32
+}
+
+/// Anything that went wrong on the CUDA side, with what was being done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CudaError {
+    /// No driver, no device, or no NVRTC library: the message says which.
+    #[error("no CUDA device: {0}")]
+    Unavailable(String),
+    /// NVRTC rejected a source: the file, entry point, defines and NVRTC's log.
+    #[error("NVRTC could not compile {source_name} ({entry}): {log}")]
+    Compile {
+        source_name: String,
+        entry: String,
+        log: String,
+    },
+    /// A driver call failed.
+    #[error("CUDA {what}: {detail}")]
+    Driver { what: String, detail: String },
+}

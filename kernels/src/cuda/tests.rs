@@ -1,0 +1,554 @@
+//! Tests of the CUDA infrastructure itself (compiler cache, device probe, emulator,
+//! `testing::check`) with tiny inline kernels.
+
+use super::compile::{default_cache_dir, Compiler};
+use super::device::{self, Gpu};
+use super::emu::{self, EmuCase};
+use super::testing::{check, compare, Case};
+use super::{blocks, Arg, CudaError, CudaOp, Launch, Source};
+use std::path::PathBuf;
+
+fn required(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "1")
+}
+
+static SAXPY: Source = Source {
+    name: "saxpy.cu",
+    code: r#"
+// y[i] = A * x[i] + y0[i]  (A in thousandths, a define)
+extern "C" __global__ void saxpy_f32(const float* __restrict__ x,
+                                     const float* __restrict__ y0,
+                                     float* __restrict__ y) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N) return;
+    y[i] = fmaf(A_MILLI / 1000.0f, x[i], y0[i]);
+}
+"#,
+};
+
+/// One block per row: each thread sums a strided slice of the row, the block reduces in
+/// shared memory down to one warp, which finishes with shuffles. Threads past the row
+/// length return before any barrier, as range checks in real kernels do.
+static ROW_SUM: Source = Source {
+    name: "row_sum.cu",
+    code: r#"
+#define WARPS (THREADS / 32)
+extern "C" __global__ void __launch_bounds__(THREADS) row_sum_f32(
+        const float* __restrict__ x, float* __restrict__ y) {
+    __shared__ float partial[WARPS];
+    const float* row = x + (long long)blockIdx.x * COLS;
+    int t = threadIdx.x;
+    // Warps wholly past the row exit early: __syncthreads counts only live threads.
+    // (Whole warps: a shuffle must not name a lane that has returned.)
+    if (t / 32 * 32 >= COLS) return;
+    float s = 0.f;
+    for (int c = t; c < COLS; c += THREADS) s += __ldg(&row[c]);
+    for (int off = 16; off > 0; off /= 2) s += __shfl_down_sync(0xffffffff, s, off);
+    if (t % 32 == 0) partial[t / 32] = s;
+    __syncthreads();
+    if (t < 32) {
+        int live_warps = COLS < THREADS ? (COLS + 31) / 32 : WARPS;
+        float v = t < live_warps ? partial[t] : 0.f;
+        for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffff, v, off);
+        if (t == 0) y[blockIdx.x] = v;
+    }
+}
+"#,
+};
+
+fn saxpy(n: usize, a_milli: i64) -> CudaOp {
+    CudaOp {
+        consts: vec![(0..n).map(|i| i as f32 * 0.5).collect()],
+        launches: vec![Launch {
+            source: &SAXPY,
+            entry: "saxpy_f32",
+            defines: vec![("N", n as i64), ("A_MILLI", a_milli)],
+            grid: [blocks(n, 128), 1, 1],
+            block: [128, 1, 1],
+            shared_bytes: 0,
+            args: vec![Arg::Input(0), Arg::Const(0), Arg::Output],
+        }],
+    }
+}
+
+fn row_sum(rows: usize, cols: usize, threads: u32) -> CudaOp {
+    CudaOp {
+        consts: vec![],
+        launches: vec![Launch {
+            source: &ROW_SUM,
+            entry: "row_sum_f32",
+            defines: vec![("COLS", cols as i64), ("THREADS", threads as i64)],
+            grid: [rows as u32, 1, 1],
+            block: [threads, 1, 1],
+            shared_bytes: 0,
+            args: vec![Arg::Input(0), Arg::Output],
+        }],
+    }
+}
+
+fn ramp(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0 - 0.5
+        })
+        .collect()
+}
+
+#[test]
+fn saxpy_matches_on_every_backend() {
+    let mut cases = Vec::new();
+    for n in [1, 7, 127, 128, 129, 1000] {
+        for a in [0, 1500, -250] {
+            let x = ramp(n, 1);
+            let op = saxpy(n, a);
+            let expected = x
+                .iter()
+                .zip(&op.consts[0])
+                .map(|(x, y0)| (a as f32 / 1000.0).mul_add(*x, *y0))
+                .collect();
+            cases.push(Case {
+                name: format!("saxpy n{n} a{a}"),
+                op,
+                inputs: vec![x],
+                expected,
+                rtol: 1e-6, // one fma per element, the same on every backend
+            });
+        }
+    }
+    check("saxpy", &cases);
+}
+
+#[test]
+fn shared_memory_barriers_and_shuffles_reduce_rows() {
+    let mut cases = Vec::new();
+    for (rows, cols) in [
+        (1, 1),
+        (3, 5),
+        (2, 31),
+        (4, 32),
+        (3, 33),
+        (2, 100),
+        (5, 257),
+        (2, 1000),
+    ] {
+        for threads in [32, 64, 256] {
+            let x = ramp(rows * cols, 7);
+            let expected = x.chunks(cols).map(|r| r.iter().sum()).collect();
+            cases.push(Case {
+                name: format!("row_sum {rows}x{cols} threads {threads}"),
+                op: row_sum(rows, cols, threads),
+                inputs: vec![x],
+                expected,
+                rtol: 1e-5, // the tree reorders the row's sum
+            });
+        }
+    }
+    check("row_sum", &cases);
+}
+
+/// A tiled transpose of each plane: 2-D blocks, a 3-D grid, a padded shared tile.
+static TRANSPOSE: Source = Source {
+    name: "transpose.cu",
+    code: r#"
+// x: (PLANES, ROWS, COLS) -> y: (PLANES, COLS, ROWS); block (TILE, TILE / 2), each
+// thread moves two rows of the tile.
+extern "C" __global__ void transpose_f32(const float* __restrict__ x, float* __restrict__ y) {
+    __shared__ float tile[TILE][TILE + 1];  // +1: no bank conflicts on the column read
+    const float* src = x + (long long)blockIdx.z * ROWS * COLS;
+    float* dst = y + (long long)blockIdx.z * ROWS * COLS;
+    int c = blockIdx.x * TILE + threadIdx.x;
+    for (int r = threadIdx.y; r < TILE; r += blockDim.y) {
+        int row = blockIdx.y * TILE + r;
+        if (row < ROWS && c < COLS) tile[r][threadIdx.x] = src[row * COLS + c];
+    }
+    __syncthreads();
+    int r_out = blockIdx.y * TILE + threadIdx.x;
+    for (int k = threadIdx.y; k < TILE; k += blockDim.y) {
+        int c_out = blockIdx.x * TILE + k;
+        if (c_out < COLS && r_out < ROWS) dst[c_out * ROWS + r_out] = tile[threadIdx.x][k];
+    }
+}
+"#,
+};
+
+#[test]
+fn two_dimensional_blocks_and_three_dimensional_grids_transpose() {
+    const TILE: usize = 8;
+    let mut cases = Vec::new();
+    for (planes, rows, cols) in [(1, 1, 1), (2, 3, 5), (1, 8, 8), (3, 9, 17), (2, 31, 6)] {
+        let x = ramp(planes * rows * cols, 11);
+        let mut expected = vec![0.0; x.len()];
+        for p in 0..planes {
+            for r in 0..rows {
+                for c in 0..cols {
+                    expected[(p * cols + c) * rows + r] = x[(p * rows + r) * cols + c];
+                }
+            }
+        }
+        let op = CudaOp {
+            consts: vec![],
+            launches: vec![Launch {
+                source: &TRANSPOSE,
+                entry: "transpose_f32",
+                defines: vec![
+                    ("ROWS", rows as i64),
+                    ("COLS", cols as i64),
+                    ("TILE", TILE as i64),
+                ],
+                grid: [blocks(cols, TILE), blocks(rows, TILE), planes as u32],
+                block: [TILE as u32, TILE as u32 / 2, 1],
+                shared_bytes: 0,
+                args: vec![Arg::Input(0), Arg::Output],
+            }],
+        };
+        cases.push(Case {
+            name: format!("transpose {planes}x{rows}x{cols}"),
+            op,
+            inputs: vec![x],
+            expected,
+            rtol: 0.0, // a copy
+        });
+    }
+    check("transpose", &cases);
+}
+
+/// atomicAdd, __syncthreads_count, __ballot_sync, __shfl_up_sync and __shfl_sync.
+static VOTES: Source = Source {
+    name: "votes.cu",
+    code: r#"
+// y[0]: sum of x; y[1]: count of x > 0; y[2]: count of x < 0;
+// y[3 + i]: x[i - 1] within the warp (lane 0 keeps its own); y[3 + N + i]: lane 3's x.
+extern "C" __global__ void votes(const float* __restrict__ x, float* __restrict__ y) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    float v = i < N ? x[i] : 0.f;
+    atomicAdd(&y[0], v);
+    int positives = __syncthreads_count(v > 0.f);
+    if (threadIdx.x == 0) atomicAdd(&y[1], (float)positives);
+    unsigned int negatives = __ballot_sync(0xffffffff, v < 0.f);
+    if (threadIdx.x % 32 == 0) atomicAdd(&y[2], (float)__popc(negatives));
+    float up = __shfl_up_sync(0xffffffff, v, 1);
+    float lane3 = __shfl_sync(0xffffffff, v, 3);
+    if (i < N) {
+        y[3 + i] = up;
+        y[3 + N + i] = lane3;
+    }
+}
+"#,
+};
+
+#[test]
+fn atomics_votes_and_shuffles() {
+    let mut cases = Vec::new();
+    for n in [1, 5, 32, 33, 100, 300] {
+        let x = ramp(n, 5);
+        let mut expected = vec![0.0; 3 + 2 * n];
+        expected[0] = x.iter().sum();
+        expected[1] = x.iter().filter(|v| **v > 0.0).count() as f32;
+        expected[2] = x.iter().filter(|v| **v < 0.0).count() as f32;
+        for i in 0..n {
+            let lane = i % 32;
+            expected[3 + i] = x[if lane == 0 { i } else { i - 1 }];
+            // Lane 3 of a warp past the end of x holds the 0 the kernel loads there.
+            expected[3 + n + i] = x.get(i - lane + 3).copied().unwrap_or(0.0);
+        }
+        let op = CudaOp {
+            consts: vec![],
+            launches: vec![Launch {
+                source: &VOTES,
+                entry: "votes",
+                defines: vec![("N", n as i64)],
+                grid: [blocks(n, 64), 1, 1],
+                block: [64, 1, 1],
+                shared_bytes: 0,
+                args: vec![Arg::Input(0), Arg::Output],
+            }],
+        };
+        cases.push(Case {
+            name: format!("votes n{n}"),
+            op,
+            inputs: vec![x],
+            expected,
+            rtol: 1e-5, // atomicAdd order differs between backends
+        });
+    }
+    check("votes", &cases);
+}
+
+/// The emulator turns kernel bugs that are undefined behaviour on the GPU into errors.
+static BUGS: Source = Source {
+    name: "bugs.cu",
+    code: r#"
+extern "C" __global__ void bug(float* y) {
+    int t = threadIdx.x;
+#if BUG == 0
+    y[t] = 1.f;  // the launch has one thread more than y has floats
+#elif BUG == 1
+    y[t - 1] = 1.f;  // thread 0 writes y[-1]
+#elif BUG == 2
+    if (t < 16) {
+        __syncthreads();
+    } else {
+        __syncthreads();
+    }
+#elif BUG == 3
+    if (t == 5) return;
+    y[t] = __shfl_down_sync(0xffffffff, 1.f, 1);  // lane 5 has returned
+#endif
+}
+"#,
+};
+
+fn emulate_bug(bug: i64) -> String {
+    let op = CudaOp {
+        consts: vec![],
+        launches: vec![Launch {
+            source: &BUGS,
+            entry: "bug",
+            defines: vec![("BUG", bug)],
+            grid: [1, 1, 1],
+            block: [32, 1, 1],
+            shared_bytes: 0,
+            args: vec![Arg::Output],
+        }],
+    };
+    let case = EmuCase {
+        op: &op,
+        inputs: vec![],
+        out_len: 31,
+    };
+    match emu::run(&[case]) {
+        Ok(out) => panic!("bug {bug} ran without an error: {out:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn emulator_reports_undefined_behaviour() {
+    if let Err(why) = emu::available() {
+        println!("skipping CPU emulation of emulator_reports_undefined_behaviour: {why}");
+        return;
+    }
+    let past_end = emulate_bug(0);
+    assert!(
+        past_end.contains("memory fault") && past_end.contains("bug in bugs.cu"),
+        "{past_end}"
+    );
+    assert!(past_end.contains("thread (31,0,0)"), "{past_end}");
+    let before_start = emulate_bug(1);
+    assert!(
+        before_start.contains("argument 0 was written before its start"),
+        "{before_start}"
+    );
+    let divergent = emulate_bug(2);
+    assert!(divergent.contains("divergent barriers"), "{divergent}");
+    let shuffle = emulate_bug(3);
+    assert!(shuffle.contains("lane 5 has returned"), "{shuffle}");
+}
+
+#[test]
+fn compare_flags_nan_position_and_tolerance() {
+    assert!(compare(&[1.0, 2.0], &[1.0, 2.0], 0.0).is_ok());
+    assert!(compare(&[1.0, f32::NAN], &[1.0, f32::NAN], 0.0).is_ok());
+    assert!(compare(&[1.0, 2.0], &[1.0, f32::NAN], 0.0).is_err());
+    assert!(compare(&[f32::NAN, 2.0], &[1.0, 2.0], 0.5).is_err());
+    assert!(compare(&[1.0, 2.001], &[1.0, 2.0], 1e-3).is_ok());
+    let e = compare(&[1.0, 2.01, 3.0], &[1.0, 2.0, 3.0], 1e-3).unwrap_err();
+    assert!(e.contains("index 1"), "{e}");
+    assert!(compare(&[f32::INFINITY], &[f32::INFINITY], 0.0).is_ok());
+    assert!(compare(&[f32::INFINITY], &[f32::NEG_INFINITY], 0.0).is_err());
+    assert!(compare(&[1.0], &[1.0, 2.0], 0.0).is_err());
+}
+
+static BROKEN: Source = Source {
+    name: "broken.cu",
+    code: "extern \"C\" __global__ void broken(float* y) {\n    y[0] = undeclared_name;\n}\n",
+};
+
+#[test]
+fn broken_source_is_a_compile_error_naming_the_file() {
+    let compiler = match Compiler::new("sm_90", None) {
+        Ok(c) => c,
+        Err(e) if !required("KESTREL_REQUIRE_NVRTC") => {
+            println!("skipping NVRTC compile of broken.cu: {e}");
+            return;
+        }
+        Err(e) => panic!("KESTREL_REQUIRE_NVRTC=1 but {e}"),
+    };
+    let launch = Launch {
+        source: &BROKEN,
+        entry: "broken",
+        defines: vec![("SOME_DEFINE", 3)],
+        grid: [1, 1, 1],
+        block: [1, 1, 1],
+        shared_bytes: 0,
+        args: vec![Arg::Output],
+    };
+    let err = compiler.ptx(&launch).unwrap_err();
+    assert!(matches!(err, CudaError::Compile { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("broken.cu"), "{msg}");
+    assert!(
+        msg.contains("undeclared_name") && msg.contains("undefined"),
+        "{msg}"
+    );
+    assert!(msg.contains("SOME_DEFINE=3"), "{msg}");
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kestrel-cuda-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn disk_cache_serves_a_second_compiler_and_survives_corruption() {
+    let dir = temp_dir("ptx-cache");
+    let first = match Compiler::new("sm_90", Some(dir.clone())) {
+        Ok(c) => c,
+        Err(e) if !required("KESTREL_REQUIRE_NVRTC") => {
+            println!("skipping NVRTC disk cache test: {e}");
+            return;
+        }
+        Err(e) => panic!("KESTREL_REQUIRE_NVRTC=1 but {e}"),
+    };
+    let launch = &saxpy(100, 2000).launches[0];
+    let ptx = first.ptx(launch).unwrap();
+    assert!(
+        ptx.contains(".entry saxpy_f32") && ptx.contains(".target sm_90"),
+        "{ptx}"
+    );
+    assert_eq!(first.compiled_count(), 1);
+    first.ptx(launch).unwrap();
+    assert_eq!(first.compiled_count(), 1, "the memory cache missed");
+
+    let second = Compiler::new("sm_90", Some(dir.clone())).unwrap();
+    assert_eq!(&*second.ptx(launch).unwrap(), &*ptx);
+    assert_eq!(second.compiled_count(), 0, "the disk cache missed");
+
+    // A different specialisation is a different file.
+    second.ptx(&saxpy(101, 2000).launches[0]).unwrap();
+    assert_eq!(second.compiled_count(), 1);
+
+    // Corrupt every cache file: a third compiler recompiles and rewrites them.
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ptx"))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for (i, f) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(f).unwrap();
+        let broken = if i == 0 {
+            text[..text.len() / 2].to_string()
+        } else {
+            text.replace("saxpy", "saxpz")
+        };
+        std::fs::write(f, broken).unwrap();
+    }
+    let third = Compiler::new("sm_90", Some(dir.clone())).unwrap();
+    assert_eq!(&*third.ptx(launch).unwrap(), &*ptx);
+    third.ptx(&saxpy(101, 2000).launches[0]).unwrap();
+    assert_eq!(third.compiled_count(), 2);
+    let fourth = Compiler::new("sm_90", Some(dir.clone())).unwrap();
+    assert_eq!(&*fourth.ptx(launch).unwrap(), &*ptx);
+    assert_eq!(
+        fourth.compiled_count(),
+        0,
+        "the recompiled files were not rewritten"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unwritable_cache_dir_does_not_fail_compilation() {
+    let file = temp_dir("not-a-dir");
+    std::fs::write(&file, b"a file where the cache dir should be").unwrap();
+    let compiler = match Compiler::new("sm_90", Some(file.join("sub"))) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("skipping NVRTC cache error test: {e}");
+            return;
+        }
+    };
+    assert!(compiler.ptx(&saxpy(10, 1000).launches[0]).is_ok());
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn default_cache_dir_follows_the_environment() {
+    // Only reads the environment this process was started with: no set_var (tests run
+    // in parallel threads).
+    let dir = default_cache_dir();
+    match std::env::var_os("KESTREL_CUDA_CACHE").filter(|v| !v.is_empty()) {
+        Some(v) => assert_eq!(dir, Some(PathBuf::from(v))),
+        None if std::env::var_os("XDG_CACHE_HOME").is_some_and(|v| !v.is_empty()) => {
+            assert!(dir.unwrap().ends_with("kestrel/cuda"))
+        }
+        None if std::env::var_os("HOME").is_some_and(|v| !v.is_empty()) => {
+            assert!(dir.unwrap().ends_with(".cache/kestrel/cuda"))
+        }
+        None => assert_eq!(dir, None),
+    }
+}
+
+/// Without libcuda (this machine) opening a GPU is an `Unavailable` error, not a panic.
+#[test]
+fn gpu_without_a_driver_is_unavailable() {
+    match device::probe(0) {
+        Ok(name) => println!("skipping the no-driver test: found {name}"),
+        Err(probe) => {
+            assert!(matches!(probe, CudaError::Unavailable(_)), "{probe:?}");
+            let err = Gpu::new(0)
+                .err()
+                .expect("probe failed but Gpu::new succeeded");
+            assert!(matches!(err, CudaError::Unavailable(_)), "{err:?}");
+            assert!(err.to_string().starts_with("no CUDA device"), "{err}");
+            println!("no GPU here, as expected: {err}");
+        }
+    }
+}
+
+/// Sessions are built and run from any thread: both must cross threads.
+#[test]
+fn compiler_and_gpu_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Compiler>();
+    send_sync::<Gpu>();
+}
+
+static UNSUPPORTED: Source = Source {
+    name: "unsupported.cu",
+    code: "extern \"C\" __global__ void dynamic_shared(float* y) {\n    extern __shared__ float dyn[];\n    y[0] = dyn[0];\n}\n",
+};
+
+/// What the emulator cannot take (here dynamic shared memory, which the .cu rules forbid)
+/// fails with g++'s message pointing into the .cu file.
+#[test]
+fn emulator_compile_errors_name_the_source_line() {
+    if let Err(why) = emu::available() {
+        println!("skipping CPU emulation of emulator_compile_errors_name_the_source_line: {why}");
+        return;
+    }
+    let op = CudaOp {
+        consts: vec![],
+        launches: vec![Launch {
+            source: &UNSUPPORTED,
+            entry: "dynamic_shared",
+            defines: vec![],
+            grid: [1, 1, 1],
+            block: [1, 1, 1],
+            shared_bytes: 4,
+            args: vec![Arg::Output],
+        }],
+    };
+    let case = EmuCase {
+        op: &op,
+        inputs: vec![],
+        out_len: 1,
+    };
+    let err = emu::run(&[case]).unwrap_err();
+    assert!(
+        err.contains("g++ could not compile") && err.contains("unsupported.cu:2"),
+        "{err}"
+    );
+}

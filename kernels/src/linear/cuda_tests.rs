@@ -1,0 +1,115 @@
+//! `linear_gemv_f32` (one row) and the 1×1-conv GEMM (more rows) against the reference
+//! loops, through the CUDA test harness.
+
+use super::cuda::linear;
+use super::{reference, LinearParams};
+use crate::cuda::testing::{check, Case};
+use crate::testing::Rng;
+use crate::Activation;
+
+// One f32 sum of in_features products per output, in another order than the f64
+// reference. Even at in_features = 4096 the rounding is ~1e-6 of max|y| (random signs:
+// it grows like sqrt(in_features)), so rel 1e-5 holds throughout.
+const RTOL: f64 = 1e-5;
+
+const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
+
+/// Random x, weight and bias (x with `poison` written over it: (index, value)) and the
+/// reference's answer, act(x wᵀ + bias).
+fn case(
+    rows: usize,
+    in_features: usize,
+    out_features: usize,
+    bias: bool,
+    act: Activation,
+    poison: &[(usize, f32)],
+) -> Case {
+    let p = LinearParams {
+        rows,
+        in_features,
+        out_features,
+    };
+    p.validate().unwrap();
+    let mut rng = Rng::new((rows * 7919 + in_features * 31 + out_features) as u64);
+    let mut x = rng.vec(rows * in_features);
+    for &(i, v) in poison {
+        x[i] = v;
+    }
+    let w = rng.vec(out_features * in_features);
+    let b = bias.then(|| rng.vec(out_features));
+    let mut expected = vec![0.0; rows * out_features];
+    reference::linear(&p, &x, &w, b.as_deref(), &mut expected);
+    for v in &mut expected {
+        *v = act.apply(*v);
+    }
+    let op = linear(&p, &w, b.as_deref(), act);
+    Case {
+        name: format!(
+            "linear {rows}x{in_features}->{out_features} bias{} {act:?} {}",
+            bias as u8, op.launches[0].entry
+        ),
+        op,
+        inputs: vec![x],
+        expected,
+        rtol: RTOL,
+    }
+}
+
+#[test]
+fn one_row_gemv() {
+    // in_features around the warp (32) and the 4-sum step (128); out_features around the
+    // 8 warps of a block.
+    let mut cases = Vec::new();
+    for in_f in [1, 5, 31, 32, 33, 127, 128, 129, 1000] {
+        for out_f in [1, 9, 130] {
+            let act = ACTS[cases.len() % 3];
+            cases.push(case(1, in_f, out_f, cases.len() % 2 == 0, act, &[]));
+        }
+    }
+    check("linear", &cases);
+}
+
+#[test]
+fn more_rows_as_a_1x1_conv() {
+    let mut cases = Vec::new();
+    for rows in [2, 3, 17, 65] {
+        for (in_f, out_f) in [(1, 5), (3, 17), (65, 130), (130, 3)] {
+            let act = ACTS[cases.len() % 3];
+            cases.push(case(rows, in_f, out_f, cases.len() % 2 == 1, act, &[]));
+        }
+    }
+    check("linear", &cases);
+}
+
+#[test]
+fn long_rows_and_every_epilogue() {
+    let mut cases = vec![case(1, 4096, 9, true, Activation::None, &[])];
+    cases.push(case(3, 4096, 9, true, Activation::None, &[]));
+    for rows in [1, 3] {
+        for bias in [false, true] {
+            for act in ACTS {
+                cases.push(case(rows, 100, 20, bias, act, &[]));
+            }
+        }
+    }
+    check("linear", &cases);
+}
+
+#[test]
+fn nan_and_inf_propagate() {
+    // Row 0 holds a NaN, -inf and +inf: every output of the row is NaN. Row 1 holds only
+    // -inf: its outputs are ±inf by the sign of the weight, and relu takes -inf to 0.
+    let mut cases = Vec::new();
+    for act in ACTS {
+        cases.push(case(1, 40, 9, true, act, &[(3, f32::NAN)]));
+        cases.push(case(1, 40, 9, true, act, &[(7, f32::NEG_INFINITY)]));
+        let poison = [
+            (3, f32::NAN),
+            (5, f32::NEG_INFINITY),
+            (6, f32::INFINITY),
+            (40 + 7, f32::NEG_INFINITY),
+        ];
+        cases.push(case(2, 40, 9, true, act, &poison));
+    }
+    check("linear", &cases);
+}

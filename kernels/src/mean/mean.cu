@@ -1,0 +1,45 @@
+// mean.cu: mean_hw_f32, the mean over H and W of NCHW (x.mean([2, 3])), a block per plane.
+//
+// Defines, prepended by mean/cuda.rs: NC PLANE (= h * w) THREADS (a multiple of 32, at
+// most 1024). Every index fits in an int: cuda.rs refuses inputs of 2^31 elements or more.
+//
+// x: (NC, PLANE)  y: (NC)
+//
+// Block b sums plane b: thread t adds x[t], x[t + THREADS], ... (coalesced), then the
+// block adds its THREADS partial sums: a shuffle butterfly in each warp, the warp sums
+// through shared memory, and a second butterfly that every warp runs on them (so every
+// thread of the block takes part in every shuffle). ResNet's 7x7 head: PLANE 49, 64
+// threads; 2048 planes give 2048 blocks.
+
+#define WARPS (THREADS / 32)
+
+#if THREADS % 32 != 0 || THREADS > 1024
+#error "mean_hw_f32: THREADS must be a multiple of 32, at most 1024"
+#endif
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2) {
+        v += __shfl_xor_sync(0xffffffff, v, offset);
+    }
+    return v;
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) mean_hw_f32(
+    const float* __restrict__ x,  // (NC, PLANE)
+    float* __restrict__ y)        // (NC)
+{
+    __shared__ float warp_sums[WARPS];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const float* x_c = x + blockIdx.x * PLANE;  // (PLANE)
+
+    float sum = 0.f;
+    for (int j = threadIdx.x; j < PLANE; j += THREADS) {
+        sum += x_c[j];
+    }
+    sum = warp_sum(sum);
+    if (lane == 0) warp_sums[warp] = sum;
+    __syncthreads();
+    sum = warp_sum(lane < WARPS ? warp_sums[lane] : 0.f);
+    if (threadIdx.x == 0) y[blockIdx.x] = sum / (float)PLANE;
+}

@@ -1,0 +1,86 @@
+//! max_pool2d and avg_pool2d on the GPU: `max_pool2d_f32` and `avg_pool2d_f32` in
+//! `pool2d.cu`, one thread per output value. Window and divisor rules are the
+//! reference's (PyTorch's), explained in the `.cu`.
+
+use super::Pool2dParams;
+use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
+
+static SOURCE: Source = Source {
+    name: "pool2d.cu",
+    code: include_str!("pool2d.cu"),
+};
+
+/// Threads per block of both kernels (their `THREADS`).
+const THREADS: usize = 256;
+
+/// x is `Arg::Input(0)`: (n, c, h, w); y is `Arg::Output`: (n, c, oh, ow).
+pub fn max_pool2d(p: &Pool2dParams) -> CudaOp {
+    let mut defines = layer_defines(p);
+    defines.extend([
+        ("POOL_MAX", 1),
+        ("DIL_H", p.dilation[0] as i64),
+        ("DIL_W", p.dilation[1] as i64),
+    ]);
+    CudaOp {
+        consts: Vec::new(),
+        launches: vec![launch_pool2d(p, "max_pool2d_f32", defines)],
+    }
+}
+
+/// x is `Arg::Input(0)`: (n, c, h, w); y is `Arg::Output`: (n, c, oh, ow).
+/// The dilation must be [1, 1], as in PyTorch.
+pub fn avg_pool2d(p: &Pool2dParams) -> CudaOp {
+    assert_eq!(p.dilation, [1, 1], "avg_pool2d: dilation must be [1, 1]");
+    let mut defines = layer_defines(p);
+    defines.extend([
+        ("POOL_MAX", 0),
+        ("COUNT_INCLUDE_PAD", p.count_include_pad as i64),
+    ]);
+    CudaOp {
+        consts: Vec::new(),
+        launches: vec![launch_pool2d(p, "avg_pool2d_f32", defines)],
+    }
+}
+
+/// One thread per output value, `THREADS` a block.
+fn launch_pool2d(
+    p: &Pool2dParams,
+    entry: &'static str,
+    defines: Vec<(&'static str, i64)>,
+) -> Launch {
+    let outputs: usize = p.output_shape().iter().product();
+    Launch {
+        source: &SOURCE,
+        entry,
+        defines,
+        grid: [blocks(outputs, THREADS), 1, 1],
+        block: [THREADS as u32, 1, 1],
+        shared_bytes: 0,
+        args: vec![Arg::Input(0), Arg::Output],
+    }
+}
+
+/// The shapes and window attributes both kernels share.
+fn layer_defines(p: &Pool2dParams) -> Vec<(&'static str, i64)> {
+    let [n, c, oh, ow] = p.output_shape();
+    // The kernels index with 32-bit ints.
+    for (what, len) in [("input", n * c * p.h * p.w), ("output", n * c * oh * ow)] {
+        assert!(
+            len <= i32::MAX as usize,
+            "pool2d on CUDA: {what} has {len} elements, over 2^31 - 1"
+        );
+    }
+    vec![
+        ("NC", (n * c) as i64),
+        ("IN_H", p.h as i64),
+        ("IN_W", p.w as i64),
+        ("OUT_H", oh as i64),
+        ("OUT_W", ow as i64),
+        ("K_H", p.kernel[0] as i64),
+        ("K_W", p.kernel[1] as i64),
+        ("STRIDE_H", p.stride[0] as i64),
+        ("STRIDE_W", p.stride[1] as i64),
+        ("PAD_H", p.pad[0] as i64),
+        ("PAD_W", p.pad[1] as i64),
+    ]
+}
