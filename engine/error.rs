@@ -29,6 +29,10 @@ pub enum Error {
     /// The caller's input does not fit the session.
     #[error("input \"{name}\": {detail}")]
     Input { name: String, detail: String },
+    /// No usable GPU, driver or NVRTC ("no CUDA device: …"), a kernel NVRTC refused, or a
+    /// failed driver call.
+    #[error(transparent)]
+    Cuda(#[from] kestrel_kernels::cuda::CudaError),
     /// The arena or a weight could not be allocated.
     #[error("out of memory: {0}")]
     OutOfMemory(String),

@@ -24,6 +24,7 @@ mod weights;
 
 pub use compare::{diff, Diff};
 pub use error::{Error, GraphError};
+pub use kestrel_kernels::cuda::CudaError;
 pub use kestrel_kernels::Isa;
 pub use kestrel_loader::{GraphDef, InputDef, NodeDef};
 pub use model::{LayerInfo, Model};

@@ -100,6 +100,21 @@ impl Model {
 
     /// Prepares a session: passes, shapes, kernels and the arena, all done here once.
     pub fn session(&self, opts: &SessionOptions) -> Result<Session, Error> {
+        self.check_batch(opts)?;
+        Session::new(&self.graph, opts).map_err(|e| self.in_file(e))
+    }
+
+    /// Compiles every CUDA kernel specialisation a session with `opts` would run, for the
+    /// GPU architecture `arch` (e.g. "sm_90"), with NVRTC only: no GPU or driver needed.
+    /// Fills the disk cache (`opts.cuda_cache`, else the default) so that sessions built
+    /// later skip NVRTC; returns how many distinct modules the session needs.
+    pub fn compile_cuda(&self, opts: &SessionOptions, arch: &str) -> Result<usize, Error> {
+        self.check_batch(opts)?;
+        let plan = crate::session::session_plan(&self.graph, opts).map_err(|e| self.in_file(e))?;
+        crate::exec::cuda::compile_plan(&plan, arch, crate::session::cuda_cache(opts))
+    }
+
+    fn check_batch(&self, opts: &SessionOptions) -> Result<(), Error> {
         if opts.batch == 0 {
             return Err(Error::Session("batch must be at least 1".into()));
         }
@@ -115,7 +130,7 @@ impl Model {
                 });
             }
         }
-        Session::new(&self.graph, opts).map_err(|e| self.in_file(e))
+        Ok(())
     }
 
     /// Checks a caller's input shape against input `index` and returns its batch. The

@@ -34,6 +34,8 @@ pub(crate) struct Slot {
 pub(crate) struct Plan {
     /// Graph inputs first (value id = input index), then one value per node.
     pub values: Vec<Slot>,
+    /// How many of `values` are graph inputs.
+    pub inputs: usize,
     pub steps: Vec<Step>,
     pub outputs: Vec<usize>,
     pub arena_len: usize,
@@ -174,6 +176,7 @@ pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
         .collect();
     Ok(Plan {
         values,
+        inputs: n_inputs,
         steps,
         outputs,
         arena_len,

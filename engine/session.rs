@@ -1,18 +1,32 @@
 //! Sessions: a model prepared for one device and one batch size, ready to run repeatedly.
 
 use crate::error::Error;
+use crate::exec::cuda::CudaExecutor;
 use crate::exec::{Backend, Executor};
 use crate::graph::Graph;
 use crate::passes;
 use crate::plan::{plan, Plan, Slot};
 use crate::tensor::TensorView;
 use kestrel_kernels::Isa;
+use std::path::PathBuf;
 
 /// Where a session runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Device {
     #[default]
     Cpu,
+    /// The NVIDIA GPU of this ordinal, running Kestrel's own CUDA kernels.
+    Cuda(usize),
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(0) => write!(f, "cuda"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
 }
 
 /// How to build a session.
@@ -29,6 +43,9 @@ pub struct SessionOptions {
     pub threads: usize,
     /// Which CPU kernels run the session.
     pub kernels: Kernels,
+    /// Where compiled CUDA kernels are kept between processes; None: `$KESTREL_CUDA_CACHE`,
+    /// else the user's cache directory (`~/.cache/kestrel/cuda`).
+    pub cuda_cache: Option<PathBuf>,
 }
 
 /// The CPU kernels a session runs.
@@ -51,6 +68,7 @@ impl Default for SessionOptions {
             optimize: true,
             threads: 1,
             kernels: Kernels::Auto,
+            cuda_cache: None,
         }
     }
 }
@@ -59,31 +77,40 @@ impl Default for SessionOptions {
 /// in one arena. `run` allocates nothing. A session is `Send`: move it to the thread that
 /// runs it; share the `Model` instead, and give each thread its own session.
 pub struct Session {
-    executor: Executor,
+    run: Run,
     plan: Plan,
-    arena: Vec<f32>,
     input_names: Vec<String>,
     output_names: Vec<String>,
 }
 
+/// What executes a session's plan.
+enum Run {
+    Cpu { executor: Executor, arena: Vec<f32> },
+    Cuda(Box<CudaExecutor>),
+}
+
 impl Session {
     pub(crate) fn new(graph: &Graph, opts: &SessionOptions) -> Result<Session, Error> {
-        if opts.threads == 0 {
-            return Err(Error::Session("threads must be at least 1".into()));
-        }
-        let backend = Backend::resolve(opts.kernels)?;
-        let mut graph = graph.clone();
-        if opts.optimize {
-            passes::optimize(&mut graph);
-        }
-        let plan = plan(&graph, opts.batch)?;
-        let mut arena = Vec::new();
-        arena.try_reserve_exact(plan.arena_len).map_err(|_| {
-            Error::OutOfMemory(format!("session arena of {} floats", plan.arena_len))
-        })?;
-        arena.resize(plan.arena_len, 0.0);
+        let plan = session_plan(graph, opts)?;
+        let run = match opts.device {
+            Device::Cpu => {
+                let backend = Backend::resolve(opts.kernels)?;
+                let mut arena = Vec::new();
+                arena.try_reserve_exact(plan.arena_len).map_err(|_| {
+                    Error::OutOfMemory(format!("session arena of {} floats", plan.arena_len))
+                })?;
+                arena.resize(plan.arena_len, 0.0);
+                let executor = Executor::new(&plan, backend, opts.threads)?;
+                Run::Cpu { executor, arena }
+            }
+            Device::Cuda(ordinal) => Run::Cuda(Box::new(CudaExecutor::new(
+                &plan,
+                ordinal,
+                cuda_cache(opts),
+            )?)),
+        };
         Ok(Session {
-            executor: Executor::new(&plan, backend, opts.threads)?,
+            run,
             input_names: graph.inputs.iter().map(|i| i.name.clone()).collect(),
             output_names: graph
                 .outputs
@@ -91,38 +118,52 @@ impl Session {
                 .map(|&v| graph.value_name(v).to_string())
                 .collect(),
             plan,
-            arena,
         })
     }
 
     /// Runs the model on `inputs` (one slice per graph input, NCHW, batch first) and
     /// returns views of the outputs, valid until the next run.
     pub fn run(&mut self, inputs: &[&[f32]]) -> Result<Outputs<'_>, Error> {
-        self.run_with(inputs, |_, _| {})
+        self.check_inputs(inputs)?;
+        match &mut self.run {
+            Run::Cpu { executor, arena } => {
+                load_inputs(&self.plan, arena, inputs);
+                executor.execute(&self.plan, arena, &mut |_, _, _| {});
+            }
+            Run::Cuda(cuda) => cuda.run(inputs)?,
+        }
+        Ok(Outputs { session: self })
     }
 
     /// Like `run`, and calls `tap` with each node's name and output as soon as it is
-    /// computed: how `compare --per-layer` checks every layer.
+    /// computed: how `compare --per-layer` checks every layer. On CUDA this runs the
+    /// kernels one step at a time outside the session's graph, copying each output back.
     pub fn run_with(
         &mut self,
         inputs: &[&[f32]],
         mut tap: impl FnMut(&str, TensorView<'_>),
     ) -> Result<Outputs<'_>, Error> {
-        self.load_inputs(inputs)?;
-        self.executor
-            .execute(&self.plan, &mut self.arena, &mut |name, slot, data| {
-                tap(
-                    name,
-                    TensorView {
-                        shape: &slot.shape,
-                        data,
-                    },
-                )
-            });
+        self.check_inputs(inputs)?;
+        let mut show = |name: &str, slot: &Slot, data: &[f32]| {
+            tap(
+                name,
+                TensorView {
+                    shape: &slot.shape,
+                    data,
+                },
+            )
+        };
+        match &mut self.run {
+            Run::Cpu { executor, arena } => {
+                load_inputs(&self.plan, arena, inputs);
+                executor.execute(&self.plan, arena, &mut show);
+            }
+            Run::Cuda(cuda) => cuda.run_with(&self.plan, inputs, &mut show)?,
+        }
         Ok(Outputs { session: self })
     }
 
-    fn load_inputs(&mut self, inputs: &[&[f32]]) -> Result<(), Error> {
+    fn check_inputs(&self, inputs: &[&[f32]]) -> Result<(), Error> {
         if inputs.len() != self.input_names.len() {
             return Err(Error::Input {
                 name: self.input_names.join(", "),
@@ -146,7 +187,6 @@ impl Session {
                     ),
                 });
             }
-            self.arena[slot.offset..slot.offset + slot.len].copy_from_slice(data);
         }
         Ok(())
     }
@@ -165,18 +205,26 @@ impl Session {
     }
 
     /// The kernels the session runs: `reference`, or the SIMD instruction set.
-    pub fn kernels_name(&self) -> &'static str {
-        match self.executor.backend {
-            Backend::Reference => "reference",
-            Backend::Simd(isa) => isa.name(),
+    /// On CUDA, the GPU's name.
+    pub fn kernels_name(&self) -> &str {
+        match &self.run {
+            Run::Cpu { executor, .. } => match executor.backend {
+                Backend::Reference => "reference",
+                Backend::Simd(isa) => isa.name(),
+            },
+            Run::Cuda(cuda) => cuda.device_name(),
         }
     }
 
+    /// CPU threads a run uses (1 on CUDA: the host thread that launches the graph).
     pub fn threads(&self) -> usize {
-        self.executor.threads
+        match &self.run {
+            Run::Cpu { executor, .. } => executor.threads,
+            Run::Cuda(_) => 1,
+        }
     }
 
-    /// Size of the session's activation arena in bytes.
+    /// Size of the session's activation arena in bytes (on the device, for CUDA).
     pub fn arena_bytes(&self) -> usize {
         self.plan.arena_len * std::mem::size_of::<f32>()
     }
@@ -197,8 +245,12 @@ impl Session {
     }
 
     /// Number of kernel calls one run makes: aliases and concats assembled in place by
-    /// their producers move no data and are not counted.
+    /// their producers move no data and are not counted. On CUDA, the kernel launches
+    /// in the session's graph.
     pub fn kernel_count(&self) -> usize {
+        if let Run::Cuda(cuda) = &self.run {
+            return cuda.kernel_launches();
+        }
         self.plan
             .steps
             .iter()
@@ -206,11 +258,45 @@ impl Session {
             .count()
     }
 
-    fn view<'a>(&'a self, slot: &'a Slot) -> TensorView<'a> {
+    /// Output `index` of the last run.
+    fn output(&self, index: usize) -> TensorView<'_> {
+        let slot = &self.plan.values[self.plan.outputs[index]];
+        let data = match &self.run {
+            Run::Cpu { arena, .. } => &arena[slot.offset..slot.offset + slot.len],
+            Run::Cuda(cuda) => cuda.output(index),
+        };
         TensorView {
             shape: &slot.shape,
-            data: &self.arena[slot.offset..slot.offset + slot.len],
+            data,
         }
+    }
+}
+
+/// The plan a session of `graph` runs: the graph passes when asked for, then shapes,
+/// kernels and the arena at the session's batch.
+pub(crate) fn session_plan(graph: &Graph, opts: &SessionOptions) -> Result<Plan, Error> {
+    if opts.threads == 0 {
+        return Err(Error::Session("threads must be at least 1".into()));
+    }
+    let mut graph = graph.clone();
+    if opts.optimize {
+        passes::optimize(&mut graph);
+    }
+    plan(&graph, opts.batch)
+}
+
+/// The CUDA module cache directory a session with `opts` uses.
+pub(crate) fn cuda_cache(opts: &SessionOptions) -> Option<PathBuf> {
+    opts.cuda_cache
+        .clone()
+        .or_else(kestrel_kernels::cuda::compile::default_cache_dir)
+}
+
+/// Copies the (checked) inputs into their arena slots.
+fn load_inputs(plan: &Plan, arena: &mut [f32], inputs: &[&[f32]]) {
+    for (i, data) in inputs.iter().enumerate() {
+        let slot = &plan.values[i];
+        arena[slot.offset..slot.offset + slot.len].copy_from_slice(data);
     }
 }
 
@@ -240,9 +326,7 @@ impl<'a> Outputs<'a> {
 
     /// Output `index`, or None past the last.
     pub fn get(&self, index: usize) -> Option<TensorView<'a>> {
-        let s = self.session;
-        let value = *s.plan.outputs.get(index)?;
-        Some(s.view(&s.plan.values[value]))
+        (index < self.len()).then(|| self.session.output(index))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = TensorView<'a>> + '_ {

@@ -64,3 +64,39 @@ fn runs_after_the_first_allocate_nothing() {
         }
     }
 }
+
+/// A CUDA run (stage the input, replay the graph, wait) allocates nothing either.
+#[test]
+fn cuda_runs_allocate_nothing() {
+    for name in FIXTURES {
+        let model = Model::load(fixture(name)).unwrap();
+        let opts = SessionOptions {
+            device: kestrel::Device::Cuda(0),
+            batch: 2,
+            cuda_cache: Some(common::temp_path("zero-alloc-cuda")),
+            ..Default::default()
+        };
+        let mut session = match model.session(&opts) {
+            Ok(s) => s,
+            Err(kestrel::Error::Cuda(kestrel::CudaError::Unavailable(why)))
+                if std::env::var("REQUIRE_CUDA").as_deref() != Ok("1") =>
+            {
+                println!("skipping: no CUDA device ({why})");
+                return;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        };
+        let input = vec![0.25f32; session.input_shape(0).iter().product()];
+        session.run(&[&input]).unwrap();
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        for _ in 0..5 {
+            let out = session.run(&[&input]).unwrap();
+            assert!(out.get(0).unwrap().data[0].is_finite());
+        }
+        let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        assert_eq!(
+            allocated, 0,
+            "{name} cuda: {allocated} allocations in 5 runs"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! The CPU executor: runs a plan's steps in order over one arena, with the kernels the
 //! session was built for.
 
+pub(crate) mod cuda;
 mod reference;
 mod simd;
 

@@ -1,7 +1,6 @@
 //! `kestrel bench`: latency of `Session::run` as a real-time caller sees it.
 
 use crate::run::random_inputs;
-use crate::DeviceArg;
 use anyhow::{Context, Result};
 use kestrel::{Model, SessionOptions};
 use std::io::{IsTerminal, Write};
@@ -11,8 +10,9 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args)]
 pub struct BenchArgs {
     model: PathBuf,
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
+    /// cpu, cuda (GPU 0) or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = crate::parse_device)]
+    device: kestrel::Device,
     #[arg(long, default_value_t = 1)]
     batch: usize,
     #[arg(long, default_value_t = 1)]
@@ -43,7 +43,7 @@ const BUDGET: Duration = Duration::from_secs(3);
 pub fn bench(args: &BenchArgs) -> Result<()> {
     let model = Model::load(&args.model)?;
     let opts = SessionOptions {
-        device: args.device.into(),
+        device: args.device,
         batch: args.batch,
         threads: args.threads,
         kernels: args.kernels.choice()?,
@@ -82,11 +82,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let wall = timed.elapsed().as_secs_f64();
     samples.sort_by(f64::total_cmp);
     let stats = Stats::of(&samples, args.batch);
-    let isa = session.kernels_name();
+    let isa = session.kernels_name().to_string();
     println!(
         "{}: {} ({isa}), batch {}, {} thread(s), {iters} runs after {} warm-up, {} inputs cycled, {:.1} s",
         args.model.display(),
-        args.device.label(),
+        args.device,
         args.batch,
         args.threads,
         args.warmup,
@@ -107,7 +107,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "model": args.model.display().to_string(),
-            "device": args.device.label(),
+            "device": args.device.to_string(),
             "isa": isa,
             "batch": args.batch,
             "threads": args.threads,

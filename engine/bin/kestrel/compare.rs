@@ -1,6 +1,5 @@
 use crate::info::join;
 use crate::run::{output_names, read_inputs};
-use crate::DeviceArg;
 use anyhow::{Context, Result};
 use kestrel::{diff, Diff, Model, SessionOptions, ATOL, DEFAULT_RTOL};
 use std::path::PathBuf;
@@ -12,8 +11,9 @@ pub struct CompareArgs {
     /// PyTorch reference file: `input`, `output` (or `output.0`, …), and with
     /// intermediates `layer.<node name>` for every node.
     reference: PathBuf,
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
+    /// cpu, cuda (GPU 0) or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = crate::parse_device)]
+    device: kestrel::Device,
     #[arg(long, default_value_t = 1)]
     threads: usize,
     #[command(flatten)]
@@ -35,14 +35,14 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
     let inputs = read_inputs(&model, &reference)?;
     let batch = inputs.batch;
     let opts = SessionOptions {
-        device: args.device.into(),
+        device: args.device,
         batch,
         threads: args.threads,
         kernels: args.kernels.choice()?,
         ..SessionOptions::default()
     };
     let mut session = model.session(&opts)?;
-    let (kernels, threads) = (session.kernels_name(), session.threads());
+    let (kernels, threads) = (session.kernels_name().to_string(), session.threads());
     let slices = inputs.slices();
     let mut layers: Vec<(String, Diff)> = Vec::new();
     let mut unmatched = 0;
@@ -63,7 +63,7 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
         "{} vs {} (batch {batch}, {} {}, {} thread(s), rtol {:e})",
         args.model.display(),
         args.reference.display(),
-        args.device.label(),
+        args.device,
         kernels,
         threads,
         args.rtol

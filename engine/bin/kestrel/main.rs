@@ -6,7 +6,7 @@ mod compare;
 mod info;
 mod run;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,24 +21,16 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum DeviceArg {
-    Cpu,
-}
-
-impl DeviceArg {
-    fn label(self) -> &'static str {
-        match self {
-            DeviceArg::Cpu => "cpu",
-        }
-    }
-}
-
-impl From<DeviceArg> for kestrel::Device {
-    fn from(d: DeviceArg) -> Self {
-        match d {
-            DeviceArg::Cpu => kestrel::Device::Cpu,
-        }
+/// `--device cpu|cuda|cuda:N`.
+fn parse_device(s: &str) -> Result<kestrel::Device, String> {
+    match s {
+        "cpu" => Ok(kestrel::Device::Cpu),
+        "cuda" => Ok(kestrel::Device::Cuda(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|i| i.parse().ok())
+            .map(kestrel::Device::Cuda)
+            .ok_or_else(|| format!("unknown device \"{s}\" (cpu, cuda or cuda:N)")),
     }
 }
 

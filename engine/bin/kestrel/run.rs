@@ -1,5 +1,4 @@
 use crate::info::join;
-use crate::DeviceArg;
 use anyhow::{bail, Context, Result};
 use kestrel::{Model, SessionOptions};
 use kestrel_loader::TensorFile;
@@ -14,8 +13,9 @@ pub struct RunArgs {
     /// is fed to the model; default: a seeded random normal input of the model's shape.
     #[arg(long)]
     input: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
+    /// cpu, cuda (GPU 0) or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = crate::parse_device)]
+    device: kestrel::Device,
     #[arg(long, default_value_t = 1)]
     threads: usize,
     #[command(flatten)]
@@ -54,7 +54,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let batch = inputs.batch;
     let opts = SessionOptions {
-        device: args.device.into(),
+        device: args.device,
         batch,
         threads: args.threads,
         kernels: args.kernels.choice()?,

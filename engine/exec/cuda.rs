@@ -1,0 +1,330 @@
+//! The CUDA executor: the CPU planner's plan on one device arena, every step's kernels
+//! compiled by NVRTC and loaded when the session is built, and the whole run captured once
+//! as a CUDA graph: a run is one host-to-device copy per input, one graph launch and one
+//! device-to-host copy per output, with no allocation, compilation or host work per layer.
+
+use crate::error::Error;
+use crate::lower::Kernel;
+use crate::plan::{moves_no_data, Plan, Slot, Step};
+use kestrel_kernels as k;
+use kestrel_kernels::cuda::compile::Compiler;
+use kestrel_kernels::cuda::device::{Gpu, Pinned};
+use kestrel_kernels::cuda::{Arg, CudaError, CudaOp, Launch};
+use kestrel_kernels::Activation;
+use std::path::PathBuf;
+
+/// The `CudaOp` that computes one step; empty for steps that move no data.
+pub(crate) fn cuda_op(kernel: &Kernel, out_len: usize) -> CudaOp {
+    match kernel {
+        Kernel::Conv2d {
+            p,
+            weight,
+            bias,
+            residual,
+            act,
+        } => k::conv2d::cuda::conv2d(p, weight, bias.as_deref(), *residual, *act),
+        Kernel::Linear {
+            p,
+            weight,
+            bias,
+            act,
+        } => k::linear::cuda::linear(p, weight, bias.as_deref(), *act),
+        Kernel::BatchNorm {
+            p,
+            weight,
+            bias,
+            mean,
+            var,
+        } => {
+            let (scale, shift) =
+                k::batch_norm::scale_shift(weight.as_deref(), bias.as_deref(), mean, var, p.eps);
+            k::batch_norm::cuda::scale_shift(p, &scale, &shift)
+        }
+        Kernel::Relu => k::activation::cuda::activate(Activation::Relu, out_len),
+        Kernel::Relu6 => k::activation::cuda::activate(Activation::Relu6, out_len),
+        Kernel::MaxPool2d(p) => k::pool2d::cuda::max_pool2d(p),
+        Kernel::AvgPool2d(p) => k::pool2d::cuda::avg_pool2d(p),
+        Kernel::AdaptiveAvgPool2d(p) => k::adaptive_avg_pool2d::cuda::adaptive_avg_pool2d(p),
+        Kernel::Mean(p) => k::mean::cuda::mean_hw(p),
+        Kernel::Add { act } => k::add::cuda::add(out_len, *act),
+        Kernel::Concat { outer, inner } => k::concat::cuda::concat(*outer, inner),
+        Kernel::Softmax(p) => k::softmax::cuda::softmax(p),
+        Kernel::Alias => CudaOp::default(),
+    }
+}
+
+/// Every step's `CudaOp` (empty where the step moves no data), in plan order.
+pub(crate) fn cuda_ops(plan: &Plan) -> Vec<CudaOp> {
+    plan.steps
+        .iter()
+        .map(|s| match moves_no_data(s) {
+            true => CudaOp::default(),
+            false => cuda_op(&s.kernel, plan.values[s.output].len),
+        })
+        .collect()
+}
+
+/// Compiles every kernel specialisation of `plan` for `arch` with NVRTC, without a GPU.
+/// Returns how many distinct modules there are.
+pub(crate) fn compile_plan(
+    plan: &Plan,
+    arch: &str,
+    cache_dir: Option<PathBuf>,
+) -> Result<usize, Error> {
+    let compiler = Compiler::new(arch, cache_dir)?;
+    let mut texts = std::collections::HashSet::new();
+    for op in cuda_ops(plan) {
+        for launch in &op.launches {
+            compiler.ptx(launch)?;
+            texts.insert(launch.module_text());
+        }
+    }
+    Ok(texts.len())
+}
+
+/// A CUDA graph replayed by one session at a time.
+struct Graph(cudarc::driver::CudaGraph);
+
+// SAFETY: the graph is created, launched and destroyed only through `&mut CudaExecutor`
+// (a session runs on one thread at a time), so no two threads ever touch it at once;
+// CUDA objects are not tied to the thread that made them.
+unsafe impl Send for Graph {}
+
+/// One kernel launch, resolved: its loaded function and its arguments' device addresses.
+struct Call {
+    function: cudarc::driver::CudaFunction,
+    launch: Launch,
+    ptrs: Vec<u64>,
+}
+
+/// Where a graph input or output sits in the arena and in its pinned staging buffer.
+struct Transfer {
+    device: u64,
+    staged_at: usize,
+    len: usize,
+}
+
+pub(crate) struct CudaExecutor {
+    // Fields drop in order: the graph before the buffers it points into. Always Some
+    // once `new` returns.
+    graph: Option<Graph>,
+    /// Each step's calls, for the eager per-layer run of `compare --per-layer`.
+    steps: Vec<Vec<Call>>,
+    inputs: Vec<Transfer>,
+    outputs: Vec<Transfer>,
+    input_stage: Pinned,
+    output_stage: Pinned,
+    _consts: Vec<cudarc::driver::CudaSlice<f32>>,
+    arena: cudarc::driver::CudaSlice<f32>,
+    gpu: Gpu,
+}
+
+impl CudaExecutor {
+    pub(crate) fn new(
+        plan: &Plan,
+        ordinal: usize,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<CudaExecutor, Error> {
+        let gpu = Gpu::new(ordinal)?;
+        let compiler = Compiler::new(gpu.arch(), cache_dir)?;
+        let arena = gpu.alloc_zeros(plan.arena_len.max(1))?;
+        let base = gpu.device_ptr(&arena);
+        let addr = |slot: &Slot| base + (slot.offset * size_of::<f32>()) as u64;
+        let mut consts = Vec::new();
+        let mut steps = Vec::with_capacity(plan.steps.len());
+        for (step, op) in plan.steps.iter().zip(cuda_ops(plan)) {
+            let uploaded: Vec<u64> = op
+                .consts
+                .iter()
+                .map(|c| {
+                    let buf = gpu.upload(c)?;
+                    let ptr = gpu.device_ptr(&buf);
+                    consts.push(buf);
+                    Ok(ptr)
+                })
+                .collect::<Result<_, CudaError>>()?;
+            let mut calls = Vec::with_capacity(op.launches.len());
+            for launch in op.launches {
+                let ptx = compiler.ptx(&launch)?;
+                let function = gpu.load(&ptx, launch.entry)?;
+                let ptrs = launch
+                    .args
+                    .iter()
+                    .map(|a| arg_address(a, step, plan, &uploaded, &addr))
+                    .collect();
+                calls.push(Call {
+                    function,
+                    launch,
+                    ptrs,
+                });
+            }
+            steps.push(calls);
+        }
+        let transfers = |values: &mut dyn Iterator<Item = usize>| {
+            let mut at = 0;
+            values
+                .map(|v| {
+                    let slot = &plan.values[v];
+                    let t = Transfer {
+                        device: addr(slot),
+                        staged_at: at,
+                        len: slot.len,
+                    };
+                    at += slot.len;
+                    t
+                })
+                .collect::<Vec<_>>()
+        };
+        let inputs = transfers(&mut (0..plan.inputs));
+        let outputs = transfers(&mut plan.outputs.iter().copied());
+        let staged = |t: &[Transfer]| t.iter().map(|t| t.len).sum::<usize>().max(1);
+        // Inputs are only written by the CPU: write-combined memory suits that. Outputs
+        // are read by the CPU, which write-combined memory makes very slow (gpu.md).
+        let input_stage = gpu.alloc_pinned(staged(&inputs), true)?;
+        let output_stage = gpu.alloc_pinned(staged(&outputs), false)?;
+        let mut exec = CudaExecutor {
+            graph: None,
+            steps,
+            inputs,
+            outputs,
+            input_stage,
+            output_stage,
+            _consts: consts,
+            arena,
+            gpu,
+        };
+        exec.graph = Some(Graph(exec.capture()?));
+        Ok(exec)
+    }
+
+    /// Records one whole run (copies in, every kernel, copies out) as a CUDA graph.
+    fn capture(&mut self) -> Result<cudarc::driver::CudaGraph, CudaError> {
+        use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
+        let stream = self.gpu.stream().clone();
+        let driver = |what: &'static str| {
+            move |e: cudarc::driver::DriverError| CudaError::Driver {
+                what: what.into(),
+                detail: e.to_string(),
+            }
+        };
+        stream
+            .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(driver("begin graph capture"))?;
+        let recorded = self.enqueue_run();
+        // End the capture even when recording failed, so the stream is usable again.
+        let graph = stream
+            .end_capture(CUgraphInstantiate_flags(0))
+            .map_err(driver("end graph capture"))?;
+        recorded?;
+        let graph = graph.ok_or_else(|| CudaError::Driver {
+            what: "graph capture".into(),
+            detail: "captured an empty graph".into(),
+        })?;
+        graph.upload().map_err(driver("upload the graph"))?;
+        Ok(graph)
+    }
+
+    /// Enqueues one run on the session's stream (captured into the graph).
+    fn enqueue_run(&mut self) -> Result<(), CudaError> {
+        self.copy_inputs_in()?;
+        for call in self.steps.iter().flatten() {
+            self.gpu.launch(&call.function, &call.launch, &call.ptrs)?;
+        }
+        self.copy_outputs_out()
+    }
+
+    fn copy_inputs_in(&mut self) -> Result<(), CudaError> {
+        let stage = self.input_stage.as_slice();
+        for t in &self.inputs {
+            self.gpu
+                .copy_in(t.device, &stage[t.staged_at..t.staged_at + t.len])?;
+        }
+        Ok(())
+    }
+
+    fn copy_outputs_out(&mut self) -> Result<(), CudaError> {
+        let stage = self.output_stage.as_mut_slice();
+        for t in &self.outputs {
+            self.gpu
+                .copy_out(&mut stage[t.staged_at..t.staged_at + t.len], t.device)?;
+        }
+        Ok(())
+    }
+
+    /// One run: stage the inputs, replay the graph, wait for the outputs.
+    pub(crate) fn run(&mut self, inputs: &[&[f32]]) -> Result<(), Error> {
+        let stage = self.input_stage.as_mut_slice();
+        for (t, data) in self.inputs.iter().zip(inputs) {
+            stage[t.staged_at..t.staged_at + t.len].copy_from_slice(data);
+        }
+        let graph = self
+            .graph
+            .as_ref()
+            .expect("captured when the session was built");
+        graph.0.launch().map_err(|e| CudaError::Driver {
+            what: "graph launch".into(),
+            detail: e.to_string(),
+        })?;
+        self.gpu.synchronize()?;
+        Ok(())
+    }
+
+    /// One run step by step, outside the graph, showing each step's output to `tap`:
+    /// what `compare --per-layer` checks. Slow (a copy back per step), and allocates.
+    pub(crate) fn run_with(
+        &mut self,
+        plan: &Plan,
+        inputs: &[&[f32]],
+        tap: &mut dyn FnMut(&str, &Slot, &[f32]),
+    ) -> Result<(), Error> {
+        let stage = self.input_stage.as_mut_slice();
+        for (t, data) in self.inputs.iter().zip(inputs) {
+            stage[t.staged_at..t.staged_at + t.len].copy_from_slice(data);
+        }
+        self.copy_inputs_in()?;
+        let base = self.gpu.device_ptr(&self.arena);
+        let mut host = Vec::new();
+        for (step, calls) in plan.steps.iter().zip(&self.steps) {
+            for call in calls {
+                self.gpu.launch(&call.function, &call.launch, &call.ptrs)?;
+            }
+            let slot = &plan.values[step.output];
+            host.resize(slot.len, 0.0);
+            self.gpu
+                .copy_out_sync(&mut host, base + (slot.offset * size_of::<f32>()) as u64)?;
+            tap(&step.name, slot, &host);
+        }
+        self.copy_outputs_out()?;
+        self.gpu.synchronize()?;
+        Ok(())
+    }
+
+    /// Output `index` of the last run.
+    pub(crate) fn output(&self, index: usize) -> &[f32] {
+        let t = &self.outputs[index];
+        &self.output_stage.as_slice()[t.staged_at..t.staged_at + t.len]
+    }
+
+    pub(crate) fn device_name(&self) -> &str {
+        self.gpu.name()
+    }
+
+    pub(crate) fn kernel_launches(&self) -> usize {
+        self.steps.iter().map(Vec::len).sum()
+    }
+}
+
+/// The device address an argument role stands for in `step`.
+fn arg_address(
+    arg: &Arg,
+    step: &Step,
+    plan: &Plan,
+    consts: &[u64],
+    addr: &dyn Fn(&Slot) -> u64,
+) -> u64 {
+    match *arg {
+        Arg::Input(i) => addr(&plan.values[step.inputs[i]]),
+        Arg::Output => addr(&plan.values[step.output]),
+        Arg::Const(i) => consts[i],
+    }
+}

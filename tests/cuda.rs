@@ -1,0 +1,189 @@
+//! The CUDA backend end to end. Without a GPU the device tests print
+//! `skipping: no CUDA device (…)` (REQUIRE_CUDA=1 turns that into a failure); the NVRTC
+//! test needs no GPU, only libnvrtc, and KESTREL_REQUIRE_NVRTC=1 makes its skip a failure.
+
+mod common;
+
+use common::{fixture, reference, temp_path, FIXTURES};
+use kestrel::CudaError;
+use kestrel::{diff, Device, Error, Model, Session, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel_loader::read_tensors;
+use std::process::Command;
+
+fn required(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "1")
+}
+
+fn cuda_opts(batch: usize, optimize: bool) -> SessionOptions {
+    SessionOptions {
+        device: Device::Cuda(0),
+        batch,
+        optimize,
+        cuda_cache: Some(temp_path("cuda-cache")),
+        ..SessionOptions::default()
+    }
+}
+
+/// A CUDA session of `name`, or None (after printing why) when this machine has no GPU.
+fn cuda_session(model: &Model, opts: &SessionOptions) -> Option<Session> {
+    match model.session(opts) {
+        Ok(s) => Some(s),
+        Err(Error::Cuda(CudaError::Unavailable(why))) if !required("REQUIRE_CUDA") => {
+            println!("skipping: no CUDA device ({why})");
+            None
+        }
+        Err(e) => panic!("CUDA session: {e}"),
+    }
+}
+
+/// Every kernel specialisation the fixtures need compiles with NVRTC for the H100's
+/// sm_90, at two batch sizes, with and without the graph passes: a kernel that does not
+/// compile fails here, on a machine with no GPU.
+#[test]
+fn nvrtc_compiles_every_fixture_kernel() {
+    let cache = temp_path("nvrtc-fixtures");
+    let mut modules = 0;
+    for name in FIXTURES {
+        let model = Model::load(fixture(name)).unwrap();
+        for batch in [1, 3] {
+            for optimize in [true, false] {
+                let opts = SessionOptions {
+                    batch,
+                    optimize,
+                    cuda_cache: Some(cache.clone()),
+                    ..SessionOptions::default()
+                };
+                match model.compile_cuda(&opts, "sm_90") {
+                    Ok(n) => modules += n,
+                    Err(Error::Cuda(CudaError::Unavailable(why)))
+                        if !required("KESTREL_REQUIRE_NVRTC") =>
+                    {
+                        println!("skipping NVRTC compile of the fixtures: {why}");
+                        return;
+                    }
+                    Err(e) => panic!("{name} batch {batch} optimize={optimize}: {e}"),
+                }
+            }
+        }
+    }
+    assert!(modules > 20, "only {modules} modules compiled");
+    // The second pass finds every module in the disk cache.
+    let model = Model::load(fixture("resnet18")).unwrap();
+    let opts = SessionOptions {
+        cuda_cache: Some(cache.clone()),
+        ..SessionOptions::default()
+    };
+    assert!(model.compile_cuda(&opts, "sm_90").unwrap() > 0);
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+/// Each fixture on the GPU: every layer (eager, step by step) and the graph-replayed
+/// output, batch 1 and 3, against PyTorch, within the fp32 tolerance.
+#[test]
+fn fixtures_match_pytorch_on_cuda() {
+    for name in FIXTURES {
+        let model = Model::load(fixture(name)).unwrap();
+        for batch in [1, 3] {
+            for optimize in [true, false] {
+                let Some(mut session) = cuda_session(&model, &cuda_opts(batch, optimize)) else {
+                    return;
+                };
+                let refs = read_tensors(&reference(name, batch)).unwrap();
+                let input = refs.tensors["input"].data.clone().unwrap();
+                let expected = refs.tensors["output"].data.clone().unwrap();
+                let label = format!("{name} b{batch} optimize={optimize}");
+                let mut failures = Vec::new();
+                session
+                    .run_with(&[&input], |layer, out| {
+                        if let Some(r) = refs.tensors.get(&format!("layer.{layer}")) {
+                            let d = diff(out.data, r.data.as_ref().unwrap(), DEFAULT_RTOL, ATOL);
+                            if !d.ok() {
+                                failures.push(format!("{layer}: {:.3e}", d.max_abs));
+                            }
+                        }
+                    })
+                    .unwrap();
+                assert!(failures.is_empty(), "{label}: {failures:?}");
+                // The graph replay, twice: the second run must not see the first's state.
+                for _ in 0..2 {
+                    let out = session.run(&[&input]).unwrap();
+                    let d = diff(out.get(0).unwrap().data, &expected, DEFAULT_RTOL, ATOL);
+                    assert!(d.ok(), "{label}: graph run max abs {:.3e}", d.max_abs);
+                }
+            }
+        }
+    }
+}
+
+/// Two sessions of one model on one GPU, run from two threads at once, each get the
+/// output a lone run gives.
+#[test]
+fn two_sessions_run_concurrently() {
+    let model = Model::load(fixture("resnet18")).unwrap();
+    let Some(mut lone) = cuda_session(&model, &cuda_opts(1, true)) else {
+        return;
+    };
+    let len: usize = lone.input_shape(0).iter().product();
+    let inputs: Vec<Vec<f32>> = (0..2)
+        .map(|s| {
+            (0..len)
+                .map(|i| ((i * 7 + s * 13) % 17) as f32 / 17.0 - 0.5)
+                .collect()
+        })
+        .collect();
+    let expected: Vec<Vec<f32>> = inputs
+        .iter()
+        .map(|x| lone.run(&[x]).unwrap().get(0).unwrap().data.to_vec())
+        .collect();
+    std::thread::scope(|scope| {
+        for (x, want) in inputs.iter().zip(&expected) {
+            let model = &model;
+            scope.spawn(move || {
+                let mut s = model.session(&cuda_opts(1, true)).unwrap();
+                for _ in 0..50 {
+                    assert_eq!(s.run(&[x]).unwrap().get(0).unwrap().data, &want[..]);
+                }
+            });
+        }
+    });
+}
+
+/// With no GPU (or no driver), asking for one is an error that says so, never a panic.
+#[test]
+fn no_gpu_is_a_clear_error() {
+    let model = Model::load(fixture("cifarnet")).unwrap();
+    match model.session(&cuda_opts(1, true)) {
+        Ok(_) => println!("skipping: a CUDA device is present"),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.starts_with("no CUDA device: "), "{msg}");
+        }
+    }
+    // A device ordinal that cannot exist is refused the same way, GPU or not.
+    let opts = SessionOptions {
+        device: Device::Cuda(1000),
+        ..SessionOptions::default()
+    };
+    let msg = model.session(&opts).err().unwrap().to_string();
+    assert!(msg.starts_with("no CUDA device: "), "{msg}");
+}
+
+/// The CLI turns that error into one line and exit 2.
+#[test]
+fn cli_without_gpu_exits_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(["run", "--device", "cuda:1000"])
+        .arg(fixture("cifarnet"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: no CUDA device: "), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(["run", "--device", "gpu"])
+        .arg(fixture("cifarnet"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
