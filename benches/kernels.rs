@@ -4,6 +4,10 @@
 //!   (depthwise convs go to the depthwise kernel, the rest to the packed GEMM);
 //!   `conv2d/cpu-<isa>-t2/<shape>` for the ResNet-18 convs on 2 threads.
 //! - `max_pool2d`, `linear`, `mean`: the other hot ops of those models.
+//! - `conv2d/cuda/<shape>`: the same convs on GPU 0 with Kestrel's CUDA kernels (bias and
+//!   activation fused), each sample enqueuing its iterations and synchronizing once, so
+//!   launch overhead overlaps kernels as in a graph; skipped (with a line saying why) when
+//!   there is no GPU, driver or NVRTC.
 //!
 //! Throughput is criterion's Elements = FLOPs (2 × multiply-adds), so "elem/s" reads as
 //! FLOP/s, to hold against the 116.9 GFLOP/s per-core peak of the 2-core Zen 4.
@@ -14,12 +18,15 @@ use kestrel_kernels::conv2d::cpu::Conv2dCpu;
 use kestrel_kernels::conv2d::depthwise::DepthwiseCpu;
 use kestrel_kernels::conv2d::shapes::{shape_id, MOBILENET_V2, RESNET18};
 use kestrel_kernels::conv2d::Conv2dParams;
+use kestrel_kernels::cuda::compile::{default_cache_dir, Compiler};
+use kestrel_kernels::cuda::device::{Gpu, PreparedOp};
+use kestrel_kernels::cuda::CudaError;
 use kestrel_kernels::linear::cpu::LinearCpu;
 use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::mean::MeanParams;
 use kestrel_kernels::pool2d::Pool2dParams;
 use kestrel_kernels::{mean, pool2d, Activation, Isa};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Deterministic values in [-1, 1): dense f32 math times the same on any data.
 fn data(len: usize, seed: u32) -> Vec<f32> {
@@ -112,6 +119,45 @@ fn other_ops(c: &mut Criterion, isa: Isa) {
     g.finish();
 }
 
+/// The convs of `shapes` on GPU 0, or a line saying why not.
+fn cuda_convs(c: &mut Criterion, shapes: &[&Conv2dParams]) {
+    let gpu = match Gpu::new(0) {
+        Ok(gpu) => gpu,
+        Err(e) => return println!("skipping conv2d/cuda: {e}"),
+    };
+    let compiler = match Compiler::new(gpu.arch(), default_cache_dir()) {
+        Ok(compiler) => compiler,
+        Err(e) => return println!("skipping conv2d/cuda: {e}"),
+    };
+    let act = |p: &Conv2dParams| match p.groups == p.c_in && p.groups > 1 {
+        true => Activation::Relu6,
+        false => Activation::Relu,
+    };
+    for p in shapes {
+        let x = data(p.n * p.c_in * p.h * p.w, 1);
+        let w = data(p.weight_shape().iter().product(), 2);
+        let bias = data(p.c_out, 3);
+        let op = kestrel_kernels::conv2d::cuda::conv2d(p, &w, Some(&bias), false, act(p));
+        let out_len = p.output_shape().iter().product();
+        let prepared = PreparedOp::new(&gpu, &compiler, &op, &[&x], out_len)
+            .unwrap_or_else(|e| panic!("conv2d/cuda/{}: {e}", shape_id(p)));
+        let mut g = c.benchmark_group("conv2d");
+        g.throughput(Throughput::Elements(p.flops()));
+        g.bench_function(format!("cuda/{}", shape_id(p)), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let enqueued: Result<(), CudaError> =
+                    (0..iters).try_for_each(|_| prepared.enqueue(&gpu));
+                enqueued
+                    .and_then(|()| gpu.synchronize())
+                    .expect("conv runs");
+                start.elapsed()
+            })
+        });
+        g.finish();
+    }
+}
+
 fn kernels(c: &mut Criterion) {
     let resnet = RESNET18.iter().map(|(p, _)| p);
     let shapes: Vec<&Conv2dParams> = resnet.clone().chain(MOBILENET_V2.iter()).collect();
@@ -124,6 +170,7 @@ fn kernels(c: &mut Criterion) {
     for p in resnet {
         conv(c, p, Isa::best(), 2);
     }
+    cuda_convs(c, &shapes);
 }
 
 criterion_group! {

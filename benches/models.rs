@@ -1,29 +1,42 @@
 //! Whole-model latency at batch 1 on the shipped fixtures, on the best ISA this CPU has
-//! at 1 and 2 threads, and the reference kernels for scale. Bench ids:
-//! `model/cpu-<kernels>-t<threads>/<fixture>-b1`. Full-size models: `kestrel bench`.
+//! at 1 and 2 threads, the reference kernels for scale, and GPU 0 when there is one.
+//! Bench ids: `model/cpu-<kernels>-t<threads>/<fixture>-b1`, `model/cuda/<fixture>-b1`
+//! (a whole `Session::run`: input copy, graph replay, output copy, synchronize).
+//! Full-size models: `kestrel bench`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kestrel::{Kernels, Model, SessionOptions};
+use kestrel::{CudaError, Device, Error, Kernels, Model, SessionOptions};
 use std::path::Path;
 
 fn models(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut group = c.benchmark_group("model");
     group.sample_size(20);
+    let cpu = |kernels, threads| SessionOptions {
+        kernels,
+        threads,
+        ..SessionOptions::default()
+    };
     let configs = [
-        (Kernels::Auto, 1),
-        (Kernels::Auto, 2),
-        (Kernels::Reference, 1),
+        cpu(Kernels::Auto, 1),
+        cpu(Kernels::Auto, 2),
+        cpu(Kernels::Reference, 1),
+        SessionOptions {
+            device: Device::Cuda(0),
+            ..SessionOptions::default()
+        },
     ];
     for name in ["cifarnet", "resnet18", "mobilenetv2"] {
         let model = Model::load(dir.join(format!("{name}.safetensors"))).expect("fixture loads");
-        for (kernels, threads) in configs {
-            let opts = SessionOptions {
-                kernels,
-                threads,
-                ..SessionOptions::default()
+        for opts in &configs {
+            let mut session = match model.session(opts) {
+                Ok(s) => s,
+                Err(Error::Cuda(CudaError::Unavailable(why))) => {
+                    println!("skipping model/cuda/{name}-b1: no CUDA device ({why})");
+                    continue;
+                }
+                Err(e) => panic!("{name} on {}: {e}", opts.device),
             };
-            let mut session = model.session(&opts).expect("session builds");
             // Eight inputs cycled: one fixed input lets the branch predictor learn max-pool branches.
             let len: usize = session.input_shape(0).iter().product();
             let inputs: Vec<Vec<f32>> = (0..8)
@@ -33,7 +46,12 @@ fn models(c: &mut Criterion) {
                         .collect()
                 })
                 .collect();
-            let id = format!("cpu-{}-t{threads}/{name}-b1", session.kernels_name());
+            let id = match opts.device {
+                Device::Cpu => {
+                    format!("cpu-{}-t{}/{name}-b1", session.kernels_name(), opts.threads)
+                }
+                Device::Cuda(_) => format!("cuda/{name}-b1"),
+            };
             let mut i = 0;
             group.bench_function(id, |b| {
                 b.iter(|| {

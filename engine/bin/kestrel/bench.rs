@@ -103,6 +103,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     );
     if args.per_layer {
         per_layer(&mut session, &slices, iters.min(200))?;
+        if args.device != kestrel::Device::Cpu {
+            println!("(on CUDA each step runs eagerly and includes a synchronize and a copy of its output back)");
+        }
     }
     if let Some(path) = &args.json {
         let json = serde_json::json!({

@@ -282,8 +282,96 @@ fn geometry(l: &Launch) -> String {
     format!("grid {gx}x{gy}x{gz}, block {bx}x{by}x{bz}")
 }
 
+/// One op on its own device buffers, every launch loaded and its arguments resolved:
+/// what kernel tests and benches run, [`PreparedOp::enqueue`] as often as they like.
+pub struct PreparedOp {
+    calls: Vec<(CudaFunction, Launch, Vec<u64>)>,
+    out: CudaSlice<f32>,
+    out_len: usize,
+    // Held for their device memory, which `calls` point into.
+    _buffers: Vec<CudaSlice<f32>>,
+}
+
+impl PreparedOp {
+    /// Uploads `op`'s constants and `inputs`, allocates its output, compiles and loads its
+    /// launches.
+    pub fn new(
+        gpu: &Gpu,
+        compiler: &Compiler,
+        op: &CudaOp,
+        inputs: &[&[f32]],
+        out_len: usize,
+    ) -> Result<PreparedOp, CudaError> {
+        let consts = op
+            .consts
+            .iter()
+            .map(|c| gpu.upload(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ins = inputs
+            .iter()
+            .map(|x| gpu.upload(x))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = gpu.alloc_zeros(out_len)?;
+        let mut calls = Vec::new();
+        for launch in &op.launches {
+            let ptx = compiler.ptx(launch)?;
+            let function = gpu.load(&ptx, launch.entry)?;
+            let ptrs = launch
+                .args
+                .iter()
+                .map(|arg| {
+                    let buf = match *arg {
+                        Arg::Input(i) => ins.get(i),
+                        Arg::Const(i) => consts.get(i),
+                        Arg::Output => Some(&out),
+                    };
+                    buf.map(|b| gpu.device_ptr(b))
+                        .ok_or_else(|| CudaError::Driver {
+                            what: format!("launch {}", launch.entry),
+                            detail: format!(
+                                "argument {arg:?}, but the op has {} inputs and {} consts",
+                                ins.len(),
+                                consts.len()
+                            ),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            calls.push((function, launch.clone(), ptrs));
+        }
+        Ok(PreparedOp {
+            calls,
+            out,
+            out_len,
+            _buffers: consts.into_iter().chain(ins).collect(),
+        })
+    }
+
+    /// Enqueues every launch of the op on `gpu`'s stream; waits for none.
+    pub fn enqueue(&self, gpu: &Gpu) -> Result<(), CudaError> {
+        for (function, launch, ptrs) in &self.calls {
+            gpu.launch(function, launch, ptrs)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the op once, waiting after each launch so a fault is reported against the
+    /// launch that caused it, and returns its output.
+    pub fn run(&self, gpu: &Gpu) -> Result<Vec<f32>, CudaError> {
+        for (function, launch, ptrs) in &self.calls {
+            gpu.launch(function, launch, ptrs)?;
+            gpu.synchronize().map_err(|e| match e {
+                CudaError::Driver { detail, .. } => CudaError::Driver {
+                    what: format!("run {} ({})", launch.entry, geometry(launch)),
+                    detail,
+                },
+                other => other,
+            })?;
+        }
+        gpu.download(&self.out, self.out_len)
+    }
+}
+
 /// Runs one op eagerly on fresh device buffers and returns its output: for kernel tests.
-/// Waits after each launch, so a fault is reported against the launch that caused it.
 pub fn run_op(
     gpu: &Gpu,
     compiler: &Compiler,
@@ -291,49 +379,7 @@ pub fn run_op(
     inputs: &[&[f32]],
     out_len: usize,
 ) -> Result<Vec<f32>, CudaError> {
-    let consts = op
-        .consts
-        .iter()
-        .map(|c| gpu.upload(c))
-        .collect::<Result<Vec<_>, _>>()?;
-    let ins = inputs
-        .iter()
-        .map(|x| gpu.upload(x))
-        .collect::<Result<Vec<_>, _>>()?;
-    let out = gpu.alloc_zeros(out_len)?;
-    for launch in &op.launches {
-        let ptx = compiler.ptx(launch)?;
-        let function = gpu.load(&ptx, launch.entry)?;
-        let ptrs = launch
-            .args
-            .iter()
-            .map(|arg| {
-                let buf = match *arg {
-                    Arg::Input(i) => ins.get(i),
-                    Arg::Const(i) => consts.get(i),
-                    Arg::Output => Some(&out),
-                };
-                buf.map(|b| gpu.device_ptr(b))
-                    .ok_or_else(|| CudaError::Driver {
-                        what: format!("launch {}", launch.entry),
-                        detail: format!(
-                            "argument {arg:?}, but the op has {} inputs and {} consts",
-                            ins.len(),
-                            consts.len()
-                        ),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        gpu.launch(&function, launch, &ptrs)?;
-        gpu.synchronize().map_err(|e| match e {
-            CudaError::Driver { detail, .. } => CudaError::Driver {
-                what: format!("run {} ({})", launch.entry, geometry(launch)),
-                detail,
-            },
-            other => other,
-        })?;
-    }
-    gpu.download(&out, out_len)
+    PreparedOp::new(gpu, compiler, op, inputs, out_len)?.run(gpu)
 }
 
 /// Page-locked host memory: staging for asynchronous copies and graph-captured copies.
