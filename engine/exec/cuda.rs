@@ -315,7 +315,7 @@ impl CudaExecutor {
 }
 
 /// The device address an argument role stands for in `step`.
-fn arg_address(
+pub(crate) fn arg_address(
     arg: &Arg,
     step: &Step,
     plan: &Plan,

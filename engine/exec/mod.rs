@@ -2,6 +2,8 @@
 //! session was built for.
 
 pub(crate) mod cuda;
+#[cfg(test)]
+mod cuda_emu_tests;
 mod reference;
 mod simd;
 

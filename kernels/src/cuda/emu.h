@@ -627,8 +627,10 @@ inline int run_cases(int argc, char** argv, const Kernel* kernels, const char* c
             if (fread(bufs[b], sizeof(float), lens[b], data) != lens[b]) bad("data too short");
         }
         size_t out_len;
-        int n_launches;
-        if (fscanf(manifest, "%zu %d", &out_len, &n_launches) != 2) bad("output");
+        int n_launches, result;
+        if (fscanf(manifest, "%zu %d %d", &out_len, &n_launches, &result) != 3 || result < -1 ||
+            result >= n_bufs)
+            bad("output");
         float* output = guarded_alloc(out_len);
         for (launch_index = 0; launch_index < n_launches; launch_index++) {
             int k, n_args;
@@ -639,27 +641,39 @@ inline int run_cases(int argc, char** argv, const Kernel* kernels, const char* c
                 bad("launch");
             float** args = (float**)calloc((size_t)n_args + 1, sizeof(float*));
             size_t* arg_lens = (size_t*)calloc((size_t)n_args + 1, sizeof(size_t));
+            float** bases = (float**)calloc((size_t)n_args + 1, sizeof(float*));
             for (int a = 0; a < n_args; a++) {
+                // A view: buffer (-1: the output) and an offset in floats into it.
                 int which;
-                if (fscanf(manifest, "%d", &which) != 1 || which < -1 || which >= n_bufs)
+                size_t offset;
+                if (fscanf(manifest, "%d %zu", &which, &offset) != 2 || which < -1 ||
+                    which >= n_bufs)
                     bad("argument");
-                args[a] = which < 0 ? output : bufs[which];
-                arg_lens[a] = which < 0 ? out_len : lens[which];
+                size_t len = which < 0 ? out_len : lens[which];
+                if (offset > len) bad("argument offset");
+                // The padding check below looks under the whole buffer, not the view.
+                bases[a] = which < 0 ? output : bufs[which];
+                arg_lens[a] = len;
+                args[a] = bases[a] + offset;
             }
             launch_name = names[k];
             launch(kernels[k], args, g, b);
             for (int a = 0; a < n_args; a++)
-                if (written_before_start(args[a], arg_lens[a])) {
+                if (written_before_start(bases[a], arg_lens[a])) {
                     char msg[80];
                     snprintf(msg, sizeof msg, "argument %d was written before its start", a);
                     fail(msg, 0);
                 }
             free(args);
             free(arg_lens);
+            free(bases);
         }
         launch_index = -1;
         launch_name = "";
-        if (fwrite(output, sizeof(float), out_len, out) != out_len) bad("cannot write output");
+        float* result_buf = result < 0 ? output : bufs[result];
+        size_t result_len = result < 0 ? out_len : lens[result];
+        if (fwrite(result_buf, sizeof(float), result_len, out) != result_len)
+            bad("cannot write output");
         guarded_free(output, out_len);
         for (int b = 0; b < n_bufs; b++) guarded_free(bufs[b], lens[b]);
         free(bufs);

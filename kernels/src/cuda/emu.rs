@@ -12,7 +12,7 @@
 //! How the CUDA threads of a block run (fibers, barriers, shuffles, guard pages): `emu.h`.
 
 use super::compile::fnv1a64;
-use super::{Arg, CudaOp};
+use super::{Arg, CudaOp, Launch};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,14 +34,125 @@ const GXX_FLAGS: [&str; 5] = [
 const DEFAULT_TIMEOUT_S: u64 = 600;
 
 /// One op to emulate with its inputs.
-pub(crate) struct EmuCase<'a> {
+pub struct EmuCase<'a> {
     pub op: &'a CudaOp,
     pub inputs: Vec<&'a [f32]>,
     pub out_len: usize,
 }
 
+/// A sequence of launches over shared buffers, each pointer argument a view into one of
+/// them: how a whole session plan runs on one arena (`buffers[0]`, say, with the
+/// constants after it). The result is the final content of `buffers[result]`.
+pub struct EmuRun<'a> {
+    pub buffers: Vec<&'a [f32]>,
+    pub launches: Vec<(&'a Launch, Vec<View>)>,
+    pub result: usize,
+}
+
+/// Where a pointer argument points: `offset` floats into buffer `buffer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    pub buffer: usize,
+    pub offset: usize,
+}
+
+/// What the generated program runs per case: buffers, launches with their views
+/// (buffer -1 is the case's zeroed output buffer), and which buffer is the result.
+struct Lowered<'a> {
+    buffers: Vec<&'a [f32]>,
+    out_len: usize,
+    launches: Vec<(&'a Launch, Vec<(i64, usize)>)>,
+    /// -1: the output buffer.
+    result: i64,
+}
+
+impl Lowered<'_> {
+    fn result_len(&self) -> usize {
+        match self.result {
+            r if r < 0 => self.out_len,
+            r => self.buffers[r as usize].len(),
+        }
+    }
+}
+
+fn lower_case<'a>(c: usize, case: &EmuCase<'a>) -> Result<Lowered<'a>, String> {
+    let mut launches = Vec::new();
+    for (l, launch) in case.op.launches.iter().enumerate() {
+        validate(c, l, case, &launch.args)?;
+        let views = launch
+            .args
+            .iter()
+            .map(|arg| match *arg {
+                Arg::Input(i) => (i as i64, 0),
+                Arg::Const(i) => ((case.inputs.len() + i) as i64, 0),
+                Arg::Output => (-1, 0),
+            })
+            .collect();
+        launches.push((launch, views));
+    }
+    Ok(Lowered {
+        buffers: case
+            .inputs
+            .iter()
+            .copied()
+            .chain(case.op.consts.iter().map(Vec::as_slice))
+            .collect(),
+        out_len: case.out_len,
+        launches,
+        result: -1,
+    })
+}
+
+/// Emulates `run`'s launches in order and returns the final `buffers[run.result]`.
+/// Views must lie inside their buffers; a kernel writing past a buffer's end faults,
+/// one writing past a view's end into the same buffer is only caught by its results.
+pub fn run_views(run: &EmuRun<'_>) -> Result<Vec<f32>, String> {
+    for (l, (launch, views)) in run.launches.iter().enumerate() {
+        if views.len() != launch.args.len() {
+            return Err(format!(
+                "launch {l} ({}): {} views for {} arguments",
+                launch.entry,
+                views.len(),
+                launch.args.len()
+            ));
+        }
+        if let Some(v) = views
+            .iter()
+            .find(|v| run.buffers.get(v.buffer).is_none_or(|b| v.offset > b.len()))
+        {
+            return Err(format!(
+                "launch {l} ({}): view {v:?} outside the buffers",
+                launch.entry
+            ));
+        }
+    }
+    if run.result >= run.buffers.len() {
+        return Err(format!(
+            "result buffer {} of {}",
+            run.result,
+            run.buffers.len()
+        ));
+    }
+    let lowered = Lowered {
+        buffers: run.buffers.clone(),
+        out_len: 0,
+        launches: run
+            .launches
+            .iter()
+            .map(|(l, views)| {
+                (
+                    *l,
+                    views.iter().map(|v| (v.buffer as i64, v.offset)).collect(),
+                )
+            })
+            .collect(),
+        result: run.result as i64,
+    };
+    Ok(execute_cases(&[lowered])?.pop().unwrap_or_default())
+}
+
 /// Ok when g++ can be run; Err says why not (the caller prints a skip line).
-pub(crate) fn available() -> Result<(), String> {
+pub fn available() -> Result<(), String> {
     static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
     PROBE
         .get_or_init(|| match Command::new(GXX).arg("--version").output() {
@@ -54,9 +165,18 @@ pub(crate) fn available() -> Result<(), String> {
 
 /// Emulates every case in one g++ program and returns each case's output; Err when g++
 /// is missing (see [`available`]), the program does not compile, or a kernel faults.
-pub(crate) fn run(cases: &[EmuCase<'_>]) -> Result<Vec<Vec<f32>>, String> {
+pub fn run(cases: &[EmuCase<'_>]) -> Result<Vec<Vec<f32>>, String> {
+    let lowered = cases
+        .iter()
+        .enumerate()
+        .map(|(c, case)| lower_case(c, case))
+        .collect::<Result<Vec<_>, _>>()?;
+    execute_cases(&lowered)
+}
+
+fn execute_cases(cases: &[Lowered<'_>]) -> Result<Vec<Vec<f32>>, String> {
     available()?;
-    let program = Program::new(cases)?;
+    let program = Program::new(cases);
     let dir = WorkDir::new()?;
     let exe = program.executable(&dir.0)?;
     let (manifest, data) = program.manifest(cases);
@@ -69,7 +189,7 @@ pub(crate) fn run(cases: &[EmuCase<'_>]) -> Result<Vec<Vec<f32>>, String> {
     write(&paths[1], &data)?;
     execute(&exe, &paths, &dir.0)?;
     let bytes = std::fs::read(&paths[2]).map_err(|e| format!("reading {:?}: {e}", paths[2]))?;
-    let total: usize = cases.iter().map(|c| c.out_len).sum();
+    let total: usize = cases.iter().map(Lowered::result_len).sum();
     if bytes.len() != total * 4 {
         return Err(format!(
             "emulated program wrote {} bytes of output, expected {}",
@@ -82,7 +202,7 @@ pub(crate) fn run(cases: &[EmuCase<'_>]) -> Result<Vec<Vec<f32>>, String> {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
     Ok(cases
         .iter()
-        .map(|c| floats.by_ref().take(c.out_len).collect())
+        .map(|c| floats.by_ref().take(c.result_len()).collect())
         .collect())
 }
 
@@ -94,17 +214,16 @@ struct Program {
 }
 
 impl Program {
-    fn new(cases: &[EmuCase<'_>]) -> Result<Program, String> {
+    fn new(cases: &[Lowered<'_>]) -> Program {
         let mut modules: HashMap<String, usize> = HashMap::new();
         let mut kernels: HashMap<(usize, &str, usize), usize> = HashMap::new();
         let mut text = String::from("#include \"emu.h\"\n");
         let mut wrappers = String::new();
         let mut names = Vec::new();
         let mut kernel_of = Vec::with_capacity(cases.len());
-        for (c, case) in cases.iter().enumerate() {
-            let mut of_case = Vec::with_capacity(case.op.launches.len());
-            for (l, launch) in case.op.launches.iter().enumerate() {
-                validate(c, l, case, &launch.args)?;
+        for case in cases {
+            let mut of_case = Vec::with_capacity(case.launches.len());
+            for (launch, _) in &case.launches {
                 let module_text = launch.module_text();
                 let next = modules.len();
                 let m = *modules.entry(module_text.clone()).or_insert_with(|| {
@@ -142,7 +261,7 @@ impl Program {
             names.iter().map(|n| format!("{n}, ")).collect::<String>(),
             names.len()
         );
-        Ok(Program { text, kernel_of })
+        Program { text, kernel_of }
     }
 
     /// The built program: from the cache, else compiled with g++ in `dir` (and cached).
@@ -194,34 +313,32 @@ impl Program {
 
     /// The manifest `emu::run_cases` reads and the data file (inputs, then consts, of
     /// every case in order, little-endian f32).
-    fn manifest(&self, cases: &[EmuCase<'_>]) -> (String, Vec<u8>) {
+    fn manifest(&self, cases: &[Lowered<'_>]) -> (String, Vec<u8>) {
         let mut m = format!("{}\n", cases.len());
         let mut data = Vec::new();
         for (case, kernels) in cases.iter().zip(&self.kernel_of) {
-            let bufs = case
-                .inputs
+            let lens: Vec<String> = case
+                .buffers
                 .iter()
-                .copied()
-                .chain(case.op.consts.iter().map(Vec::as_slice));
-            let lens: Vec<String> = bufs
                 .map(|b| {
                     data.extend(b.iter().flat_map(|v| v.to_le_bytes()));
                     b.len().to_string()
                 })
                 .collect();
             let _ = writeln!(m, "{} {}", lens.len(), lens.join(" "));
-            let _ = writeln!(m, "{} {}", case.out_len, case.op.launches.len());
-            for (launch, k) in case.op.launches.iter().zip(kernels) {
+            let _ = writeln!(
+                m,
+                "{} {} {}",
+                case.out_len,
+                case.launches.len(),
+                case.result
+            );
+            for ((launch, views), k) in case.launches.iter().zip(kernels) {
                 let [gx, gy, gz] = launch.grid;
                 let [bx, by, bz] = launch.block;
-                let _ = write!(m, "{k} {gx} {gy} {gz} {bx} {by} {bz} {}", launch.args.len());
-                for arg in &launch.args {
-                    let index = match *arg {
-                        Arg::Input(i) => i as i64,
-                        Arg::Const(i) => (case.inputs.len() + i) as i64,
-                        Arg::Output => -1,
-                    };
-                    let _ = write!(m, " {index}");
+                let _ = write!(m, "{k} {gx} {gy} {gz} {bx} {by} {bz} {}", views.len());
+                for (buffer, offset) in views {
+                    let _ = write!(m, " {buffer} {offset}");
                 }
                 m.push('\n');
             }

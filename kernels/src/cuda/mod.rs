@@ -10,8 +10,8 @@
 
 pub mod compile;
 pub mod device;
-#[cfg(test)]
-pub(crate) mod emu;
+/// The CPU emulator of CUDA launches: a test tool (needs g++ at run time).
+pub mod emu;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
