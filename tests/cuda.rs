@@ -187,3 +187,16 @@ fn cli_without_gpu_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A batch whose activations outgrow the kernels' 32-bit indexing is an error naming the
+/// node, found before NVRTC or a GPU is needed.
+#[test]
+fn too_large_for_32_bit_indexing_is_an_error() {
+    let model = Model::load(fixture("cifarnet")).unwrap();
+    let opts = SessionOptions {
+        batch: 500_000, // conv1's output: 500k x 6 x 28 x 28 > 2^31
+        ..SessionOptions::default()
+    };
+    let msg = model.compile_cuda(&opts, "sm_90").unwrap_err().to_string();
+    assert!(msg.contains("conv1") && msg.contains("32-bit"), "{msg}");
+}

@@ -53,13 +53,38 @@ pub(crate) fn cuda_op(kernel: &Kernel, out_len: usize) -> CudaOp {
     }
 }
 
-/// Every step's `CudaOp` (empty where the step moves no data), in plan order.
-pub(crate) fn cuda_ops(plan: &Plan) -> Vec<CudaOp> {
+/// Every step's `CudaOp` (empty where the step moves no data), in plan order; an error
+/// for a plan the CUDA kernels cannot run.
+pub(crate) fn cuda_ops(plan: &Plan) -> Result<Vec<CudaOp>, Error> {
+    // The kernels index with 32-bit ints: a large batch is the way to get past that.
+    if let Some(step) = plan
+        .steps
+        .iter()
+        .find(|s| plan.values[s.output].len > i32::MAX as usize)
+    {
+        return Err(Error::Session(format!(
+            "node {}: output of shape {:?} has 2^31 elements or more, past what the CUDA \
+             kernels index (32-bit); use a smaller batch",
+            step.name, plan.values[step.output].shape
+        )));
+    }
     plan.steps
         .iter()
         .map(|s| match moves_no_data(s) {
-            true => CudaOp::default(),
-            false => cuda_op(&s.kernel, plan.values[s.output].len),
+            true => Ok(CudaOp::default()),
+            // The ops assert their own limits (weights that overflow 32-bit indexing once
+            // padded, say): no panic may cross the library's API, so one becomes an error.
+            false => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                cuda_op(&s.kernel, plan.values[s.output].len)
+            }))
+            .map_err(|panic| {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unsupported");
+                Error::Session(format!("node {}: not supported on CUDA: {why}", s.name))
+            }),
         })
         .collect()
 }
@@ -71,9 +96,10 @@ pub(crate) fn compile_plan(
     arch: &str,
     cache_dir: Option<PathBuf>,
 ) -> Result<usize, Error> {
+    let ops = cuda_ops(plan)?;
     let compiler = Compiler::new(arch, cache_dir)?;
     let mut texts = std::collections::HashSet::new();
-    for op in cuda_ops(plan) {
+    for op in ops {
         for launch in &op.launches {
             compiler.ptx(launch)?;
             texts.insert(launch.module_text());
@@ -132,7 +158,7 @@ impl CudaExecutor {
         let addr = |slot: &Slot| base + (slot.offset * size_of::<f32>()) as u64;
         let mut consts = Vec::new();
         let mut steps = Vec::with_capacity(plan.steps.len());
-        for (step, op) in plan.steps.iter().zip(cuda_ops(plan)) {
+        for (step, op) in plan.steps.iter().zip(cuda_ops(plan)?) {
             let uploaded: Vec<u64> = op
                 .consts
                 .iter()

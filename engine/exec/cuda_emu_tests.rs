@@ -14,7 +14,7 @@ use kestrel_loader::read_tensors;
 /// Buffer 0 is the arena; constants follow in plan order. Arena addresses are float
 /// offsets here (base 0), which is what `arg_address` adds to the device base on a GPU.
 fn emulate(plan: &Plan, input: &[f32]) -> Vec<f32> {
-    let ops = cuda_ops(plan);
+    let ops = cuda_ops(plan).unwrap();
     let mut arena = vec![0.0f32; plan.arena_len.max(1)];
     let slot = &plan.values[0];
     arena[slot.offset..slot.offset + slot.len].copy_from_slice(input);
