@@ -283,10 +283,9 @@ impl CudaExecutor {
         for (t, data) in self.inputs.iter().zip(inputs) {
             stage[t.staged_at..t.staged_at + t.len].copy_from_slice(data);
         }
-        let graph = self
-            .graph
-            .as_ref()
-            .expect("captured when the session was built");
+        let Some(graph) = &self.graph else {
+            return Err(Error::Session("CUDA session without its graph".into()));
+        };
         graph.0.launch().map_err(|e| CudaError::Driver {
             what: "graph launch".into(),
             detail: e.to_string(),

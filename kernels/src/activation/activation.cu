@@ -8,16 +8,7 @@
 
 #define THREADS 256
 
-// NaN passes through both activations, as in PyTorch: no fmaxf/fminf here.
-__device__ __forceinline__ float activate(float v) {
-#if ACT == 1
-    return v < 0.f ? 0.f : v;
-#elif ACT == 2
-    return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
-#else
-    return v;
-#endif
-}
+// activate(): the fused activation, from cuda/prelude.cuh.
 
 extern "C" __global__ void __launch_bounds__(THREADS) activation_f32(
     const float* x,  // (LEN)

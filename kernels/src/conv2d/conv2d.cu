@@ -17,16 +17,7 @@
 #define HW_IN (IN_H * IN_W)
 #define HW_OUT (OUT_H * OUT_W)
 
-// NaN passes through both activations, as in PyTorch: no fmaxf/fminf here.
-__device__ __forceinline__ float activate(float v) {
-#if ACT == 1
-    return v < 0.f ? 0.f : v;
-#elif ACT == 2
-    return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
-#else
-    return v;
-#endif
-}
+// activate(): the fused activation, from cuda/prelude.cuh.
 
 #if DEPTHWISE == 0
 

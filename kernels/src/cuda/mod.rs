@@ -19,6 +19,9 @@ mod tests;
 
 use std::fmt::Write as _;
 
+/// What several kernels share (the fused activation), put before each one's source.
+const PRELUDE: &str = include_str!("prelude.cuh");
+
 /// A CUDA source file embedded in the binary.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Source {
@@ -64,6 +67,8 @@ impl Launch {
             // Writing to a String cannot fail.
             let _ = writeln!(text, "#define {name} {value}");
         }
+        let _ = writeln!(text, "#line 1 \"prelude.cuh\"");
+        text.push_str(PRELUDE);
         let _ = writeln!(text, "#line 1 \"{}\"", self.source.name);
         text.push_str(self.source.code);
         text

@@ -5,16 +5,7 @@
 // epilogue HAS_BIAS ACT (0 none, 1 relu, 2 relu6). Indices fit in an int: cuda.rs refuses
 // a weight of 2^31 elements or more.
 
-// NaN passes through both activations, as in PyTorch: no fmaxf/fminf here.
-__device__ __forceinline__ float activate(float v) {
-#if ACT == 1
-    return v < 0.f ? 0.f : v;
-#elif ACT == 2
-    return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
-#else
-    return v;
-#endif
-}
+// activate(): the fused activation, from cuda/prelude.cuh.
 
 // GEMV: every weight is read once, so the kernel is bound by reading w (4·IN_F·OUT_F
 // bytes); all that matters is that those reads are coalesced and plentiful. One warp per
