@@ -31,7 +31,17 @@ impl Model {
     /// Loads a model file: safetensors weights plus the `kestrel.graph` metadata.
     pub fn load(path: impl AsRef<Path>) -> Result<Model, Error> {
         let path = path.as_ref();
-        let file = kestrel_loader::read_model(path)?;
+        Model::from_file(path, kestrel_loader::read_model(path)?)
+    }
+
+    /// [`Model::load`] on a file already in memory (embedded in a binary, received over a
+    /// network); `name` stands for the file in error messages.
+    pub fn from_bytes(name: impl AsRef<Path>, bytes: &[u8]) -> Result<Model, Error> {
+        let path = name.as_ref();
+        Model::from_file(path, kestrel_loader::read_model_from_bytes(path, bytes)?)
+    }
+
+    fn from_file(path: &Path, file: kestrel_loader::ModelFile) -> Result<Model, Error> {
         let def = file.graph.ok_or_else(|| Error::NoGraph {
             path: path.to_path_buf(),
         })?;

@@ -118,3 +118,27 @@ fn batch_norm_folding_removes_nodes_and_keeps_outputs() {
     let folded = model.session(&SessionOptions::default()).unwrap();
     assert!(folded.kernel_count() < plain.kernel_count());
 }
+
+/// A model read from memory runs exactly as the same file loaded from disk, and a broken
+/// buffer's error names what the caller called it.
+#[test]
+fn from_bytes_matches_load() {
+    let bytes = std::fs::read(fixture("resnet18")).unwrap();
+    let from_disk = Model::load(fixture("resnet18")).unwrap();
+    let from_memory = Model::from_bytes("embedded resnet18", &bytes).unwrap();
+    let opts = SessionOptions::default();
+    let (mut a, mut b) = (
+        from_disk.session(&opts).unwrap(),
+        from_memory.session(&opts).unwrap(),
+    );
+    let x: Vec<f32> = (0..3 * 64 * 48)
+        .map(|i| (i % 17) as f32 / 8.0 - 1.0)
+        .collect();
+    let want = a.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
+    assert_eq!(b.run(&[&x]).unwrap().get(0).unwrap().data, &want[..]);
+    let err = Model::from_bytes("embedded resnet18", &bytes[..bytes.len() / 2])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("embedded resnet18"), "{err}");
+}
