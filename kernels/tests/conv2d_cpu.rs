@@ -543,3 +543,40 @@ fn direct_first_layer_every_kernel_pad_and_stride() {
     }
     assert!(seen > 50, "only {seen} shapes");
 }
+
+/// NaN and ±Inf reach exactly the outputs whose windows read them, as in PyTorch, although
+/// Winograd's transforms mix a whole tile: an image holding one takes the exact path,
+/// the finite image beside it in the batch still Winograd's.
+#[test]
+fn winograd_keeps_nan_and_inf_to_their_windows() {
+    let mut rng = Rng(0x7a9);
+    for (tile, hw) in [(Tile::F4x4, 13), (Tile::F2x2, 9)] {
+        let p = conv3x3(2, 5, 6, hw, hw, 1);
+        let mut case = Case::new(p, &mut rng);
+        let plane = hw * hw;
+        let image1 = 5 * plane;
+        case.x[image1 + 2 * hw + 3] = f32::NAN;
+        case.x[image1 + plane + 7 * hw + 8] = f32::INFINITY;
+        case.x[image1 + 3 * plane + 10 * hw + 1] = f32::NEG_INFINITY;
+        reference::conv2d(&case.p, &case.x, &case.w, None, &mut case.y0);
+        for &isa in &Isa::available() {
+            for res in [false, true] {
+                let conv = Winograd::new(&case.p, &case.w, Some(&case.bias), isa, tile);
+                let mut y = vec![0.0; case.y0.len()];
+                let mut scratch = vec![0.0; conv.scratch_len(1)];
+                let residual = res.then_some(&case.residual[..]);
+                conv.run(&case.x, residual, Activation::Relu, &mut y, &mut scratch, 1);
+                let want = case.want(true, Activation::Relu, res);
+                let finite = want.iter().filter(|v| v.is_finite()).count();
+                assert!(finite < want.len() && finite > want.len() / 2, "{finite}");
+                for (i, (g, w)) in y.iter().zip(&want).enumerate() {
+                    let ok = match w.is_finite() {
+                        true => (g - w).abs() <= 1e-3 * w.abs().max(1.0),
+                        false => g.is_nan() == w.is_nan() && (w.is_nan() || g == w),
+                    };
+                    assert!(ok, "{tile:?} {isa} residual {res} [{i}]: {g} vs {w}");
+                }
+            }
+        }
+    }
+}

