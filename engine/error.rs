@@ -33,6 +33,9 @@ pub enum Error {
     /// failed driver call.
     #[error(transparent)]
     Cuda(#[from] kestrel_kernels::cuda::CudaError),
+    /// A thread could not be pinned to a core (`pin_threads`).
+    #[error(transparent)]
+    Pin(#[from] kestrel_kernels::affinity::PinError),
     /// The arena or a weight could not be allocated.
     #[error("out of memory: {0}")]
     OutOfMemory(String),

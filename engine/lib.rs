@@ -32,6 +32,37 @@ pub use session::{Device, Kernels, Outputs, Session, SessionOptions, StepInfo};
 pub use tensor::{Tensor, TensorView};
 pub use weights::Weights;
 
+/// Pins the calling thread (the one that will call `Session::run`) to the first core this
+/// process may use, and the worker pool's threads (`SessionOptions::threads` above 1 draws
+/// on them) to the next ones, one each; returns the calling thread's core and the
+/// workers'. Optional: a pinned thread is never migrated, which trims the latency tail on
+/// a machine with other load. The pool is process-wide, so this is too; call it once, from
+/// the thread that runs the sessions. Linux only; elsewhere an error.
+pub fn pin_threads() -> Result<Vec<usize>, Error> {
+    use kestrel_kernels::{affinity, parallel};
+    // The pool sizes itself by the caller's affinity and its threads inherit it: start it
+    // before the caller is pinned to one core.
+    let worker_count = parallel::worker_count();
+    let cores = affinity::allowed_cores();
+    let Some((&mine, rest)) = cores.split_first() else {
+        return Err(Error::Pin(affinity::PinError {
+            core: 0,
+            reason: "this process's allowed cores cannot be read".into(),
+        }));
+    };
+    affinity::pin_current_thread(mine)?;
+    // With one core, the workers share it with the caller.
+    let workers: Vec<usize> = match rest.is_empty() {
+        true => vec![mine],
+        false => rest.to_vec(),
+    };
+    parallel::pin_workers(&workers)?;
+    let used = workers.len().min(worker_count);
+    Ok(std::iter::once(mine)
+        .chain(workers.into_iter().take(used))
+        .collect())
+}
+
 /// The default fp32 tolerance of `compare`, per output and per layer:
 /// `max|out − ref| ≤ rtol · max|ref| + ATOL`. Kestrel and PyTorch sum in different orders;
 /// 1e-4 of the largest magnitude covers that for deep nets while catching any wrong index.

@@ -135,6 +135,21 @@ impl Session {
         Ok(Outputs { session: self })
     }
 
+    /// Runs the model `runs` times on zeros and discards the outputs: faults in the
+    /// arena's pages, fills the caches with the weights, wakes the worker pool, and on
+    /// CUDA has the driver load every kernel (it loads them lazily, on first launch), so
+    /// that the first real run is as fast as the rest. Allocates one zero input.
+    pub fn warm_up(&mut self, runs: usize) -> Result<(), Error> {
+        let zeros: Vec<Vec<f32>> = (0..self.input_names.len())
+            .map(|i| vec![0.0; self.plan.values[i].len])
+            .collect();
+        let inputs: Vec<&[f32]> = zeros.iter().map(Vec::as_slice).collect();
+        for _ in 0..runs {
+            self.run(&inputs)?;
+        }
+        Ok(())
+    }
+
     /// Like `run`, and calls `tap` with each node's name and output as soon as it is
     /// computed: how `compare --per-layer` checks every layer. On CUDA this runs the
     /// kernels one step at a time outside the session's graph, copying each output back.

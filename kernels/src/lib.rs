@@ -8,6 +8,7 @@
 pub mod activation;
 pub mod adaptive_avg_pool2d;
 pub mod add;
+pub mod affinity;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv2d;

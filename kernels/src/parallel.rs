@@ -11,7 +11,7 @@
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -89,9 +89,51 @@ pub fn for_each_task(threads: usize, tasks: usize, f: impl Fn(usize) + Sync + Se
     assert!(!panicked, "a kernel task panicked on a worker thread");
 }
 
+/// Pins the pool's worker threads, worker `w` to `cores[w % cores.len()]`, for callers
+/// who pin their own thread too (`affinity::pin_current_thread`) and want the workers off
+/// that core. Process-wide, as the pool is; a later call re-pins.
+pub fn pin_workers(cores: &[usize]) -> Result<(), crate::affinity::PinError> {
+    let pool = pool();
+    if cores.is_empty() {
+        return Ok(());
+    }
+    for (w, tid) in pool
+        .tids
+        .get()
+        .map_or(&[][..], |t| &t[..])
+        .iter()
+        .enumerate()
+    {
+        // A worker records its id as it starts: wait for that (it is a fresh thread).
+        let start = Instant::now();
+        let id = loop {
+            match tid.load(Ordering::Acquire) {
+                0 if start.elapsed() < Duration::from_secs(1) => thread::yield_now(),
+                id => break id,
+            }
+        };
+        let core = cores[w % cores.len()];
+        if id == 0 {
+            return Err(crate::affinity::PinError {
+                core,
+                reason: format!("worker {} never started", w + 1),
+            });
+        }
+        crate::affinity::pin_thread(id, core)?;
+    }
+    Ok(())
+}
+
+/// Worker threads in the pool (cores − 1; the calling thread is the last worker).
+pub fn worker_count() -> usize {
+    pool().workers.get().map_or(0, Vec::len)
+}
+
 struct Pool {
     /// Handles to unpark the workers; set once they are spawned.
     workers: OnceLock<Vec<Thread>>,
+    /// Each worker's kernel thread id, stored by the worker as it starts (0 until then).
+    tids: OnceLock<Vec<AtomicI32>>,
     busy: AtomicBool,
     job: UnsafeCell<Option<&'static (dyn Fn(usize) + Sync)>>,
     /// generation << 32 | next unclaimed share. A new job bumps the generation; workers
@@ -134,6 +176,7 @@ fn pool() -> &'static Pool {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         let pool: &'static Pool = Box::leak(Box::new(Pool {
             workers: OnceLock::new(),
+            tids: OnceLock::new(),
             busy: AtomicBool::new(false),
             job: UnsafeCell::new(None),
             claim: AtomicU64::new(0),
@@ -141,11 +184,14 @@ fn pool() -> &'static Pool {
             done: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
         }));
+        let _ = pool
+            .tids
+            .set((1..cores).map(|_| AtomicI32::new(0)).collect());
         let threads = (1..cores)
             .map(|w| {
                 let spawned = thread::Builder::new()
                     .name(format!("kestrel-worker-{w}"))
-                    .spawn(move || worker(pool));
+                    .spawn(move || worker(pool, w - 1));
                 spawned.map(|h| h.thread().clone())
             })
             .collect::<Result<Vec<Thread>, _>>()
@@ -156,7 +202,10 @@ fn pool() -> &'static Pool {
     })
 }
 
-fn worker(pool: &'static Pool) {
+fn worker(pool: &'static Pool, index: usize) {
+    if let Some(tid) = pool.tids.get().and_then(|t| t.get(index)) {
+        tid.store(crate::affinity::current_tid(), Ordering::Release);
+    }
     let mut seen = 0;
     loop {
         let start = Instant::now();

@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// Also time every step (kernel call) of the plan and list the slowest.
     #[arg(long)]
     per_layer: bool,
+    /// Pin this thread and the worker threads to cores, one each (Linux).
+    #[arg(long)]
+    pin: bool,
     #[command(flatten)]
     kernels: crate::KernelArgs,
 }
@@ -48,6 +51,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         threads: args.threads,
         kernels: args.kernels.choice()?,
         ..SessionOptions::default()
+    };
+    let pinned = match args.pin {
+        true => Some(kestrel::pin_threads()?),
+        false => None,
     };
     let mut session = model.session(&opts)?;
     let inputs: Vec<Vec<Vec<f32>>> = (0..args.inputs.max(1) as u64)
@@ -93,6 +100,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         slices.len(),
         wall
     );
+    if let Some(cores) = &pinned {
+        println!(
+            "pinned: this thread to core {}, workers to {:?}",
+            cores[0],
+            &cores[1..]
+        );
+    }
     println!(
         "median {:.1} µs   p90 {:.1}   p99 {:.1}   p99.9 {:.1}   min {:.1}   max {:.1}",
         stats.median, stats.p90, stats.p99, stats.p999, stats.min, stats.max
@@ -127,6 +141,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "throughput_per_s": stats.throughput,
             "arena_bytes": session.arena_bytes(),
             "kernel_calls": session.kernel_count(),
+            "pinned_cores": pinned,
             "samples_us": samples,
         });
         std::fs::write(path, format!("{json:#}\n"))
