@@ -95,11 +95,7 @@ impl Session {
         let run = match opts.device {
             Device::Cpu => {
                 let backend = Backend::resolve(opts.kernels)?;
-                let mut arena = Vec::new();
-                arena.try_reserve_exact(plan.arena_len).map_err(|_| {
-                    Error::OutOfMemory(format!("session arena of {} floats", plan.arena_len))
-                })?;
-                arena.resize(plan.arena_len, 0.0);
+                let arena = crate::tensor::zeroed(plan.arena_len, "session arena")?;
                 let executor = Executor::new(&plan, backend, opts.threads)?;
                 Run::Cpu { executor, arena }
             }

@@ -56,6 +56,28 @@ impl Tensor {
     }
 }
 
+/// `len` zeroed floats, or `Error::OutOfMemory` naming `what`: never an abort. The zero
+/// pages come from the OS untouched (calloc-style), so a buffer bigger than the machine
+/// can hold may still be granted under overcommit and fail only when first written;
+/// `Session::warm_up` writes it before the runs that matter.
+pub(crate) fn zeroed(len: usize, what: &str) -> Result<Vec<f32>, crate::Error> {
+    let oom = || crate::Error::OutOfMemory(format!("{what} of {len} floats"));
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<f32>(len).map_err(|_| oom())?;
+    // SAFETY: the layout has a non-zero size. On success the memory is `len` f32s of
+    // zero bits (0.0), allocated by the global allocator with exactly the layout a
+    // Vec<f32> of capacity `len` frees it with.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout).cast::<f32>();
+        if ptr.is_null() {
+            return Err(oom());
+        }
+        Ok(Vec::from_raw_parts(ptr, len, len))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Tensor;

@@ -344,3 +344,25 @@ fn a_graph_built_in_code_binds_weights_by_name_and_runs() {
     assert_eq!(y.data, &want[..]);
     assert!(want.iter().any(|&v| v.abs() > 0.1), "{want:?}");
 }
+
+/// An arena past what the machine can give is `Error::OutOfMemory`, not an abort: CIFAR
+/// net at batch 2^21 needs 2^36 floats (256 GiB) for conv1's output alone. Under Linux's
+/// default heuristic overcommit such a request is refused outright; with overcommit
+/// forced on (`vm.overcommit_memory = 1`) it would be granted lazily, so there the test
+/// only checks that building the session does not touch the pages.
+#[test]
+fn arena_larger_than_memory_is_an_error() {
+    let model = Model::load(common::fixture("cifarnet")).unwrap();
+    let opts = kestrel::SessionOptions {
+        batch: 1 << 21,
+        ..Default::default()
+    };
+    let always =
+        std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|s| s.trim() == "1");
+    match model.session(&opts) {
+        Err(Error::OutOfMemory(what)) => assert!(what.contains("session arena"), "{what}"),
+        Ok(_) if always => {}
+        Ok(_) => panic!("a 256 GiB arena was granted"),
+        Err(e) => panic!("expected out of memory, got: {e}"),
+    }
+}

@@ -55,11 +55,7 @@ impl Executor {
             .map(|p| p.scratch_len(threads))
             .max()
             .unwrap_or(0);
-        let mut scratch = Vec::new();
-        scratch
-            .try_reserve_exact(scratch_len)
-            .map_err(|_| Error::OutOfMemory(format!("kernel scratch of {scratch_len} floats")))?;
-        scratch.resize(scratch_len, 0.0);
+        let scratch = crate::tensor::zeroed(scratch_len, "kernel scratch")?;
         Ok(Executor {
             backend,
             threads,

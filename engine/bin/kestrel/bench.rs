@@ -59,7 +59,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let mut session = model.session(&opts)?;
     let inputs: Vec<Vec<Vec<f32>>> = (0..args.inputs.max(1) as u64)
         .map(|seed| random_inputs(&model, args.batch, seed))
-        .collect();
+        .collect::<Result<_>>()?;
     let slices: Vec<Vec<&[f32]>> = inputs
         .iter()
         .map(|i| i.iter().map(|d| &d[..]).collect())

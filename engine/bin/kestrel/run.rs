@@ -48,7 +48,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let inputs = match &args.input {
         Some(path) => read_inputs(&model, &kestrel_loader::read_tensors(path)?)?,
         None => Inputs {
-            data: random_inputs(&model, args.batch, args.seed),
+            data: random_inputs(&model, args.batch, args.seed)?,
             batch: args.batch,
         },
     };
@@ -141,7 +141,7 @@ pub fn read_inputs(model: &Model, file: &TensorFile) -> Result<Inputs> {
     })
 }
 
-pub fn random_inputs(model: &Model, batch: usize, seed: u64) -> Vec<Vec<f32>> {
+pub fn random_inputs(model: &Model, batch: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut uniform = move || {
         // xorshift64*: enough randomness for a test input, and the same on every machine.
@@ -154,14 +154,28 @@ pub fn random_inputs(model: &Model, batch: usize, seed: u64) -> Vec<Vec<f32>> {
         .inputs()
         .iter()
         .map(|input| {
-            let len = batch * input.dims.iter().product::<usize>();
+            let len = input
+                .dims
+                .iter()
+                .try_fold(batch, |n, &d| n.checked_mul(d))
+                .filter(|&n| n <= isize::MAX as usize / 4)
+                .with_context(|| {
+                    format!("input \"{}\" at batch {batch} is too large", input.name)
+                })?;
+            // Fallible: a huge --batch is an error message, not an abort.
+            let mut data = Vec::new();
+            data.try_reserve_exact(len).map_err(|_| {
+                anyhow::anyhow!(
+                    "out of memory: random input \"{}\" of {len} floats (batch {batch})",
+                    input.name
+                )
+            })?;
             // Box–Muller: standard normal values, like torch.randn.
-            (0..len)
-                .map(|_| {
-                    let (u, v) = (uniform(), uniform());
-                    ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-                })
-                .collect()
+            data.extend((0..len).map(|_| {
+                let (u, v) = (uniform(), uniform());
+                ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+            }));
+            Ok(data)
         })
         .collect()
 }
