@@ -104,14 +104,8 @@ pub fn pin_workers(cores: &[usize]) -> Result<(), crate::affinity::PinError> {
         .iter()
         .enumerate()
     {
-        // A worker records its id as it starts: wait for that (it is a fresh thread).
-        let start = Instant::now();
-        let id = loop {
-            match tid.load(Ordering::Acquire) {
-                0 if start.elapsed() < Duration::from_secs(1) => thread::yield_now(),
-                id => break id,
-            }
-        };
+        // Recorded before `pool()` returned, unless the worker failed to start in time.
+        let id = tid.load(Ordering::Acquire);
         let core = cores[w % cores.len()];
         if id == 0 {
             return Err(crate::affinity::PinError {
@@ -198,6 +192,15 @@ fn pool() -> &'static Pool {
             // Without worker threads every call runs inline: slower, still correct.
             .unwrap_or_default();
         let _ = pool.workers.set(threads);
+        // Wait for the workers to start: a thread's start-up allocates, and must not land
+        // in a later run (the zero-allocation test saw it there, now and then).
+        let start = Instant::now();
+        let tids = pool.tids.get().map_or(&[][..], |t| &t[..]);
+        while tids.iter().any(|t| t.load(Ordering::Acquire) == 0)
+            && start.elapsed() < Duration::from_secs(1)
+        {
+            thread::yield_now();
+        }
         pool
     })
 }
