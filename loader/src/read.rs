@@ -1,26 +1,28 @@
-//! Reading: map the file, validate the header ourselves, let the official crate parse it
-//! too, copy every tensor out as owned data, drop the map.
+//! Reading: read the file, validate the header ourselves, let the official crate parse it
+//! too, copy every tensor out as owned data.
 
 use std::collections::BTreeMap;
-use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
-use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::{header, parse_graph, FileTensor, LoadError, ModelFile, TensorFile, GRAPH_KEY};
 
 /// Reads every tensor of the safetensors file at `path`.
 ///
-/// The file is memory-mapped, validated in full, and every tensor is copied out (float
-/// dtypes converted to f32) before the map is dropped: once this returns, rewriting or
-/// truncating the file on disk cannot affect the result.
+/// The file is read into memory (not mapped), validated in full, and every tensor is
+/// copied out (float dtypes converted to f32): nothing returned points into the file, so
+/// rewriting or truncating it on disk, even while this call runs, can at worst make the
+/// bytes read inconsistent, which the checks then reject or the weights carry. A map
+/// would save one copy at load, but a file truncated under it kills the process with
+/// SIGBUS.
 pub fn read_tensors(path: &Path) -> Result<TensorFile, LoadError> {
     let io = |source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io)?;
+    let mut file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(io(std::io::Error::new(
@@ -28,23 +30,24 @@ pub fn read_tensors(path: &Path) -> Result<TensorFile, LoadError> {
             "not a regular file",
         )));
     }
-    if meta.len() == 0 {
-        // Mapping an empty file fails on some platforms; say what is really wrong.
+    let mut bytes = Vec::new();
+    // The size is a hint: a file that shrinks or grows meanwhile is read as it is then.
+    // Fallible, so a huge file is an error rather than an abort.
+    bytes
+        .try_reserve_exact(usize::try_from(meta.len()).unwrap_or(usize::MAX))
+        .map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                format!("cannot hold its {} bytes in memory", meta.len()),
+            ))
+        })?;
+    file.read_to_end(&mut bytes).map_err(io)?;
+    if bytes.is_empty() {
         return Err(LoadError::Empty {
             path: path.to_path_buf(),
         });
     }
-    // SAFETY: a file mapping is only sound while nobody else changes the file. We read the
-    // map solely through this `&[u8]` inside this call, copy out every byte we keep, and drop
-    // the map before returning, so nothing we return points into it and later changes on
-    // disk cannot reach the caller. The remaining risk is another process modifying the file
-    // *during* this call: changed bytes may be read inconsistently (the checks then see
-    // whatever they see), and truncation raises SIGBUS, which kills the process. Kestrel's
-    // own `write_tensors` replaces a file by rename, which never does this to a reader.
-    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-    let tensors = read_tensors_from_bytes(path, &map);
-    drop(map);
-    tensors
+    read_tensors_from_bytes(path, &bytes)
 }
 
 /// Reads a model file: its tensors and, when `__metadata__` has `kestrel.graph`, the graph.

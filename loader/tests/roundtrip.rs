@@ -191,3 +191,42 @@ fn write_refuses_bad_input_before_touching_the_disk() {
     let e = write_tensors(&path.join("no-such-dir/out.safetensors"), &[], &none).unwrap_err();
     assert!(matches!(e, LoadError::Write { .. }), "{e}");
 }
+
+/// A file cut short and rewritten in place by another thread while it is being loaded
+/// (what a careless deploy script does): every load returns the tensors or an error, and
+/// the process lives. With a memory map, a truncation under the reader raised SIGBUS.
+#[test]
+fn a_file_truncated_while_loading_gives_an_error_not_a_crash() {
+    let path = temp_path("truncated-while-loading");
+    let data: Vec<f32> = (0..1 << 22).map(|i| i as f32).collect();
+    let write = || write_tensors(&path, &[("w", &[1 << 22], &data)], &BTreeMap::new()).unwrap();
+    write();
+    let full = std::fs::read(&path).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (mut ok, mut failed) = (0, 0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            use std::io::Write;
+            // In place (no rename): truncate, then write back in pieces.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                f.set_len(100).unwrap();
+                for chunk in full.chunks(64 << 10) {
+                    f.write_all(chunk).unwrap();
+                }
+            }
+        });
+        for _ in 0..100 {
+            match read_tensors(&path) {
+                Ok(t) => {
+                    assert_eq!(t.tensors["w"].data.as_deref(), Some(&data[..]));
+                    ok += 1;
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    println!("{ok} loads whole, {failed} refused");
+    std::fs::remove_file(&path).unwrap();
+}
