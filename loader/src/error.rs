@@ -9,7 +9,7 @@ use safetensors::Dtype;
 /// Why a safetensors file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// Opening, inspecting or memory-mapping the file failed.
+    /// Opening, inspecting or reading the file failed.
     #[error("{}: cannot read the file: {source}", path.display())]
     Io {
         path: PathBuf,

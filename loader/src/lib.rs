@@ -2,11 +2,11 @@
 //! in its `__metadata__` under `kestrel.graph`, the graph JSON described in
 //! `GRAPH_FORMAT.md`.
 //!
-//! Loading memory-maps the file, validates everything (header size, JSON, dtypes,
-//! shape × dtype size against the byte span, offsets inside the data section, no overlap,
-//! no gap, no trailing bytes, metadata types), copies every tensor out as owned f32, and
-//! drops the map before returning: a file rewritten or truncated on disk afterwards cannot
-//! affect what was loaded. No input bytes make it panic; every failure is a [`LoadError`]
+//! Loading reads the file into memory (no map: a file truncated under a map kills the
+//! reader with SIGBUS), validates everything (header size, JSON, dtypes, shape × dtype
+//! size against the byte span, offsets inside the data section, no overlap, no gap, no
+//! trailing bytes, metadata types) and copies every tensor out as owned f32: a file
+//! rewritten or truncated on disk, during or after the load, cannot affect what was loaded. No input bytes make it panic; every failure is a [`LoadError`]
 //! naming the file and, where one is at fault, the tensor.
 
 mod error;
