@@ -28,7 +28,7 @@ impl Rng {
 fn mutate(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut b = bytes.to_vec();
     let header_end = 8 + u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-    let mut at = |rng: &mut Rng, len: usize| match rng.below(4) {
+    let at = |rng: &mut Rng, len: usize| match rng.below(4) {
         0 => rng.below(len),
         _ => rng.below(header_end.min(len)),
     };

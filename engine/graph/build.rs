@@ -141,7 +141,18 @@ fn topo_sort(nodes: Vec<Node>, outputs: Vec<Value>) -> Result<(Vec<Node>, Vec<Va
         }
     }
     if order.len() < n {
-        let stuck = (0..n).find(|&i| pending[i] > 0).unwrap_or(0);
+        // The first unsorted node may only read a cycle's output, not be on it (a file may
+        // list nodes in any order). Every unsorted node reads an unsorted node, so walking
+        // from one to the first unsorted node it reads n times ends on a cycle.
+        let mut stuck = (0..n).find(|&i| pending[i] > 0).unwrap_or(0);
+        for _ in 0..n {
+            let next = nodes[stuck].inputs.iter().find_map(|v| match *v {
+                Value::Node(j) if pending[j] > 0 => Some(j),
+                _ => None,
+            });
+            // Always Some (see above); None would only leave the report less precise.
+            stuck = next.unwrap_or(stuck);
+        }
         return Err(GraphError::Cycle {
             node: nodes[stuck].name.clone(),
         });
