@@ -82,9 +82,10 @@ impl Model {
         }
     }
 
-    /// The batch a session gets when none is asked for: the fixed batch, or 1.
+    /// The batch a session gets when none is asked for: the fixed batch of any input (they
+    /// all agree), or 1.
     fn min_batch(&self) -> usize {
-        self.graph.inputs[0].batch.unwrap_or(1)
+        self.graph.inputs.iter().find_map(|i| i.batch).unwrap_or(1)
     }
 
     pub fn graph(&self) -> &Graph {

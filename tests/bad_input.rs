@@ -366,3 +366,42 @@ fn arena_larger_than_memory_is_an_error() {
         Err(e) => panic!("expected out of memory, got: {e}"),
     }
 }
+
+/// Found by fuzzing (`fuzz/`): inputs with two different fixed batches loaded, yet no
+/// session could run them, since a session runs every input at one batch.
+#[test]
+fn inputs_with_different_fixed_batches() {
+    let e = graph_err(build(|g| {
+        g["inputs"] = json!([
+            {"name": "input", "shape": [3, 2, 5, 5]},
+            {"name": "b", "shape": [2, 2, 5, 5]}
+        ])
+    }));
+    assert!(
+        matches!(&e, GraphError::BadInput { name, detail }
+            if name == "b" && detail.contains("fixed batch 3")),
+        "{e}"
+    );
+}
+
+/// Load checks the graph at the batch its sessions will run: a fixed batch on any input,
+/// not only the first. Here node "big" fits in 2^36 floats at batch 1 but not at batch 2,
+/// the only batch this model can run.
+#[test]
+fn dynamic_input_beside_a_fixed_one_is_checked_at_the_fixed_batch() {
+    let e = graph_err(build(|g| {
+        g["inputs"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "b", "shape": [2, 3, 1, 1]}));
+        g["nodes"].as_array_mut().unwrap().push(json!(
+            {"name": "big", "op": "adaptive_avg_pool2d", "inputs": ["b"],
+             "attrs": {"output_size": [131072, 131072]}}
+        ));
+        g["outputs"] = json!(["fc", "big"]);
+    }));
+    assert!(
+        matches!(&e, GraphError::Invalid { node, .. } if node == "big"),
+        "{e}"
+    );
+}

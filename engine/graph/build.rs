@@ -74,7 +74,8 @@ fn build_inputs(def: &GraphDef) -> Result<Vec<GraphInput>, GraphError> {
     if def.inputs.is_empty() {
         return Err(GraphError::NoInputs);
     }
-    def.inputs
+    let inputs: Vec<GraphInput> = def
+        .inputs
         .iter()
         .map(|input| {
             let bad = |detail: String| GraphError::BadInput {
@@ -101,7 +102,24 @@ fn build_inputs(def: &GraphDef) -> Result<Vec<GraphInput>, GraphError> {
                 dims,
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    // A session runs every input at one batch: two fixed batches that differ could load
+    // but never run.
+    let mut fixed = inputs.iter().filter(|i| i.batch.is_some());
+    if let Some(first) = fixed.next() {
+        if let Some(other) = fixed.find(|i| i.batch != first.batch) {
+            return Err(GraphError::BadInput {
+                name: other.name.clone(),
+                detail: format!(
+                    "batch {} differs from input \"{}\"'s fixed batch {}; every input runs at one batch",
+                    other.batch.unwrap_or_default(),
+                    first.name,
+                    first.batch.unwrap_or_default()
+                ),
+            });
+        }
+    }
+    Ok(inputs)
 }
 
 /// Sorts nodes so every node comes after its inputs (Kahn), keeping the file's order where
