@@ -67,7 +67,7 @@ impl Model {
         let model = Model { graph, path };
         // Lowering at the smallest batch checks every shape, attribute and weight now,
         // so that a bad file fails at load rather than at session build.
-        lower_graph(&model.graph, model.min_batch()).map_err(|e| model.in_file(e))?;
+        lower_graph(&model.graph, model.default_batch()).map_err(|e| model.in_file(e))?;
         Ok(model)
     }
 
@@ -82,9 +82,9 @@ impl Model {
         }
     }
 
-    /// The batch a session gets when none is asked for: the fixed batch of any input (they
-    /// all agree), or 1.
-    fn min_batch(&self) -> usize {
+    /// The batch to run at when none is asked for: the fixed batch of any input (they all
+    /// agree), or 1 when the batch is free.
+    pub fn default_batch(&self) -> usize {
         self.graph.inputs.iter().find_map(|i| i.batch).unwrap_or(1)
     }
 

@@ -190,3 +190,23 @@ fn run_writes_outputs_that_match_the_reference() {
         "{a}"
     );
 }
+
+/// A model with a fixed batch runs, benches and shows at that batch with no --batch.
+#[test]
+fn a_fixed_batch_is_the_default_batch() {
+    let mut g = common::tiny_graph();
+    g["inputs"][0]["shape"] = serde_json::json!([2, 2, 5, 5]);
+    let path = common::temp_path("fixed-batch.safetensors");
+    std::fs::write(&path, common::tiny_file(&g.to_string())).unwrap();
+    for args in [
+        vec!["run", s(&path)],
+        vec!["bench", s(&path), "--iters", "3"],
+        vec!["info", s(&path)],
+    ] {
+        let out = kestrel(&args);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(stdout.contains("batch 2"), "{args:?}: {stdout}");
+    }
+    let _ = std::fs::remove_file(&path);
+}

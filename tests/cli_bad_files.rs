@@ -4,34 +4,14 @@
 mod common;
 
 use common::tiny_graph;
-use kestrel_loader::testfile::{entry, f32_bytes, model_file, raw_file, TempFile};
+use kestrel_loader::testfile::{entry, f32_bytes, raw_file, TempFile};
 use serde_json::json;
 use std::process::Command;
-
-/// The tiny model's weights, as the file tensors `model_file` takes.
-fn tiny_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let w = common::tiny_weights();
-    w.names()
-        .map(|n| {
-            let t = w.get(n).unwrap();
-            (n.to_string(), t.shape.clone(), t.data.to_vec())
-        })
-        .collect()
-}
-
-fn file_with_graph(graph: &str) -> Vec<u8> {
-    let t = tiny_tensors();
-    let views: Vec<(&str, &[usize], &[f32])> = t
-        .iter()
-        .map(|(n, s, d)| (n.as_str(), &s[..], &d[..]))
-        .collect();
-    model_file(graph, &views)
-}
 
 fn edited_graph(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
     let mut g = tiny_graph();
     edit(&mut g);
-    file_with_graph(&g.to_string())
+    common::tiny_file(&g.to_string())
 }
 
 #[test]
@@ -73,7 +53,7 @@ fn every_malformed_file_exits_2_with_a_one_line_error() {
         ),
         (
             "graph-malformed",
-            file_with_graph("{\"version\": 1,"),
+            common::tiny_file("{\"version\": 1,"),
             "malformed",
         ),
         (

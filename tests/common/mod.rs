@@ -73,3 +73,20 @@ pub fn graph_def(v: &Value) -> GraphDef {
 pub fn tiny_model() -> Model {
     Model::from_parts(&graph_def(&tiny_graph()), &tiny_weights()).expect("tiny model is valid")
 }
+
+/// A model file of `tiny_weights` with `graph` (JSON text) as its graph.
+pub fn tiny_file(graph: &str) -> Vec<u8> {
+    let w = tiny_weights();
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = w
+        .names()
+        .map(|n| {
+            let t = w.get(n).unwrap();
+            (n.to_string(), t.shape.clone(), t.data.to_vec())
+        })
+        .collect();
+    let views: Vec<(&str, &[usize], &[f32])> = tensors
+        .iter()
+        .map(|(n, s, d)| (n.as_str(), &s[..], &d[..]))
+        .collect();
+    kestrel_loader::testfile::model_file(graph, &views)
+}

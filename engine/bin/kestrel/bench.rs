@@ -13,8 +13,9 @@ pub struct BenchArgs {
     /// cpu, cuda (GPU 0) or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = crate::parse_device)]
     device: kestrel::Device,
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
+    /// Default: the model's fixed batch, or 1.
+    #[arg(long)]
+    batch: Option<usize>,
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Timed runs; default: as many as fit in about 3 seconds (at least 10).
@@ -45,9 +46,10 @@ const BUDGET: Duration = Duration::from_secs(3);
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
     let model = Model::load(&args.model)?;
+    let batch = args.batch.unwrap_or_else(|| model.default_batch());
     let opts = SessionOptions {
         device: args.device,
-        batch: args.batch,
+        batch,
         threads: args.threads,
         kernels: args.kernels.choice()?,
         ..SessionOptions::default()
@@ -58,7 +60,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     };
     let mut session = model.session(&opts)?;
     let inputs: Vec<Vec<Vec<f32>>> = (0..args.inputs.max(1) as u64)
-        .map(|seed| random_inputs(&model, args.batch, seed))
+        .map(|seed| random_inputs(&model, batch, seed))
         .collect::<Result<_>>()?;
     let slices: Vec<Vec<&[f32]>> = inputs
         .iter()
@@ -88,13 +90,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     progress.finish();
     let wall = timed.elapsed().as_secs_f64();
     samples.sort_by(f64::total_cmp);
-    let stats = Stats::of(&samples, args.batch);
+    let stats = Stats::of(&samples, batch);
     let isa = session.kernels_name().to_string();
     println!(
         "{}: {} ({isa}), batch {}, {} thread(s), {iters} runs after {} warm-up, {} inputs cycled, {:.1} s",
         args.model.display(),
         args.device,
-        args.batch,
+        batch,
         args.threads,
         args.warmup,
         slices.len(),
@@ -113,7 +115,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     );
     println!(
         "throughput {:.1} inferences/s ({} per run / median)",
-        stats.throughput, args.batch
+        stats.throughput, batch
     );
     if args.per_layer {
         per_layer(&mut session, &slices, iters.min(200))?;
@@ -126,7 +128,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "model": args.model.display().to_string(),
             "device": args.device.to_string(),
             "isa": isa,
-            "batch": args.batch,
+            "batch": batch,
             "threads": args.threads,
             "iters": iters,
             "warmup": args.warmup,

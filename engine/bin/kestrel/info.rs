@@ -2,8 +2,9 @@ use anyhow::Result;
 use kestrel::{Model, SessionOptions};
 use std::path::Path;
 
-pub fn info(path: &Path, batch: usize) -> Result<()> {
+pub fn info(path: &Path, batch: Option<usize>) -> Result<()> {
     let model = Model::load(path)?;
+    let batch = batch.unwrap_or_else(|| model.default_batch());
     println!("model: {}", path.display());
     for input in model.inputs() {
         let batch = input.batch.map_or("N".to_string(), |b| b.to_string());

@@ -39,9 +39,10 @@ enum Command {
     /// Show the model's inputs, outputs and every node: op, shape, parameters, FLOPs.
     Info {
         model: PathBuf,
-        /// Batch size the shapes and FLOPs are given for.
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
+        /// Batch size the shapes and FLOPs are given for; default: the model's fixed
+        /// batch, or 1.
+        #[arg(long)]
+        batch: Option<usize>,
     },
     /// Run the model once and print (or save) its outputs.
     Run(run::RunArgs),

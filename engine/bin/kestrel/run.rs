@@ -20,9 +20,10 @@ pub struct RunArgs {
     threads: usize,
     #[command(flatten)]
     kernels: crate::KernelArgs,
-    /// Batch size of the random input (an `--input` file sets its own).
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
+    /// Batch size of the random input (an `--input` file sets its own); default: the
+    /// model's fixed batch, or 1.
+    #[arg(long)]
+    batch: Option<usize>,
     /// Seed of the random input.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -47,10 +48,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let model = Model::load(&args.model)?;
     let inputs = match &args.input {
         Some(path) => read_inputs(&model, &kestrel_loader::read_tensors(path)?)?,
-        None => Inputs {
-            data: random_inputs(&model, args.batch, args.seed)?,
-            batch: args.batch,
-        },
+        None => {
+            let batch = args.batch.unwrap_or_else(|| model.default_batch());
+            Inputs {
+                data: random_inputs(&model, batch, args.seed)?,
+                batch,
+            }
+        }
     };
     let batch = inputs.batch;
     let opts = SessionOptions {
