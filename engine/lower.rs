@@ -151,7 +151,14 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
                 dilation: *dilation,
                 groups: *groups,
             };
-            p.validate().map_err(|e| ctx.invalid(e))?;
+            // c_out and the kernel size come from the weight: name it, since a wrong
+            // weight shows up as a kernel that does not fit or groups that do not divide.
+            p.validate().map_err(|e| {
+                ctx.shape(format!(
+                    "{} (kernel and c_out from weight \"{}\" of shape {:?})",
+                    e.0, weight.name, weight.shape
+                ))
+            })?;
             ctx.check_weight("weight", weight, &p.weight_shape())?;
             ctx.check_bias(bias.as_ref(), p.c_out)?;
             let shape = p.output_shape().to_vec();

@@ -405,3 +405,21 @@ fn dynamic_input_beside_a_fixed_one_is_checked_at_the_fixed_batch() {
         "{e}"
     );
 }
+
+/// A conv's kernel size and c_out come from its weight, so when they do not fit (here a
+/// 3×3 kernel over an unpadded 2×2 input) the error names the weight and its shape too:
+/// a weight bound to the wrong tensor shows up this way.
+#[test]
+fn a_conv_kernel_that_does_not_fit_names_its_weight() {
+    let e = graph_err(build(|g| {
+        g["inputs"][0]["shape"] = json!([-1, 2, 2, 2]);
+        g["nodes"][0]["attrs"]["padding"] = json!([0, 0]);
+    }));
+    let msg = e.to_string();
+    assert!(msg.contains("\"conv\""), "{msg}");
+    assert!(msg.contains("larger than the padded input"), "{msg}");
+    assert!(
+        msg.contains("weight \"conv.weight\" of shape [4, 2, 3, 3]"),
+        "{msg}"
+    );
+}
