@@ -277,12 +277,17 @@ impl CudaExecutor {
         Ok(())
     }
 
-    /// One run: stage the inputs, replay the graph, wait for the outputs.
-    pub(crate) fn run(&mut self, inputs: &[&[f32]]) -> Result<(), Error> {
+    /// Copies the caller's inputs into the pinned buffer the captured copies read.
+    fn stage_inputs(&mut self, inputs: &[&[f32]]) {
         let stage = self.input_stage.as_mut_slice();
         for (t, data) in self.inputs.iter().zip(inputs) {
             stage[t.staged_at..t.staged_at + t.len].copy_from_slice(data);
         }
+    }
+
+    /// One run: stage the inputs, replay the graph, wait for the outputs.
+    pub(crate) fn run(&mut self, inputs: &[&[f32]]) -> Result<(), Error> {
+        self.stage_inputs(inputs);
         let Some(graph) = &self.graph else {
             return Err(Error::Session("CUDA session without its graph".into()));
         };
@@ -302,10 +307,7 @@ impl CudaExecutor {
         inputs: &[&[f32]],
         tap: &mut dyn FnMut(&str, &Slot, &[f32]),
     ) -> Result<(), Error> {
-        let stage = self.input_stage.as_mut_slice();
-        for (t, data) in self.inputs.iter().zip(inputs) {
-            stage[t.staged_at..t.staged_at + t.len].copy_from_slice(data);
-        }
+        self.stage_inputs(inputs);
         self.copy_inputs_in()?;
         let base = self.gpu.device_ptr(&self.arena);
         let mut host = Vec::new();
