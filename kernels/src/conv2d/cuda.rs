@@ -279,20 +279,9 @@ fn pack_weight(p: &Conv2dParams, weight: &[f32], t: Tile) -> Vec<f32> {
 mod tests {
     use super::*;
 
+    /// Stride 1, pad k / 2: `shapes::conv` with stride 1.
     fn params(c_in: usize, c_out: usize, hw: usize, k: usize, groups: usize) -> Conv2dParams {
-        Conv2dParams {
-            n: 1,
-            c_in,
-            h: hw,
-            w: hw,
-            c_out,
-            kh: k,
-            kw: k,
-            stride: [1, 1],
-            pad: [k / 2, k / 2],
-            dilation: [1, 1],
-            groups,
-        }
+        crate::conv2d::shapes::conv(c_in, c_out, hw, k, 1, groups)
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::Conv2dParams;
 
 /// A conv with square kernel, stride and pad `k / 2`, dilation 1: (c_in, c_out, hw, k, stride, groups).
-const fn conv(
+pub(crate) const fn conv(
     c_in: usize,
     c_out: usize,
     hw: usize,
