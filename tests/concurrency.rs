@@ -17,18 +17,7 @@ fn eight_threads_sharing_a_model_match_a_lone_run_bit_for_bit() {
     let model = Model::load(fixture("cifarnet")).unwrap();
     let lone_opts = SessionOptions::default();
     let mut lone = model.session(&lone_opts).unwrap();
-    let len: usize = lone.input_shape(0).iter().product();
-    let inputs: Vec<Vec<f32>> = (0..INPUTS)
-        .map(|s| {
-            (0..len)
-                .map(|i| ((i * 31 + s * 7919) % 251) as f32 / 125.0 - 1.0)
-                .collect()
-        })
-        .collect();
-    let expected: Vec<Vec<f32>> = inputs
-        .iter()
-        .map(|x| lone.run(&[x]).unwrap().get(0).unwrap().data.to_vec())
-        .collect();
+    let (inputs, expected) = common::inputs_and_lone_outputs(&mut lone, INPUTS);
     // Distinct inputs give distinct outputs: a session returning a stale or another
     // thread's result could not pass.
     assert_ne!(expected[0], expected[1]);

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{fixture, reference, temp_path, FIXTURES};
+use common::{cuda_session_or_skip, fixture, reference, temp_path, FIXTURES};
 use kestrel::CudaError;
-use kestrel::{diff, Device, Error, Model, Session, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel::{diff, Device, Error, Model, SessionOptions, ATOL, DEFAULT_RTOL};
 use kestrel_loader::read_tensors;
 use std::process::Command;
 
@@ -21,18 +21,6 @@ fn cuda_opts(batch: usize, optimize: bool) -> SessionOptions {
         optimize,
         cuda_cache: Some(temp_path("cuda-cache")),
         ..SessionOptions::default()
-    }
-}
-
-/// A CUDA session of `name`, or None (after printing why) when this machine has no GPU.
-fn cuda_session(model: &Model, opts: &SessionOptions) -> Option<Session> {
-    match model.session(opts) {
-        Ok(s) => Some(s),
-        Err(Error::Cuda(CudaError::Unavailable(why))) if !required("REQUIRE_CUDA") => {
-            println!("skipping: no CUDA device ({why})");
-            None
-        }
-        Err(e) => panic!("CUDA session: {e}"),
     }
 }
 
@@ -85,7 +73,8 @@ fn fixtures_match_pytorch_on_cuda() {
         let model = Model::load(fixture(name)).unwrap();
         for batch in [1, 3] {
             for optimize in [true, false] {
-                let Some(mut session) = cuda_session(&model, &cuda_opts(batch, optimize)) else {
+                let Some(mut session) = cuda_session_or_skip(&model, &cuda_opts(batch, optimize))
+                else {
                     return;
                 };
                 let refs = read_tensors(&reference(name, batch)).unwrap();
@@ -120,21 +109,10 @@ fn fixtures_match_pytorch_on_cuda() {
 #[test]
 fn two_sessions_run_concurrently() {
     let model = Model::load(fixture("resnet18")).unwrap();
-    let Some(mut lone) = cuda_session(&model, &cuda_opts(1, true)) else {
+    let Some(mut lone) = cuda_session_or_skip(&model, &cuda_opts(1, true)) else {
         return;
     };
-    let len: usize = lone.input_shape(0).iter().product();
-    let inputs: Vec<Vec<f32>> = (0..2)
-        .map(|s| {
-            (0..len)
-                .map(|i| ((i * 7 + s * 13) % 17) as f32 / 17.0 - 0.5)
-                .collect()
-        })
-        .collect();
-    let expected: Vec<Vec<f32>> = inputs
-        .iter()
-        .map(|x| lone.run(&[x]).unwrap().get(0).unwrap().data.to_vec())
-        .collect();
+    let (inputs, expected) = common::inputs_and_lone_outputs(&mut lone, 2);
     std::thread::scope(|scope| {
         for (x, want) in inputs.iter().zip(&expected) {
             let model = &model;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{fixture, FIXTURES};
-use kestrel::{Isa, Kernels, Model, SessionOptions};
+use kestrel::{Isa, Kernels, Model, Session, SessionOptions};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -38,6 +38,18 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Allocations made by five runs after a first one.
+fn allocations_in_five_runs(session: &mut Session) -> usize {
+    let input = vec![0.25f32; session.input_shape(0).iter().product()];
+    session.run(&[&input]).unwrap();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        let out = session.run(&[&input]).unwrap();
+        assert!(out.get(0).unwrap().data[0].is_finite());
+    }
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
 #[test]
 fn runs_after_the_first_allocate_nothing() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -53,15 +65,7 @@ fn runs_after_the_first_allocate_nothing() {
                     kernels: k,
                     ..Default::default()
                 };
-                let mut session = model.session(&opts).unwrap();
-                let input = vec![0.25f32; session.input_shape(0).iter().product()];
-                session.run(&[&input]).unwrap();
-                let before = ALLOCATIONS.load(Ordering::SeqCst);
-                for _ in 0..5 {
-                    let out = session.run(&[&input]).unwrap();
-                    assert!(out.get(0).unwrap().data[0].is_finite());
-                }
-                let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+                let allocated = allocations_in_five_runs(&mut model.session(&opts).unwrap());
                 assert_eq!(
                     allocated, 0,
                     "{name} {k:?} threads={threads}: {allocated} allocations in 5 runs"
@@ -83,24 +87,10 @@ fn cuda_runs_allocate_nothing() {
             cuda_cache: Some(common::temp_path("zero-alloc-cuda")),
             ..Default::default()
         };
-        let mut session = match model.session(&opts) {
-            Ok(s) => s,
-            Err(kestrel::Error::Cuda(kestrel::CudaError::Unavailable(why)))
-                if std::env::var("REQUIRE_CUDA").as_deref() != Ok("1") =>
-            {
-                println!("skipping: no CUDA device ({why})");
-                return;
-            }
-            Err(e) => panic!("{name}: {e}"),
+        let Some(mut session) = common::cuda_session_or_skip(&model, &opts) else {
+            return;
         };
-        let input = vec![0.25f32; session.input_shape(0).iter().product()];
-        session.run(&[&input]).unwrap();
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
-        for _ in 0..5 {
-            let out = session.run(&[&input]).unwrap();
-            assert!(out.get(0).unwrap().data[0].is_finite());
-        }
-        let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        let allocated = allocations_in_five_runs(&mut session);
         assert_eq!(
             allocated, 0,
             "{name} cuda: {allocated} allocations in 5 runs"

@@ -1,7 +1,7 @@
 //! Shared by the integration tests: fixtures, and a small valid model to break.
 #![allow(dead_code)]
 
-use kestrel::{GraphDef, Model, Weights};
+use kestrel::{CudaError, Error, GraphDef, Model, Session, SessionOptions, Weights};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -89,4 +89,40 @@ pub fn tiny_file(graph: &str) -> Vec<u8> {
         .map(|(n, s, d)| (n.as_str(), &s[..], &d[..]))
         .collect();
     kestrel_loader::testfile::model_file(graph, &views)
+}
+
+/// A CUDA session, or None after printing `skipping: no CUDA device (…)` when this machine
+/// has none; with REQUIRE_CUDA=1 a missing device fails instead.
+pub fn cuda_session_or_skip(model: &Model, opts: &SessionOptions) -> Option<Session> {
+    match model.session(opts) {
+        Ok(s) => Some(s),
+        Err(Error::Cuda(CudaError::Unavailable(why)))
+            if std::env::var("REQUIRE_CUDA").as_deref() != Ok("1") =>
+        {
+            println!("skipping: no CUDA device ({why})");
+            None
+        }
+        Err(e) => panic!("CUDA session: {e}"),
+    }
+}
+
+/// `count` distinct deterministic inputs for `session` and the outputs `session` gives
+/// them run one by one: what concurrent runs must reproduce bit for bit.
+pub fn inputs_and_lone_outputs(
+    session: &mut Session,
+    count: usize,
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let len: usize = session.input_shape(0).iter().product();
+    let inputs: Vec<Vec<f32>> = (0..count)
+        .map(|s| {
+            (0..len)
+                .map(|i| ((i * 31 + s * 7919) % 251) as f32 / 125.0 - 1.0)
+                .collect()
+        })
+        .collect();
+    let outputs = inputs
+        .iter()
+        .map(|x| session.run(&[x]).unwrap().get(0).unwrap().data.to_vec())
+        .collect();
+    (inputs, outputs)
 }
