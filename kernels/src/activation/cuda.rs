@@ -50,9 +50,6 @@ pub(crate) fn act_code(act: Activation) -> i64 {
 
 /// `len` as the `LEN` define, after checking the kernels' 32-bit indices can hold it.
 pub(crate) fn eltwise_len(op: &str, len: usize) -> i64 {
-    assert!(
-        len <= i32::MAX as usize,
-        "{op} on CUDA: {len} elements, over 2^31 - 1"
-    );
+    crate::cuda::assert_int_indexable(op, "its tensor", len);
     len as i64
 }

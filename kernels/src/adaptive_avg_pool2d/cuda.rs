@@ -25,10 +25,7 @@ fn launch_adaptive_avg_pool2d_f32(p: &AdaptiveAvgPool2dParams) -> Launch {
     let [n, c, oh, ow] = p.output_shape();
     // The kernel indexes with 32-bit ints.
     for (what, len) in [("input", n * c * p.h * p.w), ("output", n * c * oh * ow)] {
-        assert!(
-            len <= i32::MAX as usize,
-            "adaptive_avg_pool2d on CUDA: {what} has {len} elements, over 2^31 - 1"
-        );
+        crate::cuda::assert_int_indexable("adaptive_avg_pool2d", what, len);
     }
     Launch {
         source: &SOURCE,

@@ -17,11 +17,7 @@ const THREADS: usize = 256;
 pub fn concat(outer: usize, inner: &[usize]) -> CudaOp {
     let total: usize = inner.iter().sum();
     // The kernel indexes the output with 32-bit ints.
-    assert!(
-        outer * total <= i32::MAX as usize,
-        "concat on CUDA: output has {} elements, over 2^31 - 1",
-        outer * total
-    );
+    crate::cuda::assert_int_indexable("concat", "output", outer * total);
     let mut launches = Vec::new();
     let mut at = 0;
     for (i, &len) in inner.iter().enumerate() {

@@ -108,10 +108,7 @@ pub(crate) fn conv2d_with_tile(
         ("output", n * c_out * oh * ow),
         ("weight", weight.len()),
     ] {
-        assert!(
-            len <= i32::MAX as usize,
-            "conv2d on CUDA: {what} has {len} elements, over 2^31 - 1"
-        );
+        crate::cuda::assert_int_indexable("conv2d", what, len);
     }
 
     let mut defines = layer_defines(p);
@@ -132,10 +129,7 @@ pub(crate) fn conv2d_with_tile(
         launch_conv2d_dw_f32(p, defines, args)
     } else {
         let packed = pack_weight(p, weight, tile);
-        assert!(
-            packed.len() <= i32::MAX as usize,
-            "conv2d on CUDA: packed weight too large"
-        );
+        crate::cuda::assert_int_indexable("conv2d", "packed weight", packed.len());
         consts.push(packed);
         launch_conv2d_f32(p, tile, defines, args)
     };

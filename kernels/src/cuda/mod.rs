@@ -90,6 +90,15 @@ pub struct CudaOp {
 }
 
 /// Blocks of `per_block` needed to cover `n` items, as a grid dimension.
+/// Panics unless `len` elements fit the kernels' 32-bit indices: `{op} on CUDA: {what}
+/// has {len} elements, over 2^31 - 1`. The engine refuses such plans with an error first.
+pub(crate) fn assert_int_indexable(op: &str, what: &str, len: usize) {
+    assert!(
+        len <= i32::MAX as usize,
+        "{op} on CUDA: {what} has {len} elements, over 2^31 - 1"
+    );
+}
+
 pub fn blocks(n: usize, per_block: usize) -> u32 {
     n.div_ceil(per_block) as u32
 }

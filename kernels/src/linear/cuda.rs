@@ -31,11 +31,7 @@ pub fn linear(p: &LinearParams, weight: &[f32], bias: Option<&[f32]>, act: Activ
         return conv2d(&as_conv(p), weight, bias, false, act);
     }
     // The kernel indexes with 32-bit ints.
-    assert!(
-        weight.len() <= i32::MAX as usize,
-        "linear on CUDA: weight has {} elements, over 2^31 - 1",
-        weight.len()
-    );
+    crate::cuda::assert_int_indexable("linear", "weight", weight.len());
     let mut consts = vec![weight.to_vec()];
     consts.extend(bias.map(<[f32]>::to_vec));
     CudaOp {

@@ -26,11 +26,7 @@ pub fn mean_hw(p: &MeanParams) -> CudaOp {
 fn launch_mean_hw_f32(p: &MeanParams) -> Launch {
     let (planes, plane) = (p.n * p.c, p.h * p.w);
     // The kernel indexes with 32-bit ints.
-    assert!(
-        planes * plane <= i32::MAX as usize,
-        "mean on CUDA: input has {} elements, over 2^31 - 1",
-        planes * plane
-    );
+    crate::cuda::assert_int_indexable("mean", "input", planes * plane);
     let threads = plane.next_multiple_of(32).min(MAX_THREADS);
     Launch {
         source: &SOURCE,

@@ -65,10 +65,7 @@ fn layer_defines(p: &Pool2dParams) -> Vec<(&'static str, i64)> {
     let [n, c, oh, ow] = p.output_shape();
     // The kernels index with 32-bit ints.
     for (what, len) in [("input", n * c * p.h * p.w), ("output", n * c * oh * ow)] {
-        assert!(
-            len <= i32::MAX as usize,
-            "pool2d on CUDA: {what} has {len} elements, over 2^31 - 1"
-        );
+        crate::cuda::assert_int_indexable("pool2d", what, len);
     }
     vec![
         ("NC", (n * c) as i64),

@@ -29,10 +29,7 @@ const THREAD_KERNEL_MAX_AXIS: usize = 1024;
 pub fn softmax(p: &SoftmaxParams) -> CudaOp {
     let len = p.outer * p.axis * p.inner;
     // The kernels index with 32-bit ints.
-    assert!(
-        len <= i32::MAX as usize,
-        "softmax on CUDA: input has {len} elements, over 2^31 - 1"
-    );
+    crate::cuda::assert_int_indexable("softmax", "input", len);
     let launch = if p.inner >= THREAD_KERNEL_MIN_INNER && p.axis <= THREAD_KERNEL_MAX_AXIS {
         launch_softmax_thread_f32(p)
     } else {
