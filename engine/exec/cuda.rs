@@ -155,7 +155,7 @@ impl CudaExecutor {
         let compiler = Compiler::new(gpu.arch(), cache_dir)?;
         let arena = gpu.alloc_zeros(plan.arena_len.max(1))?;
         let base = gpu.device_ptr(&arena);
-        let addr = |slot: &Slot| base + (slot.offset * size_of::<f32>()) as u64;
+        let addr = |slot: &Slot| slot_address(base, slot);
         let mut consts = Vec::new();
         let mut steps = Vec::with_capacity(plan.steps.len());
         for (step, op) in plan.steps.iter().zip(cuda_ops(plan)?) {
@@ -318,7 +318,7 @@ impl CudaExecutor {
             let slot = &plan.values[step.output];
             host.resize(slot.len, 0.0);
             self.gpu
-                .copy_out_sync(&mut host, base + (slot.offset * size_of::<f32>()) as u64)?;
+                .copy_out_sync(&mut host, slot_address(base, slot))?;
             tap(&step.name, slot, &host);
         }
         self.copy_outputs_out()?;
@@ -339,6 +339,11 @@ impl CudaExecutor {
     pub(crate) fn kernel_launches(&self) -> usize {
         self.steps.iter().map(Vec::len).sum()
     }
+}
+
+/// The device address of `slot` in the arena starting at `base`.
+fn slot_address(base: u64, slot: &Slot) -> u64 {
+    base + (slot.offset * size_of::<f32>()) as u64
 }
 
 /// The device address an argument role stands for in `step`.
