@@ -1,6 +1,8 @@
 //! Comparing outputs against PyTorch's: the numbers `kestrel compare` prints and the tests
 //! assert on.
 
+use kestrel_kernels::compare::{element_error, max_finite_abs};
+
 /// How far one tensor is from its reference.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Diff {
@@ -31,23 +33,13 @@ impl Diff {
 /// same infinity, as PyTorch propagates them; any other mismatch of the two is infinite.
 /// Tensors of different lengths are infinitely far apart.
 pub fn diff(out: &[f32], reference: &[f32], rtol: f64, atol: f64) -> Diff {
-    let max_ref = reference
-        .iter()
-        .filter(|r| r.is_finite())
-        .fold(0.0f64, |m, &r| m.max(f64::from(r).abs()));
+    let max_ref = max_finite_abs(reference);
     let max_abs = if out.len() != reference.len() {
         f64::INFINITY
     } else {
-        out.iter().zip(reference).fold(0.0f64, |m, (&o, &r)| {
-            let d = if o.is_finite() && r.is_finite() {
-                (f64::from(o) - f64::from(r)).abs()
-            } else if (o.is_nan() && r.is_nan()) || o == r {
-                0.0
-            } else {
-                f64::INFINITY
-            };
-            m.max(d)
-        })
+        out.iter()
+            .zip(reference)
+            .fold(0.0f64, |m, (&o, &r)| m.max(element_error(o, r)))
     };
     Diff {
         max_abs,

@@ -10,6 +10,7 @@ pub mod adaptive_avg_pool2d;
 pub mod add;
 pub mod affinity;
 pub mod batch_norm;
+pub mod compare;
 pub mod concat;
 pub mod conv2d;
 pub mod cuda;

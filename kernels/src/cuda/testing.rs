@@ -156,29 +156,12 @@ pub(crate) fn compare(out: &[f32], expected: &[f32], rtol: f64) -> Result<(), St
             expected.len()
         ));
     }
-    let scale = expected
-        .iter()
-        .filter(|e| e.is_finite())
-        .fold(0.0f64, |m, &e| m.max((e as f64).abs()));
+    let scale = crate::compare::max_finite_abs(expected);
     let allowed = rtol * scale + 1e-6;
     // The worst index: a NaN or infinity mismatch counts as an infinite error.
     let mut worst: Option<(usize, f64)> = None;
     for (i, (&o, &e)) in out.iter().zip(expected).enumerate() {
-        let err = if e.is_nan() || o.is_nan() {
-            if e.is_nan() && o.is_nan() {
-                0.0
-            } else {
-                f64::INFINITY
-            }
-        } else if e.is_infinite() || o.is_infinite() {
-            if o == e {
-                0.0
-            } else {
-                f64::INFINITY
-            }
-        } else {
-            (o as f64 - e as f64).abs()
-        };
+        let err = crate::compare::element_error(o, e);
         if err > allowed && worst.is_none_or(|(_, w)| err > w) {
             worst = Some((i, err));
         }
