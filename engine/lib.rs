@@ -28,7 +28,7 @@ pub use kestrel_kernels::cuda::CudaError;
 pub use kestrel_kernels::Isa;
 pub use kestrel_loader::{GraphDef, InputDef, NodeDef};
 pub use model::{LayerInfo, Model};
-pub use session::{Device, Kernels, Outputs, Session, SessionOptions, StepInfo};
+pub use session::{Device, Kernels, Outputs, Session, SessionOptions, StepInfo, StepTimes};
 pub use tensor::{Tensor, TensorView};
 pub use weights::Weights;
 

@@ -5,7 +5,7 @@ use crate::exec::cuda::CudaExecutor;
 use crate::exec::{Backend, Executor};
 use crate::graph::Graph;
 use crate::passes;
-use crate::plan::{plan, Plan, Slot};
+use crate::plan::{plan, Plan, Slot, Step};
 use crate::tensor::TensorView;
 use kestrel_kernels::Isa;
 use std::path::PathBuf;
@@ -241,7 +241,7 @@ impl Session {
     }
 
     /// Every step of one run, in order: the name its output is reported under (the last
-    /// node fused into it), what it computes, and its FLOPs.
+    /// node fused into it), what it computes, its FLOPs and the bytes it moves.
     pub fn steps(&self) -> Vec<StepInfo> {
         self.plan
             .steps
@@ -251,6 +251,7 @@ impl Session {
                 kernel: s.kernel.label(),
                 flops: s.kernel.flops(self.plan.values[s.output].len),
                 moves_data: !crate::plan::moves_no_data(s),
+                bytes: step_bytes(&self.plan, s),
             })
             .collect()
     }
@@ -319,6 +320,9 @@ pub struct StepInfo {
     pub flops: u64,
     /// False for aliases and concats assembled in place, which cost nothing.
     pub moves_data: bool,
+    /// Bytes the step must read and write at the least: each input and the output once,
+    /// and its weights (see `Kernel::weight_len`), as f32. 0 when it moves no data.
+    pub bytes: u64,
 }
 
 /// The outputs of one run, in the graph's output order.
@@ -342,5 +346,78 @@ impl<'a> Outputs<'a> {
 
     pub fn iter(&self) -> impl Iterator<Item = TensorView<'a>> + '_ {
         (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+/// The least a step moves: each input and its output once, and its constants, in bytes.
+fn step_bytes(plan: &Plan, step: &Step) -> u64 {
+    if crate::plan::moves_no_data(step) {
+        return 0;
+    }
+    let activations: usize = step.inputs.iter().map(|&v| plan.values[v].len).sum();
+    let floats = activations + plan.values[step.output].len + step.kernel.weight_len();
+    (floats * std::mem::size_of::<f32>()) as u64
+}
+
+/// Time per step, from [`Session::profile_steps`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTimes {
+    /// Mean seconds per step in [`Session::steps`] order; 0 for steps that move no data.
+    pub seconds: Vec<f64>,
+    /// Runs timed.
+    pub runs: usize,
+    /// On CUDA, the timed runs the host had queued whole before the GPU started them: their
+    /// times hold no host launch cost. Equals `runs` unless one run takes the host over
+    /// ~10 ms to queue. None on the CPU.
+    pub queued_ahead: Option<usize>,
+}
+
+impl Session {
+    /// Times each step over `runs` runs (at least one) on `inputs`: where a run's time
+    /// goes. On the CPU, the wall time from one step's end to the next's, as `run_with`'s
+    /// taps see it. On CUDA, the GPU's own time: each run launches the steps eagerly
+    /// (outside the session's graph) with a CUDA event after each step's launches, all
+    /// queued behind a hold kernel before the GPU starts them, so no host launch cost and
+    /// no copy is in the times (see `kestrel_kernels::cuda::device::Timer`); it copies no
+    /// output back. Like `run`, overwrites the last run's outputs on the CPU.
+    pub fn profile_steps(&mut self, inputs: &[&[f32]], runs: usize) -> Result<StepTimes, Error> {
+        self.check_inputs(inputs)?;
+        let runs = runs.max(1);
+        let mut times = match &mut self.run {
+            Run::Cpu { executor, arena } => {
+                let mut seconds = vec![0.0; self.plan.steps.len()];
+                for _ in 0..runs {
+                    load_inputs(&self.plan, arena, inputs);
+                    let (mut k, mut last) = (0, std::time::Instant::now());
+                    executor.execute(&self.plan, arena, &mut |_, _, _| {
+                        let now = std::time::Instant::now();
+                        seconds[k] += (now - last).as_secs_f64();
+                        (k, last) = (k + 1, now);
+                    });
+                }
+                seconds.iter_mut().for_each(|t| *t /= runs as f64);
+                StepTimes {
+                    seconds,
+                    runs,
+                    queued_ahead: None,
+                }
+            }
+            Run::Cuda(cuda) => {
+                let p = cuda.profile(inputs, runs)?;
+                StepTimes {
+                    seconds: p.seconds,
+                    runs,
+                    queued_ahead: Some(p.queued_ahead),
+                }
+            }
+        };
+        // A step with nothing to compute costs nothing; on the CPU its tap saw only the
+        // time of the tap before it.
+        for (t, s) in times.seconds.iter_mut().zip(&self.plan.steps) {
+            if crate::plan::moves_no_data(s) {
+                *t = 0.0;
+            }
+        }
+        Ok(times)
     }
 }

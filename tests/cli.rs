@@ -210,3 +210,70 @@ fn a_fixed_batch_is_the_default_batch() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+/// `bench --per-layer` prints each step's time, FLOP/s and bytes/s, and with `--json`
+/// writes one row per step.
+#[test]
+fn bench_per_layer_prints_rates_and_writes_json_rows() {
+    let path = temp_path("bench-per-layer.json");
+    let o = kestrel(&[
+        "bench",
+        s(&fixture("cifarnet")),
+        "--iters",
+        "16",
+        "--warmup",
+        "2",
+        "--per-layer",
+        "--json",
+        s(&path),
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    let header = out
+        .lines()
+        .find(|l| l.starts_with("step "))
+        .unwrap_or_else(|| panic!("no per-step table: {out}"));
+    for column in ["kernel", "µs", "MFLOP", "GFLOP/s", "GB/s", "%time"] {
+        assert!(header.contains(column), "{column}: {header}");
+    }
+    // The H100 percentages are for CUDA only.
+    assert!(!header.contains("%hbm"), "{header}");
+    // conv1 is 3→32 3x3 on 32x32: 1.769 MFLOP, and it has a row with a time.
+    let conv1 = out.lines().find(|l| l.starts_with("conv1 ")).unwrap();
+    assert!(
+        conv1.contains("conv3x3s1") && conv1.contains("1.769"),
+        "{conv1}"
+    );
+    assert!(out.contains("by kind:"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let rows = json["per_layer"].as_array().unwrap();
+    // cifarnet: conv1 pool1 relu1 conv2 pool2 relu2 flatten fc.
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    let conv1 = rows.iter().find(|r| r["name"] == "conv1").unwrap();
+    assert_eq!(conv1["kernel"], "conv3x3s1");
+    assert_eq!(conv1["flops"], 1_769_472);
+    // x 3·32·32 + y 32·32·32 + weight 32·3·3·3 + bias 32 floats.
+    assert_eq!(conv1["bytes"], 4 * (3072 + 32768 + 864 + 32));
+    assert!(conv1["us"].as_f64().unwrap() > 0.0, "{conv1}");
+    let flatten = rows.iter().find(|r| r["name"] == "flatten").unwrap();
+    assert_eq!(
+        (&flatten["us"], &flatten["bytes"]),
+        (&0.0.into(), &0.into())
+    );
+    std::fs::remove_file(&path).unwrap();
+    // Without --per-layer there are no rows.
+    let o = kestrel(&[
+        "bench",
+        s(&fixture("cifarnet")),
+        "--iters",
+        "3",
+        "--json",
+        s(&path),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(json.get("per_layer").is_none(), "{json}");
+    std::fs::remove_file(&path).unwrap();
+}

@@ -178,3 +178,60 @@ fn too_large_for_32_bit_indexing_is_an_error() {
     let msg = model.compile_cuda(&opts, "sm_90").unwrap_err().to_string();
     assert!(msg.contains("conv1") && msg.contains("32-bit"), "{msg}");
 }
+
+/// `profile_steps` on the GPU: every step that moves data gets a positive GPU time, each
+/// run is queued whole before the GPU starts it, the times add up to about one graph run,
+/// and the session's graph still gives PyTorch's output afterwards.
+#[test]
+fn profile_steps_times_every_kernel_on_cuda() {
+    for name in ["cifarnet", "resnet18"] {
+        let model = Model::load(fixture(name)).unwrap();
+        let Some(mut session) = cuda_session_or_skip(&model, &cuda_opts(1, true)) else {
+            return;
+        };
+        let refs = read_tensors(&reference(name, 1)).unwrap();
+        let input = refs.tensors["input"].data.clone().unwrap();
+        session.warm_up(3).unwrap();
+        let steps = session.steps();
+        let times = session.profile_steps(&[&input], 20).unwrap();
+        let table: Vec<String> = steps
+            .iter()
+            .zip(&times.seconds)
+            .map(|(s, t)| format!("{} {} {:.1} µs", s.name, s.kernel, t * 1e6))
+            .collect();
+        println!("{name}: {table:#?}");
+        assert_eq!(times.queued_ahead, Some(20), "{name}: {table:?}");
+        for (s, &t) in steps.iter().zip(&times.seconds) {
+            match s.moves_data {
+                // No batch-1 layer of these takes 10 ms on an H100.
+                true => assert!(t > 0.0 && t < 1e-2, "{name} {}: {t} s", s.name),
+                false => assert_eq!(t, 0.0, "{name} {}", s.name),
+            }
+        }
+        // One graph run's wall time, median of 50: the same kernels, plus the input and
+        // output copies, the graph launch and the synchronize.
+        let mut walls: Vec<f64> = (0..50)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                session.run(&[&input]).unwrap();
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        walls.sort_by(f64::total_cmp);
+        let wall = walls[walls.len() / 2];
+        let sum: f64 = times.seconds.iter().sum();
+        // Queued ahead, eager kernels run back to back as the graph's do: their sum is
+        // about the graph's kernel time, under its wall time (3x for a noisy GPU). A sum
+        // under a 20th of it would mean the events timed next to nothing.
+        assert!(
+            sum > wall / 20.0 && sum < 3.0 * wall,
+            "{name}: steps sum to {:.1} µs, a graph run takes {:.1} µs",
+            sum * 1e6,
+            wall * 1e6
+        );
+        let out = session.run(&[&input]).unwrap();
+        let expected = refs.tensors["output"].data.as_ref().unwrap();
+        let d = diff(out.get(0).unwrap().data, expected, DEFAULT_RTOL, ATOL);
+        assert!(d.ok(), "{name} after profiling: max abs {:.3e}", d.max_abs);
+    }
+}

@@ -117,12 +117,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         "throughput {:.1} inferences/s ({} per run / median)",
         stats.throughput, batch
     );
-    if args.per_layer {
-        per_layer(&mut session, &slices, iters.min(200))?;
-        if args.device != kestrel::Device::Cpu {
-            println!("(on CUDA each step runs eagerly and includes a synchronize and a copy of its output back)");
+    let layers = match args.per_layer {
+        true => {
+            let cuda = args.device != kestrel::Device::Cpu;
+            Some(per_layer(&mut session, &slices, iters.min(200), cuda)?)
         }
-    }
+        false => None,
+    };
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "model": args.model.display().to_string(),
@@ -146,78 +147,145 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "pinned_cores": pinned,
             "samples_us": samples,
         });
+        let mut json = json;
+        if let Some(rows) = layers {
+            json["per_layer"] = serde_json::Value::Array(rows);
+        }
         std::fs::write(path, format!("{json:#}\n"))
             .with_context(|| format!("{}: cannot write", path.display()))?;
     }
     Ok(())
 }
 
-/// Times each step from one tap to the next over `runs` runs and prints the steps by time
-/// spent, with their achieved FLOP/s: where a run's time goes.
-fn per_layer(session: &mut kestrel::Session, inputs: &[Vec<&[f32]>], runs: usize) -> Result<()> {
+/// Times each step with `Session::profile_steps` over about `runs` runs, the inputs
+/// cycled, and prints the steps by time spent with their achieved FLOP/s and bytes/s
+/// (on CUDA also as a share of the H100's ceilings): where a run's time goes, and how far
+/// each step is from its roofline. Returns one JSON row per step, in plan order.
+fn per_layer(
+    session: &mut kestrel::Session,
+    inputs: &[Vec<&[f32]>],
+    runs: usize,
+    cuda: bool,
+) -> Result<Vec<serde_json::Value>> {
     let steps = session.steps();
-    let mut spent = vec![0f64; steps.len()];
-    for r in 0..runs {
-        let mut k = 0;
-        let mut last = Instant::now();
-        session.run_with(&inputs[r % inputs.len()], |_, _| {
-            let now = Instant::now();
-            spent[k] += (now - last).as_secs_f64();
-            last = now;
-            k += 1;
-        })?;
+    let per_input = runs.div_ceil(inputs.len()).max(1);
+    let (mut secs, mut ahead) = (vec![0f64; steps.len()], 0);
+    for x in inputs {
+        let t = session.profile_steps(x, per_input)?;
+        secs.iter_mut().zip(&t.seconds).for_each(|(s, t)| *s += t);
+        ahead += t.queued_ahead.unwrap_or(0);
     }
-    let total: f64 = spent.iter().sum();
+    secs.iter_mut().for_each(|s| *s /= inputs.len() as f64);
+    let runs = per_input * inputs.len();
+    let total: f64 = secs.iter().sum();
+    let rate = |amount: u64, s: f64| if s > 0.0 { amount as f64 / s } else { 0.0 };
+    // TFLOP/s on the GPU, GFLOP/s on the CPU.
+    let (flop_unit, flop_scale) = if cuda {
+        ("TFLOP/s", 1e12)
+    } else {
+        ("GFLOP/s", 1e9)
+    };
     let mut order: Vec<usize> = (0..steps.len()).filter(|&i| steps[i].moves_data).collect();
-    order.sort_by(|&a, &b| spent[b].total_cmp(&spent[a]));
-    println!("\nper step, mean of {runs} runs, slowest first (top {SHOWN}):");
-    println!(
-        "{:<36} {:<22} {:>9} {:>10} {:>9} {:>6}",
-        "step", "kernel", "MFLOP", "µs", "GFLOP/s", "%"
+    order.sort_by(|&a, &b| secs[b].total_cmp(&secs[a]));
+    match cuda {
+        true => println!(
+            "\nper step, GPU time (CUDA events), mean of {runs} runs, slowest first (top {SHOWN}):"
+        ),
+        false => println!("\nper step, mean of {runs} runs, slowest first (top {SHOWN}):"),
+    }
+    let mut head = format!(
+        "{:<36} {:<22} {:>9} {:>9} {:>9} {:>9}",
+        "step", "kernel", "µs", "MFLOP", flop_unit, "GB/s"
     );
+    if cuda {
+        head += &format!(" {:>6} {:>6}", "%fma", "%hbm");
+    }
+    println!("{head} {:>6}", "%time");
     for &i in order.iter().take(SHOWN) {
-        let (s, secs) = (&steps[i], spent[i] / runs as f64);
-        let gflops = s.flops as f64 / secs / 1e9;
-        let pct = 100.0 * spent[i] / total;
-        println!(
-            "{:<36} {:<22} {:>9.3} {:>10.1} {:>9.1} {:>6.1}",
+        let (s, t) = (&steps[i], secs[i]);
+        let (flops, bytes) = (rate(s.flops, t), rate(s.bytes, t));
+        let mut row = format!(
+            "{:<36} {:<22} {:>9.1} {:>9.3} {:>9.3} {:>9.1}",
             s.name,
             s.kernel,
+            t * 1e6,
             s.flops as f64 / 1e6,
-            secs * 1e6,
-            gflops,
-            pct
+            flops / flop_scale,
+            bytes / 1e9
         );
+        if cuda {
+            row += &format!(
+                " {:>6.1} {:>6.1}",
+                100.0 * flops / H100_FP32_FLOPS,
+                100.0 * bytes / H100_BYTES_PER_S
+            );
+        }
+        println!("{row} {:>6.1}", 100.0 * t / total.max(f64::MIN_POSITIVE));
     }
-    let mut by_kind: Vec<(String, f64, u64)> = Vec::new();
-    for (s, t) in steps.iter().zip(&spent) {
+    if cuda {
+        println!(
+            "(%fma: of the H100's ~67 TFLOP/s fp32 FMA (tensor-core precisions can pass 100%); \
+             %hbm: of its ~3.0 TB/s device copy, over 100% when the data comes from L2; the \
+             larger of the two is how close a step is to its roofline)"
+        );
+        let late = match ahead < runs {
+            true => format!(
+                "; {} were not, and their times include launch gaps",
+                runs - ahead
+            ),
+            false => String::new(),
+        };
+        println!("({ahead} of {runs} runs were queued whole before the GPU started them{late})");
+    }
+    let mut by_kind: Vec<(String, f64, u64, u64)> = Vec::new();
+    for (s, &t) in steps.iter().zip(&secs).filter(|(s, _)| s.moves_data) {
         let kind: String = s
             .kernel
             .split(['+', '1', '3', '5', '7'])
             .next()
             .unwrap_or("")
             .to_string();
-        match by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
+        match by_kind.iter_mut().find(|(k, ..)| *k == kind) {
             Some(e) => {
                 e.1 += t;
                 e.2 += s.flops;
+                e.3 += s.bytes;
             }
-            None => by_kind.push((kind, *t, s.flops)),
+            None => by_kind.push((kind, t, s.flops, s.bytes)),
         }
     }
     by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
     println!("\nby kind:");
-    for (kind, t, flops) in by_kind {
-        let secs = t / runs as f64;
+    for (kind, t, flops, bytes) in by_kind {
         println!(
-            "{kind:<12} {:>10.1} µs {:>6.1}% {:>9.1} GFLOP/s",
-            secs * 1e6,
-            100.0 * t / total,
-            flops as f64 / secs / 1e9
+            "{kind:<20} {:>10.1} µs {:>6.1}% {:>9.3} {flop_unit} {:>9.1} GB/s",
+            t * 1e6,
+            100.0 * t / total.max(f64::MIN_POSITIVE),
+            rate(flops, t) / flop_scale,
+            rate(bytes, t) / 1e9
         );
     }
-    Ok(())
+    Ok(steps
+        .iter()
+        .zip(&secs)
+        .map(|(s, t)| {
+            serde_json::json!({
+                "name": s.name,
+                "kernel": s.kernel,
+                "us": t * 1e6,
+                "flops": s.flops,
+                "bytes": s.bytes,
+            })
+        })
+        .collect())
 }
+
+/// The H100's ceilings, from /work/shared/anchors.md ("H100 ceilings measured on these
+/// machines"): fp32 FMA throughput is the datasheet's ~67 TFLOP/s (not measured); device
+/// memory moves ~3.0 TB/s, measured as a device-to-device copy, reads plus writes (HBM3's
+/// peak is 3.35 TB/s), which is how `StepInfo::bytes` counts too.
+const H100_FP32_FLOPS: f64 = 67e12;
+const H100_BYTES_PER_S: f64 = 3.0e12;
 
 /// Steps `--per-layer` lists.
 const SHOWN: usize = 20;
