@@ -5,10 +5,13 @@ use crate::ParamError;
 
 pub mod cpu;
 pub mod cuda;
+pub mod pool_linear;
 pub mod reference;
 
 #[cfg(test)]
 mod cuda_tests;
+#[cfg(test)]
+mod pool_linear_tests;
 #[cfg(test)]
 mod tests;
 
