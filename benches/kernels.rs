@@ -25,7 +25,7 @@ use kestrel_kernels::linear::cpu::LinearCpu;
 use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::mean::MeanParams;
 use kestrel_kernels::pool2d::Pool2dParams;
-use kestrel_kernels::{mean, pool2d, Activation, Isa};
+use kestrel_kernels::{mean, pool2d, Activation, Isa, Precision};
 use std::time::{Duration, Instant};
 
 /// Deterministic values in [-1, 1): dense f32 math times the same on any data.
@@ -133,17 +133,21 @@ fn cuda_convs(c: &mut Criterion, shapes: &[&Conv2dParams]) {
         true => Activation::Relu6,
         false => Activation::Relu,
     };
-    for p in shapes {
+    for (p, precision) in shapes
+        .iter()
+        .flat_map(|p| Precision::ALL.map(|precision| (p, precision)))
+    {
         let x = data(p.n * p.c_in * p.h * p.w, 1);
         let w = data(p.weight_shape().iter().product(), 2);
         let bias = data(p.c_out, 3);
-        let op = kestrel_kernels::conv2d::cuda::conv2d(p, &w, Some(&bias), false, act(p));
+        let op =
+            kestrel_kernels::conv2d::cuda::conv2d(p, &w, Some(&bias), false, act(p), precision);
         let out_len = p.output_shape().iter().product();
         let prepared = PreparedOp::new(&gpu, &compiler, &op, &[&x], out_len)
-            .unwrap_or_else(|e| panic!("conv2d/cuda/{}: {e}", shape_id(p)));
+            .unwrap_or_else(|e| panic!("conv2d/cuda-{precision}/{}: {e}", shape_id(p)));
         let mut g = c.benchmark_group("conv2d");
         g.throughput(Throughput::Elements(p.flops()));
-        g.bench_function(format!("cuda/{}", shape_id(p)), |b| {
+        g.bench_function(format!("cuda-{precision}/{}", shape_id(p)), |b| {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 let enqueued: Result<(), CudaError> =

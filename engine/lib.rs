@@ -22,10 +22,10 @@ mod session;
 mod tensor;
 mod weights;
 
-pub use compare::{diff, Diff};
+pub use compare::{diff, rounding_sensitivity, Diff};
 pub use error::{Error, GraphError};
 pub use kestrel_kernels::cuda::CudaError;
-pub use kestrel_kernels::Isa;
+pub use kestrel_kernels::{Isa, Precision};
 pub use kestrel_loader::{GraphDef, InputDef, NodeDef};
 pub use model::{LayerInfo, Model};
 pub use session::{Device, Kernels, Outputs, Session, SessionOptions, StepInfo, StepTimes};
@@ -77,5 +77,16 @@ mod send_sync {
     fn model_is_send_sync_and_session_is_send() {
         assert_send_sync::<crate::Model>();
         assert_send::<crate::Session>();
+    }
+}
+
+#[cfg(test)]
+mod tolerance {
+    #[test]
+    fn the_fp32_defaults_are_the_precision_table_s() {
+        assert_eq!(
+            crate::Precision::Fp32.tolerance(),
+            (crate::DEFAULT_RTOL, crate::ATOL)
+        );
     }
 }

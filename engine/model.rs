@@ -122,7 +122,9 @@ impl Model {
     pub fn compile_cuda(&self, opts: &SessionOptions, arch: &str) -> Result<usize, Error> {
         self.check_batch(opts)?;
         let plan = crate::session::session_plan(&self.graph, opts).map_err(|e| self.in_file(e))?;
-        crate::exec::cuda::compile_plan(&plan, arch, crate::session::cuda_cache(opts))
+        let cache = crate::session::cuda_cache(opts);
+        let choice = crate::exec::cuda::OpChoice::of(opts);
+        crate::exec::cuda::compile_plan(&plan, choice, arch, cache)
     }
 
     fn check_batch(&self, opts: &SessionOptions) -> Result<(), Error> {

@@ -1,13 +1,13 @@
 //! Sessions: a model prepared for one device and one batch size, ready to run repeatedly.
 
 use crate::error::Error;
-use crate::exec::cuda::CudaExecutor;
+use crate::exec::cuda::{CudaExecutor, OpChoice};
 use crate::exec::{Backend, Executor};
 use crate::graph::Graph;
 use crate::passes;
 use crate::plan::{plan, Plan, Slot, Step};
 use crate::tensor::TensorView;
-use kestrel_kernels::Isa;
+use kestrel_kernels::{Isa, Precision};
 use std::path::PathBuf;
 
 /// Where a session runs.
@@ -46,6 +46,9 @@ pub struct SessionOptions {
     /// Where compiled CUDA kernels are kept between processes; None: `$KESTREL_CUDA_CACHE`,
     /// else the user's cache directory (`~/.cache/kestrel/cuda`).
     pub cuda_cache: Option<PathBuf>,
+    /// The arithmetic of the convolutions on CUDA: fp32, or tf32/fp16 on tensor cores with
+    /// fp32 accumulation (inputs and outputs stay f32). The CPU runs fp32 only.
+    pub precision: Precision,
 }
 
 /// The CPU kernels a session runs.
@@ -69,6 +72,7 @@ impl Default for SessionOptions {
             threads: 1,
             kernels: Kernels::Auto,
             cuda_cache: None,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -93,6 +97,12 @@ impl Session {
     pub(crate) fn new(graph: &Graph, opts: &SessionOptions) -> Result<Session, Error> {
         let plan = session_plan(graph, opts)?;
         let run = match opts.device {
+            Device::Cpu if opts.precision != Precision::Fp32 => {
+                return Err(Error::Session(format!(
+                    "precision {} runs on CUDA only: the CPU kernels compute in fp32",
+                    opts.precision
+                )))
+            }
             Device::Cpu => {
                 let backend = Backend::resolve(opts.kernels)?;
                 let arena = crate::tensor::zeroed(plan.arena_len, "session arena")?;
@@ -103,6 +113,7 @@ impl Session {
                 &plan,
                 ordinal,
                 cuda_cache(opts),
+                OpChoice::of(opts),
             )?)),
         };
         Ok(Session {
@@ -224,6 +235,14 @@ impl Session {
                 Backend::Simd(isa) => isa.name(),
             },
             Run::Cuda(cuda) => cuda.device_name(),
+        }
+    }
+
+    /// The arithmetic of the session's convolutions.
+    pub fn precision(&self) -> Precision {
+        match &self.run {
+            Run::Cpu { .. } => Precision::Fp32,
+            Run::Cuda(cuda) => cuda.precision(),
         }
     }
 

@@ -100,6 +100,9 @@ fn compare_exits_2_on_any_error() {
         vec!["compare", &model],
         vec!["compare", &model, &good_ref, "--rtol", "x"],
         vec!["compare", &model, &good_ref, "--device", "tpu"],
+        vec!["compare", &model, &good_ref, "--precision", "bf16"],
+        // tf32 and fp16 are CUDA's: the CPU refuses them rather than run fp32 silently.
+        vec!["compare", &model, &good_ref, "--precision", "fp16"],
     ];
     for args in cases {
         let o = kestrel(&args);
@@ -112,6 +115,14 @@ fn compare_exits_2_on_any_error() {
         err.contains("garbage.safetensors") && err.lines().count() == 1,
         "{err}"
     );
+    let (_, err) = text(&kestrel(&[
+        "compare",
+        &model,
+        &good_ref,
+        "--precision",
+        "tf32",
+    ]));
+    assert!(err.contains("precision tf32 runs on CUDA only"), "{err}");
     let (_, err) = text(&kestrel(&["compare", &model, &other_ref]));
     assert!(
         err.contains("channels") || err.contains("height") || err.contains("width"),

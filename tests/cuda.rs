@@ -6,7 +6,8 @@ mod common;
 
 use common::{cuda_session_or_skip, fixture, reference, temp_path, FIXTURES};
 use kestrel::CudaError;
-use kestrel::{diff, Device, Error, Model, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel::{diff, rounding_sensitivity, Device, Error, Model, Precision, SessionOptions};
+use kestrel::{ATOL, DEFAULT_RTOL};
 use kestrel_loader::read_tensors;
 use std::process::Command;
 
@@ -25,32 +26,40 @@ fn cuda_opts(batch: usize, optimize: bool) -> SessionOptions {
 }
 
 /// Every kernel specialisation the fixtures need compiles with NVRTC for the H100's
-/// sm_90, at two batch sizes, with and without the graph passes: a kernel that does not
-/// compile fails here, on a machine with no GPU.
+/// sm_90, at two batch sizes, with and without the graph passes, in every precision: a
+/// kernel that does not compile fails here, on a machine with no GPU.
 #[test]
 fn nvrtc_compiles_every_fixture_kernel() {
     let cache = temp_path("nvrtc-fixtures");
     let mut modules = 0;
     for name in FIXTURES {
         let model = Model::load(fixture(name)).unwrap();
-        for batch in [1, 3] {
-            for optimize in [true, false] {
-                let opts = SessionOptions {
-                    batch,
-                    optimize,
-                    cuda_cache: Some(cache.clone()),
-                    ..SessionOptions::default()
-                };
-                match model.compile_cuda(&opts, "sm_90") {
-                    Ok(n) => modules += n,
-                    Err(Error::Cuda(CudaError::Unavailable(why)))
-                        if !required("KESTREL_REQUIRE_NVRTC") =>
-                    {
-                        println!("skipping NVRTC compile of the fixtures: {why}");
-                        return;
-                    }
-                    Err(e) => panic!("{name} batch {batch} optimize={optimize}: {e}"),
+        // fp32 at both batches with and without the passes; tf32 and fp16 at batch 1.
+        let runs = [
+            (1, true, Precision::Fp32),
+            (1, false, Precision::Fp32),
+            (3, true, Precision::Fp32),
+            (3, false, Precision::Fp32),
+            (1, true, Precision::Tf32),
+            (1, true, Precision::Fp16),
+        ];
+        for (batch, optimize, precision) in runs {
+            let opts = SessionOptions {
+                batch,
+                optimize,
+                precision,
+                cuda_cache: Some(cache.clone()),
+                ..SessionOptions::default()
+            };
+            match model.compile_cuda(&opts, "sm_90") {
+                Ok(n) => modules += n,
+                Err(Error::Cuda(CudaError::Unavailable(why)))
+                    if !required("KESTREL_REQUIRE_NVRTC") =>
+                {
+                    println!("skipping NVRTC compile of the fixtures: {why}");
+                    return;
                 }
+                Err(e) => panic!("{name} b{batch} optimize={optimize} {precision}: {e}"),
             }
         }
     }
@@ -99,6 +108,45 @@ fn fixtures_match_pytorch_on_cuda() {
                     let d = diff(out.get(0).unwrap().data, &expected, DEFAULT_RTOL, ATOL);
                     assert!(d.ok(), "{label}: graph run max abs {:.3e}", d.max_abs);
                 }
+            }
+        }
+    }
+}
+
+/// Each fixture in tf32 and fp16 (tensor cores), batch 1 and 3, graph-replayed twice (the
+/// second run proves split-K left its counters at zero), against PyTorch's fp32 output
+/// within design.md's tolerance for the mode, widened to 3× the fixture's own sensitivity
+/// to one rounding of its input where that is larger (`rounding_sensitivity`: these
+/// random-weight nets amplify perturbations more than trained ones).
+#[test]
+fn fixtures_match_pytorch_in_every_precision_on_cuda() {
+    for name in FIXTURES {
+        let model = Model::load(fixture(name)).unwrap();
+        for (batch, precision) in [1, 3]
+            .into_iter()
+            .flat_map(|b| [Precision::Tf32, Precision::Fp16].map(|p| (b, p)))
+        {
+            let opts = SessionOptions {
+                precision,
+                ..cuda_opts(batch, true)
+            };
+            let Some(mut session) = cuda_session_or_skip(&model, &opts) else {
+                return;
+            };
+            let refs = read_tensors(&reference(name, batch)).unwrap();
+            let input = refs.tensors["input"].data.clone().unwrap();
+            let expected = refs.tensors["output"].data.clone().unwrap();
+            let (rtol, atol) = precision.tolerance();
+            let sensitivity = rounding_sensitivity(&model, batch, &input).unwrap();
+            let rtol = rtol.max(3.0 * sensitivity);
+            for run in 0..2 {
+                let out = session.run(&[&input]).unwrap();
+                let d = diff(out.get(0).unwrap().data, &expected, rtol, atol);
+                assert!(
+                    d.ok(),
+                    "{name} b{batch} {precision} run {run}: max rel {:.3e}, allowed {rtol:.1e}",
+                    d.rel()
+                );
             }
         }
     }

@@ -11,12 +11,12 @@ use kestrel_kernels::cuda::compile::Compiler;
 use kestrel_kernels::cuda::device::Timer;
 use kestrel_kernels::cuda::device::{Gpu, Pinned};
 use kestrel_kernels::cuda::{Arg, CudaError, CudaOp, Launch};
-use kestrel_kernels::Activation;
+use kestrel_kernels::{Activation, Precision};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The `CudaOp` that computes one step; empty for steps that move no data.
-pub(crate) fn cuda_op(kernel: &Kernel, out_len: usize) -> CudaOp {
+/// The `CudaOp` that computes one step in `precision`; empty for steps that move no data.
+pub(crate) fn cuda_op(kernel: &Kernel, out_len: usize, precision: Precision) -> CudaOp {
     match kernel {
         Kernel::Conv2d {
             p,
@@ -24,13 +24,13 @@ pub(crate) fn cuda_op(kernel: &Kernel, out_len: usize) -> CudaOp {
             bias,
             residual,
             act,
-        } => k::conv2d::cuda::conv2d(p, weight, bias.as_deref(), *residual, *act),
+        } => k::conv2d::cuda::conv2d(p, weight, bias.as_deref(), *residual, *act, precision),
         Kernel::Linear {
             p,
             weight,
             bias,
             act,
-        } => k::linear::cuda::linear(p, weight, bias.as_deref(), *act),
+        } => k::linear::cuda::linear(p, weight, bias.as_deref(), *act, precision),
         Kernel::BatchNorm {
             p,
             weight,
@@ -55,9 +55,26 @@ pub(crate) fn cuda_op(kernel: &Kernel, out_len: usize) -> CudaOp {
     }
 }
 
-/// Every step's `CudaOp` (empty where the step moves no data), in plan order; an error
-/// for a plan the CUDA kernels cannot run.
-pub(crate) fn cuda_ops(plan: &Plan) -> Result<Vec<CudaOp>, Error> {
+/// How a plan's steps become CUDA ops: in which precision, and whether ops may be fused
+/// across steps (with the graph passes on; off, every node runs on its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpChoice {
+    pub precision: Precision,
+    pub fuse: bool,
+}
+
+impl OpChoice {
+    pub(crate) fn of(opts: &crate::SessionOptions) -> OpChoice {
+        OpChoice {
+            precision: opts.precision,
+            fuse: opts.optimize,
+        }
+    }
+}
+
+/// Every step's `CudaOp` (empty where the step moves no data, or where an earlier step's
+/// fused op computes it), in plan order; an error for a plan the CUDA kernels cannot run.
+pub(crate) fn cuda_ops(plan: &Plan, choice: OpChoice) -> Result<Vec<CudaOp>, Error> {
     // The kernels index with 32-bit ints: a large batch is the way to get past that.
     if let Some(step) = plan
         .steps
@@ -70,14 +87,15 @@ pub(crate) fn cuda_ops(plan: &Plan) -> Result<Vec<CudaOp>, Error> {
             step.name, plan.values[step.output].shape
         )));
     }
-    plan.steps
+    let mut ops = plan
+        .steps
         .iter()
         .map(|s| match moves_no_data(s) {
             true => Ok(CudaOp::default()),
             // The ops assert their own limits (weights that overflow 32-bit indexing once
             // padded, say): no panic may cross the library's API, so one becomes an error.
             false => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                cuda_op(&s.kernel, plan.values[s.output].len)
+                cuda_op(&s.kernel, plan.values[s.output].len, choice.precision)
             }))
             .map_err(|panic| {
                 let why = panic
@@ -88,17 +106,22 @@ pub(crate) fn cuda_ops(plan: &Plan) -> Result<Vec<CudaOp>, Error> {
                 Error::Session(format!("node {}: not supported on CUDA: {why}", s.name))
             }),
         })
-        .collect()
+        .collect::<Result<Vec<_>, Error>>()?;
+    if choice.fuse {
+        super::cuda_fusion::fuse_heads(plan, &mut ops);
+    }
+    Ok(ops)
 }
 
-/// Compiles every kernel specialisation of `plan` for `arch` with NVRTC, without a GPU.
-/// Returns how many distinct modules there are.
+/// Compiles every kernel specialisation of `plan`, as `choice` makes them, for `arch`
+/// with NVRTC, without a GPU. Returns how many distinct modules there are.
 pub(crate) fn compile_plan(
     plan: &Plan,
+    choice: OpChoice,
     arch: &str,
     cache_dir: Option<PathBuf>,
 ) -> Result<usize, Error> {
-    let ops = cuda_ops(plan)?;
+    let ops = cuda_ops(plan, choice)?;
     let compiler = Compiler::new(arch, cache_dir)?;
     let mut texts = std::collections::HashSet::new();
     for op in ops {
@@ -145,6 +168,7 @@ pub(crate) struct CudaExecutor {
     _consts: Vec<cudarc::driver::CudaSlice<f32>>,
     arena: cudarc::driver::CudaSlice<f32>,
     gpu: Gpu,
+    precision: Precision,
 }
 
 impl CudaExecutor {
@@ -152,6 +176,7 @@ impl CudaExecutor {
         plan: &Plan,
         ordinal: usize,
         cache_dir: Option<PathBuf>,
+        choice: OpChoice,
     ) -> Result<CudaExecutor, Error> {
         let gpu = Gpu::new(ordinal)?;
         let compiler = Compiler::new(gpu.arch(), cache_dir)?;
@@ -160,7 +185,7 @@ impl CudaExecutor {
         let addr = |slot: &Slot| slot_address(base, slot);
         let mut consts = Vec::new();
         let mut steps = Vec::with_capacity(plan.steps.len());
-        for (step, op) in plan.steps.iter().zip(cuda_ops(plan)?) {
+        for (step, op) in plan.steps.iter().zip(cuda_ops(plan, choice)?) {
             let uploaded: Vec<u64> = op
                 .consts
                 .iter()
@@ -220,6 +245,7 @@ impl CudaExecutor {
             _consts: consts,
             arena,
             gpu,
+            precision: choice.precision,
         };
         exec.graph = Some(Graph(exec.capture()?));
         Ok(exec)
@@ -338,6 +364,10 @@ impl CudaExecutor {
         self.gpu.name()
     }
 
+    pub(crate) fn precision(&self) -> Precision {
+        self.precision
+    }
+
     pub(crate) fn kernel_launches(&self) -> usize {
         self.steps.iter().map(Vec::len).sum()
     }
@@ -359,6 +389,7 @@ pub(crate) fn arg_address(
     match *arg {
         Arg::Input(i) => addr(&plan.values[step.inputs[i]]),
         Arg::Output => addr(&plan.values[step.output]),
+        Arg::Value(v) => addr(&plan.values[v]),
         Arg::Const(i) => consts[i],
     }
 }

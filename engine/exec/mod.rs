@@ -4,6 +4,7 @@
 pub(crate) mod cuda;
 #[cfg(test)]
 mod cuda_emu_tests;
+mod cuda_fusion;
 mod reference;
 mod simd;
 

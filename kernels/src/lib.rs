@@ -21,12 +21,14 @@ pub mod linear;
 pub mod mean;
 pub mod parallel;
 pub mod pool2d;
+pub mod precision;
 pub mod softmax;
 
 mod error;
 pub use epilogue::Activation;
 pub use error::ParamError;
 pub use isa::Isa;
+pub use precision::Precision;
 
 #[cfg(test)]
 mod testing;

@@ -52,6 +52,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         batch,
         threads: args.threads,
         kernels: args.kernels.choice()?,
+        precision: args.kernels.precision,
         ..SessionOptions::default()
     };
     let pinned = match args.pin {

@@ -1,7 +1,7 @@
 use crate::info::join;
 use crate::run::{output_names, read_inputs};
 use anyhow::{Context, Result};
-use kestrel::{diff, Diff, Model, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel::{diff, Diff, Model, SessionOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,9 +21,10 @@ pub struct CompareArgs {
     /// Also compare every layer the reference holds, and list the worst ones.
     #[arg(long)]
     per_layer: bool,
-    /// Relative tolerance: pass when max|out − ref| ≤ rtol · max|ref| + 1e-6.
-    #[arg(long, default_value_t = DEFAULT_RTOL)]
-    rtol: f64,
+    /// Relative tolerance: pass when max|out − ref| ≤ rtol · max|ref| + atol. Default by
+    /// --precision: fp32 1e-4 (atol 1e-6), tf32 5e-3, fp16 1e-2 (atol 0).
+    #[arg(long)]
+    rtol: Option<f64>,
 }
 
 /// How many of the worst layers `--per-layer` lists.
@@ -39,9 +40,12 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
         batch,
         threads: args.threads,
         kernels: args.kernels.choice()?,
+        precision: args.kernels.precision,
         ..SessionOptions::default()
     };
     let mut session = model.session(&opts)?;
+    let (default_rtol, atol) = args.kernels.precision.tolerance();
+    let rtol = args.rtol.unwrap_or(default_rtol);
     let (kernels, threads) = (session.kernels_name().to_string(), session.threads());
     let slices = inputs.slices();
     let mut layers: Vec<(String, Diff)> = Vec::new();
@@ -55,18 +59,19 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
             .get(&format!("layer.{name}"))
             .and_then(|t| t.data.as_ref())
         {
-            Some(r) => layers.push((name.to_string(), diff(out.data, r, args.rtol, ATOL))),
+            Some(r) => layers.push((name.to_string(), diff(out.data, r, rtol, atol))),
             None => unmatched += 1,
         }
     })?;
     println!(
-        "{} vs {} (batch {batch}, {} {}, {} thread(s), rtol {:e})",
+        "{} vs {} (batch {batch}, {} {}, {}, {} thread(s), rtol {:e})",
         args.model.display(),
         args.reference.display(),
         args.device,
         kernels,
+        args.kernels.precision,
         threads,
-        args.rtol
+        rtol
     );
     println!(
         "{:<12} {:<18} {:>12} {:>12} {:>12}",
@@ -79,7 +84,7 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
             .get(name)
             .and_then(|t| t.data.as_ref())
             .with_context(|| format!("{}: no float tensor \"{name}\"", args.reference.display()))?;
-        let d = diff(out.data, r, args.rtol, ATOL);
+        let d = diff(out.data, r, rtol, atol);
         all_ok &= d.ok();
         let shape = format!("[{}]", join(out.shape));
         println!(

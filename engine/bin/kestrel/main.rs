@@ -62,6 +62,10 @@ struct KernelArgs {
     /// Run the reference kernels (plain loops, f64 sums) instead of the SIMD ones.
     #[arg(long, conflicts_with = "isa")]
     reference_kernels: bool,
+    /// The convolutions' arithmetic on CUDA: fp32, or tf32 / fp16 on tensor cores with
+    /// fp32 accumulation (inputs and outputs stay f32). The CPU runs fp32 only.
+    #[arg(long, default_value = "fp32")]
+    precision: kestrel::Precision,
 }
 
 impl KernelArgs {

@@ -62,6 +62,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         batch,
         threads: args.threads,
         kernels: args.kernels.choice()?,
+        precision: args.kernels.precision,
         ..SessionOptions::default()
     };
     let mut session = model.session(&opts)?;

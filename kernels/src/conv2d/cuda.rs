@@ -1,69 +1,135 @@
-//! conv2d on the GPU: `conv2d_f32`, an implicit GEMM for every conv, and `conv2d_dw_f32`,
-//! a direct kernel for depthwise ones (groups == c_in). Both fuse the epilogue
-//! `act(acc + bias[c] + residual)`. The tiling is explained at the top of `conv2d.cu`.
+//! conv2d on the GPU: `conv2d_igemm`, an implicit GEMM for every conv, in fp32 on the
+//! CUDA cores or tf32/fp16 on the tensor cores, and `conv2d_dw_f32`, a direct kernel for
+//! depthwise ones (groups == c_in). Both fuse the epilogue `act(acc + bias[c] + residual)`.
+//! The tiling, pipeline and split-K are explained at the top of `igemm.cu`.
 
 use super::Conv2dParams;
 use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
+use crate::precision::{round_tf32, Precision};
 use crate::Activation;
 
-static SOURCE: Source = Source {
-    name: "conv2d.cu",
-    code: include_str!("conv2d.cu"),
+static IGEMM: Source = Source {
+    name: "igemm.cu",
+    code: include_str!("igemm.cu"),
 };
 
-/// A block's share of the implicit GEMM: a `bm`×`bn` tile of the output, K walked `bk` at
-/// a time, each thread `tm`×`tn` accumulators.
+static DEPTHWISE: Source = Source {
+    name: "depthwise.cu",
+    code: include_str!("depthwise.cu"),
+};
+
+/// K slab per pipeline stage, and stages in flight: 3 × 16 keeps 32 taps of loads ahead
+/// of the math in 20–28 KiB of shared memory (igemm.cu), under the 48 KiB static limit.
+const BK: usize = 16;
+const STAGES: usize = 3;
+
+/// How the threads of a block share its tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tile {
-    pub bm: usize,
-    pub bn: usize,
-    pub bk: usize,
-    pub tm: usize,
-    pub tn: usize,
+pub enum Threads {
+    /// fp32 FMA: each thread a `tm`×`tn` register block.
+    Simt { tm: usize, tn: usize },
+    /// Tensor cores: a `m`×`n` grid of warps, each a piece of whole 16×8 mma tiles.
+    Warps { m: usize, n: usize },
 }
 
-impl Tile {
-    /// 256 threads, 4×4 each: 16 FMAs per 8 shared-memory loads, 8 KiB of shared memory.
-    pub const T64: Tile = Tile {
-        bm: 64,
-        bn: 64,
-        bk: 16,
-        tm: 4,
-        tn: 4,
-    };
-    /// 256 threads, 2×2 each: a quarter of the work per block, four times the blocks.
-    pub const T32: Tile = Tile {
-        bm: 32,
-        bn: 32,
-        bk: 16,
-        tm: 2,
-        tn: 2,
-    };
+/// One implicit-GEMM configuration: the arithmetic, a block's `bm`×`bn` tile of the
+/// output, how its threads share it, and how many blocks split each tile's K.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gemm {
+    pub precision: Precision,
+    pub bm: usize,
+    pub bn: usize,
+    pub threads: Threads,
+    pub splits: usize,
+}
+
+impl Gemm {
+    /// 64×64: fp32 256 threads of 4×4 (16 FMAs per 8 shared loads); tensor cores 2×2
+    /// warps of 32×32 (8 mma per 12 fragment loads).
+    pub fn large(precision: Precision) -> Gemm {
+        let threads = match precision {
+            Precision::Fp32 => Threads::Simt { tm: 4, tn: 4 },
+            _ => Threads::Warps { m: 2, n: 2 },
+        };
+        Gemm {
+            precision,
+            bm: 64,
+            bn: 64,
+            threads,
+            splits: 1,
+        }
+    }
+
+    /// 32×32: a quarter of the work per block, four times the blocks.
+    pub fn small(precision: Precision) -> Gemm {
+        let threads = match precision {
+            Precision::Fp32 => Threads::Simt { tm: 2, tn: 2 },
+            _ => Threads::Warps { m: 2, n: 2 },
+        };
+        Gemm {
+            bm: 32,
+            bn: 32,
+            threads,
+            ..Gemm::large(precision)
+        }
+    }
+
+    pub fn with_splits(self, splits: usize) -> Gemm {
+        Gemm { splits, ..self }
+    }
 
     pub fn threads(&self) -> usize {
-        (self.bm / self.tm) * (self.bn / self.tn)
+        match self.threads {
+            Threads::Simt { tm, tn } => (self.bm / tm) * (self.bn / tn),
+            Threads::Warps { m, n } => 32 * m * n,
+        }
+    }
+
+    /// Blocks of one K range: output tiles over every group.
+    fn tiles(&self, p: &Conv2dParams) -> usize {
+        let [n, c_out, oh, ow] = p.output_shape();
+        (c_out / p.groups).div_ceil(self.bm) * (n * oh * ow).div_ceil(self.bn) * p.groups
+    }
+
+    /// The `MATH` define of igemm.cu.
+    fn math(&self) -> i64 {
+        match self.precision {
+            Precision::Fp32 => 0,
+            Precision::Tf32 => 1,
+            Precision::Fp16 => 2,
+        }
     }
 }
 
 /// Blocks a GPU should get to keep its SMs busy: one per SM of the H100 (132).
 const ENOUGH_BLOCKS: usize = 132;
 
+/// Split-K stops where a block would get fewer than this many K slabs (64 taps): below
+/// that the pipeline never fills and the partials' round trip costs more than it saves.
+const MIN_SLABS_PER_SPLIT: usize = 4;
+const MAX_SPLITS: usize = 8;
+
 /// Threads per block of `conv2d_dw_f32` (its `DW_THREADS`).
 const DW_THREADS: usize = 256;
 
 /// The 64×64 tile, unless its grid would have fewer blocks than the H100 has SMs: then
-/// 32×32, which has four times as many. ResNet-50 at batch 1: layer4's 3×3 conv (512→512
-/// on 7×7: M 512, N 49) gets 8 × 1 blocks of 64×64 but 16 × 2 of 32×32; layer1's 3×3 conv
-/// (64→64 on 56×56) gets 1 × 49 of 64×64 and 2 × 98 of 32×32.
-pub fn gemm_tile(p: &Conv2dParams) -> Tile {
-    let [n, c_out, oh, ow] = p.output_shape();
-    let (m, pixels) = (c_out / p.groups, n * oh * ow);
-    let grid = |t: Tile| m.div_ceil(t.bm) * pixels.div_ceil(t.bn) * p.groups;
-    if grid(Tile::T64) >= ENOUGH_BLOCKS {
-        Tile::T64
-    } else {
-        Tile::T32
+/// 32×32, which has four times as many, and if even that leaves SMs idle, K split over
+/// enough blocks to fill them. ResNet-50 at batch 1: layer1's 3×3 conv (64→64 on 56×56)
+/// gets 1 × 49 blocks of 64×64, 2 × 98 of 32×32; layer4's (512→512 on 7×7, K = 4608)
+/// gets 16 × 2 of 32×32, split 5 ways: 160 blocks of 57 or 58 slabs each.
+pub fn gemm_config(p: &Conv2dParams, precision: Precision) -> Gemm {
+    let large = Gemm::large(precision);
+    if large.tiles(p) >= ENOUGH_BLOCKS {
+        return large;
     }
+    let small = Gemm::small(precision);
+    let tiles = small.tiles(p);
+    let slabs = padded_km(p, &small).0 / BK;
+    let splits = ENOUGH_BLOCKS
+        .div_ceil(tiles)
+        .min(slabs / MIN_SLABS_PER_SPLIT)
+        .clamp(1, MAX_SPLITS);
+    small.with_splits(splits)
 }
 
 /// Depthwise, possibly with a channel multiplier: each output channel reads one input
@@ -74,26 +140,29 @@ pub fn is_depthwise(p: &Conv2dParams) -> bool {
 
 /// The conv as CUDA launches. x is `Arg::Input(0)`: (n, c_in, h, w); with `residual`,
 /// `Arg::Input(1)`: (n, c_out, oh, ow); y is `Arg::Output`: (n, c_out, oh, ow).
-/// `weight`: (c_out, c_in/groups, kh, kw)  `bias`: (c_out).
+/// `weight`: (c_out, c_in/groups, kh, kw)  `bias`: (c_out). Depthwise convs run in fp32
+/// whatever `precision` says: they are memory-bound, with no products to put on tensor
+/// cores.
 pub fn conv2d(
     p: &Conv2dParams,
     weight: &[f32],
     bias: Option<&[f32]>,
     residual: bool,
     act: Activation,
+    precision: Precision,
 ) -> CudaOp {
-    conv2d_with_tile(p, weight, bias, residual, act, gemm_tile(p))
+    conv2d_with(p, weight, bias, residual, act, gemm_config(p, precision))
 }
 
-/// [`conv2d`] with the GEMM tile chosen by the caller (tests run both tiles on small
-/// shapes); `tile` is unused for depthwise convs.
-pub(crate) fn conv2d_with_tile(
+/// [`conv2d`] with the GEMM configuration chosen by the caller (tests run every tile,
+/// precision and split on small shapes); `gemm` is unused for depthwise convs.
+pub(crate) fn conv2d_with(
     p: &Conv2dParams,
     weight: &[f32],
     bias: Option<&[f32]>,
     residual: bool,
     act: Activation,
-    tile: Tile,
+    gemm: Gemm,
 ) -> CudaOp {
     let [n, c_out, oh, ow] = p.output_shape();
     assert_eq!(
@@ -126,54 +195,71 @@ pub(crate) fn conv2d_with_tile(
     let launch = if is_depthwise(p) {
         // The weight is used as PyTorch lays it out: (c_out, 1, kh, kw).
         consts.push(weight.to_vec());
+        consts.extend(bias.map(<[f32]>::to_vec));
         launch_conv2d_dw_f32(p, defines, args)
     } else {
-        let packed = pack_weight(p, weight, tile);
+        let packed = pack_weight(p, weight, &gemm);
         crate::cuda::assert_int_indexable("conv2d", "packed weight", packed.len());
         consts.push(packed);
-        launch_conv2d_f32(p, tile, defines, args)
+        consts.extend(bias.map(<[f32]>::to_vec));
+        if gemm.splits > 1 {
+            // Partials and counters: zero once, and the kernel leaves the counters zero.
+            let len = gemm.splits * gemm.tiles(p) * gemm.bm * gemm.bn + gemm.tiles(p);
+            crate::cuda::assert_int_indexable("conv2d", "split-K workspace", len);
+            args.push(Arg::Const(consts.len()));
+            consts.push(vec![0.0; len]);
+        }
+        launch_conv2d_igemm(p, &gemm, defines, args)
     };
-    consts.extend(bias.map(<[f32]>::to_vec));
     CudaOp {
         consts,
         launches: vec![launch],
     }
 }
 
-/// Grid (N tiles, M tiles, groups), one thread per `tm`×`tn` outputs.
-fn launch_conv2d_f32(
+/// Grid (N tiles, M tiles, groups × splits).
+fn launch_conv2d_igemm(
     p: &Conv2dParams,
-    t: Tile,
+    gemm: &Gemm,
     mut defines: Vec<(&'static str, i64)>,
     args: Vec<Arg>,
 ) -> Launch {
     let [n, c_out, oh, ow] = p.output_shape();
-    let (k_pad, m_pad) = padded_km(p, t);
-    defines.extend([
-        ("DEPTHWISE", 0),
-        ("BM", t.bm as i64),
-        ("BN", t.bn as i64),
-        ("BK", t.bk as i64),
-        ("TM", t.tm as i64),
-        ("TN", t.tn as i64),
-        ("K_PAD", k_pad as i64),
-        ("M_PAD", m_pad as i64),
-    ]);
+    let (k_pad, m_pad) = padded_km(p, gemm);
+    let (tm_or_wm, tn_or_wn) = match gemm.threads {
+        Threads::Simt { tm, tn } => (("TM", tm), ("TN", tn)),
+        Threads::Warps { m, n } => (("WARPS_M", m), ("WARPS_N", n)),
+    };
+    defines.extend(
+        [
+            ("MATH", gemm.math() as usize),
+            ("BM", gemm.bm),
+            ("BN", gemm.bn),
+            ("BK", BK),
+            ("STAGES", STAGES),
+            tm_or_wm,
+            tn_or_wn,
+            ("SPLITS", gemm.splits),
+            ("K_PAD", k_pad),
+            ("M_PAD", m_pad),
+        ]
+        .map(|(name, v)| (name, v as i64)),
+    );
     assert!(
-        p.groups <= 65_535,
+        p.groups * gemm.splits <= 65_535,
         "conv2d on CUDA: {} groups overflow gridDim.z",
         p.groups
     );
     Launch {
-        source: &SOURCE,
-        entry: "conv2d_f32",
+        source: &IGEMM,
+        entry: "conv2d_igemm",
         defines,
         grid: [
-            blocks(n * oh * ow, t.bn),
-            blocks(c_out / p.groups, t.bm),
-            p.groups as u32,
+            blocks(n * oh * ow, gemm.bn),
+            blocks(c_out / p.groups, gemm.bm),
+            (p.groups * gemm.splits) as u32,
         ],
-        block: [t.threads() as u32, 1, 1],
+        block: [gemm.threads() as u32, 1, 1],
         shared_bytes: 0,
         args,
     }
@@ -185,9 +271,9 @@ fn launch_conv2d_dw_f32(
     mut defines: Vec<(&'static str, i64)>,
     args: Vec<Arg>,
 ) -> Launch {
-    defines.extend([("DEPTHWISE", 1), ("MULT", (p.c_out / p.c_in) as i64)]);
+    defines.push(("MULT", (p.c_out / p.c_in) as i64));
     Launch {
-        source: &SOURCE,
+        source: &DEPTHWISE,
         entry: "conv2d_dw_f32",
         defines,
         grid: [blocks(p.output_shape().iter().product(), DW_THREADS), 1, 1],
@@ -197,7 +283,7 @@ fn launch_conv2d_dw_f32(
     }
 }
 
-/// The layer's shapes, as `conv2d.cu` names them.
+/// The layer's shapes, as the `.cu` files name them.
 fn layer_defines(p: &Conv2dParams) -> Vec<(&'static str, i64)> {
     let (oh, ow) = p.output_hw();
     [
@@ -242,22 +328,28 @@ pub(crate) fn epilogue_defines(
     ]
 }
 
-/// K = (c_in/groups)·kh·kw and M = c_out/groups, rounded up to whole `bk` and `bm` tiles.
-fn padded_km(p: &Conv2dParams, t: Tile) -> (usize, usize) {
+/// K = (c_in/groups)·kh·kw and M = c_out/groups, rounded up to whole K slabs and
+/// `bm` tiles.
+fn padded_km(p: &Conv2dParams, gemm: &Gemm) -> (usize, usize) {
     let [c_out, cg_in, kh, kw] = p.weight_shape();
     (
-        (cg_in * kh * kw).next_multiple_of(t.bk),
-        (c_out / p.groups).next_multiple_of(t.bm),
+        (cg_in * kh * kw).next_multiple_of(BK),
+        (c_out / p.groups).next_multiple_of(gemm.bm),
     )
 }
 
-/// The GEMM's A operand: (groups, K_PAD, M_PAD), zero beyond (K, M), from the weight
-/// (c_out, c_in/groups, kh, kw) = per group (M, K). K-major, so the kernel's loads along
-/// the output channel are coalesced, and padded, so they need no bounds check.
-fn pack_weight(p: &Conv2dParams, weight: &[f32], t: Tile) -> Vec<f32> {
+/// The GEMM's A operand, zero beyond (K, M), from the weight (c_out, c_in/groups, kh, kw)
+/// = per group (M, K). K-major, so the kernel's loads along the output channel are
+/// coalesced, and padded, so they need no bounds check:
+/// - fp32, tf32: (groups, K_PAD, M_PAD) f32, for tf32 already rounded (`round_tf32`, the
+///   device's own rounding), so the kernel feeds A to the tensor cores as loaded;
+/// - fp16: (groups, K_PAD/2, M_PAD) words, each the fp16 (`half`, to nearest even) of taps
+///   2k (low half) and 2k+1 (high half): one 32-bit register of the mma's A fragment. The
+///   words travel as f32 bit patterns, the one element type of `CudaOp::consts`.
+fn pack_weight(p: &Conv2dParams, weight: &[f32], gemm: &Gemm) -> Vec<f32> {
     let [c_out, cg_in, kh, kw] = p.weight_shape();
     let (k, m) = (cg_in * kh * kw, c_out / p.groups);
-    let (k_pad, m_pad) = padded_km(p, t);
+    let (k_pad, m_pad) = padded_km(p, gemm);
     let mut packed = vec![0.0; p.groups * k_pad * m_pad];
     // w_oc: (K), the taps of output channel oc = g*M + mi
     for (oc, w_oc) in weight.chunks_exact(k).enumerate() {
@@ -266,7 +358,23 @@ fn pack_weight(p: &Conv2dParams, weight: &[f32], t: Tile) -> Vec<f32> {
             packed[(g * k_pad + ki) * m_pad + mi] = v;
         }
     }
-    packed
+    match gemm.precision {
+        Precision::Fp32 => packed,
+        Precision::Tf32 => packed.into_iter().map(round_tf32).collect(),
+        Precision::Fp16 => {
+            let half = |v: f32| u32::from(half::f16::from_f32(v).to_bits());
+            // rows: (K_PAD, M_PAD) per group; K_PAD is even (a multiple of BK).
+            let mut pairs = vec![0.0; packed.len() / 2];
+            for (r2, out) in pairs.chunks_exact_mut(m_pad).enumerate() {
+                let even = &packed[2 * r2 * m_pad..][..m_pad];
+                let odd = &packed[(2 * r2 + 1) * m_pad..][..m_pad];
+                for ((o, &lo), &hi) in out.iter_mut().zip(even).zip(odd) {
+                    *o = f32::from_bits(half(lo) | half(hi) << 16);
+                }
+            }
+            pairs
+        }
+    }
 }
 
 #[cfg(test)]
@@ -279,15 +387,28 @@ mod tests {
     }
 
     #[test]
-    fn small_grids_get_the_small_tile() {
-        // 512→512 3×3 on 7×7: 8 × 1 blocks of 64×64.
-        assert_eq!(gemm_tile(&params(512, 512, 7, 3, 1)), Tile::T32);
-        // 64→256 1×1 on 56×56 at batch 1: 4 × 49 = 196 blocks of 64×64.
-        assert_eq!(gemm_tile(&params(64, 256, 56, 1, 1)), Tile::T64);
-        // Groups multiply the grid: 32 groups of 4→4 on 28×28 give 32 × 13 blocks.
-        assert_eq!(gemm_tile(&params(128, 128, 28, 3, 32)), Tile::T64);
-        for t in [Tile::T64, Tile::T32] {
-            assert_eq!(t.threads(), 256);
+    fn small_grids_get_the_small_tile_then_split_k() {
+        for precision in Precision::ALL {
+            let (large, small) = (Gemm::large(precision), Gemm::small(precision));
+            // 64→256 1×1 on 56×56 at batch 1: 4 × 49 = 196 blocks of 64×64.
+            assert_eq!(gemm_config(&params(64, 256, 56, 1, 1), precision), large);
+            // Groups multiply the grid: 32 groups of 4→4 on 28×28 give 32 × 13 blocks.
+            assert_eq!(gemm_config(&params(128, 128, 28, 3, 32), precision), large);
+            // 64→64 3×3 on 28×28: 1 × 13 of 64×64, 2 × 25 = 50 of 32×32, K = 576 is 36
+            // slabs: split 3 ways, 150 blocks.
+            assert_eq!(
+                gemm_config(&params(64, 64, 28, 3, 1), precision),
+                small.with_splits(3)
+            );
+            // 512→512 3×3 on 7×7: 16 × 2 blocks of 32×32, K = 4608: 5 ways, 160 blocks.
+            assert_eq!(
+                gemm_config(&params(512, 512, 7, 3, 1), precision),
+                small.with_splits(5)
+            );
+            // 3→8 3×3 on 5×5: one block, K = 27 (2 slabs): nothing to split.
+            assert_eq!(gemm_config(&params(3, 8, 5, 3, 1), precision), small);
+            assert_eq!(large.threads(), [256, 128, 128][large.math() as usize]);
+            assert_eq!(small.threads(), [256, 128, 128][small.math() as usize]);
         }
     }
 
@@ -296,30 +417,68 @@ mod tests {
         // 2 groups, each M = 3 output channels of K = 2 input channels × 1×1.
         let p = params(4, 6, 5, 1, 2);
         let w: Vec<f32> = (1..=12).map(|v| v as f32).collect(); // w[oc][ci] = 2*oc + ci + 1
-        let packed = pack_weight(&p, &w, Tile::T32);
+        let want = |g: usize, k: usize, m: usize| match k < 2 && m < 3 {
+            true => (2 * (3 * g + m) + k + 1) as f32,
+            false => 0.0,
+        };
         let (k_pad, m_pad) = (16, 32);
-        assert_eq!(packed.len(), 2 * k_pad * m_pad);
+        for precision in [Precision::Fp32, Precision::Tf32] {
+            let packed = pack_weight(&p, &w, &Gemm::small(precision));
+            assert_eq!(packed.len(), 2 * k_pad * m_pad);
+            for g in 0..2 {
+                for k in 0..k_pad {
+                    for m in 0..m_pad {
+                        let at = packed[(g * k_pad + k) * m_pad + m];
+                        assert_eq!(at, want(g, k, m), "{precision} g{g} k{k} m{m}");
+                    }
+                }
+            }
+        }
+        // fp16: (g, k/2, m) words, tap 2k in the low half.
+        let packed = pack_weight(&p, &w, &Gemm::small(Precision::Fp16));
+        assert_eq!(packed.len(), 2 * k_pad / 2 * m_pad);
         for g in 0..2 {
             for k in 0..k_pad {
                 for m in 0..m_pad {
-                    let want = if k < 2 && m < 3 {
-                        (2 * (3 * g + m) + k + 1) as f32
-                    } else {
-                        0.0
-                    };
-                    assert_eq!(packed[(g * k_pad + k) * m_pad + m], want, "g{g} k{k} m{m}");
+                    let word = packed[(g * k_pad / 2 + k / 2) * m_pad + m].to_bits();
+                    let h = half::f16::from_bits((word >> (16 * (k % 2))) as u16);
+                    assert_eq!(h.to_f32(), want(g, k, m), "fp16 g{g} k{k} m{m}");
                 }
             }
         }
     }
 
     #[test]
-    fn args_follow_the_epilogue() {
+    fn tf32_and_fp16_weights_are_rounded_as_the_device_rounds() {
+        let p = params(1, 1, 3, 1, 1);
+        let w = [1.0 + 2f32.powi(-11) + 2f32.powi(-20)]; // past half a tf32/fp16 ulp
+        let tf32 = pack_weight(&p, &w, &Gemm::small(Precision::Tf32));
+        assert_eq!(tf32[0], 1.0 + 2f32.powi(-10));
+        let f16 = pack_weight(&p, &w, &Gemm::small(Precision::Fp16));
+        assert_eq!(
+            f16[0].to_bits() & 0xffff,
+            half::f16::from_f32(w[0]).to_bits() as u32
+        );
+        assert_eq!(
+            half::f16::from_bits(f16[0].to_bits() as u16).to_f32(),
+            tf32[0]
+        );
+    }
+
+    #[test]
+    fn args_follow_the_epilogue_and_the_split() {
         let p = params(8, 8, 5, 3, 1);
         let w = vec![0.5; 8 * 8 * 9];
-        let op = conv2d(&p, &w, Some(&[1.0; 8]), true, Activation::Relu6);
+        let op = conv2d(
+            &p,
+            &w,
+            Some(&[1.0; 8]),
+            true,
+            Activation::Relu6,
+            Precision::Fp32,
+        );
         let l = &op.launches[0];
-        assert_eq!(l.entry, "conv2d_f32");
+        assert_eq!(l.entry, "conv2d_igemm");
         assert_eq!(
             l.args,
             [
@@ -332,9 +491,30 @@ mod tests {
         );
         assert_eq!(op.consts.len(), 2);
         assert!(l.defines.contains(&("ACT", 2)));
+        assert!(l.defines.contains(&("MATH", 0)));
+
+        // Split 2 ways: the workspace comes last, zeroed, sized for 2 × 1 tile of 32×32
+        // partials and one counter.
+        let gemm = Gemm::small(Precision::Tf32).with_splits(2);
+        let op = conv2d_with(&p, &w, None, false, Activation::None, gemm);
+        let l = &op.launches[0];
+        assert_eq!(
+            l.args,
+            [Arg::Input(0), Arg::Const(0), Arg::Output, Arg::Const(1)]
+        );
+        assert_eq!(op.consts[1], vec![0.0; 2 * 32 * 32 + 1]);
+        assert_eq!(l.grid, [1, 1, 2]);
+        assert!(l.defines.contains(&("MATH", 1)) && l.defines.contains(&("SPLITS", 2)));
 
         let dw = Conv2dParams { groups: 8, ..p };
-        let op = conv2d(&dw, &w[..8 * 9], None, false, Activation::None);
+        let op = conv2d(
+            &dw,
+            &w[..8 * 9],
+            None,
+            false,
+            Activation::None,
+            Precision::Fp16,
+        );
         let l = &op.launches[0];
         assert_eq!(l.entry, "conv2d_dw_f32");
         assert_eq!(l.args, [Arg::Input(0), Arg::Const(0), Arg::Output]);

@@ -1,17 +1,42 @@
-//! `conv2d_f32` and `conv2d_dw_f32` against the reference loops, through the CUDA test
-//! harness (NVRTC compile, CPU emulation, and the GPU when there is one).
+//! `conv2d_igemm` (every precision, tile and split) and `conv2d_dw_f32` against the
+//! reference loops, through the CUDA test harness (NVRTC compile, CPU emulation, and the
+//! GPU when there is one).
 //! Each test fn stays around 10^4 outputs and 10^7 MACs: the emulator runs one OS thread
 //! per CUDA thread.
 
-use super::cuda::{conv2d_with_tile, Tile};
+use super::cuda::{conv2d_with, Gemm};
 use super::{reference, Conv2dParams};
 use crate::cuda::testing::{check, Case};
 use crate::testing::Rng;
-use crate::Activation;
+use crate::{Activation, Precision};
 
-// Each output is one f32 sum of K = (c_in/groups)·kh·kw products (K ≤ 1170 here), in an
-// order the reference (f64) does not share: rel 1e-5 of max|y|.
-const RTOL: f64 = 1e-5;
+/// Max |y - reference| over max |y|, per precision.
+fn rtol(precision: Precision) -> f64 {
+    match precision {
+        // Each output is one f32 sum of K = (c_in/groups)·kh·kw products (K ≤ 1170
+        // here), in an order the reference (f64) does not share.
+        Precision::Fp32 => 1e-5,
+        // Both operands rounded to 11 significant bits: each product off by up to
+        // 2^-10 ≈ 1e-3 of itself, the errors of a sum's terms of random sign partly
+        // cancelling.
+        // Measured on these cases: up to 3.4e-4 (tf32) and 6.6e-4 (fp16).
+        Precision::Tf32 | Precision::Fp16 => 2e-3,
+    }
+}
+
+/// The GEMM configurations the sweeps cycle through, so that every shape family meets
+/// every precision, both tiles, and split-K (forced here even where the rule would not
+/// split, including splits left with no K slab at all).
+fn configs() -> [Gemm; 6] {
+    [
+        Gemm::large(Precision::Fp32),
+        Gemm::small(Precision::Tf32),
+        Gemm::large(Precision::Fp16),
+        Gemm::small(Precision::Fp32).with_splits(2),
+        Gemm::large(Precision::Tf32).with_splits(3),
+        Gemm::small(Precision::Fp16).with_splits(2),
+    ]
+}
 
 const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
 
@@ -61,7 +86,7 @@ const PLAIN: Epilogue = Epilogue {
 
 /// Random x, weight, bias and residual (x with `poison` written over it: (index, value)),
 /// and the reference's answer, act(conv(x) + bias + residual).
-fn case(p: &Conv2dParams, e: Epilogue, tile: Tile, poison: &[(usize, f32)], seed: u64) -> Case {
+fn case(p: &Conv2dParams, e: Epilogue, gemm: Gemm, poison: &[(usize, f32)], seed: u64) -> Case {
     let mut rng = Rng::new(seed);
     let [n, c_out, oh, ow] = p.output_shape();
     let mut x = rng.vec(n * p.c_in * p.h * p.w);
@@ -78,11 +103,13 @@ fn case(p: &Conv2dParams, e: Epilogue, tile: Tile, poison: &[(usize, f32)], seed
         *v = e.act.apply(*v + residual.as_ref().map_or(0.0, |r| r[i]));
     }
 
-    let op = conv2d_with_tile(p, &w, bias.as_deref(), e.residual, e.act, tile);
-    let kernel = if op.launches[0].entry == "conv2d_dw_f32" {
-        "dw".to_string()
+    let op = conv2d_with(p, &w, bias.as_deref(), e.residual, e.act, gemm);
+    let (kernel, rtol) = if op.launches[0].entry == "conv2d_dw_f32" {
+        ("dw".to_string(), rtol(Precision::Fp32))
     } else {
-        format!("tile{}", tile.bm)
+        let g = &gemm;
+        let kernel = format!("{} tile{} split{}", g.precision, g.bm, g.splits);
+        (kernel, rtol(g.precision))
     };
     Case {
         name: format!(
@@ -103,20 +130,16 @@ fn case(p: &Conv2dParams, e: Epilogue, tile: Tile, poison: &[(usize, f32)], seed
         op,
         inputs: [Some(x), residual].into_iter().flatten().collect(),
         expected,
-        rtol: RTOL,
+        rtol,
     }
 }
 
-/// One case per shape with a bias and no activation, alternating the GEMM's two tiles so
-/// both meet every shape family.
+/// One case per shape with a bias and no activation, cycling through `configs`.
 fn sweep(shapes: &[Conv2dParams]) -> Vec<Case> {
     shapes
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let tile = [Tile::T64, Tile::T32][i % 2];
-            case(p, PLAIN, tile, &[], i as u64 + 1)
-        })
+        .map(|(i, p)| case(p, PLAIN, configs()[i % 6], &[], i as u64 + 1))
         .collect()
 }
 
@@ -214,8 +237,8 @@ fn fused_bias_residual_and_activations() {
                         residual,
                         act,
                     };
-                    let tile = [Tile::T64, Tile::T32][cases.len() % 2];
-                    cases.push(case(p, e, tile, &[], 100 + i as u64));
+                    let gemm = configs()[cases.len() % 6];
+                    cases.push(case(p, e, gemm, &[], 100 + i as u64));
                 }
             }
         }
@@ -238,8 +261,8 @@ fn nan_and_inf_propagate() {
     for (i, p) in shapes.iter().enumerate() {
         for act in ACTS {
             let e = Epilogue { act, ..PLAIN };
-            let tile = [Tile::T64, Tile::T32][cases.len() % 2];
-            cases.push(case(p, e, tile, &poison, 200 + i as u64));
+            let gemm = configs()[cases.len() % 6];
+            cases.push(case(p, e, gemm, &poison, 200 + i as u64));
         }
         // The cases really hold all three specials before the activation.
         let raw = &cases[cases.len() - 3].expected;

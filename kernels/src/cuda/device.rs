@@ -324,6 +324,7 @@ impl PreparedOp {
                         Arg::Input(i) => ins.get(i),
                         Arg::Const(i) => consts.get(i),
                         Arg::Output => Some(&out),
+                        Arg::Value(_) => None,
                     };
                     buf.map(|b| gpu.device_ptr(b))
                         .ok_or_else(|| CudaError::Driver {

@@ -37,6 +37,7 @@
 #include <sys/mman.h>
 #include <type_traits>
 #include <unistd.h>
+#include <vector>
 
 // ---- CUDA keywords -----------------------------------------------------------------
 #define __global__
@@ -210,6 +211,24 @@ inline void* scheduler_sp;
 inline Kernel kernel;
 inline float** kernel_args;
 inline uint64_t exchange[MAX_THREADS];  // warp shuffles and votes
+
+// cp.async: each thread's copies not yet waited for, and how many groups it committed.
+struct AsyncCopy {
+    void* dst;
+    const void* src;  // null: zero-fill
+    int bytes;
+    int group;  // the commit group it belongs to
+};
+inline std::vector<AsyncCopy> async_copies[MAX_THREADS];
+inline int async_groups[MAX_THREADS];
+inline void async_reset() {
+    for (int t = 0; t < MAX_THREADS; t++) {
+        async_copies[t].clear();
+        async_groups[t] = 0;
+    }
+}
+// mma.sync: each lane's A and B fragment registers, gathered to compute the warp's tile.
+inline uint32_t mma_a[MAX_THREADS][4], mma_b[MAX_THREADS][2];
 
 // What is running, for error messages.
 inline int case_index = -1;
@@ -502,6 +521,7 @@ inline void launch(Kernel k, float** args, dim3 grid, dim3 block) {
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
                 blockIdx = uint3{x, y, z};
+                async_reset();
                 in_block = true;
                 run_block();
                 in_block = false;
@@ -587,6 +607,104 @@ inline T shfl(T v, int src_lane, int width, int line) {
     emu::shfl_xor((v), (lane_mask), EMU_WIDTH_(__VA_ARGS__ __VA_OPT__(, ) 32), __LINE__)
 #define __shfl_sync(mask, v, src, ...) \
     emu::shfl((v), (src), EMU_WIDTH_(__VA_ARGS__ __VA_OPT__(, ) 32), __LINE__)
+
+// ---- cp.async and mma.sync, as prelude.cuh wraps them -----------------------------
+// cp.async copies land when the thread waits for their group, not when issued: the
+// latest a GPU may land them, so a read of a stage before its wait sees stale data here
+// every time. mma.sync is warp-collective: every lane posts its fragments, then computes
+// its own four outputs from the whole warp's, with the register layouts of the PTX ISA
+// (groupID = lane / 4, threadID_in_group = lane % 4).
+#define KESTREL_EMU 1
+
+namespace emu {
+inline void async_copy(void* dst, const void* src, int bytes) {
+    async_copies[current].push_back(AsyncCopy{dst, src, bytes, async_groups[current]});
+}
+
+// Lands every copy of the calling thread's committed groups but the `pending` newest.
+inline void async_wait(int pending) {
+    std::vector<AsyncCopy>& q = async_copies[current];
+    int done = async_groups[current] - pending;
+    size_t kept = 0;
+    for (const AsyncCopy& c : q) {
+        if (c.group >= done) {
+            q[kept++] = c;
+        } else if (c.src) {
+            memcpy(c.dst, c.src, (size_t)c.bytes);
+        } else {
+            memset(c.dst, 0, (size_t)c.bytes);
+        }
+    }
+    q.resize(kept);
+}
+
+inline float tf32_value(uint32_t r) {
+    return __uint_as_float(r & 0xffffe000u);  // the mma reads 19 bits
+}
+inline float half_value(uint32_t r, int high) {
+    uint16_t bits = (uint16_t)(r >> (16 * high));
+    _Float16 h;
+    memcpy(&h, &bits, 2);
+    return (float)h;
+}
+
+// d (16x8, fp32) += a (16xK) * b (Kx8); K = 8 for tf32, 16 for fp16.
+inline void mma(float d[4], const unsigned a[4], const unsigned b[2], bool f16, int line) {
+    memcpy(mma_a[current], a, sizeof mma_a[0]);
+    memcpy(mma_b[current], b, sizeof mma_b[0]);
+    wait_at(AT_WARP_BARRIER, line);
+    check_whole_warp("mma.sync", line);
+    const int w = current & ~31, l = current & 31, g = l / 4, t = l % 4;
+    const int k_len = f16 ? 16 : 8;
+    for (int q = 0; q < 4; q++) {
+        const int row = g + (q >= 2 ? 8 : 0), col = 2 * t + (q & 1);
+        float sum = d[q];
+        for (int k = 0; k < k_len; k++) {
+            float av, bv;
+            if (f16) {
+                // a: reg (row>=8) + 2*(k>=8), lane (row%8)*4 + (k%8)/2, half k%2;
+                // b: reg k>=8, lane col*4 + (k%8)/2, half k%2.
+                av = half_value(mma_a[w + (row % 8) * 4 + (k % 8) / 2][(row >= 8) + 2 * (k >= 8)],
+                                k % 2);
+                bv = half_value(mma_b[w + col * 4 + (k % 8) / 2][k >= 8], k % 2);
+            } else {
+                // a: reg (row>=8) + 2*(k>=4), lane (row%8)*4 + k%4; b: reg k>=4, lane col*4 + k%4.
+                av = tf32_value(mma_a[w + (row % 8) * 4 + k % 4][(row >= 8) + 2 * (k >= 4)]);
+                bv = tf32_value(mma_b[w + col * 4 + k % 4][k >= 4]);
+            }
+            sum = fmaf(av, bv, sum);
+        }
+        d[q] = sum;
+    }
+    wait_at(AT_WARP_BARRIER, line);
+}
+}  // namespace emu
+
+inline void cp_async16(float* smem, const float* gmem) { emu::async_copy(smem, gmem, 16); }
+inline void cp_async4(float* smem, const float* gmem, bool valid) {
+    emu::async_copy(smem, valid ? gmem : nullptr, 4);
+}
+inline void cp_async_commit() { emu::async_groups[emu::current]++; }
+template <int N>
+inline void cp_async_wait() {
+    emu::async_wait(N);
+}
+#define mma_tf32_16x8x8(d, a, b) emu::mma((d), (a), (b), false, __LINE__)
+#define mma_f16_16x8x16(d, a, b) emu::mma((d), (a), (b), true, __LINE__)
+inline unsigned to_tf32(float x) {
+    if (isnan(x)) return 0x7fffffffu;
+    return (__float_as_uint(x) + 0x1000u) & 0xffffe000u;  // to nearest, ties away
+}
+inline unsigned pack_half2(float lo, float hi) {
+    _Float16 h[2] = {(_Float16)lo, (_Float16)hi};  // round to nearest even, as cvt.rn
+    unsigned r;
+    memcpy(&r, h, 4);
+    return r;
+}
+template <class T>
+inline T __ldcg(const T* p) {
+    return *p;
+}
 
 // ---- the driver: what emu.rs's generated main() calls ----------------------------
 namespace emu {

@@ -86,6 +86,7 @@ fn lower_case<'a>(c: usize, case: &EmuCase<'a>) -> Result<Lowered<'a>, String> {
                 Arg::Input(i) => (i as i64, 0),
                 Arg::Const(i) => ((case.inputs.len() + i) as i64, 0),
                 Arg::Output => (-1, 0),
+                Arg::Value(_) => unreachable!("validate refuses plan values"),
             })
             .collect();
         launches.push((launch, views));
@@ -382,6 +383,7 @@ fn validate(c: usize, l: usize, case: &EmuCase<'_>, args: &[Arg]) -> Result<(), 
             Arg::Input(i) => i < case.inputs.len(),
             Arg::Const(i) => i < case.op.consts.len(),
             Arg::Output => true,
+            Arg::Value(_) => false,
         };
         if !ok {
             return Err(format!(

@@ -40,6 +40,10 @@ pub enum Arg {
     Output,
     /// Constant buffer `i` of the `CudaOp` (uploaded once at session build).
     Const(usize),
+    /// Value `v` of the engine's plan, whichever step owns it: how an op fused across steps
+    /// writes a later step's output (the classifier head, pool + linear, runs at the
+    /// pool's step and writes the linear's output). Only the engine resolves it.
+    Value(usize),
 }
 
 /// One kernel launch, fully specialised: the source with the layer's shapes baked in.

@@ -1,13 +1,13 @@
 //! linear on the GPU. One row (batch 1): `linear_gemv_f32`, a warp per output feature.
-//! More rows: the conv implicit GEMM (`conv2d_f32`) as a 1×1 conv on a 1×1 image, since
-//! the layouts coincide: x (rows, in) = (n, c_in, 1, 1), w (out, in) = (c_out, c_in, 1, 1),
+//! More rows: the conv implicit GEMM (`conv2d_igemm`, in the session's precision) as a
+//! 1×1 conv on a 1×1 image, since the layouts coincide: x (rows, in) = (n, c_in, 1, 1), w (out, in) = (c_out, c_in, 1, 1),
 //! y (rows, out) = (n, c_out, 1, 1).
 
 use super::LinearParams;
 use crate::conv2d::cuda::{conv2d, epilogue_defines};
 use crate::conv2d::Conv2dParams;
 use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
-use crate::Activation;
+use crate::{Activation, Precision};
 
 static SOURCE: Source = Source {
     name: "linear.cu",
@@ -19,8 +19,15 @@ const GEMV_WARPS: usize = 8;
 
 /// The layer as CUDA launches. x is `Arg::Input(0)`: (rows, in_features); y is
 /// `Arg::Output`: (rows, out_features). `weight`: (out_features, in_features), as PyTorch;
-/// `bias`: (out_features).
-pub fn linear(p: &LinearParams, weight: &[f32], bias: Option<&[f32]>, act: Activation) -> CudaOp {
+/// `bias`: (out_features). The GEMV is fp32 whatever `precision` says: one row reads each
+/// weight once, so it is bound by memory, not by products.
+pub fn linear(
+    p: &LinearParams,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    precision: Precision,
+) -> CudaOp {
     assert_eq!(
         weight.len(),
         p.in_features * p.out_features,
@@ -28,7 +35,7 @@ pub fn linear(p: &LinearParams, weight: &[f32], bias: Option<&[f32]>, act: Activ
     );
     bias.inspect(|b| assert_eq!(b.len(), p.out_features, "linear: bias length"));
     if p.rows > 1 {
-        return conv2d(&as_conv(p), weight, bias, false, act);
+        return conv2d(&as_conv(p), weight, bias, false, act, precision);
     }
     // The kernel indexes with 32-bit ints.
     crate::cuda::assert_int_indexable("linear", "weight", weight.len());
@@ -97,7 +104,7 @@ mod tests {
             out_features: 9,
         };
         let w = [0.25; 27];
-        let op = linear(&p, &w, Some(&[1.0; 9]), Activation::Relu);
+        let op = linear(&p, &w, Some(&[1.0; 9]), Activation::Relu, Precision::Tf32);
         let l = &op.launches[0];
         assert_eq!(l.entry, "linear_gemv_f32");
         assert_eq!(l.grid, [2, 1, 1]);
@@ -110,8 +117,10 @@ mod tests {
             [("IN_F", 3), ("OUT_F", 9), ("HAS_BIAS", 1), ("ACT", 1)]
         );
 
-        let op = linear(&LinearParams { rows: 4, ..p }, &w, None, Activation::None);
-        assert_eq!(op.launches[0].entry, "conv2d_f32");
+        let rows = LinearParams { rows: 4, ..p };
+        let op = linear(&rows, &w, None, Activation::None, Precision::Tf32);
+        assert_eq!(op.launches[0].entry, "conv2d_igemm");
+        assert!(op.launches[0].defines.contains(&("MATH", 1)));
         assert_eq!(
             op.launches[0].args,
             [Arg::Input(0), Arg::Const(0), Arg::Output]

@@ -5,7 +5,7 @@ use super::cuda::linear;
 use super::{reference, LinearParams};
 use crate::cuda::testing::{check, Case};
 use crate::testing::Rng;
-use crate::Activation;
+use crate::{Activation, Precision};
 
 // One f32 sum of in_features products per output, in another order than the f64
 // reference. Even at in_features = 4096 the rounding is ~1e-6 of max|y| (random signs:
@@ -15,7 +15,7 @@ const RTOL: f64 = 1e-5;
 const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
 
 /// Random x, weight and bias (x with `poison` written over it: (index, value)) and the
-/// reference's answer, act(x wᵀ + bias).
+/// reference's answer, act(x wᵀ + bias), in fp32.
 fn case(
     rows: usize,
     in_features: usize,
@@ -23,6 +23,19 @@ fn case(
     bias: bool,
     act: Activation,
     poison: &[(usize, f32)],
+) -> Case {
+    let shape = [rows, in_features, out_features];
+    case_in(shape, bias, act, poison, Precision::Fp32, RTOL)
+}
+
+/// [`case`] in `precision`, checked to `rtol` of max |y|.
+fn case_in(
+    [rows, in_features, out_features]: [usize; 3],
+    bias: bool,
+    act: Activation,
+    poison: &[(usize, f32)],
+    precision: Precision,
+    rtol: f64,
 ) -> Case {
     let p = LinearParams {
         rows,
@@ -42,16 +55,16 @@ fn case(
     for v in &mut expected {
         *v = act.apply(*v);
     }
-    let op = linear(&p, &w, b.as_deref(), act);
+    let op = linear(&p, &w, b.as_deref(), act, precision);
     Case {
         name: format!(
-            "linear {rows}x{in_features}->{out_features} bias{} {act:?} {}",
+            "linear {rows}x{in_features}->{out_features} bias{} {act:?} {} {precision}",
             bias as u8, op.launches[0].entry
         ),
         op,
         inputs: vec![x],
         expected,
-        rtol: RTOL,
+        rtol,
     }
 }
 
@@ -76,6 +89,21 @@ fn more_rows_as_a_1x1_conv() {
         for (in_f, out_f) in [(1, 5), (3, 17), (65, 130), (130, 3)] {
             let act = ACTS[cases.len() % 3];
             cases.push(case(rows, in_f, out_f, cases.len() % 2 == 1, act, &[]));
+        }
+    }
+    check("linear", &cases);
+}
+
+#[test]
+fn more_rows_on_tensor_cores() {
+    // The 1×1-conv GEMM in tf32 and fp16 (one row stays the fp32 GEMV): operands kept to
+    // 11 significant bits, so 2e-3 of max|y|, as the conv2d kernel tests (their reason).
+    let mut cases = Vec::new();
+    for precision in [Precision::Tf32, Precision::Fp16] {
+        for (rows, in_f, out_f) in [(1, 65, 9), (3, 65, 130), (17, 130, 3), (65, 1000, 17)] {
+            let act = ACTS[cases.len() % 3];
+            let shape = [rows, in_f, out_f];
+            cases.push(case_in(shape, true, act, &[], precision, 2e-3));
         }
     }
     check("linear", &cases);
