@@ -258,6 +258,7 @@ fn bench_per_layer_prints_rates_and_writes_json_rows() {
     assert!(out.contains("by kind:"), "{out}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(json["precision"], "fp32", "{json}");
     let rows = json["per_layer"].as_array().unwrap();
     // cifarnet: conv1 pool1 relu1 conv2 pool2 relu2 flatten fc.
     assert_eq!(rows.len(), 8, "{rows:?}");

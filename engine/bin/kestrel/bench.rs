@@ -94,9 +94,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let stats = Stats::of(&samples, batch);
     let isa = session.kernels_name().to_string();
     println!(
-        "{}: {} ({isa}), batch {}, {} thread(s), {iters} runs after {} warm-up, {} inputs cycled, {:.1} s",
+        "{}: {} ({isa}, {}), batch {}, {} thread(s), {iters} runs after {} warm-up, {} inputs cycled, {:.1} s",
         args.model.display(),
         args.device,
+        session.precision(),
         batch,
         args.threads,
         args.warmup,
@@ -130,6 +131,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "model": args.model.display().to_string(),
             "device": args.device.to_string(),
             "isa": isa,
+            "precision": session.precision().as_str(),
             "batch": batch,
             "threads": args.threads,
             "iters": iters,
