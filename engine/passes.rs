@@ -1,5 +1,6 @@
 //! Graph passes run when a session is built: fold each batch norm into the conv before it,
-//! drop identity nodes (identity, dropout, and the batch norms just folded), then fuse each
+//! drop identity nodes (identity, dropout, and the batch norms just folded), move a
+//! relu/relu6 that follows a max pool into the conv before the pool, then fuse each
 //! relu/relu6 into the conv, linear or add before it, and each residual add into the conv
 //! that feeds it, so a ResNet block's `relu(bn(conv(x)) + identity)` is one kernel call.
 //!
@@ -12,6 +13,8 @@ use std::sync::Arc;
 
 pub(crate) fn optimize(graph: &mut Graph) {
     fold_batch_norms(graph);
+    remove_identities(graph);
+    hoist_activations_over_max_pools(graph);
     remove_identities(graph);
     fuse_activations(graph);
     remove_identities(graph);
@@ -44,6 +47,42 @@ fn fuse_activations(graph: &mut Graph) {
         }
         *slot = act;
         absorb(graph, j, i);
+    }
+}
+
+/// conv → max_pool2d → relu | relu6 becomes conv+act → max_pool2d, when the conv and the
+/// pool each feed only the next node and the conv has no activation yet: a max commutes
+/// with a non-decreasing activation (NaN passes through both), so the conv's epilogue
+/// applies it for free and one kernel call goes (the CIFAR net's conv → pool → relu).
+/// The pool now yields the activation's value and takes its name; the conv's value is
+/// no longer PyTorch's conv output, so its name says what it holds instead.
+fn hoist_activations_over_max_pools(graph: &mut Graph) {
+    let uses = use_counts(graph);
+    for i in 0..graph.nodes.len() {
+        let act = match graph.nodes[i].op {
+            Op::Relu => Activation::Relu,
+            Op::Relu6 => Activation::Relu6,
+            _ => continue,
+        };
+        let Value::Node(pool) = graph.nodes[i].inputs[0] else {
+            continue;
+        };
+        if uses[pool] != 1 || !matches!(graph.nodes[pool].op, Op::MaxPool2d(_)) {
+            continue;
+        }
+        let Value::Node(conv) = graph.nodes[pool].inputs[0] else {
+            continue;
+        };
+        let Op::Conv2d { act: slot, .. } = &mut graph.nodes[conv].op else {
+            continue;
+        };
+        if uses[conv] != 1 || *slot != Activation::None {
+            continue;
+        }
+        *slot = act;
+        let renamed = format!("{}+{}", graph.nodes[conv].name, graph.nodes[i].name);
+        graph.nodes[conv].name = renamed;
+        absorb(graph, pool, i);
     }
 }
 

@@ -249,10 +249,11 @@ fn bench_per_layer_prints_rates_and_writes_json_rows() {
     }
     // The H100 percentages are for CUDA only.
     assert!(!header.contains("%hbm"), "{header}");
-    // conv1 is 3→32 3x3 on 32x32: 1.769 MFLOP, and it has a row with a time.
-    let conv1 = out.lines().find(|l| l.starts_with("conv1 ")).unwrap();
+    // conv1 is 3→32 3x3 on 32x32: 1.769 MFLOP, and it has a row with a time. It carries
+    // relu1, hoisted over pool1 by the graph passes.
+    let conv1 = out.lines().find(|l| l.starts_with("conv1+relu1 ")).unwrap();
     assert!(
-        conv1.contains("conv3x3s1") && conv1.contains("1.769"),
+        conv1.contains("conv3x3s1+relu") && conv1.contains("1.769"),
         "{conv1}"
     );
     assert!(out.contains("by kind:"), "{out}");
@@ -260,10 +261,11 @@ fn bench_per_layer_prints_rates_and_writes_json_rows() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(json["precision"], "fp32", "{json}");
     let rows = json["per_layer"].as_array().unwrap();
-    // cifarnet: conv1 pool1 relu1 conv2 pool2 relu2 flatten fc.
-    assert_eq!(rows.len(), 8, "{rows:?}");
-    let conv1 = rows.iter().find(|r| r["name"] == "conv1").unwrap();
-    assert_eq!(conv1["kernel"], "conv3x3s1");
+    // cifarnet after the passes: conv1+relu1, relu1 (the pool), conv2+relu2, relu2,
+    // flatten, fc.
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    let conv1 = rows.iter().find(|r| r["name"] == "conv1+relu1").unwrap();
+    assert_eq!(conv1["kernel"], "conv3x3s1+relu");
     assert_eq!(conv1["flops"], 1_769_472);
     // x 3·32·32 + y 32·32·32 + weight 32·3·3·3 + bias 32 floats.
     assert_eq!(conv1["bytes"], 4 * (3072 + 32768 + 864 + 32));

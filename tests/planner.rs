@@ -59,3 +59,74 @@ fn a_concat_assembled_in_place_matches_one_copied() {
         assert!(y1.data().iter().any(|v| v.abs() > 0.1));
     }
 }
+
+/// input (1, 3, 6, 6) → conv 3×3 pad 1 → 4 ch → `pool` 2×2 → relu6 (and, with `twice`,
+/// the pool's output as a second graph output).
+fn conv_pool_act(pool: &str, twice: bool) -> Model {
+    let mut outputs = vec!["act"];
+    if twice {
+        outputs.push("pool");
+    }
+    let g = json!({
+        "version": 1,
+        "inputs": [{"name": "x", "shape": [1, 3, 6, 6]}],
+        "nodes": [
+            {"name": "conv", "op": "conv2d", "inputs": ["x"],
+             "weights": {"weight": "w", "bias": "b"}, "attrs": {"padding": [1, 1]}},
+            {"name": "pool", "op": pool, "inputs": ["conv"],
+             "attrs": {"kernel_size": [2, 2], "stride": [2, 2]}},
+            {"name": "act", "op": "relu6", "inputs": ["pool"]}
+        ],
+        "outputs": outputs
+    });
+    let mut w = Weights::default();
+    let weight = (0..4 * 3 * 9).map(|i| ((i * 29 % 23) as f32 - 11.0) / 4.0);
+    w.insert("w", &[4, 3, 3, 3], weight.collect()).unwrap();
+    w.insert("b", &[4], vec![-1.0, 0.5, 3.0, -4.0]).unwrap();
+    Model::from_parts(&common::graph_def(&g), &w).unwrap()
+}
+
+/// relu6 after a max pool moves into the conv before it (one kernel call fewer) with the
+/// same outputs, NaN included; never past an average pool (relu6 does not commute with a
+/// mean) nor past a pool whose output is also used on its own.
+#[test]
+fn activations_hoist_over_max_pools_only() {
+    let mut image: Vec<f32> = (0..108).map(|i| (i as f32 * 0.71).sin() * 3.0).collect();
+    image[7] = f32::NAN;
+    for (pool, twice, hoisted) in [
+        ("max_pool2d", false, true),
+        ("avg_pool2d", false, false),
+        ("max_pool2d", true, false),
+    ] {
+        let model = conv_pool_act(pool, twice);
+        let run = |optimize: bool| {
+            let opts = SessionOptions {
+                optimize,
+                kernels: Kernels::Reference,
+                ..Default::default()
+            };
+            let mut s = model.session(&opts).unwrap();
+            let out = s.run(&[&image]).unwrap();
+            let data: Vec<Vec<f32>> = out.iter().map(|t| t.data.to_vec()).collect();
+            (s.kernel_count(), data)
+        };
+        let ((n_opt, y_opt), (n_plain, y_plain)) = (run(true), run(false));
+        let label = format!("{pool} twice={twice}");
+        assert_eq!(n_opt, n_plain - hoisted as usize, "{label}");
+        for (a, b) in y_opt.iter().zip(&y_plain) {
+            let same = a
+                .iter()
+                .zip(b)
+                .all(|(p, q)| p == q || (p.is_nan() && q.is_nan()));
+            assert!(same, "{label}: {a:?} vs {b:?}");
+        }
+        assert!(
+            y_opt[0].iter().any(|v| v.is_nan()),
+            "{label}: the NaN reaches the output"
+        );
+        assert!(
+            y_opt[0].contains(&6.0) && y_opt[0].contains(&0.0),
+            "{label}: both clamps"
+        );
+    }
+}
