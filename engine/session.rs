@@ -256,7 +256,12 @@ impl Session {
 
     /// Size of the session's activation arena in bytes (on the device, for CUDA).
     pub fn arena_bytes(&self) -> usize {
-        self.plan.arena_len * std::mem::size_of::<f32>()
+        let len = match &self.run {
+            Run::Cpu { .. } => self.plan.arena_len,
+            // Fusions may move a value past the plan's arena (exec/cuda_fusion.rs).
+            Run::Cuda(cuda) => cuda.arena_len(),
+        };
+        len * std::mem::size_of::<f32>()
     }
 
     /// Every step of one run, in order: the name its output is reported under (the last

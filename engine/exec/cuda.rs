@@ -72,9 +72,18 @@ impl OpChoice {
     }
 }
 
-/// Every step's `CudaOp` (empty where the step moves no data, or where an earlier step's
-/// fused op computes it), in plan order; an error for a plan the CUDA kernels cannot run.
-pub(crate) fn cuda_ops(plan: &Plan, choice: OpChoice) -> Result<Vec<CudaOp>, Error> {
+/// What the CUDA executor runs for a plan: each step's ops (empty where the step moves no
+/// data, or where an earlier step's fused op computes it), in plan order, and where each
+/// value lives in the device arena: the plan's own layout, except values a fused op had
+/// to move past the plan's arena (see `cuda_fusion`).
+pub(crate) struct CudaPlan {
+    pub ops: Vec<CudaOp>,
+    pub values: Vec<Slot>,
+    pub arena_len: usize,
+}
+
+/// The [`CudaPlan`] of `plan`; an error for a plan the CUDA kernels cannot run.
+pub(crate) fn cuda_plan(plan: &Plan, choice: OpChoice) -> Result<CudaPlan, Error> {
     // The kernels index with 32-bit ints: a large batch is the way to get past that.
     if let Some(step) = plan
         .steps
@@ -87,7 +96,7 @@ pub(crate) fn cuda_ops(plan: &Plan, choice: OpChoice) -> Result<Vec<CudaOp>, Err
             step.name, plan.values[step.output].shape
         )));
     }
-    let mut ops = plan
+    let ops = plan
         .steps
         .iter()
         .map(|s| match moves_no_data(s) {
@@ -107,10 +116,15 @@ pub(crate) fn cuda_ops(plan: &Plan, choice: OpChoice) -> Result<Vec<CudaOp>, Err
             }),
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    let mut cuda = CudaPlan {
+        ops,
+        values: plan.values.clone(),
+        arena_len: plan.arena_len,
+    };
     if choice.fuse {
-        super::cuda_fusion::fuse_heads(plan, &mut ops);
+        super::cuda_fusion::fuse(plan, &mut cuda, choice.precision);
     }
-    Ok(ops)
+    Ok(cuda)
 }
 
 /// Compiles every kernel specialisation of `plan`, as `choice` makes them, for `arch`
@@ -121,7 +135,7 @@ pub(crate) fn compile_plan(
     arch: &str,
     cache_dir: Option<PathBuf>,
 ) -> Result<usize, Error> {
-    let ops = cuda_ops(plan, choice)?;
+    let ops = cuda_plan(plan, choice)?.ops;
     let compiler = Compiler::new(arch, cache_dir)?;
     let mut texts = std::collections::HashSet::new();
     for op in ops {
@@ -167,6 +181,8 @@ pub(crate) struct CudaExecutor {
     output_stage: Pinned,
     _consts: Vec<cudarc::driver::CudaSlice<f32>>,
     arena: cudarc::driver::CudaSlice<f32>,
+    /// Where each value of the plan lives in `arena` (`CudaPlan::values`).
+    values: Vec<Slot>,
     gpu: Gpu,
     precision: Precision,
 }
@@ -180,12 +196,13 @@ impl CudaExecutor {
     ) -> Result<CudaExecutor, Error> {
         let gpu = Gpu::new(ordinal)?;
         let compiler = Compiler::new(gpu.arch(), cache_dir)?;
-        let arena = gpu.alloc_zeros(plan.arena_len.max(1))?;
+        let cuda = cuda_plan(plan, choice)?;
+        let arena = gpu.alloc_zeros(cuda.arena_len.max(1))?;
         let base = gpu.device_ptr(&arena);
         let addr = |slot: &Slot| slot_address(base, slot);
         let mut consts = Vec::new();
         let mut steps = Vec::with_capacity(plan.steps.len());
-        for (step, op) in plan.steps.iter().zip(cuda_ops(plan, choice)?) {
+        for (step, op) in plan.steps.iter().zip(cuda.ops) {
             let uploaded: Vec<u64> = op
                 .consts
                 .iter()
@@ -203,7 +220,7 @@ impl CudaExecutor {
                 let ptrs = launch
                     .args
                     .iter()
-                    .map(|a| arg_address(a, step, plan, &uploaded, &addr))
+                    .map(|a| arg_address(a, step, &cuda.values, &uploaded, &addr))
                     .collect();
                 calls.push(Call {
                     function,
@@ -217,7 +234,7 @@ impl CudaExecutor {
             let mut at = 0;
             values
                 .map(|v| {
-                    let slot = &plan.values[v];
+                    let slot = &cuda.values[v];
                     let t = Transfer {
                         device: addr(slot),
                         staged_at: at,
@@ -244,6 +261,7 @@ impl CudaExecutor {
             output_stage,
             _consts: consts,
             arena,
+            values: cuda.values,
             gpu,
             precision: choice.precision,
         };
@@ -343,7 +361,7 @@ impl CudaExecutor {
             for call in calls {
                 self.gpu.launch(&call.function, &call.launch, &call.ptrs)?;
             }
-            let slot = &plan.values[step.output];
+            let slot = &self.values[step.output];
             host.resize(slot.len, 0.0);
             self.gpu
                 .copy_out_sync(&mut host, slot_address(base, slot))?;
@@ -368,6 +386,11 @@ impl CudaExecutor {
         self.precision
     }
 
+    /// Floats in the device arena: the plan's, and what fusions moved past it.
+    pub(crate) fn arena_len(&self) -> usize {
+        self.arena.len()
+    }
+
     pub(crate) fn kernel_launches(&self) -> usize {
         self.steps.iter().map(Vec::len).sum()
     }
@@ -378,18 +401,19 @@ fn slot_address(base: u64, slot: &Slot) -> u64 {
     base + (slot.offset * size_of::<f32>()) as u64
 }
 
-/// The device address an argument role stands for in `step`.
+/// The device address an argument role stands for in `step`, the plan's values laid
+/// out as `values` says.
 pub(crate) fn arg_address(
     arg: &Arg,
     step: &Step,
-    plan: &Plan,
+    values: &[Slot],
     consts: &[u64],
     addr: &dyn Fn(&Slot) -> u64,
 ) -> u64 {
     match *arg {
-        Arg::Input(i) => addr(&plan.values[step.inputs[i]]),
-        Arg::Output => addr(&plan.values[step.output]),
-        Arg::Value(v) => addr(&plan.values[v]),
+        Arg::Input(i) => addr(&values[step.inputs[i]]),
+        Arg::Output => addr(&values[step.output]),
+        Arg::Value(v) => addr(&values[v]),
         Arg::Const(i) => consts[i],
     }
 }

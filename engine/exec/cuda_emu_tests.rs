@@ -4,8 +4,8 @@
 //! tests check each op on its own buffers; this checks how the executor wires them, on a
 //! machine without a GPU. Skips (saying why) without g++, unless KESTREL_REQUIRE_EMU=1.
 
-use super::cuda::{arg_address, cuda_ops, OpChoice};
-use crate::plan::Plan;
+use super::cuda::{arg_address, cuda_plan, OpChoice};
+use crate::plan::{Plan, Slot};
 use crate::session::{session_plan, SessionOptions};
 use crate::{diff, rounding_sensitivity, Model, Precision};
 use kestrel_kernels::cuda::emu::{self, EmuRun, View};
@@ -13,10 +13,12 @@ use kestrel_loader::read_tensors;
 
 /// Buffer 0 is the arena; constants follow in plan order. Arena addresses are float
 /// offsets here (base 0), which is what `arg_address` adds to the device base on a GPU.
-fn emulate(plan: &Plan, choice: OpChoice, input: &[f32]) -> Vec<f32> {
-    let ops = cuda_ops(plan, choice).unwrap();
-    let mut arena = vec![0.0f32; plan.arena_len.max(1)];
-    let slot = &plan.values[0];
+/// Returns the final arena and the output's slot in it.
+fn emulate(plan: &Plan, choice: OpChoice, input: &[f32]) -> (Vec<f32>, Slot) {
+    let cuda = cuda_plan(plan, choice).unwrap();
+    let ops = &cuda.ops;
+    let mut arena = vec![0.0f32; cuda.arena_len.max(1)];
+    let slot = &cuda.values[0];
     arena[slot.offset..slot.offset + slot.len].copy_from_slice(input);
     let consts: Vec<&[f32]> = ops
         .iter()
@@ -26,7 +28,7 @@ fn emulate(plan: &Plan, choice: OpChoice, input: &[f32]) -> Vec<f32> {
     const CONST_TAG: u64 = 1 << 62;
     let mut launches = Vec::new();
     let mut first_const = 0;
-    for (step, op) in plan.steps.iter().zip(&ops) {
+    for (step, op) in plan.steps.iter().zip(ops) {
         let const_ids: Vec<u64> = (0..op.consts.len())
             .map(|i| CONST_TAG + (first_const + i) as u64)
             .collect();
@@ -35,7 +37,7 @@ fn emulate(plan: &Plan, choice: OpChoice, input: &[f32]) -> Vec<f32> {
                 .args
                 .iter()
                 .map(|a| {
-                    let addr = arg_address(a, step, plan, &const_ids, &|s| s.offset as u64);
+                    let addr = arg_address(a, step, &cuda.values, &const_ids, &|s| s.offset as u64);
                     match addr >= CONST_TAG {
                         true => View {
                             buffer: 1 + (addr - CONST_TAG) as usize,
@@ -53,12 +55,13 @@ fn emulate(plan: &Plan, choice: OpChoice, input: &[f32]) -> Vec<f32> {
         first_const += op.consts.len();
     }
     let buffers = std::iter::once(&arena[..]).chain(consts).collect();
-    emu::run_views(&EmuRun {
+    let arena = emu::run_views(&EmuRun {
         buffers,
         launches,
         result: 0,
     })
-    .unwrap_or_else(|e| panic!("emulated run failed: {e}"))
+    .unwrap_or_else(|e| panic!("emulated run failed: {e}"));
+    (arena, cuda.values[plan.outputs[0]].clone())
 }
 
 /// design.md's tolerance for `precision`, widened for tf32 and fp16 to 3× the fixture's
@@ -109,8 +112,7 @@ fn fixtures_match_pytorch_on_the_emulated_executor() {
             let refs =
                 read_tensors(format!("{dir}/{name}.b{batch}.ref.safetensors").as_ref()).unwrap();
             let input = refs.tensors["input"].data.as_ref().unwrap();
-            let arena = emulate(&plan, OpChoice::of(&opts), input);
-            let out = &plan.values[plan.outputs[0]];
+            let (arena, out) = emulate(&plan, OpChoice::of(&opts), input);
             let expected = refs.tensors["output"].data.as_ref().unwrap();
             let (rtol, atol) = fixture_tolerance(&model, batch, input, precision);
             let d = diff(

@@ -2,12 +2,17 @@
 //! about a microsecond even inside a CUDA graph (gpu.md), as much as the small layers'
 //! work. The CPU plan is unchanged; a fused op runs at the first step it covers, writes
 //! every output the steps it replaces would have (so per-layer checks still see them),
-//! and the later steps run nothing.
+//! and the later steps run nothing:
+//! - conv → 2×2 stride-2 max pool: the pool in the conv's epilogue (`conv2d_max_pool2`);
+//! - global average pool → flatten → linear at batch 1: `pool_linear`.
 
+use super::cuda::CudaPlan;
 use crate::lower::Kernel;
-use crate::plan::{moves_no_data, Plan, Slot};
+use crate::plan::{moves_no_data, shares_input_storage, Plan, Slot};
+use kestrel_kernels::conv2d::cuda::{can_fuse_max_pool2, conv2d_max_pool2};
 use kestrel_kernels::cuda::{Arg, CudaOp};
 use kestrel_kernels::linear::pool_linear::{pool_linear, MAX_CHANNELS};
+use kestrel_kernels::Precision;
 
 /// A pooled image up to this size is read by every block of `pool_linear_f32` from L2
 /// (the kernel's own numbers): ResNet-18's 512×7×7 (100 KB) gains a launch, while
@@ -15,20 +20,81 @@ use kestrel_kernels::linear::pool_linear::{pool_linear, MAX_CHANNELS};
 /// redundant pooling about what they save. To be set from H100 timings.
 const MAX_POOLED_BYTES: usize = 128 * 1024;
 
-/// The classifier heads: a global average pool whose output feeds (through aliases such
-/// as flatten) a linear layer at batch 1 become one `pool_linear` launch at the pool's
-/// step, and the linear's step runs nothing.
-pub(crate) fn fuse_heads(plan: &Plan, ops: &mut [CudaOp]) {
+/// Every fusion this module knows, over `cuda` (`plan`'s ops in `precision` and their
+/// layout, which a fusion may change: see `fused_conv_pool`).
+pub(crate) fn fuse(plan: &Plan, cuda: &mut CudaPlan, precision: Precision) {
     for i in 0..plan.steps.len() {
-        if let Some((j, op)) = fused_head(plan, i) {
-            ops[i] = op;
-            ops[j] = CudaOp::default();
+        let fused = fused_conv_pool(plan, cuda, i, precision).or_else(|| fused_head(plan, cuda, i));
+        if let Some((j, op)) = fused {
+            cuda.ops[i] = op;
+            cuda.ops[j] = CudaOp::default();
         }
     }
 }
 
+/// The next step after `i` that moves data: the one that reads what step `i` wrote when
+/// only aliases (flatten, say) lie between.
+fn next_computing(plan: &Plan, i: usize) -> Option<usize> {
+    (i + 1..plan.steps.len()).find(|&j| !moves_no_data(&plan.steps[j]))
+}
+
+/// Step `i`'s conv and the 2×2 max pool reading its output as one op, with the pool's
+/// step index: the conv's output still written (at the conv's slot), the pool's to its.
+/// The pooled values are written while the conv still reads x (and the residual): where
+/// the plan put them over x (dead after the conv, so free for the pool's output: the
+/// CIFAR net's first conv), they move to fresh storage past the arena.
+fn fused_conv_pool(
+    plan: &Plan,
+    cuda: &mut CudaPlan,
+    i: usize,
+    precision: Precision,
+) -> Option<(usize, CudaOp)> {
+    let conv = &plan.steps[i];
+    let Kernel::Conv2d {
+        p,
+        weight,
+        bias,
+        residual,
+        act,
+    } = &conv.kernel
+    else {
+        return None;
+    };
+    let j = next_computing(plan, i)?;
+    let pool = &plan.steps[j];
+    let Kernel::MaxPool2d(pp) = &pool.kernel else {
+        return None;
+    };
+    let [y, read] = [conv.output, pool.inputs[0]].map(|v| &cuda.values[v]);
+    if (read.offset, read.len) != (y.offset, y.len) || !can_fuse_max_pool2(p, pp) {
+        return None;
+    }
+    let clear = |cuda: &CudaPlan| {
+        let pooled = &cuda.values[pool.output];
+        let live = conv.inputs.iter().chain([&conv.output]);
+        live.map(|&v| &cuda.values[v]).all(|s| !overlaps(pooled, s))
+    };
+    if !clear(cuda) && !relocate(plan, cuda, pool.output) {
+        return None;
+    }
+    let mut op = conv2d_max_pool2(p, weight, bias.as_deref(), *residual, *act, precision);
+    let y_role = Arg::Input(1 + *residual as usize);
+    remap(&mut op, |arg| match arg {
+        a if a == y_role => Arg::Output,
+        Arg::Output => Arg::Value(pool.output),
+        a => a,
+    });
+    Some((j, op))
+}
+
+fn remap(op: &mut CudaOp, f: impl Fn(Arg) -> Arg) {
+    for arg in op.launches.iter_mut().flat_map(|l| &mut l.args) {
+        *arg = f(*arg);
+    }
+}
+
 /// Step `i`'s pool and the linear it feeds as one op, with the linear's step index.
-fn fused_head(plan: &Plan, i: usize) -> Option<(usize, CudaOp)> {
+fn fused_head(plan: &Plan, cuda: &mut CudaPlan, i: usize) -> Option<(usize, CudaOp)> {
     let pool = &plan.steps[i];
     let (n, c, hw) = match &pool.kernel {
         Kernel::Mean(p) => (p.n, p.c, p.h * p.w),
@@ -37,7 +103,7 @@ fn fused_head(plan: &Plan, i: usize) -> Option<(usize, CudaOp)> {
     };
     // The next step that moves data must be the linear reading the pooled values: then
     // nothing between reads them before the fused op (at step i) has written them.
-    let j = (i + 1..plan.steps.len()).find(|&j| !moves_no_data(&plan.steps[j]))?;
+    let j = next_computing(plan, i)?;
     let linear = &plan.steps[j];
     let Kernel::Linear {
         p,
@@ -49,27 +115,49 @@ fn fused_head(plan: &Plan, i: usize) -> Option<(usize, CudaOp)> {
         return None;
     };
     let [x, pooled, read, y] =
-        [pool.inputs[0], pool.output, linear.inputs[0], linear.output].map(|v| &plan.values[v]);
+        [pool.inputs[0], pool.output, linear.inputs[0], linear.output].map(|v| &cuda.values[v]);
     let reads_pooled = (read.offset, read.len) == (pooled.offset, pooled.len);
     let fits = n == 1 && p.rows == 1 && p.in_features == c && c <= MAX_CHANNELS;
-    // y is written while x is still being read, earlier than the plan expects: the arena
-    // may have given y storage that x (dead after step i) or the pooled values occupy.
     let clear = !overlaps(y, x) && !overlaps(y, pooled);
-    if !reads_pooled || !fits || !clear || c * hw * size_of::<f32>() > MAX_POOLED_BYTES {
+    if !reads_pooled || !fits || c * hw * size_of::<f32>() > MAX_POOLED_BYTES {
+        return None;
+    }
+    // y is written while x is still being read, earlier than the plan expects: where the
+    // arena gave y storage that x (dead after step i) occupies, y moves past the arena.
+    if !clear && !relocate(plan, cuda, linear.output) {
         return None;
     }
     let mut op = pool_linear(n, c, hw, p.out_features, weight, bias.as_deref(), *act);
-    for launch in &mut op.launches {
-        for arg in &mut launch.args {
-            *arg = match *arg {
-                // pool_linear writes the pooled values to its Input(1): the pool's output.
-                Arg::Input(1) => Arg::Output,
-                Arg::Output => Arg::Value(linear.output),
-                other => other,
-            };
+    remap(&mut op, |arg| match arg {
+        // pool_linear writes the pooled values to its Input(1): the pool's output.
+        Arg::Input(1) => Arg::Output,
+        Arg::Output => Arg::Value(linear.output),
+        a => a,
+    });
+    Some((j, op))
+}
+
+/// Moves value `v`, with every later value sharing its storage (aliases, in-place
+/// activations), to fresh storage at the end of the arena. False, changing nothing, when
+/// an in-place concat holds it: its storage is then part of the concat's.
+fn relocate(plan: &Plan, cuda: &mut CudaPlan, v: usize) -> bool {
+    let mut chain = vec![v];
+    for step in &plan.steps {
+        let holds = step.inputs.iter().any(|u| chain.contains(u));
+        if holds && matches!(step.kernel, Kernel::Concat { .. }) && step.in_place {
+            return false;
+        }
+        if holds && shares_input_storage(step) && chain.contains(&step.inputs[0]) {
+            chain.push(step.output);
         }
     }
-    Some((j, op))
+    // Offsets are multiples of 16 floats, as the planner keeps them.
+    let (from, to) = (cuda.values[v].offset, cuda.arena_len.next_multiple_of(16));
+    for &u in &chain {
+        cuda.values[u].offset = cuda.values[u].offset - from + to;
+    }
+    cuda.arena_len = to + cuda.values[v].len;
+    true
 }
 
 fn overlaps(a: &Slot, b: &Slot) -> bool {
@@ -78,9 +166,27 @@ fn overlaps(a: &Slot, b: &Slot) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::cuda::{cuda_ops, OpChoice};
+    use super::super::cuda::{cuda_plan, CudaPlan, OpChoice};
+    use crate::plan::Plan;
     use crate::session::{session_plan, SessionOptions};
     use crate::{Model, Precision};
+
+    /// A fixture's plan at `batch` and its fused CUDA plan in fp32.
+    fn layouts(name: &str, batch: usize) -> (Plan, CudaPlan) {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let model = Model::load(format!("{dir}/{name}.safetensors")).unwrap();
+        let opts = SessionOptions {
+            batch,
+            ..SessionOptions::default()
+        };
+        let plan = session_plan(model.graph(), &opts).unwrap();
+        let choice = OpChoice {
+            precision: Precision::Fp32,
+            fuse: true,
+        };
+        let cuda = cuda_plan(&plan, choice).unwrap();
+        (plan, cuda)
+    }
 
     /// (entry of each step's first launch, or "" for none) for a fixture's plan.
     fn entries(name: &str, batch: usize, fuse: bool) -> Vec<(String, &'static str)> {
@@ -95,7 +201,7 @@ mod tests {
             precision: Precision::Fp32,
             fuse,
         };
-        let ops = cuda_ops(&plan, choice).unwrap();
+        let ops = cuda_plan(&plan, choice).unwrap().ops;
         plan.steps
             .iter()
             .zip(&ops)
@@ -126,11 +232,52 @@ mod tests {
     }
 
     #[test]
-    fn no_fusion_where_the_output_would_overwrite_the_pooled_image() {
+    fn the_cifar_net_is_three_launches() {
+        // conv1+relu1 → pool, conv2+relu2 → pool, fc: the pools run in the convs'
+        // epilogues, at any batch; unfused (no graph passes) every node has its kernel.
+        for batch in [1, 3] {
+            let fused = entries("cifarnet", batch, true);
+            let launching: Vec<_> = fused.iter().filter(|e| !e.1.is_empty()).collect();
+            let want = ["conv2d_igemm", "conv2d_igemm", "linear_gemv_f32"];
+            let want = if batch == 1 { &want[..] } else { &want[..2] };
+            assert_eq!(
+                launching
+                    .iter()
+                    .map(|e| e.1)
+                    .take(want.len())
+                    .collect::<Vec<_>>(),
+                want,
+                "b{batch}: {fused:?}"
+            );
+            assert_eq!(launching.len(), 3, "b{batch}: {fused:?}");
+        }
+        let plain = entries("cifarnet", 1, false);
+        assert!(plain.iter().any(|e| e.1 == "max_pool2d_f32"), "{plain:?}");
+    }
+
+    #[test]
+    fn outputs_written_early_move_off_the_storage_still_read() {
         // The MobileNetV2 fixture's arena puts the logits where the last feature map was
-        // (it dies at the pool): written from the pool's step, they would corrupt it.
+        // (it dies at the pool), the CIFAR net's first pooled map where its input was
+        // (dead after conv1): written from the earlier step, they would corrupt what it
+        // still reads, so they move past the plan's arena.
+        for (name, moved) in [("mobilenetv2", "classifier.1"), ("cifarnet", "relu1")] {
+            let (plan, cuda) = layouts(name, 1);
+            let v = plan.steps.iter().find(|s| s.name == moved).unwrap().output;
+            assert!(
+                cuda.values[v].offset >= plan.arena_len,
+                "{name}: {moved} not moved"
+            );
+            assert_eq!(
+                cuda.arena_len,
+                plan.arena_len.next_multiple_of(16) + plan.values[v].len
+            );
+            let others = (0..plan.values.len()).filter(|&u| u != v);
+            assert!(others
+                .into_iter()
+                .all(|u| cuda.values[u].offset == plan.values[u].offset));
+        }
         let fused = entries("mobilenetv2", 1, true);
-        assert!(fused.iter().all(|e| e.1 != "pool_linear_f32"), "{fused:?}");
-        assert!(fused.iter().any(|e| e.1 == "linear_gemv_f32"), "{fused:?}");
+        assert!(fused.iter().any(|e| e.1 == "pool_linear_f32"), "{fused:?}");
     }
 }

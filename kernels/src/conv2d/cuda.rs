@@ -5,6 +5,7 @@
 
 use super::Conv2dParams;
 use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
+use crate::pool2d::Pool2dParams;
 use crate::precision::{round_tf32, Precision};
 use crate::Activation;
 
@@ -33,7 +34,8 @@ pub enum Threads {
 }
 
 /// One implicit-GEMM configuration: the arithmetic, a block's `bm`×`bn` tile of the
-/// output, how its threads share it, and how many blocks split each tile's K.
+/// output, how its threads share it, how many blocks split each tile's K, and whether its
+/// columns run over 2×2 max-pool windows (the epilogue then also pools).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gemm {
     pub precision: Precision,
@@ -41,6 +43,7 @@ pub struct Gemm {
     pub bn: usize,
     pub threads: Threads,
     pub splits: usize,
+    pub max_pool2: bool,
 }
 
 impl Gemm {
@@ -57,6 +60,7 @@ impl Gemm {
             bn: 64,
             threads,
             splits: 1,
+            max_pool2: false,
         }
     }
 
@@ -78,6 +82,22 @@ impl Gemm {
         Gemm { splits, ..self }
     }
 
+    pub fn with_max_pool2(self) -> Gemm {
+        Gemm {
+            max_pool2: true,
+            ..self
+        }
+    }
+
+    /// GEMM columns: output pixels, or with the pool four per window it keeps.
+    fn columns(&self, p: &Conv2dParams) -> usize {
+        let [n, _, oh, ow] = p.output_shape();
+        match self.max_pool2 {
+            true => n * (oh / 2) * (ow / 2) * 4,
+            false => n * oh * ow,
+        }
+    }
+
     pub fn threads(&self) -> usize {
         match self.threads {
             Threads::Simt { tm, tn } => (self.bm / tm) * (self.bn / tn),
@@ -87,8 +107,8 @@ impl Gemm {
 
     /// Blocks of one K range: output tiles over every group.
     fn tiles(&self, p: &Conv2dParams) -> usize {
-        let [n, c_out, oh, ow] = p.output_shape();
-        (c_out / p.groups).div_ceil(self.bm) * (n * oh * ow).div_ceil(self.bn) * p.groups
+        let c_out = p.c_out;
+        (c_out / p.groups).div_ceil(self.bm) * self.columns(p).div_ceil(self.bn) * p.groups
     }
 
     /// The `MATH` define of igemm.cu.
@@ -118,11 +138,14 @@ const DW_THREADS: usize = 256;
 /// gets 1 × 49 blocks of 64×64, 2 × 98 of 32×32; layer4's (512→512 on 7×7, K = 4608)
 /// gets 16 × 2 of 32×32, split 5 ways: 160 blocks of 57 or 58 slabs each.
 pub fn gemm_config(p: &Conv2dParams, precision: Precision) -> Gemm {
-    let large = Gemm::large(precision);
+    choose_gemm(p, Gemm::large(precision), Gemm::small(precision))
+}
+
+/// [`gemm_config`]'s rule between two configurations of one kind.
+fn choose_gemm(p: &Conv2dParams, large: Gemm, small: Gemm) -> Gemm {
     if large.tiles(p) >= ENOUGH_BLOCKS {
         return large;
     }
-    let small = Gemm::small(precision);
     let tiles = small.tiles(p);
     let slabs = padded_km(p, &small).0 / BK;
     let splits = ENOUGH_BLOCKS
@@ -130,6 +153,38 @@ pub fn gemm_config(p: &Conv2dParams, precision: Precision) -> Gemm {
         .min(slabs / MIN_SLABS_PER_SPLIT)
         .clamp(1, MAX_SPLITS);
     small.with_splits(splits)
+}
+
+/// Whether `pool`, applied to this conv's output, can run in the conv's epilogue
+/// ([`conv2d_max_pool2`]): a 2×2 stride-2 max pool with no padding or dilation over an
+/// even-sized output (its windows then tile it: every conv output is computed, for y,
+/// and floor and ceil mode agree), after a conv that runs as the implicit GEMM.
+pub fn can_fuse_max_pool2(p: &Conv2dParams, pool: &Pool2dParams) -> bool {
+    let [n, c_out, oh, ow] = p.output_shape();
+    let fits = [pool.n, pool.c, pool.h, pool.w] == [n, c_out, oh, ow];
+    let plain = pool.kernel == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.pad == [0, 0]
+        && pool.dilation == [1, 1];
+    fits && plain && oh % 2 == 0 && ow % 2 == 0 && !is_depthwise(p)
+}
+
+/// The conv and a 2×2 stride-2 max pool of its output (see [`can_fuse_max_pool2`]) in one
+/// launch. x, residual, weight and bias as for [`conv2d`]; the conv's output y is
+/// `Arg::Input(1)` (`Arg::Input(2)` with a residual), **written, not read**: the engine
+/// passes the conv step's output there so it stays valid; the pooled output
+/// (n, c_out, oh/2, ow/2) is `Arg::Output`.
+pub fn conv2d_max_pool2(
+    p: &Conv2dParams,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    residual: bool,
+    act: Activation,
+    precision: Precision,
+) -> CudaOp {
+    let large = Gemm::large(precision).with_max_pool2();
+    let small = Gemm::small(precision).with_max_pool2();
+    conv2d_with(p, weight, bias, residual, act, choose_gemm(p, large, small))
 }
 
 /// Depthwise, possibly with a channel multiplier: each output channel reads one input
@@ -189,9 +244,17 @@ pub(crate) fn conv2d_with(
     if residual {
         args.push(Arg::Input(1));
     }
-    args.push(Arg::Output);
+    match gemm.max_pool2 {
+        // y as an input role (written), the pooled values as the output.
+        true => args.extend([Arg::Input(1 + residual as usize), Arg::Output]),
+        false => args.push(Arg::Output),
+    }
 
     let mut consts = Vec::new();
+    assert!(
+        !(gemm.max_pool2 && is_depthwise(p)),
+        "conv2d: a max pool fuses into the GEMM only"
+    );
     let launch = if is_depthwise(p) {
         // The weight is used as PyTorch lays it out: (c_out, 1, kh, kw).
         consts.push(weight.to_vec());
@@ -224,7 +287,6 @@ fn launch_conv2d_igemm(
     mut defines: Vec<(&'static str, i64)>,
     args: Vec<Arg>,
 ) -> Launch {
-    let [n, c_out, oh, ow] = p.output_shape();
     let (k_pad, m_pad) = padded_km(p, gemm);
     let (tm_or_wm, tn_or_wn) = match gemm.threads {
         Threads::Simt { tm, tn } => (("TM", tm), ("TN", tn)),
@@ -240,6 +302,7 @@ fn launch_conv2d_igemm(
             tm_or_wm,
             tn_or_wn,
             ("SPLITS", gemm.splits),
+            ("POOL", 2 * gemm.max_pool2 as usize),
             ("K_PAD", k_pad),
             ("M_PAD", m_pad),
         ]
@@ -255,8 +318,8 @@ fn launch_conv2d_igemm(
         entry: "conv2d_igemm",
         defines,
         grid: [
-            blocks(n * oh * ow, gemm.bn),
-            blocks(c_out / p.groups, gemm.bm),
+            blocks(gemm.columns(p), gemm.bn),
+            blocks(p.c_out / p.groups, gemm.bm),
             (p.groups * gemm.splits) as u32,
         ],
         block: [gemm.threads() as u32, 1, 1],

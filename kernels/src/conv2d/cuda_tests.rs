@@ -271,3 +271,106 @@ fn nan_and_inf_propagate() {
     }
     check("conv2d", &cases);
 }
+
+/// 2×2 stride-2 max pool of (n, c, h, w) with no padding, floor mode.
+fn pool2(n: usize, c: usize, h: usize, w: usize) -> crate::pool2d::Pool2dParams {
+    crate::pool2d::Pool2dParams {
+        n,
+        c,
+        h,
+        w,
+        kernel: [2, 2],
+        stride: [2, 2],
+        pad: [0, 0],
+        dilation: [1, 1],
+        ceil_mode: false,
+        count_include_pad: false,
+    }
+}
+
+/// The conv + max pool launch, checked twice through the harness (which compares
+/// `Output`): as built, for the pooled values, and with y's role and `Output` exchanged,
+/// for the conv's own output.
+fn pooled_cases(
+    p: &Conv2dParams,
+    e: Epilogue,
+    gemm: Gemm,
+    poison: &[(usize, f32)],
+    seed: u64,
+) -> [Case; 2] {
+    let mut conv = case(p, e, gemm, poison, seed);
+    let [n, c_out, oh, ow] = p.output_shape();
+    let pool = pool2(n, c_out, oh, ow);
+    assert!(super::cuda::can_fuse_max_pool2(p, &pool));
+    let mut pooled = vec![0.0; n * c_out * (oh / 2) * (ow / 2)];
+    crate::pool2d::reference::max_pool2d(&pool, &conv.expected, &mut pooled);
+    // case() built the plain conv with the same weights (same seed): rebuild it pooled.
+    let mut rng = Rng::new(seed);
+    let _x = rng.vec(n * p.c_in * p.h * p.w);
+    let w = rng.vec(p.weight_shape().iter().product());
+    let bias = e.bias.then(|| rng.vec(c_out));
+    let op = conv2d_with(
+        p,
+        &w,
+        bias.as_deref(),
+        e.residual,
+        e.act,
+        gemm.with_max_pool2(),
+    );
+    let y_role = crate::cuda::Arg::Input(1 + e.residual as usize);
+    let mut swapped = op.clone();
+    for launch in &mut swapped.launches {
+        for arg in &mut launch.args {
+            *arg = match *arg {
+                crate::cuda::Arg::Output => y_role,
+                a if a == y_role => crate::cuda::Arg::Output,
+                a => a,
+            };
+        }
+    }
+    let y_len = conv.expected.len();
+    let mut pooled_case = Case {
+        name: format!("{} maxpool2 pooled", conv.name),
+        op,
+        inputs: conv.inputs.clone(),
+        expected: pooled,
+        rtol: conv.rtol,
+    };
+    // The written-not-read input: NaN, to show it is not read.
+    pooled_case.inputs.push(vec![f32::NAN; y_len]);
+    conv.inputs.push(vec![f32::NAN; pooled_case.expected.len()]);
+    conv.name = format!("{} maxpool2 y", conv.name);
+    conv.op = swapped;
+    [pooled_case, conv]
+}
+
+#[test]
+fn max_pool_fused_into_the_epilogue() {
+    // Even output sizes (square and not, 2×2 up to 32×32), every precision, both tiles,
+    // split-K, grouped, a residual and every activation, and NaN/inf inputs.
+    let shapes = [
+        params(1, [3, 32], [32, 32], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(3, [5, 17], [10, 14], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(1, [17, 65], [12, 6], [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        params(1, [8, 8], [8, 14], [3, 3], [1, 1], [1, 1], [1, 1], 4),
+        params(3, [130, 20], [2, 2], [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        params(1, [4, 6], [23, 19], [5, 5], [2, 2], [2, 2], [1, 1], 2),
+    ];
+    let mut cases = Vec::new();
+    for (i, p) in shapes.iter().enumerate() {
+        let e = Epilogue {
+            bias: i % 2 == 0,
+            residual: i % 3 == 1,
+            act: ACTS[i % 3],
+        };
+        let poison: &[(usize, f32)] = match i {
+            1 => &[(0, f32::NAN), (40, f32::INFINITY)],
+            // A 1×1 conv: only the second pixel of the first window is NaN, so the
+            // window's max must come out NaN whichever order it is taken in.
+            2 => &[(1, f32::NAN), (14, f32::NEG_INFINITY)],
+            _ => &[],
+        };
+        cases.extend(pooled_cases(p, e, configs()[i % 6], poison, 300 + i as u64));
+    }
+    check("conv2d", &cases);
+}

@@ -12,6 +12,8 @@
 //   TM TN         MATH 0: each thread's register block
 //   WARPS_M WARPS_N  MATH 1, 2: the warps' grid over the tile
 //   SPLITS        K ranges computed by separate blocks (split-K); > 1 adds `ws`
+//   POOL          0, or 2: also the 2x2 stride-2 max pool of y (PH = OUT_H/2, PW =
+//                 OUT_W/2, floor), written to `pooled`: the conv + max_pool of a CIFAR net
 //   K_PAD M_PAD   the packed weight's padded sizes
 // Every index fits in an int: cuda.rs refuses tensors of 2^31 elements or more.
 //
@@ -48,14 +50,28 @@
 // the epilogue and sets the counter back to 0 for the next run (graph replays).
 //   ws: (SPLITS, TILES, ACC_N, NT) partials, then TILES counters (unsigned)
 //
+// Max pool (POOL 2): the columns run over the pool's windows instead of the output's
+// pixels, a window's four pixels in four consecutive columns; a window that floor mode
+// drops is not computed. The epilogue writes y as usual, then takes each window's max
+// (NaN if any is NaN, as max_pool2d) across the threads that hold its four columns: lanes
+// differing in bits 0-1 for MATH 0, the pair q, q^1 of one thread and lanes differing in
+// bit 0 for the tensor cores.
+//
 // x: (N_IMG, C_IN, IN_H, IN_W)  bias: (C_OUT)  residual, y: (N_IMG, C_OUT, OUT_H, OUT_W)
+// pooled: (N_IMG, C_OUT, OUT_H / 2, OUT_W / 2)
 
 #define CG_IN (C_IN / GROUPS)
 #define CG_OUT (C_OUT / GROUPS)
 #define HW_IN (IN_H * IN_W)
 #define HW_OUT (OUT_H * OUT_W)
 #define GEMM_M CG_OUT
+#if POOL
+#define PH (OUT_H / 2)
+#define PW (OUT_W / 2)
+#define GEMM_N (N_IMG * PH * PW * 4)
+#else
 #define GEMM_N (N_IMG * HW_OUT)
+#endif
 #define GEMM_K (CG_IN * K_H * K_W)
 #define M_TILES (M_PAD / BM)
 #define N_TILES ((GEMM_N + BN - 1) / BN)
@@ -99,6 +115,27 @@
 #if MATH != 0 && (WTM % 16 != 0 || WTN % 8 != 0)
 #error "conv2d_igemm: a warp's piece must be whole 16x8 mma tiles"
 #endif
+#if POOL != 0 && (POOL != 2 || (MATH == 0 && (BN / TN) % 4 != 0))
+#error "conv2d_igemm: POOL is 0 or 2, with a window's columns in one warp"
+#endif
+
+// GEMM column n: its image and output pixel (oy * OUT_W + ox).
+__device__ __forceinline__ void column_pixel(int n, int& img, int& pix) {
+#if POOL
+    const int win = n % 4, window = n / 4;  // window: (img, py, px) flattened
+    img = window / (PH * PW);
+    const int pp = window % (PH * PW);
+    pix = ((pp / PW) * 2 + win / 2) * OUT_W + (pp % PW) * 2 + win % 2;
+#else
+    img = n / HW_OUT;
+    pix = n % HW_OUT;
+#endif
+}
+
+// The larger, or NaN if either is: max_pool2d's rule.
+__device__ __forceinline__ float max_or_nan(float a, float b) {
+    return (b > a || b != b) ? b : a;
+}
 
 // acc[e]'s place in the block's tile: row (m) and column (n).
 __device__ __forceinline__ void tile_coords(int e, int tid, int& mi, int& ni) {
@@ -123,6 +160,9 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
     const float* __restrict__ residual,  // (N_IMG, C_OUT, OUT_H, OUT_W)
 #endif
     float* __restrict__ y                // (N_IMG, C_OUT, OUT_H, OUT_W)
+#if POOL
+    , float* __restrict__ pooled         // (N_IMG, C_OUT, PH, PW)
+#endif
 #if SPLITS > 1
     , float* __restrict__ ws             // partials and counters, see above
 #endif
@@ -147,8 +187,8 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
     const int b_k = tid / BN;
     const int n = n0 + b_n;
     const bool n_ok = n < GEMM_N;
-    const int img = n_ok ? n / HW_OUT : 0;
-    const int pix = n_ok ? n % HW_OUT : 0;
+    int img, pix;
+    column_pixel(n_ok ? n : 0, img, pix);
     const int iy0 = (pix / OUT_W) * STRIDE_H - PAD_H;
     const int ix0 = (pix % OUT_W) * STRIDE_W - PAD_W;
     const float* x_n = x + (img * C_IN + g * CG_IN) * HW_IN;  // (CG_IN, IN_H, IN_W)
@@ -306,23 +346,53 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
     }
 #endif
 
+    // The epilogue. Every thread runs every e (the pool's shuffles need whole warps);
+    // only what lies inside Y is read or written.
 #pragma unroll
     for (int e = 0; e < ACC_N; ++e) {
         int mi, ni;
         tile_coords(e, tid, mi, ni);
         const int m = m0 + mi, nn = n0 + ni;
-        if (m >= GEMM_M || nn >= GEMM_N) {
-            continue;
-        }
+        const bool inside = m < GEMM_M && nn < GEMM_N;
         const int oc = g * CG_OUT + m;
-        const int idx = (nn / HW_OUT) * (C_OUT * HW_OUT) + oc * HW_OUT + nn % HW_OUT;
+        int img, pix;
+        column_pixel(inside ? nn : 0, img, pix);
+        const int idx = (img * C_OUT + oc) * HW_OUT + pix;
         float v = acc[e];
+        if (inside) {
 #if HAS_BIAS
-        v += bias[oc];
+            v += bias[oc];
 #endif
 #if HAS_RESIDUAL
-        v += residual[idx];
+            v += residual[idx];
 #endif
-        y[idx] = activate(v);
+            v = activate(v);
+            y[idx] = v;
+        }
+        acc[e] = v;
     }
+#if POOL
+#pragma unroll
+    for (int e = 0; e < ACC_N; ++e) {
+        int mi, ni;
+        tile_coords(e, tid, mi, ni);
+        float v = acc[e];
+#if MATH == 0
+        v = max_or_nan(v, __shfl_xor_sync(0xffffffff, v, 1));
+        v = max_or_nan(v, __shfl_xor_sync(0xffffffff, v, 2));
+#else
+        if (e % 2 != 0) {
+            continue;  // uniform across the warp: the pair (e, e+1) is one thread's
+        }
+        v = max_or_nan(v, acc[e + 1]);
+        v = max_or_nan(v, __shfl_xor_sync(0xffffffff, v, 1));
+#endif
+        const int m = m0 + mi, nn = n0 + ni;
+        if (nn % 4 == 0 && m < GEMM_M && nn < GEMM_N) {
+            const int oc = g * CG_OUT + m;
+            const int window = nn / 4;
+            pooled[((window / (PH * PW)) * C_OUT + oc) * (PH * PW) + window % (PH * PW)] = v;
+        }
+    }
+#endif
 }
