@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Kestrel's GPU check in one call: (a) nvidia-smi, (b) the CUDA tests with REQUIRE_CUDA=1,
-# (c) `kestrel compare --device cuda` on every fixture, (d) four models exported here and
-# checked against PyTorch on this GPU, then `kestrel bench --device cuda` at batch 1 and 32,
-# (e) PyTorch with CUDA graphs on the same models and batches, (f) a summary table.
+# (c) `kestrel compare --device cuda` on every fixture, (d) four models exported here and,
+# per model, checked against PyTorch on this GPU and timed with `kestrel bench --device cuda`
+# at batch 1 and 32 in every precision (fp32, tf32, fp16), then PyTorch with CUDA graphs on
+# the same model, batches and precisions, and per-step GPU times of ResNet-50 and ResNet-18
+# at batch 1 (fp32, fp16), (e) a summary table against issue 6's targets.
 #
 #   PACK/check.sh                  in a pack made by benches/gpu/pack.sh (no cargo needed)
 #   benches/gpu/check.sh           in a built tree: packs into gpu-pack/ first
@@ -14,9 +16,27 @@
 #
 # Env: OUT, WORK (exports; default /tmp/kestrel-gpu-work), PYTHON (default python3),
 # CHECK_BUDGET_S, MODELS (default seednet,resnet18,mobilenet_v2,resnet50), BATCHES ("1 32"),
-# BENCH_ITERS (300), BENCH_WARMUP (30), TORCH_ITERS (200), CHECK_ALL_TESTS=1 (run every
-# test, not only the CUDA ones), KEEP_LINKS=1 (keep the build-path links, see README.md),
-# CHECK_BUNDLE=1 (leave only summary.md, summary.json and logs.tar.gz in $OUT).
+# PRECISIONS ("fp32 tf32 fp16": compare, bench, PyTorch and per-layer runs), BENCH_ITERS
+# (300 at batch 1), BENCH_ITERS_BATCHED (batches above 1: 100, or BENCH_ITERS when that is
+# set), BENCH_WARMUP (30), TORCH_ITERS (200), PER_LAYER_MODELS ("resnet50,resnet18"; "" for
+# none), PER_LAYER_PRECISIONS ("fp32 fp16"), PER_LAYER_ITERS (200), CHECK_ALL_TESTS=1 (run
+# every test, not only the CUDA ones), KEEP_LINKS=1 (keep the build-path links, see
+# README.md), CHECK_BUNDLE=1 (leave only summary.md, summary.json and logs.tar.gz in $OUT).
+#
+# Time, estimated (no run of this shape yet; the H100 figures are from shared/gpu.md and
+# shared/anchors.md): env, nvidia-smi, paths ~10 s; tests ~60 s; fixture compares ~20 s
+# (10 processes: CUDA context ~0.3 s, NVRTC ~0.3 s cold + ~35 ms per module, then kept in
+# the disk cache). Per model (4): export ~12 s (python, torch import, GPU references);
+# 6 compares (2 batches x 3 precisions) ~2.5 s each, their modules then cached for the
+# bench; 6 benches ~1.5 s of setup each plus the runs: assuming Kestrel as slow as
+# PyTorch's fp32 graphs in every precision, 330 runs at batch 1 (~4.2 ms for the four
+# models) ~1.4 s and 130 at batch 32 (~19 ms) ~2.5 s per precision, ~12 s for all; PyTorch
+# ~25 s a model (torch import ~5 s, cuDNN autotuning and capture ~2 s a graph, 230 replays
+# a graph plus 230 with copies in fp32: ~32 s over all models); per-layer 4 runs ~3 s each.
+# Sum: ~10 + 60 + 20 + 4 x 12 + 24 x 2.5 + 24 x 1.5 + 12 + 100 + 12 = ~360 s, ~2 minutes
+# under the budget. At 300 runs for batch 32 too the benches would take ~11 s more. Over
+# budget, the last models' steps are skipped (each model's steps run together: its
+# Kestrel and PyTorch figures are taken in the same few seconds).
 set -u
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,7 +67,19 @@ export PYTHONUNBUFFERED=1 # a timed-out step still leaves what it printed
 BUDGET=${CHECK_BUDGET_S:-480}
 MODELS=${MODELS:-seednet,resnet18,mobilenet_v2,resnet50}
 read -r -a BATCH_LIST <<<"${BATCHES:-1 32}"
+PRECS=${PRECISIONS:-fp32 tf32 fp16} PL_PRECS=${PER_LAYER_PRECISIONS:-fp32 fp16}
+read -r -a PREC_LIST <<<"${PRECS//,/ }"
+read -r -a PL_PREC_LIST <<<"${PL_PRECS//,/ }"
+PER_LAYER_MODELS=${PER_LAYER_MODELS-resnet50,resnet18}
+for p in "${PREC_LIST[@]}" "${PL_PREC_LIST[@]}"; do
+  case $p in
+    fp32 | tf32 | fp16) ;;
+    *) echo "check.sh: unknown precision '$p' in PRECISIONS or PER_LAYER_PRECISIONS (fp32, tf32, fp16)" >&2; exit 2 ;;
+  esac
+done
 ITERS=${BENCH_ITERS:-300}
+ITERS_BATCHED=${BENCH_ITERS_BATCHED:-${BENCH_ITERS:-100}}
+PER_LAYER_ITERS=${PER_LAYER_ITERS:-200}
 WARMUP=${BENCH_WARMUP:-30}
 TORCH_ITERS=${TORCH_ITERS:-200}
 KESTREL=$PACK/target/release/kestrel
@@ -64,7 +96,15 @@ fi
 rm -f "$OUT"/*.log "$OUT"/*.tsv "$OUT"/*.json "$OUT"/summary.md "$OUT"/logs.tar.gz
 printf 'step\tstatus\tseconds\tnote\n' >"$OUT/steps.tsv"
 printf 'id\tfilter\tstatus\tpassed\tfailed\tignored\tskip_lines\tfailures\n' >"$OUT/tests.tsv"
-printf 'kind\tmodel\tbatch\tverdict\tmax_abs\ttolerance\tnote\n' >"$OUT/compare.tsv"
+printf 'kind\tmodel\tbatch\tprecision\tverdict\tmax_abs\ttolerance\tnote\n' >"$OUT/compare.tsv"
+# What the check means to measure, so that the summary can name every row it lacks.
+printf 'model\tbatch\tprecision\n' >"$OUT/plan.tsv"
+IFS=, read -r -a MODEL_LIST <<<"$MODELS"
+for m in "${MODEL_LIST[@]}"; do
+  for b in "${BATCH_LIST[@]}"; do
+    for p in "${PREC_LIST[@]}"; do printf '%s\t%s\t%s\n' "$m" "$b" "$p" >>"$OUT/plan.tsv"; done
+  done
+done
 
 say() { printf '[%4ds] %s\n' $((SECONDS - T0)) "$*"; }
 
@@ -218,7 +258,9 @@ step_env() {
   {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)   host: $(uname -n) $(uname -srm)"
     echo "pack: $PACK_GIT packed $PACK_DATE with $PACK_RUSTC"
-    echo "budget ${BUDGET}s; models $MODELS; batches ${BATCH_LIST[*]}; bench --iters $ITERS --warmup $WARMUP; torch iters $TORCH_ITERS"
+    echo "budget ${BUDGET}s; models $MODELS; batches ${BATCH_LIST[*]}; precisions ${PREC_LIST[*]}"
+    echo "bench --iters $ITERS (batch 1), $ITERS_BATCHED (batched) --warmup $WARMUP; torch iters $TORCH_ITERS"
+    echo "per-layer: models ${PER_LAYER_MODELS:-none}; precisions ${PL_PREC_LIST[*]}; --iters $PER_LAYER_ITERS"
     echo "OUT=$OUT WORK=$WORK PYTHON=$PY"
   } >>"$f"
   # libnvrtc.so.13 where the dynamic loader may not look (cudarc opens it by name).
@@ -297,11 +339,12 @@ step_tests() {
   fi
 }
 
-# compare KIND MODEL_FILE REF BATCH LOG RESERVE: one `kestrel compare --device cuda`.
+# compare KIND MODEL_FILE REF BATCH PRECISION LOG RESERVE: one `kestrel compare --device
+# cuda`, at the precision's default tolerance.
 compare() {
-  local kind=$1 model=$2 ref=$3 batch=$4 f=$5 tmp rc verdict maxabs tol note
+  local kind=$1 model=$2 ref=$3 batch=$4 prec=$5 f=$6 tmp rc verdict maxabs tol note
   tmp=$(mktemp)
-  run "$tmp" "$(tmo 90 "$6")" "$KESTREL" compare "$model" "$ref" --device cuda
+  run "$tmp" "$(tmo 90 "$7")" "$KESTREL" compare "$model" "$ref" --device cuda --precision "$prec"
   rc=$?
   read -r maxabs tol < <(awk '$1 ~ /^output/ && $NF ~ /^(ok|OVER)$/ {print $(NF-3), $(NF-1)}' "$tmp" | sort -g -r | head -1)
   case $rc in
@@ -310,8 +353,8 @@ compare() {
   esac
   grep -q '^MISMATCH' "$tmp" || [[ $verdict != MISMATCH ]] || verdict=ERROR
   note=$(grep -m1 -E '^error' "$tmp" | cut -c1-200)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$(basename "$model" .safetensors)" "$batch" \
-    "$verdict" "${maxabs:-}" "${tol:-}" "$note" >>"$OUT/compare.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$(basename "$model" .safetensors)" "$batch" \
+    "$prec" "$verdict" "${maxabs:-}" "${tol:-}" "$note" >>"$OUT/compare.tsv"
   cat "$tmp" >>"$f"
   rm -f "$tmp"
   [[ $verdict == MATCH ]]
@@ -325,54 +368,87 @@ step_compare_fixtures() {
       ref=${model%.safetensors}.b$b.ref.safetensors
       [[ -f $ref ]] || continue
       n=$((n + 1))
-      compare fixture "$model" "$ref" "$b" "$f" 150 || bad=$((bad + 1))
+      compare fixture "$model" "$ref" "$b" fp32 "$f" 150 || bad=$((bad + 1))
     done
   done
   record compare-fixtures $((bad > 0)) "$s" "$((n - bad))/$n MATCH"
 }
 
-# Export one model (PyTorch reference on this GPU), compare it, bench it at every batch.
+# Export one model (PyTorch reference on this GPU), then per batch and precision compare it
+# and bench it, then PyTorch's CUDA graphs of it and its per-layer runs: one model's
+# Kestrel and PyTorch figures come from the same few seconds of the GPU's life.
 step_model() {
-  local m=$1 f s rc b ref
+  local m=$1 f s rc b p ref iters batches
   f=$OUT/export-$m.log s=$SECONDS
   rm -f "$WORK/$m.safetensors" "$WORK/$m".b*.ref.safetensors
-  local batches
   batches=$(IFS=,; echo "${BATCH_LIST[*]}")
   run "$f" "$(tmo 240 90)" "$PY" "$HERE/models.py" export --models "$m" --out "$WORK" --batches "$batches"
   rc=$?
   record "export-$m" "$rc" "$s" "$(grep -m1 -oE '"(error|export_s)": [^,}]*' "$f")"
   for b in "${BATCH_LIST[@]}"; do
     ref=$WORK/$m.b$b.ref.safetensors
-    s=$SECONDS
-    if [[ -f $WORK/$m.safetensors && -f $ref ]]; then
-      compare model "$WORK/$m.safetensors" "$ref" "$b" "$OUT/compare-$m.log" 90
-      rc=$?
-      record "compare-$m-b$b" "$rc" "$s" "$(tail -1 "$OUT/compare.tsv" | cut -f4-7 | tr '\t' ' ')"
-    else
-      printf 'model\t%s\t%s\tSKIPPED\t\t\tno export\n' "$m" "$b" >>"$OUT/compare.tsv"
-      record "compare-$m-b$b" 125 "$s" "no export to compare"
-    fi
-    s=$SECONDS
-    f=$OUT/bench-$m-b$b.log
-    if [[ -f $WORK/$m.safetensors ]]; then
-      run "$f" "$(tmo 120 60)" "$KESTREL" bench "$WORK/$m.safetensors" --device cuda --batch "$b" \
-        --iters "$ITERS" --warmup "$WARMUP" --json "$OUT/bench-$m-b$b.json"
-      rc=$?
-      record "bench-$m-b$b" "$rc" "$s" "$(grep -m1 -E '^median|^error' "$f")"
-    else
-      echo "skipped: no export of $m" >>"$f"
-      record "bench-$m-b$b" 125 "$s" "no export to bench"
-    fi
+    iters=$ITERS
+    ((b > 1)) && iters=$ITERS_BATCHED
+    for p in "${PREC_LIST[@]}"; do
+      s=$SECONDS
+      if [[ -f $WORK/$m.safetensors && -f $ref ]]; then
+        compare model "$WORK/$m.safetensors" "$ref" "$b" "$p" "$OUT/compare-$m.log" 30
+        rc=$?
+        record "compare-$m-b$b-$p" "$rc" "$s" "$(tail -1 "$OUT/compare.tsv" | cut -f5-8 | tr '\t' ' ')"
+      else
+        printf 'model\t%s\t%s\t%s\tSKIPPED\t\t\tno export\n' "$m" "$b" "$p" >>"$OUT/compare.tsv"
+        record "compare-$m-b$b-$p" 125 "$s" "no export to compare"
+      fi
+      s=$SECONDS
+      f=$OUT/bench-$m-b$b-$p.log
+      if [[ -f $WORK/$m.safetensors ]]; then
+        run "$f" "$(tmo 120 30)" "$KESTREL" bench "$WORK/$m.safetensors" --device cuda --batch "$b" \
+          --precision "$p" --iters "$iters" --warmup "$WARMUP" --json "$OUT/bench-$m-b$b-$p.json"
+        rc=$?
+        record "bench-$m-b$b-$p" "$rc" "$s" "$(grep -m1 -E '^median|^error' "$f")"
+      else
+        echo "skipped: no export of $m" >>"$f"
+        record "bench-$m-b$b-$p" 125 "$s" "no export to bench"
+      fi
+    done
   done
+  step_torch "$m"
+  if [[ ,${PER_LAYER_MODELS// /,}, == *,"$m",* ]]; then step_per_layer "$m"; fi
 }
 
+# PyTorch with CUDA graphs on one model, every batch and precision.
 step_torch() {
-  local f=$OUT/torch-graphs.log s=$SECONDS rc batches
+  local m=$1 f=$OUT/torch-graphs-$1.log s=$SECONDS rc batches precs
   batches=$(IFS=,; echo "${BATCH_LIST[*]}")
-  run "$f" "$(tmo 300)" "$PY" "$HERE/torch_graphs.py" --models "$MODELS" \
-    --batches "$batches" --iters "$TORCH_ITERS" --warmup 30 --out "$OUT/torch_graphs.json"
+  precs=$(IFS=,; echo "${PREC_LIST[*]}")
+  run "$f" "$(tmo 180)" "$PY" "$HERE/torch_graphs.py" --models "$m" --batches "$batches" \
+    --precisions "$precs" --iters "$TORCH_ITERS" --warmup 30 --out "$OUT/torch_graphs-$m.json"
   rc=$?
-  record torch-graphs "$rc" "$s" "$(grep -m1 -E '^error|^torch ' "$f")"
+  if ((rc == 0)); then
+    record "torch-graphs-$m" "$rc" "$s" "$(grep -m1 -E '^torch ' "$f")"
+  else # a result's error, else the script's last words (a traceback ends with the exception)
+    record "torch-graphs-$m" "$rc" "$s" "$({ grep -m1 -oE '^error.*|"error": "[^"]*' "$f" ||
+      grep -vE '^(\$ |exit [0-9]+$|TIMEOUT after|skipped: )' "$f" | tail -1; } | cut -c1-200)"
+  fi
+}
+
+# Batch 1 with --per-layer: each step's GPU time (CUDA events), kept in the log and the JSON,
+# in each of PER_LAYER_PRECISIONS that PRECISIONS also holds.
+step_per_layer() {
+  local m=$1 p s f
+  for p in "${PL_PREC_LIST[@]}"; do
+    [[ " ${PREC_LIST[*]} " == *" $p "* ]] || continue
+    s=$SECONDS f=$OUT/perlayer-$m-b1-$p.log
+    if [[ -f $WORK/$m.safetensors ]]; then
+      run "$f" "$(tmo 60)" "$KESTREL" bench "$WORK/$m.safetensors" --device cuda --batch 1 \
+        --precision "$p" --iters "$PER_LAYER_ITERS" --warmup "$WARMUP" --per-layer \
+        --json "$OUT/perlayer-$m-b1-$p.json"
+      record "perlayer-$m-b1-$p" $? "$s" "$(grep -m1 -E '^median|^error' "$f")"
+    else
+      echo "skipped: no export of $m" >>"$f"
+      record "perlayer-$m-b1-$p" 125 "$s" "no export to bench"
+    fi
+  done
 }
 
 finish() {
@@ -417,9 +493,7 @@ fi
 step_paths
 step_tests
 step_compare_fixtures
-IFS=, read -r -a MODEL_LIST <<<"$MODELS"
 for m in "${MODEL_LIST[@]}"; do
   step_model "$m"
 done
-step_torch
 finish
