@@ -5,7 +5,7 @@
 //! Full-size models: `kestrel bench`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kestrel::{CudaError, Device, Error, Kernels, Model, SessionOptions};
+use kestrel::{CudaError, Device, Error, Kernels, Model, Precision, SessionOptions};
 use std::path::Path;
 
 fn models(c: &mut Criterion) {
@@ -17,14 +17,18 @@ fn models(c: &mut Criterion) {
         threads,
         ..SessionOptions::default()
     };
+    let cuda = |precision| SessionOptions {
+        device: Device::Cuda(0),
+        precision,
+        ..SessionOptions::default()
+    };
     let configs = [
         cpu(Kernels::Auto, 1),
         cpu(Kernels::Auto, 2),
         cpu(Kernels::Reference, 1),
-        SessionOptions {
-            device: Device::Cuda(0),
-            ..SessionOptions::default()
-        },
+        cuda(Precision::Fp32),
+        cuda(Precision::Tf32),
+        cuda(Precision::Fp16),
     ];
     for name in ["cifarnet", "resnet18", "mobilenetv2"] {
         let model = Model::load(dir.join(format!("{name}.safetensors"))).expect("fixture loads");
@@ -50,7 +54,7 @@ fn models(c: &mut Criterion) {
                 Device::Cpu => {
                     format!("cpu-{}-t{}/{name}-b1", session.kernels_name(), opts.threads)
                 }
-                Device::Cuda(_) => format!("cuda/{name}-b1"),
+                Device::Cuda(_) => format!("cuda-{}/{name}-b1", opts.precision),
             };
             let mut i = 0;
             group.bench_function(id, |b| {
