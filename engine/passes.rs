@@ -27,10 +27,8 @@ pub(crate) fn optimize(graph: &mut Graph) {
 fn fuse_activations(graph: &mut Graph) {
     let uses = use_counts(graph);
     for i in 0..graph.nodes.len() {
-        let act = match graph.nodes[i].op {
-            Op::Relu => Activation::Relu,
-            Op::Relu6 => Activation::Relu6,
-            _ => continue,
+        let Some(act) = fusable_activation(&graph.nodes[i].op) else {
+            continue;
         };
         let Value::Node(j) = graph.nodes[i].inputs[0] else {
             continue;
@@ -59,10 +57,8 @@ fn fuse_activations(graph: &mut Graph) {
 fn hoist_activations_over_max_pools(graph: &mut Graph) {
     let uses = use_counts(graph);
     for i in 0..graph.nodes.len() {
-        let act = match graph.nodes[i].op {
-            Op::Relu => Activation::Relu,
-            Op::Relu6 => Activation::Relu6,
-            _ => continue,
+        let Some(act) = fusable_activation(&graph.nodes[i].op) else {
+            continue;
         };
         let Value::Node(pool) = graph.nodes[i].inputs[0] else {
             continue;
@@ -190,6 +186,15 @@ fn fold_batch_norms(graph: &mut Graph) {
             data: Arc::from(b),
         }));
         absorb(graph, j, i);
+    }
+}
+
+/// The activation a relu or relu6 node applies, which an earlier node can take over.
+fn fusable_activation(op: &Op) -> Option<Activation> {
+    match op {
+        Op::Relu => Some(Activation::Relu),
+        Op::Relu6 => Some(Activation::Relu6),
+        _ => None,
     }
 }
 

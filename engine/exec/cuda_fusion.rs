@@ -171,25 +171,8 @@ mod tests {
     use crate::session::{session_plan, SessionOptions};
     use crate::{Model, Precision};
 
-    /// A fixture's plan at `batch` and its fused CUDA plan in fp32.
-    fn layouts(name: &str, batch: usize) -> (Plan, CudaPlan) {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-        let model = Model::load(format!("{dir}/{name}.safetensors")).unwrap();
-        let opts = SessionOptions {
-            batch,
-            ..SessionOptions::default()
-        };
-        let plan = session_plan(model.graph(), &opts).unwrap();
-        let choice = OpChoice {
-            precision: Precision::Fp32,
-            fuse: true,
-        };
-        let cuda = cuda_plan(&plan, choice).unwrap();
-        (plan, cuda)
-    }
-
-    /// (entry of each step's first launch, or "" for none) for a fixture's plan.
-    fn entries(name: &str, batch: usize, fuse: bool) -> Vec<(String, &'static str)> {
+    /// A fixture's plan at `batch` and its CUDA plan in fp32, fused or not.
+    fn layouts(name: &str, batch: usize, fuse: bool) -> (Plan, CudaPlan) {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
         let model = Model::load(format!("{dir}/{name}.safetensors")).unwrap();
         let opts = SessionOptions {
@@ -201,10 +184,16 @@ mod tests {
             precision: Precision::Fp32,
             fuse,
         };
-        let ops = cuda_plan(&plan, choice).unwrap().ops;
+        let cuda = cuda_plan(&plan, choice).unwrap();
+        (plan, cuda)
+    }
+
+    /// (entry of each step's first launch, or "" for none) for a fixture's plan.
+    fn entries(name: &str, batch: usize, fuse: bool) -> Vec<(String, &'static str)> {
+        let (plan, cuda) = layouts(name, batch, fuse);
         plan.steps
             .iter()
-            .zip(&ops)
+            .zip(&cuda.ops)
             .map(|(s, op)| (s.name.clone(), op.launches.first().map_or("", |l| l.entry)))
             .collect()
     }
@@ -262,7 +251,7 @@ mod tests {
         // (dead after conv1): written from the earlier step, they would corrupt what it
         // still reads, so they move past the plan's arena.
         for (name, moved) in [("mobilenetv2", "classifier.1"), ("cifarnet", "relu1")] {
-            let (plan, cuda) = layouts(name, 1);
+            let (plan, cuda) = layouts(name, 1, true);
             let v = plan.steps.iter().find(|s| s.name == moved).unwrap().output;
             assert!(
                 cuda.values[v].offset >= plan.arena_len,
