@@ -19,10 +19,10 @@ static DEPTHWISE: Source = Source {
     code: include_str!("depthwise.cu"),
 };
 
-/// K slab per pipeline stage, and stages in flight: 3 × 16 keeps 32 taps of loads ahead
-/// of the math in 20–28 KiB of shared memory (igemm.cu), under the 48 KiB static limit.
+/// K slab per pipeline stage. Stages in flight: `Gemm::stages`, within the 48 KiB of
+/// static shared memory a block may have (`Gemm::shared_bytes`).
 const BK: usize = 16;
-const STAGES: usize = 3;
+const SHARED_LIMIT: usize = 48 * 1024;
 
 /// How the threads of a block share its tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +42,31 @@ pub struct Gemm {
     pub bm: usize,
     pub bn: usize,
     pub threads: Threads,
+    /// K slabs in flight in shared memory (cp.async pipeline depth).
+    pub stages: usize,
     pub splits: usize,
     pub max_pool2: bool,
 }
 
 impl Gemm {
+    /// 128×128: fp32 256 threads of 8×8 (64 FMAs per 16 shared loads); tensor cores 2×4
+    /// warps of 64×32 (16 mma per 24 fragment loads). Two stages: three would need
+    /// 52 KiB in tf32, past the static limit. For grids that fill the GPU anyway
+    /// (batch 32), where reuse per load matters more than blocks.
+    pub fn huge(precision: Precision) -> Gemm {
+        let threads = match precision {
+            Precision::Fp32 => Threads::Simt { tm: 8, tn: 8 },
+            _ => Threads::Warps { m: 2, n: 4 },
+        };
+        Gemm {
+            bm: 128,
+            bn: 128,
+            threads,
+            stages: 2,
+            ..Gemm::large(precision)
+        }
+    }
+
     /// 64×64: fp32 256 threads of 4×4 (16 FMAs per 8 shared loads); tensor cores 2×2
     /// warps of 32×32 (8 mma per 12 fragment loads).
     pub fn large(precision: Precision) -> Gemm {
@@ -59,6 +79,7 @@ impl Gemm {
             bm: 64,
             bn: 64,
             threads,
+            stages: 3,
             splits: 1,
             max_pool2: false,
         }
@@ -96,6 +117,19 @@ impl Gemm {
             true => n * (oh / 2) * (ow / 2) * 4,
             false => n * oh * ow,
         }
+    }
+
+    /// Static shared memory of one block, as igemm.cu declares it: `stages` slabs of A
+    /// (BK rows, or BK/2 rows of fp16 pairs, of bm + 8 padded floats on tensor cores) and B
+    /// (BK rows of bn + 8 or + 4 floats), plus the split-K flag.
+    pub fn shared_bytes(&self) -> usize {
+        let (a_rows, a_pad, b_pad) = match self.precision {
+            Precision::Fp32 => (BK, 0, 0),
+            Precision::Tf32 => (BK, 8, 8),
+            Precision::Fp16 => (BK / 2, 8, 4),
+        };
+        let stage = a_rows * (self.bm + a_pad) + BK * (self.bn + b_pad);
+        self.stages * stage * size_of::<f32>() + size_of::<i32>() * (self.splits > 1) as usize
     }
 
     pub fn threads(&self) -> usize {
@@ -138,11 +172,17 @@ const DW_THREADS: usize = 256;
 /// gets 1 × 49 blocks of 64×64, 2 × 98 of 32×32; layer4's (512→512 on 7×7, K = 4608)
 /// gets 16 × 2 of 32×32, split 5 ways: 160 blocks of 57 or 58 slabs each.
 pub fn gemm_config(p: &Conv2dParams, precision: Precision) -> Gemm {
-    choose_gemm(p, Gemm::large(precision), Gemm::small(precision))
+    let sizes = [Gemm::huge, Gemm::large, Gemm::small].map(|size| size(precision));
+    choose_gemm(p, sizes)
 }
 
-/// [`gemm_config`]'s rule between two configurations of one kind.
-fn choose_gemm(p: &Conv2dParams, large: Gemm, small: Gemm) -> Gemm {
+/// [`gemm_config`]'s rule over configurations of one kind, largest tile first.
+fn choose_gemm(p: &Conv2dParams, sizes: [Gemm; 3]) -> Gemm {
+    let [huge, large, small] = sizes;
+    // The 128×128 tile only where even it gives every SM two blocks or more.
+    if huge.tiles(p) >= 2 * ENOUGH_BLOCKS {
+        return huge;
+    }
     if large.tiles(p) >= ENOUGH_BLOCKS {
         return large;
     }
@@ -182,9 +222,8 @@ pub fn conv2d_max_pool2(
     act: Activation,
     precision: Precision,
 ) -> CudaOp {
-    let large = Gemm::large(precision).with_max_pool2();
-    let small = Gemm::small(precision).with_max_pool2();
-    conv2d_with(p, weight, bias, residual, act, choose_gemm(p, large, small))
+    let sizes = [Gemm::huge, Gemm::large, Gemm::small].map(|size| size(precision).with_max_pool2());
+    conv2d_with(p, weight, bias, residual, act, choose_gemm(p, sizes))
 }
 
 /// Depthwise, possibly with a channel multiplier: each output channel reads one input
@@ -255,6 +294,11 @@ pub(crate) fn conv2d_with(
         !(gemm.max_pool2 && is_depthwise(p)),
         "conv2d: a max pool fuses into the GEMM only"
     );
+    assert!(
+        gemm.shared_bytes() <= SHARED_LIMIT,
+        "conv2d: {gemm:?} needs {} bytes of shared memory",
+        gemm.shared_bytes()
+    );
     let launch = if is_depthwise(p) {
         // The weight is used as PyTorch lays it out: (c_out, 1, kh, kw).
         consts.push(weight.to_vec());
@@ -298,7 +342,7 @@ fn launch_conv2d_igemm(
             ("BM", gemm.bm),
             ("BN", gemm.bn),
             ("BK", BK),
-            ("STAGES", STAGES),
+            ("STAGES", gemm.stages),
             tm_or_wm,
             tn_or_wn,
             ("SPLITS", gemm.splits),
@@ -470,9 +514,35 @@ mod tests {
             );
             // 3→8 3×3 on 5×5: one block, K = 27 (2 slabs): nothing to split.
             assert_eq!(gemm_config(&params(3, 8, 5, 3, 1), precision), small);
+            // Batch 32 of 64→256 1×1 on 56×56: 2 × 784 blocks of 128×128.
+            let batched = Conv2dParams {
+                n: 32,
+                ..params(64, 256, 56, 1, 1)
+            };
+            assert_eq!(gemm_config(&batched, precision), Gemm::huge(precision));
             assert_eq!(large.threads(), [256, 128, 128][large.math() as usize]);
             assert_eq!(small.threads(), [256, 128, 128][small.math() as usize]);
         }
+    }
+
+    #[test]
+    fn every_configuration_fits_static_shared_memory() {
+        for precision in Precision::ALL {
+            for size in [Gemm::huge, Gemm::large, Gemm::small] {
+                let gemm = size(precision).with_splits(2);
+                assert!(gemm.shared_bytes() <= SHARED_LIMIT, "{gemm:?}");
+            }
+        }
+        // tf32 128×128 at three stages would not: why `huge` has two.
+        let three = Gemm {
+            stages: 3,
+            ..Gemm::huge(Precision::Tf32)
+        };
+        assert!(three.shared_bytes() > SHARED_LIMIT);
+        assert_eq!(
+            Gemm::large(Precision::Fp32).shared_bytes(),
+            3 * 2 * 16 * 64 * 4
+        );
     }
 
     #[test]

@@ -25,16 +25,19 @@ fn rtol(precision: Precision) -> f64 {
 }
 
 /// The GEMM configurations the sweeps cycle through, so that every shape family meets
-/// every precision, both tiles, and split-K (forced here even where the rule would not
+/// every precision, every tile, and split-K (forced here even where the rule would not
 /// split, including splits left with no K slab at all).
-fn configs() -> [Gemm; 6] {
+fn configs() -> [Gemm; 9] {
     [
         Gemm::large(Precision::Fp32),
         Gemm::small(Precision::Tf32),
-        Gemm::large(Precision::Fp16),
+        Gemm::huge(Precision::Fp16),
         Gemm::small(Precision::Fp32).with_splits(2),
         Gemm::large(Precision::Tf32).with_splits(3),
         Gemm::small(Precision::Fp16).with_splits(2),
+        Gemm::huge(Precision::Fp32),
+        Gemm::huge(Precision::Tf32),
+        Gemm::large(Precision::Fp16),
     ]
 }
 
@@ -139,7 +142,7 @@ fn sweep(shapes: &[Conv2dParams]) -> Vec<Case> {
     shapes
         .iter()
         .enumerate()
-        .map(|(i, p)| case(p, PLAIN, configs()[i % 6], &[], i as u64 + 1))
+        .map(|(i, p)| case(p, PLAIN, configs()[i % 9], &[], i as u64 + 1))
         .collect()
 }
 
@@ -237,7 +240,7 @@ fn fused_bias_residual_and_activations() {
                         residual,
                         act,
                     };
-                    let gemm = configs()[cases.len() % 6];
+                    let gemm = configs()[cases.len() % 9];
                     cases.push(case(p, e, gemm, &[], 100 + i as u64));
                 }
             }
@@ -261,7 +264,7 @@ fn nan_and_inf_propagate() {
     for (i, p) in shapes.iter().enumerate() {
         for act in ACTS {
             let e = Epilogue { act, ..PLAIN };
-            let gemm = configs()[cases.len() % 6];
+            let gemm = configs()[cases.len() % 9];
             cases.push(case(p, e, gemm, &poison, 200 + i as u64));
         }
         // The cases really hold all three specials before the activation.
@@ -346,7 +349,7 @@ fn pooled_cases(
 
 #[test]
 fn max_pool_fused_into_the_epilogue() {
-    // Even output sizes (square and not, 2×2 up to 32×32), every precision, both tiles,
+    // Even output sizes (square and not, 2×2 up to 32×32), every precision, every tile,
     // split-K, grouped, a residual and every activation, and NaN/inf inputs.
     let shapes = [
         params(1, [3, 32], [32, 32], [3, 3], [1, 1], [1, 1], [1, 1], 1),
@@ -370,7 +373,7 @@ fn max_pool_fused_into_the_epilogue() {
             2 => &[(1, f32::NAN), (14, f32::NEG_INFINITY)],
             _ => &[],
         };
-        cases.extend(pooled_cases(p, e, configs()[i % 6], poison, 300 + i as u64));
+        cases.extend(pooled_cases(p, e, configs()[i % 9], poison, 300 + i as u64));
     }
     check("conv2d", &cases);
 }
