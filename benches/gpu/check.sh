@@ -309,7 +309,9 @@ step_tests() {
     name=tests-${id//\//-}
     f=$OUT/$name.log s=$SECONDS
     filter=cuda
-    [[ $id == kestrel/test/cuda || ${CHECK_ALL_TESTS:-0} == 1 ]] && filter=""
+    # Every test of a cuda* target (tests/cuda.rs, kernels/tests/cuda_timer.rs), else
+    # those named *cuda* (the kernels' cuda_tests modules, the emulated executor).
+    [[ $id == */test/cuda || $id == */test/cuda_* || ${CHECK_ALL_TESTS:-0} == 1 ]] && filter=""
     cwd=$BUILD_ROOT/$mdir
     [[ -d $cwd ]] || cwd=$PACK/$mdir
     run "$f" "$(tmo 240 180)" env --chdir="$cwd" REQUIRE_CUDA=1 KESTREL_REQUIRE_NVRTC=1 \

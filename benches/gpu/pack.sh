@@ -3,11 +3,15 @@
 # `kestrel` binary, every test executable of the workspace, tests/fixtures, the exporter and
 # the check scripts, in the repo's own layout, into one ignored folder (default gpu-pack/).
 #
-#   benches/gpu/pack.sh [--no-fixtures] [PACK_DIR]      then, there: PACK_DIR/check.sh
+#   benches/gpu/pack.sh [--no-fixtures] [--cuda-tests] [PACK_DIR]
+#                                                        then, there: PACK_DIR/check.sh
 #
 # --no-fixtures leaves out the fixture model and reference files (19 MB): for a pack that
 # travels inside a copy of the repo, whose tests/fixtures check.sh then uses (checked
 # against the checksums recorded here).
+# --cuda-tests packs only the test executables check.sh runs tests of (a test named
+# *cuda*, or a target named cuda*), not the CPU-only ones: 48 MB of binaries become ~20,
+# so that repo and pack fit a 64 MiB transfer. CHECK_ALL_TESTS=1 then has less to run.
 #
 # Builds first (`cargo test --workspace --release --no-run`, a no-op when up to date) and
 # takes the executables from cargo's JSON messages, not from guessed file names.
@@ -22,11 +26,15 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-FIXTURE_FILES=1
-if [[ ${1:-} == --no-fixtures ]]; then
-  FIXTURE_FILES=0
+FIXTURE_FILES=1 CUDA_TESTS_ONLY=0
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --no-fixtures) FIXTURE_FILES=0 ;;
+    --cuda-tests) CUDA_TESTS_ONLY=1 ;;
+    *) echo "pack.sh: unknown option $1" >&2; exit 2 ;;
+  esac
   shift
-fi
+done
 PACK=$(realpath -m "${1:-$ROOT/gpu-pack}")
 PACKAGES="kestrel kestrel-kernels kestrel-loader"
 
@@ -102,6 +110,10 @@ while IFS=$'\t' read -r role pkg kind target exe mdir; do
     BUILT_BIN=$exe
     cp "$exe" "$PACK/target/release/kestrel"
   else
+    # check.sh runs the tests whose names hold "cuda", and every test of a cuda* target.
+    if ((CUDA_TESTS_ONLY)) && [[ $target != cuda* ]] && ! "$exe" --list 2>/dev/null | grep -q cuda; then
+      continue
+    fi
     cp "$exe" "$PACK/target/release/deps/"
     mkdir -p "$PACK/$rel"
     # id, executable (relative to the pack), manifest dir (relative to the build root)
