@@ -6,6 +6,7 @@ use crate::ParamError;
 
 pub mod cpu;
 pub mod cuda;
+mod cuda_gemm;
 pub mod depthwise;
 pub mod direct;
 mod im2col;
