@@ -51,8 +51,9 @@
 //   ws: (SPLITS, TILES, ACC_N, NT) partials, then TILES counters (unsigned)
 //
 // Max pool (POOL 2): the columns run over the pool's windows instead of the output's
-// pixels, a window's four pixels in four consecutive columns; a window that floor mode
-// drops is not computed. The epilogue writes y as usual, then takes each window's max
+// pixels, a window's four pixels in four consecutive columns (cuda.rs fuses only even
+// output sizes, whose windows cover every pixel: y is then complete). The epilogue
+// writes y as usual, then takes each window's max
 // (NaN if any is NaN, as max_pool2d) across the threads that hold its four columns: lanes
 // differing in bits 0-1 for MATH 0, the pair q, q^1 of one thread and lanes differing in
 // bit 0 for the tensor cores.
