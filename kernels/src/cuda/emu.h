@@ -5,9 +5,9 @@
 //
 // Execution model:
 // - One block at a time, so `__shared__` is function-static storage (`static`): every
-//   thread of the running block sees the same array, as on the GPU. Like CUDA shared
-//   memory it is never re-initialised between blocks; kernels must not rely on initial
-//   values (CUDA does not allow initialisers on __shared__ anyway).
+//   thread of the running block sees the same array, as on the GPU. It is filled with
+//   0xff bytes (NaN floats) before each block, so a kernel reading shared memory it did
+//   not write gets NaN, not a convenient zero.
 // - Every CUDA thread of the block is a fiber (its own 128 KiB stack, a guard page below)
 //   on one OS thread. The scheduler runs each fiber until it blocks at a barrier or
 //   returns, then releases the barrier when every live thread waits at it. Deterministic,
@@ -47,7 +47,10 @@
 #define __forceinline__ inline
 #define __noinline__
 #define __restrict__ __restrict
-#define __shared__ static
+// Every __shared__ variable lands in one linker section, which each block start fills
+// with 0xff bytes (a NaN in every float, -1 in every int): like CUDA shared memory it has
+// no initial value a kernel may rely on, and a read of a word no thread wrote shows.
+#define __shared__ static __attribute__((section("emu_shared")))
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 
@@ -221,6 +224,14 @@ struct AsyncCopy {
 };
 inline std::vector<AsyncCopy> async_copies[MAX_THREADS];
 inline int async_groups[MAX_THREADS];
+// The section's bounds, which the linker defines once some variable is placed in it;
+// weak, so a program whose kernels declare no __shared__ still links.
+extern "C" char __start_emu_shared[] __attribute__((weak));
+extern "C" char __stop_emu_shared[] __attribute__((weak));
+inline void poison_shared() {
+    if (__start_emu_shared && __stop_emu_shared)
+        memset(__start_emu_shared, 0xff, (size_t)(__stop_emu_shared - __start_emu_shared));
+}
 inline void async_reset() {
     for (int t = 0; t < MAX_THREADS; t++) {
         async_copies[t].clear();
@@ -522,6 +533,7 @@ inline void launch(Kernel k, float** args, dim3 grid, dim3 block) {
             for (unsigned x = 0; x < grid.x; x++) {
                 blockIdx = uint3{x, y, z};
                 async_reset();
+                poison_shared();
                 in_block = true;
                 run_block();
                 in_block = false;
