@@ -4,6 +4,7 @@
 //! The tiling, pipeline and split-K are explained at the top of `igemm.cu`.
 
 use super::Conv2dParams;
+use crate::activation::cuda::act_code;
 use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
 use crate::pool2d::Pool2dParams;
 use crate::precision::{round_tf32, Precision};
@@ -253,15 +254,10 @@ pub(crate) fn epilogue_defines(
     residual: bool,
     act: Activation,
 ) -> [(&'static str, i64); 3] {
-    let act = match act {
-        Activation::None => 0,
-        Activation::Relu => 1,
-        Activation::Relu6 => 2,
-    };
     [
         ("HAS_BIAS", bias as i64),
         ("HAS_RESIDUAL", residual as i64),
-        ("ACT", act),
+        ("ACT", act_code(act)),
     ]
 }
 
