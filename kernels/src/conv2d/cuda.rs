@@ -53,8 +53,8 @@ pub fn conv2d_max_pool2(
     act: Activation,
     precision: Precision,
 ) -> CudaOp {
-    let sizes = [Gemm::huge, Gemm::large, Gemm::small].map(|size| size(precision).with_max_pool2());
-    conv2d_with(p, weight, bias, residual, act, choose_gemm(p, sizes))
+    let gemm = choose_gemm(p, precision, true);
+    conv2d_with(p, weight, bias, residual, act, gemm)
 }
 
 /// Depthwise, possibly with a channel multiplier: each output channel reads one input
@@ -130,16 +130,17 @@ pub(crate) fn conv2d_with(
         "conv2d: {gemm:?} needs {} bytes of shared memory",
         gemm.shared_bytes()
     );
+    // Depthwise: the weight as PyTorch lays it out, (c_out, 1, kh, kw).
+    let weight = match is_depthwise(p) {
+        true => weight.to_vec(),
+        false => pack_weight(p, weight, &gemm),
+    };
+    crate::cuda::assert_int_indexable("conv2d", "packed weight", weight.len());
+    consts.push(weight);
+    consts.extend(bias.map(<[f32]>::to_vec));
     let launch = if is_depthwise(p) {
-        // The weight is used as PyTorch lays it out: (c_out, 1, kh, kw).
-        consts.push(weight.to_vec());
-        consts.extend(bias.map(<[f32]>::to_vec));
         launch_conv2d_dw_f32(p, defines, args)
     } else {
-        let packed = pack_weight(p, weight, &gemm);
-        crate::cuda::assert_int_indexable("conv2d", "packed weight", packed.len());
-        consts.push(packed);
-        consts.extend(bias.map(<[f32]>::to_vec));
         if gemm.splits > 1 {
             // Partials and counters: zero once, and the kernel leaves the counters zero.
             let len = gemm.splits * gemm.tiles(p) * gemm.bm * gemm.bn + gemm.tiles(p);
@@ -169,7 +170,7 @@ fn launch_conv2d_igemm(
     };
     defines.extend(
         [
-            ("MATH", gemm.math() as usize),
+            ("MATH", gemm.math()),
             ("BM", gemm.bm),
             ("BN", gemm.bn),
             ("BK", BK),

@@ -127,12 +127,11 @@ impl Gemm {
 
     /// Blocks of one K range: output tiles over every group.
     pub(crate) fn tiles(&self, p: &Conv2dParams) -> usize {
-        let c_out = p.c_out;
-        (c_out / p.groups).div_ceil(self.bm) * self.columns(p).div_ceil(self.bn) * p.groups
+        (p.c_out / p.groups).div_ceil(self.bm) * self.columns(p).div_ceil(self.bn) * p.groups
     }
 
     /// The `MATH` define of igemm.cu.
-    pub(crate) fn math(&self) -> i64 {
+    pub(crate) fn math(&self) -> usize {
         match self.precision {
             Precision::Fp32 => 0,
             Precision::Tf32 => 1,
@@ -149,19 +148,23 @@ const ENOUGH_BLOCKS: usize = 132;
 const MIN_SLABS_PER_SPLIT: usize = 4;
 const MAX_SPLITS: usize = 8;
 
-/// The 64×64 tile, unless its grid would have fewer blocks than the H100 has SMs: then
-/// 32×32, which has four times as many, and if even that leaves SMs idle, K split over
-/// enough blocks to fill them. ResNet-50 at batch 1: layer1's 3×3 conv (64→64 on 56×56)
-/// gets 1 × 49 blocks of 64×64, 2 × 98 of 32×32; layer4's (512→512 on 7×7, K = 4608)
-/// gets 16 × 2 of 32×32, split 5 ways: 160 blocks of 57 or 58 slabs each.
+/// The 128×128 tile where even it gives every SM two blocks (batch 32), else 64×64,
+/// unless its grid would have fewer blocks than the H100 has SMs: then 32×32, which has
+/// four times as many, and if even that leaves SMs idle, K split over enough blocks to
+/// fill them. ResNet-50 at batch 1: layer1's 3×3 conv (64→64 on 56×56) gets 1 × 49
+/// blocks of 64×64, 2 × 98 of 32×32; layer4's (512→512 on 7×7, K = 4608) gets 16 × 2
+/// of 32×32, split 5 ways: 160 blocks of 57 or 58 slabs each.
 pub fn gemm_config(p: &Conv2dParams, precision: Precision) -> Gemm {
-    let sizes = [Gemm::huge, Gemm::large, Gemm::small].map(|size| size(precision));
-    choose_gemm(p, sizes)
+    choose_gemm(p, precision, false)
 }
 
-/// [`gemm_config`]'s rule over configurations of one kind, largest tile first.
-pub(crate) fn choose_gemm(p: &Conv2dParams, sizes: [Gemm; 3]) -> Gemm {
-    let [huge, large, small] = sizes;
+/// [`gemm_config`]'s rule, for a GEMM whose columns run over 2×2 max-pool windows when
+/// `max_pool2` (the grid then counts those columns).
+pub(crate) fn choose_gemm(p: &Conv2dParams, precision: Precision, max_pool2: bool) -> Gemm {
+    let [huge, large, small] = [Gemm::huge, Gemm::large, Gemm::small].map(|size| Gemm {
+        max_pool2,
+        ..size(precision)
+    });
     // The 128×128 tile only where even it gives every SM two blocks or more.
     if huge.tiles(p) >= 2 * ENOUGH_BLOCKS {
         return huge;
