@@ -10,7 +10,7 @@ use crate::lower::{lower, Kernel};
 const MAX_ELEMS: usize = 1 << 36;
 
 /// Offsets are multiples of 16 floats (64 bytes), so each value starts on a cache line.
-const ALIGN: usize = 16;
+pub(crate) const ALIGN: usize = 16;
 
 /// One node lowered at a fixed batch.
 pub(crate) struct Step {

@@ -8,7 +8,7 @@
 
 use super::cuda::CudaPlan;
 use crate::lower::Kernel;
-use crate::plan::{moves_no_data, shares_input_storage, Plan, Slot};
+use crate::plan::{moves_no_data, shares_input_storage, Plan, Slot, ALIGN};
 use kestrel_kernels::conv2d::cuda::{can_fuse_max_pool2, conv2d_max_pool2};
 use kestrel_kernels::cuda::{Arg, CudaOp};
 use kestrel_kernels::linear::pool_linear::{pool_linear, MAX_CHANNELS};
@@ -39,10 +39,9 @@ fn next_computing(plan: &Plan, i: usize) -> Option<usize> {
 }
 
 /// Step `i`'s conv and the 2×2 max pool reading its output as one op, with the pool's
-/// step index: the conv's output still written (at the conv's slot), the pool's to its.
-/// The pooled values are written while the conv still reads x (and the residual): where
-/// the plan put them over x (dead after the conv, so free for the pool's output: the
-/// CIFAR net's first conv), they move to fresh storage past the arena.
+/// step index: the conv's output still written (at the conv's slot), the pool's to its,
+/// while the conv still reads x (the CIFAR net's first pooled map lands on its input:
+/// see `written_apart`).
 fn fused_conv_pool(
     plan: &Plan,
     cuda: &mut CudaPlan,
@@ -69,12 +68,8 @@ fn fused_conv_pool(
     if (read.offset, read.len) != (y.offset, y.len) || !can_fuse_max_pool2(p, pp) {
         return None;
     }
-    let clear = |cuda: &CudaPlan| {
-        let pooled = &cuda.values[pool.output];
-        let live = conv.inputs.iter().chain([&conv.output]);
-        live.map(|&v| &cuda.values[v]).all(|s| !overlaps(pooled, s))
-    };
-    if !clear(cuda) && !relocate(plan, cuda, pool.output) {
+    let live: Vec<usize> = conv.inputs.iter().chain([&conv.output]).copied().collect();
+    if !written_apart(plan, cuda, pool.output, &live) {
         return None;
     }
     let mut op = conv2d_max_pool2(p, weight, bias.as_deref(), *residual, *act, precision);
@@ -114,17 +109,15 @@ fn fused_head(plan: &Plan, cuda: &mut CudaPlan, i: usize) -> Option<(usize, Cuda
     else {
         return None;
     };
-    let [x, pooled, read, y] =
-        [pool.inputs[0], pool.output, linear.inputs[0], linear.output].map(|v| &cuda.values[v]);
+    let [pooled, read] = [pool.output, linear.inputs[0]].map(|v| &cuda.values[v]);
     let reads_pooled = (read.offset, read.len) == (pooled.offset, pooled.len);
     let fits = n == 1 && p.rows == 1 && p.in_features == c && c <= MAX_CHANNELS;
-    let clear = !overlaps(y, x) && !overlaps(y, pooled);
     if !reads_pooled || !fits || c * hw * size_of::<f32>() > MAX_POOLED_BYTES {
         return None;
     }
-    // y is written while x is still being read, earlier than the plan expects: where the
-    // arena gave y storage that x (dead after step i) occupies, y moves past the arena.
-    if !clear && !relocate(plan, cuda, linear.output) {
+    // The logits are written at the pool's step, while it still reads x (the MobileNetV2
+    // fixture's logits land on its last feature map).
+    if !written_apart(plan, cuda, linear.output, &[pool.inputs[0], pool.output]) {
         return None;
     }
     let mut op = pool_linear(n, c, hw, p.out_features, weight, bias.as_deref(), *act);
@@ -137,6 +130,18 @@ fn fused_head(plan: &Plan, cuda: &mut CudaPlan, i: usize) -> Option<(usize, Cuda
     Some((j, op))
 }
 
+/// Whether value `early`, which a fused op writes at an earlier step than the plan's, is
+/// kept off the storage of the `live` values that step still reads or writes. The arena
+/// may have given `early` the storage of a value that dies at that step; then `early`
+/// moves to fresh storage past the arena (false where it cannot move).
+fn written_apart(plan: &Plan, cuda: &mut CudaPlan, early: usize, live: &[usize]) -> bool {
+    let clear = |cuda: &CudaPlan| {
+        let slot = &cuda.values[early];
+        live.iter().all(|&v| !overlaps(slot, &cuda.values[v]))
+    };
+    clear(cuda) || relocate(plan, cuda, early)
+}
+
 /// Moves value `v`, with every later value sharing its storage (aliases, in-place
 /// activations), to fresh storage at the end of the arena. False, changing nothing, when
 /// an in-place concat holds it: its storage is then part of the concat's.
@@ -147,12 +152,14 @@ fn relocate(plan: &Plan, cuda: &mut CudaPlan, v: usize) -> bool {
         if holds && matches!(step.kernel, Kernel::Concat { .. }) && step.in_place {
             return false;
         }
-        if holds && shares_input_storage(step) && chain.contains(&step.inputs[0]) {
+        if shares_input_storage(step) && chain.contains(&step.inputs[0]) {
             chain.push(step.output);
         }
     }
-    // Offsets are multiples of 16 floats, as the planner keeps them.
-    let (from, to) = (cuda.values[v].offset, cuda.arena_len.next_multiple_of(16));
+    let (from, to) = (
+        cuda.values[v].offset,
+        cuda.arena_len.next_multiple_of(ALIGN),
+    );
     for &u in &chain {
         cuda.values[u].offset = cuda.values[u].offset - from + to;
     }
