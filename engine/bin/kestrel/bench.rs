@@ -127,7 +127,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         false => None,
     };
     if let Some(path) = &args.json {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "model": args.model.display().to_string(),
             "device": args.device.to_string(),
             "isa": isa,
@@ -150,7 +150,6 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "pinned_cores": pinned,
             "samples_us": samples,
         });
-        let mut json = json;
         if let Some(rows) = layers {
             json["per_layer"] = serde_json::Value::Array(rows);
         }

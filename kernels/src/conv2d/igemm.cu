@@ -347,8 +347,8 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
     }
 #endif
 
-    // The epilogue. Every thread runs every e (the pool's shuffles need whole warps);
-    // only what lies inside Y is read or written.
+    // The epilogue, in place in acc (the pool below takes its maxima from there); only
+    // what lies inside Y is read or written.
 #pragma unroll
     for (int e = 0; e < ACC_N; ++e) {
         int mi, ni;
@@ -373,6 +373,7 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
         acc[e] = v;
     }
 #if POOL
+    // Every thread runs every e: the shuffles need whole warps.
 #pragma unroll
     for (int e = 0; e < ACC_N; ++e) {
         int mi, ni;

@@ -233,7 +233,7 @@ inline void poison_shared() {
         memset(__start_emu_shared, 0xff, (size_t)(__stop_emu_shared - __start_emu_shared));
 }
 inline void async_reset() {
-    for (int t = 0; t < MAX_THREADS; t++) {
+    for (int t = 0; t < n_threads; t++) {
         async_copies[t].clear();
         async_groups[t] = 0;
     }

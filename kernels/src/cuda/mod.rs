@@ -38,7 +38,9 @@ pub enum Arg {
     /// The step's output. An element-wise op may be given its input's storage as output
     /// (in place): its kernels read each element before writing it.
     Output,
-    /// Constant buffer `i` of the `CudaOp` (uploaded once at session build).
+    /// Constant buffer `i` of the `CudaOp` (uploaded once at session build). Kernels read
+    /// them, except split-K's workspace, which conv2d writes and leaves ready for the next
+    /// run (its counters back at zero).
     Const(usize),
     /// Value `v` of the engine's plan, whichever step owns it: how an op fused across steps
     /// writes a later step's output (the classifier head, pool + linear, runs at the
