@@ -3,6 +3,7 @@
 
 use crate::{Error, Model, SessionOptions};
 use kestrel_kernels::compare::{element_error, max_finite_abs};
+use kestrel_kernels::rng::Rng;
 
 /// How far one tensor is from its reference.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,17 +69,10 @@ pub fn rounding_sensitivity(model: &Model, batch: usize, input: &[f32]) -> Resul
         Ok(outputs.get(0).map(|o| o.data.to_vec()).unwrap_or_default())
     };
     let exact = first_output(input)?;
-    // xorshift64*: reproducible without a dependency.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let rounded: Vec<f32> = input
         .iter()
-        .map(|&v| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            let u = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1 << 24) as f32;
-            v * (1.0 + (2.0 * u - 1.0) * 2f32.powi(-11))
-        })
+        .map(|&v| v * (1.0 + rng.f32() * 2f32.powi(-11)))
         .collect();
     Ok(diff(&first_output(&rounded)?, &exact, 0.0, 0.0).rel())
 }

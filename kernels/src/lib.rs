@@ -22,6 +22,7 @@ pub mod mean;
 pub mod parallel;
 pub mod pool2d;
 pub mod precision;
+pub mod rng;
 pub mod softmax;
 
 mod error;
