@@ -227,8 +227,8 @@ mod tests {
                 ..params(64, 256, 56, 1, 1)
             };
             assert_eq!(gemm_config(&batched, precision), Gemm::huge(precision));
-            assert_eq!(large.threads(), [256, 128, 128][large.math() as usize]);
-            assert_eq!(small.threads(), [256, 128, 128][small.math() as usize]);
+            assert_eq!(large.threads(), [256, 128, 128][large.math()]);
+            assert_eq!(small.threads(), [256, 128, 128][small.math()]);
         }
     }
 
