@@ -33,6 +33,15 @@ pub enum Error {
     /// failed driver call.
     #[error(transparent)]
     Cuda(#[from] kestrel_kernels::cuda::CudaError),
+    /// A kernel failed on the GPU: the node, its step's index in the plan, and the kernel
+    /// with its source file, grid and block.
+    #[error("node \"{node}\" (step {step}): kernel {kernel} failed on the GPU: {error}")]
+    CudaStep {
+        node: String,
+        step: usize,
+        kernel: String,
+        error: Box<kestrel_kernels::cuda::CudaError>,
+    },
     /// A thread could not be pinned to a core (`pin_threads`).
     #[error(transparent)]
     Pin(#[from] kestrel_kernels::affinity::PinError),

@@ -24,6 +24,7 @@ mod weights;
 
 pub use compare::{diff, rounding_sensitivity, Diff};
 pub use error::{Error, GraphError};
+pub use exec::cuda::{CudaBuild, CudaInfo, CudaKernel};
 pub use kestrel_kernels::cuda::CudaError;
 pub use kestrel_kernels::{Isa, Precision};
 pub use kestrel_loader::{GraphDef, InputDef, NodeDef};

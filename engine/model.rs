@@ -1,6 +1,7 @@
 //! `Model`: a validated graph with its weights, immutable and shareable across threads.
 
 use crate::error::{Error, GraphError};
+use crate::exec::cuda::CudaBuild;
 use crate::graph::{build_graph, Graph, GraphInput};
 use crate::plan::lower_graph;
 use crate::session::{Session, SessionOptions};
@@ -117,9 +118,12 @@ impl Model {
 
     /// Compiles every CUDA kernel specialisation a session with `opts` would run, for the
     /// GPU architecture `arch` (e.g. "sm_90"), with NVRTC only: no GPU or driver needed.
-    /// Fills the disk cache (`opts.cuda_cache`, else the default) so that sessions built
-    /// later skip NVRTC; returns how many distinct modules the session needs.
-    pub fn compile_cuda(&self, opts: &SessionOptions, arch: &str) -> Result<usize, Error> {
+    /// Compiled to CUBIN for `arch` (PTX where this NVRTC cannot emit it), so ptxas's
+    /// errors (too many registers or too much shared memory) show here too. Fills the
+    /// disk cache (`opts.cuda_cache`, else the default) so that sessions built later skip
+    /// NVRTC; returns the distinct module count and each launch's registers, shared
+    /// memory, stack and spills.
+    pub fn compile_cuda(&self, opts: &SessionOptions, arch: &str) -> Result<CudaBuild, Error> {
         self.check_batch(opts)?;
         let plan = crate::session::session_plan(&self.graph, opts).map_err(|e| self.in_file(e))?;
         let cache = crate::session::cuda_cache(opts);

@@ -238,6 +238,14 @@ impl Session {
         }
     }
 
+    /// On CUDA, the device, driver and NVRTC the session runs on; None on the CPU.
+    pub fn cuda_info(&self) -> Option<crate::CudaInfo> {
+        match &self.run {
+            Run::Cpu { .. } => None,
+            Run::Cuda(cuda) => Some(cuda.info()),
+        }
+    }
+
     /// The arithmetic of the session's convolutions.
     pub fn precision(&self) -> Precision {
         match &self.run {

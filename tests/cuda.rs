@@ -25,53 +25,104 @@ fn cuda_opts(batch: usize, optimize: bool) -> SessionOptions {
     }
 }
 
-/// Every kernel specialisation the fixtures need compiles with NVRTC for the H100's
-/// sm_90, at two batch sizes, with and without the graph passes, in every precision: a
-/// kernel that does not compile fails here, on a machine with no GPU.
+/// Every kernel specialisation the fixtures need compiles with NVRTC to CUBIN for the
+/// H100/H200's sm_90 and the A100's sm_80, at two batch sizes, with and without the graph
+/// passes, in every precision: a kernel that does not compile, or that ptxas cannot fit
+/// (registers, shared memory), fails here, on a machine with no GPU. Each launch's
+/// registers and shared memory are checked against what a block may use on those GPUs
+/// (the launch would fail with CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES) and printed.
 #[test]
 fn nvrtc_compiles_every_fixture_kernel() {
     let cache = temp_path("nvrtc-fixtures");
-    let mut modules = 0;
-    for name in FIXTURES {
-        let model = Model::load(fixture(name)).unwrap();
-        // fp32 at both batches with and without the passes; tf32 and fp16 at batch 1.
-        let runs = [
-            (1, true, Precision::Fp32),
-            (1, false, Precision::Fp32),
-            (3, true, Precision::Fp32),
-            (3, false, Precision::Fp32),
-            (1, true, Precision::Tf32),
-            (1, true, Precision::Fp16),
-        ];
-        for (batch, optimize, precision) in runs {
-            let opts = SessionOptions {
-                batch,
-                optimize,
-                precision,
-                cuda_cache: Some(cache.clone()),
-                ..SessionOptions::default()
-            };
-            match model.compile_cuda(&opts, "sm_90") {
-                Ok(n) => modules += n,
-                Err(Error::Cuda(CudaError::Unavailable(why)))
-                    if !required("KESTREL_REQUIRE_NVRTC") =>
-                {
-                    println!("skipping NVRTC compile of the fixtures: {why}");
-                    return;
+    for arch in ["sm_90", "sm_80"] {
+        let mut modules = 0;
+        let mut table = std::collections::BTreeMap::new();
+        for name in FIXTURES {
+            let model = Model::load(fixture(name)).unwrap();
+            // fp32 at both batches with and without the passes; tf32 and fp16 at batch 1.
+            let runs = [
+                (1, true, Precision::Fp32),
+                (1, false, Precision::Fp32),
+                (3, true, Precision::Fp32),
+                (3, false, Precision::Fp32),
+                (1, true, Precision::Tf32),
+                (1, true, Precision::Fp16),
+            ];
+            for (batch, optimize, precision) in runs {
+                let opts = SessionOptions {
+                    batch,
+                    optimize,
+                    precision,
+                    cuda_cache: Some(cache.clone()),
+                    ..SessionOptions::default()
+                };
+                let label = format!("{arch} {name} b{batch} optimize={optimize} {precision}");
+                let build = match model.compile_cuda(&opts, arch) {
+                    Ok(build) => build,
+                    Err(Error::Cuda(CudaError::Unavailable(why)))
+                        if !required("KESTREL_REQUIRE_NVRTC") =>
+                    {
+                        println!("skipping NVRTC compile of the fixtures: {why}");
+                        return;
+                    }
+                    Err(e) => panic!("{label}: {e}"),
+                };
+                assert_eq!(build.image, "CUBIN", "{label}: {}", build.nvrtc);
+                modules += build.modules;
+                for k in &build.kernels {
+                    check_fits(&label, k);
+                    let key = (
+                        k.entry,
+                        k.registers,
+                        k.static_shared_bytes,
+                        k.dynamic_shared_bytes,
+                    );
+                    table.entry(key).or_insert((
+                        k.block.iter().product::<u32>(),
+                        k.stack_bytes,
+                        k.spill_stores + k.spill_loads,
+                    ));
                 }
-                Err(e) => panic!("{name} b{batch} optimize={optimize} {precision}: {e}"),
             }
         }
+        assert!(modules > 20, "{arch}: only {modules} modules compiled");
+        println!("{arch}: ptxas per kernel (entry, registers, static smem, dynamic smem: threads, stack, spill bytes)");
+        for (key, value) in &table {
+            println!("  {key:?}: {value:?}");
+        }
     }
-    assert!(modules > 20, "only {modules} modules compiled");
     // The second pass finds every module in the disk cache.
     let model = Model::load(fixture("resnet18")).unwrap();
     let opts = SessionOptions {
         cuda_cache: Some(cache.clone()),
         ..SessionOptions::default()
     };
-    assert!(model.compile_cuda(&opts, "sm_90").unwrap() > 0);
+    assert!(model.compile_cuda(&opts, "sm_90").unwrap().modules > 0);
     let _ = std::fs::remove_dir_all(&cache);
+}
+
+/// A launch the device would refuse: more registers than a block may hold (64 K on
+/// sm_80/sm_90), or more shared memory than a block may have (48 KiB static; dynamic
+/// past that needs an opt-in none of the kernels makes).
+fn check_fits(label: &str, k: &kestrel::CudaKernel) {
+    let threads: u32 = k.block.iter().product();
+    let what = format!(
+        "{label}: node {} kernel {} ({} threads)",
+        k.node, k.entry, threads
+    );
+    assert!(k.registers > 0, "{what}: ptxas reported no registers");
+    // Registers are given out per warp, in units of 256.
+    let per_warp = (k.registers * 32).div_ceil(256) * 256;
+    assert!(
+        per_warp * threads.div_ceil(32) <= 65536,
+        "{what}: {} registers a thread is over the 64 K a block may use",
+        k.registers
+    );
+    let shared = k.static_shared_bytes + k.dynamic_shared_bytes;
+    assert!(
+        shared <= 48 << 10,
+        "{what}: {shared} bytes of shared memory, over 48 KiB"
+    );
 }
 
 /// Each fixture on the GPU: every layer (eager, step by step) and the graph-replayed

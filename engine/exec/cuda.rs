@@ -8,12 +8,20 @@ use crate::lower::Kernel;
 use crate::plan::{moves_no_data, Plan, Slot, Step};
 use kestrel_kernels as k;
 use kestrel_kernels::cuda::compile::Compiler;
-use kestrel_kernels::cuda::device::{Gpu, Pinned};
+use kestrel_kernels::cuda::device::{driver_error, geometry, Gpu, Pinned};
+use kestrel_kernels::cuda::module::Kernel as CudaKernelFn;
+use kestrel_kernels::cuda::nvrtc::{Nvrtc, Target};
 use kestrel_kernels::cuda::{Arg, CudaError, CudaOp, Launch};
 use kestrel_kernels::{Activation, Precision};
 use std::path::PathBuf;
 
+#[cfg(test)]
+mod fault_tests;
 mod profile;
+mod report;
+
+pub(crate) use report::compile_plan;
+pub use report::{CudaBuild, CudaInfo, CudaKernel};
 
 /// The `CudaOp` that computes one step in `precision`; empty for steps that move no data.
 pub(crate) fn cuda_op(kernel: &Kernel, out_len: usize, precision: Precision) -> CudaOp {
@@ -127,26 +135,6 @@ pub(crate) fn cuda_plan(plan: &Plan, choice: OpChoice) -> Result<CudaPlan, Error
     Ok(cuda)
 }
 
-/// Compiles every kernel specialisation of `plan`, as `choice` makes them, for `arch`
-/// with NVRTC, without a GPU. Returns how many distinct modules there are.
-pub(crate) fn compile_plan(
-    plan: &Plan,
-    choice: OpChoice,
-    arch: &str,
-    cache_dir: Option<PathBuf>,
-) -> Result<usize, Error> {
-    let ops = cuda_plan(plan, choice)?.ops;
-    let compiler = Compiler::new(arch, cache_dir)?;
-    let mut texts = std::collections::HashSet::new();
-    for op in ops {
-        for launch in &op.launches {
-            compiler.ptx(launch)?;
-            texts.insert(launch.module_text());
-        }
-    }
-    Ok(texts.len())
-}
-
 /// A CUDA graph replayed by one session at a time.
 struct Graph(cudarc::driver::CudaGraph);
 
@@ -157,7 +145,7 @@ unsafe impl Send for Graph {}
 
 /// One kernel launch, resolved: its loaded function and its arguments' device addresses.
 struct Call {
-    function: cudarc::driver::CudaFunction,
+    function: CudaKernelFn,
     launch: Launch,
     ptrs: Vec<u64>,
 }
@@ -185,6 +173,9 @@ pub(crate) struct CudaExecutor {
     values: Vec<Slot>,
     gpu: Gpu,
     precision: Precision,
+    /// The NVRTC the kernels were compiled with, and what they were compiled to.
+    nvrtc: Nvrtc,
+    target: Target,
 }
 
 impl CudaExecutor {
@@ -196,6 +187,8 @@ impl CudaExecutor {
     ) -> Result<CudaExecutor, Error> {
         let gpu = Gpu::new(ordinal)?;
         let compiler = Compiler::new(gpu.arch(), cache_dir)?;
+        // Before compiling anything: a driver older than NVRTC would refuse every module.
+        gpu.check(&compiler)?;
         let cuda = cuda_plan(plan, choice)?;
         let arena = gpu.alloc_zeros(cuda.arena_len.max(1))?;
         let base = gpu.device_ptr(&arena);
@@ -215,8 +208,7 @@ impl CudaExecutor {
                 .collect::<Result<_, CudaError>>()?;
             let mut calls = Vec::with_capacity(op.launches.len());
             for launch in op.launches {
-                let ptx = compiler.ptx(&launch)?;
-                let function = gpu.load(&ptx, launch.entry)?;
+                let function = gpu.load(&*compiler.module(&launch)?, &launch)?;
                 let ptrs = launch
                     .args
                     .iter()
@@ -264,30 +256,47 @@ impl CudaExecutor {
             values: cuda.values,
             gpu,
             precision: choice.precision,
+            nvrtc: compiler.nvrtc().clone(),
+            target: compiler.target().clone(),
         };
+        exec.validate(plan)?;
         exec.graph = Some(Graph(exec.capture()?));
         Ok(exec)
+    }
+
+    /// Runs every step once, eagerly and in order, waiting after each launch: the first
+    /// run of each kernel happens here, where a failure names its node, step, kernel and
+    /// launch geometry, and not inside the graph, where it would surface as a bare error
+    /// at the end of the first replay. Once per session build, on the zeroed inputs.
+    fn validate(&mut self, plan: &Plan) -> Result<(), Error> {
+        self.copy_inputs_in()?;
+        for (index, (step, calls)) in plan.steps.iter().zip(&self.steps).enumerate() {
+            for call in calls {
+                let failed = |error| step_error(&step.name, index, &call.launch, error);
+                self.gpu
+                    .launch(&call.function, &call.launch, &call.ptrs)
+                    .map_err(failed)?;
+                self.gpu.synchronize().map_err(failed)?;
+            }
+        }
+        Ok(())
     }
 
     /// Records one whole run (copies in, every kernel, copies out) as a CUDA graph.
     fn capture(&mut self) -> Result<cudarc::driver::CudaGraph, CudaError> {
         use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
         let stream = self.gpu.stream().clone();
-        let driver = |what: &'static str| {
-            move |e: cudarc::driver::DriverError| CudaError::Driver {
-                what: what.into(),
-                detail: e.to_string(),
-            }
-        };
+        let driver = |what: &'static str| move |e| driver_error(what, e);
         stream
             .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
             .map_err(driver("begin graph capture"))?;
         let recorded = self.enqueue_run();
-        // End the capture even when recording failed, so the stream is usable again.
-        let graph = stream
-            .end_capture(CUgraphInstantiate_flags(0))
-            .map_err(driver("end graph capture"))?;
+        // End the capture even when recording failed, so the stream is usable again; a
+        // failed launch invalidates the capture, and its own error (naming the kernel)
+        // says more than end_capture's, so it comes first.
+        let ended = stream.end_capture(CUgraphInstantiate_flags(0));
         recorded?;
+        let graph = ended.map_err(driver("end graph capture"))?;
         let graph = graph.ok_or_else(|| CudaError::Driver {
             what: "graph capture".into(),
             detail: "captured an empty graph".into(),
@@ -337,10 +346,10 @@ impl CudaExecutor {
         let Some(graph) = &self.graph else {
             return Err(Error::Session("CUDA session without its graph".into()));
         };
-        graph.0.launch().map_err(|e| CudaError::Driver {
-            what: "graph launch".into(),
-            detail: e.to_string(),
-        })?;
+        graph
+            .0
+            .launch()
+            .map_err(|e| driver_error("launch the session's graph", e))?;
         self.gpu.synchronize()?;
         Ok(())
     }
@@ -357,9 +366,13 @@ impl CudaExecutor {
         self.copy_inputs_in()?;
         let base = self.gpu.device_ptr(&self.arena);
         let mut host = Vec::new();
-        for (step, calls) in plan.steps.iter().zip(&self.steps) {
+        for (index, (step, calls)) in plan.steps.iter().zip(&self.steps).enumerate() {
             for call in calls {
-                self.gpu.launch(&call.function, &call.launch, &call.ptrs)?;
+                let failed = |error| step_error(&step.name, index, &call.launch, error);
+                self.gpu
+                    .launch(&call.function, &call.launch, &call.ptrs)
+                    .map_err(failed)?;
+                self.gpu.synchronize().map_err(failed)?;
             }
             let slot = &self.values[step.output];
             host.resize(slot.len, 0.0);
@@ -382,6 +395,18 @@ impl CudaExecutor {
         self.gpu.name()
     }
 
+    /// The device, driver, NVRTC and module kind the session runs on.
+    pub(crate) fn info(&self) -> CudaInfo {
+        CudaInfo {
+            device: self.gpu.name().to_string(),
+            arch: self.gpu.arch().to_string(),
+            driver: self.gpu.driver_version(),
+            nvrtc: self.nvrtc.version,
+            nvrtc_library: self.nvrtc.library.clone(),
+            image: self.target.kind.as_str(),
+        }
+    }
+
     pub(crate) fn precision(&self) -> Precision {
         self.precision
     }
@@ -393,6 +418,21 @@ impl CudaExecutor {
 
     pub(crate) fn kernel_launches(&self) -> usize {
         self.steps.iter().map(Vec::len).sum()
+    }
+}
+
+/// A kernel of step `index` (node `node`) failed: the error names all four.
+fn step_error(node: &str, index: usize, launch: &Launch, error: CudaError) -> Error {
+    Error::CudaStep {
+        node: node.to_string(),
+        step: index,
+        kernel: format!(
+            "{} ({}, {})",
+            launch.entry,
+            launch.source.name,
+            geometry(launch)
+        ),
+        error: Box::new(error),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use kestrel_kernels::cuda::compile::Compiler;
 use kestrel_kernels::cuda::device::{spin_launch, Gpu, Timer};
+use kestrel_kernels::cuda::nvrtc::{self, ImageKind, Target};
 use kestrel_kernels::cuda::CudaError;
 
 fn required(var: &str) -> bool {
@@ -21,7 +22,21 @@ fn spin_compiles_for_sm_90() {
         }
         Err(e) => panic!("{e}"),
     };
-    let ptx = compiler.ptx(&spin_launch()).unwrap();
+    let launch = spin_launch();
+    let module = compiler.module(&launch).unwrap();
+    let used = module.resources();
+    assert!(
+        used.len() == 1 && used[0].entry == "spin_ns",
+        "{}",
+        module.ptxas
+    );
+    // The clock it reads: visible in the PTX (the CUBIN holds machine code).
+    let ptx_target = Target {
+        kind: ImageKind::Ptx,
+        arch: "compute_90".into(),
+    };
+    let ptx = nvrtc::compile(&launch.module_text(), "spin.cu", &ptx_target, &[]).unwrap();
+    let ptx = String::from_utf8(ptx.image).unwrap();
     assert!(ptx.contains(".entry spin_ns"), "{ptx}");
     assert!(ptx.contains("%globaltimer"), "{ptx}");
 }

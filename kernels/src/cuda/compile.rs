@@ -1,13 +1,16 @@
 //! NVRTC compilation of launches, cached in memory and on disk.
 //!
-//! A module's PTX is keyed by a 64-bit FNV-1a hash of everything that decides it: the
-//! module text (defines + source), the NVRTC options, the architecture and NVRTC's
-//! version. NVRTC costs ~35 ms warm and ~290 ms cold per module on the H100 host, and a
-//! ResNet session has a few dozen distinct modules, so the disk cache turns the second
-//! session build from seconds into milliseconds.
+//! Each module is compiled to a CUBIN for the device's exact architecture (`sm_90`),
+//! which the driver loads without JIT-compiling anything; PTX only where this NVRTC
+//! cannot emit that architecture (`nvrtc::Target::choose`). A module is keyed by a 64-bit
+//! FNV-1a hash of everything that decides it: the module text (defines + source), the
+//! NVRTC options, the target (kind and architecture) and NVRTC's version. NVRTC costs
+//! ~35 ms warm and ~290 ms cold per module on the H100 host, and a ResNet session has a
+//! few dozen distinct modules, so the disk cache turns the second session build from
+//! seconds into milliseconds.
 
+use super::nvrtc::{self, ImageKind, Nvrtc, Resources, Target};
 use super::{CudaError, Launch};
-use cudarc::nvrtc::{CompileError, CompileOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,53 +26,72 @@ const OPTIONS: [&str; 4] = [
     "--ftz=false",
 ];
 
-/// Compiles module texts to PTX for one architecture, once per distinct text.
+/// One compiled module: what the driver loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    pub kind: ImageKind,
+    /// The CUBIN, or the PTX text (no terminating NUL).
+    pub image: Vec<u8>,
+    /// ptxas's `-v` report for a CUBIN (see [`Module::resources`]); empty for PTX.
+    pub ptxas: String,
+}
+
+impl Module {
+    /// Registers, static shared memory, stack and spills of each kernel, as ptxas
+    /// reported them (none for PTX: the driver's JIT decides those).
+    pub fn resources(&self) -> Vec<Resources> {
+        nvrtc::parse_ptxas(&self.ptxas)
+    }
+}
+
+/// Compiles module texts for one device architecture, once per distinct text.
 pub struct Compiler {
+    /// The device's architecture, e.g. "sm_90".
     arch: String,
+    target: Target,
+    nvrtc: Nvrtc,
     cache_dir: Option<PathBuf>,
-    /// NVRTC's (major, minor): a new NVRTC must not reuse an old one's PTX.
-    version: (i32, i32),
-    memory: Mutex<HashMap<u64, Arc<str>>>,
+    memory: Mutex<HashMap<u64, Arc<Module>>>,
     /// NVRTC invocations actually made (not served from memory or disk).
     compiled: AtomicUsize,
 }
 
 impl Compiler {
-    /// A compiler for `arch` (e.g. "sm_90"); `cache_dir` None keeps the cache in memory only.
-    /// Fails with `CudaError::Unavailable` when the NVRTC library cannot be loaded.
+    /// A compiler for a device of architecture `arch` (e.g. "sm_90"); `cache_dir` None
+    /// keeps the cache in memory only. Fails with `CudaError::Unavailable` when the NVRTC
+    /// library cannot be loaded or cannot compile for `arch` at all.
     pub fn new(arch: &str, cache_dir: Option<PathBuf>) -> Result<Compiler, CudaError> {
-        // SAFETY: only tries to dlopen the candidate library names; cudarc panics on the
-        // first NVRTC call when none loads, so this probe must come first.
-        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-            return Err(CudaError::Unavailable(
-                "NVRTC library (libnvrtc.so.13) not found: install the CUDA toolkit or \
-                 `pip install nvidia-cuda-nvrtc`, and put its lib folder on LD_LIBRARY_PATH"
-                    .into(),
-            ));
-        }
-        let (mut major, mut minor) = (0, 0);
-        // SAFETY: the library is present (probed above); nvrtcVersion writes two ints
-        // through pointers that are valid for the call.
-        unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) }
-            .result()
-            .map_err(|e| CudaError::Unavailable(format!("NVRTC version query failed: {e:?}")))?;
+        let nvrtc = Nvrtc::open()?;
+        let target = Target::choose(arch, &nvrtc.archs)
+            .map_err(|why| CudaError::Unavailable(format!("NVRTC {}: {why}", nvrtc.describe())))?;
         Ok(Compiler {
             arch: arch.to_string(),
+            target,
+            nvrtc,
             cache_dir,
-            version: (major, minor),
             memory: Mutex::new(HashMap::new()),
             compiled: AtomicUsize::new(0),
         })
     }
 
-    /// The architecture this compiler targets, e.g. "sm_90".
+    /// The device architecture this compiler was made for, e.g. "sm_90".
     pub fn arch(&self) -> &str {
         &self.arch
     }
 
+    /// What the modules are compiled to: CUBIN for `arch`, or PTX as the fallback.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The NVRTC library in use: version, path, architectures.
+    pub fn nvrtc(&self) -> &Nvrtc {
+        &self.nvrtc
+    }
+
     /// NVRTC's version as (major, minor), e.g. (13, 0).
     pub fn nvrtc_version(&self) -> (i32, i32) {
-        self.version
+        self.nvrtc.version
     }
 
     /// How many modules this compiler has handed to NVRTC (cache hits not counted).
@@ -77,85 +99,81 @@ impl Compiler {
         self.compiled.load(Ordering::Relaxed)
     }
 
-    /// The PTX of `launch`'s module: from memory, else from the disk cache, else NVRTC.
-    pub fn ptx(&self, launch: &Launch) -> Result<Arc<str>, CudaError> {
+    /// The compiled module of `launch`: from memory, else from the disk cache, else NVRTC.
+    pub fn module(&self, launch: &Launch) -> Result<Arc<Module>, CudaError> {
         let text = launch.module_text();
-        let options = self.options();
-        let key = self.key(&text, &options);
-        if let Some(ptx) = self.memory().get(&key) {
-            return Ok(ptx.clone());
+        let key = self.key(&text);
+        if let Some(module) = self.memory().get(&key) {
+            return Ok(module.clone());
         }
+        let extension = match self.target.kind {
+            ImageKind::Cubin => "cubin",
+            ImageKind::Ptx => "ptx",
+        };
         let path = self
             .cache_dir
             .as_ref()
-            .map(|d| d.join(format!("{key:016x}.ptx")));
-        let ptx: Arc<str> = match path.as_deref().and_then(|p| read_cached(p, key)) {
-            Some(ptx) => ptx.into(),
+            .map(|d| d.join(format!("{key:016x}.{extension}")));
+        let cached = path
+            .as_deref()
+            .and_then(|p| read_cached(p, key, self.target.kind));
+        let module = Arc::new(match cached {
+            Some(module) => module,
             None => {
-                let ptx = self.nvrtc(launch, text, options)?;
+                let module = self.compile(launch, &text)?;
                 if let (Some(dir), Some(path)) = (&self.cache_dir, &path) {
-                    write_cached(dir, path, key, &ptx);
+                    write_cached(dir, path, key, &module);
                 }
-                ptx.into()
+                module
             }
-        };
-        self.memory().insert(key, ptx.clone());
-        Ok(ptx)
+        });
+        self.memory().insert(key, module.clone());
+        Ok(module)
     }
 
-    fn options(&self) -> Vec<String> {
-        // The same flag `CompileOptions::arch` would add; passed as a string because
-        // that field wants a &'static str.
-        let mut options = vec![format!("--gpu-architecture={}", self.arch)];
-        options.extend(OPTIONS.iter().map(|o| o.to_string()));
-        options
-    }
-
-    fn key(&self, text: &str, options: &[String]) -> u64 {
+    fn key(&self, text: &str) -> u64 {
+        let (major, minor) = self.nvrtc.version;
+        let target = format!(
+            "{} {} nvrtc {major}.{minor}",
+            self.target.kind.as_str(),
+            self.target.arch
+        );
         let mut keyed = Vec::with_capacity(text.len() + 128);
-        for part in [text, &options.join(" "), &self.arch] {
+        for part in [text, &OPTIONS.join(" "), &target] {
             keyed.extend_from_slice(part.as_bytes());
             keyed.push(0);
         }
-        keyed.extend_from_slice(format!("nvrtc {}.{}", self.version.0, self.version.1).as_bytes());
         fnv1a64(&keyed)
     }
 
-    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<str>>> {
+    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Module>>> {
         // A thread that panicked while holding the lock left the map whole: each insert
         // is one call.
         self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn nvrtc(
-        &self,
-        launch: &Launch,
-        text: String,
-        options: Vec<String>,
-    ) -> Result<String, CudaError> {
-        let failed = |log: String| CudaError::Compile {
-            source_name: launch.source.name.to_string(),
-            entry: launch.entry.to_string(),
-            log: format!("{}\n(defines: {})", log.trim_end(), defines(launch)),
-        };
-        // cudarc panics on an interior NUL; no real source has one.
-        if text.contains('\0') {
-            return Err(failed("the source contains a NUL byte".into()));
-        }
-        let opts = CompileOptions {
-            options,
-            name: Some(launch.source.name.to_string()),
-            ..Default::default()
-        };
+    fn compile(&self, launch: &Launch, text: &str) -> Result<Module, CudaError> {
         self.compiled.fetch_add(1, Ordering::Relaxed);
-        let ptx = cudarc::nvrtc::compile_ptx_with_opts(text, opts).map_err(|e| match e {
-            CompileError::CompileError { log, .. } => failed(log.to_string_lossy().into_owned()),
-            other => failed(format!("{other:?}")),
-        })?;
-        let bytes = ptx.as_bytes().unwrap_or_default();
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        String::from_utf8(bytes[..end].to_vec())
-            .map_err(|_| failed("NVRTC returned PTX that is not UTF-8".into()))
+        let compiled =
+            nvrtc::compile(text, launch.source.name, &self.target, &OPTIONS).map_err(|log| {
+                CudaError::Compile {
+                    source_name: launch.source.name.to_string(),
+                    entry: launch.entry.to_string(),
+                    log: format!(
+                        "{}\n(defines: {}; NVRTC {}, {} for {})",
+                        log.trim_end(),
+                        defines(launch),
+                        self.nvrtc.describe(),
+                        self.target.kind.as_str(),
+                        self.target.arch
+                    ),
+                }
+            })?;
+        Ok(Module {
+            kind: self.target.kind,
+            image: compiled.image,
+            ptxas: compiled.ptxas,
+        })
     }
 }
 
@@ -173,32 +191,53 @@ fn defines(launch: &Launch) -> String {
     }
 }
 
-/// A cache file is a header naming its key and its body's hash, then the PTX. Anything
-/// else (truncated, corrupted, another key's) reads as a miss.
-fn header(key: u64, ptx: &str) -> String {
+/// A cache file is a header line naming its kind, key, body hash and ptxas report
+/// length, then the report, then the image. Anything else (truncated, corrupted, another
+/// key's or kind's) reads as a miss.
+fn header(key: u64, module: &Module) -> String {
     format!(
-        "// kestrel ptx {key:016x} {:016x}\n",
-        fnv1a64(ptx.as_bytes())
+        "kestrel {} {key:016x} {:016x} {}\n",
+        module.kind.as_str(),
+        fnv1a64(&body(module)),
+        module.ptxas.len()
     )
 }
 
-fn read_cached(path: &Path, key: u64) -> Option<String> {
-    let file = std::fs::read_to_string(path).ok()?;
-    let (first, ptx) = file.split_once('\n')?;
-    (format!("{first}\n") == header(key, ptx)).then(|| ptx.to_string())
+fn body(module: &Module) -> Vec<u8> {
+    [module.ptxas.as_bytes(), &module.image].concat()
+}
+
+fn read_cached(path: &Path, key: u64, kind: ImageKind) -> Option<Module> {
+    let file = std::fs::read(path).ok()?;
+    let newline = file.iter().position(|&b| b == b'\n')?;
+    let (first, rest) = (
+        std::str::from_utf8(&file[..newline]).ok()?,
+        &file[newline + 1..],
+    );
+    let report_len: usize = first.rsplit(' ').next()?.parse().ok()?;
+    if report_len > rest.len() {
+        return None;
+    }
+    let module = Module {
+        kind,
+        ptxas: String::from_utf8(rest[..report_len].to_vec()).ok()?,
+        image: rest[report_len..].to_vec(),
+    };
+    (format!("{first}\n") == header(key, &module)).then_some(module)
 }
 
 /// Best effort: a disk error only means the next process compiles again. The file is
 /// written under a temporary name and renamed, so no reader ever sees half of it.
-fn write_cached(dir: &Path, path: &Path, key: u64, ptx: &str) {
+fn write_cached(dir: &Path, path: &Path, key: u64, module: &Module) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let tmp = dir.join(format!(
         ".{key:016x}.{}.{}.tmp",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
+    let file = [header(key, module).as_bytes(), &body(module)].concat();
     let written = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&tmp, format!("{}{ptx}", header(key, ptx))))
+        .and_then(|()| std::fs::write(&tmp, file))
         .and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -7,14 +7,15 @@
 //! (it adds cross-stream waits that break capture) and one non-default stream for every
 //! allocation, copy and launch (the default stream cannot be captured).
 
-use super::compile::Compiler;
+use super::compile::{Compiler, Module};
+use super::module::{self, Kernel, Loaded};
 use super::{Arg, CudaError, CudaOp, Launch};
 use cudarc::driver::{
-    result, sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr,
-    DriverError, LaunchConfig, PinnedHostSlice, PushKernelArg,
+    result, sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DriverError, PinnedHostSlice,
 };
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// One device's context with the one stream everything of a session runs on.
 pub struct Gpu {
@@ -22,21 +23,51 @@ pub struct Gpu {
     stream: Arc<CudaStream>,
     arch: String,
     name: String,
-    /// Loaded modules by PTX text: launches that share a specialisation load it once.
-    modules: Mutex<HashMap<String, Arc<CudaModule>>>,
+    /// The driver's CUDA version, e.g. (13, 0).
+    driver_version: (i32, i32),
+    /// Loaded modules by image: launches that share a specialisation load it once.
+    modules: Mutex<HashMap<Vec<u8>, Arc<Loaded>>>,
 }
 
-/// Maps a cudarc error to `CudaError::Driver` naming what was being done.
+/// The first device fault of this process, once there has been one: CUDA's errors of
+/// that kind are sticky (the context stays broken), so later session builds are refused
+/// with this instead of failing at some unrelated call.
+static FAULT: OnceLock<String> = OnceLock::new();
+
+/// The device fault that made this process's CUDA context unusable, if one happened.
+pub fn fault_in_process() -> Option<&'static str> {
+    FAULT.get().map(String::as_str)
+}
+
+/// Maps a cudarc error to a `CudaError` naming what was being done: `Fault` (recorded
+/// for the process) for the sticky errors of a kernel gone wrong, else `Driver`.
+pub fn driver_error(what: impl Into<String>, e: DriverError) -> CudaError {
+    let (what, detail) = (what.into(), describe(e));
+    if is_sticky(e) {
+        let _ = FAULT.set(format!("{what}: {detail}"));
+        return CudaError::Fault { what, detail };
+    }
+    CudaError::Driver { what, detail }
+}
+
+/// The CUresult codes CUDA documents as leaving the context unusable: an uncorrectable
+/// ECC error, and a kernel's illegal address, timeout, assert, stack error, illegal
+/// instruction, misaligned address, invalid address space, invalid PC and launch failure.
+pub fn is_sticky(e: DriverError) -> bool {
+    matches!(e.0 as u32, 214 | 700 | 702 | 710 | 714..=719)
+}
+
 fn driver(what: impl Into<String>) -> impl FnOnce(DriverError) -> CudaError {
     let what = what.into();
-    move |e| CudaError::Driver {
-        what,
-        detail: describe(e),
-    }
+    move |e| driver_error(what, e)
 }
 
 /// "CUDA_ERROR_OUT_OF_MEMORY (out of memory)".
 fn describe(e: DriverError) -> String {
+    // SAFETY: only tries to dlopen libcuda; the name lookups below panic without it.
+    if !unsafe { sys::is_culib_present() } {
+        return format!("{:?}", e.0);
+    }
     match (e.error_name(), e.error_string()) {
         (Ok(name), Ok(text)) => format!("{} ({})", name.to_string_lossy(), text.to_string_lossy()),
         _ => format!("{:?}", e.0),
@@ -76,6 +107,12 @@ pub fn probe(ordinal: usize) -> Result<String, CudaError> {
 impl Gpu {
     /// Opens device `ordinal`: `CudaError::Unavailable` when there is no driver or no such device.
     pub fn new(ordinal: usize) -> Result<Gpu, CudaError> {
+        if let Some(first) = fault_in_process() {
+            return Err(CudaError::ContextLost {
+                what: format!("open device {ordinal}"),
+                first: first.to_string(),
+            });
+        }
         device_count(ordinal)?;
         let ctx = CudaContext::new(ordinal)
             .map_err(driver(format!("create a context on device {ordinal}")))?;
@@ -88,13 +125,30 @@ impl Gpu {
         let (major, minor) = ctx
             .compute_capability()
             .map_err(driver("read the compute capability"))?;
+        let driver_version = module::driver_version().map_err(driver("read the driver version"))?;
         Ok(Gpu {
             ctx,
             stream,
             arch: format!("sm_{major}{minor}"),
             name,
+            driver_version,
             modules: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The driver's CUDA version, e.g. (13, 0) for a 580 driver.
+    pub fn driver_version(&self) -> (i32, i32) {
+        self.driver_version
+    }
+
+    /// Ok when what `compiler` produces loads on this device's driver; else an error
+    /// naming both versions and the fix (see [`module::check_versions`]).
+    pub fn check(&self, compiler: &Compiler) -> Result<(), CudaError> {
+        module::check_versions(
+            compiler.nvrtc(),
+            compiler.target().kind,
+            self.driver_version,
+        )
     }
 
     /// The device's architecture as NVRTC names it, e.g. "sm_90".
@@ -116,30 +170,35 @@ impl Gpu {
         &self.stream
     }
 
-    /// Function `entry` of `ptx`, loading the module once per distinct PTX text.
-    pub fn load(&self, ptx: &str, entry: &str) -> Result<CudaFunction, CudaError> {
-        // cudarc unwraps CString conversions: refuse NULs here instead of panicking there.
-        if ptx.contains('\0') || entry.contains('\0') {
-            return Err(CudaError::Driver {
-                what: format!("load {entry}"),
-                detail: "PTX or entry name contains a NUL byte".into(),
-            });
-        }
+    /// Kernel `launch.entry` of `module` (compiled from `launch`), loading the module
+    /// once per distinct image. A refused module is a `CudaError::Load` carrying the
+    /// driver's JIT log.
+    pub fn load(&self, module: &Module, launch: &Launch) -> Result<Kernel, CudaError> {
         let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-        let module = match modules.get(ptx) {
+        let loaded = match modules.get(&module.image) {
             Some(m) => m.clone(),
             None => {
-                let m = self
-                    .ctx
-                    .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-                    .map_err(driver(format!("load the module holding {entry}")))?;
-                modules.insert(ptx.to_string(), m.clone());
+                let m = module::load(&self.ctx, module).map_err(|f| {
+                    let detail = match driver_error("", f.error) {
+                        CudaError::Fault { detail, .. } | CudaError::Driver { detail, .. } => {
+                            detail
+                        }
+                        other => other.to_string(),
+                    };
+                    CudaError::Load {
+                        kind: module.kind.as_str(),
+                        entry: launch.entry.to_string(),
+                        source_name: launch.source.name.to_string(),
+                        detail,
+                        log: f.log,
+                    }
+                })?;
+                modules.insert(module.image.clone(), m.clone());
                 m
             }
         };
-        module
-            .load_function(entry)
-            .map_err(driver(format!("find {entry} in its module")))
+        module::kernel(&loaded, launch.entry)
+            .map_err(driver(format!("find {} in its module", launch.entry)))
     }
 
     /// `len` zeroed floats on the device (at least one: CUDA refuses empty allocations).
@@ -236,36 +295,48 @@ impl Gpu {
         Ok(host)
     }
 
-    /// Enqueues `f` with `l`'s grid, block and shared memory; `ptrs[i]` is the device
-    /// address of `l.args[i]`, each passed as one 64-bit kernel argument.
-    pub fn launch(&self, f: &CudaFunction, l: &Launch, ptrs: &[u64]) -> Result<(), CudaError> {
-        if ptrs.len() != l.args.len() {
-            return Err(CudaError::Driver {
-                what: format!("launch {}", l.entry),
-                detail: format!("{} addresses for {} arguments", ptrs.len(), l.args.len()),
-            });
-        }
-        let cfg = LaunchConfig {
-            grid_dim: (l.grid[0], l.grid[1], l.grid[2]),
-            block_dim: (l.block[0], l.block[1], l.block[2]),
-            shared_mem_bytes: l.shared_bytes,
-        };
-        let mut args = self.stream.launch_builder(f);
-        for ptr in ptrs {
-            args.arg(ptr);
-        }
-        // SAFETY: every parameter of a Kestrel kernel is a float pointer (the .cu rules),
-        // one per `l.args`, and each ptrs[i] is the device address the caller resolved
-        // for that role; the kernel's own bounds come from the defines its PTX was
-        // compiled with, which describe those buffers.
-        unsafe { args.launch(cfg) }
-            .map(drop)
-            .map_err(driver(format!(
+    /// Enqueues `kernel` with `l`'s grid, block and shared memory; `ptrs[i]` is the
+    /// device address of `l.args[i]`, each passed as one 64-bit kernel argument.
+    pub fn launch(&self, kernel: &Kernel, l: &Launch, ptrs: &[u64]) -> Result<(), CudaError> {
+        let what = || {
+            format!(
                 "launch {} ({} from {})",
                 l.entry,
                 geometry(l),
                 l.source.name
-            )))
+            )
+        };
+        let mut values = [0u64; MAX_ARGS];
+        if ptrs.len() != l.args.len() || ptrs.len() > MAX_ARGS {
+            return Err(CudaError::Driver {
+                what: what(),
+                detail: format!(
+                    "{} addresses for {} arguments (at most {MAX_ARGS})",
+                    ptrs.len(),
+                    l.args.len()
+                ),
+            });
+        }
+        values[..ptrs.len()].copy_from_slice(ptrs);
+        let mut params = [std::ptr::null_mut::<c_void>(); MAX_ARGS];
+        for (param, value) in params.iter_mut().zip(values.iter_mut()) {
+            *param = (value as *mut u64).cast();
+        }
+        self.ctx.bind_to_thread().map_err(driver(what()))?;
+        // SAFETY: every parameter of a Kestrel kernel is a float pointer (the .cu rules),
+        // one per `l.args`, passed as a pointer to its 64-bit value; each ptrs[i] is the
+        // device address the caller resolved for that role, and the kernel's own bounds
+        // come from the defines its module was compiled with, which describe those buffers.
+        unsafe {
+            kernel.launch(
+                self.stream.cu_stream(),
+                l.grid,
+                l.block,
+                l.shared_bytes,
+                &mut params[..ptrs.len()],
+            )
+        }
+        .map_err(driver(what()))
     }
 
     /// Waits until everything enqueued on the stream has run.
@@ -276,7 +347,11 @@ impl Gpu {
     }
 }
 
-fn geometry(l: &Launch) -> String {
+/// The most pointer arguments a kernel takes (conv2d's igemm has six).
+const MAX_ARGS: usize = 16;
+
+/// "grid 4x2x1, block 128x1x1", for errors that name a launch.
+pub fn geometry(l: &Launch) -> String {
     let [gx, gy, gz] = l.grid;
     let [bx, by, bz] = l.block;
     format!("grid {gx}x{gy}x{gz}, block {bx}x{by}x{bz}")
@@ -285,7 +360,7 @@ fn geometry(l: &Launch) -> String {
 /// One op on its own device buffers, every launch loaded and its arguments resolved:
 /// what kernel tests and benches run, [`PreparedOp::enqueue`] as often as they like.
 pub struct PreparedOp {
-    calls: Vec<(CudaFunction, Launch, Vec<u64>)>,
+    calls: Vec<(Kernel, Launch, Vec<u64>)>,
     out: CudaSlice<f32>,
     out_len: usize,
     // Held for their device memory, which `calls` point into.
@@ -302,6 +377,7 @@ impl PreparedOp {
         inputs: &[&[f32]],
         out_len: usize,
     ) -> Result<PreparedOp, CudaError> {
+        gpu.check(compiler)?;
         let consts = op
             .consts
             .iter()
@@ -314,8 +390,7 @@ impl PreparedOp {
         let out = gpu.alloc_zeros(out_len)?;
         let mut calls = Vec::new();
         for launch in &op.launches {
-            let ptx = compiler.ptx(launch)?;
-            let function = gpu.load(&ptx, launch.entry)?;
+            let function = gpu.load(&*compiler.module(launch)?, launch)?;
             let ptrs = launch
                 .args
                 .iter()
@@ -362,6 +437,10 @@ impl PreparedOp {
             gpu.launch(function, launch, ptrs)?;
             gpu.synchronize().map_err(|e| match e {
                 CudaError::Driver { detail, .. } => CudaError::Driver {
+                    what: format!("run {} ({})", launch.entry, geometry(launch)),
+                    detail,
+                },
+                CudaError::Fault { detail, .. } => CudaError::Fault {
                     what: format!("run {} ({})", launch.entry, geometry(launch)),
                     detail,
                 },
@@ -443,7 +522,7 @@ pub fn spin_launch() -> Launch {
 /// work between its marks (event resolution ~0.5 µs).
 pub struct Timer {
     events: Vec<cudarc::driver::CudaEvent>,
-    spin: CudaFunction,
+    spin: Kernel,
 }
 
 impl Timer {
@@ -458,7 +537,7 @@ impl Timer {
             })
             .collect::<Result<_, _>>()?;
         let launch = spin_launch();
-        let spin = gpu.load(&compiler.ptx(&launch)?, launch.entry)?;
+        let spin = gpu.load(&*compiler.module(&launch)?, &launch)?;
         Ok(Timer { events, spin })
     }
 
@@ -473,18 +552,17 @@ impl Timer {
 
     /// Enqueues a one-thread kernel that keeps `gpu`'s stream busy for `ns` nanoseconds.
     pub fn hold(&self, gpu: &Gpu, ns: u64) -> Result<(), CudaError> {
-        let cfg = LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (1, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut args = gpu.stream.launch_builder(&self.spin);
-        args.arg(&ns);
+        let what = || format!("launch spin_ns ({ns} ns)");
+        let mut ns = ns;
+        let mut params = [(&mut ns as *mut u64).cast::<c_void>()];
+        gpu.ctx.bind_to_thread().map_err(driver(what()))?;
         // SAFETY: spin_ns takes exactly one `unsigned long long` (spin.cu), given here as
-        // one u64, and touches no memory.
-        unsafe { args.launch(cfg) }
-            .map(drop)
-            .map_err(driver(format!("launch spin_ns ({ns} ns)")))
+        // a pointer to one u64, and touches no memory.
+        unsafe {
+            self.spin
+                .launch(gpu.stream.cu_stream(), [1; 3], [1; 3], 0, &mut params)
+        }
+        .map_err(driver(what()))
     }
 
     /// Enqueues mark `i` on `gpu`'s stream: it is reached when everything enqueued before

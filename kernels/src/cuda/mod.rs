@@ -12,6 +12,8 @@ pub mod compile;
 pub mod device;
 /// The CPU emulator of CUDA launches: a test tool (needs g++ at run time).
 pub mod emu;
+pub mod module;
+pub mod nvrtc;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -125,4 +127,41 @@ pub enum CudaError {
     /// A driver call failed.
     #[error("CUDA {what}: {detail}")]
     Driver { what: String, detail: String },
+    /// This NVRTC's modules would not load on this driver: both versions and the fix.
+    #[error("NVRTC {nvrtc} and the CUDA {driver} driver do not work together: {detail}")]
+    Version {
+        nvrtc: String,
+        driver: String,
+        detail: String,
+    },
+    /// The driver refused a compiled module; `log` is its JIT error and info log.
+    #[error(
+        "CUDA could not load the {kind} module holding {entry} ({source_name}): {detail}{}",
+        on_lines(log)
+    )]
+    Load {
+        kind: &'static str,
+        entry: String,
+        source_name: String,
+        detail: String,
+        log: String,
+    },
+    /// A kernel faulted on the device (an illegal address, say). CUDA makes such errors
+    /// sticky: the process's context is unusable from then on.
+    #[error("CUDA {what}: {detail}; {STICKY}")]
+    Fault { what: String, detail: String },
+    /// A CUDA call made after an earlier device fault in this process.
+    #[error("CUDA {what}: refused, an earlier device fault in this process ({first}) left its CUDA context unusable; restart the process")]
+    ContextLost { what: String, first: String },
+}
+
+const STICKY: &str = "a device fault is sticky in CUDA: this process's CUDA context can \
+                      no longer be used, and every later CUDA call in it fails; restart the \
+                      process";
+
+fn on_lines(log: &str) -> String {
+    match log.trim().is_empty() {
+        true => String::new(),
+        false => format!("\n{}", log.trim_end()),
+    }
 }

@@ -48,14 +48,14 @@ fn required(var: &str) -> bool {
 }
 
 /// One compiler for the whole test process: a module compiled by one test is not
-/// compiled again by the next. Its disk cache (`$TMPDIR/kestrel-test-ptx`) spares reruns
-/// NVRTC's ~6 s of CPU for the conv2d tests; a hit is PTX the same NVRTC made from the
-/// same text, so it proves the same thing.
+/// compiled again by the next. Its disk cache (`$TMPDIR/kestrel-test-modules`) spares reruns
+/// NVRTC's ~6 s of CPU for the conv2d tests; a hit is the CUBIN the same NVRTC made from
+/// the same text (ptxas included), so it proves the same thing.
 fn sm90_compiler() -> Result<&'static Compiler, String> {
     static COMPILER: OnceLock<Result<Compiler, String>> = OnceLock::new();
     COMPILER
         .get_or_init(|| {
-            let cache = std::env::temp_dir().join("kestrel-test-ptx");
+            let cache = std::env::temp_dir().join("kestrel-test-modules");
             Compiler::new("sm_90", Some(cache)).map_err(reason)
         })
         .as_ref()
@@ -75,7 +75,7 @@ fn check_nvrtc(label: &str, cases: &[Case]) {
     for case in cases {
         for launch in &case.op.launches {
             if seen.insert(launch.module_text()) {
-                if let Err(e) = compiler.ptx(launch) {
+                if let Err(e) = compiler.module(launch) {
                     panic!("{label}: case '{}': {e}", case.name);
                 }
             }

@@ -4,6 +4,7 @@
 use super::compile::{default_cache_dir, Compiler};
 use super::device::{self, Gpu};
 use super::emu::{self, EmuCase};
+use super::nvrtc::ImageKind;
 use super::testing::{check, compare, Case};
 use super::{blocks, Arg, CudaError, CudaOp, Launch, Source};
 use std::path::PathBuf;
@@ -383,7 +384,7 @@ fn broken_source_is_a_compile_error_naming_the_file() {
         shared_bytes: 0,
         args: vec![Arg::Output],
     };
-    let err = compiler.ptx(&launch).unwrap_err();
+    let err = compiler.module(&launch).unwrap_err();
     assert!(matches!(err, CudaError::Compile { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("broken.cu"), "{msg}");
@@ -402,7 +403,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 #[test]
 fn disk_cache_serves_a_second_compiler_and_survives_corruption() {
-    let dir = temp_dir("ptx-cache");
+    let dir = temp_dir("module-cache");
     let first = match Compiler::new("sm_90", Some(dir.clone())) {
         Ok(c) => c,
         Err(e) if !required("KESTREL_REQUIRE_NVRTC") => {
@@ -412,45 +413,57 @@ fn disk_cache_serves_a_second_compiler_and_survives_corruption() {
         Err(e) => panic!("KESTREL_REQUIRE_NVRTC=1 but {e}"),
     };
     let launch = &saxpy(100, 2000).launches[0];
-    let ptx = first.ptx(launch).unwrap();
-    assert!(
-        ptx.contains(".entry saxpy_f32") && ptx.contains(".target sm_90"),
-        "{ptx}"
-    );
+    let module = first.module(launch).unwrap();
+    assert_eq!(module.kind, ImageKind::Cubin);
+    assert!(module.image.starts_with(b"\x7fELF"), "not an ELF CUBIN");
+    let used = module.resources();
+    assert_eq!(used.len(), 1, "{}", module.ptxas);
+    assert_eq!(used[0].entry, "saxpy_f32");
+    assert!(used[0].registers > 0, "{}", module.ptxas);
     assert_eq!(first.compiled_count(), 1);
-    first.ptx(launch).unwrap();
+    first.module(launch).unwrap();
     assert_eq!(first.compiled_count(), 1, "the memory cache missed");
 
     let second = Compiler::new("sm_90", Some(dir.clone())).unwrap();
-    assert_eq!(&*second.ptx(launch).unwrap(), &*ptx);
+    assert!(
+        *second.module(launch).unwrap() == *module,
+        "second compiler: another module"
+    );
     assert_eq!(second.compiled_count(), 0, "the disk cache missed");
 
     // A different specialisation is a different file.
-    second.ptx(&saxpy(101, 2000).launches[0]).unwrap();
+    second.module(&saxpy(101, 2000).launches[0]).unwrap();
     assert_eq!(second.compiled_count(), 1);
 
     // Corrupt every cache file: a third compiler recompiles and rewrites them.
     let files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "ptx"))
+        .filter(|p| p.extension().is_some_and(|x| x == "cubin"))
         .collect();
     assert_eq!(files.len(), 2, "{files:?}");
     for (i, f) in files.iter().enumerate() {
-        let text = std::fs::read_to_string(f).unwrap();
-        let broken = if i == 0 {
-            text[..text.len() / 2].to_string()
+        let mut bytes = std::fs::read(f).unwrap();
+        if i == 0 {
+            bytes.truncate(bytes.len() / 2);
         } else {
-            text.replace("saxpy", "saxpz")
-        };
-        std::fs::write(f, broken).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+        }
+        std::fs::write(f, bytes).unwrap();
     }
     let third = Compiler::new("sm_90", Some(dir.clone())).unwrap();
-    assert_eq!(&*third.ptx(launch).unwrap(), &*ptx);
-    third.ptx(&saxpy(101, 2000).launches[0]).unwrap();
+    assert!(
+        *third.module(launch).unwrap() == *module,
+        "third compiler: another module"
+    );
+    third.module(&saxpy(101, 2000).launches[0]).unwrap();
     assert_eq!(third.compiled_count(), 2);
     let fourth = Compiler::new("sm_90", Some(dir.clone())).unwrap();
-    assert_eq!(&*fourth.ptx(launch).unwrap(), &*ptx);
+    assert!(
+        *fourth.module(launch).unwrap() == *module,
+        "fourth compiler: another module"
+    );
     assert_eq!(
         fourth.compiled_count(),
         0,
@@ -470,7 +483,7 @@ fn unwritable_cache_dir_does_not_fail_compilation() {
             return;
         }
     };
-    assert!(compiler.ptx(&saxpy(10, 1000).launches[0]).is_ok());
+    assert!(compiler.module(&saxpy(10, 1000).launches[0]).is_ok());
     let _ = std::fs::remove_file(&file);
 }
 
