@@ -265,6 +265,40 @@ fn cli_without_gpu_exits_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `kestrel info --device cuda --arch sm_80` lists every launch with ptxas's registers
+/// and shared memory, without a GPU (NVRTC only).
+#[test]
+fn info_lists_each_kernels_registers_and_shared_memory() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(["info", "--device", "cuda", "--arch", "sm_80"])
+        .arg(fixture("cifarnet"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("NVRTC library") && !required("KESTREL_REQUIRE_NVRTC") {
+        return println!("skipping kestrel info --device cuda: {stderr}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("CUBIN for sm_80"), "{stdout}");
+    // Every launch row: node, kernel, grid, block, then registers > 0 and shared memory.
+    // The kernel table is the last one; its header starts "node  kernel".
+    let lines: Vec<&str> = stdout.lines().collect();
+    let header = lines.iter().rposition(|l| l.starts_with("node ")).unwrap();
+    assert!(lines[header].contains("regs"), "{stdout}");
+    let rows: Vec<Vec<&str>> = lines[header + 1..]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(rows.len() >= 3, "{stdout}");
+    for row in &rows {
+        assert_eq!(row.len(), 9, "{row:?}");
+        let registers: u32 = row[4].parse().unwrap();
+        assert!(registers > 0 && registers <= 255, "{row:?}");
+    }
+    assert!(rows.iter().any(|r| r[1] == "conv2d_igemm"), "{stdout}");
+}
+
 /// A batch whose activations outgrow the kernels' 32-bit indexing is an error naming the
 /// node, found before NVRTC or a GPU is needed.
 #[test]

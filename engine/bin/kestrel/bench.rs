@@ -104,6 +104,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         slices.len(),
         wall
     );
+    let cuda = session.cuda_info();
+    if let Some(cuda) = &cuda {
+        println!("cuda: {}", cuda.describe());
+    }
     if let Some(cores) = &pinned {
         println!(
             "pinned: this thread to core {}, workers to {:?}",
@@ -121,8 +125,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     );
     let layers = match args.per_layer {
         true => {
-            let cuda = args.device != kestrel::Device::Cpu;
-            Some(per_layer(&mut session, &slices, iters.min(200), cuda)?)
+            let on_gpu = args.device != kestrel::Device::Cpu;
+            Some(per_layer(&mut session, &slices, iters.min(200), on_gpu)?)
         }
         false => None,
     };
@@ -150,6 +154,16 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "pinned_cores": pinned,
             "samples_us": samples,
         });
+        if let Some(cuda) = &cuda {
+            json["cuda"] = serde_json::json!({
+                "device": cuda.device,
+                "arch": cuda.arch,
+                "driver_version": format!("{}.{}", cuda.driver.0, cuda.driver.1),
+                "nvrtc_version": format!("{}.{}", cuda.nvrtc.0, cuda.nvrtc.1),
+                "nvrtc_library": cuda.nvrtc_library.as_ref().map(|p| p.display().to_string()),
+                "modules": cuda.image,
+            });
+        }
         if let Some(rows) = layers {
             json["per_layer"] = serde_json::Value::Array(rows);
         }

@@ -7,7 +7,6 @@ mod info;
 mod run;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -37,13 +36,7 @@ fn parse_device(s: &str) -> Result<kestrel::Device, String> {
 #[derive(Subcommand)]
 enum Command {
     /// Show the model's inputs, outputs and every node: op, shape, parameters, FLOPs.
-    Info {
-        model: PathBuf,
-        /// Batch size the shapes and FLOPs are given for; default: the model's fixed
-        /// batch, or 1.
-        #[arg(long)]
-        batch: Option<usize>,
-    },
+    Info(info::InfoArgs),
     /// Run the model once and print (or save) its outputs.
     Run(run::RunArgs),
     /// Run the model on a PyTorch reference file's input and diff every output against it.
@@ -81,7 +74,7 @@ impl KernelArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info { model, batch } => info::info(&model, batch).map(|()| ExitCode::SUCCESS),
+        Command::Info(args) => info::info(&args).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Compare(args) => compare::compare(&args),
         Command::Bench(args) => bench::bench(&args).map(|()| ExitCode::SUCCESS),
