@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Kestrel's GPU check in one call: (a) nvidia-smi, (b) the CUDA tests with REQUIRE_CUDA=1,
+# Kestrel's GPU check in one call: (0) the CUDA stack first (NVRTC path and version, driver
+# version, device; an NVRTC this driver cannot take stops the check), (a) nvidia-smi, (b)
+# the CUDA tests with REQUIRE_CUDA=1 (and, alone in its process, the device-fault test),
 # (c) `kestrel compare --device cuda` on every fixture, (d) four models exported here and,
 # per model, checked against PyTorch on this GPU and timed with `kestrel bench --device cuda`
 # at batch 1 and 32 in every precision (fp32, tf32, fp16), then PyTorch with CUDA graphs on
@@ -263,20 +265,44 @@ step_env() {
     echo "per-layer: models ${PER_LAYER_MODELS:-none}; precisions ${PL_PREC_LIST[*]}; --iters $PER_LAYER_ITERS"
     echo "OUT=$OUT WORK=$WORK PYTHON=$PY"
   } >>"$f"
-  # libnvrtc.so.13 where the dynamic loader may not look (cudarc opens it by name).
-  if ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so\.13'; then
-    local d
-    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64; do
-      if [[ -e $d/libnvrtc.so.13 ]]; then
-        export LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-        echo "libnvrtc.so.13 not in the loader cache: using $d" >>"$f"
-        break
-      fi
-    done
-  fi
   run "$f" "$(tmo 60)" "$PY" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())'
   local rc=$?
   record env "$rc" "$T0" "$(grep -m1 '^python' "$f" || echo "$PY with torch: not usable")"
+}
+
+# The CUDA stack, first: which libnvrtc.so.13 (the loader's, the toolkit's or pip's
+# nvidia/cu13/lib; cudarc opens it by name, so its folder goes first on LD_LIBRARY_PATH),
+# its version, the driver's version and the device, as cuda_stack.py reads them with
+# ctypes, then as Kestrel sees them (`kestrel info --device cuda` builds a session, so
+# every cifarnet kernel also loads and runs once). An NVRTC whose modules this driver
+# would refuse stops the check here, saying which versions and what to install.
+step_cuda_stack() {
+  local f=$OUT/cuda-stack.log s=$SECONDS rc dir line
+  run "$f" "$(tmo 30)" "$PY" "$HERE/cuda_stack.py"
+  rc=$?
+  grep -E '^(driver|device|nvrtc|nvrtc_found|incompatible): ' "$f" | while IFS= read -r line; do
+    say "  $line"
+  done
+  dir=$(sed -n 's/^nvrtc_dir: //p' "$f" | tail -1)
+  if [[ -n $dir ]]; then
+    export LD_LIBRARY_PATH=$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  fi
+  if ((rc == 3)); then
+    record cuda-stack 1 "$s" "STOP: $(grep -m1 '^incompatible' "$f" | cut -c1-300)"
+    say "STOP: no NVRTC here produces modules this driver loads; see $f"
+    finish
+  fi
+  run "$f" "$(tmo 90)" "$KESTREL" info "$FIXTURES/cifarnet.safetensors" --device cuda
+  local krc=$?
+  line=$(grep -m1 -E '^cuda: |^error' "$f")
+  say "  kestrel: ${line:-printed no cuda line (exit $krc)}"
+  if grep -q 'do not work together' "$f"; then
+    record cuda-stack 1 "$s" "STOP: $(grep -m1 '^error' "$f" | cut -c1-300)"
+    say "STOP: Kestrel refuses this NVRTC/driver pair; see $f"
+    finish
+  fi
+  ((rc == 0)) && rc=$krc
+  record cuda-stack "$rc" "$s" "${line:-no NVRTC found (cuda_stack.py exit $rc)}"
 }
 
 step_smi() {
@@ -339,6 +365,26 @@ step_tests() {
   if ((total == 0)); then
     record tests 1 "$s0" "no CUDA test ran in $(wc -l <"$PACK/pack-info/tests.tsv") executables"
   fi
+}
+
+# The device-fault test (engine/exec/cuda/fault_tests.rs: a faulting kernel is named by
+# the session's validation pass, and a later session is refused with the reason), alone
+# in its process: the fault it provokes leaves that process's CUDA context unusable.
+step_fault() {
+  local f=$OUT/tests-fault.log s=$SECONDS id exe mdir cwd rc line
+  read -r id exe mdir < <(grep -E $'^kestrel/lib/kestrel\t' "$PACK/pack-info/tests.tsv")
+  if [[ -z ${exe:-} ]]; then
+    record tests-fault 1 "$s" "no kestrel lib test executable in the pack"
+    return
+  fi
+  cwd=$BUILD_ROOT/$mdir
+  [[ -d $cwd ]] || cwd=$PACK/$mdir
+  run "$f" "$(tmo 60)" env --chdir="$cwd" KESTREL_FAULT_TEST=1 RUST_BACKTRACE=1 \
+    "$PACK/$exe" exec::cuda::fault_tests:: --color never --show-output
+  rc=$?
+  line=$(grep -E '^test result:' "$f" | tail -1)
+  grep -q ' 1 passed' <<<"$line" || ((rc != 0)) || rc=1
+  record tests-fault "$rc" "$s" "${line:-no test result line (exit $rc)}"
 }
 
 # compare KIND MODEL_FILE REF BATCH PRECISION LOG RESERVE: one `kestrel compare --device
@@ -488,12 +534,14 @@ trap on_signal INT TERM
 
 say "Kestrel GPU check: pack $PACK_GIT ($PACK_DATE), results in $OUT, budget ${BUDGET}s"
 step_env
+step_cuda_stack
 step_smi
 if ! nvidia-smi -L >/dev/null 2>&1; then
   say "no GPU visible: the CUDA steps run anyway and fail, each saying why"
 fi
 step_paths
 step_tests
+step_fault
 step_compare_fixtures
 for m in "${MODEL_LIST[@]}"; do
   step_model "$m"
