@@ -1,6 +1,7 @@
 //! conv2d's CUDA kernels at the top of the 32-bit index range (issue 13): the last blocks
 //! of a depthwise conv whose output has 2^31 - 2 elements, run by the CPU emulator on
-//! windows of the tensors (`emu::run_tail`) against the same sums computed here.
+//! windows of the tensors (`emu::run_tail`) against the same sums computed here; and the
+//! builder refusing window coordinates past 2^31 - 1.
 
 use super::cuda::{conv2d_with, Gemm};
 use super::Conv2dParams;
@@ -157,4 +158,38 @@ fn depthwise_last_blocks_at_2_pow_31() {
     let old = depthwise_launch(384, Some(signed));
     let err = run_last_blocks(&old, old.grid[0] - 2).unwrap_err();
     assert!(err.contains("memory fault"), "{err}");
+}
+
+/// A depthwise conv over an axis 2^31 - 1 long with `k` taps and `pad` on it: input and
+/// output within the executor's 2^31 - 1 elements, built for CUDA.
+fn long_axis_conv(k: usize, pad: usize) {
+    let p = Conv2dParams {
+        n: 1,
+        c_in: 1,
+        h: i32::MAX as usize,
+        w: 1,
+        c_out: 1,
+        kh: k,
+        kw: 1,
+        stride: [1, 1],
+        pad: [pad, 0],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    assert_eq!(p.output_hw(), (i32::MAX as usize, 1));
+    let gemm = Gemm::small(Precision::Fp32);
+    conv2d_with(&p, &vec![0.0; k], None, false, Activation::None, gemm);
+}
+
+/// 3 taps, pad 1: the last window's last tap is at 2^31 - 1, which fits.
+#[test]
+fn window_coordinates_up_to_int_max_build() {
+    long_axis_conv(3, 1);
+}
+
+/// 11 taps, pad 5: the last window reaches 2^31 + 3 before the bounds test skips it.
+#[test]
+#[should_panic(expected = "conv2d on CUDA: window coordinates along h reach 2147483651")]
+fn window_coordinates_past_int_max_are_refused() {
+    long_axis_conv(11, 5);
 }
