@@ -625,3 +625,54 @@ fn tail_of_a_huge_grid_runs_on_windows_and_a_wrapped_index_faults() {
     let outside = twice_tail(256, false, last(256) - 16, last(256) as usize * 256);
     assert!(outside.unwrap_err().contains("memory fault"));
 }
+
+/// Every `.cu` and `.cuh` file under `dir`, recursively.
+fn cuda_sources(dir: &std::path::Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            cuda_sources(&path, found);
+        } else if path.extension().is_some_and(|e| e == "cu" || e == "cuh") {
+            found.push(path);
+        }
+    }
+}
+
+/// A guard beside the emulated tests: no kernel declares a signed int from the grid
+/// position (`int i = blockIdx.x * N + threadIdx.x`), the pattern that wraps negative
+/// past 2^31 - 1 and passes a bounds test (issue 13). Such an index is unsigned.
+#[test]
+fn no_kernel_takes_a_signed_int_index_from_the_grid() {
+    let mut files = Vec::new();
+    cuda_sources(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    assert!(files.len() >= 14, "found only {files:?}");
+    let mut signed = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let Some((decl, value)) = code.split_once('=') else {
+                continue;
+            };
+            let words: Vec<&str> = decl
+                .split(|c: char| c.is_whitespace() || c == '(')
+                .filter(|w| !w.is_empty())
+                .collect();
+            let int = words
+                .iter()
+                .enumerate()
+                .any(|(i, w)| *w == "int" && (i == 0 || words[i - 1] != "unsigned"));
+            if int && value.contains("blockIdx") && value.contains("threadIdx") {
+                signed.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        signed.is_empty(),
+        "signed grid indices:\n{}",
+        signed.join("\n")
+    );
+}
