@@ -6,6 +6,7 @@
 use super::Conv2dParams;
 use crate::activation::cuda::act_code;
 use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
+use crate::pool2d::cuda::assert_window_indexable;
 use crate::pool2d::Pool2dParams;
 use crate::precision::{round_tf32, Precision};
 use crate::Activation;
@@ -96,13 +97,20 @@ pub(crate) fn conv2d_with(
         "conv2d: weight length"
     );
     bias.inspect(|b| assert_eq!(b.len(), c_out, "conv2d: bias length"));
-    // The kernels index with 32-bit ints.
+    // The kernels index with 32-bit ints. The residual is shaped as the output, bias and
+    // the fused max pool's output are smaller.
     for (what, len) in [
         ("input", n * p.c_in * p.h * p.w),
         ("output", n * c_out * oh * ow),
         ("weight", weight.len()),
     ] {
         crate::cuda::assert_int_indexable("conv2d", what, len);
+    }
+    // And so do their window coordinates (oy * STRIDE_H - PAD_H + ky * DIL_H).
+    let axes = [("h", oh, p.kh, 0), ("w", ow, p.kw, 1)];
+    for (axis, out, k, i) in axes {
+        let window = [out, k, p.stride[i], p.pad[i], p.dilation[i]];
+        assert_window_indexable("conv2d", axis, window);
     }
 
     let mut defines = layer_defines(p);

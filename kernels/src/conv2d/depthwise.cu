@@ -7,7 +7,8 @@
 //                 DIL_H DIL_W GROUPS OUT_H OUT_W (Conv2dParams::output_hw's result),
 //                 MULT = C_OUT / C_IN
 //   the epilogue: HAS_BIAS HAS_RESIDUAL ACT (0 none, 1 relu, 2 relu6)
-// Every index fits in an int: cuda.rs refuses tensors of 2^31 elements or more.
+// Every index fits in an int: cuda.rs refuses tensors of 2^31 elements or more, and
+// window coordinates (oy * STRIDE_H - PAD_H + ky * DIL_H) that would not fit one.
 //
 // x: (N_IMG, C_IN, IN_H, IN_W)  bias: (C_OUT)  residual, y: (N_IMG, C_OUT, OUT_H, OUT_W)
 
@@ -34,10 +35,14 @@ extern "C" __global__ void __launch_bounds__(DW_THREADS) conv2d_dw_f32(
 #endif
     float* __restrict__ y)               // (N_IMG, C_OUT, OUT_H, OUT_W)
 {
-    const int idx = blockIdx.x * DW_THREADS + threadIdx.x;
-    if (idx >= N_IMG * C_OUT * HW_OUT) {
+    // Unsigned: the last block's threads reach N_IMG * C_OUT * HW_OUT + DW_THREADS - 1,
+    // under 2^31 + DW_THREADS; a signed index would wrap negative and pass the test below
+    // whenever DW_THREADS does not divide 2^31.
+    const unsigned int t = blockIdx.x * DW_THREADS + threadIdx.x;
+    if (t >= N_IMG * C_OUT * HW_OUT) {
         return;
     }
+    const int idx = t;  // < 2^31
     const int ox = idx % OUT_W;
     const int oy = (idx / OUT_W) % OUT_H;
     const int oc = (idx / HW_OUT) % C_OUT;

@@ -15,7 +15,11 @@
 //   POOL          0, or 2: also the 2x2 stride-2 max pool of y (PH = OUT_H/2, PW =
 //                 OUT_W/2, floor), written to `pooled`: the conv + max_pool of a CIFAR net
 //   K_PAD M_PAD   the packed weight's padded sizes
-// Every index fits in an int: cuda.rs refuses tensors of 2^31 elements or more.
+// Indices: cuda.rs refuses tensors (x, y, the packed weight, split-K's workspace) of 2^31
+// elements or more, and window coordinates (oy * STRIDE_H - PAD_H + ky * DIL_H) that would
+// not fit an int. So the hot loops index in 32-bit ints, each product below the size of
+// the tensor it indexes; only the GEMM column, which the last tile carries past GEMM_N,
+// is unsigned.
 //
 // The GEMM, one per group g:
 //   Y[m][n] = sum_k A[k][m] * B[k][n]
@@ -175,7 +179,7 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
     const int g = blockIdx.z % GROUPS;
     const int split = blockIdx.z / GROUPS;
     const int m0 = blockIdx.y * BM;
-    const int n0 = blockIdx.x * BN;
+    const unsigned int n0 = blockIdx.x * BN;  // < GEMM_N
     // This block's K slabs: [slab0, slab0 + slabs).
     const int slab0 = split * K_SLABS / SPLITS;
     const int slabs = (split + 1) * K_SLABS / SPLITS - slab0;
@@ -186,10 +190,12 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
     // output pixel for the whole K loop, so its (img, oy, ox) is decoded once, here.
     const int b_n = tid % BN;
     const int b_k = tid / BN;
-    const int n = n0 + b_n;
+    // Unsigned: the last tile's columns reach N_TILES * BN - 1 < GEMM_N + BN, past INT_MAX
+    // when BN does not divide 2^31 (a signed n would wrap negative and pass n_ok).
+    const unsigned int n = n0 + b_n;
     const bool n_ok = n < GEMM_N;
     int img, pix;
-    column_pixel(n_ok ? n : 0, img, pix);
+    column_pixel(n_ok ? (int)n : 0, img, pix);
     const int iy0 = (pix / OUT_W) * STRIDE_H - PAD_H;
     const int ix0 = (pix % OUT_W) * STRIDE_W - PAD_W;
     const float* x_n = x + (img * C_IN + g * CG_IN) * HW_IN;  // (CG_IN, IN_H, IN_W)
@@ -353,11 +359,12 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
     for (int e = 0; e < ACC_N; ++e) {
         int mi, ni;
         tile_coords(e, tid, mi, ni);
-        const int m = m0 + mi, nn = n0 + ni;
+        const int m = m0 + mi;
+        const unsigned int nn = n0 + ni;  // < GEMM_N + BN: unsigned, as n above
         const bool inside = m < GEMM_M && nn < GEMM_N;
         const int oc = g * CG_OUT + m;
         int img, pix;
-        column_pixel(inside ? nn : 0, img, pix);
+        column_pixel(inside ? (int)nn : 0, img, pix);
         const int idx = (img * C_OUT + oc) * HW_OUT + pix;
         float v = acc[e];
         if (inside) {
@@ -389,7 +396,8 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
         v = max_or_nan(v, acc[e + 1]);
         v = max_or_nan(v, __shfl_xor_sync(0xffffffff, v, 1));
 #endif
-        const int m = m0 + mi, nn = n0 + ni;
+        const int m = m0 + mi;
+        const unsigned int nn = n0 + ni;  // < GEMM_N + BN, as above
         if (nn % 4 == 0 && m < GEMM_M && nn < GEMM_N) {
             const int oc = g * CG_OUT + m;
             const int window = nn / 4;

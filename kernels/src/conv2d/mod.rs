@@ -15,6 +15,8 @@ pub mod shapes;
 pub mod winograd;
 
 #[cfg(test)]
+mod cuda_index_tests;
+#[cfg(test)]
 mod cuda_tests;
 #[cfg(test)]
 mod tests;

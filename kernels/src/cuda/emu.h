@@ -26,6 +26,10 @@
 //   works; every live lane of the warp must call them together.
 // - Buffers end at a PROT_NONE page: reading or writing past the end of an input, const
 //   or output segfaults, and the handler names the case, launch, block and thread.
+// - A "wide" case (emu.rs's `run_tail`) puts 16 GiB of reserved, inaccessible address
+//   space on either side of each buffer instead, and may start the grid at a later block:
+//   a small buffer then stands for the window of a 2^31-element tensor a kernel's last
+//   blocks touch, and an index that wrapped past 2^31 faults.
 #pragma once
 
 #include <math.h>
@@ -518,8 +522,10 @@ inline void install_fault_handler() {
     sigaction(SIGBUS, &sa, nullptr);
 }
 
-// Runs `k` over the grid, one block at a time, x fastest.
-inline void launch(Kernel k, float** args, dim3 grid, dim3 block) {
+// Runs `k` over the grid, one block at a time, x fastest, from block number `first` in
+// that order (0: the whole grid; more: only the last blocks, as a test of the top of a
+// large grid runs them).
+inline void launch(Kernel k, float** args, dim3 grid, dim3 block, uint64_t first) {
     int threads = (int)(block.x * block.y * block.z);
     if (threads < 1 || threads > MAX_THREADS) fail("block size outside 1..1024", 0);
     if (grid.x < 1 || grid.y < 1 || grid.z < 1) fail("empty grid", 0);
@@ -528,34 +534,40 @@ inline void launch(Kernel k, float** args, dim3 grid, dim3 block) {
     n_threads = threads;
     gridDim = grid;
     blockDim = block;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                blockIdx = uint3{x, y, z};
-                async_reset();
-                poison_shared();
-                in_block = true;
-                run_block();
-                in_block = false;
-            }
+    const uint64_t count = (uint64_t)grid.x * grid.y * grid.z;
+    for (uint64_t b = first; b < count; b++) {
+        blockIdx = uint3{(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
+                         (unsigned)(b / grid.x / grid.y)};
+        async_reset();
+        poison_shared();
+        in_block = true;
+        run_block();
+        in_block = false;
+    }
 }
 
-// `len` zeroed floats between two PROT_NONE pages: the end touches the upper one, so
+// `len` zeroed floats between two PROT_NONE guards: the end touches the upper one, so
 // reading or writing past the end faults; the few bytes of padding below the start must
 // still be zero after the case (written_before_start), and anything further down faults.
+// A guard is one page, or in a wide case WIDE_GUARD: address space only (PROT_NONE,
+// MAP_NORESERVE), wide enough that a float reached from a view at most 2^31 floats below
+// the buffer with any 32-bit index, signed or unsigned, stays inside the mapping, so it
+// is in the buffer or it faults (16 GiB = 2^32 floats each side).
 inline size_t page_size() { return (size_t)sysconf(_SC_PAGESIZE); }
 inline size_t padded_bytes(size_t len) {
     return (len * sizeof(float) + page_size() - 1) / page_size() * page_size();
 }
+constexpr size_t WIDE_GUARD = (size_t)16 << 30;
+inline size_t guard_bytes(bool wide) { return wide ? WIDE_GUARD + page_size() : page_size(); }
 
-inline float* guarded_alloc(size_t len) {
-    size_t page = page_size(), bytes = padded_bytes(len);
-    char* p = (char*)mmap(nullptr, page + bytes + page, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+inline float* guarded_alloc(size_t len, bool wide) {
+    size_t guard = guard_bytes(wide), bytes = padded_bytes(len);
+    char* p = (char*)mmap(nullptr, guard + bytes + guard, PROT_NONE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == (char*)MAP_FAILED) fail("cannot map a buffer", 0);
-    mprotect(p, page, PROT_NONE);
-    mprotect(p + page + bytes, page, PROT_NONE);
-    return (float*)(p + page + bytes) - len;
+    if (bytes > 0 && mprotect(p + guard, bytes, PROT_READ | PROT_WRITE) != 0)
+        fail("cannot map a buffer", 0);
+    return (float*)(p + guard + bytes) - len;
 }
 
 inline bool written_before_start(const float* data, size_t len) {
@@ -565,10 +577,10 @@ inline bool written_before_start(const float* data, size_t len) {
     return false;
 }
 
-inline void guarded_free(float* data, size_t len) {
-    size_t page = page_size(), bytes = padded_bytes(len);
+inline void guarded_free(float* data, size_t len, bool wide) {
+    size_t guard = guard_bytes(wide), bytes = padded_bytes(len);
     char* end = (char*)(data + len);
-    munmap(end - bytes - page, page + bytes + page);
+    munmap(end - bytes - guard, guard + bytes + guard);
 }
 
 }  // namespace emu
@@ -722,10 +734,12 @@ inline T __ldcg(const T* p) {
 namespace emu {
 
 // Reads the cases emu.rs wrote and runs them. manifest (text), per case:
-//   <n_bufs> <len>...                  inputs then consts, their floats in `data` in order
-//   <out_len> <n_launches>
-//   per launch: <kernel> <gx gy gz> <bx by bz> <n_args> <buffer index, -1 = output>...
-// Writes every case's output, in order, to `out`.
+//   <wide 0/1> <n_bufs> <len>...       inputs then consts, their floats in `data` in order
+//   <out_len> <n_launches> <result buffer, -1 = output>
+//   per launch: <kernel> <first block> <gx gy gz> <bx by bz> <n_args>
+//               then per argument <buffer index, -1 = output> <offset in floats>
+// An offset is within its buffer; a wide case's may also be negative, down to -2^31 (a
+// view of a window of a larger tensor). Writes every case's result, in order, to `out`.
 inline int run_cases(int argc, char** argv, const Kernel* kernels, const char* const* names,
                      int n_kernels) {
     if (argc != 4) {
@@ -747,13 +761,15 @@ inline int run_cases(int argc, char** argv, const Kernel* kernels, const char* c
     int n_cases;
     if (fscanf(manifest, "%d", &n_cases) != 1) bad("case count");
     for (case_index = 0; case_index < n_cases; case_index++) {
-        int n_bufs;
-        if (fscanf(manifest, "%d", &n_bufs) != 1 || n_bufs < 0) bad("buffer count");
+        int wide, n_bufs;
+        if (fscanf(manifest, "%d %d", &wide, &n_bufs) != 2 || wide < 0 || wide > 1 ||
+            n_bufs < 0)
+            bad("buffer count");
         float** bufs = (float**)calloc((size_t)n_bufs + 1, sizeof(float*));
         size_t* lens = (size_t*)calloc((size_t)n_bufs + 1, sizeof(size_t));
         for (int b = 0; b < n_bufs; b++) {
             if (fscanf(manifest, "%zu", &lens[b]) != 1) bad("buffer length");
-            bufs[b] = guarded_alloc(lens[b]);
+            bufs[b] = guarded_alloc(lens[b], wide);
             if (fread(bufs[b], sizeof(float), lens[b], data) != lens[b]) bad("data too short");
         }
         size_t out_len;
@@ -761,12 +777,13 @@ inline int run_cases(int argc, char** argv, const Kernel* kernels, const char* c
         if (fscanf(manifest, "%zu %d %d", &out_len, &n_launches, &result) != 3 || result < -1 ||
             result >= n_bufs)
             bad("output");
-        float* output = guarded_alloc(out_len);
+        float* output = guarded_alloc(out_len, wide);
         for (launch_index = 0; launch_index < n_launches; launch_index++) {
             int k, n_args;
+            unsigned long long first;
             dim3 g, b;
-            if (fscanf(manifest, "%d %u %u %u %u %u %u %d", &k, &g.x, &g.y, &g.z, &b.x, &b.y,
-                       &b.z, &n_args) != 8 ||
+            if (fscanf(manifest, "%d %llu %u %u %u %u %u %u %d", &k, &first, &g.x, &g.y, &g.z,
+                       &b.x, &b.y, &b.z, &n_args) != 9 ||
                 k < 0 || k >= n_kernels || n_args < 0)
                 bad("launch");
             float** args = (float**)calloc((size_t)n_args + 1, sizeof(float*));
@@ -775,19 +792,23 @@ inline int run_cases(int argc, char** argv, const Kernel* kernels, const char* c
             for (int a = 0; a < n_args; a++) {
                 // A view: buffer (-1: the output) and an offset in floats into it.
                 int which;
-                size_t offset;
-                if (fscanf(manifest, "%d %zu", &which, &offset) != 2 || which < -1 ||
+                long long offset;
+                if (fscanf(manifest, "%d %lld", &which, &offset) != 2 || which < -1 ||
                     which >= n_bufs)
                     bad("argument");
                 size_t len = which < 0 ? out_len : lens[which];
-                if (offset > len) bad("argument offset");
+                long long lowest = wide ? -(1LL << 31) : 0;
+                if (offset < lowest || (offset > 0 && (size_t)offset > len))
+                    bad("argument offset");
                 // The padding check below looks under the whole buffer, not the view.
                 bases[a] = which < 0 ? output : bufs[which];
                 arg_lens[a] = len;
-                args[a] = bases[a] + offset;
+                // Integer arithmetic: a wide case's view may lie outside the buffer.
+                const long long bytes = offset * (long long)sizeof(float);
+                args[a] = (float*)((uintptr_t)bases[a] + (uintptr_t)bytes);
             }
             launch_name = names[k];
-            launch(kernels[k], args, g, b);
+            launch(kernels[k], args, g, b, first);
             for (int a = 0; a < n_args; a++)
                 if (written_before_start(bases[a], arg_lens[a])) {
                     char msg[80];
@@ -804,8 +825,8 @@ inline int run_cases(int argc, char** argv, const Kernel* kernels, const char* c
         size_t result_len = result < 0 ? out_len : lens[result];
         if (fwrite(result_buf, sizeof(float), result_len, out) != result_len)
             bad("cannot write output");
-        guarded_free(output, out_len);
-        for (int b = 0; b < n_bufs; b++) guarded_free(bufs[b], lens[b]);
+        guarded_free(output, out_len, wide);
+        for (int b = 0; b < n_bufs; b++) guarded_free(bufs[b], lens[b], wide);
         free(bufs);
         free(lens);
     }

@@ -61,9 +61,20 @@ pub struct View {
 struct Lowered<'a> {
     buffers: Vec<&'a [f32]>,
     out_len: usize,
-    launches: Vec<(&'a Launch, Vec<(i64, usize)>)>,
+    launches: Vec<LoweredLaunch<'a>>,
     /// -1: the output buffer.
     result: i64,
+    /// 16 GiB of reserved address space around each buffer (see `run_tail`).
+    wide: bool,
+}
+
+/// One launch of a [`Lowered`] case.
+struct LoweredLaunch<'a> {
+    launch: &'a Launch,
+    /// Blocks before this one (x fastest) are skipped.
+    first_block: u64,
+    /// Per argument: (buffer, offset in floats), negative only in a wide case.
+    views: Vec<(i64, i64)>,
 }
 
 impl Lowered<'_> {
@@ -89,7 +100,11 @@ fn lower_case<'a>(c: usize, case: &EmuCase<'a>) -> Result<Lowered<'a>, String> {
                 Arg::Value(_) => unreachable!("validate refuses plan values"),
             })
             .collect();
-        launches.push((launch, views));
+        launches.push(LoweredLaunch {
+            launch,
+            first_block: 0,
+            views,
+        });
     }
     Ok(Lowered {
         buffers: case
@@ -101,6 +116,7 @@ fn lower_case<'a>(c: usize, case: &EmuCase<'a>) -> Result<Lowered<'a>, String> {
         out_len: case.out_len,
         launches,
         result: -1,
+        wide: false,
     })
 }
 
@@ -140,14 +156,72 @@ pub fn run_views(run: &EmuRun<'_>) -> Result<Vec<f32>, String> {
         launches: run
             .launches
             .iter()
-            .map(|(l, views)| {
-                (
-                    *l,
-                    views.iter().map(|v| (v.buffer as i64, v.offset)).collect(),
-                )
+            .map(|(l, views)| LoweredLaunch {
+                launch: l,
+                first_block: 0,
+                views: views
+                    .iter()
+                    .map(|v| (v.buffer as i64, v.offset as i64))
+                    .collect(),
             })
             .collect(),
         result: run.result as i64,
+        wide: false,
+    };
+    Ok(execute_cases(&[lowered])?.pop().unwrap_or_default())
+}
+
+/// Elements `at .. at + data.len()` of a tensor of up to 2^31 elements: all of it that
+/// the blocks a [`run_tail`] runs may touch.
+pub struct Window<'a> {
+    pub at: usize,
+    pub data: &'a [f32],
+}
+
+/// Runs `launch` from block `first_block` on (numbered x fastest, then y, then z) with
+/// pointer argument `a` at `windows[a]`, and returns `windows[result]`'s content after.
+///
+/// How a test reaches the top of the 32-bit index range without 8 GB per tensor: only the
+/// windows are memory. Each lies in 16 GiB of reserved, inaccessible address space on
+/// either side, and the kernel's pointer is `at` floats below it, so an element of the
+/// tensor outside its window faults, and so does any other float the kernel reaches with
+/// a 32-bit index, signed or not: one that wrapped negative included.
+pub fn run_tail(
+    launch: &Launch,
+    first_block: u64,
+    windows: &[Window<'_>],
+    result: usize,
+) -> Result<Vec<f32>, String> {
+    if windows.len() != launch.args.len() {
+        return Err(format!(
+            "{}: {} windows for {} arguments",
+            launch.entry,
+            windows.len(),
+            launch.args.len()
+        ));
+    }
+    if let Some(w) = windows.iter().find(|w| w.at + w.data.len() > 1 << 31) {
+        return Err(format!(
+            "{}: a window ends at element {}, past 2^31",
+            launch.entry,
+            w.at + w.data.len()
+        ));
+    }
+    if result >= windows.len() {
+        return Err(format!("result window {result} of {}", windows.len()));
+    }
+    let lowered = Lowered {
+        buffers: windows.iter().map(|w| w.data).collect(),
+        out_len: 0,
+        launches: vec![LoweredLaunch {
+            launch,
+            first_block,
+            views: (0..windows.len())
+                .map(|a| (a as i64, -(windows[a].at as i64)))
+                .collect(),
+        }],
+        result: result as i64,
+        wide: true,
     };
     Ok(execute_cases(&[lowered])?.pop().unwrap_or_default())
 }
@@ -224,7 +298,7 @@ impl Program {
         let mut kernel_of = Vec::with_capacity(cases.len());
         for case in cases {
             let mut of_case = Vec::with_capacity(case.launches.len());
-            for (launch, _) in &case.launches {
+            for LoweredLaunch { launch, .. } in &case.launches {
                 let module_text = launch.module_text();
                 let next = modules.len();
                 let m = *modules.entry(module_text.clone()).or_insert_with(|| {
@@ -326,7 +400,7 @@ impl Program {
                     b.len().to_string()
                 })
                 .collect();
-            let _ = writeln!(m, "{} {}", lens.len(), lens.join(" "));
+            let _ = writeln!(m, "{} {} {}", case.wide as u8, lens.len(), lens.join(" "));
             let _ = writeln!(
                 m,
                 "{} {} {}",
@@ -334,10 +408,15 @@ impl Program {
                 case.launches.len(),
                 case.result
             );
-            for ((launch, views), k) in case.launches.iter().zip(kernels) {
-                let [gx, gy, gz] = launch.grid;
-                let [bx, by, bz] = launch.block;
-                let _ = write!(m, "{k} {gx} {gy} {gz} {bx} {by} {bz} {}", views.len());
+            for (l, k) in case.launches.iter().zip(kernels) {
+                let [gx, gy, gz] = l.launch.grid;
+                let [bx, by, bz] = l.launch.block;
+                let (first, views) = (l.first_block, &l.views);
+                let _ = write!(
+                    m,
+                    "{k} {first} {gx} {gy} {gz} {bx} {by} {bz} {}",
+                    views.len()
+                );
                 for (buffer, offset) in views {
                     let _ = write!(m, " {buffer} {offset}");
                 }

@@ -565,3 +565,127 @@ fn emulator_compile_errors_name_the_source_line() {
         "{err}"
     );
 }
+
+static TWICE: Source = Source {
+    name: "twice.cu",
+    code: r#"
+// y[i] = 2 x[i] for i < LEN, one thread per element, with the index signed (SIGNED 1,
+// the pattern issue 13 found in depthwise.cu) or unsigned.
+extern "C" __global__ void twice(const float* x, float* y) {
+#if SIGNED
+    const int i = blockIdx.x * THREADS + threadIdx.x;
+#else
+    const unsigned int i = blockIdx.x * THREADS + threadIdx.x;
+#endif
+    if (i >= LEN) return;
+    y[i] = 2.f * x[i];
+}
+"#,
+};
+
+/// `twice` over 2^31 - 1 elements, run from block `first` to the end, x and y windows
+/// holding the elements from `at` on; Err when the emulator does, or y is wrong.
+fn twice_tail(threads: usize, signed: bool, first: u32, at: usize) -> Result<(), String> {
+    let len = i32::MAX as usize;
+    let launch = Launch {
+        source: &TWICE,
+        entry: "twice",
+        defines: vec![
+            ("LEN", len as i64),
+            ("THREADS", threads as i64),
+            ("SIGNED", signed as i64),
+        ],
+        grid: [blocks(len, threads), 1, 1],
+        block: [threads as u32, 1, 1],
+        shared_bytes: 0,
+        args: vec![Arg::Input(0), Arg::Output],
+    };
+    let x = ramp(len - at, 3);
+    let y = vec![0.0; len - at];
+    let windows = [emu::Window { at, data: &x }, emu::Window { at, data: &y }];
+    let out = emu::run_tail(&launch, first as u64, &windows, 1)?;
+    let expected: Vec<f32> = x.iter().map(|v| 2.0 * v).collect();
+    compare(&out, &expected, 0.0)
+}
+
+/// `run_tail` reaches the top of the 32-bit range on small windows: the last blocks of
+/// a launch over 2^31 - 1 elements. An index that wraps negative faults instead of
+/// landing in other memory, as does any element outside the windows.
+#[test]
+fn tail_of_a_huge_grid_runs_on_windows_and_a_wrapped_index_faults() {
+    if let Err(why) = emu::available() {
+        assert!(
+            !required("KESTREL_REQUIRE_EMU"),
+            "KESTREL_REQUIRE_EMU=1 but {why}"
+        );
+        println!("skipping CPU emulation of the tail tests: {why}");
+        return;
+    }
+    // From block `b` on, on windows from its first element.
+    let run =
+        |threads: usize, signed: bool, b: u32| twice_tail(threads, signed, b, b as usize * threads);
+    let last = |threads: usize| blocks(i32::MAX as usize, threads) - 1;
+    // 384 threads: the last block's reach 2^31 + 256, which only an unsigned index
+    // survives; the signed one wraps negative and passes the `i >= LEN` test.
+    run(384, false, last(384) - 1).unwrap();
+    let wrapped = run(384, true, last(384)).unwrap_err();
+    assert!(wrapped.contains("memory fault"), "{wrapped}");
+    // 256 threads (any power of two) divide 2^31: the last thread's index is 2^31 - 1,
+    // so even a signed index holds up to the 2^31 - 1 elements the executor allows.
+    run(256, true, last(256)).unwrap();
+    // The windows are all the memory there is: blocks 16 KB below them fault (the page
+    // under a window's start is its padding, as for every emulated buffer).
+    let outside = twice_tail(256, false, last(256) - 16, last(256) as usize * 256);
+    assert!(outside.unwrap_err().contains("memory fault"));
+}
+
+/// Every `.cu` and `.cuh` file under `dir`, recursively.
+fn cuda_sources(dir: &std::path::Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            cuda_sources(&path, found);
+        } else if path.extension().is_some_and(|e| e == "cu" || e == "cuh") {
+            found.push(path);
+        }
+    }
+}
+
+/// A guard beside the emulated tests: no kernel declares a signed int from the grid
+/// position (`int i = blockIdx.x * N + threadIdx.x`), the pattern that wraps negative
+/// past 2^31 - 1 and passes a bounds test (issue 13). Such an index is unsigned.
+#[test]
+fn no_kernel_takes_a_signed_int_index_from_the_grid() {
+    let mut files = Vec::new();
+    cuda_sources(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    assert!(files.len() >= 14, "found only {files:?}");
+    let mut signed = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let Some((decl, value)) = code.split_once('=') else {
+                continue;
+            };
+            let words: Vec<&str> = decl
+                .split(|c: char| c.is_whitespace() || c == '(')
+                .filter(|w| !w.is_empty())
+                .collect();
+            let int = words
+                .iter()
+                .enumerate()
+                .any(|(i, w)| *w == "int" && (i == 0 || words[i - 1] != "unsigned"));
+            if int && value.contains("blockIdx") && value.contains("threadIdx") {
+                signed.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        signed.is_empty(),
+        "signed grid indices:\n{}",
+        signed.join("\n")
+    );
+}

@@ -37,7 +37,7 @@ pub fn linear(
     if p.rows > 1 {
         return conv2d(&as_conv(p), weight, bias, false, act, precision);
     }
-    // The kernel indexes with 32-bit ints.
+    // The kernel indexes with 32-bit ints; x, y and bias are shorter than the weight.
     crate::cuda::assert_int_indexable("linear", "weight", weight.len());
     let mut consts = vec![weight.to_vec()];
     consts.extend(bias.map(<[f32]>::to_vec));

@@ -24,14 +24,18 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) linear_gemv_f32(
     float* __restrict__ y)           // (1, OUT_F)
 {
     const int lane = threadIdx.x % 32;
-    const int o = blockIdx.x * WARPS + threadIdx.x / 32;
+    // Unsigned: the last block's warps reach OUT_F + WARPS - 1, which passes INT_MAX when
+    // WARPS does not divide 2^31.
+    const unsigned int o = blockIdx.x * WARPS + threadIdx.x / 32;
     // A warp past OUT_F still runs the loop (on row 0) and the shuffles, which every
     // thread of the block must reach; it just stores nothing.
     const bool live = o < OUT_F;
-    const float* w_o = w + (live ? o : 0) * IN_F;  // (IN_F)
+    const float* w_o = w + (live ? o : 0) * IN_F;  // (IN_F); o * IN_F < 2^31
 
     float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-    int i = lane;
+    // Unsigned: i ends below IN_F + 32 and i + 96 below IN_F + 128, past INT_MAX for a
+    // row within 128 of 2^31, where a signed i would wrap negative and read before w_o.
+    unsigned int i = lane;
     for (; i + 96 < IN_F; i += 128) {
         s0 = fmaf(x[i], w_o[i], s0);
         s1 = fmaf(x[i + 32], w_o[i + 32], s1);

@@ -80,7 +80,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) pool_linear_f32(
         float s[UNROLL];
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) s[u] = 0.f;
-        for (int j = g; j < HW; j += GROUP) {
+        // j is 64-bit: it ends below HW + GROUP, past INT_MAX for a plane within 32 of
+        // 2^31. (Unsigned would do, but c * HW + j then costs an address computation per
+        // load instead of an offset.)
+        for (long long j = g; j < HW; j += GROUP) {
 #pragma unroll
             for (int u = 0; u < UNROLL; u++) {
                 const int c = c0 + u * SET + sub;
@@ -108,7 +111,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) pool_linear_f32(
 #endif
     __syncthreads();
 
-    // Phase 2. The row loop is the same for every lane of a warp (shuffles again).
+    // Phase 2. The row loop is the same for every lane of a warp (shuffles again). Rows
+    // are C4 >= 4 floats and OUT_F * C4 < 2^31, so o + ROWS, o * C4 and the rest fit an int.
     const int o_end = min((int)blockIdx.x * ROWS + ROWS, OUT_F);
     for (int o = blockIdx.x * ROWS + warp; o < o_end; o += WARPS) {
         const float4* w_o = reinterpret_cast<const float4*>(w + o * C4);  // (C4 / 4)

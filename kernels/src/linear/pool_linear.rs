@@ -62,6 +62,7 @@ pub fn pool_linear(
     for (what, len) in [
         ("input", n * c * hw),
         ("weight", out_features * c4),
+        ("pooled", n * c),
         ("output", n * out_features),
     ] {
         assert_int_indexable("pool_linear", what, len);

@@ -1,7 +1,8 @@
 // mean.cu: mean_hw_f32, the mean over H and W of NCHW (x.mean([2, 3])), a block per plane.
 //
 // Defines, prepended by mean/cuda.rs: NC PLANE (= h * w) THREADS (a multiple of 32, at
-// most 1024). Every index fits in an int: cuda.rs refuses inputs of 2^31 elements or more.
+// most 1024). Every index fits in an int: cuda.rs refuses inputs of 2^31 elements or more
+// (the loop counter, which steps past PLANE, is 64-bit).
 //
 // x: (NC, PLANE)  y: (NC)
 //
@@ -34,7 +35,12 @@ extern "C" __global__ void __launch_bounds__(THREADS) mean_hw_f32(
     const float* x_c = x + blockIdx.x * PLANE;  // (PLANE)
 
     float sum = 0.f;
-    for (int j = threadIdx.x; j < PLANE; j += THREADS) {
+    // j is 64-bit: it ends below PLANE + THREADS, past INT_MAX for a plane within THREADS
+    // of 2^31, where an int would wrap negative and read before x_c. (Unsigned would do,
+    // but NVRTC then stops unrolling.) The 4x unroll, loads in flight, is the one NVRTC
+    // chose for the int loop.
+#pragma unroll 4
+    for (long long j = threadIdx.x; j < PLANE; j += THREADS) {
         sum += x_c[j];
     }
     sum = warp_sum(sum);

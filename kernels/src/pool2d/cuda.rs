@@ -32,6 +32,23 @@ pub fn max_pool2d(p: &Pool2dParams) -> CudaOp {
 pub fn avg_pool2d(p: &Pool2dParams) -> CudaOp {
     assert_eq!(p.dilation, [1, 1], "avg_pool2d: dilation must be [1, 1]");
     let mut defines = layer_defines(p);
+    // Its own int arithmetic: the window's end o * STRIDE - PAD + K (the taps' with one
+    // more tap), IN + PAD, and the divisor, at most K_H * K_W.
+    let (oh, ow) = p.output_hw();
+    for (axis, out, i) in [("h", oh, 0), ("w", ow, 1)] {
+        let window = [out, p.kernel[i] + 1, p.stride[i], p.pad[i], 1];
+        assert_window_indexable("avg_pool2d", axis, window);
+    }
+    for (what, v) in [
+        ("h + pad", p.h + p.pad[0]),
+        ("w + pad", p.w + p.pad[1]),
+        ("the kernel's area", p.kernel[0] * p.kernel[1]),
+    ] {
+        assert!(
+            v <= i32::MAX as usize,
+            "avg_pool2d on CUDA: {what} is {v}, over 2^31 - 1"
+        );
+    }
     defines.extend([
         ("POOL_MAX", 0),
         ("COUNT_INCLUDE_PAD", p.count_include_pad as i64),
@@ -67,6 +84,10 @@ fn layer_defines(p: &Pool2dParams) -> Vec<(&'static str, i64)> {
     for (what, len) in [("input", n * c * p.h * p.w), ("output", n * c * oh * ow)] {
         crate::cuda::assert_int_indexable("pool2d", what, len);
     }
+    for (axis, out, i) in [("h", oh, 0), ("w", ow, 1)] {
+        let window = [out, p.kernel[i], p.stride[i], p.pad[i], p.dilation[i]];
+        assert_window_indexable("pool2d", axis, window);
+    }
     vec![
         ("NC", (n * c) as i64),
         ("IN_H", p.h as i64),
@@ -80,4 +101,24 @@ fn layer_defines(p: &Pool2dParams) -> Vec<(&'static str, i64)> {
         ("PAD_H", p.pad[0] as i64),
         ("PAD_W", p.pad[1] as i64),
     ]
+}
+
+/// Panics unless the window coordinates the pool and conv kernels compute along one axis
+/// fit an int. For output o < out and tap t < k they compute `o * STRIDE - PAD + t * DIL`
+/// left to right in 32-bit ints, so every partial result lies between -pad and the
+/// largest of (out - 1) * stride, (k - 1) * dil and their sum less pad. A tensor of fewer
+/// than 2^31 elements can still go past: an axis almost 2^31 long, with padding.
+/// `window`: [out, k, stride, pad, dil].
+pub(crate) fn assert_window_indexable(op: &str, axis: &str, window: [usize; 5]) {
+    let [out, k, stride, pad, dil] = window;
+    let last = out.saturating_sub(1) * stride;
+    let taps = k.saturating_sub(1) * dil;
+    let reach = [last, taps, pad, (last + taps).saturating_sub(pad)]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    assert!(
+        reach <= i32::MAX as usize,
+        "{op} on CUDA: window coordinates along {axis} reach {reach}, over 2^31 - 1"
+    );
 }

@@ -176,3 +176,36 @@ fn avg_pool2d_including_pad_matches_reference() {
         .collect();
     check("avg_pool2d", &cases);
 }
+
+/// A 3-tap pool with pad 1 along an axis 2^31 - 1 long: input and output within the
+/// executor's 2^31 - 1 elements.
+fn long_axis() -> Pool2dParams {
+    let p = Pool2dParams {
+        n: 1,
+        c: 1,
+        h: i32::MAX as usize,
+        w: 1,
+        kernel: [3, 1],
+        stride: [1, 1],
+        pad: [1, 0],
+        dilation: [1, 1],
+        ceil_mode: false,
+        count_include_pad: true,
+    };
+    p.validate().unwrap();
+    p
+}
+
+/// max_pool2d's window coordinates stop at 2^31 - 1: it builds.
+#[test]
+fn max_pool2d_builds_up_to_int_max() {
+    max_pool2d(&long_axis());
+}
+
+/// avg_pool2d's last window end, o * STRIDE - PAD + K, and its clip h + pad are 2^31,
+/// which an int cannot hold: refused.
+#[test]
+#[should_panic(expected = "avg_pool2d on CUDA: window coordinates along h reach 2147483648")]
+fn avg_pool2d_refuses_h_plus_pad_past_int_max() {
+    avg_pool2d(&long_axis());
+}

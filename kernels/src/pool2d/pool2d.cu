@@ -4,7 +4,9 @@
 //   NC IN_H IN_W OUT_H OUT_W (Pool2dParams::output_hw's result) K_H K_W STRIDE_H STRIDE_W
 //   PAD_H PAD_W, and POOL_MAX: 1 compiles max_pool2d_f32 (with DIL_H DIL_W),
 //   0 compiles avg_pool2d_f32 (with COUNT_INCLUDE_PAD 0/1).
-// Every index fits in an int: cuda.rs refuses tensors of 2^31 elements or more.
+// Every index fits in an int: cuda.rs refuses tensors of 2^31 elements or more, and
+// window coordinates (oy * STRIDE_H - PAD_H + ky * DIL_H, IN_H + PAD_H, ...) that would
+// not fit one.
 //
 // x: (NC, IN_H, IN_W)  y: (NC, OUT_H, OUT_W)   (NC = n * c)
 //

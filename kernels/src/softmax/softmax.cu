@@ -7,7 +7,8 @@
 //   0 compiles softmax_thread_f32, a thread per line: for INNER >= 32 and AXIS <= 1024
 //     (softmax over channels of NCHW), where consecutive threads take consecutive i and
 //     every load of a warp is coalesced.
-// Every index fits in an int: cuda.rs refuses tensors of 2^31 elements or more.
+// Every index fits in an int: cuda.rs refuses tensors of 2^31 elements or more (the block
+// kernel's loop counter, which steps past AXIS, is 64-bit).
 //
 // x, y: (OUTER, AXIS, INNER)
 //
@@ -58,8 +59,12 @@ extern "C" __global__ void __launch_bounds__(THREADS) softmax_block_f32(
     const float* x_l = x + o * (AXIS * INNER) + i;  // element a at x_l[a * INNER]
     float* y_l = y + o * (AXIS * INNER) + i;
 
+    // a is 64-bit: it ends below AXIS + THREADS, past INT_MAX on a line within THREADS of
+    // 2^31, where an int would wrap negative and read before x_l. (Unsigned would do, but
+    // NVRTC then stops unrolling.) The 4x unroll is the one NVRTC chose for the int loops.
     float m = __int_as_float(0xff800000);  // -inf
-    for (int a = threadIdx.x; a < AXIS; a += THREADS) {
+#pragma unroll 4
+    for (long long a = threadIdx.x; a < AXIS; a += THREADS) {
         m = fmaxf(m, x_l[a * INNER]);
     }
     m = warp_max(m);
@@ -68,7 +73,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) softmax_block_f32(
     m = warp_max(lane < WARPS ? warp_maxes[lane] : __int_as_float(0xff800000));
 
     float s = 0.f;
-    for (int a = threadIdx.x; a < AXIS; a += THREADS) {
+#pragma unroll 4
+    for (long long a = threadIdx.x; a < AXIS; a += THREADS) {
         s += expf(x_l[a * INNER] - m);
     }
     s = warp_sum(s);
@@ -76,7 +82,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) softmax_block_f32(
     __syncthreads();
     s = warp_sum(lane < WARPS ? warp_sums[lane] : 0.f);
 
-    for (int a = threadIdx.x; a < AXIS; a += THREADS) {
+#pragma unroll 4
+    for (long long a = threadIdx.x; a < AXIS; a += THREADS) {
         y_l[a * INNER] = expf(x_l[a * INNER] - m) / s;
     }
 }
