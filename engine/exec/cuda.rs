@@ -270,14 +270,20 @@ impl CudaExecutor {
     /// at the end of the first replay. Once per session build, on the zeroed inputs.
     fn validate(&mut self, plan: &Plan) -> Result<(), Error> {
         self.copy_inputs_in()?;
-        for (index, (step, calls)) in plan.steps.iter().zip(&self.steps).enumerate() {
-            for call in calls {
-                let failed = |error| step_error(&step.name, index, &call.launch, error);
-                self.gpu
-                    .launch(&call.function, &call.launch, &call.ptrs)
-                    .map_err(failed)?;
-                self.gpu.synchronize().map_err(failed)?;
-            }
+        for (index, step) in plan.steps.iter().enumerate() {
+            self.run_step_checked(step, index)?;
+        }
+        Ok(())
+    }
+
+    /// Step `index`'s launches, each waited for: a failure names the step's node.
+    fn run_step_checked(&self, step: &Step, index: usize) -> Result<(), Error> {
+        for call in &self.steps[index] {
+            let failed = |error| step_error(&step.name, index, &call.launch, error);
+            self.gpu
+                .launch(&call.function, &call.launch, &call.ptrs)
+                .map_err(failed)?;
+            self.gpu.synchronize().map_err(failed)?;
         }
         Ok(())
     }
@@ -366,14 +372,8 @@ impl CudaExecutor {
         self.copy_inputs_in()?;
         let base = self.gpu.device_ptr(&self.arena);
         let mut host = Vec::new();
-        for (index, (step, calls)) in plan.steps.iter().zip(&self.steps).enumerate() {
-            for call in calls {
-                let failed = |error| step_error(&step.name, index, &call.launch, error);
-                self.gpu
-                    .launch(&call.function, &call.launch, &call.ptrs)
-                    .map_err(failed)?;
-                self.gpu.synchronize().map_err(failed)?;
-            }
+        for (index, step) in plan.steps.iter().enumerate() {
+            self.run_step_checked(step, index)?;
             let slot = &self.values[step.output];
             host.resize(slot.len, 0.0);
             self.gpu
