@@ -90,6 +90,22 @@ def gpu_line(out):
     return None
 
 
+def stack_lines(out):
+    """What cuda-stack.log says the check ran with: Kestrel's `cuda:` line (device, driver,
+    NVRTC version and path, module kind) when a session was built, else cuda_stack.py's
+    driver, device and NVRTC lines; [] when the log is missing."""
+    try:
+        with open(os.path.join(out, "cuda-stack.log"), errors="replace") as f:
+            lines = [l.strip() for l in f]
+    except OSError:
+        return []
+    kestrel = [l for l in lines if l.startswith("cuda: ")]
+    if kestrel:
+        return ["CUDA stack: " + kestrel[0][len("cuda: "):]]
+    keys = ("driver: ", "device: ", "nvrtc: ", "incompatible: ")
+    return ["CUDA stack: " + l for l in lines if l.startswith(keys)]
+
+
 def us(v):
     v = num(v)
     if v is None:
@@ -371,9 +387,11 @@ def main(argv=None):
     for r in rows:
         r["note_ids"] = [note_ids.setdefault(n, len(note_ids) + 1) for n in r["notes"]]
 
+    stack = stack_lines(out)
     lines = [f"Kestrel GPU check: {gpu}"]
     if pack:
         lines.append(pack + (f"; {a.elapsed} s" if a.elapsed is not None else ""))
+    lines += stack
     lines.append("")
     head = (f"{'model':<12} {'batch':>5} {'prec':<4} | {'Kestrel med':>11} {'p99':>8} "
             f"{'p99/med':>9} {'calls':>5} | {'PT graph med':>12} | {'K/PT':>6} {'target':>6} "
@@ -467,6 +485,8 @@ def main(argv=None):
     md = [f"# Kestrel GPU check: {gpu}", ""]
     if pack:
         md += [pack + (f"; {a.elapsed} s" if a.elapsed is not None else ""), ""]
+    if stack:
+        md += [*stack, ""]
     md += ["| model | batch | precision | Kestrel median µs | Kestrel p99 µs | p99/median "
            "| kernel calls | PyTorch graph median µs | Kestrel / PyTorch | target | "
            "PyTorch graph+copies median µs | notes |",
@@ -489,7 +509,8 @@ def main(argv=None):
            f"{s.get('note', '').replace('|', '/')} |" for s in steps]
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write("\n".join(md) + "\n")
-    summary = {"ok": ok, "gpu": gpu, "pack": pack, "elapsed_s": a.elapsed, "torch": torch_info,
+    summary = {"ok": ok, "gpu": gpu, "pack": pack, "cuda_stack": stack,
+               "elapsed_s": a.elapsed, "torch": torch_info,
                "timings": rows, "targets": {"met": [name(r) for r in met],
                                             "missed": [name(r) for r in missed],
                                             "not_measured": [name(r) for r in unmeasured]},

@@ -90,6 +90,9 @@ class SummaryTest(unittest.TestCase):
         o.write("nvidia-smi.log", "index, name, driver_version, memory.total [MiB]\n"
                 "0, NVIDIA H100 80GB HBM3, 580.159.04, 81559 MiB, 1980 MHz\n")
         o.write("env.log", "date: x\npack: abc123 packed 2025-11-28T15:00:00Z with rustc 1.90\n")
+        o.write("cuda-stack.log", "driver: CUDA 13.0\ndevice: NVIDIA H200 (sm_90)\n"
+                "cuda: NVIDIA H200 (sm_90), CUDA driver 13.0, NVRTC 13.0 "
+                "(/usr/local/cuda/lib64/libnvrtc.so.13), CUBIN\n")
         o.tsv("plan.tsv", "model\tbatch\tprecision",
               [(m, b, p) for m in ("resnet18", "resnet50") for b in (1, 32)
                for p in ("fp32", "tf32", "fp16")])
@@ -195,6 +198,12 @@ class SummaryTest(unittest.TestCase):
         self.assertIn("ERROR error: illegal address: resnet50 b1 tf32", text)
         self.assertIn("tests (REQUIRE_CUDA=1 KESTREL_REQUIRE_NVRTC=1): 40 passed", text)
         self.assertIn("RESULT: FAIL", text)
+        # The CUDA stack the check ran with, as Kestrel saw it.
+        stack = ("CUDA stack: NVIDIA H200 (sm_90), CUDA driver 13.0, NVRTC 13.0 "
+                 "(/usr/local/cuda/lib64/libnvrtc.so.13), CUBIN")
+        self.assertIn(stack, text)
+        self.assertIn(stack, md)
+        self.assertEqual(js["cuda_stack"], [stack])
         # Per-layer: the 10 slowest of the run, slowest first; the failed and skipped runs say why.
         pl = {(p["model"], p["precision"]): p for p in js["per_layer"]}
         slow = pl[("resnet50", "fp32")]["slowest"]
@@ -229,6 +238,18 @@ class SummaryTest(unittest.TestCase):
         self.assertIn("Kestrel: no bench-mobilenet_v2-b1-fp16 step (the check stopped before it?)",
                       text)
         self.assertIn("≤0.40 —", table_line(text, "resnet50", 1, "fp32"))
+
+    def test_a_stop_at_the_cuda_stack_says_why(self):
+        o = Out(self)
+        o.write("cuda-stack.log", "$ python3 cuda_stack.py\ndriver: CUDA 13.0\n"
+                "nvrtc_found: /x/libnvrtc.so.13 = NVRTC 13.2 (refused: ...)\n"
+                "incompatible: no NVRTC found here works with this driver\nexit 3\n")
+        o.tsv("steps.tsv", STEPS_HEAD, [("cuda-stack", "fail", 0, "STOP: incompatible")])
+        rc, text, js, md = o.run()
+        self.assertEqual(rc, 1)
+        self.assertIn("CUDA stack: driver: CUDA 13.0", text)
+        self.assertIn("CUDA stack: incompatible: no NVRTC found here works", text)
+        self.assertNotIn("nvrtc_found", "\n".join(js["cuda_stack"]))
 
     def test_garbage_does_not_crash(self):
         o = Out(self)
