@@ -178,20 +178,12 @@ impl Gpu {
         let loaded = match modules.get(&module.image) {
             Some(m) => m.clone(),
             None => {
-                let m = module::load(&self.ctx, module).map_err(|f| {
-                    let detail = match driver_error("", f.error) {
-                        CudaError::Fault { detail, .. } | CudaError::Driver { detail, .. } => {
-                            detail
-                        }
-                        other => other.to_string(),
-                    };
-                    CudaError::Load {
-                        kind: module.kind.as_str(),
-                        entry: launch.entry.to_string(),
-                        source_name: launch.source.name.to_string(),
-                        detail,
-                        log: f.log,
-                    }
+                let m = module::load(&self.ctx, module).map_err(|f| CudaError::Load {
+                    kind: module.kind.as_str(),
+                    entry: launch.entry.to_string(),
+                    source_name: launch.source.name.to_string(),
+                    detail: describe(f.error),
+                    log: f.log,
                 })?;
                 modules.insert(module.image.clone(), m.clone());
                 m
