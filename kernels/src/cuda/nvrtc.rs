@@ -210,7 +210,8 @@ pub fn compile(
     })
 }
 
-/// An NVRTC program, destroyed on drop. Holds no reference to the source: NVRTC copies it.
+/// An NVRTC program, destroyed on drop. NVRTC may keep pointers to the source and name it
+/// was created from: `compile` declares them before the program, so they outlive it.
 struct Program(sys::nvrtcProgram);
 
 impl Program {
