@@ -155,18 +155,6 @@ impl Kernel {
             params,
         )
     }
-
-    /// Registers per thread of the loaded kernel, as the driver reports them.
-    pub fn registers(&self) -> Option<i32> {
-        // SAFETY: the function handle is live while self is.
-        unsafe {
-            result::function::get_function_attribute(
-                self.function,
-                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NUM_REGS,
-            )
-        }
-        .ok()
-    }
 }
 
 /// A NUL-terminated buffer as text (lossy).
