@@ -6,7 +6,8 @@
 # per model, checked against PyTorch on this GPU and timed with `kestrel bench --device cuda`
 # at batch 1 and 32 in every precision (fp32, tf32, fp16), then PyTorch with CUDA graphs on
 # the same model, batches and precisions, and per-step GPU times of ResNet-50 and ResNet-18
-# at batch 1 (fp32, fp16), (e) a summary table against issue 6's targets.
+# at batch 1 (fp32, fp16), (e) a summary table against the GPU targets in
+# docs/performance.md.
 #
 #   PACK/check.sh                  in a pack made by benches/gpu/pack.sh (no cargo needed)
 #   benches/gpu/check.sh           in a built tree: packs into gpu-pack/ first
@@ -25,8 +26,8 @@
 # every test, not only the CUDA ones), KEEP_LINKS=1 (keep the build-path links, see
 # README.md), CHECK_BUNDLE=1 (leave only summary.md, summary.json and logs.tar.gz in $OUT).
 #
-# Time, estimated (no run of this shape yet; the H100 figures are from shared/gpu.md and
-# shared/anchors.md): env, nvidia-smi, paths ~10 s; tests ~60 s; fixture compares ~20 s
+# Time, estimated (no run of this shape yet; the H100 figures are from docs/cuda.md and
+# docs/performance.md): env, nvidia-smi, paths ~10 s; tests ~60 s; fixture compares ~20 s
 # (10 processes: CUDA context ~0.3 s, NVRTC ~0.3 s cold + ~35 ms per module, then kept in
 # the disk cache). Per model (4): export ~12 s (python, torch import, GPU references);
 # 6 compares (2 batches x 3 precisions) ~2.5 s each, their modules then cached for the

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The GPU check's models, built as side_by_side.py builds them, and their exports.
 
-The four models of shared/anchors/torch_gpu_anchors.py: the CIFAR net ("seednet", the
+The four models of docs/anchors/torch_gpu_anchors.py: the CIFAR net ("seednet", the
 fixture's CifarNet, 3x32x32) and torchvision resnet18, mobilenet_v2, resnet50 (3x224x224).
 Random init seeded with 0, BatchNorm randomised and calibrated with
 kestrel_export.randomize_bn, float32: the same weights side_by_side.py times on the CPU.

@@ -5,10 +5,11 @@ OUT/summary.md and OUT/summary.json. Standard library only (it must run when tor
     python3 summary.py OUT [--elapsed S]
 
 One timing row per (model, batch, precision): Kestrel's median and p99 (`kestrel bench`),
-PyTorch's CUDA-graph median (torch_graphs.py), their ratio against issue 6's target for the
-row, and p99/median at batch 1; then the slowest steps of each `--per-layer` run. A figure
-that is missing prints as "—" with the reason in a numbered note. Exit status 0 when every
-step of the check passed, 1 otherwise (the targets are reported, not part of the status).
+PyTorch's CUDA-graph median (torch_graphs.py), their ratio against the GPU target for the
+row (docs/performance.md), and p99/median at batch 1; then the slowest steps of each
+`--per-layer` run. A figure that is missing prints as "—" with the reason in a numbered
+note. Exit status 0 when every step of the check passed, 1 otherwise (the targets are
+reported, not part of the status).
 """
 import argparse
 import glob
@@ -22,7 +23,8 @@ ORDER = ["seednet", "resnet18", "mobilenet_v2", "resnet50"]
 PRECISIONS = ["fp32", "tf32", "fp16"]
 DASH = "—"
 
-# Issue 6: Kestrel / PyTorch-CUDA-graph wall time per run, same precision, H100.
+# The GPU targets of docs/performance.md: Kestrel / PyTorch-CUDA-graph wall time per run,
+# same precision, H100.
 TARGETS = {
     ("seednet", 1, "fp32"): 0.35, ("resnet18", 1, "fp32"): 0.35,
     ("mobilenet_v2", 1, "fp32"): 0.4, ("resnet50", 1, "fp32"): 0.4,
@@ -410,7 +412,8 @@ def main(argv=None):
     lines += ["µs per run, host wall clock incl. sync; the same precision on both sides (fp32: TF32 "
               "off; tf32: TF32 allowed;",
               "fp16: Kestrel's tensor cores, PyTorch's model.half()). K/PT < 1: Kestrel faster; "
-              f"target: issue 6's bound on K/PT; p99/med: ≤ {JITTER_MAX} at batch 1.",
+              "target: the GPU targets' bound on K/PT (docs/performance.md); "
+              f"p99/med: ≤ {JITTER_MAX} at batch 1.",
               "PT+copies (measured in fp32 only unless torch_graphs.py --copies says more): graph "
               "replay plus pinned host<->GPU copies of input and output, as Session::run does."]
     lines += [f"  [{i}] {n}" for n, i in note_ids.items()]
@@ -423,7 +426,7 @@ def main(argv=None):
     name = lambda r: f"{r['model']} b{r['batch']} {r['precision']}"  # noqa: E731
     missed_text = ", ".join("%s (%.3f > %.2f)" % (name(r), r["ratio_median"], r["target"])
                             for r in missed)
-    lines.append(f"targets (issue 6, K/PT): {len(met)}/{len(with_target)} met"
+    lines.append(f"targets (docs/performance.md, K/PT): {len(met)}/{len(with_target)} met"
                  + (f"; missed: {missed_text}" if missed else "")
                  + ("; not measured: " + ", ".join(name(r) for r in unmeasured) if unmeasured else ""))
     b1 = [r for r in rows if r["batch"] == 1]

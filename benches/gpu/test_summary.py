@@ -190,7 +190,7 @@ class SummaryTest(unittest.TestCase):
         self.assertNotIn("torch_graph", r)
         self.assertEqual(len(r["notes"]), 2)
         self.assertIn("not measured: resnet50 b32 tf32, resnet50 b32 fp16", text)
-        self.assertIn("targets (issue 6, K/PT): 6/10 met", text)
+        self.assertIn("targets (docs/performance.md, K/PT): 6/10 met", text)
         # Compare rows keep their old lines and gain the precision.
         self.assertIn("compare --device cuda, fixtures: 1/1 MATCH", text)
         self.assertIn("exported models: 1/3 MATCH (tf32 0/1, fp16 1/2)", text)

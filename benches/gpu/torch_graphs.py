@@ -2,7 +2,7 @@
 """PyTorch with CUDA graphs on the GPU check's models: the peer Kestrel's GPU timings face.
 
 Same models and weights as models.py (what Kestrel benches), cuDNN autotuning on (PyTorch
-at its best), in each precision, as shared/anchors/torch_gpu_anchors.py measured them:
+at its best), in each precision, as docs/anchors/torch_gpu_anchors.py measured them:
 
 - fp32: float32 model and input, TF32 off (cudnn.allow_tf32 = cuda.matmul.allow_tf32 = False).
 - tf32: float32 model and input, TF32 allowed for cuDNN and cuBLAS (PyTorch's default for

@@ -241,7 +241,7 @@ impl CudaExecutor {
         let outputs = transfers(&mut plan.outputs.iter().copied());
         let staged = |t: &[Transfer]| t.iter().map(|t| t.len).sum::<usize>().max(1);
         // Inputs are only written by the CPU: write-combined memory suits that. Outputs
-        // are read by the CPU, which write-combined memory makes very slow (gpu.md).
+        // are read by the CPU, which write-combined memory makes very slow (docs/cuda.md).
         let input_stage = gpu.alloc_pinned(staged(&inputs), true)?;
         let output_stage = gpu.alloc_pinned(staged(&outputs), false)?;
         let mut exec = CudaExecutor {

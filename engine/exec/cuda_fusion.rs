@@ -1,5 +1,5 @@
 //! Fusions across steps that only the CUDA executor makes: at batch 1 each kernel costs
-//! about a microsecond even inside a CUDA graph (gpu.md), as much as the small layers'
+//! about a microsecond even inside a CUDA graph (docs/cuda.md), as much as the small layers'
 //! work. The CPU plan is unchanged; a fused op runs at the first step it covers, writes
 //! every output the steps it replaces would have (so per-layer checks still see them),
 //! and the later steps run nothing:

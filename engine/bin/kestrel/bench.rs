@@ -296,10 +296,10 @@ fn per_layer(
         .collect())
 }
 
-/// The H100's ceilings, from /work/shared/anchors.md ("H100 ceilings measured on these
-/// machines"): fp32 FMA throughput is the datasheet's ~67 TFLOP/s (not measured); device
-/// memory moves ~3.0 TB/s, measured as a device-to-device copy, reads plus writes (HBM3's
-/// peak is 3.35 TB/s), which is how `StepInfo::bytes` counts too.
+/// The H100's ceilings, from docs/performance.md ("H100 ceilings"): fp32 FMA throughput is
+/// the datasheet's ~67 TFLOP/s (not measured); device memory moves ~3.0 TB/s, measured as a
+/// device-to-device copy, reads plus writes (HBM3's peak is 3.35 TB/s), which is how
+/// `StepInfo::bytes` counts too.
 const H100_FP32_FLOPS: f64 = 67e12;
 const H100_BYTES_PER_S: f64 = 3.0e12;
 

@@ -1,7 +1,7 @@
 //! The GPU itself, through cudarc: context, stream, modules, buffers, launches.
 //!
 //! Thin methods over cudarc with every `DriverError` turned into a `CudaError` that says
-//! what was being done. Two rules from gpu.md shape [`Gpu::new`]: cudarc panics on first
+//! what was being done. Two rules from docs/cuda.md shape [`Gpu::new`]: cudarc panics on first
 //! use when libcuda cannot be loaded, so the library is probed before any cudarc call;
 //! and a session is captured into a CUDA graph, which needs per-buffer event tracking off
 //! (it adds cross-stream waits that break capture) and one non-default stream for every
@@ -219,7 +219,7 @@ impl Gpu {
 
     /// Page-locked host memory for `len` floats, zeroed. `write_combined` suits buffers
     /// only the CPU writes (inputs); the CPU reads write-combined memory very slowly, so
-    /// device-to-host staging must pass false (gpu.md).
+    /// device-to-host staging must pass false (docs/cuda.md).
     pub fn alloc_pinned(&self, len: usize, write_combined: bool) -> Result<Pinned, CudaError> {
         let len = len.max(1);
         if len > isize::MAX as usize / size_of::<f32>() {
@@ -507,7 +507,7 @@ pub fn spin_launch() -> Launch {
 /// ("marked") between launches, read after one synchronize; and a hold kernel that keeps
 /// the stream busy while the host queues the work to time.
 ///
-/// Why the hold: an eager launch costs the host ~4.1 µs on the H100 (gpu.md), longer than
+/// Why the hold: an eager launch costs the host ~4.1 µs on the H100 (docs/cuda.md), longer than
 /// many batch-1 kernels run, so without it the GPU waits for the host between launches
 /// and the time between two marks is launch cost. Queued whole behind the hold, the
 /// launches run back to back, as in a graph, and each span is the GPU's time for the
