@@ -26,9 +26,13 @@ pub const MAX_INPUT_ELEMENTS: u64 = i32::MAX as u64;
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GraphDef {
+    /// The schema version; this build reads `GRAPH_VERSION`.
     pub version: u32,
+    /// The graph's inputs, in the order `run` takes them.
     pub inputs: Vec<InputDef>,
+    /// The nodes, in topological order.
     pub nodes: Vec<NodeDef>,
+    /// The names of the values the graph returns, in order.
     pub outputs: Vec<String>,
 }
 
@@ -36,7 +40,9 @@ pub struct GraphDef {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputDef {
+    /// The input's name, which nodes use to refer to it.
     pub name: String,
+    /// NCHW; dimension 0 may be `-1` for a dynamic batch.
     pub shape: Vec<i64>,
 }
 
@@ -44,11 +50,16 @@ pub struct InputDef {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeDef {
+    /// The node's name, which is also the name of its output.
     pub name: String,
+    /// The op, one of those `GRAPH_FORMAT.md` lists.
     pub op: String,
+    /// The names of the values it reads: graph inputs or earlier nodes.
     pub inputs: Vec<String>,
+    /// Weight role (such as `weight`, `bias`) to tensor name in the file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub weights: BTreeMap<String, String>,
+    /// The op's attributes, as `GRAPH_FORMAT.md` gives them per op.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub attrs: Map<String, Value>,
 }

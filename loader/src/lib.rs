@@ -9,6 +9,8 @@
 //! rewritten or truncated on disk, during or after the load, cannot affect what was loaded. No input bytes make it panic; every failure is a [`LoadError`]
 //! naming the file and, where one is at fault, the tensor.
 
+#![warn(missing_docs)]
+
 mod error;
 mod graph;
 mod header;
@@ -34,22 +36,31 @@ pub use write::write_tensors;
 /// `num_batches_tracked` is I64) but cannot be used as weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileTensor {
+    /// The dtype as stored in the file.
     pub dtype: Dtype,
+    /// The shape as stored in the file.
     pub shape: Vec<usize>,
+    /// The values as f32 for float dtypes; `None` for integer, bool and other dtypes.
     pub data: Option<Vec<f32>>,
 }
 
 /// Every tensor of one safetensors file plus its string metadata.
 #[derive(Debug, Clone)]
 pub struct TensorFile {
+    /// The file it was read from.
     pub path: PathBuf,
+    /// Every tensor, by name.
     pub tensors: BTreeMap<String, FileTensor>,
+    /// The `__metadata__` strings, by key.
     pub metadata: BTreeMap<String, String>,
 }
 
 /// A model file: its tensors and, when the metadata has `kestrel.graph`, the parsed graph.
 #[derive(Debug, Clone)]
 pub struct ModelFile {
+    /// The file's tensors (the weights).
     pub tensors: TensorFile,
+    /// The graph, when the metadata holds `kestrel.graph`; `None` for a plain `state_dict`
+    /// file.
     pub graph: Option<GraphDef>,
 }

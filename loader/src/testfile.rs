@@ -90,6 +90,7 @@ impl TempFile {
         TempFile { path }
     }
 
+    /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
