@@ -26,6 +26,7 @@ impl Diff {
         }
     }
 
+    /// Whether the error is within the tolerance.
     pub fn ok(&self) -> bool {
         self.max_abs <= self.tolerance
     }

@@ -13,11 +13,16 @@ pub enum Error {
     Load(#[from] LoadError),
     /// A model was asked for, but the file holds weights only.
     #[error("{}: no graph: the file has no `kestrel.graph` metadata (a plain state_dict loads with `Weights::load`)", path.display())]
-    NoGraph { path: PathBuf },
+    NoGraph {
+        /// The file.
+        path: PathBuf,
+    },
     /// The graph is well-formed JSON but not a valid model.
     #[error("{}{error}", InFile(path))]
     Graph {
+        /// The file the graph came from; `None` for a graph built in code.
         path: Option<PathBuf>,
+        /// What is wrong with the graph.
         error: Box<GraphError>,
     },
     /// A session was asked for with options the model cannot take.
@@ -25,10 +30,20 @@ pub enum Error {
     Session(String),
     /// A weight handed over in code does not fit its shape.
     #[error("weight \"{name}\": {detail}")]
-    Weight { name: String, detail: String },
+    Weight {
+        /// The weight's name.
+        name: String,
+        /// What does not fit.
+        detail: String,
+    },
     /// The caller's input does not fit the session.
     #[error("input \"{name}\": {detail}")]
-    Input { name: String, detail: String },
+    Input {
+        /// The input's name.
+        name: String,
+        /// What does not fit.
+        detail: String,
+    },
     /// No usable GPU, driver or NVRTC ("no CUDA device: …"), a kernel NVRTC refused, or a
     /// failed driver call.
     #[error(transparent)]
@@ -37,9 +52,13 @@ pub enum Error {
     /// with its source file, grid and block.
     #[error("node \"{node}\" (step {step}): kernel {kernel} failed on the GPU: {error}")]
     CudaStep {
+        /// The node whose step failed.
         node: String,
+        /// The step's index in the session's plan.
         step: usize,
+        /// The kernel, with its source file, grid and block.
         kernel: String,
+        /// The driver's error.
         error: Box<kestrel_kernels::cuda::CudaError>,
     },
     /// A thread could not be pinned to a core (`pin_threads`).
@@ -74,79 +93,152 @@ impl fmt::Display for InFile<'_> {
 /// What is wrong with a graph, naming the node (and tensor) at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GraphError {
+    /// The graph's `version` is not one this build reads.
     #[error("graph version {found} is not supported (this build reads version {supported})")]
-    Version { found: u32, supported: u32 },
+    Version {
+        /// The version the graph gives.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The graph declares no input.
     #[error("the graph has no inputs")]
     NoInputs,
+    /// The graph declares no output.
     #[error("the graph has no outputs")]
     NoOutputs,
+    /// A graph input's name or shape is unusable.
     #[error("input \"{name}\": {detail}")]
-    BadInput { name: String, detail: String },
+    BadInput {
+        /// The input's name.
+        name: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Two nodes, or a node and an input, share a name.
     #[error("name \"{name}\" is used by more than one node or input")]
-    DuplicateName { name: String },
+    DuplicateName {
+        /// The shared name.
+        name: String,
+    },
+    /// A node's op is not one Kestrel runs.
     #[error("node \"{node}\": unknown op \"{op}\" (supported: {})", crate::graph::OP_NAMES.join(", "))]
-    UnknownOp { node: String, op: String },
+    UnknownOp {
+        /// The node's name.
+        node: String,
+        /// The op as the graph spells it.
+        op: String,
+    },
+    /// A node has the wrong number of inputs for its op.
     #[error("node \"{node}\": op {op} takes {expected} input(s), got {found}")]
     Arity {
+        /// The node's name.
         node: String,
+        /// Its op.
         op: &'static str,
+        /// How many inputs the op takes, such as "1" or "1 or 2".
         expected: String,
+        /// How many it has.
         found: usize,
     },
+    /// A node reads a value that is neither a graph input nor a node.
     #[error("node \"{node}\": input \"{name}\" is neither a graph input nor a node")]
-    MissingValue { node: String, name: String },
+    MissingValue {
+        /// The node's name.
+        node: String,
+        /// The name it reads.
+        name: String,
+    },
+    /// A graph output names a value that is neither a graph input nor a node.
     #[error("output \"{name}\" is neither a graph input nor a node")]
-    MissingOutput { name: String },
+    MissingOutput {
+        /// The output's name.
+        name: String,
+    },
+    /// The nodes cannot be put in an order where each reads only earlier values.
     #[error("node \"{node}\" is part of a cycle")]
-    Cycle { node: String },
+    Cycle {
+        /// A node on the cycle.
+        node: String,
+    },
+    /// A node names a weight tensor the file does not hold.
     #[error(
         "node \"{node}\": weight \"{role}\" names tensor \"{tensor}\", which is not in the file"
     )]
     MissingWeight {
+        /// The node's name.
         node: String,
+        /// The weight's role, such as `weight` or `bias`.
         role: String,
+        /// The tensor name it gives.
         tensor: String,
     },
+    /// A node lacks a weight its op needs.
     #[error("node \"{node}\": op {op} needs weight \"{role}\"")]
     WeightNotGiven {
+        /// The node's name.
         node: String,
+        /// Its op.
         op: &'static str,
+        /// The missing role.
         role: &'static str,
     },
+    /// A node gives a weight its op does not take.
     #[error("node \"{node}\": op {op} has no weight \"{role}\"")]
     UnexpectedWeight {
+        /// The node's name.
         node: String,
+        /// Its op.
         op: &'static str,
+        /// The role it gives.
         role: String,
     },
+    /// A weight tensor is not of a float dtype.
     #[error(
         "node \"{node}\": weight \"{role}\" (tensor \"{tensor}\") is {dtype}, not a float type"
     )]
     WeightNotFloat {
+        /// The node's name.
         node: String,
+        /// The weight's role.
         role: String,
+        /// The tensor's name.
         tensor: String,
+        /// The tensor's dtype.
         dtype: String,
     },
+    /// A weight tensor's shape is not the one its op needs.
     #[error("node \"{node}\": weight \"{role}\" (tensor \"{tensor}\") has shape {found:?}, expected {expected:?}")]
     WeightShape {
+        /// The node's name.
         node: String,
+        /// The weight's role.
         role: String,
+        /// The tensor's name.
         tensor: String,
+        /// The shape the op needs.
         expected: Vec<usize>,
+        /// The shape the tensor has.
         found: Vec<usize>,
     },
+    /// An attribute is missing, of the wrong type or out of range.
     #[error("node \"{node}\": attribute \"{attr}\": {detail}")]
     Attr {
+        /// The node's name.
         node: String,
+        /// The attribute's name.
         attr: String,
+        /// What is wrong with it.
         detail: String,
     },
     /// Shapes or attribute values the op cannot take (PyTorch would refuse them too).
     #[error("node \"{node}\" ({op}): {detail}")]
     Invalid {
+        /// The node's name.
         node: String,
+        /// Its op.
         op: &'static str,
+        /// What the op cannot take.
         detail: String,
     },
 }

@@ -10,6 +10,8 @@
 //! # Ok::<(), kestrel::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod compare;
 pub mod error;
 mod exec;
@@ -68,6 +70,8 @@ pub fn pin_threads() -> Result<Vec<usize>, Error> {
 /// `max|out − ref| ≤ rtol · max|ref| + ATOL`. Kestrel and PyTorch sum in different orders;
 /// 1e-4 of the largest magnitude covers that for deep nets while catching any wrong index.
 pub const DEFAULT_RTOL: f64 = 1e-4;
+/// The absolute term of `compare`'s tolerance: keeps an all-zero reference from demanding exact
+/// zeros.
 pub const ATOL: f64 = 1e-6;
 
 #[cfg(test)]

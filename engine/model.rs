@@ -20,11 +20,17 @@ pub struct Model {
 /// One node as `kestrel info` shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerInfo {
+    /// The node's name.
     pub name: String,
+    /// Its op's name in the graph JSON.
     pub op: &'static str,
+    /// The names of the values it reads.
     pub inputs: Vec<String>,
+    /// Its output's shape, batch first.
     pub shape: Vec<usize>,
+    /// Number of weight values it holds.
     pub params: usize,
+    /// Floating-point operations per run (2 × multiply-adds).
     pub flops: u64,
 }
 
@@ -89,14 +95,17 @@ impl Model {
         self.graph.inputs.iter().find_map(|i| i.batch).unwrap_or(1)
     }
 
+    /// The validated graph.
     pub fn graph(&self) -> &Graph {
         &self.graph
     }
 
+    /// The graph's inputs.
     pub fn inputs(&self) -> &[GraphInput] {
         &self.graph.inputs
     }
 
+    /// The names of the graph's outputs, in order.
     pub fn output_names(&self) -> Vec<&str> {
         self.graph
             .outputs

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 /// Where a session runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Device {
+    /// The CPU, with Kestrel's SIMD kernels (the default).
     #[default]
     Cpu,
     /// The NVIDIA GPU of this ordinal, running Kestrel's own CUDA kernels.
@@ -32,6 +33,7 @@ impl std::fmt::Display for Device {
 /// How to build a session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionOptions {
+    /// Where the session runs.
     pub device: Device,
     /// The batch size every run of the session takes.
     pub batch: usize,
@@ -218,10 +220,12 @@ impl Session {
         &self.plan.values[index].shape
     }
 
+    /// The names of the graph's inputs, in the order `run` takes them.
     pub fn input_names(&self) -> &[String] {
         &self.input_names
     }
 
+    /// The names of the graph's outputs, in order.
     pub fn output_names(&self) -> &[String] {
         &self.output_names
     }
@@ -347,8 +351,11 @@ fn load_inputs(plan: &Plan, arena: &mut [f32], inputs: &[&[f32]]) {
 /// One step of a session's plan, for tables such as `bench --per-layer`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepInfo {
+    /// The node the step runs.
     pub name: String,
+    /// The kernel that runs it.
     pub kernel: String,
+    /// Floating-point operations per run (2 × multiply-adds).
     pub flops: u64,
     /// False for aliases and concats assembled in place, which cost nothing.
     pub moves_data: bool,
@@ -363,10 +370,12 @@ pub struct Outputs<'a> {
 }
 
 impl<'a> Outputs<'a> {
+    /// The number of outputs.
     pub fn len(&self) -> usize {
         self.session.plan.outputs.len()
     }
 
+    /// Whether the graph has no output (never, for a validated graph).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -376,6 +385,7 @@ impl<'a> Outputs<'a> {
         (index < self.len()).then(|| self.session.output(index))
     }
 
+    /// Every output, in order.
     pub fn iter(&self) -> impl Iterator<Item = TensorView<'a>> + '_ {
         (0..self.len()).filter_map(|i| self.get(i))
     }

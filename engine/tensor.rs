@@ -6,7 +6,9 @@ use crate::error::Error;
 /// A read-only view of one tensor, borrowed from a session's arena.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TensorView<'a> {
+    /// Batch first, NCHW for images.
     pub shape: &'a [usize],
+    /// The values, row-major in `shape`.
     pub data: &'a [f32],
 }
 
@@ -40,14 +42,17 @@ impl Tensor {
         Ok(Tensor { shape, data })
     }
 
+    /// Its shape, batch first.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
 
+    /// Its values, row-major.
     pub fn data(&self) -> &[f32] {
         &self.data
     }
 
+    /// A borrowed view of it.
     pub fn view(&self) -> TensorView<'_> {
         TensorView {
             shape: &self.shape,

@@ -61,6 +61,7 @@ impl Weights {
         Ok(())
     }
 
+    /// The float tensor named `name`, if the file held one.
     pub fn get(&self, name: &str) -> Option<&WeightRef> {
         self.float.get(name)
     }
@@ -75,10 +76,12 @@ impl Weights {
         self.float.keys().map(String::as_str)
     }
 
+    /// The number of float tensors.
     pub fn len(&self) -> usize {
         self.float.len()
     }
 
+    /// Whether there are no float tensors.
     pub fn is_empty(&self) -> bool {
         self.float.is_empty()
     }

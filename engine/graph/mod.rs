@@ -13,43 +13,62 @@ use std::sync::Arc;
 /// A weight tensor: its name in the file, its shape and its f32 data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weight {
+    /// Its name in the file (or as given in code).
     pub name: String,
+    /// Its shape, as PyTorch stores it.
     pub shape: Vec<usize>,
+    /// Its values, shared between the graph and every session made from it.
     pub data: Arc<[f32]>,
 }
 
+/// A weight shared between graphs and sessions without copying its data.
 pub type WeightRef = Arc<Weight>;
 
 /// A value a node reads: a graph input or another node's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Value {
+    /// Graph input number `i`.
     Input(usize),
+    /// The output of node number `i`.
     Node(usize),
 }
 
 /// A graph input: NCHW dims after the batch; `batch` is None when the batch is dynamic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphInput {
+    /// The input's name.
     pub name: String,
+    /// The batch size, when the graph fixes it.
     pub batch: Option<usize>,
+    /// The dimensions after the batch: (c, h, w) for an image.
     pub dims: Vec<usize>,
 }
 
+/// One node: an op, the values it reads, and its output named by `name`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
+    /// The node's name, also the name of its output.
     pub name: String,
+    /// The op, with its attributes and weights.
     pub op: Op,
+    /// The values it reads, in the op's order.
     pub inputs: Vec<Value>,
 }
 
 /// Pooling window attributes, shared by max and average pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolAttrs {
+    /// Window (kh, kw).
     pub kernel: [usize; 2],
+    /// Step between windows (sh, sw).
     pub stride: [usize; 2],
+    /// Padding on each side (ph, pw).
     pub pad: [usize; 2],
+    /// Spacing between window taps (dh, dw); 1 for average pooling.
     pub dilation: [usize; 2],
+    /// Whether a partial window at the end makes one more output, as PyTorch's `ceil_mode`.
     pub ceil_mode: bool,
+    /// Whether average pooling divides by the window size including padding.
     pub count_include_pad: bool,
 }
 
@@ -59,49 +78,84 @@ pub struct PoolAttrs {
 /// A conv with two inputs adds the second (the residual) before its activation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
+    /// 2-D convolution, NCHW.
     Conv2d {
+        /// (c_out, c_in/groups, kh, kw).
         weight: WeightRef,
+        /// (c_out), when the conv has one.
         bias: Option<WeightRef>,
+        /// (sh, sw).
         stride: [usize; 2],
+        /// Zero padding on each side (ph, pw).
         pad: [usize; 2],
+        /// (dh, dw).
         dilation: [usize; 2],
+        /// Channel groups; `groups == c_in == c_out` is depthwise.
         groups: usize,
+        /// The activation fused after bias and residual add.
         act: Activation,
     },
+    /// Batch normalisation with running statistics; folded into the conv before it when a
+    /// session is built.
     BatchNorm {
+        /// Scale (gamma) per channel; `None` means 1.
         weight: Option<WeightRef>,
+        /// Shift (beta) per channel; `None` means 0.
         bias: Option<WeightRef>,
+        /// Running mean per channel.
         mean: WeightRef,
+        /// Running variance per channel.
         var: WeightRef,
+        /// Added to the variance before its square root.
         eps: f32,
     },
+    /// `max(x, 0)`.
     Relu,
+    /// `min(max(x, 0), 6)`.
     Relu6,
+    /// Max pooling.
     MaxPool2d(PoolAttrs),
+    /// Average pooling.
     AvgPool2d(PoolAttrs),
+    /// Average pooling to a fixed output size, as PyTorch's `adaptive_avg_pool2d`.
     AdaptiveAvgPool2d {
+        /// (out_h, out_w).
         output_size: [usize; 2],
     },
     /// Mean over H and W of an NCHW tensor.
     Mean {
+        /// Whether the output keeps H and W as 1×1.
         keepdim: bool,
     },
+    /// Fully connected: `y = x · weightᵀ + bias`.
     Linear {
+        /// (out_features, in_features).
         weight: WeightRef,
+        /// (out_features), when it has one.
         bias: Option<WeightRef>,
+        /// The activation fused after the bias.
         act: Activation,
     },
+    /// Merges dimensions `start_dim..=end_dim` into one.
     Flatten {
+        /// First dimension merged; negative counts from the end.
         start_dim: i64,
+        /// Last dimension merged; negative counts from the end.
         end_dim: i64,
     },
+    /// Elementwise sum of two tensors of equal shape.
     Add {
+        /// The activation fused after the sum.
         act: Activation,
     },
+    /// Joins its inputs along `dim`.
     Concat {
+        /// The dimension joined along (not the batch); negative counts from the end.
         dim: i64,
     },
+    /// Softmax along `dim`.
     Softmax {
+        /// The dimension normalised; negative counts from the end.
         dim: i64,
     },
     /// `identity` and `dropout` (inference): removed when a session is built.
@@ -173,8 +227,11 @@ impl Op {
 /// every weight present with the shape its op needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Graph {
+    /// The graph's inputs, in the order `run` takes them.
     pub inputs: Vec<GraphInput>,
+    /// The nodes, in topological order.
     pub nodes: Vec<Node>,
+    /// The values the graph returns, in order.
     pub outputs: Vec<Value>,
 }
 

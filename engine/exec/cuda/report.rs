@@ -12,10 +12,13 @@ use std::path::PathBuf;
 pub struct CudaKernel {
     /// The node whose step launches it.
     pub node: String,
+    /// The kernel's entry point (its CUDA symbol).
     pub entry: &'static str,
     /// The `.cu` file it comes from.
     pub source: &'static str,
+    /// Blocks per launch, x y z.
     pub grid: [u32; 3],
+    /// Threads per block, x y z.
     pub block: [u32; 3],
     /// Registers per thread; 0 when the module is PTX (the driver's JIT decides).
     pub registers: u32,
@@ -23,8 +26,11 @@ pub struct CudaKernel {
     pub static_shared_bytes: u32,
     /// Dynamic shared memory per block, from the launch.
     pub dynamic_shared_bytes: u32,
+    /// Local-memory stack per thread, from ptxas.
     pub stack_bytes: u32,
+    /// Bytes spilled to local memory by stores, from ptxas (0 means no spill).
     pub spill_stores: u32,
+    /// Bytes read back from spills, from ptxas.
     pub spill_loads: u32,
 }
 
