@@ -7,7 +7,9 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot pin a thread to core {core}: {reason}")]
 pub struct PinError {
+    /// The core it was to be pinned to.
     pub core: usize,
+    /// Why the OS refused, or why this platform cannot pin.
     pub reason: String,
 }
 

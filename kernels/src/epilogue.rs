@@ -5,8 +5,10 @@
 /// The activation applied last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Activation {
+    /// No activation.
     #[default]
     None,
+    /// max(x, 0)
     Relu,
     /// min(max(x, 0), 6)
     Relu6,

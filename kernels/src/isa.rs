@@ -25,6 +25,7 @@ impl Isa {
             .collect()
     }
 
+    /// Whether this CPU can run it (detected at run time).
     pub fn is_supported(self) -> bool {
         match self {
             Isa::Scalar => true,

@@ -5,6 +5,8 @@
 //! executor). SIMD `cpu.rs` and CUDA `cuda.rs` files slot in beside them and call the same
 //! shape arithmetic. Every tensor is f32, NCHW, contiguous.
 
+#![warn(missing_docs)]
+
 pub mod activation;
 pub mod adaptive_avg_pool2d;
 pub mod add;

@@ -16,17 +16,24 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The arithmetic of a CUDA session's convolutions; the CPU runs fp32 only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
+    /// f32 throughout, on the CUDA cores.
     #[default]
     Fp32,
+    /// Convolutions on the tensor cores with operands rounded to tf32 (11 significant bits),
+    /// f32 accumulation.
     Tf32,
+    /// Convolutions on the tensor cores with fp16 operands, f32 accumulation.
     Fp16,
 }
 
 impl Precision {
+    /// Every precision, in order.
     pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Tf32, Precision::Fp16];
 
+    /// The name as the CLI spells it: "fp32", "tf32" or "fp16".
     pub fn as_str(self) -> &'static str {
         match self {
             Precision::Fp32 => "fp32",

@@ -6,10 +6,12 @@
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator from `seed` (0 is taken as 1: xorshift needs a non-zero state).
     pub fn new(seed: u64) -> Self {
         Rng(seed.max(1))
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -22,6 +24,7 @@ impl Rng {
         (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
 
+    /// `len` values uniform in [-1, 1).
     pub fn vec(&mut self, len: usize) -> Vec<f32> {
         (0..len).map(|_| self.f32()).collect()
     }

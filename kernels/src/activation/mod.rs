@@ -2,6 +2,7 @@
 
 pub mod cpu;
 pub mod cuda;
+/// Plain loops: the test oracle.
 pub mod reference;
 
 #[cfg(test)]

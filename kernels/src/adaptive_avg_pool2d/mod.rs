@@ -5,6 +5,7 @@ use crate::ParamError;
 
 pub mod cpu;
 pub mod cuda;
+/// Plain loops: the test oracle.
 pub mod reference;
 
 #[cfg(test)]
@@ -15,15 +16,20 @@ mod tests;
 /// `x: (n, c, h, w)  y: (n, c, out[0], out[1])`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdaptiveAvgPool2dParams {
+    /// Batch.
     pub n: usize,
+    /// Channels.
     pub c: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
     /// [oh, ow]
     pub out: [usize; 2],
 }
 
 impl AdaptiveAvgPool2dParams {
+    /// Checks every size is at least 1 and every element count fits in `usize`.
     pub fn validate(&self) -> Result<(), ParamError> {
         check_dims(&[("n", self.n), ("c", self.c), ("h", self.h), ("w", self.w)])?;
         check_pair("output size", self.out)?;

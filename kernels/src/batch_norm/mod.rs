@@ -6,6 +6,7 @@ use crate::ParamError;
 
 pub mod cpu;
 pub mod cuda;
+/// Plain loops: the test oracle.
 pub mod reference;
 
 #[cfg(test)]
@@ -16,14 +17,19 @@ mod tests;
 /// x, y: (n, c, spatial)  weight, bias, mean, var: (c)
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BatchNormParams {
+    /// Batch.
     pub n: usize,
+    /// Channels.
     pub c: usize,
     /// h*w; 1 after a linear layer (BatchNorm1d on (n, c)).
     pub spatial: usize,
+    /// Added to the variance before its square root.
     pub eps: f32,
 }
 
 impl BatchNormParams {
+    /// Checks every size is at least 1, `eps` is finite and at least 0, and the element count
+    /// fits in `usize`.
     pub fn validate(&self) -> Result<(), ParamError> {
         check_dims(&[("n", self.n), ("c", self.c), ("spatial", self.spatial)])?;
         if !(self.eps.is_finite() && self.eps >= 0.0) {

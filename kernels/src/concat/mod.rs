@@ -6,6 +6,7 @@
 //! beyond lengths.
 
 pub mod cuda;
+/// Plain loops: the test oracle.
 pub mod reference;
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ fn use_direct(p: &Conv2dParams) -> bool {
 }
 
 impl Conv2dCpu {
+    /// Prepares the conv for `isa`: Winograd, the direct kernel or the packed GEMM, with the
+    /// weights packed for it. Panics on invalid params or an ISA this CPU lacks.
     pub fn new(p: &Conv2dParams, weight: &[f32], bias: Option<&[f32]>, isa: Isa) -> Conv2dCpu {
         p.validate().expect("Conv2dCpu: invalid params");
         assert!(isa.is_supported(), "Conv2dCpu: this CPU cannot run {isa}");

@@ -14,9 +14,19 @@ pub(crate) const SHARED_LIMIT: usize = 48 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threads {
     /// fp32 FMA: each thread a `tm`×`tn` register block.
-    Simt { tm: usize, tn: usize },
+    Simt {
+        /// Rows of the register block.
+        tm: usize,
+        /// Columns of the register block.
+        tn: usize,
+    },
     /// Tensor cores: a `m`×`n` grid of warps, each a piece of whole 16×8 mma tiles.
-    Warps { m: usize, n: usize },
+    Warps {
+        /// Warps along the tile's rows.
+        m: usize,
+        /// Warps along the tile's columns.
+        n: usize,
+    },
 }
 
 /// One implicit-GEMM configuration: the arithmetic, a block's `bm`×`bn` tile of the
@@ -24,13 +34,19 @@ pub enum Threads {
 /// columns run over 2×2 max-pool windows (the epilogue then also pools).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gemm {
+    /// fp32 on the CUDA cores, or tf32 / fp16 on the tensor cores.
     pub precision: Precision,
+    /// Tile rows (output channels) per block.
     pub bm: usize,
+    /// Tile columns (output pixels) per block.
     pub bn: usize,
+    /// How the block's threads share the tile.
     pub threads: Threads,
     /// K slabs in flight in shared memory (cp.async pipeline depth).
     pub stages: usize,
+    /// Blocks that split each tile's K and sum through a workspace (1: no split).
     pub splits: usize,
+    /// Whether the epilogue also takes the 2×2 stride-2 max pool of the output.
     pub max_pool2: bool,
 }
 
@@ -85,10 +101,12 @@ impl Gemm {
         }
     }
 
+    /// The same configuration, with K split over `splits` blocks per tile.
     pub fn with_splits(self, splits: usize) -> Gemm {
         Gemm { splits, ..self }
     }
 
+    /// The same configuration, with the 2×2 stride-2 max pool fused into the epilogue.
     pub fn with_max_pool2(self) -> Gemm {
         Gemm {
             max_pool2: true,
@@ -118,6 +136,7 @@ impl Gemm {
         self.stages * stage * size_of::<f32>() + size_of::<i32>() * (self.splits > 1) as usize
     }
 
+    /// Threads per block.
     pub fn threads(&self) -> usize {
         match self.threads {
             Threads::Simt { tm, tn } => (self.bm / tm) * (self.bn / tn),

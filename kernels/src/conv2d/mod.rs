@@ -10,6 +10,7 @@ mod cuda_gemm;
 pub mod depthwise;
 pub mod direct;
 mod im2col;
+/// Plain loops: the test oracle.
 pub mod reference;
 pub mod shapes;
 pub mod winograd;
@@ -25,18 +26,28 @@ mod tests;
 /// x: (n, c_in, h, w)  w: (c_out, c_in/groups, kh, kw)  bias: (c_out)  y: (n, c_out, oh, ow)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conv2dParams {
+    /// Batch.
     pub n: usize,
+    /// Input channels.
     pub c_in: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Output channels.
     pub c_out: usize,
+    /// Kernel height.
     pub kh: usize,
+    /// Kernel width.
     pub kw: usize,
     /// [along h, along w], as everywhere below.
     pub stride: [usize; 2],
     /// Zeros added on both sides of each axis.
     pub pad: [usize; 2],
+    /// Spacing between kernel taps, [along h, along w]; 1 is a dense kernel.
     pub dilation: [usize; 2],
+    /// Channel groups: both channel counts divide by it; `groups == c_in == c_out` is
+    /// depthwise.
     pub groups: usize,
 }
 

@@ -29,6 +29,7 @@ const OPTIONS: [&str; 4] = [
 /// One compiled module: what the driver loads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Module {
+    /// CUBIN or PTX.
     pub kind: ImageKind,
     /// The CUBIN, or the PTX text (no terminating NUL).
     pub image: Vec<u8>,

@@ -161,6 +161,7 @@ impl Gpu {
         &self.name
     }
 
+    /// The cudarc context, for calls this wrapper does not cover.
     pub fn ctx(&self) -> &Arc<CudaContext> {
         &self.ctx
     }
@@ -538,6 +539,7 @@ impl Timer {
         self.events.len()
     }
 
+    /// Whether the timer has no marks.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }

@@ -35,8 +35,11 @@ const DEFAULT_TIMEOUT_S: u64 = 600;
 
 /// One op to emulate with its inputs.
 pub struct EmuCase<'a> {
+    /// The op: its constants and launches.
     pub op: &'a CudaOp,
+    /// Its inputs, in `Arg::Input` order.
     pub inputs: Vec<&'a [f32]>,
+    /// Floats in its output.
     pub out_len: usize,
 }
 
@@ -44,15 +47,20 @@ pub struct EmuCase<'a> {
 /// them: how a whole session plan runs on one arena (`buffers[0]`, say, with the
 /// constants after it). The result is the final content of `buffers[result]`.
 pub struct EmuRun<'a> {
+    /// The buffers; the views of the launches point into them.
     pub buffers: Vec<&'a [f32]>,
+    /// Each launch with one view per pointer argument.
     pub launches: Vec<(&'a Launch, Vec<View>)>,
+    /// The buffer whose final content is the result.
     pub result: usize,
 }
 
 /// Where a pointer argument points: `offset` floats into buffer `buffer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct View {
+    /// Index into `EmuRun::buffers`.
     pub buffer: usize,
+    /// Floats from that buffer's start.
     pub offset: usize,
 }
 
@@ -174,7 +182,9 @@ pub fn run_views(run: &EmuRun<'_>) -> Result<Vec<f32>, String> {
 /// Elements `at .. at + data.len()` of a tensor of up to 2^31 elements: all of it that
 /// the blocks a [`run_tail`] runs may touch.
 pub struct Window<'a> {
+    /// Index of the window's first element in the whole tensor.
     pub at: usize,
+    /// The elements from there on.
     pub data: &'a [f32],
 }
 

@@ -29,6 +29,7 @@ const PRELUDE: &str = include_str!("prelude.cuh");
 pub struct Source {
     /// File name, for error messages and NVRTC's program name (e.g. "conv2d.cu").
     pub name: &'static str,
+    /// The CUDA source text.
     pub code: &'static str,
 }
 
@@ -53,12 +54,15 @@ pub enum Arg {
 /// One kernel launch, fully specialised: the source with the layer's shapes baked in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Launch {
+    /// The `.cu` file the kernel comes from.
     pub source: &'static Source,
     /// The `extern "C"` entry point.
     pub entry: &'static str,
     /// Prepended to the source as `#define NAME value` lines, in this order.
     pub defines: Vec<(&'static str, i64)>,
+    /// Blocks per launch, x y z.
     pub grid: [u32; 3],
+    /// Threads per block, x y z.
     pub block: [u32; 3],
     /// Dynamic shared memory in bytes (0 when the kernel's shared memory is static).
     pub shared_bytes: u32,
@@ -97,7 +101,6 @@ pub struct CudaOp {
     pub launches: Vec<Launch>,
 }
 
-/// Blocks of `per_block` needed to cover `n` items, as a grid dimension.
 /// Panics unless `len` elements fit the kernels' 32-bit indices: `{op} on CUDA: {what}
 /// has {len} elements, over 2^31 - 1`. The engine refuses such plans with an error first.
 pub(crate) fn assert_int_indexable(op: &str, what: &str, len: usize) {
@@ -107,6 +110,7 @@ pub(crate) fn assert_int_indexable(op: &str, what: &str, len: usize) {
     );
 }
 
+/// Blocks of `per_block` needed to cover `n` items, as a grid dimension.
 pub fn blocks(n: usize, per_block: usize) -> u32 {
     n.div_ceil(per_block) as u32
 }
@@ -120,18 +124,29 @@ pub enum CudaError {
     /// NVRTC rejected a source: the file, entry point, defines and NVRTC's log.
     #[error("NVRTC could not compile {source_name} ({entry}): {log}")]
     Compile {
+        /// The `.cu` file.
         source_name: String,
+        /// The kernel's entry point.
         entry: String,
+        /// NVRTC's log.
         log: String,
     },
     /// A driver call failed.
     #[error("CUDA {what}: {detail}")]
-    Driver { what: String, detail: String },
+    Driver {
+        /// The call, and what it was for.
+        what: String,
+        /// The driver's error.
+        detail: String,
+    },
     /// This NVRTC's modules would not load on this driver: both versions and the fix.
     #[error("NVRTC {nvrtc} and the CUDA {driver} driver do not work together: {detail}")]
     Version {
+        /// NVRTC's version.
         nvrtc: String,
+        /// The driver's CUDA version.
         driver: String,
+        /// Why they do not work together, and which NVRTC to use.
         detail: String,
     },
     /// The driver refused a compiled module; `log` is its JIT error and info log.
@@ -140,19 +155,34 @@ pub enum CudaError {
         on_lines(log)
     )]
     Load {
+        /// CUBIN or PTX.
         kind: &'static str,
+        /// The kernel's entry point.
         entry: String,
+        /// The `.cu` file.
         source_name: String,
+        /// The driver's error.
         detail: String,
+        /// The JIT's error and info log.
         log: String,
     },
     /// A kernel faulted on the device (an illegal address, say). CUDA makes such errors
     /// sticky: the process's context is unusable from then on.
     #[error("CUDA {what}: {detail}; {STICKY}")]
-    Fault { what: String, detail: String },
+    Fault {
+        /// The call that reported the fault.
+        what: String,
+        /// The driver's error.
+        detail: String,
+    },
     /// A CUDA call made after an earlier device fault in this process.
     #[error("CUDA {what}: refused, an earlier device fault in this process ({first}) left its CUDA context unusable; restart the process")]
-    ContextLost { what: String, first: String },
+    ContextLost {
+        /// The call that was refused.
+        what: String,
+        /// The first fault, as it was reported.
+        first: String,
+    },
 }
 
 const STICKY: &str = "a device fault is sticky in CUDA: this process's CUDA context can \

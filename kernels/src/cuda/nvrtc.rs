@@ -23,6 +23,7 @@ pub enum ImageKind {
 }
 
 impl ImageKind {
+    /// "CUBIN" or "PTX", for messages and cache keys.
     pub fn as_str(self) -> &'static str {
         match self {
             ImageKind::Cubin => "CUBIN",
@@ -34,6 +35,7 @@ impl ImageKind {
 /// What a module is compiled for: the image kind and NVRTC's `--gpu-architecture`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// CUBIN or PTX.
     pub kind: ImageKind,
     /// "sm_90" for CUBIN, "compute_89" for PTX.
     pub arch: String,
@@ -155,6 +157,7 @@ fn library_path() -> Option<PathBuf> {
 /// One module compiled by NVRTC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compiled {
+    /// The CUBIN, or the PTX text.
     pub image: Vec<u8>,
     /// ptxas's `-v` report (empty for PTX, which ptxas has not seen yet).
     pub ptxas: String,
@@ -267,12 +270,17 @@ fn c_text(raw: &[c_char]) -> String {
 /// What ptxas reports for one kernel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
+    /// The kernel's entry point.
     pub entry: String,
+    /// Registers per thread.
     pub registers: u32,
     /// Static shared memory in bytes (dynamic shared memory is the launch's).
     pub shared_bytes: u32,
+    /// Local-memory stack per thread in bytes.
     pub stack_bytes: u32,
+    /// Bytes stored to local memory by register spills.
     pub spill_stores: u32,
+    /// Bytes loaded back from register spills.
     pub spill_loads: u32,
 }
 

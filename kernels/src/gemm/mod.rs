@@ -76,14 +76,17 @@ pub fn tiles(isa: Isa) -> Tiles {
 pub struct Store {
     /// Top-left of the tile in C; rows `ldc` floats apart.
     pub c: *mut f32,
+    /// Floats between rows of C.
     pub ldc: usize,
     /// Add the partial sum of earlier k-blocks already in C.
     pub load_c: bool,
+    /// Whether this is the last k-block, which applies bias, residual and activation.
     pub epilogue: bool,
     /// The tile's first row's bias, or null.
     pub bias: *const f32,
     /// The tile's top-left in the residual (same layout as C), or null.
     pub residual: *const f32,
+    /// The activation applied last.
     pub act: Activation,
 }
 
@@ -121,8 +124,11 @@ fn ukernel(isa: Isa, width: usize) -> Ukernel {
 /// 1×1 2048→512@7² with cold weights 1.44 → 1.28 ms; large-n layers unchanged.
 pub struct PackedA {
     data: Vec<f32>,
+    /// Rows of A (per group).
     pub m: usize,
+    /// Columns of A: the GEMM's depth.
     pub k: usize,
+    /// Rows per panel: the microkernel's height.
     pub mr: usize,
 }
 
@@ -155,6 +161,7 @@ impl PackedA {
         PackedA { data, m, k, mr }
     }
 
+    /// Panels per group: ceil(m / mr).
     pub fn panels(&self) -> usize {
         self.m.div_ceil(self.mr)
     }
@@ -170,6 +177,7 @@ impl PackedA {
 /// covering the tail, each a width from `Tiles::widths`.
 #[derive(Debug, Clone, Copy)]
 pub struct Panels {
+    /// Columns of B covered.
     pub n: usize,
     nr: usize,
     full: usize,
@@ -178,6 +186,7 @@ pub struct Panels {
 }
 
 impl Panels {
+    /// Splits `n` columns into panels of the widths `t` allows.
     pub fn new(n: usize, t: &Tiles) -> Panels {
         let (full, mut rem) = (n / t.nr, n % t.nr);
         let (mut tail, mut ntail) = ([0; 4], 0);
@@ -203,10 +212,12 @@ impl Panels {
         }
     }
 
+    /// Number of panels.
     pub fn len(&self) -> usize {
         self.full + self.ntail
     }
 
+    /// Whether there are no panels (n = 0).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -243,6 +254,7 @@ pub fn scratch_per_worker(t: &Tiles, k: usize, panels: &Panels) -> usize {
 /// Packs B's rows k0..k0+kc, columns start..start+width into dst: (kc, width) row-major,
 /// zeros past column n.
 pub trait PackB: Sync {
+    /// Packs rows k0..k0 + kc, columns start..start + width into `dst`, as the trait says.
     fn pack(&self, k0: usize, kc: usize, start: usize, width: usize, dst: &mut [f32]);
 
     /// Where the microkernel can read rows k0.. of columns start..start + width in place,
@@ -256,21 +268,29 @@ pub trait PackB: Sync {
 
 /// One GEMM: one group's packed A, a B source, and where C, bias and residual live.
 pub struct Gemm<'a, B: PackB> {
+    /// The instruction set whose microkernels run it.
     pub isa: Isa,
+    /// The tile sizes `a` and `panels` were made for.
     pub tiles: Tiles,
     /// One group of a `PackedA` packed for these tiles: `PackedA::group`.
     pub a: &'a [f32],
+    /// Rows of A and C.
     pub m: usize,
+    /// The GEMM's depth.
     pub k: usize,
+    /// Where B's panels come from.
     pub b: &'a B,
+    /// How C's columns split into panels.
     pub panels: &'a Panels,
     /// C: (m, ldc) with the n columns first in each row.
     pub c: *mut f32,
+    /// Floats between rows of C.
     pub ldc: usize,
     /// (m) or null.
     pub bias: *const f32,
     /// Same layout as C, or null.
     pub residual: *const f32,
+    /// The activation applied last.
     pub act: Activation,
 }
 

@@ -6,6 +6,7 @@ use crate::ParamError;
 pub mod cpu;
 pub mod cuda;
 pub mod pool_linear;
+/// Plain loops: the test oracle.
 pub mod reference;
 
 #[cfg(test)]
@@ -19,12 +20,16 @@ mod tests;
 /// y: (rows, out_features)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinearParams {
+    /// Rows of x: the batch.
     pub rows: usize,
+    /// Columns of x.
     pub in_features: usize,
+    /// Columns of y.
     pub out_features: usize,
 }
 
 impl LinearParams {
+    /// Checks every size is at least 1 and every element count fits in `usize`.
     pub fn validate(&self) -> Result<(), ParamError> {
         check_dims(&[
             ("rows", self.rows),

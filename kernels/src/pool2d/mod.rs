@@ -6,6 +6,7 @@ use crate::ParamError;
 
 pub mod cpu;
 pub mod cuda;
+/// Plain loops: the test oracle.
 pub mod reference;
 
 #[cfg(test)]
@@ -16,15 +17,23 @@ mod tests;
 /// x: (n, c, h, w)  y: (n, c, oh, ow). Per-axis attributes are [along h, along w].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pool2dParams {
+    /// Batch.
     pub n: usize,
+    /// Channels.
     pub c: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Window (kh, kw).
     pub kernel: [usize; 2],
+    /// Step between windows.
     pub stride: [usize; 2],
+    /// Padding on each side.
     pub pad: [usize; 2],
     /// Max pool only; avg pool requires [1, 1].
     pub dilation: [usize; 2],
+    /// Whether a partial window at the end makes one more output, as PyTorch's `ceil_mode`.
     pub ceil_mode: bool,
     /// Avg pool only: divide by the whole window, padding included, instead of the taps
     /// inside the input.

@@ -5,6 +5,7 @@ use crate::ParamError;
 
 pub mod cpu;
 pub mod cuda;
+/// Plain loops: the test oracle.
 pub mod reference;
 
 #[cfg(test)]
@@ -16,12 +17,16 @@ mod tests;
 /// `outer = prod(s[..d])`, `axis = s[d]`, `inner = prod(s[d+1..])`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SoftmaxParams {
+    /// Product of the dimensions before the softmax's.
     pub outer: usize,
+    /// Size of the softmax's dimension.
     pub axis: usize,
+    /// Product of the dimensions after it.
     pub inner: usize,
 }
 
 impl SoftmaxParams {
+    /// Checks every size is at least 1 and the element count fits in `usize`.
     pub fn validate(&self) -> Result<(), ParamError> {
         check_dims(&[
             ("outer", self.outer),

@@ -164,6 +164,7 @@ impl Winograd {
         }
     }
 
+    /// The output tile this conv was built for: F(4×4, 3×3) or F(2×2, 3×3).
     pub fn tile(&self) -> Tile {
         self.tile
     }
