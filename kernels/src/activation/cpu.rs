@@ -1,7 +1,7 @@
 //! Element-wise activations with SIMD, and the vector layer every `cpu.rs` kernel is written
 //! against.
 //!
-//! A kernel body is written once, generic over [`Simd`], and [`dispatch!`] instantiates it
+//! A kernel body is written once, generic over `Simd`, and `dispatch!` instantiates it
 //! for AVX-512F (16 lanes), AVX2+FMA (8 lanes) or portable scalar code (1 lane: the only
 //! path off x86-64), running the SIMD ones under their `#[target_feature]`. Bodies and
 //! `Simd` methods are `#[inline(always)]` so the whole kernel is compiled with the features

@@ -12,7 +12,7 @@ static SOURCE: Source = Source {
 /// Threads per block (the kernel's `THREADS`).
 const THREADS: usize = 256;
 
-/// x is `Arg::Input(0)`: (n, c, h, w); y is `Arg::Output`: (n, c, out[0], out[1]).
+/// x is `Arg::Input(0)`: (n, c, h, w); y is `Arg::Output`: `(n, c, out[0], out[1])`.
 pub fn adaptive_avg_pool2d(p: &AdaptiveAvgPool2dParams) -> CudaOp {
     CudaOp {
         consts: Vec::new(),

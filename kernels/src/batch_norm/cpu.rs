@@ -7,7 +7,7 @@ use crate::{Activation, Isa};
 
 use super::BatchNormParams;
 
-/// y = act(x*scale[c] + shift[c]), one FMA per element.
+/// `y = act(x*scale[c] + shift[c])`, one FMA per element.
 pub fn scale_shift(
     isa: Isa,
     p: &BatchNormParams,

@@ -1,5 +1,5 @@
 //! Standalone inference batch norm on the GPU: `batch_norm_f32` in `batch_norm.cu`,
-//! y = x·scale[c] + shift[c], one thread per element. Most batch norms never get here:
+//! `y = x·scale[c] + shift[c]`, one thread per element. Most batch norms never get here:
 //! the engine folds them into the conv before them.
 
 use super::BatchNormParams;

@@ -1,5 +1,5 @@
 //! Concat on the GPU: `concat_part_f32` in `concat.cu`, launched once per input, each
-//! copying input i, viewed as (outer, inner[i]), into its columns of the output viewed as
+//! copying input i, viewed as `(outer, inner[i])`, into its columns of the output viewed as
 //! (outer, sum(inner)): `reference::concat_part`'s semantics.
 
 use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
@@ -12,7 +12,7 @@ static SOURCE: Source = Source {
 /// Threads per block (the kernel's `THREADS`).
 const THREADS: usize = 256;
 
-/// Input i is `Arg::Input(i)`: (outer, inner[i]); y is `Arg::Output`: (outer, sum(inner)).
+/// Input i is `Arg::Input(i)`: `(outer, inner[i])`; y is `Arg::Output`: (outer, sum(inner)).
 /// An empty input launches nothing.
 pub fn concat(outer: usize, inner: &[usize]) -> CudaOp {
     let total: usize = inner.iter().sum();

@@ -1,6 +1,6 @@
 //! Runs CUDA launches on the CPU: the `.cu` sources compiled with g++ against `emu.h`.
 //!
-//! One C++ program per [`run`] call, whatever the number of cases: each distinct module
+//! One C++ program per [`run`](crate::cuda::emu::run) call, whatever the number of cases: each distinct module
 //! text goes in its own `namespace emu_mN` (its `#define`s before, `#undef`s after,
 //! `extern "C"` stripped so equal entry names in different namespaces do not collide),
 //! each distinct (module, entry) gets a wrapper `emu_kN(float** args)`, and `main` hands

@@ -258,7 +258,7 @@ pub trait PackB: Sync {
     fn pack(&self, k0: usize, kc: usize, start: usize, width: usize, dst: &mut [f32]);
 
     /// Where the microkernel can read rows k0.. of columns start..start + width in place,
-    /// skipping `pack`: (pointer to B[k0][start], row stride). Only for a source whose
+    /// skipping `pack`: (pointer to `B[k0][start]`, row stride). Only for a source whose
     /// every such row holds `width` readable floats (those past column n may be anything:
     /// they only reach the C columns an edge tile drops).
     fn direct(&self, _k0: usize, _start: usize, _width: usize) -> Option<(*const f32, usize)> {

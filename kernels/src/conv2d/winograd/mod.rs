@@ -4,15 +4,15 @@
 //! or 2.25× (F2) fewer FLOPs; the transforms cost O(c·tiles).
 //!
 //! Per image (t = tile index, T tiles, Tp = T rounded up to LANES, P = A²):
-//! 1. input:  V[ξ] (c_in, Tp) = Bᵀ d B, d the A×A input tile at (M·ty − ph, M·tx − pw),
+//! 1. input:  `V[ξ]` (c_in, Tp) = Bᵀ d B, d the A×A input tile at (M·ty − ph, M·tx − pw),
 //!    zero outside x;
-//! 2. GEMM:   M[ξ] (c_out, Tp) = U[ξ] (c_out, c_in) · V[ξ], one packed GEMM per ξ ∈ 0..P,
+//! 2. GEMM:   `M[ξ]` (c_out, Tp) = `U[ξ]` (c_out, c_in) · `V[ξ]`, one packed GEMM per ξ ∈ 0..P,
 //!    U = G g Gᵀ packed once in `new`, no epilogue;
 //! 3. output: y tile = act(Aᵀ M A + bias + residual), clipped at the right/bottom edges.
 //!
 //! The transforms (`transform.rs`, `avx512.rs`) run on LANES = 16 tiles at once.
 //!
-//! Layout: V is stored (c_in, P, Tp) and M (c_out, P, Tp), so V[ξ] is a view with row
+//! Layout: V is stored (c_in, P, Tp) and M (c_out, P, Tp), so `V[ξ]` is a view with row
 //! stride P·Tp. One input task (channel, chunk) then writes its P rows within one
 //! channel's P·Tp floats instead of P rows c_in·Tp apart, and one output task reads them
 //! back the same way: on 64@56² (V = M = 1.9 MB, past the 1 MiB L2) this cut the layer
