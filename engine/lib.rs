@@ -66,6 +66,11 @@ pub fn pin_threads() -> Result<Vec<usize>, Error> {
         .collect())
 }
 
+/// The README's Rust snippets, compiled by `cargo test --doc` (build.rs extracts them).
+#[cfg(doctest)]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/readme.md"))]
+pub struct ReadmeSnippets;
+
 /// The default fp32 tolerance of `compare`, per output and per layer:
 /// `max|out − ref| ≤ rtol · max|ref| + ATOL`. Kestrel and PyTorch sum in different orders;
 /// 1e-4 of the largest magnitude covers that for deep nets while catching any wrong index.
