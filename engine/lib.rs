@@ -66,9 +66,10 @@ pub fn pin_threads() -> Result<Vec<usize>, Error> {
         .collect())
 }
 
-/// The README's Rust snippets, compiled by `cargo test --doc` (build.rs extracts them).
+/// The README's Rust snippet, compiled by `cargo test --doc`: the code users copy first
+/// must build. Its other blocks are fenced `sh`, `python` or `text`, which rustdoc skips.
 #[cfg(doctest)]
-#[doc = include_str!(concat!(env!("OUT_DIR"), "/readme.md"))]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeSnippets;
 
 /// The default fp32 tolerance of `compare`, per output and per layer:
