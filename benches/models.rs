@@ -42,7 +42,7 @@ fn models(c: &mut Criterion) {
                 Err(e) => panic!("{name} on {}: {e}", opts.device),
             };
             // Eight inputs cycled: one fixed input lets the branch predictor learn max-pool branches.
-            let len: usize = session.input_shape(0).iter().product();
+            let len: usize = session.input_shape(0).unwrap().iter().product();
             let inputs: Vec<Vec<f32>> = (0..8)
                 .map(|s| {
                     (0..len)

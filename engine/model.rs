@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct Model {
     graph: Graph,
     path: Option<PathBuf>,
+    /// The graph's output names, in order: what `Session::output_names` gives too.
+    output_names: Vec<String>,
 }
 
 /// One node as `kestrel info` shows it.
@@ -71,7 +73,16 @@ impl Model {
             }));
         }
         let graph = build_graph(def, weights).map_err(in_file)?;
-        let model = Model { graph, path };
+        let output_names = graph
+            .outputs
+            .iter()
+            .map(|&v| graph.value_name(v).to_string())
+            .collect();
+        let model = Model {
+            graph,
+            path,
+            output_names,
+        };
         // Lowering at the smallest batch checks every shape, attribute and weight now,
         // so that a bad file fails at load rather than at session build.
         lower_graph(&model.graph, model.default_batch()).map_err(|e| model.in_file(e))?;
@@ -106,12 +117,8 @@ impl Model {
     }
 
     /// The names of the graph's outputs, in order.
-    pub fn output_names(&self) -> Vec<&str> {
-        self.graph
-            .outputs
-            .iter()
-            .map(|&v| self.graph.value_name(v))
-            .collect()
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
     }
 
     /// Total number of weight values.

@@ -20,6 +20,23 @@ pub enum Device {
     Cuda(usize),
 }
 
+/// "cpu", "cuda" (GPU 0) or "cuda:N", as the command line takes them.
+impl std::str::FromStr for Device {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Device, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|i| i.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("unknown device \"{s}\" (cpu, cuda or cuda:N)")),
+        }
+    }
+}
+
 impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -215,9 +232,10 @@ impl Session {
         Ok(())
     }
 
-    /// The shape (batch first) each input must have.
-    pub fn input_shape(&self, index: usize) -> &[usize] {
-        &self.plan.values[index].shape
+    /// The shape (batch first) input `index` must have; None past the last input.
+    pub fn input_shape(&self, index: usize) -> Option<&[usize]> {
+        // The plan's first values are the inputs; the ones after are nodes' outputs.
+        (index < self.input_names.len()).then(|| &self.plan.values[index].shape[..])
     }
 
     /// The names of the graph's inputs, in the order `run` takes them.
@@ -388,6 +406,12 @@ impl<'a> Outputs<'a> {
     /// Every output, in order.
     pub fn iter(&self) -> impl Iterator<Item = TensorView<'a>> + '_ {
         (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The output named `name` (one of [`Session::output_names`]), or None.
+    pub fn by_name(&self, name: &str) -> Option<TensorView<'a>> {
+        let index = self.session.output_names.iter().position(|n| n == name)?;
+        self.get(index)
     }
 }
 

@@ -117,7 +117,14 @@ fn worker(
     frames: usize,
 ) -> Result<Stats, kestrel::Error> {
     // input: the model's input shape, batch 1; reused for every frame.
-    let mut input = vec![0.0f32; session.input_shape(0).iter().product()];
+    let mut input = vec![
+        0.0f32;
+        session
+            .input_shape(0)
+            .expect("a model has an input")
+            .iter()
+            .product()
+    ];
     let mut stats = Stats {
         latencies: Vec::with_capacity(frames),
         misses: 0,

@@ -20,7 +20,7 @@ fn warm_up_leaves_results_unchanged() {
         ..SessionOptions::default()
     };
     let mut cold = model.session(&opts).unwrap();
-    let x = input(cold.input_shape(0).iter().product());
+    let x = input(cold.input_shape(0).unwrap().iter().product());
     let want = cold.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
     let mut warm = model.session(&opts).unwrap();
     warm.warm_up(3).unwrap();

@@ -40,7 +40,7 @@ static GLOBAL: Counting = Counting;
 
 /// Allocations made by five runs after a first one.
 fn allocations_in_five_runs(session: &mut Session) -> usize {
-    let input = vec![0.25f32; session.input_shape(0).iter().product()];
+    let input = vec![0.25f32; session.input_shape(0).unwrap().iter().product()];
     session.run(&[&input]).unwrap();
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     for _ in 0..5 {

@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let inputs: Vec<Vec<f32>> = (0..session.input_names().len())
             .map(|i| {
-                let n: usize = session.input_shape(i).iter().product();
+                let n: usize = session.input_shape(i).unwrap().iter().product();
                 (0..n).map(|j| (j % 17) as f32 * 0.25 - 2.0).collect()
             })
             .collect();

@@ -47,7 +47,7 @@ impl Precision {
     /// tf32 and fp16 keep 11 significant bits of each operand (a rounding error of up to
     /// 2^-11 ≈ 4.9e-4 per factor), which over a network of 20–50 layers comes to a few
     /// 1e-3 of the largest output.
-    pub fn tolerance(self) -> (f64, f64) {
+    pub const fn tolerance(self) -> (f64, f64) {
         match self {
             Precision::Fp32 => (1e-4, 1e-6),
             Precision::Tf32 => (5e-3, 0.0),

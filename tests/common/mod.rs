@@ -112,7 +112,7 @@ pub fn inputs_and_lone_outputs(
     session: &mut Session,
     count: usize,
 ) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    let len: usize = session.input_shape(0).iter().product();
+    let len: usize = session.input_shape(0).unwrap().iter().product();
     let inputs: Vec<Vec<f32>> = (0..count)
         .map(|s| {
             (0..len)

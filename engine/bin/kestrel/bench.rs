@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 pub struct BenchArgs {
     model: PathBuf,
     /// cpu, cuda (GPU 0) or cuda:N.
-    #[arg(long, default_value = "cpu", value_parser = crate::parse_device)]
+    #[arg(long, default_value = "cpu")]
     device: kestrel::Device,
     /// Default: the model's fixed batch, or 1.
     #[arg(long)]

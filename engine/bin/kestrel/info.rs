@@ -11,7 +11,7 @@ pub struct InfoArgs {
     batch: Option<usize>,
     /// cuda or cuda:N also lists every CUDA kernel launch with the registers, shared
     /// memory, stack and spills ptxas gave it, and the device, driver and NVRTC in use.
-    #[arg(long, default_value = "cpu", value_parser = crate::parse_device)]
+    #[arg(long, default_value = "cpu")]
     device: Device,
     /// With --device cuda: compile for this architecture (e.g. sm_80) without opening a
     /// GPU; default: the GPU's own.
@@ -33,7 +33,7 @@ pub fn info(args: &InfoArgs) -> Result<()> {
     }
     let layers = model.layers(batch)?;
     for name in model.output_names() {
-        let shape = layers.iter().find(|l| l.name == name).map(|l| &l.shape);
+        let shape = layers.iter().find(|l| &l.name == name).map(|l| &l.shape);
         println!(
             "output {name:<24} {}",
             shape.map_or(String::new(), |s| format!("[{}]", join(s)))

@@ -20,19 +20,6 @@ struct Cli {
     command: Command,
 }
 
-/// `--device cpu|cuda|cuda:N`.
-fn parse_device(s: &str) -> Result<kestrel::Device, String> {
-    match s {
-        "cpu" => Ok(kestrel::Device::Cpu),
-        "cuda" => Ok(kestrel::Device::Cuda(0)),
-        _ => s
-            .strip_prefix("cuda:")
-            .and_then(|i| i.parse().ok())
-            .map(kestrel::Device::Cuda)
-            .ok_or_else(|| format!("unknown device \"{s}\" (cpu, cuda or cuda:N)")),
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Show the model's inputs, outputs and every node: op, shape, parameters, FLOPs.

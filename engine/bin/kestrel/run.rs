@@ -14,7 +14,7 @@ pub struct RunArgs {
     #[arg(long)]
     input: Option<PathBuf>,
     /// cpu, cuda (GPU 0) or cuda:N.
-    #[arg(long, default_value = "cpu", value_parser = crate::parse_device)]
+    #[arg(long, default_value = "cpu")]
     device: kestrel::Device,
     #[arg(long, default_value_t = 1)]
     threads: usize,

@@ -1,0 +1,62 @@
+//! The small parts of the public API a program holds on to: devices by name, input shapes
+//! by index, outputs by name, and the names the model and its sessions agree on.
+
+mod common;
+
+use common::fixture;
+use kestrel::{Device, Model, Precision, SessionOptions, ATOL, DEFAULT_RTOL};
+
+#[test]
+fn devices_parse_from_the_names_they_print() {
+    for (text, device) in [
+        ("cpu", Device::Cpu),
+        ("cuda", Device::Cuda(0)),
+        ("cuda:3", Device::Cuda(3)),
+    ] {
+        assert_eq!(text.parse::<Device>(), Ok(device));
+        assert_eq!(device.to_string(), text);
+    }
+    assert_eq!("cuda:0".parse::<Device>(), Ok(Device::Cuda(0)));
+    for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", "CPU", ""] {
+        let err = bad.parse::<Device>().unwrap_err();
+        assert!(err.contains(&format!("\"{bad}\"")), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn input_shape_past_the_inputs_is_none() {
+    let model = Model::load(fixture("cifarnet")).unwrap();
+    let session = model
+        .session(&SessionOptions {
+            batch: 2,
+            ..SessionOptions::default()
+        })
+        .unwrap();
+    assert_eq!(session.input_shape(0), Some(&[2, 3, 32, 32][..]));
+    // The plan's next value is a node's output: never handed out as an input's shape.
+    assert_eq!(session.input_shape(1), None);
+}
+
+#[test]
+fn outputs_by_name_and_the_names_agree() {
+    let model = Model::load(fixture("allops")).unwrap();
+    let mut session = model.session(&SessionOptions::default()).unwrap();
+    assert_eq!(model.output_names(), session.output_names());
+    let names = session.output_names().to_vec();
+    assert!(!names.is_empty());
+    let len: usize = session.input_shape(0).unwrap().iter().product();
+    let input: Vec<f32> = (0..len).map(|i| (i % 7) as f32 - 3.0).collect();
+    let outputs = session.run(&[&input]).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let by_name = outputs.by_name(name).unwrap();
+        let by_index = outputs.get(i).unwrap();
+        assert_eq!(by_name.shape, by_index.shape, "{name}");
+        assert_eq!(by_name.data.as_ptr(), by_index.data.as_ptr(), "{name}");
+    }
+    assert!(outputs.by_name("no such output").is_none());
+}
+
+#[test]
+fn the_default_tolerance_is_fp32s() {
+    assert_eq!((DEFAULT_RTOL, ATOL), Precision::Fp32.tolerance());
+}
