@@ -74,10 +74,9 @@ impl Kernel {
                 act: a,
                 ..
             } => {
-                let kind = if p.groups > 1 && p.groups == p.c_in && p.c_in == p.c_out {
-                    "dwconv"
-                } else {
-                    "conv"
+                let kind = match p.depthwise_multiplier() {
+                    Some(_) => "dwconv",
+                    None => "conv",
                 };
                 let add = if *residual { "+add" } else { "" };
                 format!("{kind}{}x{}s{}{add}{}", p.kh, p.kw, p.stride[0], act(a))

@@ -38,7 +38,7 @@ pub fn can_fuse_max_pool2(p: &Conv2dParams, pool: &Pool2dParams) -> bool {
         && pool.stride == [2, 2]
         && pool.pad == [0, 0]
         && pool.dilation == [1, 1];
-    fits && plain && oh % 2 == 0 && ow % 2 == 0 && !is_depthwise(p)
+    fits && plain && oh % 2 == 0 && ow % 2 == 0 && p.depthwise_multiplier().is_none()
 }
 
 /// The conv and a 2×2 stride-2 max pool of its output (see [`can_fuse_max_pool2`]) in one
@@ -56,12 +56,6 @@ pub fn conv2d_max_pool2(
 ) -> CudaOp {
     let gemm = choose_gemm(p, precision, true);
     conv2d_with(p, weight, bias, residual, act, gemm)
-}
-
-/// Depthwise, possibly with a channel multiplier: each output channel reads one input
-/// channel (`validate` already guarantees c_out % groups == 0).
-pub fn is_depthwise(p: &Conv2dParams) -> bool {
-    p.groups == p.c_in
 }
 
 /// The conv as CUDA launches. x is `Arg::Input(0)`: (n, c_in, h, w); with `residual`,
@@ -129,8 +123,9 @@ pub(crate) fn conv2d_with(
     }
 
     let mut consts = Vec::new();
+    let depthwise = p.depthwise_multiplier().is_some();
     assert!(
-        !(gemm.max_pool2 && is_depthwise(p)),
+        !(gemm.max_pool2 && depthwise),
         "conv2d: a max pool fuses into the GEMM only"
     );
     assert!(
@@ -139,14 +134,14 @@ pub(crate) fn conv2d_with(
         gemm.shared_bytes()
     );
     // Depthwise: the weight as PyTorch lays it out, (c_out, 1, kh, kw).
-    let weight = match is_depthwise(p) {
+    let weight = match depthwise {
         true => weight.to_vec(),
         false => pack_weight(p, weight, &gemm),
     };
     crate::cuda::assert_int_indexable("conv2d", "packed weight", weight.len());
     consts.push(weight);
     consts.extend(bias.map(<[f32]>::to_vec));
-    let launch = if is_depthwise(p) {
+    let launch = if depthwise {
         launch_conv2d_dw_f32(p, defines, args)
     } else {
         if gemm.splits > 1 {

@@ -43,7 +43,7 @@ impl DepthwiseCpu {
         bias: Option<&[f32]>,
         isa: Isa,
     ) -> Option<DepthwiseCpu> {
-        if p.groups != p.c_in || p.c_out != p.c_in {
+        if p.depthwise_multiplier() != Some(1) {
             return None;
         }
         assert!(isa.is_supported(), "depthwise: this CPU cannot run {isa}");

@@ -52,6 +52,14 @@ pub struct Conv2dParams {
 }
 
 impl Conv2dParams {
+    /// `Some(c_out / c_in)` when the conv is depthwise: groups == c_in, so each output
+    /// channel reads one input channel, through `c_out / c_in` filters per input channel
+    /// (`validate` guarantees c_out % groups == 0). The one place that says which convs
+    /// the depthwise kernels take: the CPU's takes multiplier 1, CUDA's any multiplier.
+    pub fn depthwise_multiplier(&self) -> Option<usize> {
+        (self.groups == self.c_in).then(|| self.c_out / self.c_in)
+    }
+
     /// Checks what PyTorch checks, plus that every size fits in `usize`.
     pub fn validate(&self) -> Result<(), ParamError> {
         check_dims(&[
