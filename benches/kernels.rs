@@ -141,7 +141,8 @@ fn cuda_convs(c: &mut Criterion, shapes: &[&Conv2dParams]) {
         let w = data(p.weight_shape().iter().product(), 2);
         let bias = data(p.c_out, 3);
         let op =
-            kestrel_kernels::conv2d::cuda::conv2d(p, &w, Some(&bias), false, act(p), precision);
+            kestrel_kernels::conv2d::cuda::conv2d(p, &w, Some(&bias), false, act(p), precision)
+                .unwrap_or_else(|e| panic!("conv2d/cuda-{precision}/{}: {e}", shape_id(p)));
         let out_len = p.output_shape().iter().product();
         let prepared = PreparedOp::new(&gpu, &compiler, &op, &[&x], out_len)
             .unwrap_or_else(|e| panic!("conv2d/cuda-{precision}/{}: {e}", shape_id(p)));

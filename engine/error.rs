@@ -48,6 +48,15 @@ pub enum Error {
     /// failed driver call.
     #[error(transparent)]
     Cuda(#[from] kestrel_kernels::cuda::CudaError),
+    /// A node the CUDA kernels cannot run as asked: a tensor past their 32-bit indexing,
+    /// a size past a launch limit.
+    #[error("node \"{node}\": {error}")]
+    CudaUnsupported {
+        /// The node.
+        node: String,
+        /// What does not fit (`CudaError::Unsupported`).
+        error: Box<kestrel_kernels::cuda::CudaError>,
+    },
     /// A kernel failed on the GPU: the node, its step's index in the plan, and the kernel
     /// with its source file, grid and block.
     #[error("node \"{node}\" (step {step}): kernel {kernel} failed on the GPU: {error}")]

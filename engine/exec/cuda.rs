@@ -24,7 +24,12 @@ pub(crate) use report::compile_plan;
 pub use report::{CudaBuild, CudaInfo, CudaKernel};
 
 /// The `CudaOp` that computes one step in `precision`; empty for steps that move no data.
-pub(crate) fn cuda_op(kernel: &Kernel, out_len: usize, precision: Precision) -> CudaOp {
+/// An error for shapes the CUDA kernels cannot run (past their 32-bit indexing, say).
+pub(crate) fn cuda_op(
+    kernel: &Kernel,
+    out_len: usize,
+    precision: Precision,
+) -> Result<CudaOp, CudaError> {
     match kernel {
         Kernel::Conv2d {
             p,
@@ -59,7 +64,7 @@ pub(crate) fn cuda_op(kernel: &Kernel, out_len: usize, precision: Precision) -> 
         Kernel::Add { act } => k::add::cuda::add(out_len, *act),
         Kernel::Concat { outer, inner } => k::concat::cuda::concat(*outer, inner),
         Kernel::Softmax(p) => k::softmax::cuda::softmax(p),
-        Kernel::Alias => CudaOp::default(),
+        Kernel::Alias => Ok(CudaOp::default()),
     }
 }
 
@@ -104,26 +109,19 @@ pub(crate) fn cuda_plan(plan: &Plan, choice: OpChoice) -> Result<CudaPlan, Error
             step.name, plan.values[step.output].shape
         )));
     }
-    let ops = plan
-        .steps
-        .iter()
-        .map(|s| match moves_no_data(s) {
-            true => Ok(CudaOp::default()),
-            // The ops assert their own limits (weights that overflow 32-bit indexing once
-            // padded, say): no panic may cross the library's API, so one becomes an error.
-            false => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                cuda_op(&s.kernel, plan.values[s.output].len, choice.precision)
-            }))
-            .map_err(|panic| {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("unsupported");
-                Error::Session(format!("node {}: not supported on CUDA: {why}", s.name))
-            }),
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+    let ops =
+        plan.steps
+            .iter()
+            .map(|s| match moves_no_data(s) {
+                true => Ok(CudaOp::default()),
+                false => cuda_op(&s.kernel, plan.values[s.output].len, choice.precision).map_err(
+                    |error| Error::CudaUnsupported {
+                        node: s.name.clone(),
+                        error: Box::new(error),
+                    },
+                ),
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
     let mut cuda = CudaPlan {
         ops,
         values: plan.values.clone(),

@@ -72,7 +72,8 @@ fn fused_conv_pool(
     if !written_apart(plan, cuda, pool.output, &live) {
         return None;
     }
-    let mut op = conv2d_max_pool2(p, weight, bias.as_deref(), *residual, *act, precision);
+    // Shapes the fused kernel refuses run unfused, as the plan has them.
+    let mut op = conv2d_max_pool2(p, weight, bias.as_deref(), *residual, *act, precision).ok()?;
     let y_role = Arg::Input(1 + *residual as usize);
     remap(&mut op, |arg| match arg {
         a if a == y_role => Arg::Output,
@@ -120,7 +121,7 @@ fn fused_head(plan: &Plan, cuda: &mut CudaPlan, i: usize) -> Option<(usize, Cuda
     if !written_apart(plan, cuda, linear.output, &[pool.inputs[0], pool.output]) {
         return None;
     }
-    let mut op = pool_linear(n, c, hw, p.out_features, weight, bias.as_deref(), *act);
+    let mut op = pool_linear(n, c, hw, p.out_features, weight, bias.as_deref(), *act).ok()?;
     remap(&mut op, |arg| match arg {
         // pool_linear writes the pooled values to its Input(1): the pool's output.
         Arg::Input(1) => Arg::Output,

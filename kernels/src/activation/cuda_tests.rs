@@ -42,7 +42,7 @@ fn activate_matches_reference() {
             }
             cases.push(Case {
                 name: format!("activation {act:?} len {len}"),
-                op: activate(act, len),
+                op: activate(act, len).unwrap(),
                 inputs: vec![x],
                 expected,
                 rtol: RTOL,
@@ -54,5 +54,5 @@ fn activate_matches_reference() {
 
 #[test]
 fn activate_nothing_launches_nothing() {
-    assert!(activate(Activation::Relu, 0).launches.is_empty());
+    assert!(activate(Activation::Relu, 0).unwrap().launches.is_empty());
 }

@@ -2,7 +2,7 @@
 //! one thread per output value averaging its PyTorch window.
 
 use super::AdaptiveAvgPool2dParams;
-use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
+use crate::cuda::{blocks, check_int_indexable, Arg, CudaError, CudaOp, Launch, Source};
 
 static SOURCE: Source = Source {
     name: "adaptive_avg_pool2d.cu",
@@ -13,21 +13,21 @@ static SOURCE: Source = Source {
 const THREADS: usize = 256;
 
 /// x is `Arg::Input(0)`: (n, c, h, w); y is `Arg::Output`: `(n, c, out[0], out[1])`.
-pub fn adaptive_avg_pool2d(p: &AdaptiveAvgPool2dParams) -> CudaOp {
-    CudaOp {
+pub fn adaptive_avg_pool2d(p: &AdaptiveAvgPool2dParams) -> Result<CudaOp, CudaError> {
+    Ok(CudaOp {
         consts: Vec::new(),
-        launches: vec![launch_adaptive_avg_pool2d_f32(p)],
-    }
+        launches: vec![launch_adaptive_avg_pool2d_f32(p)?],
+    })
 }
 
 /// One thread per output value, `THREADS` a block.
-fn launch_adaptive_avg_pool2d_f32(p: &AdaptiveAvgPool2dParams) -> Launch {
+fn launch_adaptive_avg_pool2d_f32(p: &AdaptiveAvgPool2dParams) -> Result<Launch, CudaError> {
     let [n, c, oh, ow] = p.output_shape();
     // The kernel indexes with 32-bit ints.
     for (what, len) in [("input", n * c * p.h * p.w), ("output", n * c * oh * ow)] {
-        crate::cuda::assert_int_indexable("adaptive_avg_pool2d", what, len);
+        check_int_indexable("adaptive_avg_pool2d", what, len)?;
     }
-    Launch {
+    Ok(Launch {
         source: &SOURCE,
         entry: "adaptive_avg_pool2d_f32",
         defines: vec![
@@ -41,5 +41,5 @@ fn launch_adaptive_avg_pool2d_f32(p: &AdaptiveAvgPool2dParams) -> Launch {
         block: [THREADS as u32, 1, 1],
         shared_bytes: 0,
         args: vec![Arg::Input(0), Arg::Output],
-    }
+    })
 }

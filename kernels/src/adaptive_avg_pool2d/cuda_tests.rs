@@ -19,7 +19,7 @@ fn case(p: &AdaptiveAvgPool2dParams, seed: u64) -> Case {
             "adaptive_avg_pool2d n{} c{} {}x{} -> {:?}",
             p.n, p.c, p.h, p.w, p.out
         ),
-        op: adaptive_avg_pool2d(p),
+        op: adaptive_avg_pool2d(p).unwrap(),
         inputs: vec![x],
         expected,
         rtol: RTOL,

@@ -2,7 +2,7 @@
 //! element.
 
 use crate::activation::cuda::{act_code, eltwise_len};
-use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
+use crate::cuda::{blocks, Arg, CudaError, CudaOp, Launch, Source};
 use crate::Activation;
 
 static SOURCE: Source = Source {
@@ -15,25 +15,26 @@ const THREADS: usize = 256;
 
 /// y = act(a + b): a is `Arg::Input(0)`, b `Arg::Input(1)`, y `Arg::Output`, all (len).
 /// y may share a's or b's storage. len 0 launches nothing.
-pub fn add(len: usize, act: Activation) -> CudaOp {
-    CudaOp {
+pub fn add(len: usize, act: Activation) -> Result<CudaOp, CudaError> {
+    Ok(CudaOp {
         consts: Vec::new(),
         launches: (len > 0)
             .then(|| launch_add_f32(len, act))
+            .transpose()?
             .into_iter()
             .collect(),
-    }
+    })
 }
 
 /// One thread per element, `THREADS` a block.
-fn launch_add_f32(len: usize, act: Activation) -> Launch {
-    Launch {
+fn launch_add_f32(len: usize, act: Activation) -> Result<Launch, CudaError> {
+    Ok(Launch {
         source: &SOURCE,
         entry: "add_f32",
-        defines: vec![("LEN", eltwise_len("add", len)), ("ACT", act_code(act))],
+        defines: vec![("LEN", eltwise_len("add", len)?), ("ACT", act_code(act))],
         grid: [blocks(len, THREADS), 1, 1],
         block: [THREADS as u32, 1, 1],
         shared_bytes: 0,
         args: vec![Arg::Input(0), Arg::Input(1), Arg::Output],
-    }
+    })
 }

@@ -25,7 +25,7 @@ fn add_matches_reference() {
             expected.iter_mut().for_each(|v| *v = act.apply(*v));
             cases.push(Case {
                 name: format!("add {act:?} len {len}"),
-                op: add(len, act),
+                op: add(len, act).unwrap(),
                 inputs: vec![a, b],
                 expected,
                 rtol: RTOL,
@@ -37,5 +37,5 @@ fn add_matches_reference() {
 
 #[test]
 fn add_nothing_launches_nothing() {
-    assert!(add(0, Activation::None).launches.is_empty());
+    assert!(add(0, Activation::None).unwrap().launches.is_empty());
 }

@@ -48,7 +48,7 @@ fn batch_norm_matches_reference() {
             let (scale, shift) = super::scale_shift(weight, bias, &mean, &var, p.eps);
             cases.push(Case {
                 name: format!("batch_norm n{n} c{c} spatial {spatial} affine {affine}"),
-                op: scale_shift(&p, &scale, &shift),
+                op: scale_shift(&p, &scale, &shift).unwrap(),
                 inputs: vec![x],
                 expected,
                 rtol: RTOL,

@@ -2,7 +2,7 @@
 //! copying input i, viewed as `(outer, inner[i])`, into its columns of the output viewed as
 //! (outer, sum(inner)): `reference::concat_part`'s semantics.
 
-use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
+use crate::cuda::{blocks, check_int_indexable, Arg, CudaError, CudaOp, Launch, Source};
 
 static SOURCE: Source = Source {
     name: "concat.cu",
@@ -14,10 +14,10 @@ const THREADS: usize = 256;
 
 /// Input i is `Arg::Input(i)`: `(outer, inner[i])`; y is `Arg::Output`: (outer, sum(inner)).
 /// An empty input launches nothing.
-pub fn concat(outer: usize, inner: &[usize]) -> CudaOp {
+pub fn concat(outer: usize, inner: &[usize]) -> Result<CudaOp, CudaError> {
     let total: usize = inner.iter().sum();
     // The kernel indexes the output with 32-bit ints.
-    crate::cuda::assert_int_indexable("concat", "output", outer * total);
+    check_int_indexable("concat", "output", outer * total)?;
     let mut launches = Vec::new();
     let mut at = 0;
     for (i, &len) in inner.iter().enumerate() {
@@ -26,10 +26,10 @@ pub fn concat(outer: usize, inner: &[usize]) -> CudaOp {
         }
         at += len;
     }
-    CudaOp {
+    Ok(CudaOp {
         consts: Vec::new(),
         launches,
-    }
+    })
 }
 
 /// Input `i`, (outer, inner), to columns [at, at + inner) of (outer, total): one thread

@@ -31,7 +31,7 @@ fn concat_matches_reference() {
         reference::concat(outer, &slices, inner, &mut expected);
         cases.push(Case {
             name: format!("concat outer {outer} inner {inner:?}"),
-            op: concat(outer, inner),
+            op: concat(outer, inner).unwrap(),
             inputs,
             expected,
             rtol: RTOL,
@@ -43,7 +43,7 @@ fn concat_matches_reference() {
 #[test]
 fn concat_skips_empty_inputs() {
     // An input of no columns launches nothing; the others keep their columns.
-    let op = concat(2, &[3, 0, 4]);
+    let op = concat(2, &[3, 0, 4]).unwrap();
     assert_eq!(op.launches.len(), 2);
     let at: Vec<i64> = op
         .launches

@@ -5,8 +5,8 @@
 
 use super::Conv2dParams;
 use crate::activation::cuda::act_code;
-use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
-use crate::pool2d::cuda::assert_window_indexable;
+use crate::cuda::{blocks, check_int_indexable, ensure, Arg, CudaError, CudaOp, Launch, Source};
+use crate::pool2d::cuda::check_window_indexable;
 use crate::pool2d::Pool2dParams;
 use crate::precision::{round_tf32, Precision};
 use crate::Activation;
@@ -53,7 +53,7 @@ pub fn conv2d_max_pool2(
     residual: bool,
     act: Activation,
     precision: Precision,
-) -> CudaOp {
+) -> Result<CudaOp, CudaError> {
     let gemm = choose_gemm(p, precision, true);
     conv2d_with(p, weight, bias, residual, act, gemm)
 }
@@ -70,7 +70,7 @@ pub fn conv2d(
     residual: bool,
     act: Activation,
     precision: Precision,
-) -> CudaOp {
+) -> Result<CudaOp, CudaError> {
     conv2d_with(p, weight, bias, residual, act, gemm_config(p, precision))
 }
 
@@ -83,14 +83,22 @@ pub(crate) fn conv2d_with(
     residual: bool,
     act: Activation,
     gemm: Gemm,
-) -> CudaOp {
+) -> Result<CudaOp, CudaError> {
     let [n, c_out, oh, ow] = p.output_shape();
-    assert_eq!(
-        weight.len(),
-        p.weight_shape().iter().product(),
-        "conv2d: weight length"
-    );
-    bias.inspect(|b| assert_eq!(b.len(), c_out, "conv2d: bias length"));
+    let shape = p.weight_shape();
+    ensure(
+        weight.len() == shape.iter().product(),
+        "conv2d",
+        format_args!("{} weights for shape {shape:?}", weight.len()),
+    )?;
+    if let Some(b) = bias {
+        let len = b.len();
+        ensure(
+            len == c_out,
+            "conv2d",
+            format_args!("{len} biases for {c_out} output channels"),
+        )?;
+    }
     // The kernels index with 32-bit ints. The residual is shaped as the output, bias and
     // the fused max pool's output are smaller.
     for (what, len) in [
@@ -98,13 +106,13 @@ pub(crate) fn conv2d_with(
         ("output", n * c_out * oh * ow),
         ("weight", weight.len()),
     ] {
-        crate::cuda::assert_int_indexable("conv2d", what, len);
+        check_int_indexable("conv2d", what, len)?;
     }
     // And so do their window coordinates (oy * STRIDE_H - PAD_H + ky * DIL_H).
     let axes = [("h", oh, p.kh, 0), ("w", ow, p.kw, 1)];
     for (axis, out, k, i) in axes {
         let window = [out, k, p.stride[i], p.pad[i], p.dilation[i]];
-        assert_window_indexable("conv2d", axis, window);
+        check_window_indexable("conv2d", axis, window)?;
     }
 
     let mut defines = layer_defines(p);
@@ -124,21 +132,25 @@ pub(crate) fn conv2d_with(
 
     let mut consts = Vec::new();
     let depthwise = p.depthwise_multiplier().is_some();
-    assert!(
+    ensure(
         !(gemm.max_pool2 && depthwise),
-        "conv2d: a max pool fuses into the GEMM only"
-    );
-    assert!(
+        "conv2d",
+        format_args!("a max pool fuses into the GEMM only, not a depthwise conv"),
+    )?;
+    ensure(
         gemm.shared_bytes() <= SHARED_LIMIT,
-        "conv2d: {gemm:?} needs {} bytes of shared memory",
-        gemm.shared_bytes()
-    );
+        "conv2d",
+        format_args!(
+            "{gemm:?} needs {} bytes of shared memory",
+            gemm.shared_bytes()
+        ),
+    )?;
     // Depthwise: the weight as PyTorch lays it out, (c_out, 1, kh, kw).
     let weight = match depthwise {
         true => weight.to_vec(),
         false => pack_weight(p, weight, &gemm),
     };
-    crate::cuda::assert_int_indexable("conv2d", "packed weight", weight.len());
+    check_int_indexable("conv2d", "packed weight", weight.len())?;
     consts.push(weight);
     consts.extend(bias.map(<[f32]>::to_vec));
     let launch = if depthwise {
@@ -147,16 +159,16 @@ pub(crate) fn conv2d_with(
         if gemm.splits > 1 {
             // Partials and counters: zero once, and the kernel leaves the counters zero.
             let len = gemm.splits * gemm.tiles(p) * gemm.bm * gemm.bn + gemm.tiles(p);
-            crate::cuda::assert_int_indexable("conv2d", "split-K workspace", len);
+            check_int_indexable("conv2d", "split-K workspace", len)?;
             args.push(Arg::Const(consts.len()));
             consts.push(vec![0.0; len]);
         }
-        launch_conv2d_igemm(p, &gemm, defines, args)
+        launch_conv2d_igemm(p, &gemm, defines, args)?
     };
-    CudaOp {
+    Ok(CudaOp {
         consts,
         launches: vec![launch],
-    }
+    })
 }
 
 /// Grid (N tiles, M tiles, groups × splits).
@@ -165,7 +177,7 @@ fn launch_conv2d_igemm(
     gemm: &Gemm,
     mut defines: Vec<(&'static str, i64)>,
     args: Vec<Arg>,
-) -> Launch {
+) -> Result<Launch, CudaError> {
     let (k_pad, m_pad) = padded_km(p, gemm);
     let (tm_or_wm, tn_or_wn) = match gemm.threads {
         Threads::Simt { tm, tn } => (("TM", tm), ("TN", tn)),
@@ -187,12 +199,15 @@ fn launch_conv2d_igemm(
         ]
         .map(|(name, v)| (name, v as i64)),
     );
-    assert!(
+    ensure(
         p.groups * gemm.splits <= 65_535,
-        "conv2d on CUDA: {} groups overflow gridDim.z",
-        p.groups
-    );
-    Launch {
+        "conv2d",
+        format_args!(
+            "{} groups x {} splits overflow gridDim.z (65535)",
+            p.groups, gemm.splits
+        ),
+    )?;
+    Ok(Launch {
         source: &IGEMM,
         entry: "conv2d_igemm",
         defines,
@@ -204,7 +219,7 @@ fn launch_conv2d_igemm(
         block: [gemm.threads() as u32, 1, 1],
         shared_bytes: 0,
         args,
-    }
+    })
 }
 
 /// One thread per output value.
@@ -377,7 +392,8 @@ mod tests {
             true,
             Activation::Relu6,
             Precision::Fp32,
-        );
+        )
+        .unwrap();
         let l = &op.launches[0];
         assert_eq!(l.entry, "conv2d_igemm");
         assert_eq!(
@@ -397,7 +413,7 @@ mod tests {
         // Split 2 ways: the workspace comes last, zeroed, sized for 2 × 1 tile of 32×32
         // partials and one counter.
         let gemm = Gemm::small(Precision::Tf32).with_splits(2);
-        let op = conv2d_with(&p, &w, None, false, Activation::None, gemm);
+        let op = conv2d_with(&p, &w, None, false, Activation::None, gemm).unwrap();
         let l = &op.launches[0];
         assert_eq!(
             l.args,
@@ -415,7 +431,8 @@ mod tests {
             false,
             Activation::None,
             Precision::Fp16,
-        );
+        )
+        .unwrap();
         let l = &op.launches[0];
         assert_eq!(l.entry, "conv2d_dw_f32");
         assert_eq!(l.args, [Arg::Input(0), Arg::Const(0), Arg::Output]);

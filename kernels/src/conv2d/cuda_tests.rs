@@ -106,7 +106,7 @@ fn case(p: &Conv2dParams, e: Epilogue, gemm: Gemm, poison: &[(usize, f32)], seed
         *v = e.act.apply(*v + residual.as_ref().map_or(0.0, |r| r[i]));
     }
 
-    let op = conv2d_with(p, &w, bias.as_deref(), e.residual, e.act, gemm);
+    let op = conv2d_with(p, &w, bias.as_deref(), e.residual, e.act, gemm).unwrap();
     let (kernel, rtol) = if op.launches[0].entry == "conv2d_dw_f32" {
         ("dw".to_string(), rtol(Precision::Fp32))
     } else {
@@ -319,7 +319,8 @@ fn pooled_cases(
         e.residual,
         e.act,
         gemm.with_max_pool2(),
-    );
+    )
+    .unwrap();
     let y_role = crate::cuda::Arg::Input(1 + e.residual as usize);
     let mut swapped = op.clone();
     for launch in &mut swapped.launches {

@@ -101,13 +101,30 @@ pub struct CudaOp {
     pub launches: Vec<Launch>,
 }
 
-/// Panics unless `len` elements fit the kernels' 32-bit indices: `{op} on CUDA: {what}
-/// has {len} elements, over 2^31 - 1`. The engine refuses such plans with an error first.
-pub(crate) fn assert_int_indexable(op: &str, what: &str, len: usize) {
-    assert!(
+/// Ok when `len` elements fit the kernels' 32-bit indices, else `{op} on CUDA: {what}
+/// has {len} elements, over 2^31 - 1`.
+pub(crate) fn check_int_indexable(op: &str, what: &str, len: usize) -> Result<(), CudaError> {
+    ensure(
         len <= i32::MAX as usize,
-        "{op} on CUDA: {what} has {len} elements, over 2^31 - 1"
-    );
+        op,
+        format_args!("{what} has {len} elements, over 2^31 - 1"),
+    )
+}
+
+/// Ok when `cond` holds, else `CudaError::Unsupported` for `op` saying `detail`: how an op
+/// builder refuses shapes its kernels cannot run.
+pub(crate) fn ensure(
+    cond: bool,
+    op: &str,
+    detail: std::fmt::Arguments<'_>,
+) -> Result<(), CudaError> {
+    match cond {
+        true => Ok(()),
+        false => Err(CudaError::Unsupported {
+            op: op.to_string(),
+            detail: detail.to_string(),
+        }),
+    }
 }
 
 /// Blocks of `per_block` needed to cover `n` items, as a grid dimension.
@@ -130,6 +147,15 @@ pub enum CudaError {
         entry: String,
         /// NVRTC's log.
         log: String,
+    },
+    /// An op the CUDA kernels cannot run as asked: a tensor past their 32-bit indexing, a
+    /// size past a launch limit, or weights that do not fit the op's shapes.
+    #[error("{op} on CUDA: {detail}")]
+    Unsupported {
+        /// The op, e.g. "conv2d".
+        op: String,
+        /// What does not fit, with the sizes.
+        detail: String,
     },
     /// A driver call failed.
     #[error("CUDA {what}: {detail}")]

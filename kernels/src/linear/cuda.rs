@@ -6,7 +6,7 @@
 use super::LinearParams;
 use crate::conv2d::cuda::{conv2d, epilogue_defines};
 use crate::conv2d::Conv2dParams;
-use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
+use crate::cuda::{blocks, check_int_indexable, ensure, Arg, CudaError, CudaOp, Launch, Source};
 use crate::{Activation, Precision};
 
 static SOURCE: Source = Source {
@@ -27,24 +27,32 @@ pub fn linear(
     bias: Option<&[f32]>,
     act: Activation,
     precision: Precision,
-) -> CudaOp {
-    assert_eq!(
-        weight.len(),
-        p.in_features * p.out_features,
-        "linear: weight length"
-    );
-    bias.inspect(|b| assert_eq!(b.len(), p.out_features, "linear: bias length"));
+) -> Result<CudaOp, CudaError> {
+    let (len, want) = (weight.len(), p.in_features * p.out_features);
+    ensure(
+        len == want,
+        "linear",
+        format_args!("{len} weights for {} x {}", p.out_features, p.in_features),
+    )?;
+    if let Some(b) = bias {
+        let len = b.len();
+        ensure(
+            len == p.out_features,
+            "linear",
+            format_args!("{len} biases for {} outputs", p.out_features),
+        )?;
+    }
     if p.rows > 1 {
         return conv2d(&as_conv(p), weight, bias, false, act, precision);
     }
     // The kernel indexes with 32-bit ints; x, y and bias are shorter than the weight.
-    crate::cuda::assert_int_indexable("linear", "weight", weight.len());
+    check_int_indexable("linear", "weight", weight.len())?;
     let mut consts = vec![weight.to_vec()];
     consts.extend(bias.map(<[f32]>::to_vec));
-    CudaOp {
+    Ok(CudaOp {
         consts,
         launches: vec![launch_linear_gemv_f32(p, bias.is_some(), act)],
-    }
+    })
 }
 
 /// One warp per output feature, `GEMV_WARPS` warps a block.
@@ -104,7 +112,7 @@ mod tests {
             out_features: 9,
         };
         let w = [0.25; 27];
-        let op = linear(&p, &w, Some(&[1.0; 9]), Activation::Relu, Precision::Tf32);
+        let op = linear(&p, &w, Some(&[1.0; 9]), Activation::Relu, Precision::Tf32).unwrap();
         let l = &op.launches[0];
         assert_eq!(l.entry, "linear_gemv_f32");
         assert_eq!(l.grid, [2, 1, 1]);
@@ -118,7 +126,7 @@ mod tests {
         );
 
         let rows = LinearParams { rows: 4, ..p };
-        let op = linear(&rows, &w, None, Activation::None, Precision::Tf32);
+        let op = linear(&rows, &w, None, Activation::None, Precision::Tf32).unwrap();
         assert_eq!(op.launches[0].entry, "conv2d_igemm");
         assert!(op.launches[0].defines.contains(&("MATH", 1)));
         assert_eq!(

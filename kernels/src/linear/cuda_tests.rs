@@ -55,7 +55,7 @@ fn case_in(
     for v in &mut expected {
         *v = act.apply(*v);
     }
-    let op = linear(&p, &w, b.as_deref(), act, precision);
+    let op = linear(&p, &w, b.as_deref(), act, precision).unwrap();
     Case {
         name: format!(
             "linear {rows}x{in_features}->{out_features} bias{} {act:?} {} {precision}",

@@ -5,7 +5,7 @@
 //! the whole image itself (the algorithm and its numbers: the top of the .cu).
 
 use crate::activation::cuda::act_code;
-use crate::cuda::{assert_int_indexable, blocks, Arg, CudaOp, Launch, Source};
+use crate::cuda::{blocks, check_int_indexable, ensure, Arg, CudaError, CudaOp, Launch, Source};
 use crate::Activation;
 
 static SOURCE: Source = Source {
@@ -35,8 +35,8 @@ pub const MAX_CHANNELS: usize = 8192;
 ///   stays valid for per-layer comparison though no kernel of its own runs.
 /// - y is `Arg::Output`: (n, out_features).
 ///
-/// `weight`: (out_features, c), as PyTorch; `bias`: (out_features). Panics when c is over
-/// [`MAX_CHANNELS`], n over 65535 (the grid's y), or a tensor has 2^31 elements or more.
+/// `weight`: (out_features, c), as PyTorch; `bias`: (out_features). An error when c is
+/// over [`MAX_CHANNELS`], n over 65535 (the grid's y), or a tensor has 2^31 elements or more.
 pub fn pool_linear(
     n: usize,
     c: usize,
@@ -45,18 +45,33 @@ pub fn pool_linear(
     weight: &[f32],
     bias: Option<&[f32]>,
     act: Activation,
-) -> CudaOp {
-    assert!(
+) -> Result<CudaOp, CudaError> {
+    let op = "pool_linear";
+    ensure(
         n > 0 && c > 0 && hw > 0 && out_features > 0,
-        "pool_linear: empty shape n {n} c {c} hw {hw} out {out_features}"
-    );
-    assert!(
+        op,
+        format_args!("empty shape n {n} c {c} hw {hw} out {out_features}"),
+    )?;
+    ensure(
         c <= MAX_CHANNELS,
-        "pool_linear on CUDA: {c} channels, over {MAX_CHANNELS}"
-    );
-    assert!(n <= 65535, "pool_linear on CUDA: batch {n}, over 65535");
-    assert_eq!(weight.len(), out_features * c, "pool_linear: weight length");
-    bias.inspect(|b| assert_eq!(b.len(), out_features, "pool_linear: bias length"));
+        op,
+        format_args!("{c} channels, over {MAX_CHANNELS}"),
+    )?;
+    ensure(n <= 65535, op, format_args!("batch {n}, over 65535"))?;
+    let len = weight.len();
+    ensure(
+        len == out_features * c,
+        op,
+        format_args!("{len} weights for {out_features} x {c}"),
+    )?;
+    if let Some(b) = bias {
+        let len = b.len();
+        ensure(
+            len == out_features,
+            op,
+            format_args!("{len} biases for {out_features} outputs"),
+        )?;
+    }
     let c4 = c.next_multiple_of(4);
     // The kernel indexes with 32-bit ints.
     for (what, len) in [
@@ -65,11 +80,11 @@ pub fn pool_linear(
         ("pooled", n * c),
         ("output", n * out_features),
     ] {
-        assert_int_indexable("pool_linear", what, len);
+        check_int_indexable(op, what, len)?;
     }
     let mut consts = vec![pad_rows(weight, c, c4)];
     consts.extend(bias.map(<[f32]>::to_vec));
-    CudaOp {
+    Ok(CudaOp {
         consts,
         launches: vec![launch_pool_linear_f32(
             n,
@@ -79,7 +94,7 @@ pub fn pool_linear(
             bias.is_some(),
             act,
         )],
-    }
+    })
 }
 
 /// `w` (rows, c) with each row zero-padded to `c4` floats: (rows, c4), so every row
@@ -141,7 +156,7 @@ mod tests {
     fn resnet_head_launch() {
         // ResNet-18: c 512, 7x7, 1000 classes, with bias.
         let w = vec![0.5; 1000 * 512];
-        let op = pool_linear(1, 512, 49, 1000, &w, Some(&[0.0; 1000]), Activation::None);
+        let op = pool_linear(1, 512, 49, 1000, &w, Some(&[0.0; 1000]), Activation::None).unwrap();
         let l = &op.launches[0];
         assert_eq!(l.entry, "pool_linear_f32");
         assert_eq!(l.grid, [32, 1, 1]);
@@ -174,7 +189,7 @@ mod tests {
     fn small_heads_and_padded_weight() {
         // c 7 pads each weight row to 8; hw 4 is 4 lanes a channel; 10 outputs, 1 block.
         let w: Vec<f32> = (0..70).map(|i| i as f32).collect();
-        let op = pool_linear(3, 7, 4, 10, &w, None, Activation::Relu6);
+        let op = pool_linear(3, 7, 4, 10, &w, None, Activation::Relu6).unwrap();
         let l = &op.launches[0];
         assert_eq!(l.grid, [1, 3, 1]);
         assert_eq!(
@@ -187,15 +202,16 @@ mod tests {
         assert_eq!(op.consts[0].len(), 80);
         assert_eq!(op.consts[0][8..16], [7., 8., 9., 10., 11., 12., 13., 0.]);
         // hw 1: a lane per channel; hw 9: 16 lanes.
-        let op = pool_linear(1, 7, 1, 10, &w, None, Activation::None);
+        let op = pool_linear(1, 7, 1, 10, &w, None, Activation::None).unwrap();
         assert!(op.launches[0].defines.contains(&("GROUP", 1)));
-        let op = pool_linear(1, 7, 9, 10, &w, None, Activation::None);
+        let op = pool_linear(1, 7, 9, 10, &w, None, Activation::None).unwrap();
         assert!(op.launches[0].defines.contains(&("GROUP", 16)));
     }
 
     #[test]
-    #[should_panic(expected = "8193 channels, over 8192")]
     fn refuses_more_channels_than_shared_memory_holds() {
-        pool_linear(1, 8193, 1, 1, &vec![0.0; 8193], None, Activation::None);
+        let err = pool_linear(1, 8193, 1, 1, &vec![0.0; 8193], None, Activation::None);
+        let msg = err.unwrap_err().to_string();
+        assert!(msg.contains("8193 channels, over 8192"), "{msg}");
     }
 }

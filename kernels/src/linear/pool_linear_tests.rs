@@ -64,7 +64,7 @@ impl Head {
         reference::linear(&lp, &pooled, &w, b.as_deref(), &mut y);
         y.iter_mut().for_each(|v| *v = act.apply(*v));
 
-        let op = pool_linear(n, c, hw, out, &w, b.as_deref(), act);
+        let op = pool_linear(n, c, hw, out, &w, b.as_deref(), act).unwrap();
         let name = format!(
             "pool_linear n{n} c{c} hw{hw} ->{out} bias{} {act:?}",
             bias as u8

@@ -35,7 +35,7 @@ fn mean_hw_matches_reference() {
             reference::mean_hw(&p, &x, &mut expected);
             Case {
                 name: format!("mean_hw n{n} c{c} {h}x{w}"),
-                op: mean_hw(&p),
+                op: mean_hw(&p).unwrap(),
                 inputs: vec![x],
                 expected,
                 rtol: RTOL,
@@ -65,7 +65,7 @@ fn mean_hw_propagates_nan_and_infinities() {
     reference::mean_hw(&p, &x, &mut expected);
     let case = Case {
         name: format!("mean_hw n{n} c{c} {h}x{w} with NaN and infinities"),
-        op: mean_hw(&p),
+        op: mean_hw(&p).unwrap(),
         inputs: vec![x],
         expected,
         rtol: RTOL,

@@ -3,7 +3,7 @@
 //! and interleaved (INNER >= 32: a warp's loads are then coalesced).
 
 use super::SoftmaxParams;
-use crate::cuda::{blocks, Arg, CudaOp, Launch, Source};
+use crate::cuda::{blocks, check_int_indexable, Arg, CudaError, CudaOp, Launch, Source};
 
 static SOURCE: Source = Source {
     name: "softmax.cu",
@@ -26,19 +26,19 @@ const THREAD_KERNEL_MIN_INNER: usize = 32;
 const THREAD_KERNEL_MAX_AXIS: usize = 1024;
 
 /// x is `Arg::Input(0)`, y is `Arg::Output`: both (outer, axis, inner).
-pub fn softmax(p: &SoftmaxParams) -> CudaOp {
+pub fn softmax(p: &SoftmaxParams) -> Result<CudaOp, CudaError> {
     let len = p.outer * p.axis * p.inner;
     // The kernels index with 32-bit ints.
-    crate::cuda::assert_int_indexable("softmax", "input", len);
+    check_int_indexable("softmax", "input", len)?;
     let launch = if p.inner >= THREAD_KERNEL_MIN_INNER && p.axis <= THREAD_KERNEL_MAX_AXIS {
         launch_softmax_thread_f32(p)
     } else {
         launch_softmax_block_f32(p)
     };
-    CudaOp {
+    Ok(CudaOp {
         consts: Vec::new(),
         launches: vec![launch],
-    }
+    })
 }
 
 fn shape_defines(p: &SoftmaxParams) -> Vec<(&'static str, i64)> {

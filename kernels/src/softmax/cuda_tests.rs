@@ -39,7 +39,7 @@ fn cases(p: SoftmaxParams, x: &[f32], what: &str) -> Vec<Case> {
         .collect();
     cases.push(Case {
         name: format!("softmax {p:?} {what}"),
-        op: softmax(&p),
+        op: softmax(&p).unwrap(),
         inputs: vec![x.to_vec()],
         expected,
         rtol: RTOL,
