@@ -1,4 +1,4 @@
-//! Helpers shared by the unit tests.
+//! The test kit: what the tests of every crate share (behind the `testing` feature).
 
 /// Asserts `got` and `want` have equal lengths and agree element-wise within
 /// `rel * |want| + abs`; NaN must match NaN, infinities must match exactly.
