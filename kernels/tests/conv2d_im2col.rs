@@ -4,6 +4,7 @@
 //! `Conv2dParams`' shape arithmetic.
 
 use kestrel_kernels::conv2d::{reference::conv2d, Conv2dParams};
+use kestrel_kernels::testing::Rng;
 
 /// conv2d by im2col + matrix multiply, f64 sums.
 fn conv2d_im2col(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
@@ -45,27 +46,6 @@ fn conv2d_im2col(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32]>) -
     y
 }
 
-/// xorshift64*, seeded: the sweep is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn pick(&mut self, from: &[usize]) -> usize {
-        from[(self.next() % from.len() as u64) as usize]
-    }
-    /// Uniform in [-1, 1).
-    fn vec(&mut self, len: usize) -> Vec<f32> {
-        (0..len)
-            .map(|_| (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
-            .collect()
-    }
-}
-
 /// Checks one shape; returns false (and checks nothing) when the shape is invalid.
 fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) -> bool {
     if p.validate().is_err() {
@@ -91,7 +71,7 @@ fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) -> bool {
 
 #[test]
 fn matches_im2col_over_a_seeded_sweep() {
-    let mut rng = Rng(0x5eed_c0de);
+    let mut rng = Rng::new(0x5eed_c0de);
     // (c_in, c_out, groups): plain, single channel, grouped, depthwise, depthwise with multiplier.
     let channel_cases = [
         (3, 4, 1),
@@ -141,7 +121,7 @@ fn matches_im2col_over_a_seeded_sweep() {
 #[test]
 fn matches_im2col_on_rows_wider_than_a_chunk() {
     // The reference sums up to 64 outputs of a row at once: cross 64 and 128 with tails.
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     for (w, kw, stride, pad) in [
         (64, 3, 1, 1),
         (65, 3, 1, 1),

@@ -16,6 +16,7 @@ use kestrel_kernels::linear::{cpu::LinearCpu, reference::linear, LinearParams};
 use kestrel_kernels::mean::{self, MeanParams};
 use kestrel_kernels::pool2d::{self, Pool2dParams};
 use kestrel_kernels::softmax::{self, SoftmaxParams};
+use kestrel_kernels::testing::Rng;
 use kestrel_kernels::{add, Activation, Isa};
 
 const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
@@ -23,33 +24,16 @@ const LENS: [usize; 17] = [
     1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 1000,
 ];
 
-/// xorshift64*, seeded: the sweep is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn f32(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    /// Uniform values, with a few NaN/±inf when `specials`.
-    fn vec(&mut self, len: usize, specials: bool) -> Vec<f32> {
-        (0..len)
-            .map(|_| match self.next() % 97 {
-                0 if specials => f32::NAN,
-                1 if specials => f32::INFINITY,
-                2 if specials => f32::NEG_INFINITY,
-                _ => self.f32() * 4.0,
-            })
-            .collect()
-    }
-    fn pick(&mut self, from: &[usize]) -> usize {
-        from[(self.next() % from.len() as u64) as usize]
-    }
+/// Uniform values in [-4, 4), with a few NaN/±inf when `specials` (1 in 97 each).
+fn values(rng: &mut Rng, len: usize, specials: bool) -> Vec<f32> {
+    (0..len)
+        .map(|_| match rng.next_u64() % 97 {
+            0 if specials => f32::NAN,
+            1 if specials => f32::INFINITY,
+            2 if specials => f32::NEG_INFINITY,
+            _ => rng.f32() * 4.0,
+        })
+        .collect()
 }
 
 /// Within rel 1e-5 of max |finite ref|; NaN where NaN, infinities exactly.
@@ -112,9 +96,9 @@ fn reference_act(act: Activation, x: &[f32]) -> Vec<f32> {
 
 #[test]
 fn activation_and_add_are_exact() {
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     for len in LENS {
-        let (a, b) = (rng.vec(len, true), rng.vec(len, true));
+        let (a, b) = (values(&mut rng, len, true), values(&mut rng, len, true));
         let mut x = a.clone();
         x.iter_mut()
             .take(3)
@@ -142,7 +126,7 @@ fn activation_and_add_are_exact() {
 
 /// Every pool attribute combination that validates, on odd and tail-sized inputs.
 fn pool_cases() -> Vec<Pool2dParams> {
-    let mut rng = Rng(2);
+    let mut rng = Rng::new(2);
     let mut cases = Vec::new();
     for k in 1..=4 {
         for s in 1..=3 {
@@ -202,9 +186,9 @@ fn pool_cases() -> Vec<Pool2dParams> {
 
 #[test]
 fn pools_match_reference() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     for p in pool_cases() {
-        let x = rng.vec(p.n * p.c * p.h * p.w, true);
+        let x = values(&mut rng, p.n * p.c * p.h * p.w, true);
         let len: usize = p.output_shape().iter().product();
         let mut want_max = vec![0.0; len];
         pool2d::reference::max_pool2d(&p, &x, &mut want_max);
@@ -266,7 +250,7 @@ fn max_pool_nan_in_window_is_nan() {
 
 #[test]
 fn adaptive_pool_and_mean_match_reference() {
-    let mut rng = Rng(4);
+    let mut rng = Rng::new(4);
     for _ in 0..80 {
         let (h, w) = (
             rng.pick(&[1, 3, 7, 8, 9, 17]),
@@ -282,7 +266,7 @@ fn adaptive_pool_and_mean_match_reference() {
                 rng.pick(&[1, 2, 5, w, w + 3]),
             ],
         };
-        let x = rng.vec(p.n * p.c * h * w, false);
+        let x = values(&mut rng, p.n * p.c * h * w, false);
         let mut want = vec![0.0; p.output_shape().iter().product()];
         adaptive::reference::adaptive_avg_pool2d(&p, &x, &mut want);
         let mut mag = vec![0.0; want.len()];
@@ -320,7 +304,7 @@ fn adaptive_pool_and_mean_match_reference() {
         h: 7,
         w: 7,
     };
-    let x = rng.vec(2048 * 49, true);
+    let x = values(&mut rng, 2048 * 49, true);
     let (mut want, mut mag) = (vec![0.0; 2048], vec![0.0; 2048]);
     mean::reference::mean_hw(&m, &x, &mut want);
     mean::reference::mean_hw(&m, &abs(&x), &mut mag);
@@ -333,7 +317,7 @@ fn adaptive_pool_and_mean_match_reference() {
 
 #[test]
 fn softmax_matches_reference() {
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let mut cases: Vec<SoftmaxParams> = LENS
         .iter()
         .map(|&axis| SoftmaxParams {
@@ -352,7 +336,10 @@ fn softmax_matches_reference() {
     for p in cases {
         let len = p.outer * p.axis * p.inner;
         for specials in [false, true] {
-            let x: Vec<f32> = rng.vec(len, specials).iter().map(|v| v * 5.0).collect();
+            let x: Vec<f32> = values(&mut rng, len, specials)
+                .iter()
+                .map(|v| v * 5.0)
+                .collect();
             let mut want = vec![0.0; len];
             softmax::reference::softmax(&p, &x, &mut want);
             for isa in Isa::available() {
@@ -382,7 +369,7 @@ fn softmax_matches_reference() {
 
 #[test]
 fn batch_norm_scale_shift_matches_reference() {
-    let mut rng = Rng(6);
+    let mut rng = Rng::new(6);
     for spatial in [1, 7, 8, 9, 16, 17, 49, 65] {
         let p = BatchNormParams {
             n: 2,
@@ -390,13 +377,16 @@ fn batch_norm_scale_shift_matches_reference() {
             spatial,
             eps: 1e-5,
         };
-        let x = rng.vec(p.n * p.c * spatial, false);
+        let x = values(&mut rng, p.n * p.c * spatial, false);
         let (w, b, m) = (
-            rng.vec(p.c, false),
-            rng.vec(p.c, false),
-            rng.vec(p.c, false),
+            values(&mut rng, p.c, false),
+            values(&mut rng, p.c, false),
+            values(&mut rng, p.c, false),
         );
-        let var: Vec<f32> = rng.vec(p.c, false).iter().map(|v| v.abs() + 0.1).collect();
+        let var: Vec<f32> = values(&mut rng, p.c, false)
+            .iter()
+            .map(|v| v.abs() + 0.1)
+            .collect();
         let (scale, shift) = batch_norm::scale_shift(Some(&w), Some(&b), &m, &var, p.eps);
         let mut bn = vec![0.0; x.len()];
         batch_norm::reference::batch_norm(&p, &x, Some(&w), Some(&b), &m, &var, &mut bn);
@@ -418,16 +408,16 @@ fn batch_norm_scale_shift_matches_reference() {
 
 #[test]
 fn linear_matches_reference() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for _ in 0..40 {
         let p = LinearParams {
             rows: rng.pick(&[1, 2, 3, 4, 5, 9]),
             in_features: rng.pick(&[1, 3, 8, 17, 64, 65, 512]),
             out_features: rng.pick(&[1, 7, 8, 9, 15, 16, 17, 33, 100]),
         };
-        let x = rng.vec(p.rows * p.in_features, false);
-        let w = rng.vec(p.out_features * p.in_features, false);
-        let b = rng.vec(p.out_features, false);
+        let x = values(&mut rng, p.rows * p.in_features, false);
+        let w = values(&mut rng, p.out_features * p.in_features, false);
+        let b = values(&mut rng, p.out_features, false);
         for bias in [None, Some(&b[..])] {
             let mut plain = vec![0.0; p.rows * p.out_features];
             linear(&p, &x, &w, bias, &mut plain);
