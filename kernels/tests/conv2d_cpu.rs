@@ -21,7 +21,7 @@ use kestrel_kernels::conv2d::cpu::Conv2dCpu;
 use kestrel_kernels::conv2d::shapes::{MOBILENET_V2, RESNET18};
 use kestrel_kernels::conv2d::winograd::{Tile, Winograd};
 use kestrel_kernels::conv2d::{reference, Conv2dParams};
-use kestrel_kernels::testing::Rng;
+use kestrel_kernels::testing::{compare, Rng, Tol};
 use kestrel_kernels::{Activation, Isa};
 
 /// SIMD reorders the k-sum: rel 1e-5 of the largest output.
@@ -109,7 +109,8 @@ impl Case {
             "winograd2x2" => REL_WINOGRAD2,
             _ => REL,
         };
-        if let Err(e) = compare(&y, &want, rel * self.clip_ratio(bias, act, residual)) {
+        let tol = Tol::max(rel * self.clip_ratio(bias, act, residual), 0.0);
+        if let Err(e) = compare(&y, &want, tol) {
             panic!(
                 "{:?} {isa} threads {threads} bias {bias} {act:?} residual {residual} ({}): {e}",
                 self.p,
@@ -139,26 +140,14 @@ impl Case {
             Tile::F4x4 => REL_WINOGRAD,
             Tile::F2x2 => REL_WINOGRAD2,
         };
-        if let Err(e) = compare(&y, &want, rel * self.clip_ratio(bias, act, res)) {
+        let tol = Tol::max(rel * self.clip_ratio(bias, act, res), 0.0);
+        if let Err(e) = compare(&y, &want, tol) {
             panic!(
                 "{:?} {isa} threads {threads} bias {bias} {act:?} residual {res} ({tile:?}): {e}",
                 self.p
             );
         }
     }
-}
-
-/// Ok when every |got − want| ≤ rel · max|want|.
-fn compare(got: &[f32], want: &[f32], rel: f64) -> Result<(), String> {
-    let max = want.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
-    let tol = rel * max.max(f64::MIN_POSITIVE);
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let err = (f64::from(g) - f64::from(w)).abs();
-        if err.is_nan() || err > tol {
-            return Err(format!("element {i}: got {g}, want {w} (tol {tol:e})"));
-        }
-    }
-    Ok(())
 }
 
 const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
@@ -168,10 +157,11 @@ fn compare_rejects_a_small_error() {
     // The checker itself: one output off by 2·REL·max must fail, so a kernel that drops a
     // tap, a k-block or a tail column cannot pass.
     let want = [1.0, -2.0, 0.5];
-    assert!(compare(&want, &want, REL).is_ok());
-    assert!(compare(&[1.0, -2.0 + 4e-5, 0.5], &want, REL).is_err());
-    assert!(compare(&[1.0, f32::NAN, 0.5], &want, REL).is_err());
-    assert!(compare(&[1.0, -2.0 + 4e-4, 0.5], &want, REL_WINOGRAD).is_err());
+    let tol = |rel| Tol::max(rel, 0.0);
+    assert!(compare(&want, &want, tol(REL)).is_ok());
+    assert!(compare(&[1.0, -2.0 + 4e-5, 0.5], &want, tol(REL)).is_err());
+    assert!(compare(&[1.0, f32::NAN, 0.5], &want, tol(REL)).is_err());
+    assert!(compare(&[1.0, -2.0 + 4e-4, 0.5], &want, tol(REL_WINOGRAD)).is_err());
 }
 
 #[test]

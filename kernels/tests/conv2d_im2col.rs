@@ -4,7 +4,7 @@
 //! `Conv2dParams`' shape arithmetic.
 
 use kestrel_kernels::conv2d::{reference::conv2d, Conv2dParams};
-use kestrel_kernels::testing::Rng;
+use kestrel_kernels::testing::{assert_close, Rng, Tol};
 
 /// conv2d by im2col + matrix multiply, f64 sums.
 fn conv2d_im2col(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
@@ -58,14 +58,14 @@ fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) -> bool {
     let mut y = vec![f32::NAN; p.output_shape().iter().product()];
     conv2d(p, &x, &w, bias, &mut y);
     let want = conv2d_im2col(p, &x, &w, bias);
-    for (i, (got, want)) in y.iter().zip(&want).enumerate() {
-        // Both sum in f64 and round once to f32; only the summation order differs: rel 1e-5,
-        // plus 1e-6 absolute for sums that cancel to near zero.
-        assert!(
-            (got - want).abs() <= 1e-5 * want.abs() + 1e-6,
-            "{p:?} bias={with_bias}: element {i}: got {got}, want {want}"
-        );
-    }
+    // Both sum in f64 and round once to f32; only the summation order differs: rel 1e-5 of
+    // each value, plus 1e-6 absolute for sums that cancel to near zero.
+    assert_close(
+        &y,
+        &want,
+        Tol::each(1e-5, 1e-6),
+        &format!("{p:?} bias={with_bias}"),
+    );
     true
 }
 

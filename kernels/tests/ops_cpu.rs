@@ -16,8 +16,11 @@ use kestrel_kernels::linear::{cpu::LinearCpu, reference::linear, LinearParams};
 use kestrel_kernels::mean::{self, MeanParams};
 use kestrel_kernels::pool2d::{self, Pool2dParams};
 use kestrel_kernels::softmax::{self, SoftmaxParams};
-use kestrel_kernels::testing::Rng;
+use kestrel_kernels::testing::{assert_close, Rng, Tol};
 use kestrel_kernels::{add, Activation, Isa};
+
+/// Sums in another order than the reference's: rel 1e-5 of max |finite ref| (module doc).
+const REL: Tol = Tol::max(1e-5, 0.0);
 
 const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
 const LENS: [usize; 17] = [
@@ -36,52 +39,8 @@ fn values(rng: &mut Rng, len: usize, specials: bool) -> Vec<f32> {
         .collect()
 }
 
-/// Within rel 1e-5 of max |finite ref|; NaN where NaN, infinities exactly.
-#[track_caller]
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(0f32, |m, v| m.max(v.abs()));
-    let tol = 1e-5 * scale.max(1e-30);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let ok = if w.is_nan() {
-            g.is_nan()
-        } else {
-            g == w || (g - w).abs() <= tol
-        };
-        assert!(ok, "{what}: element {i}: got {g}, want {w} (tol {tol})");
-    }
-}
-
-/// Within 1e-5 of `mag[i]`, the sum of term magnitudes of output i; NaN where NaN,
-/// infinities exactly.
-#[track_caller]
-fn assert_close_mag(got: &[f32], want: &[f32], mag: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, ((g, w), m)) in got.iter().zip(want).zip(mag).enumerate() {
-        let ok = if w.is_nan() {
-            g.is_nan()
-        } else {
-            g == w || (g - w).abs() <= 1e-5 * m
-        };
-        assert!(ok, "{what}: element {i}: got {g}, want {w} (magnitude {m})");
-    }
-}
-
 fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|v| v.abs()).collect()
-}
-
-/// Bit-identical, NaN matching NaN.
-#[track_caller]
-fn assert_exact(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let ok = (g.is_nan() && w.is_nan()) || g.to_bits() == w.to_bits();
-        assert!(ok, "{what}: element {i}: got {g}, want {w}");
-    }
 }
 
 fn reference_act(act: Activation, x: &[f32]) -> Vec<f32> {
@@ -112,13 +71,14 @@ fn activation_and_add_are_exact() {
                 let want = reference_act(act, &x);
                 let mut y = vec![0.0; len];
                 act_cpu::activate(isa, act, &x, &mut y);
-                assert_exact(&y, &want, &format!("activate {what}"));
+                assert_close(&y, &want, Tol::BITS, &format!("activate {what}"));
                 let mut y = x.clone();
                 act_cpu::activate_in_place(isa, act, &mut y);
-                assert_exact(&y, &want, &format!("activate_in_place {what}"));
+                assert_close(&y, &want, Tol::BITS, &format!("activate_in_place {what}"));
                 let mut y = vec![0.0; len];
                 add::cpu::add(isa, &a, &b, act, &mut y);
-                assert_exact(&y, &reference_act(act, &sum), &format!("add {what}"));
+                let want = reference_act(act, &sum);
+                assert_close(&y, &want, Tol::BITS, &format!("add {what}"));
             }
         }
     }
@@ -203,11 +163,16 @@ fn pools_match_reference() {
                 let what = format!("{p:?} {isa} threads {threads}");
                 let mut y = vec![7.0; len];
                 pool2d::cpu::max_pool2d(isa, &p, &x, &mut y, threads);
-                assert_exact(&y, &want_max, &format!("max_pool2d {what}"));
+                assert_close(&y, &want_max, Tol::BITS, &format!("max_pool2d {what}"));
                 if avg_ok {
                     let mut y = vec![7.0; len];
                     pool2d::cpu::avg_pool2d(isa, &p, &x, &mut y, threads);
-                    assert_close_mag(&y, &want_avg, &mag, &format!("avg_pool2d {what}"));
+                    assert_close(
+                        &y,
+                        &want_avg,
+                        Tol::given(1e-5, &mag),
+                        &format!("avg_pool2d {what}"),
+                    );
                 }
             }
         }
@@ -285,13 +250,18 @@ fn adaptive_pool_and_mean_match_reference() {
             for threads in [1, 2] {
                 let mut y = vec![0.0; want.len()];
                 adaptive::cpu::adaptive_avg_pool2d(isa, &p, &x, &mut y, threads);
-                assert_close_mag(&y, &want, &mag, &format!("adaptive {p:?} {isa} t{threads}"));
+                assert_close(
+                    &y,
+                    &want,
+                    Tol::given(1e-5, &mag),
+                    &format!("adaptive {p:?} {isa} t{threads}"),
+                );
                 let mut y = vec![0.0; want_mean.len()];
                 mean::cpu::mean_hw(isa, &m, &x, &mut y, threads);
-                assert_close_mag(
+                assert_close(
                     &y,
                     &want_mean,
-                    &mag_mean,
+                    Tol::given(1e-5, &mag_mean),
                     &format!("mean {m:?} {isa} t{threads}"),
                 );
             }
@@ -311,7 +281,12 @@ fn adaptive_pool_and_mean_match_reference() {
     for isa in Isa::available() {
         let mut y = vec![0.0; 2048];
         mean::cpu::mean_hw(isa, &m, &x, &mut y, 2);
-        assert_close_mag(&y, &want, &mag, &format!("mean 2048 {isa}"));
+        assert_close(
+            &y,
+            &want,
+            Tol::given(1e-5, &mag),
+            &format!("mean 2048 {isa}"),
+        );
     }
 }
 
@@ -345,7 +320,7 @@ fn softmax_matches_reference() {
             for isa in Isa::available() {
                 let mut y = vec![0.0; len];
                 softmax::cpu::softmax(isa, &p, &x, &mut y);
-                assert_close(&y, &want, &format!("softmax {p:?} {isa}"));
+                assert_close(&y, &want, REL, &format!("softmax {p:?} {isa}"));
             }
         }
     }
@@ -363,7 +338,7 @@ fn softmax_matches_reference() {
     for isa in Isa::available() {
         let mut y = vec![0.0; 60];
         softmax::cpu::softmax(isa, &p, &x, &mut y);
-        assert_close(&y, &want, &format!("softmax specials {isa}"));
+        assert_close(&y, &want, REL, &format!("softmax specials {isa}"));
     }
 }
 
@@ -400,7 +375,12 @@ fn batch_norm_scale_shift_matches_reference() {
             for isa in Isa::available() {
                 let mut y = vec![0.0; x.len()];
                 batch_norm::cpu::scale_shift(isa, &p, &scale, &shift, act, &x, &mut y);
-                assert_close_mag(&y, &want, &mag, &format!("batch norm {p:?} {act:?} {isa}"));
+                assert_close(
+                    &y,
+                    &want,
+                    Tol::given(1e-5, &mag),
+                    &format!("batch norm {p:?} {act:?} {isa}"),
+                );
             }
         }
     }
@@ -432,7 +412,12 @@ fn linear_matches_reference() {
                         "linear {p:?} bias {} {act:?} {isa} t{threads}",
                         bias.is_some()
                     );
-                    assert_close_mag(&y, &reference_act(act, &plain), &mag, &what);
+                    assert_close(
+                        &y,
+                        &reference_act(act, &plain),
+                        Tol::given(1e-5, &mag),
+                        &what,
+                    );
                 }
             }
         }

@@ -13,6 +13,7 @@ use super::compile::Compiler;
 use super::device::{self, Gpu};
 use super::emu::{self, EmuCase};
 use super::{CudaError, CudaOp};
+use crate::testing::{compare, Tol};
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
@@ -25,6 +26,14 @@ pub(crate) struct Case {
     pub expected: Vec<f32>,
     /// Max |out - expected| allowed, relative to max |expected| (plus 1e-6 absolute).
     pub rtol: f64,
+}
+
+impl Case {
+    /// The case's tolerance: rtol of max |expected|, plus 1e-6 for outputs that cancel to
+    /// near zero.
+    fn tol(&self) -> Tol<'static> {
+        Tol::max(self.rtol, 1e-6)
+    }
 }
 
 /// Compiles every launch with NVRTC, runs every case under the CPU emulator and, when a
@@ -111,7 +120,7 @@ fn check_emulator(label: &str, cases: &[Case]) {
         )
     });
     for (case, out) in cases.iter().zip(&outputs) {
-        if let Err(e) = compare(out, &case.expected, case.rtol) {
+        if let Err(e) = compare(out, &case.expected, case.tol()) {
             panic!("{label} (CPU emulator): case '{}': {e}", case.name);
         }
     }
@@ -139,41 +148,8 @@ fn check_gpu(label: &str, cases: &[Case]) {
         let inputs: Vec<&[f32]> = case.inputs.iter().map(Vec::as_slice).collect();
         let out = device::run_op(&gpu, compiler, &case.op, &inputs, case.expected.len())
             .unwrap_or_else(|e| panic!("{label} (GPU): case '{}': {e}", case.name));
-        if let Err(e) = compare(&out, &case.expected, case.rtol) {
+        if let Err(e) = compare(&out, &case.expected, case.tol()) {
             panic!("{label} (GPU {}): case '{}': {e}", gpu.name(), case.name);
         }
-    }
-}
-
-/// Ok when `out` matches `expected`: the same length, NaN exactly where `expected` has
-/// NaN, infinities equal, and every finite value within
-/// `rtol * max|expected| + 1e-6` (max over the finite expected values).
-pub(crate) fn compare(out: &[f32], expected: &[f32], rtol: f64) -> Result<(), String> {
-    if out.len() != expected.len() {
-        return Err(format!(
-            "{} outputs, expected {}",
-            out.len(),
-            expected.len()
-        ));
-    }
-    let scale = crate::compare::max_finite_abs(expected);
-    let allowed = rtol * scale + 1e-6;
-    // The worst index: a NaN or infinity mismatch counts as an infinite error.
-    let mut worst: Option<(usize, f64)> = None;
-    for (i, (&o, &e)) in out.iter().zip(expected).enumerate() {
-        let err = crate::compare::element_error(o, e);
-        if err > allowed && worst.is_none_or(|(_, w)| err > w) {
-            worst = Some((i, err));
-        }
-    }
-    match worst {
-        None => Ok(()),
-        Some((i, err)) => Err(format!(
-            "max |out - expected| = {err:e} at index {i} of {} (out {:?}, expected {:?}); \
-             allowed {allowed:e} = rtol {rtol:e} x max|expected| {scale:e} + 1e-6",
-            out.len(),
-            out[i],
-            expected[i]
-        )),
     }
 }
