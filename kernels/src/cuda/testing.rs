@@ -13,7 +13,7 @@ use super::compile::Compiler;
 use super::device::{self, Gpu};
 use super::emu::{self, EmuCase};
 use super::{CudaError, CudaOp};
-use crate::testing::{compare, Tol};
+use crate::testing::{compare, require_or_skip, Need, Tol};
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
@@ -52,10 +52,6 @@ fn reason(e: CudaError) -> String {
     }
 }
 
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1")
-}
-
 /// One compiler for the whole test process: a module compiled by one test is not
 /// compiled again by the next. Its disk cache (`$TMPDIR/kestrel-test-modules`) spares reruns
 /// NVRTC's ~6 s of CPU for the conv2d tests; a hit is the CUBIN the same NVRTC made from
@@ -74,11 +70,9 @@ fn sm90_compiler() -> Result<&'static Compiler, String> {
 fn check_nvrtc(label: &str, cases: &[Case]) {
     let compiler = match sm90_compiler() {
         Ok(c) => c,
-        Err(why) if !required("KESTREL_REQUIRE_NVRTC") => {
-            println!("skipping NVRTC compile of {label}: {why}");
-            return;
+        Err(why) => {
+            return require_or_skip(Need::Nvrtc, &format!("NVRTC compile of {label}"), &why)
         }
-        Err(why) => panic!("{label}: KESTREL_REQUIRE_NVRTC=1 but {why}"),
     };
     let mut seen = HashSet::new();
     for case in cases {
@@ -94,11 +88,7 @@ fn check_nvrtc(label: &str, cases: &[Case]) {
 
 fn check_emulator(label: &str, cases: &[Case]) {
     if let Err(why) = emu::available() {
-        if required("KESTREL_REQUIRE_EMU") {
-            panic!("{label}: KESTREL_REQUIRE_EMU=1 but {why}");
-        }
-        println!("skipping CPU emulation of {label}: {why}");
-        return;
+        return require_or_skip(Need::Emulator, &format!("CPU emulation of {label}"), &why);
     }
     let emu_cases: Vec<EmuCase<'_>> = cases
         .iter()
@@ -128,12 +118,7 @@ fn check_emulator(label: &str, cases: &[Case]) {
 
 fn check_gpu(label: &str, cases: &[Case]) {
     if let Err(e) = device::probe(0) {
-        let why = reason(e);
-        if required("REQUIRE_CUDA") {
-            panic!("{label}: REQUIRE_CUDA=1 but there is no CUDA device ({why})");
-        }
-        println!("skipping: no CUDA device ({why})");
-        return;
+        return require_or_skip(Need::Gpu, &format!("GPU run of {label}"), &reason(e));
     }
     let gpu = Gpu::new(0).unwrap_or_else(|e| panic!("{label}: opening the GPU: {e}"));
     let own;
