@@ -1,5 +1,5 @@
 //! The CUDA backend end to end. Without a GPU the device tests print
-//! `skipping: no CUDA device (…)` (REQUIRE_CUDA=1 turns that into a failure); the NVRTC
+//! `skipping …: no CUDA device (…)` (REQUIRE_CUDA=1 turns that into a failure); the NVRTC
 //! test needs no GPU, only libnvrtc, and KESTREL_REQUIRE_NVRTC=1 makes its skip a failure.
 
 mod common;
@@ -8,12 +8,9 @@ use common::{cuda_session_or_skip, fixture, reference, temp_path, FIXTURES};
 use kestrel::CudaError;
 use kestrel::{diff, rounding_sensitivity, Device, Error, Model, Precision, SessionOptions};
 use kestrel::{ATOL, DEFAULT_RTOL};
+use kestrel_kernels::testing::{require_or_skip, Need};
 use kestrel_loader::read_tensors;
 use std::process::Command;
-
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1")
-}
 
 fn cuda_opts(batch: usize, optimize: bool) -> SessionOptions {
     SessionOptions {
@@ -59,11 +56,9 @@ fn nvrtc_compiles_every_fixture_kernel() {
                 let label = format!("{arch} {name} b{batch} optimize={optimize} {precision}");
                 let build = match model.compile_cuda(&opts, arch) {
                     Ok(build) => build,
-                    Err(Error::Cuda(CudaError::Unavailable(why)))
-                        if !required("KESTREL_REQUIRE_NVRTC") =>
-                    {
-                        println!("skipping NVRTC compile of the fixtures: {why}");
-                        return;
+                    Err(Error::Cuda(CudaError::Unavailable(why))) => {
+                        let what = "NVRTC compile of the fixtures";
+                        return require_or_skip(Need::Nvrtc, what, &why);
                     }
                     Err(e) => panic!("{label}: {e}"),
                 };
@@ -276,8 +271,8 @@ fn info_lists_each_kernels_registers_and_shared_memory() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("NVRTC library") && !required("KESTREL_REQUIRE_NVRTC") {
-        return println!("skipping kestrel info --device cuda: {stderr}");
+    if stderr.contains("NVRTC library") {
+        return require_or_skip(Need::Nvrtc, "kestrel info --device cuda", &stderr);
     }
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("CUBIN for sm_80"), "{stdout}");

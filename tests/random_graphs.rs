@@ -13,7 +13,8 @@ mod graph_breaks;
 mod random_graph;
 
 use graph_breaks::{panic_text, KINDS};
-use kestrel::{diff, Isa, Kernels, Model, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel::{Isa, Kernels, Model, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel_kernels::testing::{assert_close, Tol};
 use random_graph::{random_graph, read_pair, RandomGraph, Rng};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -104,17 +105,7 @@ fn opts(g: &RandomGraph, kernels: Kernels, optimize: bool, threads: usize) -> Se
 /// `max|got − want| ≤ DEFAULT_RTOL · max|want| + ATOL`: the documented tolerance, which also
 /// covers Winograd F(4×4, 3×3) (its transforms scale f32 rounding by up to ~40, 1e-4 of
 /// max|ref| per layer; kernels/tests/conv2d_cpu.rs).
-fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    let d = diff(got, want, DEFAULT_RTOL, ATOL);
-    assert!(
-        d.ok(),
-        "{what}: max |Δ| {:.3e} over the tolerance {:.3e} (max |ref| {:.3e}, {} values)",
-        d.max_abs,
-        d.tolerance,
-        d.max_ref,
-        want.len()
-    );
-}
+const TOL: Tol = Tol::max(DEFAULT_RTOL, ATOL);
 
 /// `fast` against the oracle: every output, and every layer both report (a step fused by
 /// the passes reports under the last node it absorbed, whose value it computes).
@@ -130,7 +121,7 @@ fn assert_matches(config: &str, fast: &Ran, oracle: &Ran, every_layer: bool) {
             continue;
         };
         assert_eq!(shape, *want_shape, "{config}: layer {name} shape");
-        assert_close(&format!("{config}: layer {name}"), data, want);
+        assert_close(data, want, TOL, &format!("{config}: layer {name}"));
     }
     if every_layer {
         assert_eq!(
@@ -146,7 +137,7 @@ fn assert_matches(config: &str, fast: &Ran, oracle: &Ran, every_layer: bool) {
     );
     for (k, (got, want)) in fast.outputs.iter().zip(&oracle.outputs).enumerate() {
         assert_eq!(got.0, want.0, "{config}: output {k} shape");
-        assert_close(&format!("{config}: output {k}"), &got.1, &want.1);
+        assert_close(&got.1, &want.1, TOL, &format!("{config}: output {k}"));
     }
 }
 

@@ -9,6 +9,7 @@ use crate::plan::{Plan, Slot};
 use crate::session::{session_plan, SessionOptions};
 use crate::{diff, rounding_sensitivity, Model, Precision};
 use kestrel_kernels::cuda::emu::{self, EmuRun, View};
+use kestrel_kernels::testing::{require_or_skip, Need};
 use kestrel_loader::read_tensors;
 
 /// Buffer 0 is the arena; constants follow in plan order. Arena addresses are float
@@ -85,11 +86,7 @@ pub(crate) fn fixture_tolerance(
 #[test]
 fn fixtures_match_pytorch_on_the_emulated_executor() {
     if let Err(why) = emu::available() {
-        assert!(
-            std::env::var("KESTREL_REQUIRE_EMU").as_deref() != Ok("1"),
-            "KESTREL_REQUIRE_EMU=1 but {why}"
-        );
-        return println!("skipping the emulated CUDA executor: {why}");
+        return require_or_skip(Need::Emulator, "the emulated CUDA executor", &why);
     }
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
     for name in ["cifarnet", "allops", "mobilenetv2", "resnet18"] {

@@ -33,5 +33,6 @@ pub use error::ParamError;
 pub use isa::Isa;
 pub use precision::Precision;
 
-#[cfg(test)]
-mod testing;
+/// The test kit, for this crate's tests and the engine's (the `testing` feature).
+#[cfg(feature = "testing")]
+pub mod testing;

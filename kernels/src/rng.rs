@@ -29,6 +29,11 @@ impl Rng {
         (0..len).map(|_| self.f32()).collect()
     }
 
+    /// One of `xs`, uniformly (the modulo bias is nil for the short lists tests pick from).
+    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[(self.next_u64() % xs.len() as u64) as usize]
+    }
+
     /// Uniform in lo..=hi.
     pub fn range(&mut self, lo: usize, hi: usize) -> usize {
         lo + (self.next_u64() % (hi - lo + 1) as u64) as usize

@@ -21,6 +21,7 @@ use kestrel_kernels::conv2d::cpu::Conv2dCpu;
 use kestrel_kernels::conv2d::shapes::{MOBILENET_V2, RESNET18};
 use kestrel_kernels::conv2d::winograd::{Tile, Winograd};
 use kestrel_kernels::conv2d::{reference, Conv2dParams};
+use kestrel_kernels::testing::{compare, Rng, Tol};
 use kestrel_kernels::{Activation, Isa};
 
 /// SIMD reorders the k-sum: rel 1e-5 of the largest output.
@@ -30,28 +31,6 @@ const REL_WINOGRAD: f64 = 1e-4;
 /// F(2×2, 3×3)'s transforms hold only 0, ±1 and ±½, so they add a few roundings per
 /// output, not an amplification: rel 1e-5, as im2col (see the module doc).
 const REL_WINOGRAD2: f64 = 1e-5;
-
-/// xorshift64*: seeded, so a failing shape is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in [-1, 1).
-    fn f32(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn vec(&mut self, len: usize) -> Vec<f32> {
-        (0..len).map(|_| self.f32()).collect()
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-}
 
 /// One conv's inputs and its reference output without bias.
 struct Case {
@@ -130,7 +109,8 @@ impl Case {
             "winograd2x2" => REL_WINOGRAD2,
             _ => REL,
         };
-        if let Err(e) = compare(&y, &want, rel * self.clip_ratio(bias, act, residual)) {
+        let tol = Tol::max(rel * self.clip_ratio(bias, act, residual), 0.0);
+        if let Err(e) = compare(&y, &want, tol) {
             panic!(
                 "{:?} {isa} threads {threads} bias {bias} {act:?} residual {residual} ({}): {e}",
                 self.p,
@@ -160,26 +140,14 @@ impl Case {
             Tile::F4x4 => REL_WINOGRAD,
             Tile::F2x2 => REL_WINOGRAD2,
         };
-        if let Err(e) = compare(&y, &want, rel * self.clip_ratio(bias, act, res)) {
+        let tol = Tol::max(rel * self.clip_ratio(bias, act, res), 0.0);
+        if let Err(e) = compare(&y, &want, tol) {
             panic!(
                 "{:?} {isa} threads {threads} bias {bias} {act:?} residual {res} ({tile:?}): {e}",
                 self.p
             );
         }
     }
-}
-
-/// Ok when every |got − want| ≤ rel · max|want|.
-fn compare(got: &[f32], want: &[f32], rel: f64) -> Result<(), String> {
-    let max = want.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
-    let tol = rel * max.max(f64::MIN_POSITIVE);
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let err = (f64::from(g) - f64::from(w)).abs();
-        if err.is_nan() || err > tol {
-            return Err(format!("element {i}: got {g}, want {w} (tol {tol:e})"));
-        }
-    }
-    Ok(())
 }
 
 const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
@@ -189,17 +157,18 @@ fn compare_rejects_a_small_error() {
     // The checker itself: one output off by 2·REL·max must fail, so a kernel that drops a
     // tap, a k-block or a tail column cannot pass.
     let want = [1.0, -2.0, 0.5];
-    assert!(compare(&want, &want, REL).is_ok());
-    assert!(compare(&[1.0, -2.0 + 4e-5, 0.5], &want, REL).is_err());
-    assert!(compare(&[1.0, f32::NAN, 0.5], &want, REL).is_err());
-    assert!(compare(&[1.0, -2.0 + 4e-4, 0.5], &want, REL_WINOGRAD).is_err());
+    let tol = |rel| Tol::max(rel, 0.0);
+    assert!(compare(&want, &want, tol(REL)).is_ok());
+    assert!(compare(&[1.0, -2.0 + 4e-5, 0.5], &want, tol(REL)).is_err());
+    assert!(compare(&[1.0, f32::NAN, 0.5], &want, tol(REL)).is_err());
+    assert!(compare(&[1.0, -2.0 + 4e-4, 0.5], &want, tol(REL_WINOGRAD)).is_err());
 }
 
 #[test]
 fn random_shapes_every_isa_and_epilogue() {
     let isas = Isa::available();
     eprintln!("ISAs tested: {isas:?}");
-    let mut rng = Rng(0x5eed_c0de);
+    let mut rng = Rng::new(0x5eed_c0de);
     let chans = [1, 3, 7, 8, 9, 15, 16, 17, 33];
     let mut tried = 0;
     while tried < 150 {
@@ -245,7 +214,7 @@ fn random_shapes_every_isa_and_epilogue() {
 fn long_k_and_wide_n_cross_block_boundaries() {
     // k = 600 · 9 = 5400 spans several kc-blocks (partial sums reloaded from y) and
     // n = 37 · 41 = 1517 several nc-blocks and every tail width.
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let p = Conv2dParams {
         n: 1,
         c_in: 600,
@@ -278,7 +247,7 @@ fn capped(p: &Conv2dParams, cap: usize) -> Conv2dParams {
 }
 
 fn check_model(shapes: &[Conv2dParams], seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     for (i, p) in shapes.iter().enumerate() {
         // 29: odd, so stride-2 layers get odd outputs and every panel tail shows up.
         let case = Case::new(capped(p, 29), &mut rng);
@@ -306,7 +275,7 @@ fn mobilenet_v2_convs() {
 #[test]
 fn full_size_7x7_and_14x14_layers() {
     // The deep ResNet layers run uncapped: 7×7 outputs split m across threads.
-    let mut rng = Rng(9);
+    let mut rng = Rng::new(9);
     for (p, _) in RESNET18.iter().filter(|(p, _)| p.h <= 14) {
         let case = Case::new(*p, &mut rng);
         for isa in Isa::available() {
@@ -339,7 +308,7 @@ fn winograd_odd_sizes_tails_and_epilogues() {
     // 16-lane transform width, channels with SIMD and mr tails, pad 0 and 1, batch 2.
     let isas = Isa::available();
     eprintln!("ISAs tested: {isas:?}");
-    let mut rng = Rng(0x3a3);
+    let mut rng = Rng::new(0x3a3);
     let hws = [3, 4, 5, 7, 9, 13, 17];
     let chans = [1, 3, 8, 9, 17, 33];
     for (i, &h) in hws.iter().enumerate() {
@@ -372,7 +341,7 @@ fn winograd_odd_sizes_tails_and_epilogues() {
 fn winograd_wide_and_deep() {
     // 61 × 45 output tiles (> the GEMM's nc-block), k = 300 > kc: the GEMM's blocking
     // under Winograd, and Conv2dCpu choosing it (so its tolerance is the Winograd one).
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     let p = conv3x3(1, 300, 40, 243, 179, 1);
     let case = Case::new(p, &mut rng);
     let conv = Conv2dCpu::new(&p, &case.w, None, Isa::best());
@@ -388,7 +357,7 @@ fn winograd_wide_and_deep() {
 fn winograd_error_is_measured() {
     // The error the tolerances are set from, on the ResNet-18 layers (capped at 29 pixels)
     // for both tiles: printed with --nocapture, and bounded well inside their tolerance.
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     for (p, _) in RESNET18
         .iter()
         .filter(|(p, _)| p.kh == 3 && p.stride == [1, 1])
@@ -419,7 +388,7 @@ fn winograd_2x2_on_small_planes() {
     // 7×7 outputs have 4 F(4×4) tiles and 16 F(2×2) ones: Conv2dCpu picks F(2×2) (as
     // for ResNet's 512@7²), so its tolerance is REL_WINOGRAD2; 5×5 has too few tiles for
     // either and keeps im2col.
-    let mut rng = Rng(77);
+    let mut rng = Rng::new(77);
     for (hw, want) in [(7, "winograd2x2"), (9, "winograd2x2"), (5, "im2col-gemm")] {
         let p = conv3x3(2, 40, 33, hw, hw, 1);
         let case = Case::new(p, &mut rng);
@@ -440,7 +409,7 @@ fn stride_2_phase_planes_every_kernel_pad_and_parity() {
     // Stride-2 convs pack from x's phase planes: every kernel size up to the 7×7 stem,
     // every pad up to kernel/2 (so taps reach both padded borders), odd and even sides
     // (a last odd row/column that no tap reads), grouped and batched.
-    let mut rng = Rng(22);
+    let mut rng = Rng::new(22);
     for (kh, kw) in [(1, 1), (2, 3), (3, 3), (5, 4), (7, 7)] {
         for pad in 0..=kh.max(kw) / 2 {
             for (h, w, groups, n) in [(9, 12, 1, 1), (16, 11, 2, 2), (kh, kw + 1, 1, 1)] {
@@ -476,7 +445,7 @@ fn pointwise_reads_x_in_place_across_blocks_and_groups() {
     // 1×1 stride-1 convs let the microkernel read x where it is: k = 600 spans several
     // kc-blocks (row offsets k0 · npix), n = 37 · 41 several nc-blocks and a tail panel
     // that is packed instead; groups offset x per group.
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     for (c_in, c_out, groups) in [(600, 19, 1), (40, 24, 2)] {
         let p = Conv2dParams {
             n: 2,
@@ -505,7 +474,7 @@ fn direct_first_layer_every_kernel_pad_and_stride() {
     // Image-input convs (c_in ≤ 4, small planes) take the direct kernel: every kernel
     // size to the 7×7 stem, pads to k/2, strides 1 and 2, odd sides, c_out off the
     // 8-channel blocks, batch 2 (each image's planes), on every ISA and thread count.
-    let mut rng = Rng(33);
+    let mut rng = Rng::new(33);
     let mut seen = 0;
     for (kh, kw) in [(1, 1), (3, 3), (2, 5), (7, 7)] {
         for s in [1, 2] {
@@ -549,7 +518,7 @@ fn direct_first_layer_every_kernel_pad_and_stride() {
 /// the finite image beside it in the batch still Winograd's.
 #[test]
 fn winograd_keeps_nan_and_inf_to_their_windows() {
-    let mut rng = Rng(0x7a9);
+    let mut rng = Rng::new(0x7a9);
     for (tile, hw) in [(Tile::F4x4, 13), (Tile::F2x2, 9)] {
         let p = conv3x3(2, 5, 6, hw, hw, 1);
         let mut case = Case::new(p, &mut rng);

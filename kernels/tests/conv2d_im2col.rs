@@ -4,6 +4,7 @@
 //! `Conv2dParams`' shape arithmetic.
 
 use kestrel_kernels::conv2d::{reference::conv2d, Conv2dParams};
+use kestrel_kernels::testing::{assert_close, Rng, Tol};
 
 /// conv2d by im2col + matrix multiply, f64 sums.
 fn conv2d_im2col(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
@@ -45,27 +46,6 @@ fn conv2d_im2col(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32]>) -
     y
 }
 
-/// xorshift64*, seeded: the sweep is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn pick(&mut self, from: &[usize]) -> usize {
-        from[(self.next() % from.len() as u64) as usize]
-    }
-    /// Uniform in [-1, 1).
-    fn vec(&mut self, len: usize) -> Vec<f32> {
-        (0..len)
-            .map(|_| (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
-            .collect()
-    }
-}
-
 /// Checks one shape; returns false (and checks nothing) when the shape is invalid.
 fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) -> bool {
     if p.validate().is_err() {
@@ -78,20 +58,20 @@ fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) -> bool {
     let mut y = vec![f32::NAN; p.output_shape().iter().product()];
     conv2d(p, &x, &w, bias, &mut y);
     let want = conv2d_im2col(p, &x, &w, bias);
-    for (i, (got, want)) in y.iter().zip(&want).enumerate() {
-        // Both sum in f64 and round once to f32; only the summation order differs: rel 1e-5,
-        // plus 1e-6 absolute for sums that cancel to near zero.
-        assert!(
-            (got - want).abs() <= 1e-5 * want.abs() + 1e-6,
-            "{p:?} bias={with_bias}: element {i}: got {got}, want {want}"
-        );
-    }
+    // Both sum in f64 and round once to f32; only the summation order differs: rel 1e-5 of
+    // each value, plus 1e-6 absolute for sums that cancel to near zero.
+    assert_close(
+        &y,
+        &want,
+        Tol::each(1e-5, 1e-6),
+        &format!("{p:?} bias={with_bias}"),
+    );
     true
 }
 
 #[test]
 fn matches_im2col_over_a_seeded_sweep() {
-    let mut rng = Rng(0x5eed_c0de);
+    let mut rng = Rng::new(0x5eed_c0de);
     // (c_in, c_out, groups): plain, single channel, grouped, depthwise, depthwise with multiplier.
     let channel_cases = [
         (3, 4, 1),
@@ -141,7 +121,7 @@ fn matches_im2col_over_a_seeded_sweep() {
 #[test]
 fn matches_im2col_on_rows_wider_than_a_chunk() {
     // The reference sums up to 64 outputs of a row at once: cross 64 and 128 with tails.
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     for (w, kw, stride, pad) in [
         (64, 3, 1, 1),
         (65, 3, 1, 1),

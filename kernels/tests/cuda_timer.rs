@@ -7,18 +7,14 @@ use kestrel_kernels::cuda::compile::Compiler;
 use kestrel_kernels::cuda::device::{spin_launch, Gpu, Timer};
 use kestrel_kernels::cuda::nvrtc::{self, ImageKind, Target};
 use kestrel_kernels::cuda::CudaError;
-
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1")
-}
+use kestrel_kernels::testing::{require_or_skip, Need};
 
 #[test]
 fn spin_compiles_for_sm_90() {
     let compiler = match Compiler::new("sm_90", None) {
         Ok(c) => c,
-        Err(CudaError::Unavailable(why)) if !required("KESTREL_REQUIRE_NVRTC") => {
-            println!("skipping NVRTC compile of spin.cu: {why}");
-            return;
+        Err(CudaError::Unavailable(why)) => {
+            return require_or_skip(Need::Nvrtc, "NVRTC compile of spin.cu", &why)
         }
         Err(e) => panic!("{e}"),
     };
@@ -45,9 +41,8 @@ fn spin_compiles_for_sm_90() {
 fn a_hold_times_as_long_as_it_holds() {
     let gpu = match Gpu::new(0) {
         Ok(gpu) => gpu,
-        Err(CudaError::Unavailable(why)) if !required("REQUIRE_CUDA") => {
-            println!("skipping: no CUDA device ({why})");
-            return;
+        Err(CudaError::Unavailable(why)) => {
+            return require_or_skip(Need::Gpu, "the GPU timer's hold", &why)
         }
         Err(e) => panic!("{e}"),
     };

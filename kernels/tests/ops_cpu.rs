@@ -16,88 +16,31 @@ use kestrel_kernels::linear::{cpu::LinearCpu, reference::linear, LinearParams};
 use kestrel_kernels::mean::{self, MeanParams};
 use kestrel_kernels::pool2d::{self, Pool2dParams};
 use kestrel_kernels::softmax::{self, SoftmaxParams};
+use kestrel_kernels::testing::{assert_close, Rng, Tol};
 use kestrel_kernels::{add, Activation, Isa};
+
+/// Sums in another order than the reference's: rel 1e-5 of max |finite ref| (module doc).
+const REL: Tol = Tol::max(1e-5, 0.0);
 
 const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
 const LENS: [usize; 17] = [
     1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 1000,
 ];
 
-/// xorshift64*, seeded: the sweep is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn f32(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    /// Uniform values, with a few NaN/±inf when `specials`.
-    fn vec(&mut self, len: usize, specials: bool) -> Vec<f32> {
-        (0..len)
-            .map(|_| match self.next() % 97 {
-                0 if specials => f32::NAN,
-                1 if specials => f32::INFINITY,
-                2 if specials => f32::NEG_INFINITY,
-                _ => self.f32() * 4.0,
-            })
-            .collect()
-    }
-    fn pick(&mut self, from: &[usize]) -> usize {
-        from[(self.next() % from.len() as u64) as usize]
-    }
-}
-
-/// Within rel 1e-5 of max |finite ref|; NaN where NaN, infinities exactly.
-#[track_caller]
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(0f32, |m, v| m.max(v.abs()));
-    let tol = 1e-5 * scale.max(1e-30);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let ok = if w.is_nan() {
-            g.is_nan()
-        } else {
-            g == w || (g - w).abs() <= tol
-        };
-        assert!(ok, "{what}: element {i}: got {g}, want {w} (tol {tol})");
-    }
-}
-
-/// Within 1e-5 of `mag[i]`, the sum of term magnitudes of output i; NaN where NaN,
-/// infinities exactly.
-#[track_caller]
-fn assert_close_mag(got: &[f32], want: &[f32], mag: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, ((g, w), m)) in got.iter().zip(want).zip(mag).enumerate() {
-        let ok = if w.is_nan() {
-            g.is_nan()
-        } else {
-            g == w || (g - w).abs() <= 1e-5 * m
-        };
-        assert!(ok, "{what}: element {i}: got {g}, want {w} (magnitude {m})");
-    }
+/// Uniform values in [-4, 4), with a few NaN/±inf when `specials` (1 in 97 each).
+fn values(rng: &mut Rng, len: usize, specials: bool) -> Vec<f32> {
+    (0..len)
+        .map(|_| match rng.next_u64() % 97 {
+            0 if specials => f32::NAN,
+            1 if specials => f32::INFINITY,
+            2 if specials => f32::NEG_INFINITY,
+            _ => rng.f32() * 4.0,
+        })
+        .collect()
 }
 
 fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|v| v.abs()).collect()
-}
-
-/// Bit-identical, NaN matching NaN.
-#[track_caller]
-fn assert_exact(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let ok = (g.is_nan() && w.is_nan()) || g.to_bits() == w.to_bits();
-        assert!(ok, "{what}: element {i}: got {g}, want {w}");
-    }
 }
 
 fn reference_act(act: Activation, x: &[f32]) -> Vec<f32> {
@@ -112,9 +55,9 @@ fn reference_act(act: Activation, x: &[f32]) -> Vec<f32> {
 
 #[test]
 fn activation_and_add_are_exact() {
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     for len in LENS {
-        let (a, b) = (rng.vec(len, true), rng.vec(len, true));
+        let (a, b) = (values(&mut rng, len, true), values(&mut rng, len, true));
         let mut x = a.clone();
         x.iter_mut()
             .take(3)
@@ -128,13 +71,14 @@ fn activation_and_add_are_exact() {
                 let want = reference_act(act, &x);
                 let mut y = vec![0.0; len];
                 act_cpu::activate(isa, act, &x, &mut y);
-                assert_exact(&y, &want, &format!("activate {what}"));
+                assert_close(&y, &want, Tol::BITS, &format!("activate {what}"));
                 let mut y = x.clone();
                 act_cpu::activate_in_place(isa, act, &mut y);
-                assert_exact(&y, &want, &format!("activate_in_place {what}"));
+                assert_close(&y, &want, Tol::BITS, &format!("activate_in_place {what}"));
                 let mut y = vec![0.0; len];
                 add::cpu::add(isa, &a, &b, act, &mut y);
-                assert_exact(&y, &reference_act(act, &sum), &format!("add {what}"));
+                let want = reference_act(act, &sum);
+                assert_close(&y, &want, Tol::BITS, &format!("add {what}"));
             }
         }
     }
@@ -142,7 +86,7 @@ fn activation_and_add_are_exact() {
 
 /// Every pool attribute combination that validates, on odd and tail-sized inputs.
 fn pool_cases() -> Vec<Pool2dParams> {
-    let mut rng = Rng(2);
+    let mut rng = Rng::new(2);
     let mut cases = Vec::new();
     for k in 1..=4 {
         for s in 1..=3 {
@@ -202,9 +146,9 @@ fn pool_cases() -> Vec<Pool2dParams> {
 
 #[test]
 fn pools_match_reference() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     for p in pool_cases() {
-        let x = rng.vec(p.n * p.c * p.h * p.w, true);
+        let x = values(&mut rng, p.n * p.c * p.h * p.w, true);
         let len: usize = p.output_shape().iter().product();
         let mut want_max = vec![0.0; len];
         pool2d::reference::max_pool2d(&p, &x, &mut want_max);
@@ -219,11 +163,16 @@ fn pools_match_reference() {
                 let what = format!("{p:?} {isa} threads {threads}");
                 let mut y = vec![7.0; len];
                 pool2d::cpu::max_pool2d(isa, &p, &x, &mut y, threads);
-                assert_exact(&y, &want_max, &format!("max_pool2d {what}"));
+                assert_close(&y, &want_max, Tol::BITS, &format!("max_pool2d {what}"));
                 if avg_ok {
                     let mut y = vec![7.0; len];
                     pool2d::cpu::avg_pool2d(isa, &p, &x, &mut y, threads);
-                    assert_close_mag(&y, &want_avg, &mag, &format!("avg_pool2d {what}"));
+                    assert_close(
+                        &y,
+                        &want_avg,
+                        Tol::given(1e-5, &mag),
+                        &format!("avg_pool2d {what}"),
+                    );
                 }
             }
         }
@@ -266,7 +215,7 @@ fn max_pool_nan_in_window_is_nan() {
 
 #[test]
 fn adaptive_pool_and_mean_match_reference() {
-    let mut rng = Rng(4);
+    let mut rng = Rng::new(4);
     for _ in 0..80 {
         let (h, w) = (
             rng.pick(&[1, 3, 7, 8, 9, 17]),
@@ -282,7 +231,7 @@ fn adaptive_pool_and_mean_match_reference() {
                 rng.pick(&[1, 2, 5, w, w + 3]),
             ],
         };
-        let x = rng.vec(p.n * p.c * h * w, false);
+        let x = values(&mut rng, p.n * p.c * h * w, false);
         let mut want = vec![0.0; p.output_shape().iter().product()];
         adaptive::reference::adaptive_avg_pool2d(&p, &x, &mut want);
         let mut mag = vec![0.0; want.len()];
@@ -301,13 +250,18 @@ fn adaptive_pool_and_mean_match_reference() {
             for threads in [1, 2] {
                 let mut y = vec![0.0; want.len()];
                 adaptive::cpu::adaptive_avg_pool2d(isa, &p, &x, &mut y, threads);
-                assert_close_mag(&y, &want, &mag, &format!("adaptive {p:?} {isa} t{threads}"));
+                assert_close(
+                    &y,
+                    &want,
+                    Tol::given(1e-5, &mag),
+                    &format!("adaptive {p:?} {isa} t{threads}"),
+                );
                 let mut y = vec![0.0; want_mean.len()];
                 mean::cpu::mean_hw(isa, &m, &x, &mut y, threads);
-                assert_close_mag(
+                assert_close(
                     &y,
                     &want_mean,
-                    &mag_mean,
+                    Tol::given(1e-5, &mag_mean),
                     &format!("mean {m:?} {isa} t{threads}"),
                 );
             }
@@ -320,20 +274,25 @@ fn adaptive_pool_and_mean_match_reference() {
         h: 7,
         w: 7,
     };
-    let x = rng.vec(2048 * 49, true);
+    let x = values(&mut rng, 2048 * 49, true);
     let (mut want, mut mag) = (vec![0.0; 2048], vec![0.0; 2048]);
     mean::reference::mean_hw(&m, &x, &mut want);
     mean::reference::mean_hw(&m, &abs(&x), &mut mag);
     for isa in Isa::available() {
         let mut y = vec![0.0; 2048];
         mean::cpu::mean_hw(isa, &m, &x, &mut y, 2);
-        assert_close_mag(&y, &want, &mag, &format!("mean 2048 {isa}"));
+        assert_close(
+            &y,
+            &want,
+            Tol::given(1e-5, &mag),
+            &format!("mean 2048 {isa}"),
+        );
     }
 }
 
 #[test]
 fn softmax_matches_reference() {
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let mut cases: Vec<SoftmaxParams> = LENS
         .iter()
         .map(|&axis| SoftmaxParams {
@@ -352,13 +311,16 @@ fn softmax_matches_reference() {
     for p in cases {
         let len = p.outer * p.axis * p.inner;
         for specials in [false, true] {
-            let x: Vec<f32> = rng.vec(len, specials).iter().map(|v| v * 5.0).collect();
+            let x: Vec<f32> = values(&mut rng, len, specials)
+                .iter()
+                .map(|v| v * 5.0)
+                .collect();
             let mut want = vec![0.0; len];
             softmax::reference::softmax(&p, &x, &mut want);
             for isa in Isa::available() {
                 let mut y = vec![0.0; len];
                 softmax::cpu::softmax(isa, &p, &x, &mut y);
-                assert_close(&y, &want, &format!("softmax {p:?} {isa}"));
+                assert_close(&y, &want, REL, &format!("softmax {p:?} {isa}"));
             }
         }
     }
@@ -376,13 +338,13 @@ fn softmax_matches_reference() {
     for isa in Isa::available() {
         let mut y = vec![0.0; 60];
         softmax::cpu::softmax(isa, &p, &x, &mut y);
-        assert_close(&y, &want, &format!("softmax specials {isa}"));
+        assert_close(&y, &want, REL, &format!("softmax specials {isa}"));
     }
 }
 
 #[test]
 fn batch_norm_scale_shift_matches_reference() {
-    let mut rng = Rng(6);
+    let mut rng = Rng::new(6);
     for spatial in [1, 7, 8, 9, 16, 17, 49, 65] {
         let p = BatchNormParams {
             n: 2,
@@ -390,13 +352,16 @@ fn batch_norm_scale_shift_matches_reference() {
             spatial,
             eps: 1e-5,
         };
-        let x = rng.vec(p.n * p.c * spatial, false);
+        let x = values(&mut rng, p.n * p.c * spatial, false);
         let (w, b, m) = (
-            rng.vec(p.c, false),
-            rng.vec(p.c, false),
-            rng.vec(p.c, false),
+            values(&mut rng, p.c, false),
+            values(&mut rng, p.c, false),
+            values(&mut rng, p.c, false),
         );
-        let var: Vec<f32> = rng.vec(p.c, false).iter().map(|v| v.abs() + 0.1).collect();
+        let var: Vec<f32> = values(&mut rng, p.c, false)
+            .iter()
+            .map(|v| v.abs() + 0.1)
+            .collect();
         let (scale, shift) = batch_norm::scale_shift(Some(&w), Some(&b), &m, &var, p.eps);
         let mut bn = vec![0.0; x.len()];
         batch_norm::reference::batch_norm(&p, &x, Some(&w), Some(&b), &m, &var, &mut bn);
@@ -410,7 +375,12 @@ fn batch_norm_scale_shift_matches_reference() {
             for isa in Isa::available() {
                 let mut y = vec![0.0; x.len()];
                 batch_norm::cpu::scale_shift(isa, &p, &scale, &shift, act, &x, &mut y);
-                assert_close_mag(&y, &want, &mag, &format!("batch norm {p:?} {act:?} {isa}"));
+                assert_close(
+                    &y,
+                    &want,
+                    Tol::given(1e-5, &mag),
+                    &format!("batch norm {p:?} {act:?} {isa}"),
+                );
             }
         }
     }
@@ -418,16 +388,16 @@ fn batch_norm_scale_shift_matches_reference() {
 
 #[test]
 fn linear_matches_reference() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for _ in 0..40 {
         let p = LinearParams {
             rows: rng.pick(&[1, 2, 3, 4, 5, 9]),
             in_features: rng.pick(&[1, 3, 8, 17, 64, 65, 512]),
             out_features: rng.pick(&[1, 7, 8, 9, 15, 16, 17, 33, 100]),
         };
-        let x = rng.vec(p.rows * p.in_features, false);
-        let w = rng.vec(p.out_features * p.in_features, false);
-        let b = rng.vec(p.out_features, false);
+        let x = values(&mut rng, p.rows * p.in_features, false);
+        let w = values(&mut rng, p.out_features * p.in_features, false);
+        let b = values(&mut rng, p.out_features, false);
         for bias in [None, Some(&b[..])] {
             let mut plain = vec![0.0; p.rows * p.out_features];
             linear(&p, &x, &w, bias, &mut plain);
@@ -442,7 +412,12 @@ fn linear_matches_reference() {
                         "linear {p:?} bias {} {act:?} {isa} t{threads}",
                         bias.is_some()
                     );
-                    assert_close_mag(&y, &reference_act(act, &plain), &mag, &what);
+                    assert_close(
+                        &y,
+                        &reference_act(act, &plain),
+                        Tol::given(1e-5, &mag),
+                        &what,
+                    );
                 }
             }
         }

@@ -16,6 +16,8 @@ mod graph;
 mod header;
 mod json;
 mod read;
+/// Model-file writers for tests (the `testing` feature).
+#[cfg(feature = "testing")]
 pub mod testfile;
 mod write;
 

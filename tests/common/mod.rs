@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use kestrel::{CudaError, Error, GraphDef, Model, Session, SessionOptions, Weights};
+use kestrel_kernels::testing::{require_or_skip, Need};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -91,15 +92,13 @@ pub fn tiny_file(graph: &str) -> Vec<u8> {
     kestrel_loader::testfile::model_file(graph, &views)
 }
 
-/// A CUDA session, or None after printing `skipping: no CUDA device (…)` when this machine
-/// has none; with REQUIRE_CUDA=1 a missing device fails instead.
+/// A CUDA session, or None after printing `skipping CUDA session: no CUDA device (…)` when
+/// this machine has none; with REQUIRE_CUDA=1 a missing device fails instead.
 pub fn cuda_session_or_skip(model: &Model, opts: &SessionOptions) -> Option<Session> {
     match model.session(opts) {
         Ok(s) => Some(s),
-        Err(Error::Cuda(CudaError::Unavailable(why)))
-            if std::env::var("REQUIRE_CUDA").as_deref() != Ok("1") =>
-        {
-            println!("skipping: no CUDA device ({why})");
+        Err(Error::Cuda(CudaError::Unavailable(why))) => {
+            require_or_skip(Need::Gpu, "CUDA session", &why);
             None
         }
         Err(e) => panic!("CUDA session: {e}"),

@@ -1,6 +1,7 @@
 use crate::info::join;
 use anyhow::{bail, Context, Result};
 use kestrel::{Model, SessionOptions};
+use kestrel_kernels::rng::Rng;
 use kestrel_loader::TensorFile;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -147,14 +148,12 @@ pub fn read_inputs(model: &Model, file: &TensorFile) -> Result<Inputs> {
 }
 
 pub fn random_inputs(model: &Model, batch: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
-    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut uniform = move || {
-        // xorshift64*: enough randomness for a test input, and the same on every machine.
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        ((rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
+    // The kernels' seeded xorshift64*: enough randomness for a test input, and the same on
+    // every machine. The seed is spread over the state's bits first (and kept odd, never 0),
+    // so seeds 0, 1, 2 start far apart.
+    let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    // Uniform in (0, 1): 53 bits, centred, so ln(u) below is finite.
+    let mut uniform = move || ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     model
         .inputs()
         .iter()

@@ -1,7 +1,7 @@
 use super::reference::batch_norm;
 use super::*;
 use crate::conv2d::{reference::conv2d, Conv2dParams};
-use crate::testing::{assert_close, assert_near, Rng};
+use crate::testing::{assert_close, assert_near, Rng, Tol};
 
 // Two channels: mean [1, 2], var [3, 0], eps 1 -> std [2, 1]; weight [2, -1], bias [0.5, 0].
 const MEAN: [f32; 2] = [1., 2.];
@@ -123,8 +123,7 @@ fn conv_then_batch_norm_equals_conv_with_folded_weights() {
 
         // The folded weights are rounded to f32 once more; outputs are O(1): 1e-5 of the
         // largest output, as the design's compare tolerance does with 1e-4.
-        let max = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert_close(&got, &want, 0.0, 1e-5 * max);
+        assert_close(&got, &want, Tol::max(1e-5, 0.0), "folded batch norm");
     }
 }
 

@@ -1,4 +1,4 @@
-//! conv2d's CUDA kernels at the top of the 32-bit index range (issue 13): the last blocks
+//! conv2d's CUDA kernels at the top of the 32-bit index range: the last blocks
 //! of a depthwise conv whose output has 2^31 - 2 elements, run by the CPU emulator on
 //! windows of the tensors (`emu::run_tail`) against the same sums computed here; and the
 //! builder refusing window coordinates past 2^31 - 1.
@@ -7,7 +7,7 @@ use super::cuda::{conv2d_with, Gemm};
 use super::Conv2dParams;
 use crate::cuda::emu::{self, Window};
 use crate::cuda::{blocks, CudaError, Launch, Source};
-use crate::testing::Rng;
+use crate::testing::{require_or_skip, Need, Rng};
 use crate::{Activation, Precision};
 
 /// Depthwise 3×3, pad 1, channel multiplier 3, with bias, residual and relu6:
@@ -141,10 +141,8 @@ fn depthwise_launch(threads: usize, replace: Option<(&str, &str)>) -> Launch {
 #[test]
 fn depthwise_last_blocks_at_2_pow_31() {
     if let Err(why) = emu::available() {
-        let required = std::env::var("KESTREL_REQUIRE_EMU").is_ok_and(|v| v == "1");
-        assert!(!required, "KESTREL_REQUIRE_EMU=1 but {why}");
-        println!("skipping CPU emulation of depthwise_last_blocks_at_2_pow_31: {why}");
-        return;
+        let what = "CPU emulation of depthwise_last_blocks_at_2_pow_31";
+        return require_or_skip(Need::Emulator, what, &why);
     }
     for threads in [256, 384] {
         let launch = depthwise_launch(threads, None);

@@ -10,7 +10,9 @@
 
 pub mod compile;
 pub mod device;
-/// The CPU emulator of CUDA launches: a test tool (needs g++ at run time).
+/// The CPU emulator of CUDA launches: a test tool (needs g++ at run time), so behind the
+/// `testing` feature.
+#[cfg(feature = "testing")]
 pub mod emu;
 pub mod module;
 pub mod nvrtc;

@@ -13,6 +13,7 @@ use super::compile::Compiler;
 use super::device::{self, Gpu};
 use super::emu::{self, EmuCase};
 use super::{CudaError, CudaOp};
+use crate::testing::{compare, require_or_skip, Need, Tol};
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
@@ -25,6 +26,14 @@ pub(crate) struct Case {
     pub expected: Vec<f32>,
     /// Max |out - expected| allowed, relative to max |expected| (plus 1e-6 absolute).
     pub rtol: f64,
+}
+
+impl Case {
+    /// The case's tolerance: rtol of max |expected|, plus 1e-6 for outputs that cancel to
+    /// near zero.
+    fn tol(&self) -> Tol<'static> {
+        Tol::max(self.rtol, 1e-6)
+    }
 }
 
 /// Compiles every launch with NVRTC, runs every case under the CPU emulator and, when a
@@ -41,10 +50,6 @@ fn reason(e: CudaError) -> String {
         CudaError::Unavailable(why) => why,
         other => other.to_string(),
     }
-}
-
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1")
 }
 
 /// One compiler for the whole test process: a module compiled by one test is not
@@ -65,11 +70,9 @@ fn sm90_compiler() -> Result<&'static Compiler, String> {
 fn check_nvrtc(label: &str, cases: &[Case]) {
     let compiler = match sm90_compiler() {
         Ok(c) => c,
-        Err(why) if !required("KESTREL_REQUIRE_NVRTC") => {
-            println!("skipping NVRTC compile of {label}: {why}");
-            return;
+        Err(why) => {
+            return require_or_skip(Need::Nvrtc, &format!("NVRTC compile of {label}"), &why)
         }
-        Err(why) => panic!("{label}: KESTREL_REQUIRE_NVRTC=1 but {why}"),
     };
     let mut seen = HashSet::new();
     for case in cases {
@@ -85,11 +88,7 @@ fn check_nvrtc(label: &str, cases: &[Case]) {
 
 fn check_emulator(label: &str, cases: &[Case]) {
     if let Err(why) = emu::available() {
-        if required("KESTREL_REQUIRE_EMU") {
-            panic!("{label}: KESTREL_REQUIRE_EMU=1 but {why}");
-        }
-        println!("skipping CPU emulation of {label}: {why}");
-        return;
+        return require_or_skip(Need::Emulator, &format!("CPU emulation of {label}"), &why);
     }
     let emu_cases: Vec<EmuCase<'_>> = cases
         .iter()
@@ -111,7 +110,7 @@ fn check_emulator(label: &str, cases: &[Case]) {
         )
     });
     for (case, out) in cases.iter().zip(&outputs) {
-        if let Err(e) = compare(out, &case.expected, case.rtol) {
+        if let Err(e) = compare(out, &case.expected, case.tol()) {
             panic!("{label} (CPU emulator): case '{}': {e}", case.name);
         }
     }
@@ -119,12 +118,7 @@ fn check_emulator(label: &str, cases: &[Case]) {
 
 fn check_gpu(label: &str, cases: &[Case]) {
     if let Err(e) = device::probe(0) {
-        let why = reason(e);
-        if required("REQUIRE_CUDA") {
-            panic!("{label}: REQUIRE_CUDA=1 but there is no CUDA device ({why})");
-        }
-        println!("skipping: no CUDA device ({why})");
-        return;
+        return require_or_skip(Need::Gpu, &format!("GPU run of {label}"), &reason(e));
     }
     let gpu = Gpu::new(0).unwrap_or_else(|e| panic!("{label}: opening the GPU: {e}"));
     let own;
@@ -139,41 +133,8 @@ fn check_gpu(label: &str, cases: &[Case]) {
         let inputs: Vec<&[f32]> = case.inputs.iter().map(Vec::as_slice).collect();
         let out = device::run_op(&gpu, compiler, &case.op, &inputs, case.expected.len())
             .unwrap_or_else(|e| panic!("{label} (GPU): case '{}': {e}", case.name));
-        if let Err(e) = compare(&out, &case.expected, case.rtol) {
+        if let Err(e) = compare(&out, &case.expected, case.tol()) {
             panic!("{label} (GPU {}): case '{}': {e}", gpu.name(), case.name);
         }
-    }
-}
-
-/// Ok when `out` matches `expected`: the same length, NaN exactly where `expected` has
-/// NaN, infinities equal, and every finite value within
-/// `rtol * max|expected| + 1e-6` (max over the finite expected values).
-pub(crate) fn compare(out: &[f32], expected: &[f32], rtol: f64) -> Result<(), String> {
-    if out.len() != expected.len() {
-        return Err(format!(
-            "{} outputs, expected {}",
-            out.len(),
-            expected.len()
-        ));
-    }
-    let scale = crate::compare::max_finite_abs(expected);
-    let allowed = rtol * scale + 1e-6;
-    // The worst index: a NaN or infinity mismatch counts as an infinite error.
-    let mut worst: Option<(usize, f64)> = None;
-    for (i, (&o, &e)) in out.iter().zip(expected).enumerate() {
-        let err = crate::compare::element_error(o, e);
-        if err > allowed && worst.is_none_or(|(_, w)| err > w) {
-            worst = Some((i, err));
-        }
-    }
-    match worst {
-        None => Ok(()),
-        Some((i, err)) => Err(format!(
-            "max |out - expected| = {err:e} at index {i} of {} (out {:?}, expected {:?}); \
-             allowed {allowed:e} = rtol {rtol:e} x max|expected| {scale:e} + 1e-6",
-            out.len(),
-            out[i],
-            expected[i]
-        )),
     }
 }

@@ -5,13 +5,10 @@ use super::compile::{default_cache_dir, Compiler};
 use super::device::{self, Gpu};
 use super::emu::{self, EmuCase};
 use super::nvrtc::ImageKind;
-use super::testing::{check, compare, Case};
+use super::testing::{check, Case};
 use super::{blocks, Arg, CudaError, CudaOp, Launch, Source};
+use crate::testing::{compare, require_or_skip, Need, Tol};
 use std::path::PathBuf;
-
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1")
-}
 
 static SAXPY: Source = Source {
     name: "saxpy.cu",
@@ -326,8 +323,8 @@ fn emulate_bug(bug: i64) -> String {
 #[test]
 fn emulator_reports_undefined_behaviour() {
     if let Err(why) = emu::available() {
-        println!("skipping CPU emulation of emulator_reports_undefined_behaviour: {why}");
-        return;
+        let what = "CPU emulation of emulator_reports_undefined_behaviour";
+        return require_or_skip(Need::Emulator, what, &why);
     }
     let past_end = emulate_bug(0);
     assert!(
@@ -346,20 +343,6 @@ fn emulator_reports_undefined_behaviour() {
     assert!(shuffle.contains("lane 5 has returned"), "{shuffle}");
 }
 
-#[test]
-fn compare_flags_nan_position_and_tolerance() {
-    assert!(compare(&[1.0, 2.0], &[1.0, 2.0], 0.0).is_ok());
-    assert!(compare(&[1.0, f32::NAN], &[1.0, f32::NAN], 0.0).is_ok());
-    assert!(compare(&[1.0, 2.0], &[1.0, f32::NAN], 0.0).is_err());
-    assert!(compare(&[f32::NAN, 2.0], &[1.0, 2.0], 0.5).is_err());
-    assert!(compare(&[1.0, 2.001], &[1.0, 2.0], 1e-3).is_ok());
-    let e = compare(&[1.0, 2.01, 3.0], &[1.0, 2.0, 3.0], 1e-3).unwrap_err();
-    assert!(e.contains("index 1"), "{e}");
-    assert!(compare(&[f32::INFINITY], &[f32::INFINITY], 0.0).is_ok());
-    assert!(compare(&[f32::INFINITY], &[f32::NEG_INFINITY], 0.0).is_err());
-    assert!(compare(&[1.0], &[1.0, 2.0], 0.0).is_err());
-}
-
 static BROKEN: Source = Source {
     name: "broken.cu",
     code: "extern \"C\" __global__ void broken(float* y) {\n    y[0] = undeclared_name;\n}\n",
@@ -369,11 +352,9 @@ static BROKEN: Source = Source {
 fn broken_source_is_a_compile_error_naming_the_file() {
     let compiler = match Compiler::new("sm_90", None) {
         Ok(c) => c,
-        Err(e) if !required("KESTREL_REQUIRE_NVRTC") => {
-            println!("skipping NVRTC compile of broken.cu: {e}");
-            return;
+        Err(e) => {
+            return require_or_skip(Need::Nvrtc, "NVRTC compile of broken.cu", &e.to_string())
         }
-        Err(e) => panic!("KESTREL_REQUIRE_NVRTC=1 but {e}"),
     };
     let launch = Launch {
         source: &BROKEN,
@@ -406,11 +387,7 @@ fn disk_cache_serves_a_second_compiler_and_survives_corruption() {
     let dir = temp_dir("module-cache");
     let first = match Compiler::new("sm_90", Some(dir.clone())) {
         Ok(c) => c,
-        Err(e) if !required("KESTREL_REQUIRE_NVRTC") => {
-            println!("skipping NVRTC disk cache test: {e}");
-            return;
-        }
-        Err(e) => panic!("KESTREL_REQUIRE_NVRTC=1 but {e}"),
+        Err(e) => return require_or_skip(Need::Nvrtc, "NVRTC disk cache test", &e.to_string()),
     };
     let launch = &saxpy(100, 2000).launches[0];
     let module = first.module(launch).unwrap();
@@ -478,10 +455,7 @@ fn unwritable_cache_dir_does_not_fail_compilation() {
     std::fs::write(&file, b"a file where the cache dir should be").unwrap();
     let compiler = match Compiler::new("sm_90", Some(file.join("sub"))) {
         Ok(c) => c,
-        Err(e) => {
-            println!("skipping NVRTC cache error test: {e}");
-            return;
-        }
+        Err(e) => return require_or_skip(Need::Nvrtc, "NVRTC cache error test", &e.to_string()),
     };
     assert!(compiler.module(&saxpy(10, 1000).launches[0]).is_ok());
     let _ = std::fs::remove_file(&file);
@@ -539,8 +513,8 @@ static UNSUPPORTED: Source = Source {
 #[test]
 fn emulator_compile_errors_name_the_source_line() {
     if let Err(why) = emu::available() {
-        println!("skipping CPU emulation of emulator_compile_errors_name_the_source_line: {why}");
-        return;
+        let what = "CPU emulation of emulator_compile_errors_name_the_source_line";
+        return require_or_skip(Need::Emulator, what, &why);
     }
     let op = CudaOp {
         consts: vec![],
@@ -605,7 +579,7 @@ fn twice_tail(threads: usize, signed: bool, first: u32, at: usize) -> Result<(),
     let windows = [emu::Window { at, data: &x }, emu::Window { at, data: &y }];
     let out = emu::run_tail(&launch, first as u64, &windows, 1)?;
     let expected: Vec<f32> = x.iter().map(|v| 2.0 * v).collect();
-    compare(&out, &expected, 0.0)
+    compare(&out, &expected, Tol::max(0.0, 1e-6))
 }
 
 /// `run_tail` reaches the top of the 32-bit range on small windows: the last blocks of
@@ -614,12 +588,7 @@ fn twice_tail(threads: usize, signed: bool, first: u32, at: usize) -> Result<(),
 #[test]
 fn tail_of_a_huge_grid_runs_on_windows_and_a_wrapped_index_faults() {
     if let Err(why) = emu::available() {
-        assert!(
-            !required("KESTREL_REQUIRE_EMU"),
-            "KESTREL_REQUIRE_EMU=1 but {why}"
-        );
-        println!("skipping CPU emulation of the tail tests: {why}");
-        return;
+        return require_or_skip(Need::Emulator, "CPU emulation of the tail tests", &why);
     }
     // From block `b` on, on windows from its first element.
     let run =

@@ -1,6 +1,6 @@
 use super::reference::{avg_pool2d, max_pool2d};
 use super::*;
-use crate::testing::{assert_close, assert_near, Rng};
+use crate::testing::{assert_close, assert_near, Rng, Tol};
 
 /// One image, one channel, square kernel k with stride k; the rest set per test.
 fn single(h: usize, w: usize, k: usize) -> Pool2dParams {
@@ -333,7 +333,13 @@ fn matches_brute_force_over_a_seeded_sweep() {
         assert_eq!(run(max_pool2d, &p, &x), brute(&p, &x, true), "{p:?}");
         if p.dilation == [1, 1] {
             // Both sum the same taps in f64 in the same order.
-            assert_close(&run(avg_pool2d, &p, &x), &brute(&p, &x, false), 0.0, 0.0);
+            let (got, want) = (run(avg_pool2d, &p, &x), brute(&p, &x, false));
+            assert_close(
+                &got,
+                &want,
+                Tol::each(0.0, 0.0),
+                "avg_pool2d against brute force",
+            );
         }
     }
     assert!(checked > 1500, "only {checked} valid shapes");
