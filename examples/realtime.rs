@@ -28,7 +28,7 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     workers: usize,
     /// cpu, cuda (GPU 0) or cuda:N.
-    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    #[arg(long, default_value = "cpu")]
     device: Device,
 }
 
@@ -167,16 +167,4 @@ fn report(name: &str, stats: &mut Stats) {
         ms(lat[lat.len() - 1]),
         stats.misses
     );
-}
-
-fn parse_device(s: &str) -> Result<Device, String> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::Cuda(0)),
-        _ => s
-            .strip_prefix("cuda:")
-            .and_then(|i| i.parse().ok())
-            .map(Device::Cuda)
-            .ok_or_else(|| format!("unknown device \"{s}\" (cpu, cuda or cuda:N)")),
-    }
 }
