@@ -20,6 +20,7 @@ pub mod nvrtc;
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
+mod timer;
 
 use std::fmt::Write as _;
 
