@@ -4,7 +4,7 @@
 //! named in a skip line rather than passed silently:
 //! - NVRTC (libnvrtc.so.13 on the loader path): every distinct launch compiles for sm_90.
 //!   `KESTREL_REQUIRE_NVRTC=1` turns a skip into a failure.
-//! - the CPU emulator (g++, `emu.rs`): every case runs and matches its reference output.
+//! - the CPU emulator (g++, `emu/`): every case runs and matches its reference output.
 //!   `KESTREL_REQUIRE_EMU=1` turns a skip into a failure.
 //! - a GPU (`device.rs`): every case runs and matches. `REQUIRE_CUDA=1` turns a skip into a
 //!   failure.
