@@ -288,7 +288,7 @@ impl Session {
     pub fn arena_bytes(&self) -> usize {
         let len = match &self.run {
             Run::Cpu { .. } => self.plan.arena_len,
-            // Fusions may move a value past the plan's arena (exec/cuda_fusion.rs).
+            // Fusions may move a value past the plan's arena (exec/cuda/fusion.rs).
             Run::Cuda(cuda) => cuda.arena_len(),
         };
         len * std::mem::size_of::<f32>()

@@ -16,7 +16,10 @@ use kestrel_kernels::{Activation, Precision};
 use std::path::PathBuf;
 
 #[cfg(test)]
+mod emu_tests;
+#[cfg(test)]
 mod fault_tests;
+mod fusion;
 mod profile;
 mod report;
 
@@ -88,7 +91,7 @@ impl OpChoice {
 /// What the CUDA executor runs for a plan: each step's ops (empty where the step moves no
 /// data, or where an earlier step's fused op computes it), in plan order, and where each
 /// value lives in the device arena: the plan's own layout, except values a fused op had
-/// to move past the plan's arena (see `cuda_fusion`).
+/// to move past the plan's arena (see `fusion.rs`).
 pub(crate) struct CudaPlan {
     pub ops: Vec<CudaOp>,
     pub values: Vec<Slot>,
@@ -128,7 +131,7 @@ pub(crate) fn cuda_plan(plan: &Plan, choice: OpChoice) -> Result<CudaPlan, Error
         arena_len: plan.arena_len,
     };
     if choice.fuse {
-        super::cuda_fusion::fuse(plan, &mut cuda, choice.precision);
+        fusion::fuse(plan, &mut cuda, choice.precision);
     }
     Ok(cuda)
 }

@@ -2,9 +2,6 @@
 //! session was built for.
 
 pub(crate) mod cuda;
-#[cfg(test)]
-mod cuda_emu_tests;
-mod cuda_fusion;
 mod reference;
 mod simd;
 

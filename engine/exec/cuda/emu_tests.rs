@@ -4,7 +4,7 @@
 //! tests check each op on its own buffers; this checks how the executor wires them, on a
 //! machine without a GPU. Skips (saying why) without g++, unless KESTREL_REQUIRE_EMU=1.
 
-use super::cuda::{arg_address, cuda_plan, OpChoice};
+use super::{arg_address, cuda_plan, OpChoice};
 use crate::plan::{Plan, Slot};
 use crate::session::{session_plan, SessionOptions};
 use crate::{diff, rounding_sensitivity, Model, Precision};

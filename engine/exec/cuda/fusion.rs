@@ -6,7 +6,7 @@
 //! - conv → 2×2 stride-2 max pool: the pool in the conv's epilogue (`conv2d_max_pool2`);
 //! - global average pool → flatten → linear at batch 1: `pool_linear`.
 
-use super::cuda::CudaPlan;
+use super::CudaPlan;
 use crate::lower::Kernel;
 use crate::plan::{moves_no_data, shares_input_storage, Plan, Slot, ALIGN};
 use kestrel_kernels::conv2d::cuda::{can_fuse_max_pool2, conv2d_max_pool2};
@@ -174,7 +174,7 @@ fn overlaps(a: &Slot, b: &Slot) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::cuda::{cuda_plan, CudaPlan, OpChoice};
+    use super::super::{cuda_plan, CudaPlan, OpChoice};
     use crate::plan::Plan;
     use crate::session::{session_plan, SessionOptions};
     use crate::{Model, Precision};
