@@ -1,9 +1,17 @@
 //! Comparing outputs against PyTorch's: the numbers `kestrel compare` prints and the tests
 //! assert on.
 
-use crate::{Error, Model, SessionOptions};
+use crate::{Error, Model, Precision, SessionOptions};
 use kestrel_kernels::compare::{element_error, max_finite_abs};
 use kestrel_kernels::rng::Rng;
+
+/// The default fp32 tolerance of `compare`, per output and per layer:
+/// `max|out − ref| ≤ rtol · max|ref| + ATOL`. Kestrel and PyTorch sum in different orders;
+/// 1e-4 of the largest magnitude covers that for deep nets while catching any wrong index.
+pub const DEFAULT_RTOL: f64 = Precision::Fp32.tolerance().0;
+/// The absolute term of `compare`'s tolerance: keeps an all-zero reference from demanding exact
+/// zeros.
+pub const ATOL: f64 = Precision::Fp32.tolerance().1;
 
 /// How far one tensor is from its reference.
 #[derive(Debug, Clone, Copy, PartialEq)]

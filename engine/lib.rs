@@ -13,7 +13,7 @@
 
 #![warn(missing_docs)]
 
-mod compare;
+pub mod compare;
 pub mod error;
 mod exec;
 pub mod graph;
@@ -25,7 +25,6 @@ mod session;
 mod tensor;
 mod weights;
 
-pub use compare::{diff, rounding_sensitivity, Diff};
 pub use error::{Error, GraphError};
 pub use exec::cuda::{CudaBuild, CudaInfo, CudaKernel};
 pub use kestrel_kernels::cuda::CudaError;
@@ -72,14 +71,6 @@ pub fn pin_threads() -> Result<Vec<usize>, Error> {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeSnippets;
-
-/// The default fp32 tolerance of `compare`, per output and per layer:
-/// `max|out − ref| ≤ rtol · max|ref| + ATOL`. Kestrel and PyTorch sum in different orders;
-/// 1e-4 of the largest magnitude covers that for deep nets while catching any wrong index.
-pub const DEFAULT_RTOL: f64 = Precision::Fp32.tolerance().0;
-/// The absolute term of `compare`'s tolerance: keeps an all-zero reference from demanding exact
-/// zeros.
-pub const ATOL: f64 = Precision::Fp32.tolerance().1;
 
 #[cfg(test)]
 mod send_sync {

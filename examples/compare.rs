@@ -7,7 +7,8 @@
 //! `loader/python/kestrel_export.py`: tensors `input`, `output` (`output.0`, … for several)
 //! and `layer.<node name>`. Exits 0 within tolerance, 1 over it, 2 on any other error.
 
-use kestrel::{diff, Diff, Model, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel::compare::{diff, Diff, ATOL, DEFAULT_RTOL};
+use kestrel::{Model, SessionOptions};
 use std::path::Path;
 use std::process::ExitCode;
 

@@ -4,7 +4,8 @@
 mod common;
 
 use common::fixture;
-use kestrel::{Device, Model, Precision, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel::compare::{ATOL, DEFAULT_RTOL};
+use kestrel::{Device, Model, Precision, SessionOptions};
 
 #[test]
 fn devices_parse_from_the_names_they_print() {

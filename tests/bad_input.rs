@@ -300,7 +300,7 @@ fn a_graph_built_in_code_binds_weights_by_name_and_runs() {
         .unwrap();
     let fast_out = fast.run(&[&input]).unwrap().get(0).unwrap().to_tensor();
     // The SIMD kernels sum in another order than the f64 reference: rel 1e-5.
-    assert!(kestrel::diff(fast_out.data(), y.data, 1e-5, 0.0).ok());
+    assert!(kestrel::compare::diff(fast_out.data(), y.data, 1e-5, 0.0).ok());
     // The same computation by hand with the reference kernels and the named weights:
     // bit for bit what the reference executor computes.
     let w = tiny_weights();

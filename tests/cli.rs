@@ -162,11 +162,11 @@ fn run_writes_outputs_that_match_the_reference() {
     assert!(out.contains("output: shape [3, 10]"), "{out}");
     let got = kestrel_loader::read_tensors(&path).unwrap();
     let want = kestrel_loader::read_tensors(&reference("cifarnet", 3)).unwrap();
-    let d = kestrel::diff(
+    let d = kestrel::compare::diff(
         got.tensors["output"].data.as_ref().unwrap(),
         want.tensors["output"].data.as_ref().unwrap(),
-        kestrel::DEFAULT_RTOL,
-        kestrel::ATOL,
+        kestrel::compare::DEFAULT_RTOL,
+        kestrel::compare::ATOL,
     );
     assert!(d.ok(), "{d:?}");
     std::fs::remove_file(&path).unwrap();

@@ -5,9 +5,9 @@
 mod common;
 
 use common::{cuda_session_or_skip, fixture, reference, temp_path, FIXTURES};
+use kestrel::compare::{diff, rounding_sensitivity, ATOL, DEFAULT_RTOL};
 use kestrel::CudaError;
-use kestrel::{diff, rounding_sensitivity, Device, Error, Model, Precision, SessionOptions};
-use kestrel::{ATOL, DEFAULT_RTOL};
+use kestrel::{Device, Error, Model, Precision, SessionOptions};
 use kestrel_kernels::testing::{require_or_skip, Need};
 use kestrel_loader::read_tensors;
 use std::process::Command;

@@ -6,7 +6,8 @@
 mod common;
 
 use common::{fixture, reference, FIXTURES};
-use kestrel::{diff, Isa, Kernels, Model, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel::compare::{diff, ATOL, DEFAULT_RTOL};
+use kestrel::{Isa, Kernels, Model, SessionOptions};
 use kestrel_loader::read_tensors;
 
 /// Runs `name` on its batch-`batch` reference and checks each output and each layer the

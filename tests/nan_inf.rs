@@ -8,7 +8,8 @@
 mod common;
 
 use common::{fixture, FIXTURES};
-use kestrel::{diff, Isa, Kernels, Model, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel::compare::{diff, ATOL, DEFAULT_RTOL};
+use kestrel::{Isa, Kernels, Model, SessionOptions};
 
 /// A smooth input with a NaN, a +Inf and a -Inf planted in each image, away from the
 /// edges and from each other.

@@ -13,7 +13,8 @@ mod graph_breaks;
 mod random_graph;
 
 use graph_breaks::{panic_text, KINDS};
-use kestrel::{Isa, Kernels, Model, SessionOptions, ATOL, DEFAULT_RTOL};
+use kestrel::compare::{ATOL, DEFAULT_RTOL};
+use kestrel::{Isa, Kernels, Model, SessionOptions};
 use kestrel_kernels::testing::{assert_close, Tol};
 use random_graph::{random_graph, read_pair, RandomGraph, Rng};
 use std::collections::{BTreeMap, HashMap};

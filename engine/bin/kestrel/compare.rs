@@ -1,7 +1,8 @@
 use crate::info::join;
 use crate::run::{output_names, read_inputs};
 use anyhow::{Context, Result};
-use kestrel::{diff, Diff, Model, SessionOptions};
+use kestrel::compare::{diff, Diff};
+use kestrel::{Model, SessionOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

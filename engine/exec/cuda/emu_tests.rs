@@ -5,9 +5,10 @@
 //! machine without a GPU. Skips (saying why) without g++, unless KESTREL_REQUIRE_EMU=1.
 
 use super::{arg_address, cuda_plan, OpChoice};
+use crate::compare::{diff, rounding_sensitivity};
 use crate::plan::{Plan, Slot};
 use crate::session::{session_plan, SessionOptions};
-use crate::{diff, rounding_sensitivity, Model, Precision};
+use crate::{Model, Precision};
 use kestrel_kernels::cuda::emu::{self, EmuRun, View};
 use kestrel_kernels::testing::{require_or_skip, Need};
 use kestrel_loader::read_tensors;
