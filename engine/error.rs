@@ -1,4 +1,5 @@
-//! Kestrel's errors: values that name the file, node, tensor or shape at fault.
+//! Kestrel's errors: values that name the file, node, tensor or shape at fault. The enums
+//! are `#[non_exhaustive]`: new ways to fail may be added, so a `match` needs a `_` arm.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ pub use kestrel_loader::{GraphJsonError, LoadError};
 
 /// Everything the library can fail with. No panic crosses the API: each failure is one of these.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The file could not be read or failed the loader's validation.
     #[error(transparent)]
@@ -101,6 +103,7 @@ impl fmt::Display for InFile<'_> {
 
 /// What is wrong with a graph, naming the node (and tensor) at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GraphError {
     /// The graph's `version` is not one this build reads.
     #[error("graph version {found} is not supported (this build reads version {supported})")]

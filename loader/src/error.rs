@@ -8,6 +8,7 @@ use safetensors::Dtype;
 
 /// Why a safetensors file could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoadError {
     /// Opening, inspecting or reading the file failed.
     #[error("{}: cannot read the file: {source}", path.display())]
@@ -240,6 +241,7 @@ pub enum LoadError {
 /// Why a graph JSON string was refused. The loader checks structure only; ops, attributes
 /// and references between nodes are checked by the engine.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GraphJsonError {
     /// The text is not JSON.
     #[error("graph JSON is malformed at line {line}, column {column}: {detail}")]

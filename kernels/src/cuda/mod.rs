@@ -137,6 +137,7 @@ pub fn blocks(n: usize, per_block: usize) -> u32 {
 
 /// Anything that went wrong on the CUDA side, with what was being done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CudaError {
     /// No driver, no device, or no NVRTC library: the message says which.
     #[error("no CUDA device: {0}")]
