@@ -27,9 +27,22 @@ pub enum Error {
         /// What is wrong with the graph.
         error: Box<GraphError>,
     },
-    /// A session was asked for with options the model cannot take.
-    #[error("session: {0}")]
-    Session(String),
+    /// A session option this model, machine or device cannot take.
+    #[error("session option {option}: {detail}")]
+    BadOption {
+        /// The option, as `SessionOptions` names it ("batch", "threads", ...).
+        option: &'static str,
+        /// What is wrong with its value.
+        detail: String,
+    },
+    /// A node whose output has more elements than the CUDA kernels index (2^31 - 1).
+    #[error("node \"{node}\": output of shape {shape:?} has 2^31 elements or more, past what the CUDA kernels index (32-bit); use a smaller batch")]
+    TooLargeForCuda {
+        /// The node.
+        node: String,
+        /// Its output's shape at the session's batch.
+        shape: Vec<usize>,
+    },
     /// A weight handed over in code does not fit its shape.
     #[error("weight \"{name}\": {detail}")]
     Weight {
@@ -76,8 +89,13 @@ pub enum Error {
     #[error(transparent)]
     Pin(#[from] kestrel_kernels::affinity::PinError),
     /// The arena or a weight could not be allocated.
-    #[error("out of memory: {0}")]
-    OutOfMemory(String),
+    #[error("out of memory: {what} of {floats} floats")]
+    OutOfMemory {
+        /// What was being allocated, e.g. "session arena".
+        what: String,
+        /// Its size in f32s.
+        floats: usize,
+    },
 }
 
 impl Error {

@@ -149,7 +149,10 @@ impl Model {
 
     fn check_batch(&self, opts: &SessionOptions) -> Result<(), Error> {
         if opts.batch == 0 {
-            return Err(Error::Session("batch must be at least 1".into()));
+            return Err(Error::BadOption {
+                option: "batch",
+                detail: "must be at least 1".into(),
+            });
         }
         for input in &self.graph.inputs {
             if let Some(b) = input.batch.filter(|&b| b != opts.batch) {

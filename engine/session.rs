@@ -117,10 +117,13 @@ impl Session {
         let plan = session_plan(graph, opts)?;
         let run = match opts.device {
             Device::Cpu if opts.precision != Precision::Fp32 => {
-                return Err(Error::Session(format!(
-                    "precision {} runs on CUDA only: the CPU kernels compute in fp32",
-                    opts.precision
-                )))
+                return Err(Error::BadOption {
+                    option: "precision",
+                    detail: format!(
+                        "{} runs on CUDA only: the CPU kernels compute in fp32",
+                        opts.precision
+                    ),
+                })
             }
             Device::Cpu => {
                 let backend = Backend::resolve(opts.kernels)?;
@@ -342,7 +345,10 @@ impl Session {
 /// kernels and the arena at the session's batch.
 pub(crate) fn session_plan(graph: &Graph, opts: &SessionOptions) -> Result<Plan, Error> {
     if opts.threads == 0 {
-        return Err(Error::Session("threads must be at least 1".into()));
+        return Err(Error::BadOption {
+            option: "threads",
+            detail: "must be at least 1".into(),
+        });
     }
     let mut graph = graph.clone();
     if opts.optimize {

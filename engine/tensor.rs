@@ -66,7 +66,10 @@ impl Tensor {
 /// can hold may still be granted under overcommit and fail only when first written;
 /// `Session::warm_up` writes it before the runs that matter.
 pub(crate) fn zeroed(len: usize, what: &str) -> Result<Vec<f32>, crate::Error> {
-    let oom = || crate::Error::OutOfMemory(format!("{what} of {len} floats"));
+    let oom = || crate::Error::OutOfMemory {
+        what: what.to_string(),
+        floats: len,
+    };
     if len == 0 {
         return Ok(Vec::new());
     }

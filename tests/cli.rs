@@ -122,7 +122,10 @@ fn compare_exits_2_on_any_error() {
         "--precision",
         "tf32",
     ]));
-    assert!(err.contains("precision tf32 runs on CUDA only"), "{err}");
+    assert!(
+        err.contains("session option precision: tf32 runs on CUDA only"),
+        "{err}"
+    );
     let (_, err) = text(&kestrel(&["compare", &model, &other_ref]));
     assert!(
         err.contains("channels") || err.contains("height") || err.contains("width"),

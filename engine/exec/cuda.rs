@@ -106,11 +106,10 @@ pub(crate) fn cuda_plan(plan: &Plan, choice: OpChoice) -> Result<CudaPlan, Error
         .iter()
         .find(|s| plan.values[s.output].len > i32::MAX as usize)
     {
-        return Err(Error::Session(format!(
-            "node {}: output of shape {:?} has 2^31 elements or more, past what the CUDA \
-             kernels index (32-bit); use a smaller batch",
-            step.name, plan.values[step.output].shape
-        )));
+        return Err(Error::TooLargeForCuda {
+            node: step.name.clone(),
+            shape: plan.values[step.output].shape.clone(),
+        });
     }
     let ops =
         plan.steps
@@ -351,7 +350,10 @@ impl CudaExecutor {
     pub(crate) fn run(&mut self, inputs: &[&[f32]]) -> Result<(), Error> {
         self.stage_inputs(inputs);
         let Some(graph) = &self.graph else {
-            return Err(Error::Session("CUDA session without its graph".into()));
+            return Err(Error::Cuda(CudaError::Driver {
+                what: "launch the session's graph".into(),
+                detail: "the session has no graph".into(),
+            }));
         };
         graph
             .0

@@ -23,8 +23,18 @@ impl Backend {
         match kernels {
             Kernels::Reference => Ok(Backend::Reference),
             Kernels::Isa(isa) if isa.is_supported() => Ok(Backend::Simd(isa)),
-            Kernels::Isa(isa) => Err(Error::Session(format!("this CPU does not support {isa}"))),
-            Kernels::Auto => Isa::from_env().map(Backend::Simd).map_err(Error::Session),
+            Kernels::Isa(isa) => Err(Error::BadOption {
+                option: "kernels",
+                detail: format!("this CPU does not support {isa}"),
+            }),
+            Kernels::Auto => {
+                Isa::from_env()
+                    .map(Backend::Simd)
+                    .map_err(|detail| Error::BadOption {
+                        option: "kernels",
+                        detail,
+                    })
+            }
         }
     }
 }
