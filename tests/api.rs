@@ -61,3 +61,40 @@ fn outputs_by_name_and_the_names_agree() {
 fn the_default_tolerance_is_fp32s() {
     assert_eq!((DEFAULT_RTOL, ATOL), Precision::Fp32.tolerance());
 }
+
+#[test]
+fn bad_session_options_name_the_option() {
+    let model = Model::load(fixture("cifarnet")).unwrap();
+    let cases = [
+        (
+            "batch",
+            SessionOptions {
+                batch: 0,
+                ..SessionOptions::default()
+            },
+        ),
+        (
+            "threads",
+            SessionOptions {
+                threads: 0,
+                ..SessionOptions::default()
+            },
+        ),
+        (
+            "precision",
+            SessionOptions {
+                precision: Precision::Fp16,
+                ..SessionOptions::default()
+            },
+        ),
+    ];
+    for (want, opts) in cases {
+        match model.session(&opts) {
+            Err(kestrel::Error::BadOption { option, detail }) => {
+                assert_eq!(option, want, "{detail}")
+            }
+            Err(other) => panic!("{want}: not BadOption: {other:?}"),
+            Ok(_) => panic!("{want}: a session was built"),
+        }
+    }
+}
