@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::exec::cuda::{CudaExecutor, OpChoice};
-use crate::exec::{Backend, Executor};
+use crate::exec::{Backend, CpuExecutor, Executor};
 use crate::graph::Graph;
 use crate::passes;
 use crate::plan::{plan, Plan, Slot, Step};
@@ -100,22 +100,16 @@ impl Default for SessionOptions {
 /// in one arena. `run` allocates nothing. A session is `Send`: move it to the thread that
 /// runs it; share the `Model` instead, and give each thread its own session.
 pub struct Session {
-    run: Run,
+    executor: Box<dyn Executor>,
     plan: Plan,
     input_names: Vec<String>,
     output_names: Vec<String>,
 }
 
-/// What executes a session's plan.
-enum Run {
-    Cpu { executor: Executor, arena: Vec<f32> },
-    Cuda(Box<CudaExecutor>),
-}
-
 impl Session {
     pub(crate) fn new(graph: &Graph, opts: &SessionOptions) -> Result<Session, Error> {
         let plan = session_plan(graph, opts)?;
-        let run = match opts.device {
+        let executor: Box<dyn Executor> = match opts.device {
             Device::Cpu if opts.precision != Precision::Fp32 => {
                 return Err(Error::BadOption {
                     option: "precision",
@@ -127,19 +121,17 @@ impl Session {
             }
             Device::Cpu => {
                 let backend = Backend::resolve(opts.kernels)?;
-                let arena = crate::tensor::zeroed(plan.arena_len, "session arena")?;
-                let executor = Executor::new(&plan, backend, opts.threads)?;
-                Run::Cpu { executor, arena }
+                Box::new(CpuExecutor::new(&plan, backend, opts.threads)?)
             }
-            Device::Cuda(ordinal) => Run::Cuda(Box::new(CudaExecutor::new(
+            Device::Cuda(ordinal) => Box::new(CudaExecutor::new(
                 &plan,
                 ordinal,
                 cuda_cache(opts),
                 OpChoice::of(opts),
-            )?)),
+            )?),
         };
         Ok(Session {
-            run,
+            executor,
             input_names: graph.inputs.iter().map(|i| i.name.clone()).collect(),
             output_names: graph
                 .outputs
@@ -154,13 +146,7 @@ impl Session {
     /// returns views of the outputs, valid until the next run.
     pub fn run(&mut self, inputs: &[&[f32]]) -> Result<Outputs<'_>, Error> {
         self.check_inputs(inputs)?;
-        match &mut self.run {
-            Run::Cpu { executor, arena } => {
-                load_inputs(&self.plan, arena, inputs);
-                executor.execute(&self.plan, arena, &mut |_, _, _| {});
-            }
-            Run::Cuda(cuda) => cuda.run(inputs)?,
-        }
+        self.executor.run(&self.plan, inputs)?;
         Ok(Outputs { session: self })
     }
 
@@ -197,13 +183,7 @@ impl Session {
                 },
             )
         };
-        match &mut self.run {
-            Run::Cpu { executor, arena } => {
-                load_inputs(&self.plan, arena, inputs);
-                executor.execute(&self.plan, arena, &mut show);
-            }
-            Run::Cuda(cuda) => cuda.run_with(&self.plan, inputs, &mut show)?,
-        }
+        self.executor.run_with(&self.plan, inputs, &mut show)?;
         Ok(Outputs { session: self })
     }
 
@@ -254,47 +234,28 @@ impl Session {
     /// The kernels the session runs: `reference`, or the SIMD instruction set.
     /// On CUDA, the GPU's name.
     pub fn kernels_name(&self) -> &str {
-        match &self.run {
-            Run::Cpu { executor, .. } => match executor.backend {
-                Backend::Reference => "reference",
-                Backend::Simd(isa) => isa.name(),
-            },
-            Run::Cuda(cuda) => cuda.device_name(),
-        }
+        self.executor.kernels_name()
     }
 
     /// On CUDA, the device, driver and NVRTC the session runs on; None on the CPU.
     pub fn cuda_info(&self) -> Option<crate::CudaInfo> {
-        match &self.run {
-            Run::Cpu { .. } => None,
-            Run::Cuda(cuda) => Some(cuda.info()),
-        }
+        self.executor.cuda_info()
     }
 
     /// The arithmetic of the session's convolutions.
     pub fn precision(&self) -> Precision {
-        match &self.run {
-            Run::Cpu { .. } => Precision::Fp32,
-            Run::Cuda(cuda) => cuda.precision(),
-        }
+        self.executor.precision()
     }
 
     /// CPU threads a run uses (1 on CUDA: the host thread that launches the graph).
     pub fn threads(&self) -> usize {
-        match &self.run {
-            Run::Cpu { executor, .. } => executor.threads,
-            Run::Cuda(_) => 1,
-        }
+        self.executor.threads()
     }
 
     /// Size of the session's activation arena in bytes (on the device, for CUDA).
     pub fn arena_bytes(&self) -> usize {
-        let len = match &self.run {
-            Run::Cpu { .. } => self.plan.arena_len,
-            // Fusions may move a value past the plan's arena (exec/cuda/fusion.rs).
-            Run::Cuda(cuda) => cuda.arena_len(),
-        };
-        len * std::mem::size_of::<f32>()
+        // On CUDA, fusions may move a value past the plan's arena (exec/cuda/fusion.rs).
+        self.executor.arena_len() * std::mem::size_of::<f32>()
     }
 
     /// Every step of one run, in order: the name its output is reported under (the last
@@ -317,23 +278,13 @@ impl Session {
     /// their producers move no data and are not counted. On CUDA, the kernel launches
     /// in the session's graph.
     pub fn kernel_count(&self) -> usize {
-        if let Run::Cuda(cuda) = &self.run {
-            return cuda.kernel_launches();
-        }
-        self.plan
-            .steps
-            .iter()
-            .filter(|s| !crate::plan::moves_no_data(s))
-            .count()
+        self.executor.kernel_count(&self.plan)
     }
 
     /// Output `index` of the last run.
     fn output(&self, index: usize) -> TensorView<'_> {
         let slot = &self.plan.values[self.plan.outputs[index]];
-        let data = match &self.run {
-            Run::Cpu { arena, .. } => &arena[slot.offset..slot.offset + slot.len],
-            Run::Cuda(cuda) => cuda.output(index),
-        };
+        let data = self.executor.output(&self.plan, index);
         TensorView {
             shape: &slot.shape,
             data,
@@ -362,14 +313,6 @@ pub(crate) fn cuda_cache(opts: &SessionOptions) -> Option<PathBuf> {
     opts.cuda_cache
         .clone()
         .or_else(kestrel_kernels::cuda::compile::default_cache_dir)
-}
-
-/// Copies the (checked) inputs into their arena slots.
-fn load_inputs(plan: &Plan, arena: &mut [f32], inputs: &[&[f32]]) {
-    for (i, data) in inputs.iter().enumerate() {
-        let slot = &plan.values[i];
-        arena[slot.offset..slot.offset + slot.len].copy_from_slice(data);
-    }
 }
 
 /// One step of a session's plan, for tables such as `bench --per-layer`.
@@ -455,33 +398,11 @@ impl Session {
     pub fn profile_steps(&mut self, inputs: &[&[f32]], runs: usize) -> Result<StepTimes, Error> {
         self.check_inputs(inputs)?;
         let runs = runs.max(1);
-        let mut times = match &mut self.run {
-            Run::Cpu { executor, arena } => {
-                let mut seconds = vec![0.0; self.plan.steps.len()];
-                for _ in 0..runs {
-                    load_inputs(&self.plan, arena, inputs);
-                    let (mut k, mut last) = (0, std::time::Instant::now());
-                    executor.execute(&self.plan, arena, &mut |_, _, _| {
-                        let now = std::time::Instant::now();
-                        seconds[k] += (now - last).as_secs_f64();
-                        (k, last) = (k + 1, now);
-                    });
-                }
-                seconds.iter_mut().for_each(|t| *t /= runs as f64);
-                StepTimes {
-                    seconds,
-                    runs,
-                    queued_ahead: None,
-                }
-            }
-            Run::Cuda(cuda) => {
-                let p = cuda.profile(inputs, runs)?;
-                StepTimes {
-                    seconds: p.seconds,
-                    runs,
-                    queued_ahead: Some(p.queued_ahead),
-                }
-            }
+        let (seconds, queued_ahead) = self.executor.profile(&self.plan, inputs, runs)?;
+        let mut times = StepTimes {
+            seconds,
+            runs,
+            queued_ahead,
         };
         // A step with nothing to compute costs nothing; on the CPU its tap saw only the
         // time of the tap before it.

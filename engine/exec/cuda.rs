@@ -3,6 +3,7 @@
 //! as a CUDA graph: a run is one host-to-device copy per input, one graph launch and one
 //! device-to-host copy per output, with no allocation, compilation or host work per layer.
 
+use super::Executor;
 use crate::error::Error;
 use crate::lower::Kernel;
 use crate::plan::{moves_no_data, Plan, Slot, Step};
@@ -345,9 +346,11 @@ impl CudaExecutor {
             stage[t.staged_at..t.staged_at + t.len].copy_from_slice(data);
         }
     }
+}
 
-    /// One run: stage the inputs, replay the graph, wait for the outputs.
-    pub(crate) fn run(&mut self, inputs: &[&[f32]]) -> Result<(), Error> {
+impl Executor for CudaExecutor {
+    /// Stages the inputs, replays the graph, waits for the outputs.
+    fn run(&mut self, _plan: &Plan, inputs: &[&[f32]]) -> Result<(), Error> {
         self.stage_inputs(inputs);
         let Some(graph) = &self.graph else {
             return Err(Error::Cuda(CudaError::Driver {
@@ -363,9 +366,9 @@ impl CudaExecutor {
         Ok(())
     }
 
-    /// One run step by step, outside the graph, showing each step's output to `tap`:
-    /// what `compare --per-layer` checks. Slow (a copy back per step), and allocates.
-    pub(crate) fn run_with(
+    /// Step by step, outside the graph, each step's output copied back for `tap`: what
+    /// `compare --per-layer` checks. Slow (a copy back per step), and allocates.
+    fn run_with(
         &mut self,
         plan: &Plan,
         inputs: &[&[f32]],
@@ -388,39 +391,54 @@ impl CudaExecutor {
         Ok(())
     }
 
-    /// Output `index` of the last run.
-    pub(crate) fn output(&self, index: usize) -> &[f32] {
+    fn output(&self, _plan: &Plan, index: usize) -> &[f32] {
         let t = &self.outputs[index];
         &self.output_stage.as_slice()[t.staged_at..t.staged_at + t.len]
     }
 
-    pub(crate) fn device_name(&self) -> &str {
+    /// The GPU's own time per step (`profile.rs`).
+    fn profile(
+        &mut self,
+        _plan: &Plan,
+        inputs: &[&[f32]],
+        runs: usize,
+    ) -> Result<(Vec<f64>, Option<usize>), Error> {
+        let p = self.profile_steps(inputs, runs)?;
+        Ok((p.seconds, Some(p.queued_ahead)))
+    }
+
+    fn kernels_name(&self) -> &str {
         self.gpu.name()
     }
 
-    /// The device, driver, NVRTC and module kind the session runs on.
-    pub(crate) fn info(&self) -> CudaInfo {
-        CudaInfo {
+    fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The host thread that launches the graph.
+    fn threads(&self) -> usize {
+        1
+    }
+
+    /// The device arena: the plan's, and what fusions moved past it.
+    fn arena_len(&self) -> usize {
+        self.arena.len()
+    }
+
+    /// The kernel launches in the session's graph.
+    fn kernel_count(&self, _plan: &Plan) -> usize {
+        self.steps.iter().map(Vec::len).sum()
+    }
+
+    fn cuda_info(&self) -> Option<CudaInfo> {
+        Some(CudaInfo {
             device: self.gpu.name().to_string(),
             arch: self.gpu.arch().to_string(),
             driver: self.gpu.driver_version(),
             nvrtc: self.nvrtc.version,
             nvrtc_library: self.nvrtc.library.clone(),
             image: self.target.kind.as_str(),
-        }
-    }
-
-    pub(crate) fn precision(&self) -> Precision {
-        self.precision
-    }
-
-    /// Floats in the device arena: the plan's, and what fusions moved past it.
-    pub(crate) fn arena_len(&self) -> usize {
-        self.arena.len()
-    }
-
-    pub(crate) fn kernel_launches(&self) -> usize {
-        self.steps.iter().map(Vec::len).sum()
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::lower::Kernel;
 use crate::plan::{moves_no_data, Plan, Slot, Step};
 use crate::session::Kernels;
-use kestrel_kernels::{Activation, Isa};
+use kestrel_kernels::{Activation, Isa, Precision};
 
 /// The kernel family a session was built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,17 +39,131 @@ impl Backend {
     }
 }
 
-/// Runs a plan: the backend, its per-step prepared kernels (packed weights) and the
-/// scratch they share, all made when the session is built.
-pub(crate) struct Executor {
-    pub backend: Backend,
-    pub threads: usize,
-    prepared: Vec<simd::Prepared>,
-    scratch: Vec<f32>,
+/// What runs a session's plan on one device: the CPU executor or the CUDA one. Each owns
+/// its buffers (the arena, input and output staging), so a session checks the inputs and
+/// delegates everything else.
+pub(crate) trait Executor: Send {
+    /// One run of `plan` on the (checked) `inputs`; the outputs stay readable through
+    /// [`Executor::output`] until the next run.
+    fn run(&mut self, plan: &Plan, inputs: &[&[f32]]) -> Result<(), Error>;
+
+    /// One run that shows `tap` each step's name and output as soon as it is computed.
+    fn run_with(
+        &mut self,
+        plan: &Plan,
+        inputs: &[&[f32]],
+        tap: &mut dyn FnMut(&str, &Slot, &[f32]),
+    ) -> Result<(), Error>;
+
+    /// Output `index` of the last run.
+    fn output(&self, plan: &Plan, index: usize) -> &[f32];
+
+    /// Mean seconds per step over `runs` runs (at least one), in plan order, and on CUDA
+    /// how many runs the host had queued whole before the GPU started them.
+    fn profile(
+        &mut self,
+        plan: &Plan,
+        inputs: &[&[f32]],
+        runs: usize,
+    ) -> Result<(Vec<f64>, Option<usize>), Error>;
+
+    /// `reference`, the SIMD instruction set, or the GPU's name.
+    fn kernels_name(&self) -> &str;
+
+    /// The arithmetic of the convolutions.
+    fn precision(&self) -> Precision {
+        Precision::Fp32
+    }
+
+    /// CPU threads a run uses.
+    fn threads(&self) -> usize;
+
+    /// Floats in the activation arena.
+    fn arena_len(&self) -> usize;
+
+    /// Kernel calls one run makes: by default the steps that move data.
+    fn kernel_count(&self, plan: &Plan) -> usize {
+        plan.steps.iter().filter(|s| !moves_no_data(s)).count()
+    }
+
+    /// The device, driver and NVRTC of a CUDA executor.
+    fn cuda_info(&self) -> Option<crate::CudaInfo> {
+        None
+    }
 }
 
-impl Executor {
-    pub(crate) fn new(plan: &Plan, backend: Backend, threads: usize) -> Result<Executor, Error> {
+/// Runs a plan on the CPU: the backend, its per-step prepared kernels (packed weights),
+/// the scratch they share and the activation arena, all made when the session is built.
+pub(crate) struct CpuExecutor {
+    backend: Backend,
+    threads: usize,
+    prepared: Vec<simd::Prepared>,
+    scratch: Vec<f32>,
+    arena: Vec<f32>,
+}
+
+impl Executor for CpuExecutor {
+    fn run(&mut self, plan: &Plan, inputs: &[&[f32]]) -> Result<(), Error> {
+        self.run_with(plan, inputs, &mut |_, _, _| {})
+    }
+
+    fn run_with(
+        &mut self,
+        plan: &Plan,
+        inputs: &[&[f32]],
+        tap: &mut dyn FnMut(&str, &Slot, &[f32]),
+    ) -> Result<(), Error> {
+        self.load_inputs(plan, inputs);
+        self.execute(plan, tap);
+        Ok(())
+    }
+
+    fn output(&self, plan: &Plan, index: usize) -> &[f32] {
+        let slot = &plan.values[plan.outputs[index]];
+        &self.arena[slot.offset..slot.offset + slot.len]
+    }
+
+    /// The wall time from one step's end to the next's, as `run_with`'s taps see it.
+    fn profile(
+        &mut self,
+        plan: &Plan,
+        inputs: &[&[f32]],
+        runs: usize,
+    ) -> Result<(Vec<f64>, Option<usize>), Error> {
+        let runs = runs.max(1);
+        let mut seconds = vec![0.0; plan.steps.len()];
+        for _ in 0..runs {
+            let (mut k, mut last) = (0, std::time::Instant::now());
+            self.run_with(plan, inputs, &mut |_, _, _| {
+                let now = std::time::Instant::now();
+                seconds[k] += (now - last).as_secs_f64();
+                (k, last) = (k + 1, now);
+            })?;
+        }
+        seconds.iter_mut().for_each(|t| *t /= runs as f64);
+        Ok((seconds, None))
+    }
+
+    fn kernels_name(&self) -> &str {
+        match self.backend {
+            Backend::Reference => "reference",
+            Backend::Simd(isa) => isa.name(),
+        }
+    }
+
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn arena_len(&self) -> usize {
+        self.arena.len()
+    }
+}
+
+impl CpuExecutor {
+    pub(crate) fn new(plan: &Plan, backend: Backend, threads: usize) -> Result<CpuExecutor, Error> {
+        // The arena first: it is the large one, and the one a too-large batch runs out on.
+        let arena = crate::tensor::zeroed(plan.arena_len, "session arena")?;
         let prepared: Vec<simd::Prepared> = match backend {
             Backend::Reference => Vec::new(),
             Backend::Simd(isa) => plan
@@ -64,22 +178,26 @@ impl Executor {
             .max()
             .unwrap_or(0);
         let scratch = crate::tensor::zeroed(scratch_len, "kernel scratch")?;
-        Ok(Executor {
+        Ok(CpuExecutor {
             backend,
             threads,
             prepared,
             scratch,
+            arena,
         })
     }
 
+    /// Copies the (checked) inputs into their arena slots.
+    fn load_inputs(&mut self, plan: &Plan, inputs: &[&[f32]]) {
+        for (i, data) in inputs.iter().enumerate() {
+            let slot = &plan.values[i];
+            self.arena[slot.offset..slot.offset + slot.len].copy_from_slice(data);
+        }
+    }
+
     /// Runs every step; `tap` sees each step's name and output after it is computed.
-    pub(crate) fn execute(
-        &mut self,
-        plan: &Plan,
-        arena: &mut [f32],
-        tap: &mut dyn FnMut(&str, &Slot, &[f32]),
-    ) {
-        let arena = Arena::new(arena);
+    fn execute(&mut self, plan: &Plan, tap: &mut dyn FnMut(&str, &Slot, &[f32])) {
+        let arena = Arena::new(&mut self.arena);
         for (s, step) in plan.steps.iter().enumerate() {
             if !moves_no_data(step) {
                 // SAFETY: the planner gives a step's output a range disjoint from the ranges
@@ -144,7 +262,7 @@ impl<'a> Io<'a> {
     /// Input `i` of the step, read-only.
     pub(crate) fn input(&self, i: usize) -> &'a [f32] {
         // SAFETY: inputs are only read while the step runs, and no input range overlaps
-        // the step's output (see `Executor::execute`).
+        // the step's output (see `CpuExecutor::execute`).
         unsafe { self.arena.read(&self.plan.values[self.step.inputs[i]]) }
     }
 }

@@ -18,7 +18,7 @@ const HOLD_MARGIN: Duration = Duration::from_micros(20);
 /// launch gaps, and `Profile::queued_ahead` counts it out.
 const HOLD_MAX: Duration = Duration::from_millis(20);
 
-/// What [`CudaExecutor::profile`] measured.
+/// What [`CudaExecutor::profile_steps`] measured.
 pub(crate) struct Profile {
     /// Mean GPU seconds per step, in plan order; 0 for steps with no launches.
     pub seconds: Vec<f64>,
@@ -34,7 +34,11 @@ impl CudaExecutor {
     /// marks are the steps' times. Nothing is copied out: the outputs of the last `run`
     /// stay as they were. A run the GPU started before the host had queued it all
     /// is run again with a longer hold, up to `HOLD_MAX`.
-    pub(crate) fn profile(&mut self, inputs: &[&[f32]], runs: usize) -> Result<Profile, Error> {
+    pub(crate) fn profile_steps(
+        &mut self,
+        inputs: &[&[f32]],
+        runs: usize,
+    ) -> Result<Profile, Error> {
         let compiler = Compiler::new(self.gpu.arch(), k::cuda::compile::default_cache_dir())?;
         // The steps that launch anything; mark m + 1 follows marked[m]'s launches.
         let marked: Vec<usize> = (0..self.steps.len())
