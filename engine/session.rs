@@ -146,7 +146,37 @@ impl Session {
     /// returns views of the outputs, valid until the next run.
     pub fn run(&mut self, inputs: &[&[f32]]) -> Result<Outputs<'_>, Error> {
         self.check_inputs(inputs)?;
-        self.executor.run(&self.plan, inputs)?;
+        self.executor.run(&self.plan, &inputs)?;
+        Ok(Outputs { session: self })
+    }
+
+    /// Runs the model on inputs that carry their shapes, one per graph input in
+    /// [`Session::input_names`] order: each shape must be the session's
+    /// ([`Session::input_shape`]), or the error names the input and both shapes. Like
+    /// `run`, allocates nothing.
+    pub fn run_tensors(&mut self, inputs: &[TensorView<'_>]) -> Result<Outputs<'_>, Error> {
+        self.check_count(inputs.len())?;
+        for (i, input) in inputs.iter().enumerate() {
+            let expected = &self.plan.values[i].shape;
+            if input.shape != &expected[..] {
+                return Err(Error::Input {
+                    name: self.input_names[i].clone(),
+                    detail: format!("expected shape {expected:?}, got {:?}", input.shape),
+                });
+            }
+            let elems = input.shape.iter().product::<usize>();
+            if input.data.len() != elems {
+                return Err(Error::Input {
+                    name: self.input_names[i].clone(),
+                    detail: format!(
+                        "shape {:?} holds {elems} values, the data has {}",
+                        input.shape,
+                        input.data.len()
+                    ),
+                });
+            }
+        }
+        self.executor.run(&self.plan, &inputs)?;
         Ok(Outputs { session: self })
     }
 
@@ -183,21 +213,25 @@ impl Session {
                 },
             )
         };
-        self.executor.run_with(&self.plan, inputs, &mut show)?;
+        self.executor.run_with(&self.plan, &inputs, &mut show)?;
         Ok(Outputs { session: self })
     }
 
-    fn check_inputs(&self, inputs: &[&[f32]]) -> Result<(), Error> {
-        if inputs.len() != self.input_names.len() {
-            return Err(Error::Input {
+    fn check_count(&self, count: usize) -> Result<(), Error> {
+        match count == self.input_names.len() {
+            true => Ok(()),
+            false => Err(Error::Input {
                 name: self.input_names.join(", "),
                 detail: format!(
-                    "the model takes {} input(s), got {}",
-                    self.input_names.len(),
-                    inputs.len()
+                    "the model takes {} input(s), got {count}",
+                    self.input_names.len()
                 ),
-            });
+            }),
         }
+    }
+
+    fn check_inputs(&self, inputs: &[&[f32]]) -> Result<(), Error> {
+        self.check_count(inputs.len())?;
         for (i, data) in inputs.iter().enumerate() {
             let slot = &self.plan.values[i];
             if data.len() != slot.len {
@@ -224,6 +258,11 @@ impl Session {
     /// The names of the graph's inputs, in the order `run` takes them.
     pub fn input_names(&self) -> &[String] {
         &self.input_names
+    }
+
+    /// The position of the input named `name` in the order `run` takes them, or None.
+    pub fn input_index(&self, name: &str) -> Option<usize> {
+        self.input_names.iter().position(|n| n == name)
     }
 
     /// The names of the graph's outputs, in order.
@@ -398,7 +437,7 @@ impl Session {
     pub fn profile_steps(&mut self, inputs: &[&[f32]], runs: usize) -> Result<StepTimes, Error> {
         self.check_inputs(inputs)?;
         let runs = runs.max(1);
-        let (seconds, queued_ahead) = self.executor.profile(&self.plan, inputs, runs)?;
+        let (seconds, queued_ahead) = self.executor.profile(&self.plan, &inputs, runs)?;
         let mut times = StepTimes {
             seconds,
             runs,

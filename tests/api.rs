@@ -5,7 +5,7 @@ mod common;
 
 use common::fixture;
 use kestrel::compare::{ATOL, DEFAULT_RTOL};
-use kestrel::{Device, Model, Precision, SessionOptions};
+use kestrel::{Device, Error, Model, Precision, SessionOptions, TensorView};
 
 #[test]
 fn devices_parse_from_the_names_they_print() {
@@ -96,5 +96,70 @@ fn bad_session_options_name_the_option() {
             Err(other) => panic!("{want}: not BadOption: {other:?}"),
             Ok(_) => panic!("{want}: a session was built"),
         }
+    }
+}
+
+#[test]
+fn shaped_inputs_run_as_slices_do_and_bad_ones_name_the_input() {
+    let model = Model::load(fixture("cifarnet")).unwrap();
+    let mut session = model
+        .session(&SessionOptions {
+            batch: 2,
+            ..SessionOptions::default()
+        })
+        .unwrap();
+    assert_eq!(session.input_index("input"), Some(0));
+    assert_eq!(session.input_index("nope"), None);
+    let shape = [2, 3, 32, 32];
+    let data: Vec<f32> = (0..2 * 3 * 32 * 32)
+        .map(|i| (i % 11) as f32 * 0.1)
+        .collect();
+    let plain = session.run(&[&data]).unwrap().get(0).unwrap().to_tensor();
+    let view = TensorView {
+        shape: &shape,
+        data: &data,
+    };
+    let shaped = session
+        .run_tensors(&[view])
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_tensor();
+    assert_eq!(plain, shaped);
+
+    let bad = |shape: &[usize], data: &[f32], count: usize| {
+        let views = vec![TensorView { shape, data }; count];
+        match session_error(&model, &views) {
+            Error::Input { name, detail } => format!("{name}: {detail}"),
+            other => panic!("not an input error: {other:?}"),
+        }
+    };
+    // Wrong rank, wrong shape (the same number of values), wrong count, data not the shape.
+    let rank = bad(&[2, 3, 1024], &data, 1);
+    assert!(
+        rank.contains("input: expected shape [2, 3, 32, 32], got [2, 3, 1024]"),
+        "{rank}"
+    );
+    let swapped = bad(&[2, 32, 32, 3], &data, 1);
+    assert!(swapped.contains("got [2, 32, 32, 3]"), "{swapped}");
+    let count = bad(&shape, &data, 2);
+    assert!(count.contains("takes 1 input(s), got 2"), "{count}");
+    let short = bad(&shape, &data[1..], 1);
+    assert!(
+        short.contains("holds 6144 values, the data has 6143"),
+        "{short}"
+    );
+}
+
+fn session_error(model: &Model, views: &[TensorView<'_>]) -> Error {
+    let mut session = model
+        .session(&SessionOptions {
+            batch: 2,
+            ..SessionOptions::default()
+        })
+        .unwrap();
+    match session.run_tensors(views) {
+        Err(e) => e,
+        Ok(_) => panic!("ran with bad inputs"),
     }
 }

@@ -3,7 +3,7 @@
 //! as a CUDA graph: a run is one host-to-device copy per input, one graph launch and one
 //! device-to-host copy per output, with no allocation, compilation or host work per layer.
 
-use super::Executor;
+use super::{Executor, Inputs};
 use crate::error::Error;
 use crate::lower::Kernel;
 use crate::plan::{moves_no_data, Plan, Slot, Step};
@@ -340,17 +340,17 @@ impl CudaExecutor {
     }
 
     /// Copies the caller's inputs into the pinned buffer the captured copies read.
-    fn stage_inputs(&mut self, inputs: &[&[f32]]) {
+    fn stage_inputs(&mut self, inputs: &dyn Inputs) {
         let stage = self.input_stage.as_mut_slice();
-        for (t, data) in self.inputs.iter().zip(inputs) {
-            stage[t.staged_at..t.staged_at + t.len].copy_from_slice(data);
+        for (i, t) in self.inputs.iter().enumerate() {
+            stage[t.staged_at..t.staged_at + t.len].copy_from_slice(inputs.data(i));
         }
     }
 }
 
 impl Executor for CudaExecutor {
     /// Stages the inputs, replays the graph, waits for the outputs.
-    fn run(&mut self, _plan: &Plan, inputs: &[&[f32]]) -> Result<(), Error> {
+    fn run(&mut self, _plan: &Plan, inputs: &dyn Inputs) -> Result<(), Error> {
         self.stage_inputs(inputs);
         let Some(graph) = &self.graph else {
             return Err(Error::Cuda(CudaError::Driver {
@@ -371,7 +371,7 @@ impl Executor for CudaExecutor {
     fn run_with(
         &mut self,
         plan: &Plan,
-        inputs: &[&[f32]],
+        inputs: &dyn Inputs,
         tap: &mut dyn FnMut(&str, &Slot, &[f32]),
     ) -> Result<(), Error> {
         self.stage_inputs(inputs);
@@ -400,7 +400,7 @@ impl Executor for CudaExecutor {
     fn profile(
         &mut self,
         _plan: &Plan,
-        inputs: &[&[f32]],
+        inputs: &dyn Inputs,
         runs: usize,
     ) -> Result<(Vec<f64>, Option<usize>), Error> {
         let p = self.profile_steps(inputs, runs)?;

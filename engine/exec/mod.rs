@@ -39,19 +39,38 @@ impl Backend {
     }
 }
 
+/// The caller's inputs, one per graph input, as the executors read them: plain slices
+/// (`Session::run`) or shaped views (`Session::run_tensors`), already checked.
+pub(crate) trait Inputs {
+    /// Input `i`'s values.
+    fn data(&self, i: usize) -> &[f32];
+}
+
+impl Inputs for &[&[f32]] {
+    fn data(&self, i: usize) -> &[f32] {
+        self[i]
+    }
+}
+
+impl Inputs for &[crate::TensorView<'_>] {
+    fn data(&self, i: usize) -> &[f32] {
+        self[i].data
+    }
+}
+
 /// What runs a session's plan on one device: the CPU executor or the CUDA one. Each owns
 /// its buffers (the arena, input and output staging), so a session checks the inputs and
 /// delegates everything else.
 pub(crate) trait Executor: Send {
     /// One run of `plan` on the (checked) `inputs`; the outputs stay readable through
     /// [`Executor::output`] until the next run.
-    fn run(&mut self, plan: &Plan, inputs: &[&[f32]]) -> Result<(), Error>;
+    fn run(&mut self, plan: &Plan, inputs: &dyn Inputs) -> Result<(), Error>;
 
     /// One run that shows `tap` each step's name and output as soon as it is computed.
     fn run_with(
         &mut self,
         plan: &Plan,
-        inputs: &[&[f32]],
+        inputs: &dyn Inputs,
         tap: &mut dyn FnMut(&str, &Slot, &[f32]),
     ) -> Result<(), Error>;
 
@@ -63,7 +82,7 @@ pub(crate) trait Executor: Send {
     fn profile(
         &mut self,
         plan: &Plan,
-        inputs: &[&[f32]],
+        inputs: &dyn Inputs,
         runs: usize,
     ) -> Result<(Vec<f64>, Option<usize>), Error>;
 
@@ -103,14 +122,14 @@ pub(crate) struct CpuExecutor {
 }
 
 impl Executor for CpuExecutor {
-    fn run(&mut self, plan: &Plan, inputs: &[&[f32]]) -> Result<(), Error> {
+    fn run(&mut self, plan: &Plan, inputs: &dyn Inputs) -> Result<(), Error> {
         self.run_with(plan, inputs, &mut |_, _, _| {})
     }
 
     fn run_with(
         &mut self,
         plan: &Plan,
-        inputs: &[&[f32]],
+        inputs: &dyn Inputs,
         tap: &mut dyn FnMut(&str, &Slot, &[f32]),
     ) -> Result<(), Error> {
         self.load_inputs(plan, inputs);
@@ -127,7 +146,7 @@ impl Executor for CpuExecutor {
     fn profile(
         &mut self,
         plan: &Plan,
-        inputs: &[&[f32]],
+        inputs: &dyn Inputs,
         runs: usize,
     ) -> Result<(Vec<f64>, Option<usize>), Error> {
         let runs = runs.max(1);
@@ -188,10 +207,10 @@ impl CpuExecutor {
     }
 
     /// Copies the (checked) inputs into their arena slots.
-    fn load_inputs(&mut self, plan: &Plan, inputs: &[&[f32]]) {
-        for (i, data) in inputs.iter().enumerate() {
+    fn load_inputs(&mut self, plan: &Plan, inputs: &dyn Inputs) {
+        for i in 0..plan.inputs {
             let slot = &plan.values[i];
-            self.arena[slot.offset..slot.offset + slot.len].copy_from_slice(data);
+            self.arena[slot.offset..slot.offset + slot.len].copy_from_slice(inputs.data(i));
         }
     }
 

@@ -1,7 +1,7 @@
 //! Per-step GPU times of a CUDA session (`bench --per-layer`): the steps queued behind a
 //! spin kernel, so they run back to back as in the graph, with events between them.
 
-use super::{CudaExecutor, Error};
+use super::{CudaExecutor, Error, Inputs};
 use kestrel_kernels as k;
 use kestrel_kernels::cuda::compile::Compiler;
 use kestrel_kernels::cuda::device::Timer;
@@ -36,7 +36,7 @@ impl CudaExecutor {
     /// is run again with a longer hold, up to `HOLD_MAX`.
     pub(crate) fn profile_steps(
         &mut self,
-        inputs: &[&[f32]],
+        inputs: &dyn Inputs,
         runs: usize,
     ) -> Result<Profile, Error> {
         let compiler = Compiler::new(self.gpu.arch(), k::cuda::compile::default_cache_dir())?;
