@@ -16,7 +16,7 @@
 pub mod compare;
 pub mod error;
 mod exec;
-pub mod graph;
+mod graph;
 mod lower;
 mod model;
 mod passes;
@@ -27,6 +27,9 @@ mod weights;
 
 pub use error::{Error, GraphError};
 pub use exec::cuda::{CudaBuild, CudaInfo, CudaKernel};
+/// The graph IR is internal: build graphs in code with [`GraphDef`]; what a model holds is
+/// read through [`Model::inputs`], [`Model::output_names`] and [`Model::layers`].
+pub use graph::{GraphInput, OP_NAMES};
 pub use kestrel_kernels::cuda::CudaError;
 pub use kestrel_kernels::{Isa, Precision};
 pub use kestrel_loader::{GraphDef, InputDef, NodeDef};

@@ -107,7 +107,8 @@ impl Model {
     }
 
     /// The validated graph.
-    pub fn graph(&self) -> &Graph {
+    #[cfg(test)]
+    pub(crate) fn graph(&self) -> &Graph {
         &self.graph
     }
 

@@ -99,12 +99,8 @@ fn a_cycle() {
 #[test]
 fn nodes_out_of_order_are_sorted() {
     let model = build(|g| g["nodes"].as_array_mut().unwrap().reverse()).unwrap();
-    let names: Vec<&str> = model
-        .graph()
-        .nodes
-        .iter()
-        .map(|n| n.name.as_str())
-        .collect();
+    let layers = model.layers(1).unwrap();
+    let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["conv", "relu", "flatten", "fc"]);
 }
 

@@ -74,7 +74,7 @@ fn check(name: &str, batch: usize, optimize: bool, kernels: Kernels, threads: us
 #[test]
 fn every_fixture_matches_pytorch_at_every_layer() {
     for name in FIXTURES {
-        let nodes = Model::load(fixture(name)).unwrap().graph().nodes.len();
+        let nodes = Model::load(fixture(name)).unwrap().layers(1).unwrap().len();
         for batch in [1, 3] {
             for kernels in all_kernels() {
                 for threads in [1, 2] {
@@ -99,8 +99,8 @@ fn all_kernels() -> Vec<Kernels> {
 fn allops_exercises_every_op() {
     let model = Model::load(fixture("allops")).unwrap();
     let ops: std::collections::BTreeSet<&str> =
-        model.graph().nodes.iter().map(|n| n.op.name()).collect();
-    for op in kestrel::graph::OP_NAMES {
+        model.layers(1).unwrap().iter().map(|l| l.op).collect();
+    for op in kestrel::OP_NAMES {
         if !matches!(*op, "identity" | "dropout") {
             assert!(ops.contains(op), "allops has no {op} node (it has {ops:?})");
         }
