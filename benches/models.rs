@@ -12,15 +12,15 @@ fn models(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut group = c.benchmark_group("model");
     group.sample_size(20);
-    let cpu = |kernels, threads| SessionOptions {
-        kernels,
-        threads,
-        ..SessionOptions::default()
+    let cpu = |kernels, threads| {
+        SessionOptions::default()
+            .with_kernels(kernels)
+            .with_threads(threads)
     };
-    let cuda = |precision| SessionOptions {
-        device: Device::Cuda(0),
-        precision,
-        ..SessionOptions::default()
+    let cuda = |precision| {
+        SessionOptions::default()
+            .with_device(Device::Cuda(0))
+            .with_precision(precision)
     };
     let configs = [
         cpu(Kernels::Auto, 1),

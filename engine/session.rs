@@ -47,8 +47,11 @@ impl std::fmt::Display for Device {
     }
 }
 
-/// How to build a session.
+/// How to build a session: `SessionOptions::default()` (CPU, batch 1, one thread, the
+/// graph passes on, the best kernels, fp32), then the `with_*` setters. Non-exhaustive, so
+/// that new options do not break callers: build it from `default()`, not a struct literal.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SessionOptions {
     /// Where the session runs.
     pub device: Device,
@@ -68,6 +71,34 @@ pub struct SessionOptions {
     /// The arithmetic of the convolutions on CUDA: fp32, or tf32/fp16 on tensor cores with
     /// fp32 accumulation (inputs and outputs stay f32). The CPU runs fp32 only.
     pub precision: Precision,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        impl SessionOptions {
+            $($(#[$doc])* pub fn $name(mut self, value: $ty) -> SessionOptions {
+                self.$field = value;
+                self
+            })*
+        }
+    };
+}
+
+setters! {
+    /// Where the session runs.
+    with_device: device: Device;
+    /// The batch size every run takes.
+    with_batch: batch: usize;
+    /// Whether the graph passes run.
+    with_optimize: optimize: bool;
+    /// Threads one run may use.
+    with_threads: threads: usize;
+    /// Which CPU kernels run the session.
+    with_kernels: kernels: Kernels;
+    /// Where compiled CUDA kernels are kept.
+    with_cuda_cache: cuda_cache: Option<PathBuf>;
+    /// The convolutions' arithmetic on CUDA.
+    with_precision: precision: Precision;
 }
 
 /// The CPU kernels a session runs.

@@ -45,10 +45,7 @@ fn compare(model_path: &Path, ref_path: &Path) -> Result<bool, Box<dyn std::erro
     // checked against the model's so that a file made for another model says so.
     let (shape, input) = tensor("input")?;
     let batch = model.check_input_shape(0, shape)?;
-    let mut session = model.session(&SessionOptions {
-        batch,
-        ..SessionOptions::default()
-    })?;
+    let mut session = model.session(&SessionOptions::default().with_batch(batch))?;
     // run_with shows each layer's output as soon as it is computed. Layers the session
     // fused away (a batch norm folded into its conv) have no output of their own.
     let (mut compared, mut over) = (0, Vec::new());

@@ -56,11 +56,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // Loaded once: a Model is Send + Sync, so the workers borrow it.
     let model = Model::load(&args.model)?;
     // One thread per session: the workers are the parallelism, not the kernels.
-    let opts = SessionOptions {
-        device: args.device,
-        threads: 1,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default()
+        .with_device(args.device)
+        .with_threads(1);
     // Every session is built and warmed before the clock starts: building one compiles
     // nothing later, and the first runs fault in the arena and load the caches.
     let mut sessions = Vec::with_capacity(args.workers);

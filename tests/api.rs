@@ -28,10 +28,7 @@ fn devices_parse_from_the_names_they_print() {
 fn input_shape_past_the_inputs_is_none() {
     let model = Model::load(fixture("cifarnet")).unwrap();
     let session = model
-        .session(&SessionOptions {
-            batch: 2,
-            ..SessionOptions::default()
-        })
+        .session(&SessionOptions::default().with_batch(2))
         .unwrap();
     assert_eq!(session.input_shape(0), Some(&[2, 3, 32, 32][..]));
     // The plan's next value is a node's output: never handed out as an input's shape.
@@ -66,26 +63,11 @@ fn the_default_tolerance_is_fp32s() {
 fn bad_session_options_name_the_option() {
     let model = Model::load(fixture("cifarnet")).unwrap();
     let cases = [
-        (
-            "batch",
-            SessionOptions {
-                batch: 0,
-                ..SessionOptions::default()
-            },
-        ),
-        (
-            "threads",
-            SessionOptions {
-                threads: 0,
-                ..SessionOptions::default()
-            },
-        ),
+        ("batch", SessionOptions::default().with_batch(0)),
+        ("threads", SessionOptions::default().with_threads(0)),
         (
             "precision",
-            SessionOptions {
-                precision: Precision::Fp16,
-                ..SessionOptions::default()
-            },
+            SessionOptions::default().with_precision(Precision::Fp16),
         ),
     ];
     for (want, opts) in cases {
@@ -103,10 +85,7 @@ fn bad_session_options_name_the_option() {
 fn shaped_inputs_run_as_slices_do_and_bad_ones_name_the_input() {
     let model = Model::load(fixture("cifarnet")).unwrap();
     let mut session = model
-        .session(&SessionOptions {
-            batch: 2,
-            ..SessionOptions::default()
-        })
+        .session(&SessionOptions::default().with_batch(2))
         .unwrap();
     assert_eq!(session.input_index("input"), Some(0));
     assert_eq!(session.input_index("nope"), None);
@@ -153,13 +132,35 @@ fn shaped_inputs_run_as_slices_do_and_bad_ones_name_the_input() {
 
 fn session_error(model: &Model, views: &[TensorView<'_>]) -> Error {
     let mut session = model
-        .session(&SessionOptions {
-            batch: 2,
-            ..SessionOptions::default()
-        })
+        .session(&SessionOptions::default().with_batch(2))
         .unwrap();
     match session.run_tensors(views) {
         Err(e) => e,
         Ok(_) => panic!("ran with bad inputs"),
     }
+}
+
+#[test]
+fn options_are_built_from_default_with_setters() {
+    let opts = SessionOptions::default()
+        .with_device(Device::Cuda(1))
+        .with_batch(3)
+        .with_optimize(false)
+        .with_threads(2)
+        .with_kernels(kestrel::Kernels::Reference)
+        .with_cuda_cache(Some("/tmp/k".into()))
+        .with_precision(Precision::Tf32);
+    assert_eq!(opts.device, Device::Cuda(1));
+    assert_eq!((opts.batch, opts.optimize, opts.threads), (3, false, 2));
+    assert_eq!(opts.kernels, kestrel::Kernels::Reference);
+    assert_eq!(
+        opts.cuda_cache.as_deref(),
+        Some(std::path::Path::new("/tmp/k"))
+    );
+    assert_eq!(opts.precision, Precision::Tf32);
+    let default = SessionOptions::default();
+    assert_eq!(
+        (default.device, default.batch, default.threads),
+        (Device::Cpu, 1, 1)
+    );
 }

@@ -253,10 +253,7 @@ fn inputs_of_the_wrong_rank_channels_or_size() {
     );
     assert!(s.run(&[]).is_err());
     assert!(model
-        .session(&SessionOptions {
-            batch: 0,
-            ..Default::default()
-        })
+        .session(&SessionOptions::default().with_batch(0))
         .is_err());
 }
 
@@ -278,21 +275,16 @@ fn a_file_without_a_graph_loads_as_weights_only() {
 fn a_graph_built_in_code_binds_weights_by_name_and_runs() {
     use kestrel_kernels::{activation, conv2d, linear};
     let model = tiny_model();
-    let opts = SessionOptions {
-        batch: 2,
-        kernels: kestrel::Kernels::Reference,
-        ..Default::default()
-    };
+    let opts = SessionOptions::default()
+        .with_batch(2)
+        .with_kernels(kestrel::Kernels::Reference);
     let mut s = model.session(&opts).unwrap();
     let input: Vec<f32> = (0..100).map(|i| (i as f32 - 50.0) / 25.0).collect();
     let out = s.run(&[&input]).unwrap();
     let y = out.get(0).unwrap();
     assert_eq!(y.shape, [2, 3]);
     let mut fast = model
-        .session(&SessionOptions {
-            batch: 2,
-            ..Default::default()
-        })
+        .session(&SessionOptions::default().with_batch(2))
         .unwrap();
     let fast_out = fast.run(&[&input]).unwrap().get(0).unwrap().to_tensor();
     // The SIMD kernels sum in another order than the f64 reference: rel 1e-5.
@@ -349,10 +341,7 @@ fn a_graph_built_in_code_binds_weights_by_name_and_runs() {
 #[test]
 fn arena_larger_than_memory_is_an_error() {
     let model = Model::load(common::fixture("cifarnet")).unwrap();
-    let opts = kestrel::SessionOptions {
-        batch: 1 << 21,
-        ..Default::default()
-    };
+    let opts = kestrel::SessionOptions::default().with_batch(1 << 21);
     let always =
         std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|s| s.trim() == "1");
     match model.session(&opts) {

@@ -26,10 +26,7 @@ fn eight_threads_sharing_a_model_match_a_lone_run_bit_for_bit() {
             let (model, inputs, expected) = (&model, &inputs, &expected);
             scope.spawn(move || {
                 // Half the sessions ask for 2 threads: they share the one worker pool.
-                let opts = SessionOptions {
-                    threads: 1 + t % 2,
-                    ..SessionOptions::default()
-                };
+                let opts = SessionOptions::default().with_threads(1 + t % 2);
                 let mut session = model.session(&opts).unwrap();
                 for r in 0..RUNS {
                     let i = (t * 13 + r * 7) % INPUTS;

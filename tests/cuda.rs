@@ -13,13 +13,11 @@ use kestrel_loader::read_tensors;
 use std::process::Command;
 
 fn cuda_opts(batch: usize, optimize: bool) -> SessionOptions {
-    SessionOptions {
-        device: Device::Cuda(0),
-        batch,
-        optimize,
-        cuda_cache: Some(temp_path("cuda-cache")),
-        ..SessionOptions::default()
-    }
+    SessionOptions::default()
+        .with_device(Device::Cuda(0))
+        .with_batch(batch)
+        .with_optimize(optimize)
+        .with_cuda_cache(Some(temp_path("cuda-cache")))
 }
 
 /// Every kernel specialisation the fixtures need compiles with NVRTC to CUBIN for the
@@ -46,13 +44,11 @@ fn nvrtc_compiles_every_fixture_kernel() {
                 (1, true, Precision::Fp16),
             ];
             for (batch, optimize, precision) in runs {
-                let opts = SessionOptions {
-                    batch,
-                    optimize,
-                    precision,
-                    cuda_cache: Some(cache.clone()),
-                    ..SessionOptions::default()
-                };
+                let opts = SessionOptions::default()
+                    .with_batch(batch)
+                    .with_optimize(optimize)
+                    .with_precision(precision)
+                    .with_cuda_cache(Some(cache.clone()));
                 let label = format!("{arch} {name} b{batch} optimize={optimize} {precision}");
                 let build = match model.compile_cuda(&opts, arch) {
                     Ok(build) => build,
@@ -88,10 +84,7 @@ fn nvrtc_compiles_every_fixture_kernel() {
     }
     // The second pass finds every module in the disk cache.
     let model = Model::load(fixture("resnet18")).unwrap();
-    let opts = SessionOptions {
-        cuda_cache: Some(cache.clone()),
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default().with_cuda_cache(Some(cache.clone()));
     assert!(model.compile_cuda(&opts, "sm_90").unwrap().modules > 0);
     let _ = std::fs::remove_dir_all(&cache);
 }
@@ -172,10 +165,7 @@ fn fixtures_match_pytorch_in_every_precision_on_cuda() {
             .into_iter()
             .flat_map(|b| [Precision::Tf32, Precision::Fp16].map(|p| (b, p)))
         {
-            let opts = SessionOptions {
-                precision,
-                ..cuda_opts(batch, true)
-            };
+            let opts = (cuda_opts(batch, true)).with_precision(precision);
             let Some(mut session) = cuda_session_or_skip(&model, &opts) else {
                 return;
             };
@@ -232,10 +222,7 @@ fn no_gpu_is_a_clear_error() {
         }
     }
     // A device ordinal that cannot exist is refused the same way, GPU or not.
-    let opts = SessionOptions {
-        device: Device::Cuda(1000),
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default().with_device(Device::Cuda(1000));
     let msg = model.session(&opts).err().unwrap().to_string();
     assert!(msg.starts_with("no CUDA device: "), "{msg}");
 }
@@ -299,10 +286,8 @@ fn info_lists_each_kernels_registers_and_shared_memory() {
 #[test]
 fn too_large_for_32_bit_indexing_is_an_error() {
     let model = Model::load(fixture("cifarnet")).unwrap();
-    let opts = SessionOptions {
-        batch: 500_000, // conv1's output: 500k x 6 x 28 x 28 > 2^31
-        ..SessionOptions::default()
-    };
+    // conv1's output: 500k x 6 x 28 x 28 > 2^31
+    let opts = SessionOptions::default().with_batch(500_000);
     let msg = model.compile_cuda(&opts, "sm_90").unwrap_err().to_string();
     assert!(msg.contains("conv1") && msg.contains("32-bit"), "{msg}");
 }

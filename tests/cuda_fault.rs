@@ -18,10 +18,7 @@ fn a_session_after_a_device_fault_is_refused_with_the_reason() {
         DriverError(CUresult::CUDA_ERROR_ILLEGAL_ADDRESS),
     );
     assert!(matches!(fault, CudaError::Fault { .. }), "{fault:?}");
-    let opts = SessionOptions {
-        device: Device::Cuda(0),
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default().with_device(Device::Cuda(0));
     let err = model.session(&opts).err().expect("a session after a fault");
     assert!(
         matches!(err, Error::Cuda(CudaError::ContextLost { .. })),

@@ -17,13 +17,11 @@ fn check(name: &str, batch: usize, optimize: bool, kernels: Kernels, threads: us
     let refs = read_tensors(&reference(name, batch)).unwrap();
     let input = refs.tensors["input"].data.clone().unwrap();
     assert_eq!(refs.tensors["input"].shape[0], batch);
-    let opts = SessionOptions {
-        batch,
-        optimize,
-        kernels,
-        threads,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default()
+        .with_batch(batch)
+        .with_optimize(optimize)
+        .with_kernels(kernels)
+        .with_threads(threads);
     let name = &format!("{name} {kernels:?} threads={threads}");
     let mut session = model.session(&opts).unwrap();
     let mut compared = 0;
@@ -111,10 +109,7 @@ fn allops_exercises_every_op() {
 fn batch_norm_folding_removes_nodes_and_keeps_outputs() {
     let model = Model::load(fixture("resnet18")).unwrap();
     let plain = model
-        .session(&SessionOptions {
-            optimize: false,
-            ..Default::default()
-        })
+        .session(&SessionOptions::default().with_optimize(false))
         .unwrap();
     let folded = model.session(&SessionOptions::default()).unwrap();
     assert!(folded.kernel_count() < plain.kernel_count());

@@ -18,10 +18,7 @@ fn rss() -> usize {
 
 fn cycle(bytes: &[u8], threads: usize, x: &[f32]) -> f32 {
     let model = Model::from_bytes("cifarnet", bytes).unwrap();
-    let opts = SessionOptions {
-        threads,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default().with_threads(threads);
     let mut session = model.session(&opts).unwrap();
     session.run(&[x]).unwrap().get(0).unwrap().data[0]
 }

@@ -42,13 +42,11 @@ fn layers(
     threads: usize,
     x: &[f32],
 ) -> Vec<(String, Vec<f32>)> {
-    let opts = SessionOptions {
-        batch,
-        kernels,
-        threads,
-        optimize: false,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default()
+        .with_batch(batch)
+        .with_kernels(kernels)
+        .with_threads(threads)
+        .with_optimize(false);
     let mut session = model.session(&opts).unwrap();
     let mut out = Vec::new();
     session

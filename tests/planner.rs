@@ -43,15 +43,12 @@ fn a_concat_assembled_in_place_matches_one_copied() {
     let image: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
     let pair: Vec<f32> = image.iter().chain(&image).copied().collect();
     for kernels in [Kernels::Reference, Kernels::Auto] {
-        let one = SessionOptions {
-            kernels,
-            ..Default::default()
-        };
+        let one = SessionOptions::default().with_kernels(kernels);
         let mut s1 = model.session(&one).unwrap();
         // a, b (relu fused) and c compute; the concat is assembled by a and b in place.
         assert_eq!(s1.kernel_count(), 3);
         let y1 = s1.run(&[&image]).unwrap().get(0).unwrap().to_tensor();
-        let mut s2 = model.session(&SessionOptions { batch: 2, ..one }).unwrap();
+        let mut s2 = model.session(&one.with_batch(2)).unwrap();
         assert_eq!(s2.kernel_count(), 4, "at batch 2 the concat copies");
         let y2 = s2.run(&[&pair]).unwrap().get(0).unwrap().to_tensor();
         assert_eq!(y1.data(), &y2.data()[..y1.data().len()], "{kernels:?}");
@@ -100,11 +97,9 @@ fn activations_hoist_over_max_pools_only() {
     ] {
         let model = conv_pool_act(pool, twice);
         let run = |optimize: bool| {
-            let opts = SessionOptions {
-                optimize,
-                kernels: Kernels::Reference,
-                ..Default::default()
-            };
+            let opts = SessionOptions::default()
+                .with_optimize(optimize)
+                .with_kernels(Kernels::Reference);
             let mut s = model.session(&opts).unwrap();
             let out = s.run(&[&image]).unwrap();
             let data: Vec<Vec<f32>> = out.iter().map(|t| t.data.to_vec()).collect();

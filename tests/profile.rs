@@ -7,11 +7,9 @@ use common::{fixture, tiny_model};
 use kestrel::{Model, SessionOptions};
 
 fn opts(batch: usize, optimize: bool) -> SessionOptions {
-    SessionOptions {
-        batch,
-        optimize,
-        ..SessionOptions::default()
-    }
+    SessionOptions::default()
+        .with_batch(batch)
+        .with_optimize(optimize)
 }
 
 /// (name, kernel, bytes) of every step.

@@ -94,13 +94,11 @@ fn run(model: &Model, opts: &SessionOptions, inputs: &[Vec<f32>]) -> Ran {
 }
 
 fn opts(g: &RandomGraph, kernels: Kernels, optimize: bool, threads: usize) -> SessionOptions {
-    SessionOptions {
-        batch: g.batch,
-        kernels,
-        optimize,
-        threads,
-        ..Default::default()
-    }
+    SessionOptions::default()
+        .with_batch(g.batch)
+        .with_kernels(kernels)
+        .with_optimize(optimize)
+        .with_threads(threads)
 }
 
 /// `max|got − want| ≤ DEFAULT_RTOL · max|want| + ATOL`: the documented tolerance, which also

@@ -15,10 +15,7 @@ fn input(len: usize) -> Vec<f32> {
 #[test]
 fn warm_up_leaves_results_unchanged() {
     let model = Model::load(fixture("resnet18")).unwrap();
-    let opts = SessionOptions {
-        threads: 2,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default().with_threads(2);
     let mut cold = model.session(&opts).unwrap();
     let x = input(cold.input_shape(0).unwrap().iter().product());
     let want = cold.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
@@ -31,10 +28,7 @@ fn warm_up_leaves_results_unchanged() {
 #[test]
 fn pinned_threads_stay_on_their_cores_and_compute_the_same() {
     let model = Model::load(fixture("resnet18")).unwrap();
-    let opts = SessionOptions {
-        threads: 2,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default().with_threads(2);
     let x = input(3 * 64 * 48);
     let want = {
         let mut s = model.session(&opts).unwrap();

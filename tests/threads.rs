@@ -12,10 +12,7 @@ use std::sync::Arc;
 #[test]
 fn concurrent_multithreaded_sessions_match_a_lone_run() {
     let model = Arc::new(Model::load(fixture("resnet18")).unwrap());
-    let opts = SessionOptions {
-        threads: 2,
-        ..Default::default()
-    };
+    let opts = SessionOptions::default().with_threads(2);
     let inputs: Vec<Vec<f32>> = (0..4)
         .map(|s| {
             (0..3 * 64 * 48)

@@ -69,12 +69,10 @@ fn runs_after_the_first_allocate_nothing() {
         let model = Model::load(fixture(name)).unwrap();
         for &k in &kernels {
             for threads in [1, 2] {
-                let opts = SessionOptions {
-                    batch: 2,
-                    threads,
-                    kernels: k,
-                    ..Default::default()
-                };
+                let opts = SessionOptions::default()
+                    .with_batch(2)
+                    .with_threads(threads)
+                    .with_kernels(k);
                 let allocated = allocations_in_five_runs(&mut model.session(&opts).unwrap());
                 assert_eq!(
                     allocated, 0,
@@ -91,12 +89,10 @@ fn cuda_runs_allocate_nothing() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for name in FIXTURES {
         let model = Model::load(fixture(name)).unwrap();
-        let opts = SessionOptions {
-            device: kestrel::Device::Cuda(0),
-            batch: 2,
-            cuda_cache: Some(common::temp_path("zero-alloc-cuda")),
-            ..Default::default()
-        };
+        let opts = SessionOptions::default()
+            .with_device(kestrel::Device::Cuda(0))
+            .with_batch(2)
+            .with_cuda_cache(Some(common::temp_path("zero-alloc-cuda")));
         let Some(mut session) = common::cuda_session_or_skip(&model, &opts) else {
             return;
         };

@@ -45,16 +45,8 @@ fuzz_target!(|data: &[u8]| {
     // The ISA is picked by the input's length, so each input always runs the same one (a
     // crash replays) while the corpus as a whole covers every ISA this CPU has.
     let isas = Isa::available();
-    let fast = SessionOptions {
-        batch,
-        kernels: Kernels::Isa(isas[data.len() % isas.len()]),
-        ..SessionOptions::default()
-    };
-    let plain = SessionOptions {
-        optimize: false,
-        kernels: Kernels::Reference,
-        ..fast.clone()
-    };
+    let fast = SessionOptions::default().with_batch(batch).with_kernels(Kernels::Isa(isas[data.len() % isas.len()]));
+    let plain = fast.clone().with_optimize(false).with_kernels(Kernels::Reference);
     for opts in [fast, plain] {
         // Load checked the graph at this batch, so a session must build.
         let mut session = model

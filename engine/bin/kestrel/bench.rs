@@ -47,14 +47,12 @@ const BUDGET: Duration = Duration::from_secs(3);
 pub fn bench(args: &BenchArgs) -> Result<()> {
     let model = Model::load(&args.model)?;
     let batch = args.batch.unwrap_or_else(|| model.default_batch());
-    let opts = SessionOptions {
-        device: args.device,
-        batch,
-        threads: args.threads,
-        kernels: args.kernels.choice()?,
-        precision: args.kernels.precision,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default()
+        .with_device(args.device)
+        .with_batch(batch)
+        .with_threads(args.threads)
+        .with_kernels(args.kernels.choice()?)
+        .with_precision(args.kernels.precision);
     let pinned = match args.pin {
         true => Some(kestrel::pin_threads()?),
         false => None,

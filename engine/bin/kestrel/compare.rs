@@ -36,14 +36,12 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
     let reference = kestrel_loader::read_tensors(&args.reference)?;
     let inputs = read_inputs(&model, &reference)?;
     let batch = inputs.batch;
-    let opts = SessionOptions {
-        device: args.device,
-        batch,
-        threads: args.threads,
-        kernels: args.kernels.choice()?,
-        precision: args.kernels.precision,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default()
+        .with_device(args.device)
+        .with_batch(batch)
+        .with_threads(args.threads)
+        .with_kernels(args.kernels.choice()?)
+        .with_precision(args.kernels.precision);
     let mut session = model.session(&opts)?;
     let (default_rtol, atol) = args.kernels.precision.tolerance();
     let rtol = args.rtol.unwrap_or(default_rtol);

@@ -60,10 +60,7 @@ pub fn info(args: &InfoArgs) -> Result<()> {
         model.parameter_count(),
         flops as f64 / 1e6
     );
-    let session = model.session(&SessionOptions {
-        batch,
-        ..SessionOptions::default()
-    })?;
+    let session = model.session(&SessionOptions::default().with_batch(batch))?;
     println!(
         "session (cpu, batch {batch}): {} kernel calls after folding, arena {:.2} MiB",
         session.kernel_count(),
@@ -77,12 +74,10 @@ pub fn info(args: &InfoArgs) -> Result<()> {
 
 /// The CUDA stack and each kernel launch's resources as ptxas compiled them.
 fn cuda_kernels(model: &Model, args: &InfoArgs, batch: usize) -> Result<()> {
-    let opts = SessionOptions {
-        device: args.device,
-        batch,
-        precision: args.precision,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default()
+        .with_device(args.device)
+        .with_batch(batch)
+        .with_precision(args.precision);
     let arch = match &args.arch {
         Some(arch) => arch.clone(),
         None => {

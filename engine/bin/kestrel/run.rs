@@ -58,14 +58,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     };
     let batch = inputs.batch;
-    let opts = SessionOptions {
-        device: args.device,
-        batch,
-        threads: args.threads,
-        kernels: args.kernels.choice()?,
-        precision: args.kernels.precision,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default()
+        .with_device(args.device)
+        .with_batch(batch)
+        .with_threads(args.threads)
+        .with_kernels(args.kernels.choice()?)
+        .with_precision(args.kernels.precision);
     let mut session = model.session(&opts)?;
     let slices = inputs.slices();
     let start = Instant::now();

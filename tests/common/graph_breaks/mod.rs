@@ -125,10 +125,7 @@ fn dims_of<'a>(g: &'a RandomGraph, name: &str) -> &'a [usize] {
 }
 
 fn session_at_batch(g: &RandomGraph) -> SessionOptions {
-    SessionOptions {
-        batch: g.batch,
-        ..Default::default()
-    }
+    SessionOptions::default().with_batch(g.batch)
 }
 
 /// What happened to a broken graph.
@@ -149,10 +146,7 @@ fn attempt(b: &Broken) -> Outcome {
         Stage::Load => {
             // Say whether the session would have caught it, at least.
             let batch = b.def.inputs[0].shape[0].max(1) as usize;
-            let opts = SessionOptions {
-                batch,
-                ..Default::default()
-            };
+            let opts = SessionOptions::default().with_batch(batch);
             return match model.session(&opts) {
                 Ok(_) => Outcome::Accepted,
                 Err(e) => Outcome::TooEarly(format!("load accepted it, the session refused: {e}")),

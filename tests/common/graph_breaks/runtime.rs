@@ -13,10 +13,7 @@ pub(super) fn fixed_batch_mismatch(g: &RandomGraph, rng: &mut Rng) -> Option<Bro
         .for_each(|x| x.shape[0] = fixed as i64);
     let asked = *rng.pick(&[fixed + 1, fixed + 7]);
     b.what = format!("batch fixed at {fixed}, session at {asked}");
-    b.stage = Stage::Session(SessionOptions {
-        batch: asked,
-        ..Default::default()
-    });
+    b.stage = Stage::Session(SessionOptions::default().with_batch(asked));
     b.culprits = vec![q(&g.def.inputs[0].name)];
     Some(b)
 }
@@ -43,10 +40,7 @@ pub(super) fn absurd_batch(g: &RandomGraph, rng: &mut Rng) -> Option<Broken> {
     b.def.inputs.iter_mut().for_each(|x| x.shape[0] = -1);
     let batch = *rng.pick(&[1 << 40, usize::MAX / 2, usize::MAX]);
     b.what = format!("session batch {batch}");
-    b.stage = Stage::Session(SessionOptions {
-        batch,
-        ..Default::default()
-    });
+    b.stage = Stage::Session(SessionOptions::default().with_batch(batch));
     b.culprits = vec![q(&g.def.inputs[0].name)];
     Some(b)
 }
