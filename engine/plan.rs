@@ -274,7 +274,7 @@ mod tests {
     /// makes the arena smaller than all values laid end to end.
     fn check_plan(fixture: &str, batch: usize) {
         let path = format!(
-            "{}/tests/fixtures/{fixture}.safetensors",
+            "{}/../tests/fixtures/{fixture}.safetensors",
             env!("CARGO_MANIFEST_DIR")
         );
         let model = Model::load(path).unwrap();

@@ -360,8 +360,8 @@ step_tests() {
       record "$name" "$rc" "$s" "${line:-no test result line (exit $rc)}${failures:+; FAILED: $failures}"
     fi
   done <"$PACK/pack-info/tests.tsv"
-  if ! grep -q $'^kestrel/test/cuda\t' "$PACK/pack-info/tests.tsv"; then
-    record tests-kestrel-test-cuda 1 "$SECONDS" "no tests/cuda.rs executable in the pack"
+  if ! grep -q $'^kestrel-cli/test/cuda\t' "$PACK/pack-info/tests.tsv"; then
+    record tests-kestrel-cli-test-cuda 1 "$SECONDS" "no tests/cuda.rs executable in the pack"
   fi
   if ((total == 0)); then
     record tests 1 "$s0" "no CUDA test ran in $(wc -l <"$PACK/pack-info/tests.tsv") executables"

@@ -36,7 +36,7 @@ while [[ ${1:-} == --* ]]; do
   shift
 done
 PACK=$(realpath -m "${1:-$ROOT/gpu-pack}")
-PACKAGES="kestrel kestrel-kernels kestrel-loader"
+PACKAGES="kestrel-cli kestrel kestrel-kernels kestrel-loader"
 
 die() { echo "pack.sh: $*" >&2; exit 1; }
 for tool in cargo python3; do
@@ -106,7 +106,7 @@ while IFS=$'\t' read -r role pkg kind target exe mdir; do
   rel=${rel#/}
   rel=${rel:-.}
   if [[ $role == bin ]]; then
-    [[ $pkg == kestrel && $target == kestrel ]] || continue
+    [[ $pkg == kestrel-cli && $target == kestrel ]] || continue
     BUILT_BIN=$exe
     cp "$exe" "$PACK/target/release/kestrel"
   else
@@ -130,11 +130,11 @@ done <<<"$listing"
 # does not rebuild a moved tree, so after a move the executables hold the old path.
 baked=0
 while IFS=$'\t' read -r id exe _; do
-  [[ $id == kestrel/test/* ]] && grep -q -a -F "$BUILT_BIN" "$PACK/$exe" && baked=1
+  [[ $id == kestrel-cli/test/* ]] && grep -q -a -F "$BUILT_BIN" "$PACK/$exe" && baked=1
 done <"$PACK/pack-info/tests.tsv"
 if ((!baked)); then
   echo "warning: no kestrel test executable holds the path $BUILT_BIN: built before the" \
-    "tree moved? Then: cargo clean --release -p kestrel, and pack again" >&2
+    "tree moved? Then: cargo clean --release -p kestrel-cli, and pack again" >&2
 fi
 
 if [[ ${PACK_STRIP:-1} == 1 ]] && command -v strip >/dev/null; then

@@ -113,7 +113,7 @@ class SummaryTest(unittest.TestCase):
                   ("perlayer-resnet18-b1-fp32", "skipped", 0, "")]
         o.tsv("steps.tsv", STEPS_HEAD, steps)
         o.tsv("tests.tsv", "id\tfilter\tstatus\tpassed\tfailed\tignored\tskip_lines\tfailures",
-              [("kestrel/test/cuda", "all", "ok", 40, 0, 0, 0, "")])
+              [("kestrel-cli/test/cuda", "all", "ok", 40, 0, 0, 0, "")])
         o.tsv("compare.tsv", COMPARE_HEAD,
               [("fixture", "cifarnet", 1, "fp32", "MATCH", "1e-7", "1e-4", ""),
                ("model", "resnet50", 32, "fp16", "MISMATCH", "3.1e-01", "1.2e-01", ""),

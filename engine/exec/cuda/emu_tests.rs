@@ -89,7 +89,7 @@ fn fixtures_match_pytorch_on_the_emulated_executor() {
     if let Err(why) = emu::available() {
         return require_or_skip(Need::Emulator, "the emulated CUDA executor", &why);
     }
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
     for name in ["cifarnet", "allops", "mobilenetv2", "resnet18"] {
         let model = Model::load(format!("{dir}/{name}.safetensors")).unwrap();
         let runs = [

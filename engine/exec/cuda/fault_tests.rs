@@ -17,7 +17,7 @@ fn a_faulting_kernel_is_named_by_node_step_and_launch() {
              the device fault it provokes would fail every later CUDA test in this process"
         );
     }
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
     let model = Model::load(format!("{dir}/cifarnet.safetensors")).unwrap();
     let opts = SessionOptions {
         device: Device::Cuda(0),

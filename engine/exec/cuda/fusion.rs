@@ -181,7 +181,7 @@ mod tests {
 
     /// A fixture's plan at `batch` and its CUDA plan in fp32, fused or not.
     fn layouts(name: &str, batch: usize, fuse: bool) -> (Plan, CudaPlan) {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
         let model = Model::load(format!("{dir}/{name}.safetensors")).unwrap();
         let opts = SessionOptions {
             batch,
