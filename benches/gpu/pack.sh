@@ -111,7 +111,9 @@ while IFS=$'\t' read -r role pkg kind target exe mdir; do
     cp "$exe" "$PACK/target/release/kestrel"
   else
     # check.sh runs the tests whose names hold "cuda", and every test of a cuda* target.
-    if ((CUDA_TESTS_ONLY)) && [[ $target != cuda* ]] && ! "$exe" --list 2>/dev/null | grep -q cuda; then
+    # grep reads the whole list: with -q it would stop at the first match, the test binary
+    # would die of SIGPIPE writing the rest, and pipefail would drop the executable.
+    if ((CUDA_TESTS_ONLY)) && [[ $target != cuda* ]] && ! "$exe" --list 2>/dev/null | grep cuda >/dev/null; then
       continue
     fi
     cp "$exe" "$PACK/target/release/deps/"
