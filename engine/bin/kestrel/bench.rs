@@ -2,7 +2,7 @@
 
 use crate::run::random_inputs;
 use anyhow::{Context, Result};
-use kestrel::{Model, SessionOptions};
+use kestrel::Model;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -47,12 +47,7 @@ const BUDGET: Duration = Duration::from_secs(3);
 pub fn bench(args: &BenchArgs) -> Result<()> {
     let model = Model::load(&args.model)?;
     let batch = args.batch.unwrap_or_else(|| model.default_batch());
-    let opts = SessionOptions::default()
-        .with_device(args.device)
-        .with_batch(batch)
-        .with_threads(args.threads)
-        .with_kernels(args.kernels.choice()?)
-        .with_precision(args.kernels.precision);
+    let opts = args.kernels.options(args.device, batch, args.threads)?;
     let pinned = match args.pin {
         true => Some(kestrel::pin_threads()?),
         false => None,

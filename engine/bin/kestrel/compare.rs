@@ -2,7 +2,7 @@ use crate::info::join;
 use crate::run::{output_names, read_inputs};
 use anyhow::{Context, Result};
 use kestrel::compare::{diff, Diff};
-use kestrel::{Model, SessionOptions};
+use kestrel::Model;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,12 +36,7 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
     let reference = kestrel_loader::read_tensors(&args.reference)?;
     let inputs = read_inputs(&model, &reference)?;
     let batch = inputs.batch;
-    let opts = SessionOptions::default()
-        .with_device(args.device)
-        .with_batch(batch)
-        .with_threads(args.threads)
-        .with_kernels(args.kernels.choice()?)
-        .with_precision(args.kernels.precision);
+    let opts = args.kernels.options(args.device, batch, args.threads)?;
     let mut session = model.session(&opts)?;
     let (default_rtol, atol) = args.kernels.precision.tolerance();
     let rtol = args.rtol.unwrap_or(default_rtol);

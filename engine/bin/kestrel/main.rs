@@ -49,6 +49,21 @@ struct KernelArgs {
 }
 
 impl KernelArgs {
+    /// The session options of a command that runs a model with these kernels.
+    fn options(
+        &self,
+        device: kestrel::Device,
+        batch: usize,
+        threads: usize,
+    ) -> anyhow::Result<kestrel::SessionOptions> {
+        Ok(kestrel::SessionOptions::default()
+            .with_device(device)
+            .with_batch(batch)
+            .with_threads(threads)
+            .with_kernels(self.choice()?)
+            .with_precision(self.precision))
+    }
+
     fn choice(&self) -> anyhow::Result<kestrel::Kernels> {
         Ok(match (&self.isa, self.reference_kernels) {
             (_, true) => kestrel::Kernels::Reference,

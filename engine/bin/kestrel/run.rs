@@ -1,6 +1,6 @@
 use crate::info::join;
 use anyhow::{bail, Context, Result};
-use kestrel::{Model, SessionOptions};
+use kestrel::Model;
 use kestrel_kernels::rng::Rng;
 use kestrel_loader::TensorFile;
 use std::collections::BTreeMap;
@@ -58,12 +58,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     };
     let batch = inputs.batch;
-    let opts = SessionOptions::default()
-        .with_device(args.device)
-        .with_batch(batch)
-        .with_threads(args.threads)
-        .with_kernels(args.kernels.choice()?)
-        .with_precision(args.kernels.precision);
+    let opts = args.kernels.options(args.device, batch, args.threads)?;
     let mut session = model.session(&opts)?;
     let slices = inputs.slices();
     let start = Instant::now();
