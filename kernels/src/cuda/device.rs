@@ -59,7 +59,8 @@ pub fn is_sticky(e: DriverError) -> bool {
     matches!(e.0 as u32, 214 | 700 | 702 | 710 | 714..=719)
 }
 
-fn driver(what: impl Into<String>) -> impl FnOnce(DriverError) -> CudaError {
+/// [`driver_error`] as a `map_err` argument.
+pub(crate) fn driver(what: impl Into<String>) -> impl FnOnce(DriverError) -> CudaError {
     let what = what.into();
     move |e| driver_error(what, e)
 }

@@ -2,16 +2,11 @@
 //! that keeps the stream busy while the host queues the work to time.
 
 use super::compile::Compiler;
-use super::device::{driver_error, Gpu};
+use super::device::{driver, Gpu};
 use super::module::Kernel;
 use super::{CudaError, Launch, Source};
-use cudarc::driver::{sys, DriverError};
+use cudarc::driver::sys;
 use std::ffi::c_void;
-
-fn driver(what: impl Into<String>) -> impl FnOnce(DriverError) -> CudaError {
-    let what = what.into();
-    move |e| driver_error(what, e)
-}
 
 /// `spin.cu`: the hold kernel [`Timer::hold`] launches.
 static SPIN: Source = Source {
