@@ -11,7 +11,6 @@ use kestrel_kernels as k;
 use kestrel_kernels::cuda::compile::Compiler;
 use kestrel_kernels::cuda::device::{driver_error, geometry, Gpu, Pinned};
 use kestrel_kernels::cuda::module::Kernel as CudaKernelFn;
-use kestrel_kernels::cuda::nvrtc::{Nvrtc, Target};
 use kestrel_kernels::cuda::{Arg, CudaError, CudaOp, Launch};
 use kestrel_kernels::{Activation, Precision};
 use std::path::PathBuf;
@@ -174,9 +173,8 @@ pub(crate) struct CudaExecutor {
     values: Vec<Slot>,
     gpu: Gpu,
     precision: Precision,
-    /// The NVRTC the kernels were compiled with, and what they were compiled to.
-    nvrtc: Nvrtc,
-    target: Target,
+    /// The device, driver and NVRTC the kernels were compiled with and run on.
+    info: CudaInfo,
 }
 
 impl CudaExecutor {
@@ -245,6 +243,14 @@ impl CudaExecutor {
         // are read by the CPU, which write-combined memory makes very slow (docs/cuda.md).
         let input_stage = gpu.alloc_pinned(staged(&inputs), true)?;
         let output_stage = gpu.alloc_pinned(staged(&outputs), false)?;
+        let info = CudaInfo {
+            device: gpu.name().to_string(),
+            arch: gpu.arch().to_string(),
+            driver: gpu.driver_version(),
+            nvrtc: compiler.nvrtc().version,
+            nvrtc_library: compiler.nvrtc().library.clone(),
+            image: compiler.target().kind.as_str(),
+        };
         let mut exec = CudaExecutor {
             graph: None,
             steps,
@@ -257,8 +263,7 @@ impl CudaExecutor {
             values: cuda.values,
             gpu,
             precision: choice.precision,
-            nvrtc: compiler.nvrtc().clone(),
-            target: compiler.target().clone(),
+            info,
         };
         exec.validate(plan)?;
         exec.graph = Some(Graph(exec.capture()?));
@@ -431,14 +436,7 @@ impl Executor for CudaExecutor {
     }
 
     fn cuda_info(&self) -> Option<CudaInfo> {
-        Some(CudaInfo {
-            device: self.gpu.name().to_string(),
-            arch: self.gpu.arch().to_string(),
-            driver: self.gpu.driver_version(),
-            nvrtc: self.nvrtc.version,
-            nvrtc_library: self.nvrtc.library.clone(),
-            image: self.target.kind.as_str(),
-        })
+        Some(self.info.clone())
     }
 }
 
