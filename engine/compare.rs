@@ -66,7 +66,7 @@ pub fn diff(out: &[f32], reference: &[f32], rtol: f64, atol: f64) -> Diff {
 /// A tf32 or fp16 run rounds every conv's operands that much, layer after layer, so its
 /// error against an fp32 reference cannot be expected below this: a network that
 /// amplifies perturbations (the random-weight MobileNetV2 fixture turns this 4.9e-4 into
-/// 6.2e-3) needs a wider tolerance than docs/design.md's default, one that says why.
+/// 6.2e-3) needs a wider tolerance than docs/architecture.md's default, one that says why.
 pub fn rounding_sensitivity(model: &Model, batch: usize, input: &[f32]) -> Result<f64, Error> {
     let opts = SessionOptions {
         batch,

@@ -154,7 +154,7 @@ fn fixtures_match_pytorch_on_cuda() {
 
 /// Each fixture in tf32 and fp16 (tensor cores), batch 1 and 3, graph-replayed twice (the
 /// second run proves split-K left its counters at zero), against PyTorch's fp32 output
-/// within docs/design.md's tolerance for the mode, widened to 3× the fixture's own sensitivity
+/// within docs/architecture.md's tolerance for the mode, widened to 3× the fixture's own sensitivity
 /// to one rounding of its input where that is larger (`rounding_sensitivity`: these
 /// random-weight nets amplify perturbations more than trained ones).
 #[test]

@@ -42,7 +42,7 @@ impl Precision {
         }
     }
 
-    /// `compare`'s default tolerance for this mode (docs/design.md, Numerics):
+    /// `compare`'s default tolerance for this mode (docs/architecture.md, Numerics):
     /// max |out − ref| ≤ rtol · max|ref| + atol per output. fp32 reorders sums only;
     /// tf32 and fp16 keep 11 significant bits of each operand (a rounding error of up to
     /// 2^-11 ≈ 4.9e-4 per factor), which over a network of 20–50 layers comes to a few

@@ -66,7 +66,7 @@ fn emulate(plan: &Plan, choice: OpChoice, input: &[f32]) -> (Vec<f32>, Slot) {
     (arena, cuda.values[plan.outputs[0]].clone())
 }
 
-/// docs/design.md's tolerance for `precision`, widened for tf32 and fp16 to 3× the fixture's
+/// docs/architecture.md's tolerance for `precision`, widened for tf32 and fp16 to 3× the fixture's
 /// own sensitivity to one rounding of its input where that is larger: these random-weight
 /// nets amplify perturbations more than trained ones (see `rounding_sensitivity`). A
 /// wrong index or fragment still misses by orders of magnitude more.
