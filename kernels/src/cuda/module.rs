@@ -65,10 +65,10 @@ pub(crate) fn load(ctx: &Arc<CudaContext>, module: &Module) -> Result<Arc<Loaded
     };
     ctx.bind_to_thread().map_err(failure)?;
     // PTX is loaded as a C string; a CUBIN is an ELF image the driver sizes itself.
-    let mut image = module.image.clone();
-    if module.kind == ImageKind::Ptx {
-        image.push(0);
-    }
+    let image: std::borrow::Cow<[u8]> = match module.kind {
+        ImageKind::Ptx => [&module.image[..], &[0]].concat().into(),
+        ImageKind::Cubin => (&module.image[..]).into(),
+    };
     let mut error_log = vec![0u8; LOG_BYTES];
     let mut info_log = vec![0u8; LOG_BYTES];
     let mut options = [
