@@ -335,14 +335,15 @@ step_tests() {
     [[ -n $id ]] || continue
     name=tests-${id//\//-}
     f=$OUT/$name.log s=$SECONDS
-    filter=cuda
+    filter="cuda backend_tests"
     # Every test of a cuda* target (tests/cuda.rs, kernels/tests/cuda_timer.rs), else
-    # those named *cuda* (the kernels' cuda_tests modules, the emulated executor).
+    # those named *cuda* or *backend_tests* (each op's cases on every backend, GPU
+    # included; libtest runs a test matching any of the filters).
     [[ $id == */test/cuda || $id == */test/cuda_* || ${CHECK_ALL_TESTS:-0} == 1 ]] && filter=""
     cwd=$BUILD_ROOT/$mdir
     [[ -d $cwd ]] || cwd=$PACK/$mdir
     run "$f" "$(tmo 240 180)" env --chdir="$cwd" REQUIRE_CUDA=1 KESTREL_REQUIRE_NVRTC=1 \
-      RUST_BACKTRACE=1 "$PACK/$exe" ${filter:+"$filter"} --color never --show-output
+      RUST_BACKTRACE=1 "$PACK/$exe" $filter --color never --show-output
     rc=$?
     line=$(grep -E '^test result:' "$f" | tail -1)
     passed=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$line")

@@ -1,4 +1,7 @@
-//! `DepthwiseCpu` against conv2d's reference on every ISA this CPU has, threads 1 and 2.
+//! `DepthwiseCpu`'s own paths against conv2d's reference on every ISA this CPU has,
+//! threads 1 and 2: the 3×3 planes at every small size and MobileNetV2's full-size layers.
+//! Its sweep over attributes, odd shapes and NaN/inf runs on every backend with the other
+//! conv cases (kernels/src/conv2d/backend_tests.rs).
 //!
 //! Tolerance: the reference sums in f64, the kernel in f32 FMAs in tap order, so each output
 //! carries a few f32 roundings of its largest partial sum: rel 1e-5 of max |ref| (over the
@@ -107,51 +110,6 @@ fn rejects_non_depthwise() {
     assert!(DepthwiseCpu::new(&p, &[0.0; 8 * 9], None, Isa::Scalar).is_none());
 }
 
-#[test]
-fn sweep_kernel_stride_pad_dilation() {
-    let mut rng = Rng::new(0x5eed_d3b7);
-    for k in 1..=5 {
-        for s in 1..=3 {
-            for pad in 0..=2 {
-                for d in 1..=2 {
-                    let h = rng.pick(&[1, 3, 5, 7, 9, 12]);
-                    let w = rng.pick(&[1, 7, 8, 9, 15, 16, 17, 31, 33, 40]);
-                    let mut p = depthwise(rng.pick(&[1, 3]), h, w, k, s, pad, d);
-                    p.n = rng.pick(&[1, 2]);
-                    if p.validate().is_err() {
-                        continue;
-                    }
-                    check(&p, &mut rng, (k + s + pad) % 2 == 0);
-                }
-            }
-        }
-    }
-}
-
-#[test]
-fn odd_and_rectangular_shapes() {
-    let mut rng = Rng::new(77);
-    for _ in 0..60 {
-        let (kh, kw) = (rng.pick(&[1, 2, 3, 5]), rng.pick(&[1, 2, 3, 4, 5]));
-        let p = Conv2dParams {
-            n: 1,
-            c_in: 2,
-            c_out: 2,
-            groups: 2,
-            h: rng.pick(&[2, 5, 6, 11]),
-            w: rng.pick(&[3, 7, 16, 17, 33, 63, 64, 65]),
-            kh,
-            kw,
-            stride: [rng.pick(&[1, 2, 3]), rng.pick(&[1, 2, 3])],
-            pad: [rng.pick(&[0, 1, 2]), rng.pick(&[0, 1, 2, 3])],
-            dilation: [rng.pick(&[1, 2]), rng.pick(&[1, 2, 3])],
-        };
-        if p.validate().is_ok() {
-            check(&p, &mut rng, true);
-        }
-    }
-}
-
 /// The 3×3 stride 1 / 2 path (padded scratch planes, weights in registers): every size
 /// 1..=17 on both axes crosses the 8- and 16-lane tails and the one-row / one-column planes
 /// whose outputs are all border; pads 0..=2, batch 1 and 2, channels batched per task.
@@ -195,32 +153,6 @@ fn mobilenet_v2_shapes() {
         (960, 7, 1),
     ] {
         check(&depthwise(c, side, side, 3, s, 1, 1), &mut rng, true);
-    }
-}
-
-#[test]
-fn nan_and_inf_propagate() {
-    let p = depthwise(2, 6, 20, 3, 1, 1, 1);
-    let mut rng = Rng::new(9);
-    let mut x = rng.vec(2 * 6 * 20);
-    x[3 * 20 + 5] = f32::NAN;
-    x[6 * 20 + 19] = f32::INFINITY;
-    x[6 * 20 + 18] = f32::NEG_INFINITY;
-    let w = rng.vec(2 * 9);
-    for isa in Isa::available() {
-        let dw = DepthwiseCpu::new(&p, &w, None, isa).unwrap();
-        for act in ACTS {
-            let want = expected(&p, &x, &w, None, None, act);
-            let mut y = vec![0.0; want.len()];
-            dw.run(&x, None, act, &mut y, &mut scratch(&dw, 2), 2);
-            for (i, (g, w)) in y.iter().zip(&want).enumerate() {
-                assert!(
-                    g.is_nan() == w.is_nan()
-                        && (w.is_nan() || g == w || (g - w).abs() <= 1e-5 * w.abs().max(1.0)),
-                    "{isa} {act:?} {i}: got {g}, want {w}"
-                );
-            }
-        }
     }
 }
 

@@ -6,6 +6,6 @@ pub mod cuda;
 pub mod reference;
 
 #[cfg(test)]
-pub(crate) mod cuda_tests;
+pub(crate) mod backend_tests;
 #[cfg(test)]
 mod tests;

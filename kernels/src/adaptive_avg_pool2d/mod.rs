@@ -9,7 +9,7 @@ pub mod cuda;
 pub mod reference;
 
 #[cfg(test)]
-mod cuda_tests;
+mod backend_tests;
 #[cfg(test)]
 mod tests;
 

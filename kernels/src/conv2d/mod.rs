@@ -16,9 +16,9 @@ pub mod shapes;
 pub mod winograd;
 
 #[cfg(test)]
-mod cuda_index_tests;
+mod backend_tests;
 #[cfg(test)]
-mod cuda_tests;
+mod cuda_index_tests;
 #[cfg(test)]
 mod tests;
 

@@ -17,8 +17,6 @@ pub mod emu;
 pub mod module;
 pub mod nvrtc;
 #[cfg(test)]
-pub(crate) mod testing;
-#[cfg(test)]
 mod tests;
 mod timer;
 

@@ -5,8 +5,8 @@ use super::compile::{default_cache_dir, Compiler};
 use super::device::{self, Gpu};
 use super::emu::{self, EmuCase};
 use super::nvrtc::ImageKind;
-use super::testing::{check, Case};
 use super::{blocks, Arg, CudaError, CudaOp, Launch, Source};
+use crate::testing::everywhere::{check, Allow, Case};
 use crate::testing::{compare, require_or_skip, Need, Tol};
 use std::path::PathBuf;
 
@@ -104,13 +104,15 @@ fn saxpy_matches_on_every_backend() {
                 .zip(&op.consts[0])
                 .map(|(x, y0)| (a as f32 / 1000.0).mul_add(*x, *y0))
                 .collect();
-            cases.push(Case {
-                name: format!("saxpy n{n} a{a}"),
-                op,
-                inputs: vec![x],
-                expected,
-                rtol: 1e-6, // one fma per element, the same on every backend
-            });
+            cases.push(
+                Case::new(
+                    format!("saxpy n{n} a{a}"),
+                    vec![x],
+                    expected,
+                    Allow::Max(1e-6, 1e-6), // one fma per element, the same on every backend
+                )
+                .cuda(op),
+            );
         }
     }
     check("saxpy", &cases);
@@ -132,13 +134,15 @@ fn shared_memory_barriers_and_shuffles_reduce_rows() {
         for threads in [32, 64, 256] {
             let x = ramp(rows * cols, 7);
             let expected = x.chunks(cols).map(|r| r.iter().sum()).collect();
-            cases.push(Case {
-                name: format!("row_sum {rows}x{cols} threads {threads}"),
-                op: row_sum(rows, cols, threads),
-                inputs: vec![x],
-                expected,
-                rtol: 1e-5, // the tree reorders the row's sum
-            });
+            cases.push(
+                Case::new(
+                    format!("row_sum {rows}x{cols} threads {threads}"),
+                    vec![x],
+                    expected,
+                    Allow::Max(1e-5, 1e-6), // the tree reorders the row's sum
+                )
+                .cuda(row_sum(rows, cols, threads)),
+            );
         }
     }
     check("row_sum", &cases);
@@ -199,13 +203,15 @@ fn two_dimensional_blocks_and_three_dimensional_grids_transpose() {
                 args: vec![Arg::Input(0), Arg::Output],
             }],
         };
-        cases.push(Case {
-            name: format!("transpose {planes}x{rows}x{cols}"),
-            op,
-            inputs: vec![x],
-            expected,
-            rtol: 0.0, // a copy
-        });
+        cases.push(
+            Case::new(
+                format!("transpose {planes}x{rows}x{cols}"),
+                vec![x],
+                expected,
+                Allow::Max(0.0, 1e-6), // a copy
+            )
+            .cuda(op),
+        );
     }
     check("transpose", &cases);
 }
@@ -261,13 +267,15 @@ fn atomics_votes_and_shuffles() {
                 args: vec![Arg::Input(0), Arg::Output],
             }],
         };
-        cases.push(Case {
-            name: format!("votes n{n}"),
-            op,
-            inputs: vec![x],
-            expected,
-            rtol: 1e-5, // atomicAdd order differs between backends
-        });
+        cases.push(
+            Case::new(
+                format!("votes n{n}"),
+                vec![x],
+                expected,
+                Allow::Max(1e-5, 1e-6), // atomicAdd order differs between backends
+            )
+            .cuda(op),
+        );
     }
     check("votes", &cases);
 }

@@ -10,7 +10,7 @@ pub mod pool_linear;
 pub mod reference;
 
 #[cfg(test)]
-mod cuda_tests;
+mod backend_tests;
 #[cfg(test)]
 mod pool_linear_tests;
 #[cfg(test)]

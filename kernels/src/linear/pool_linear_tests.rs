@@ -4,9 +4,9 @@
 
 use super::pool_linear::{pool_linear, MAX_CHANNELS};
 use super::{reference, LinearParams};
-use crate::cuda::testing::{check, Case};
 use crate::cuda::{Arg, CudaOp};
 use crate::mean::{self, MeanParams};
+use crate::testing::everywhere::{check, Allow, Case};
 use crate::testing::Rng;
 use crate::Activation;
 
@@ -70,20 +70,20 @@ impl Head {
             bias as u8
         );
         // Input(1) is only written: NaN there shows y does not read it.
-        let y_case = Case {
-            name: format!("{name}: y"),
-            op: op.clone(),
-            inputs: vec![x.clone(), vec![f32::NAN; n * c]],
-            expected: y,
-            rtol: RTOL,
-        };
-        let pooled_case = Case {
-            name: format!("{name}: pooled"),
-            op: swap_outputs(op),
-            inputs: vec![x, vec![f32::NAN; n * out]],
-            expected: pooled,
-            rtol: RTOL,
-        };
+        let y_case = Case::new(
+            format!("{name}: y"),
+            vec![x.clone(), vec![f32::NAN; n * c]],
+            y,
+            Allow::Max(RTOL, 1e-6),
+        )
+        .cuda(op.clone());
+        let pooled_case = Case::new(
+            format!("{name}: pooled"),
+            vec![x, vec![f32::NAN; n * out]],
+            pooled,
+            Allow::Max(RTOL, 1e-6),
+        )
+        .cuda(swap_outputs(op));
         [y_case, pooled_case]
     }
 }

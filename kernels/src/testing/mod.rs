@@ -6,8 +6,12 @@
 //! - [`require_or_skip`]: a test whose machine lacks NVRTC, g++ or a GPU says `skipping …`
 //!   and passes, unless `KESTREL_REQUIRE_NVRTC`, `KESTREL_REQUIRE_EMU` or `REQUIRE_CUDA`
 //!   makes that resource a requirement.
+//! - `everywhere::check` (this crate's own tests): one op's cases on every CPU instruction
+//!   set × 1 and 2 threads and on every CUDA backend (NVRTC, emulator, GPU).
 
 mod compare;
+#[cfg(test)]
+pub(crate) mod everywhere;
 mod require;
 #[cfg(test)]
 mod tests;

@@ -1,18 +1,28 @@
-//! `mean_hw_f32` against the reference loops, through the CUDA test harness (NVRTC
-//! compile, CPU emulation, and the GPU when there is one).
+//! The mean over H×W on every backend (`testing::everywhere`): the SIMD kernel on every
+//! instruction set and 1 and 2 threads, and `mean_hw_f32` on CUDA, against the reference.
 
-use super::cuda::mean_hw;
-use super::{reference, MeanParams};
-use crate::cuda::testing::{check, Case};
+use super::{cpu, cuda, reference, MeanParams};
+use crate::testing::everywhere::{abs, check, Allow, Case};
 use crate::testing::Rng;
 
-// An f32 sum of up to 1330 values in another order than the reference's f64 one: rel 1e-5.
-const RTOL: f64 = 1e-5;
+/// An f32 sum of up to 1330 values in another order than the reference's f64 one: rel
+/// 1e-5 of the sum of the plane's |x|.
+fn case(p: MeanParams, x: Vec<f32>, what: &str) -> Case {
+    p.validate().unwrap();
+    let (mut expected, mut mags) = (vec![0.0; p.n * p.c], vec![0.0; p.n * p.c]);
+    reference::mean_hw(&p, &x, &mut expected);
+    reference::mean_hw(&p, &abs(&x), &mut mags);
+    let name = format!("mean_hw n{} c{} {}x{}{what}", p.n, p.c, p.h, p.w);
+    Case::new(name, vec![x], expected, Allow::Given(1e-5, mags))
+        .cuda(cuda::mean_hw(&p).unwrap())
+        .cpu(move |isa, threads, x, y| cpu::mean_hw(isa, &p, x[0], y, threads))
+}
 
 #[test]
 fn mean_hw_matches_reference() {
     // Planes of 1, under one warp (5×7), between warps (7×7 = 49), exactly one block
-    // (16×16 = 256), and over one block (17×19 = 323, 35×38 = 1330 values).
+    // (16×16 = 256), and over one block (17×19 = 323, 35×38 = 1330 values); SIMD tails
+    // (1×17, 3×33); ResNet's head, 2048 planes split over threads.
     let shapes = [
         [1, 1, 1, 1],
         [2, 3, 1, 1],
@@ -21,25 +31,18 @@ fn mean_hw_matches_reference() {
         [1, 3, 16, 16],
         [2, 2, 17, 19],
         [1, 3, 35, 38],
+        [2, 17, 1, 17],
+        [1, 5, 3, 33],
+        [1, 2048, 7, 7],
     ];
     let cases: Vec<Case> = shapes
         .iter()
         .enumerate()
         .map(|(i, &[n, c, h, w])| {
-            let p = MeanParams { n, c, h, w };
-            p.validate().unwrap();
             let mut x = Rng::new(i as u64 + 1).vec(n * c * h * w);
             // A constant offset, so the means are not all near zero.
             x.iter_mut().for_each(|v| *v += 0.25);
-            let mut expected = vec![0.0; n * c];
-            reference::mean_hw(&p, &x, &mut expected);
-            Case {
-                name: format!("mean_hw n{n} c{c} {h}x{w}"),
-                op: mean_hw(&p).unwrap(),
-                inputs: vec![x],
-                expected,
-                rtol: RTOL,
-            }
+            case(MeanParams { n, c, h, w }, x, "")
         })
         .collect();
     check("mean_hw", &cases);
@@ -61,14 +64,6 @@ fn mean_hw_propagates_nan_and_infinities() {
     ] {
         x[i] = v;
     }
-    let mut expected = vec![0.0; n * c];
-    reference::mean_hw(&p, &x, &mut expected);
-    let case = Case {
-        name: format!("mean_hw n{n} c{c} {h}x{w} with NaN and infinities"),
-        op: mean_hw(&p).unwrap(),
-        inputs: vec![x],
-        expected,
-        rtol: RTOL,
-    };
+    let case = case(p, x, " with NaN and infinities");
     check("mean_hw", &[case]);
 }

@@ -1,18 +1,19 @@
-//! `linear_gemv_f32` (one row) and the 1×1-conv GEMM (more rows) against the reference
-//! loops, through the CUDA test harness.
+//! Linear on every backend (`testing::everywhere`): the SIMD kernel on every instruction
+//! set and 1 and 2 threads, and on CUDA `linear_gemv_f32` (one row) and the 1×1-conv GEMM
+//! (more rows), against the reference loops.
+//!
+//! fp32: one f32 sum of in_features products per output, in another order than the f64
+//! reference: rel 1e-5 of the sum of the products' magnitudes (the reference on |x|, |w|,
+//! |b|); the rounding grows like sqrt(in_features) with random signs, ~1e-6 at 4096.
 
-use super::cuda::linear;
-use super::{reference, LinearParams};
-use crate::cuda::testing::{check, Case};
+use super::{cpu::LinearCpu, cuda, reference, LinearParams};
+use crate::activation::backend_tests::ACTS;
+use crate::testing::everywhere::{abs, check, Allow, Case};
 use crate::testing::Rng;
 use crate::{Activation, Precision};
 
-// One f32 sum of in_features products per output, in another order than the f64
-// reference. Even at in_features = 4096 the rounding is ~1e-6 of max|y| (random signs:
-// it grows like sqrt(in_features)), so rel 1e-5 holds throughout.
+/// The fp32 rule of the module doc: rel `RTOL` of the products' magnitudes.
 const RTOL: f64 = 1e-5;
-
-const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
 
 /// Random x, weight and bias (x with `poison` written over it: (index, value)) and the
 /// reference's answer, act(x wᵀ + bias), in fp32.
@@ -28,7 +29,8 @@ fn case(
     case_in(shape, bias, act, poison, Precision::Fp32, RTOL)
 }
 
-/// [`case`] in `precision`, checked to `rtol` of max |y|.
+/// [`case`] in `precision`: in fp32 on the CPU too, within the module doc's rule; in tf32
+/// and fp16 (CUDA only) within `rtol` of max |y|.
 fn case_in(
     [rows, in_features, out_features]: [usize; 3],
     bias: bool,
@@ -55,17 +57,41 @@ fn case_in(
     for v in &mut expected {
         *v = act.apply(*v);
     }
-    let op = linear(&p, &w, b.as_deref(), act, precision).unwrap();
-    Case {
-        name: format!(
-            "linear {rows}x{in_features}->{out_features} bias{} {act:?} {} {precision}",
-            bias as u8, op.launches[0].entry
-        ),
-        op,
-        inputs: vec![x],
-        expected,
-        rtol,
+    let op = cuda::linear(&p, &w, b.as_deref(), act, precision).unwrap();
+    let name = format!(
+        "linear {rows}x{in_features}->{out_features} bias{} {act:?} {} {precision}",
+        bias as u8, op.launches[0].entry
+    );
+    if precision != Precision::Fp32 {
+        return Case::new(name, vec![x], expected, Allow::Max(rtol, 1e-6)).cuda(op);
     }
+    let mut mags = vec![0.0; expected.len()];
+    reference::linear(
+        &p,
+        &abs(&x),
+        &abs(&w),
+        b.as_deref().map(abs).as_deref(),
+        &mut mags,
+    );
+    Case::new(name, vec![x], expected, Allow::Given(rtol, mags))
+        .cuda(op)
+        .cpu(move |isa, threads, x, y| {
+            LinearCpu::new(&p, &w, b.as_deref(), isa).run(x[0], act, y, threads)
+        })
+}
+
+#[test]
+fn simd_tails() {
+    // out_features around the 8- and 16-lane widths, in_features long and short, rows
+    // that split unevenly over 2 threads.
+    let mut cases = Vec::new();
+    for (rows, in_f) in [(1, 8), (4, 17), (5, 64), (9, 512)] {
+        for out_f in [7, 8, 15, 16, 17, 33] {
+            let act = ACTS[cases.len() % 3];
+            cases.push(case(rows, in_f, out_f, cases.len() % 2 == 0, act, &[]));
+        }
+    }
+    check("linear", &cases);
 }
 
 #[test]

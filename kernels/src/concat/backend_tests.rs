@@ -1,13 +1,11 @@
-//! `concat_part_f32`, once per input, against the reference concat, through the CUDA test
-//! harness (NVRTC compile, CPU emulation, and the GPU when there is one).
+//! `concat_part_f32`, once per input, against the reference concat, on every CUDA
+//! backend (`testing::everywhere`). A copy: bit-identical. The CPU executors copy with the
+//! reference's `concat_part` itself, so there is no CPU kernel to check here.
 
 use super::cuda::concat;
 use super::reference;
-use crate::cuda::testing::{check, Case};
+use crate::testing::everywhere::{check, Allow, Case};
 use crate::testing::Rng;
-
-// A copy: exact.
-const RTOL: f64 = 0.0;
 
 #[test]
 fn concat_matches_reference() {
@@ -29,13 +27,15 @@ fn concat_matches_reference() {
         let slices: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let mut expected = vec![0.0; outer * inner.iter().sum::<usize>()];
         reference::concat(outer, &slices, inner, &mut expected);
-        cases.push(Case {
-            name: format!("concat outer {outer} inner {inner:?}"),
-            op: concat(outer, inner).unwrap(),
-            inputs,
-            expected,
-            rtol: RTOL,
-        });
+        cases.push(
+            Case::new(
+                format!("concat outer {outer} inner {inner:?}"),
+                inputs,
+                expected,
+                Allow::Bits,
+            )
+            .cuda(concat(outer, inner).unwrap()),
+        );
     }
     check("concat", &cases);
 }

@@ -1,21 +1,22 @@
-//! `softmax_block_f32` and `softmax_thread_f32` against the reference loops, through the
-//! CUDA test harness (NVRTC compile, CPU emulation, and the GPU when there is one). Both
-//! kernels run on every shape, whichever `softmax` would pick for it.
+//! Softmax on every backend (`testing::everywhere`): the SIMD kernel on every instruction
+//! set, and on CUDA `softmax_block_f32` and `softmax_thread_f32` on every shape, whichever
+//! `softmax` would pick for it, against the reference loops.
 
-use super::cuda::{launch_softmax_block_f32, launch_softmax_thread_f32, softmax};
-use super::{reference, SoftmaxParams};
-use crate::cuda::testing::{check, Case};
+use super::cuda::{launch_softmax_block_f32, launch_softmax_thread_f32};
+use super::{cpu, cuda, reference, SoftmaxParams};
 use crate::cuda::{CudaOp, Launch};
+use crate::testing::everywhere::{check, Allow, Case};
 use crate::testing::Rng;
 
-// expf is within 2 ulp, and the line sum is f32 in another order than the reference's
-// f64 one: rel 1e-5 of the largest output (at most 1).
-const RTOL: f64 = 1e-5;
+/// expf is within 2 ulp, and the line sum is f32 in another order than the reference's
+/// f64 one: rel 1e-5 of the largest output (at most 1).
+const ALLOW: Allow = Allow::Max(1e-5, 1e-6);
 
 /// Builds one kernel's launch for a shape.
 type LaunchFn = fn(&SoftmaxParams) -> Launch;
 
-/// `x` through both kernels and through `softmax`'s own choice, against the reference.
+/// `x` through `softmax`'s own choice of CUDA kernel and the CPU kernel, and through each
+/// CUDA kernel alone, against the reference.
 fn cases(p: SoftmaxParams, x: &[f32], what: &str) -> Vec<Case> {
     p.validate().unwrap();
     let mut expected = vec![0.0; x.len()];
@@ -26,24 +27,20 @@ fn cases(p: SoftmaxParams, x: &[f32], what: &str) -> Vec<Case> {
     ];
     let mut cases: Vec<Case> = kernels
         .into_iter()
-        .map(|(kernel, launch)| Case {
-            name: format!("softmax {kernel} kernel {p:?} {what}"),
-            op: CudaOp {
+        .map(|(kernel, launch)| {
+            let op = CudaOp {
                 consts: Vec::new(),
                 launches: vec![launch(&p)],
-            },
-            inputs: vec![x.to_vec()],
-            expected: expected.clone(),
-            rtol: RTOL,
+            };
+            let name = format!("softmax {kernel} kernel {p:?} {what}");
+            Case::new(name, vec![x.to_vec()], expected.clone(), ALLOW).cuda(op)
         })
         .collect();
-    cases.push(Case {
-        name: format!("softmax {p:?} {what}"),
-        op: softmax(&p).unwrap(),
-        inputs: vec![x.to_vec()],
-        expected,
-        rtol: RTOL,
-    });
+    let name = format!("softmax {p:?} {what}");
+    let case = Case::new(name, vec![x.to_vec()], expected, ALLOW)
+        .cuda(cuda::softmax(&p).unwrap())
+        .cpu(move |isa, _, x, y| cpu::softmax(isa, &p, x[0], y));
+    cases.push(case);
     cases
 }
 
@@ -59,8 +56,22 @@ fn over_dim(shape: &[usize], d: usize) -> SoftmaxParams {
 #[test]
 fn softmax_over_every_dim_matches_reference() {
     // Every dim of a 4-D and of two 2-D tensors: lines contiguous (last dim) and
-    // interleaved (inner 7 to 105), short (2) and long (40).
-    let shapes: [&[usize]; 3] = [&[2, 3, 5, 7], &[40, 6], &[3, 40]];
+    // interleaved (inner 7 to 105), short (2) and long (40); last dims and inner strides
+    // around the SIMD widths.
+    let shapes: [&[usize]; 12] = [
+        &[2, 3, 5, 7],
+        &[40, 6],
+        &[3, 40],
+        &[2, 8],
+        &[2, 9],
+        &[2, 16],
+        &[2, 17],
+        &[2, 65],
+        &[2, 127],
+        &[2, 3, 8],
+        &[2, 10, 17],
+        &[2, 3, 33],
+    ];
     let mut all = Vec::new();
     for shape in shapes {
         for d in 0..shape.len() {
@@ -149,5 +160,15 @@ fn softmax_propagates_nan_and_infinities() {
         &transposed,
         "(columns with NaN and infinities)",
     ));
+    // All -inf, one +inf, and a spread of 570 that overflows exp without the max.
+    let mut x = vec![f32::NEG_INFINITY; 60];
+    x[25] = f32::INFINITY;
+    (40..60).for_each(|i| x[i] = i as f32 * 30.0 - 1500.0);
+    let p = SoftmaxParams {
+        outer: 3,
+        axis: 20,
+        inner: 1,
+    };
+    all.extend(cases(p, &x, "(-inf rows, +inf, a wide spread)"));
     check("softmax", &all);
 }

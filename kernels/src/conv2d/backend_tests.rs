@@ -1,14 +1,20 @@
-//! `conv2d_igemm` (every precision, tile and split) and `conv2d_dw_f32` against the
-//! reference loops, through the CUDA test harness (NVRTC compile, CPU emulation, and the
-//! GPU when there is one).
+//! conv2d on every backend (`testing::everywhere`), against the reference loops: on the
+//! CPU `Conv2dCpu` (whichever algorithm it picks) or `DepthwiseCpu`, as the executor
+//! picks them, on every instruction set and 1 and 2 threads; on CUDA `conv2d_igemm`
+//! (every precision, tile and split) and `conv2d_dw_f32`.
 //! Each test fn stays around 10^4 outputs and 10^7 MACs: the emulator runs one OS thread
-//! per CUDA thread.
+//! per CUDA thread. The CPU's own paths (Winograd, the direct first layer, stride-2 phase
+//! planes, depthwise 3×3 planes, full-size model layers) are swept in
+//! kernels/tests/conv2d_cpu.rs and depthwise_cpu.rs.
 
+use super::cpu::Conv2dCpu;
 use super::cuda::{conv2d_with, Gemm};
+use super::depthwise::DepthwiseCpu;
 use super::{reference, Conv2dParams};
-use crate::cuda::testing::{check, Case};
+use crate::activation::backend_tests::ACTS;
+use crate::testing::everywhere::{check, Allow, Case};
 use crate::testing::Rng;
-use crate::{Activation, Precision};
+use crate::{Activation, Isa, Precision};
 
 /// Max |y - reference| over max |y|, per precision.
 fn rtol(precision: Precision) -> f64 {
@@ -21,6 +27,47 @@ fn rtol(precision: Precision) -> f64 {
         // cancelling.
         // Measured on these cases: up to 3.4e-4 (tf32) and 6.6e-4 (fp16).
         Precision::Tf32 | Precision::Fp16 => 2e-3,
+    }
+}
+
+/// The CPU's tolerance for `p`: rel 1e-5 of the largest pre-activation sum (relu6 clips
+/// sums of ~50 to 6, and the error scales with the sums), or 1e-4 where `Conv2dCpu` picks
+/// Winograd F(4×4, 3×3) on some instruction set (its transforms amplify roundings; see
+/// kernels/tests/conv2d_cpu.rs).
+fn cpu_allow(p: &Conv2dParams, w: &[f32], pre_act: &[f32]) -> Allow {
+    let winograd = DepthwiseCpu::new(p, w, None, Isa::Scalar).is_none()
+        && Isa::available()
+            .into_iter()
+            .any(|isa| Conv2dCpu::new(p, w, None, isa).algorithm() == "winograd4x4");
+    let rel = if winograd { 1e-4 } else { 1e-5 };
+    let max = pre_act
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+    // As an absolute bound: max |expected| is the clipped one.
+    Allow::Max(0.0, rel * max)
+}
+
+/// Runs `p` on the CPU as the executor does: `DepthwiseCpu` where it takes the shape,
+/// else `Conv2dCpu`; inputs x then (with `residual`) the residual. NaN scratch catches a
+/// kernel that reads scratch before it writes it.
+fn cpu_conv(
+    p: Conv2dParams,
+    w: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    residual: bool,
+    act: Activation,
+) -> impl Fn(Isa, usize, &[&[f32]], &mut [f32]) {
+    move |isa, threads, x, y| {
+        let res = residual.then(|| x[1]);
+        let bias = bias.as_deref();
+        if let Some(dw) = DepthwiseCpu::new(&p, &w, bias, isa) {
+            let mut scratch = vec![f32::NAN; dw.scratch_len(threads)];
+            return dw.run(x[0], res, act, y, &mut scratch, threads);
+        }
+        let conv = Conv2dCpu::new(&p, &w, bias, isa);
+        let mut scratch = vec![f32::NAN; conv.scratch_len(threads)];
+        conv.run(x[0], res, act, y, &mut scratch, threads);
     }
 }
 
@@ -40,8 +87,6 @@ fn configs() -> [Gemm; 9] {
         Gemm::large(Precision::Fp16),
     ]
 }
-
-const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Relu6];
 
 /// x: (n, c[0], hw[0], hw[1])  w: (c[1], c[0]/groups, k[0], k[1]); per-axis attributes
 /// as [along h, along w].
@@ -100,11 +145,12 @@ fn case(p: &Conv2dParams, e: Epilogue, gemm: Gemm, poison: &[(usize, f32)], seed
     let bias = e.bias.then(|| rng.vec(c_out));
     let residual = e.residual.then(|| rng.vec(n * c_out * oh * ow));
 
-    let mut expected = vec![0.0; n * c_out * oh * ow];
-    reference::conv2d(p, &x, &w, bias.as_deref(), &mut expected);
-    for (i, v) in expected.iter_mut().enumerate() {
-        *v = e.act.apply(*v + residual.as_ref().map_or(0.0, |r| r[i]));
+    let mut pre_act = vec![0.0; n * c_out * oh * ow];
+    reference::conv2d(p, &x, &w, bias.as_deref(), &mut pre_act);
+    if let Some(r) = &residual {
+        pre_act.iter_mut().zip(r).for_each(|(v, r)| *v += r);
     }
+    let expected = pre_act.iter().map(|&v| e.act.apply(v)).collect();
 
     let op = conv2d_with(p, &w, bias.as_deref(), e.residual, e.act, gemm).unwrap();
     let (kernel, rtol) = if op.launches[0].entry == "conv2d_dw_f32" {
@@ -114,27 +160,27 @@ fn case(p: &Conv2dParams, e: Epilogue, gemm: Gemm, poison: &[(usize, f32)], seed
         let kernel = format!("{} tile{} split{}", g.precision, g.bm, g.splits);
         (kernel, rtol(g.precision))
     };
-    Case {
-        name: format!(
-            "conv2d n{n} c{}x{c_out} {}x{} k{}x{} s{:?} p{:?} d{:?} g{} bias{} res{} {:?} {kernel}",
-            p.c_in,
-            p.h,
-            p.w,
-            p.kh,
-            p.kw,
-            p.stride,
-            p.pad,
-            p.dilation,
-            p.groups,
-            e.bias as u8,
-            e.residual as u8,
-            e.act
-        ),
-        op,
-        inputs: [Some(x), residual].into_iter().flatten().collect(),
-        expected,
-        rtol,
-    }
+    let name = format!(
+        "conv2d n{n} c{}x{c_out} {}x{} k{}x{} s{:?} p{:?} d{:?} g{} bias{} res{} {:?} {kernel}",
+        p.c_in,
+        p.h,
+        p.w,
+        p.kh,
+        p.kw,
+        p.stride,
+        p.pad,
+        p.dilation,
+        p.groups,
+        e.bias as u8,
+        e.residual as u8,
+        e.act
+    );
+    let cpu_allow = cpu_allow(p, &w, &pre_act);
+    let inputs = [Some(x), residual].into_iter().flatten().collect();
+    Case::new(name, inputs, expected, Allow::Max(rtol, 1e-6))
+        .cuda(op)
+        .cpu(cpu_conv(*p, w, bias, e.residual, e.act))
+        .cpu_allow(cpu_allow)
 }
 
 /// One case per shape with a bias and no activation, cycling through `configs`.
@@ -259,6 +305,7 @@ fn nan_and_inf_propagate() {
         params(1, [3, 8], [9, 13], [1, 1], [1, 1], [0, 0], [1, 1], 1),
         params(1, [3, 8], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 1),
         params(1, [4, 8], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 4),
+        params(1, [4, 4], [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], 4),
     ];
     let mut cases = Vec::new();
     for (i, p) in shapes.iter().enumerate() {
@@ -333,18 +380,20 @@ fn pooled_cases(
         }
     }
     let y_len = conv.expected.len();
-    let mut pooled_case = Case {
-        name: format!("{} maxpool2 pooled", conv.name),
-        op,
-        inputs: conv.inputs.clone(),
-        expected: pooled,
-        rtol: conv.rtol,
-    };
+    let mut pooled_case = Case::new(
+        format!("{} maxpool2 pooled", conv.name),
+        conv.inputs.clone(),
+        pooled,
+        Allow::Max(rtol(gemm.precision), 1e-6),
+    )
+    .cuda(op);
     // The written-not-read input: NaN, to show it is not read.
     pooled_case.inputs.push(vec![f32::NAN; y_len]);
     conv.inputs.push(vec![f32::NAN; pooled_case.expected.len()]);
     conv.name = format!("{} maxpool2 y", conv.name);
-    conv.op = swapped;
+    conv.op = Some(swapped);
+    // The plain conv already ran on the CPU in the other tests; the pool fuses on CUDA only.
+    conv.cpu = None;
     [pooled_case, conv]
 }
 
@@ -377,4 +426,112 @@ fn max_pool_fused_into_the_epilogue() {
         cases.extend(pooled_cases(p, e, configs()[i % 9], poison, 300 + i as u64));
     }
     check("conv2d", &cases);
+}
+
+/// A seeded sweep of odd and SIMD-tail shapes: plain, grouped and depthwise, every kernel
+/// size, stride, pad and dilation mixed per axis, each with one epilogue and one GEMM
+/// configuration in turn.
+#[test]
+fn random_shapes() {
+    let mut rng = Rng::new(0x5eed_c0de);
+    let chans = [1, 3, 7, 8, 9, 15, 16, 17, 33];
+    let mut cases = Vec::new();
+    while cases.len() < SHAPES {
+        let groups_kind = rng.pick(&[1, 1, 2, 0]); // 0: depthwise
+        let (c_in, c_out, groups) = match groups_kind {
+            0 => {
+                let c = rng.pick(&chans);
+                (c, c, c)
+            }
+            g => (g * rng.pick(&chans), g * rng.pick(&chans), g),
+        };
+        let p = Conv2dParams {
+            n: rng.pick(&[1, 2]),
+            c_in,
+            h: rng.pick(&[1, 2, 5, 7, 9, 13]),
+            w: rng.pick(&[1, 3, 6, 11, 17]),
+            c_out,
+            kh: rng.pick(&[1, 2, 3, 5]),
+            kw: rng.pick(&[1, 3, 4]),
+            stride: [rng.pick(&[1, 2, 3]), rng.pick(&[1, 2, 3])],
+            pad: [rng.pick(&[0, 1, 2]), rng.pick(&[0, 1, 2])],
+            dilation: [rng.pick(&[1, 2]), rng.pick(&[1, 2])],
+            groups,
+        };
+        if p.validate().is_err() {
+            continue;
+        }
+        let i = cases.len();
+        let e = Epilogue {
+            bias: i % 2 == 0,
+            residual: i / 2 % 2 == 0,
+            act: ACTS[i % 3],
+        };
+        cases.push(case(&p, e, configs()[i % 9], &[], 500 + i as u64));
+    }
+    check("conv2d", &cases);
+}
+
+/// How many shapes `random_shapes` draws.
+const SHAPES: usize = 150;
+
+/// Depthwise (multiplier 1, `DepthwiseCpu`'s shapes) over every kernel size 1–5, stride
+/// 1–3, pad 0–2 and dilation 1–2, then odd and rectangular kernels, strides, pads and
+/// dilations per axis, on widths around the SIMD lanes.
+#[test]
+fn depthwise_sweep() {
+    let mut rng = Rng::new(0x5eed_d3b7);
+    let mut shapes = Vec::new();
+    for k in 1..=5 {
+        for s in 1..=3 {
+            for pad in 0..=2 {
+                for d in 1..=2 {
+                    let c = rng.pick(&[1, 3]);
+                    let p = Conv2dParams {
+                        n: rng.pick(&[1, 2]),
+                        c_in: c,
+                        h: rng.pick(&[1, 3, 5, 7, 9, 12]),
+                        w: rng.pick(&[1, 7, 8, 9, 15, 16, 17, 31, 33, 40]),
+                        c_out: c,
+                        kh: k,
+                        kw: k,
+                        stride: [s, s],
+                        pad: [pad, pad],
+                        dilation: [d, d],
+                        groups: c,
+                    };
+                    shapes.extend(p.validate().is_ok().then_some(p));
+                }
+            }
+        }
+    }
+    for _ in 0..60 {
+        let p = Conv2dParams {
+            n: 1,
+            c_in: 2,
+            h: rng.pick(&[2, 5, 6, 11]),
+            w: rng.pick(&[3, 7, 16, 17, 33, 63, 64, 65]),
+            c_out: 2,
+            kh: rng.pick(&[1, 2, 3, 5]),
+            kw: rng.pick(&[1, 2, 3, 4, 5]),
+            stride: [rng.pick(&[1, 2, 3]), rng.pick(&[1, 2, 3])],
+            pad: [rng.pick(&[0, 1, 2]), rng.pick(&[0, 1, 2, 3])],
+            dilation: [rng.pick(&[1, 2]), rng.pick(&[1, 2, 3])],
+            groups: 2,
+        };
+        shapes.extend(p.validate().is_ok().then_some(p));
+    }
+    let cases: Vec<Case> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let e = Epilogue {
+                bias: i % 2 == 0,
+                residual: i / 2 % 2 == 0,
+                act: ACTS[i % 3],
+            };
+            case(p, e, configs()[0], &[], 900 + i as u64)
+        })
+        .collect();
+    check("conv2d depthwise", &cases);
 }

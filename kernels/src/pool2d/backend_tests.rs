@@ -1,24 +1,20 @@
-//! `max_pool2d_f32` and `avg_pool2d_f32` against the reference loops, through the CUDA
-//! test harness (NVRTC compile, CPU emulation, and the GPU when there is one).
+//! max and average pooling on every backend (`testing::everywhere`): the SIMD kernels on
+//! every instruction set and 1 and 2 threads, and `max_pool2d_f32`/`avg_pool2d_f32` on
+//! CUDA, against the reference loops.
 //!
-//! Every attribute combination PyTorch allows is swept (kernel 1, 2, 3 and 3×2; stride
-//! 1–3; pad 0..=kernel/2 per axis; dilation 1–2 for max; ceil_mode; count_include_pad for
-//! avg). Batch, channels and spatial size (1×1, 5×7, 9×13) rotate with the combination
-//! rather than multiplying it: each combination is its own specialisation to compile, and
-//! each test fn stays around 10^4 outputs.
+//! Every attribute combination PyTorch allows is swept (kernel 1, 2, 3, 3×2 and 4×3;
+//! stride 1–3; pad 0..=kernel/2 per axis; dilation 1–2 for max; ceil_mode;
+//! count_include_pad for avg). Batch, channels and spatial size rotate with the combination
+//! rather than multiplying it: each combination is its own CUDA specialisation to compile.
+//! The sizes give the SIMD kernels their tails (widths 7, 13, 17, 40) and one plane too
+//! wide for max pool's separable row buffer.
 
-use super::cuda::{avg_pool2d, max_pool2d};
-use super::{reference, Pool2dParams};
-use crate::cuda::testing::{check, Case};
+use super::{cpu, cuda, reference, Pool2dParams};
+use crate::testing::everywhere::{check, Allow, Case};
 use crate::testing::Rng;
 
-// A max is one of its inputs: exact.
-const MAX_RTOL: f64 = 0.0;
-// An f32 sum of at most 9 values where the reference sums in f64: rel 1e-5.
-const AVG_RTOL: f64 = 1e-5;
-
-const KERNELS: [[usize; 2]; 4] = [[1, 1], [2, 2], [3, 3], [3, 2]];
-const SIZES: [[usize; 2]; 3] = [[1, 1], [5, 7], [9, 13]];
+const KERNELS: [[usize; 2]; 5] = [[1, 1], [2, 2], [3, 3], [3, 2], [4, 3]];
+const SIZES: [[usize; 2]; 5] = [[1, 1], [5, 7], [9, 13], [4, 17], [7, 40]];
 
 /// Every (kernel, stride, pad) PyTorch allows, stride and pad the same on both axes or
 /// not, for one ceil_mode, dilation and count_include_pad: the rotation picks batch,
@@ -61,7 +57,8 @@ fn name(op: &str, p: &Pool2dParams) -> String {
     )
 }
 
-/// Random x (with `poison` written over it: (index, value)) and the reference's max pool.
+/// Random x (with `poison` written over it: (index, value)) and the reference's max pool:
+/// a max is one of its inputs, so bit-identical everywhere.
 fn max_case(p: &Pool2dParams, poison: &[(usize, f32)], seed: u64) -> Case {
     let mut x = Rng::new(seed).vec(p.n * p.c * p.h * p.w);
     let len = x.len();
@@ -70,26 +67,48 @@ fn max_case(p: &Pool2dParams, poison: &[(usize, f32)], seed: u64) -> Case {
     }
     let mut expected = vec![0.0; p.output_shape().iter().product()];
     reference::max_pool2d(p, &x, &mut expected);
-    Case {
-        name: name("max_pool2d", p),
-        op: max_pool2d(p).unwrap(),
-        inputs: vec![x],
-        expected,
-        rtol: MAX_RTOL,
-    }
+    let q = *p;
+    Case::new(name("max_pool2d", p), vec![x], expected, Allow::Bits)
+        .cuda(cuda::max_pool2d(p).unwrap())
+        .cpu(move |isa, threads, x, y| cpu::max_pool2d(isa, &q, x[0], y, threads))
 }
 
+/// Random x and the reference's average pool: an f32 sum of at most 12 values where the
+/// reference sums in f64, within rel 1e-5 of the sum of the window's |x|.
 fn avg_case(p: &Pool2dParams, seed: u64) -> Case {
     let x = Rng::new(seed).vec(p.n * p.c * p.h * p.w);
-    let mut expected = vec![0.0; p.output_shape().iter().product()];
+    let len = p.output_shape().iter().product();
+    let (mut expected, mut mags) = (vec![0.0; len], vec![0.0; len]);
     reference::avg_pool2d(p, &x, &mut expected);
-    Case {
-        name: name("avg_pool2d", p),
-        op: avg_pool2d(p).unwrap(),
-        inputs: vec![x],
+    let abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+    reference::avg_pool2d(p, &abs, &mut mags);
+    let q = *p;
+    Case::new(
+        name("avg_pool2d", p),
+        vec![x],
         expected,
-        rtol: AVG_RTOL,
-    }
+        Allow::Given(1e-5, mags),
+    )
+    .cuda(cuda::avg_pool2d(p).unwrap())
+    .cpu(move |isa, threads, x, y| cpu::avg_pool2d(isa, &q, x[0], y, threads))
+}
+
+/// ResNet's stem pool on a tail-sized width, and rows too wide for max pool's separable
+/// row buffer (2048 floats), which take the direct path.
+fn wide(ceil_mode: bool, count_include_pad: bool) -> [Pool2dParams; 2] {
+    let p = |h, w, kernel, stride| Pool2dParams {
+        n: 1,
+        c: 2,
+        h,
+        w,
+        kernel,
+        stride,
+        pad: [1, 1],
+        dilation: [1, 1],
+        ceil_mode,
+        count_include_pad,
+    };
+    [p(24, 37, [3, 3], [2, 2]), p(5, 2100, [3, 2], [2, 3])]
 }
 
 #[test]
@@ -97,6 +116,7 @@ fn max_pool2d_floor_mode_matches_reference() {
     let cases: Vec<Case> = [1, 2]
         .into_iter()
         .flat_map(|d| sweep(d, false, false))
+        .chain(wide(false, false))
         .enumerate()
         .map(|(i, p)| max_case(&p, &[], i as u64 + 1))
         .collect();
@@ -108,6 +128,7 @@ fn max_pool2d_ceil_mode_matches_reference() {
     let cases: Vec<Case> = [1, 2]
         .into_iter()
         .flat_map(|d| sweep(d, true, false))
+        .chain(wide(true, false))
         .enumerate()
         .map(|(i, p)| max_case(&p, &[], i as u64 + 100))
         .collect();
@@ -128,7 +149,7 @@ fn max_pool2d_propagates_nan_and_infinities() {
         (130, f32::NAN),
         (200, f32::INFINITY),
     ];
-    let cases: Vec<Case> = [
+    let mut cases: Vec<Case> = [
         ([2, 2], [2, 2], [0, 0]),
         ([3, 3], [1, 1], [1, 1]),
         ([3, 2], [2, 1], [1, 0]),
@@ -152,14 +173,42 @@ fn max_pool2d_propagates_nan_and_infinities() {
         max_case(&p, &poison, i as u64 + 200)
     })
     .collect();
+    cases.push(nan_before_a_larger_value());
     check("max_pool2d", &cases);
+}
+
+/// A NaN with a larger value after it in scan order, on a SIMD-wide row: the 3 windows
+/// that hold the NaN are NaN (the 5 must not replace it), every other window is finite.
+fn nan_before_a_larger_value() -> Case {
+    let p = Pool2dParams {
+        n: 1,
+        c: 1,
+        h: 3,
+        w: 40,
+        kernel: [3, 3],
+        stride: [1, 1],
+        pad: [1, 1],
+        dilation: [1, 1],
+        ceil_mode: false,
+        count_include_pad: true,
+    };
+    let poison = [(60, f32::NAN), (61, 5.0), (0, 9.0)];
+    let case = max_case(&p, &poison, 250);
+    for (i, v) in case.expected.iter().enumerate() {
+        assert_eq!(
+            v.is_nan(),
+            (19..=21).contains(&(i % 40)),
+            "reference at {i}: {v}"
+        );
+    }
+    case
 }
 
 #[test]
 fn avg_pool2d_excluding_pad_matches_reference() {
     let cases: Vec<Case> = [false, true]
         .into_iter()
-        .flat_map(|ceil| sweep(1, ceil, false))
+        .flat_map(|ceil| sweep(1, ceil, false).into_iter().chain(wide(ceil, false)))
         .enumerate()
         .map(|(i, p)| avg_case(&p, i as u64 + 300))
         .collect();
@@ -170,7 +219,7 @@ fn avg_pool2d_excluding_pad_matches_reference() {
 fn avg_pool2d_including_pad_matches_reference() {
     let cases: Vec<Case> = [false, true]
         .into_iter()
-        .flat_map(|ceil| sweep(1, ceil, true))
+        .flat_map(|ceil| sweep(1, ceil, true).into_iter().chain(wide(ceil, true)))
         .enumerate()
         .map(|(i, p)| avg_case(&p, i as u64 + 400))
         .collect();
@@ -199,14 +248,14 @@ fn long_axis() -> Pool2dParams {
 /// max_pool2d's window coordinates stop at 2^31 - 1: it builds.
 #[test]
 fn max_pool2d_builds_up_to_int_max() {
-    max_pool2d(&long_axis()).unwrap();
+    cuda::max_pool2d(&long_axis()).unwrap();
 }
 
 /// avg_pool2d's last window end, o * STRIDE - PAD + K, and its clip h + pad are 2^31,
 /// which an int cannot hold: refused.
 #[test]
 fn avg_pool2d_refuses_h_plus_pad_past_int_max() {
-    let msg = avg_pool2d(&long_axis()).unwrap_err().to_string();
+    let msg = cuda::avg_pool2d(&long_axis()).unwrap_err().to_string();
     let want = "avg_pool2d on CUDA: window coordinates along h reach 2147483648";
     assert!(msg.contains(want), "{msg}");
 }
