@@ -428,6 +428,23 @@ fn max_pool_fused_into_the_epilogue() {
     check("conv2d", &cases);
 }
 
+/// One case per shape, each with the next epilogue (bias, residual, activation) and GEMM
+/// configuration in turn.
+fn mixed(shapes: &[Conv2dParams], seed: u64) -> Vec<Case> {
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let e = Epilogue {
+                bias: i % 2 == 0,
+                residual: i / 2 % 2 == 0,
+                act: ACTS[i % 3],
+            };
+            case(p, e, configs()[i % 9], &[], seed + i as u64)
+        })
+        .collect()
+}
+
 /// A seeded sweep of odd and SIMD-tail shapes: plain, grouped and depthwise, every kernel
 /// size, stride, pad and dilation mixed per axis, each with one epilogue and one GEMM
 /// configuration in turn.
@@ -435,8 +452,8 @@ fn max_pool_fused_into_the_epilogue() {
 fn random_shapes() {
     let mut rng = Rng::new(0x5eed_c0de);
     let chans = [1, 3, 7, 8, 9, 15, 16, 17, 33];
-    let mut cases = Vec::new();
-    while cases.len() < SHAPES {
+    let mut shapes = Vec::new();
+    while shapes.len() < SHAPES {
         let groups_kind = rng.pick(&[1, 1, 2, 0]); // 0: depthwise
         let (c_in, c_out, groups) = match groups_kind {
             0 => {
@@ -458,18 +475,9 @@ fn random_shapes() {
             dilation: [rng.pick(&[1, 2]), rng.pick(&[1, 2])],
             groups,
         };
-        if p.validate().is_err() {
-            continue;
-        }
-        let i = cases.len();
-        let e = Epilogue {
-            bias: i % 2 == 0,
-            residual: i / 2 % 2 == 0,
-            act: ACTS[i % 3],
-        };
-        cases.push(case(&p, e, configs()[i % 9], &[], 500 + i as u64));
+        shapes.extend(p.validate().is_ok().then_some(p));
     }
-    check("conv2d", &cases);
+    check("conv2d", &mixed(&shapes, 500));
 }
 
 /// How many shapes `random_shapes` draws.
@@ -521,17 +529,5 @@ fn depthwise_sweep() {
         };
         shapes.extend(p.validate().is_ok().then_some(p));
     }
-    let cases: Vec<Case> = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let e = Epilogue {
-                bias: i % 2 == 0,
-                residual: i / 2 % 2 == 0,
-                act: ACTS[i % 3],
-            };
-            case(p, e, configs()[0], &[], 900 + i as u64)
-        })
-        .collect();
-    check("conv2d depthwise", &cases);
+    check("conv2d depthwise", &mixed(&shapes, 900));
 }

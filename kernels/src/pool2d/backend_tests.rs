@@ -111,26 +111,24 @@ fn wide(ceil_mode: bool, count_include_pad: bool) -> [Pool2dParams; 2] {
     [p(24, 37, [3, 3], [2, 2]), p(5, 2100, [3, 2], [2, 3])]
 }
 
-#[test]
-fn max_pool2d_floor_mode_matches_reference() {
-    let cases: Vec<Case> = [1, 2]
-        .into_iter()
-        .flat_map(|d| sweep(d, false, false))
-        .chain(wide(false, false))
-        .enumerate()
-        .map(|(i, p)| max_case(&p, &[], i as u64 + 1))
-        .collect();
-    check("max_pool2d", &cases);
+/// The sweep at each of `dilations`, in both ceil modes, and the wide planes.
+fn every(dilations: &[usize], count_include_pad: bool) -> Vec<Pool2dParams> {
+    let mut all = Vec::new();
+    for ceil_mode in [false, true] {
+        for &d in dilations {
+            all.extend(sweep(d, ceil_mode, count_include_pad));
+        }
+        all.extend(wide(ceil_mode, count_include_pad));
+    }
+    all
 }
 
 #[test]
-fn max_pool2d_ceil_mode_matches_reference() {
-    let cases: Vec<Case> = [1, 2]
-        .into_iter()
-        .flat_map(|d| sweep(d, true, false))
-        .chain(wide(true, false))
+fn max_pool2d_matches_reference() {
+    let cases: Vec<Case> = every(&[1, 2], false)
+        .iter()
         .enumerate()
-        .map(|(i, p)| max_case(&p, &[], i as u64 + 100))
+        .map(|(i, p)| max_case(p, &[], i as u64 + 1))
         .collect();
     check("max_pool2d", &cases);
 }
@@ -181,16 +179,11 @@ fn max_pool2d_propagates_nan_and_infinities() {
 /// that hold the NaN are NaN (the 5 must not replace it), every other window is finite.
 fn nan_before_a_larger_value() -> Case {
     let p = Pool2dParams {
-        n: 1,
         c: 1,
         h: 3,
         w: 40,
-        kernel: [3, 3],
         stride: [1, 1],
-        pad: [1, 1],
-        dilation: [1, 1],
-        ceil_mode: false,
-        count_include_pad: true,
+        ..wide(false, true)[0]
     };
     let poison = [(60, f32::NAN), (61, 5.0), (0, 9.0)];
     let case = max_case(&p, &poison, 250);
@@ -205,23 +198,12 @@ fn nan_before_a_larger_value() -> Case {
 }
 
 #[test]
-fn avg_pool2d_excluding_pad_matches_reference() {
+fn avg_pool2d_matches_reference() {
     let cases: Vec<Case> = [false, true]
         .into_iter()
-        .flat_map(|ceil| sweep(1, ceil, false).into_iter().chain(wide(ceil, false)))
+        .flat_map(|count_include_pad| every(&[1], count_include_pad))
         .enumerate()
         .map(|(i, p)| avg_case(&p, i as u64 + 300))
-        .collect();
-    check("avg_pool2d", &cases);
-}
-
-#[test]
-fn avg_pool2d_including_pad_matches_reference() {
-    let cases: Vec<Case> = [false, true]
-        .into_iter()
-        .flat_map(|ceil| sweep(1, ceil, true).into_iter().chain(wide(ceil, true)))
-        .enumerate()
-        .map(|(i, p)| avg_case(&p, i as u64 + 400))
         .collect();
     check("avg_pool2d", &cases);
 }
