@@ -17,7 +17,7 @@ pub mod emu;
 pub mod module;
 pub mod nvrtc;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod timer;
 
 use std::fmt::Write as _;

@@ -22,6 +22,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod tail;
+#[cfg(test)]
+mod tests;
 pub use tail::{run_tail, Window};
 
 const EMU_H: &str = include_str!("emu.h");
