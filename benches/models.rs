@@ -54,7 +54,7 @@ fn models(c: &mut Criterion) {
                 Device::Cpu => {
                     format!("cpu-{}-t{}/{name}-b1", session.kernels_name(), opts.threads)
                 }
-                Device::Cuda(_) => format!("cuda-{}/{name}-b1", opts.precision),
+                _ => format!("cuda-{}/{name}-b1", opts.precision),
             };
             let mut i = 0;
             group.bench_function(id, |b| {

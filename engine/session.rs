@@ -10,17 +10,24 @@ use crate::tensor::TensorView;
 use kestrel_kernels::{Isa, Precision};
 use std::path::PathBuf;
 
-/// Where a session runs.
+/// Where a session runs. Non-exhaustive: devices may be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Device {
     /// The CPU, with Kestrel's SIMD kernels (the default).
     #[default]
     Cpu,
     /// The NVIDIA GPU of this ordinal, running Kestrel's own CUDA kernels.
     Cuda(usize),
+    /// For tests (the `testing` feature): the CUDA executor's plan, with the arena layout
+    /// and launches a GPU session would run, on a CPU emulator of CUDA launches. Needs
+    /// g++ at run time; a run takes seconds.
+    #[cfg(feature = "testing")]
+    CudaEmulated,
 }
 
-/// "cpu", "cuda" (GPU 0) or "cuda:N", as the command line takes them.
+/// "cpu", "cuda" (GPU 0) or "cuda:N", as the command line takes them (and "cuda-emu"
+/// with the `testing` feature).
 impl std::str::FromStr for Device {
     type Err = String;
 
@@ -28,6 +35,8 @@ impl std::str::FromStr for Device {
         match s {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda(0)),
+            #[cfg(feature = "testing")]
+            "cuda-emu" => Ok(Device::CudaEmulated),
             _ => s
                 .strip_prefix("cuda:")
                 .and_then(|i| i.parse().ok())
@@ -43,6 +52,8 @@ impl std::fmt::Display for Device {
             Device::Cpu => write!(f, "cpu"),
             Device::Cuda(0) => write!(f, "cuda"),
             Device::Cuda(i) => write!(f, "cuda:{i}"),
+            #[cfg(feature = "testing")]
+            Device::CudaEmulated => write!(f, "cuda-emu"),
         }
     }
 }
@@ -158,6 +169,11 @@ impl Session {
                 &plan,
                 ordinal,
                 cuda_cache(opts),
+                OpChoice::of(opts),
+            )?),
+            #[cfg(feature = "testing")]
+            Device::CudaEmulated => Box::new(crate::exec::cuda::EmuExecutor::new(
+                &plan,
                 OpChoice::of(opts),
             )?),
         };

@@ -1,11 +1,12 @@
-//! The CUDA backend end to end. Without a GPU the device tests print
+//! The CUDA backend end to end (the fixtures on every device, the GPU included, are
+//! tests/fixtures.rs). Without a GPU the device tests print
 //! `skipping …: no CUDA device (…)` (REQUIRE_CUDA=1 turns that into a failure); the NVRTC
 //! test needs no GPU, only libnvrtc, and KESTREL_REQUIRE_NVRTC=1 makes its skip a failure.
 
 mod common;
 
 use common::{cuda_session_or_skip, fixture, reference, temp_path, FIXTURES};
-use kestrel::compare::{diff, rounding_sensitivity, ATOL, DEFAULT_RTOL};
+use kestrel::compare::{diff, ATOL, DEFAULT_RTOL};
 use kestrel::CudaError;
 use kestrel::{Device, Error, Model, Precision, SessionOptions};
 use kestrel_kernels::testing::{require_or_skip, Need};
@@ -111,81 +112,6 @@ fn check_fits(label: &str, k: &kestrel::CudaKernel) {
         shared <= 48 << 10,
         "{what}: {shared} bytes of shared memory, over 48 KiB"
     );
-}
-
-/// Each fixture on the GPU: every layer (eager, step by step) and the graph-replayed
-/// output, batch 1 and 3, against PyTorch, within the fp32 tolerance.
-#[test]
-fn fixtures_match_pytorch_on_cuda() {
-    for name in FIXTURES {
-        let model = Model::load(fixture(name)).unwrap();
-        for batch in [1, 3] {
-            for optimize in [true, false] {
-                let Some(mut session) = cuda_session_or_skip(&model, &cuda_opts(batch, optimize))
-                else {
-                    return;
-                };
-                let refs = read_tensors(&reference(name, batch)).unwrap();
-                let input = refs.tensors["input"].data.clone().unwrap();
-                let expected = refs.tensors["output"].data.clone().unwrap();
-                let label = format!("{name} b{batch} optimize={optimize}");
-                let mut failures = Vec::new();
-                session
-                    .run_with(&[&input], |layer, out| {
-                        if let Some(r) = refs.tensors.get(&format!("layer.{layer}")) {
-                            let d = diff(out.data, r.data.as_ref().unwrap(), DEFAULT_RTOL, ATOL);
-                            if !d.ok() {
-                                failures.push(format!("{layer}: {:.3e}", d.max_abs));
-                            }
-                        }
-                    })
-                    .unwrap();
-                assert!(failures.is_empty(), "{label}: {failures:?}");
-                // The graph replay, twice: the second run must not see the first's state.
-                for _ in 0..2 {
-                    let out = session.run(&[&input]).unwrap();
-                    let d = diff(out.get(0).unwrap().data, &expected, DEFAULT_RTOL, ATOL);
-                    assert!(d.ok(), "{label}: graph run max abs {:.3e}", d.max_abs);
-                }
-            }
-        }
-    }
-}
-
-/// Each fixture in tf32 and fp16 (tensor cores), batch 1 and 3, graph-replayed twice (the
-/// second run proves split-K left its counters at zero), against PyTorch's fp32 output
-/// within docs/architecture.md's tolerance for the mode, widened to 3× the fixture's own sensitivity
-/// to one rounding of its input where that is larger (`rounding_sensitivity`: these
-/// random-weight nets amplify perturbations more than trained ones).
-#[test]
-fn fixtures_match_pytorch_in_every_precision_on_cuda() {
-    for name in FIXTURES {
-        let model = Model::load(fixture(name)).unwrap();
-        for (batch, precision) in [1, 3]
-            .into_iter()
-            .flat_map(|b| [Precision::Tf32, Precision::Fp16].map(|p| (b, p)))
-        {
-            let opts = (cuda_opts(batch, true)).with_precision(precision);
-            let Some(mut session) = cuda_session_or_skip(&model, &opts) else {
-                return;
-            };
-            let refs = read_tensors(&reference(name, batch)).unwrap();
-            let input = refs.tensors["input"].data.clone().unwrap();
-            let expected = refs.tensors["output"].data.clone().unwrap();
-            let (rtol, atol) = precision.tolerance();
-            let sensitivity = rounding_sensitivity(&model, batch, &input).unwrap();
-            let rtol = rtol.max(3.0 * sensitivity);
-            for run in 0..2 {
-                let out = session.run(&[&input]).unwrap();
-                let d = diff(out.get(0).unwrap().data, &expected, rtol, atol);
-                assert!(
-                    d.ok(),
-                    "{name} b{batch} {precision} run {run}: max rel {:.3e}, allowed {rtol:.1e}",
-                    d.rel()
-                );
-            }
-        }
-    }
 }
 
 /// Two sessions of one model on one GPU, run from two threads at once, each get the

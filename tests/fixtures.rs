@@ -1,41 +1,180 @@
-//! Every committed PyTorch fixture, end to end, at every layer, batch 1 and 3, with and
-//! without the graph passes, on the reference kernels and every SIMD instruction set this
-//! CPU has, on 1 and 2 threads: within the fp32 tolerance of
-//! `max|out − ref| ≤ 1e-4·max|ref| + 1e-6`.
+//! Every committed PyTorch fixture, end to end, on every device: the reference kernels and
+//! every SIMD instruction set this CPU has on 1 and 2 threads, the GPU when there is one
+//! (REQUIRE_CUDA=1 makes its absence a failure), and the CUDA executor's plan on the CPU
+//! emulator (KESTREL_REQUIRE_EMU=1 likewise), in every precision each device runs. One
+//! body checks them all, with one rule: in fp32 every layer and the output within
+//! `max|out − ref| ≤ 1e-4·max|ref| + 1e-6`; in tf32 and fp16 the output within
+//! [`fixture_tolerance`].
 
 mod common;
 
 use common::{fixture, reference, FIXTURES};
-use kestrel::compare::{diff, ATOL, DEFAULT_RTOL};
-use kestrel::{Isa, Kernels, Model, SessionOptions};
+use kestrel::compare::{diff, rounding_sensitivity, ATOL, DEFAULT_RTOL};
+use kestrel::{CudaError, Device, Error, Isa, Kernels, Model, Precision, SessionOptions};
+use kestrel_kernels::testing::{require_or_skip, Need};
 use kestrel_loader::read_tensors;
 
-/// Runs `name` on its batch-`batch` reference and checks each output and each layer the
-/// session computes; returns how many layers were compared.
-fn check(name: &str, batch: usize, optimize: bool, kernels: Kernels, threads: usize) -> usize {
-    let model = Model::load(fixture(name)).unwrap();
+/// One device configuration the fixtures run on, and the (batch, optimize) runs it gets.
+struct Target {
+    opts: SessionOptions,
+    runs: &'static [(usize, bool)],
+    /// What its absence is: a GPU or the emulator may be missing, the CPU may not.
+    need: Option<Need>,
+}
+
+/// Both batches, with and without the graph passes.
+const EVERY_RUN: &[(usize, bool)] = &[(1, true), (1, false), (3, true), (3, false)];
+
+fn targets() -> Vec<Target> {
+    let mut kernels = vec![Kernels::Reference];
+    kernels.extend(Isa::available().into_iter().map(Kernels::Isa));
+    let cpu = kernels.into_iter().flat_map(|k| {
+        [1, 2].map(|threads| Target {
+            opts: SessionOptions::default()
+                .with_kernels(k)
+                .with_threads(threads),
+            runs: EVERY_RUN,
+            need: None,
+        })
+    });
+    let cache = Some(common::temp_path("cuda-cache"));
+    let gpu = [
+        (Precision::Fp32, EVERY_RUN),
+        (Precision::Tf32, &[(1, true), (3, true)][..]),
+        (Precision::Fp16, &[(1, true), (3, true)][..]),
+    ]
+    .map(|(precision, runs)| Target {
+        opts: SessionOptions::default()
+            .with_device(Device::Cuda(0))
+            .with_precision(precision)
+            .with_cuda_cache(cache.clone()),
+        runs,
+        need: Some(Need::Gpu),
+    });
+    // The emulator takes seconds a run: fewer runs, each of its paths at least once.
+    let emulated = [
+        (Precision::Fp32, &[(1, true), (1, false), (3, true)][..]),
+        (Precision::Tf32, &[(1, true)][..]),
+        (Precision::Fp16, &[(3, true)][..]),
+    ]
+    .map(|(precision, runs)| Target {
+        opts: SessionOptions::default()
+            .with_device(Device::CudaEmulated)
+            .with_precision(precision),
+        runs,
+        need: Some(Need::Emulator),
+    });
+    cpu.chain(gpu).chain(emulated).collect()
+}
+
+/// docs/architecture.md's tolerance for `precision`, widened for tf32 and fp16 to 3× the
+/// fixture's own sensitivity to one rounding of its input where that is larger: these
+/// random-weight nets amplify perturbations more than trained ones (see
+/// `rounding_sensitivity`). A wrong index or fragment still misses by orders of magnitude.
+fn fixture_tolerance(
+    model: &Model,
+    batch: usize,
+    input: &[f32],
+    precision: Precision,
+) -> (f64, f64) {
+    let (rtol, atol) = precision.tolerance();
+    match precision {
+        Precision::Fp32 => (rtol, atol),
+        _ => {
+            let sensitivity = rounding_sensitivity(model, batch, input).unwrap();
+            (rtol.max(3.0 * sensitivity), atol)
+        }
+    }
+}
+
+#[test]
+fn every_fixture_matches_pytorch_on_cpu_and_cuda() {
+    'targets: for target in targets() {
+        for name in FIXTURES {
+            let model = Model::load(fixture(name)).unwrap();
+            for &(batch, optimize) in target.runs {
+                let opts = target
+                    .opts
+                    .clone()
+                    .with_batch(batch)
+                    .with_optimize(optimize);
+                if !check(&model, name, &opts, target.need) {
+                    continue 'targets;
+                }
+            }
+        }
+    }
+}
+
+/// Runs fixture `name` as `opts` says against its PyTorch reference: each layer the
+/// session computes (in fp32), then the output of two plain runs (on a GPU, two graph
+/// replays: the second must not see the first's state). False when the device is absent
+/// and may be (the skip printed).
+fn check(model: &Model, name: &str, opts: &SessionOptions, need: Option<Need>) -> bool {
+    let (batch, precision) = (opts.batch, opts.precision);
+    let on = match opts.device {
+        Device::Cpu => format!("{:?} threads={}", opts.kernels, opts.threads),
+        device => format!("{device} {precision}"),
+    };
+    let label = format!("{name} {on} b{batch} optimize={}", opts.optimize);
+    let mut session = match (model.session(opts), need) {
+        (Ok(session), _) => session,
+        (Err(Error::Cuda(CudaError::Unavailable(why))), Some(need)) => {
+            require_or_skip(need, &label, &why);
+            return false;
+        }
+        (Err(e), _) => panic!("{label}: {e}"),
+    };
     let refs = read_tensors(&reference(name, batch)).unwrap();
     let input = refs.tensors["input"].data.clone().unwrap();
     assert_eq!(refs.tensors["input"].shape[0], batch);
-    let opts = SessionOptions::default()
-        .with_batch(batch)
-        .with_optimize(optimize)
-        .with_kernels(kernels)
-        .with_threads(threads);
-    let name = &format!("{name} {kernels:?} threads={threads}");
-    let mut session = model.session(&opts).unwrap();
+    if precision == Precision::Fp32 {
+        let compared = check_layers(&mut session, &refs, &input, &label);
+        // Unoptimised, every node of the file is computed and has a reference.
+        if !opts.optimize {
+            let nodes = model.layers(1).unwrap().len();
+            assert_eq!(compared, nodes, "{label}: every layer compared");
+        }
+    }
+    let r = &refs.tensors["output"];
+    let (rtol, atol) = fixture_tolerance(model, batch, &input, precision);
+    for run in 0..2 {
+        let outputs = session.run(&[&input]).unwrap();
+        let out = outputs.get(0).unwrap();
+        assert_eq!(out.shape, &r.shape[..], "{label}");
+        let d = diff(out.data, r.data.as_ref().unwrap(), rtol, atol);
+        assert!(
+            d.ok(),
+            "{label} run {run}: output max abs {:.3e} > {:.3e} (max rel {:.3e}, allowed {rtol:.1e})",
+            d.max_abs,
+            d.tolerance,
+            d.rel()
+        );
+        // The fixtures are meant to have outputs far from zero, or the comparison means little.
+        assert!(
+            d.max_ref >= 1e-2,
+            "{label}: output max |ref| {} is too small to test",
+            d.max_ref
+        );
+    }
+    true
+}
+
+/// Compares each layer the session computes that has a reference; returns how many did.
+fn check_layers(
+    session: &mut kestrel::Session,
+    refs: &kestrel_loader::TensorFile,
+    input: &[f32],
+    label: &str,
+) -> usize {
     let mut compared = 0;
     let mut failures = Vec::new();
-    let outputs = session
-        .run_with(&[&input], |layer, out| {
+    session
+        .run_with(&[input], |layer, out| {
             let Some(r) = refs.tensors.get(&format!("layer.{layer}")) else {
                 return;
             };
-            assert_eq!(
-                out.shape,
-                &r.shape[..],
-                "{name} b{batch}: layer {layer} shape"
-            );
+            assert_eq!(out.shape, &r.shape[..], "{label}: layer {layer} shape");
             let d = diff(out.data, r.data.as_ref().unwrap(), DEFAULT_RTOL, ATOL);
             compared += 1;
             if !d.ok() {
@@ -46,51 +185,8 @@ fn check(name: &str, batch: usize, optimize: bool, kernels: Kernels, threads: us
             }
         })
         .unwrap();
-    assert!(
-        failures.is_empty(),
-        "{name} b{batch} optimize={optimize}: {failures:#?}"
-    );
-    let out = outputs.get(0).unwrap();
-    let r = &refs.tensors["output"];
-    assert_eq!(out.shape, &r.shape[..]);
-    let d = diff(out.data, r.data.as_ref().unwrap(), DEFAULT_RTOL, ATOL);
-    assert!(
-        d.ok(),
-        "{name} b{batch}: output max abs {:.3e} > {:.3e}",
-        d.max_abs,
-        d.tolerance
-    );
-    // The fixtures are meant to have outputs far from zero, or the comparison means little.
-    assert!(
-        d.max_ref >= 1e-2,
-        "{name}: output max |ref| {} is too small to test",
-        d.max_ref
-    );
+    assert!(failures.is_empty(), "{label}: {failures:#?}");
     compared
-}
-
-#[test]
-fn every_fixture_matches_pytorch_at_every_layer() {
-    for name in FIXTURES {
-        let nodes = Model::load(fixture(name)).unwrap().layers(1).unwrap().len();
-        for batch in [1, 3] {
-            for kernels in all_kernels() {
-                for threads in [1, 2] {
-                    // Unoptimised, every node of the file is computed and has a reference.
-                    let compared = check(name, batch, false, kernels, threads);
-                    assert_eq!(compared, nodes, "{name}: every layer compared");
-                    // Optimised (folded, fused), every surviving layer still matches.
-                    assert!(check(name, batch, true, kernels, threads) > 0);
-                }
-            }
-        }
-    }
-}
-
-fn all_kernels() -> Vec<Kernels> {
-    let mut all = vec![Kernels::Reference];
-    all.extend(Isa::available().into_iter().map(Kernels::Isa));
-    all
 }
 
 #[test]

@@ -15,14 +15,16 @@ use kestrel_kernels::cuda::{Arg, CudaError, CudaOp, Launch};
 use kestrel_kernels::{Activation, Precision};
 use std::path::PathBuf;
 
-#[cfg(test)]
-mod emu_tests;
+#[cfg(feature = "testing")]
+mod emu;
 #[cfg(test)]
 mod fault_tests;
 mod fusion;
 mod profile;
 mod report;
 
+#[cfg(feature = "testing")]
+pub(crate) use emu::EmuExecutor;
 pub(crate) use report::compile_plan;
 pub use report::{CudaBuild, CudaInfo, CudaKernel};
 
