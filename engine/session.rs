@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::exec::cuda::{CudaExecutor, OpChoice};
-use crate::exec::{Backend, CpuExecutor, Executor};
+use crate::exec::{Backend, CpuExecutor, Executor, Named};
 use crate::graph::Graph;
 use crate::passes;
 use crate::plan::{plan, Plan, Slot, Step};
@@ -204,27 +204,67 @@ impl Session {
     pub fn run_tensors(&mut self, inputs: &[TensorView<'_>]) -> Result<Outputs<'_>, Error> {
         self.check_count(inputs.len())?;
         for (i, input) in inputs.iter().enumerate() {
-            let expected = &self.plan.values[i].shape;
-            if input.shape != &expected[..] {
-                return Err(Error::Input {
-                    name: self.input_names[i].clone(),
-                    detail: format!("expected shape {expected:?}, got {:?}", input.shape),
-                });
-            }
-            let elems = input.shape.iter().product::<usize>();
-            if input.data.len() != elems {
-                return Err(Error::Input {
-                    name: self.input_names[i].clone(),
-                    detail: format!(
-                        "shape {:?} holds {elems} values, the data has {}",
-                        input.shape,
-                        input.data.len()
-                    ),
-                });
-            }
+            self.check_view(i, input)?;
         }
         self.executor.run(&self.plan, &inputs)?;
         Ok(Outputs { session: self })
+    }
+
+    /// Runs the model on inputs given by name, in any order, each carrying its shape, as
+    /// ONNX Runtime's `run` takes them: every input of the model exactly once. An unknown
+    /// name, an input missing or given twice, or a wrong shape is an error naming the
+    /// input. Allocates nothing.
+    pub fn run_named(&mut self, inputs: &[(&str, TensorView<'_>)]) -> Result<Outputs<'_>, Error> {
+        if let Some((name, _)) = inputs.iter().find(|(n, _)| self.input_index(n).is_none()) {
+            return Err(Error::Input {
+                name: name.to_string(),
+                detail: format!(
+                    "the model has no such input (its inputs: {})",
+                    self.input_names.join(", ")
+                ),
+            });
+        }
+        for (i, want) in self.input_names.iter().enumerate() {
+            let mut given = inputs.iter().filter(|(n, _)| n == want);
+            let (Some((_, view)), None) = (given.next(), given.next()) else {
+                let times = inputs.iter().filter(|(n, _)| n == want).count();
+                return Err(Error::Input {
+                    name: want.clone(),
+                    detail: match times {
+                        0 => "not given".into(),
+                        n => format!("given {n} times"),
+                    },
+                });
+            };
+            self.check_view(i, view)?;
+        }
+        let named = Named {
+            names: &self.input_names,
+            inputs,
+        };
+        self.executor.run(&self.plan, &named)?;
+        Ok(Outputs { session: self })
+    }
+
+    /// Input `i` as a shaped view: its shape must be the session's, its data that long.
+    fn check_view(&self, i: usize, input: &TensorView<'_>) -> Result<(), Error> {
+        let expected = &self.plan.values[i].shape;
+        let detail = if input.shape != &expected[..] {
+            format!("expected shape {expected:?}, got {:?}", input.shape)
+        } else if input.data.len() != self.plan.values[i].len {
+            format!(
+                "shape {:?} holds {} values, the data has {}",
+                input.shape,
+                self.plan.values[i].len,
+                input.data.len()
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::Input {
+            name: self.input_names[i].clone(),
+            detail,
+        })
     }
 
     /// Runs the model `runs` times on zeros and discards the outputs: faults in the

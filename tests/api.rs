@@ -164,3 +164,48 @@ fn options_are_built_from_default_with_setters() {
         (Device::Cpu, 1, 1)
     );
 }
+
+/// Inputs by name, in any order: the same outputs as in the model's order, and each bad
+/// call (an unknown name, an input missing or given twice, a wrong shape) an error
+/// naming the input.
+#[test]
+fn inputs_by_name_in_any_order() {
+    let graph = serde_json::json!({
+        "version": 1,
+        "inputs": [{"name": "a", "shape": [-1, 2, 3, 3]}, {"name": "b", "shape": [-1, 1, 3, 3]}],
+        "nodes": [{"name": "cat", "op": "concat", "inputs": ["a", "b"], "attrs": {"dim": 1}}],
+        "outputs": ["cat"]
+    });
+    let model = Model::from_parts(&common::graph_def(&graph), &Default::default()).unwrap();
+    let mut session = model.session(&SessionOptions::default()).unwrap();
+    let a: Vec<f32> = (0..18).map(|i| i as f32).collect();
+    let b: Vec<f32> = (0..9).map(|i| -(i as f32)).collect();
+    let (sa, sb) = ([1, 2, 3, 3], [1, 1, 3, 3]);
+    let view = |shape, data| TensorView { shape, data };
+    let (va, vb) = (view(&sa[..], &a[..]), view(&sb[..], &b[..]));
+    let want = session.run(&[&a, &b]).unwrap().get(0).unwrap().to_tensor();
+    assert_eq!(&want.data()[..18], &a[..]);
+    for order in [[("a", va), ("b", vb)], [("b", vb), ("a", va)]] {
+        let got = session
+            .run_named(&order)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_tensor();
+        assert_eq!(got, want);
+    }
+    let bad = |session: &mut kestrel::Session, inputs: &[(&str, TensorView<'_>)]| match session
+        .run_named(inputs)
+    {
+        Err(Error::Input { name, detail }) => format!("{name}: {detail}"),
+        Err(other) => panic!("not an input error: {other:?}"),
+        Ok(_) => panic!("ran with bad inputs"),
+    };
+    let unknown = bad(&mut session, &[("a", va), ("c", vb)]);
+    assert_eq!(unknown, "c: the model has no such input (its inputs: a, b)");
+    assert_eq!(bad(&mut session, &[("a", va)]), "b: not given");
+    let twice = bad(&mut session, &[("a", va), ("b", vb), ("a", va)]);
+    assert_eq!(twice, "a: given 2 times");
+    let shape = bad(&mut session, &[("a", vb), ("b", vb)]);
+    assert_eq!(shape, "a: expected shape [1, 2, 3, 3], got [1, 1, 3, 3]");
+}

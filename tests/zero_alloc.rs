@@ -38,7 +38,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Allocations made by five runs after a first one, then five with shaped inputs.
+/// Allocations made by five runs after a first one, then five each with shaped and named
+/// inputs.
 fn allocations_in_five_runs(session: &mut Session) -> usize {
     let shape = session.input_shape(0).unwrap().to_vec();
     let input = vec![0.25f32; shape.iter().product()];
@@ -46,15 +47,19 @@ fn allocations_in_five_runs(session: &mut Session) -> usize {
         shape: &shape,
         data: &input,
     }];
+    let name = session.input_names()[0].clone();
+    let named = [(name.as_str(), view[0])];
     session.run(&[&input]).unwrap();
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     for _ in 0..5 {
         let out = session.run(&[&input]).unwrap();
         assert!(out.get(0).unwrap().data[0].is_finite());
     }
-    // The shaped form too: its checks and hand-off allocate nothing either.
+    // The shaped and named forms too: their checks and hand-off allocate nothing either.
     for _ in 0..5 {
         let out = session.run_tensors(&view).unwrap();
+        assert!(out.get(0).unwrap().data[0].is_finite());
+        let out = session.run_named(&named).unwrap();
         assert!(out.get(0).unwrap().data[0].is_finite());
     }
     ALLOCATIONS.load(Ordering::SeqCst) - before

@@ -58,6 +58,20 @@ impl Inputs for &[crate::TensorView<'_>] {
     }
 }
 
+/// Inputs given by name (`Session::run_named`), already checked: each of `names` is
+/// given once.
+pub(crate) struct Named<'a, 'b> {
+    pub names: &'a [String],
+    pub inputs: &'a [(&'b str, crate::TensorView<'b>)],
+}
+
+impl Inputs for Named<'_, '_> {
+    fn data(&self, i: usize) -> &[f32] {
+        let given = self.inputs.iter().find(|(name, _)| *name == self.names[i]);
+        given.map_or(&[], |(_, view)| view.data)
+    }
+}
+
 /// What runs a session's plan on one device: the CPU executor or the CUDA one. Each owns
 /// its buffers (the arena, input and output staging), so a session checks the inputs and
 /// delegates everything else.
