@@ -26,7 +26,12 @@ mod tail;
 mod tests;
 pub use tail::{run_tail, Window};
 
-const EMU_H: &str = include_str!("emu.h");
+/// The emulator's headers, written beside each generated program: emu.h includes the others.
+const HEADERS: [(&str, &str); 3] = [
+    ("emu.h", include_str!("emu.h")),
+    ("emu_fibers.h", include_str!("emu_fibers.h")),
+    ("emu_run.h", include_str!("emu_run.h")),
+];
 const GXX: &str = "g++";
 const GXX_FLAGS: [&str; 5] = [
     "-std=c++20",
@@ -299,14 +304,19 @@ impl Program {
 
     /// The built program: from the cache, else compiled with g++ in `dir` (and cached).
     fn executable(&self, dir: &Path) -> Result<PathBuf, String> {
-        let mut keyed = format!("{GXX_FLAGS:?}\n{EMU_H}\n").into_bytes();
+        let mut keyed = format!("{GXX_FLAGS:?}\n").into_bytes();
+        for (_, text) in HEADERS {
+            keyed.extend_from_slice(text.as_bytes());
+        }
         keyed.extend_from_slice(self.text.as_bytes());
         let cache = std::env::temp_dir().join("kestrel-emu-cache");
         let cached = cache.join(format!("{:016x}", fnv1a64(&keyed)));
         if cached.is_file() {
             return Ok(cached);
         }
-        write(&dir.join("emu.h"), EMU_H.as_bytes())?;
+        for (name, text) in HEADERS {
+            write(&dir.join(name), text.as_bytes())?;
+        }
         write(&dir.join("main.cpp"), self.text.as_bytes())?;
         // g++ writes the executable straight into the cache under a temporary name, then
         // it is renamed into place: a concurrent reader never runs half a file, and this
