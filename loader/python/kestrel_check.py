@@ -5,20 +5,33 @@ and compare every output and layer with a reference file.
 This is an independent oracle for the exporter: it reads only what the Rust engine reads
 (the safetensors weights and the ``kestrel.graph`` JSON, with GRAPH_FORMAT.md's defaults), so
 a wrong attribute in the JSON shows up as a mismatch.  It does not import kestrel_export.
+The version-2 activations are computed from GRAPH_FORMAT.md's formulas in float64 (not with
+the torch function of the same name), so the check also tests the documented formulas.
 
     python3 kestrel_check.py MODEL.safetensors REF.safetensors [--rtol 1e-5]
 """
 import argparse
 import json
+import math
 import sys
 
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
-OPS = {"conv2d", "batch_norm", "relu", "relu6", "max_pool2d", "avg_pool2d",
-       "adaptive_avg_pool2d", "mean", "linear", "flatten", "add", "concat", "softmax",
-       "identity", "dropout"}
+# op -> its attributes, per graph version (GRAPH_FORMAT.md); version 2 adds activations
+OPS_V1 = {"conv2d": {"stride", "padding", "dilation", "groups"}, "batch_norm": {"eps"},
+          "relu": set(), "relu6": set(),
+          "max_pool2d": {"kernel_size", "stride", "padding", "dilation", "ceil_mode"},
+          "avg_pool2d": {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"},
+          "adaptive_avg_pool2d": {"output_size"}, "mean": {"dims", "keepdim"}, "linear": set(),
+          "flatten": {"start_dim", "end_dim"}, "add": set(), "concat": {"dim"},
+          "softmax": {"dim"}, "identity": set(), "dropout": set()}
+OPS_V2 = dict(OPS_V1, sigmoid=set(), silu=set(), hardsigmoid=set(), hardswish=set(),
+              tanh=set(), gelu={"approximate"}, leaky_relu={"negative_slope"}, elu={"alpha"},
+              clamp={"min", "max"})
+OPS = {1: OPS_V1, 2: OPS_V2}
+FLOAT_ATTRS = {"eps", "negative_slope", "alpha", "min", "max"}
 
 
 def load(path):
@@ -33,7 +46,9 @@ def load(path):
 
 
 def validate(graph, weights):
-    assert graph.get("version") == 1, "version must be 1"
+    version = graph.get("version")
+    assert type(version) is int and version in OPS, f"unknown version {version!r}"
+    ops = OPS[version]
     names = [i["name"] for i in graph["inputs"]]
     for i in graph["inputs"]:
         s = i["shape"]
@@ -41,7 +56,7 @@ def validate(graph, weights):
                    for k, d in enumerate(s)), f"bad input shape {s}"
     seen = set(names)
     for n in graph["nodes"]:
-        assert n["op"] in OPS, f"unknown op {n['op']}"
+        assert n["op"] in ops, f"unknown op {n['op']} in a version {version} graph"
         assert n["name"] not in seen, f"duplicate name {n['name']}"
         for i in n["inputs"]:
             assert i in seen, f"{n['name']}: input {i} not defined before use"
@@ -50,7 +65,16 @@ def validate(graph, weights):
             assert weights[w].dtype in (torch.float32, torch.float16, torch.bfloat16), \
                 f"{w}: dtype {weights[w].dtype}"
         for k, v in n.get("attrs", {}).items():
-            assert not isinstance(v, float) or k == "eps", f"{n['name']}.{k} is a float"
+            assert k in ops[n["op"]], f"{n['name']}: unknown attribute {k}"
+            assert not isinstance(v, float) or k in FLOAT_ATTRS, f"{n['name']}.{k} is a float"
+            if k in FLOAT_ATTRS:
+                assert type(v) in (int, float) and math.isfinite(v), f"{n['name']}.{k} = {v!r}"
+        a = n.get("attrs", {})
+        if n["op"] == "gelu":
+            assert a.get("approximate", "none") in ("none", "tanh"), f"{n['name']}: {a}"
+        if n["op"] == "clamp":
+            assert "min" in a or "max" in a, f"{n['name']}: clamp without a bound"
+            assert a.get("min", -math.inf) <= a.get("max", math.inf), f"{n['name']}: min > max"
         seen.add(n["name"])
     for o in graph["outputs"]:
         assert o in seen, f"output {o} undefined"
@@ -100,6 +124,34 @@ def _op(node, xs, w):
         return torch.softmax(x, a.get("dim", -1))
     if op in ("identity", "dropout"):
         return x
+    if op in OPS_V2:
+        return _activation(op, a, x.double()).float()
+    raise ValueError(op)
+
+
+def _activation(op, a, x):
+    """The version-2 activations from GRAPH_FORMAT.md's formulas, on float64 ``x``, written
+    out from elementwise primitives rather than calling the matching torch function."""
+    if op == "sigmoid":
+        return 1 / (1 + torch.exp(-x))
+    if op == "silu":
+        return x / (1 + torch.exp(-x))
+    if op == "hardsigmoid":
+        return torch.clamp(x + 3, 0, 6) / 6
+    if op == "hardswish":
+        return x * torch.clamp(x + 3, 0, 6) / 6
+    if op == "tanh":
+        return torch.tanh(x)
+    if op == "gelu":
+        if a.get("approximate", "none") == "tanh":
+            return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+    if op == "leaky_relu":
+        return torch.where(x > 0, x, a.get("negative_slope", 0.01) * x)
+    if op == "elu":
+        return torch.where(x > 0, x, a.get("alpha", 1.0) * torch.expm1(x))
+    if op == "clamp":
+        return torch.clamp(x, a.get("min"), a.get("max"))
     raise ValueError(op)
 
 

@@ -10,6 +10,7 @@
 ``run_traced`` executes the same traced graph on real tensors and records, for each Kestrel
 node, the value of the ATen node it was made from, so references match the exported nodes.
 """
+import math
 import operator
 import re
 
@@ -62,6 +63,16 @@ _SYM = {aten.sym_size.int, aten.sym_numel.default, aten.sym_stride.int}
 _TRANSPOSE = {aten.t.default, aten.numpy_T.default}
 _VIEW = {aten.view.default, aten.reshape.default, aten._unsafe_view.default}
 _RELU6 = {aten.relu6.default} | ({aten.relu6_.default} if hasattr(aten, "relu6_") else set())
+# attribute-free elementwise activations (both the out-of-place and the in-place overload)
+_UNARY = {getattr(aten, f + s).default: f for f in ("sigmoid", "silu", "hardsigmoid",
+                                                     "hardswish", "tanh") for s in ("", "_")}
+_CLAMP = {aten.clamp.default, aten.clamp_.default, aten.clamp_min.default,
+          aten.clamp_min_.default, aten.clamp_max.default, aten.clamp_max_.default}
+_CLAMP_TENSOR = {aten.clamp.Tensor, aten.clamp_.Tensor, aten.clamp_min.Tensor,
+                 aten.clamp_min_.Tensor, aten.clamp_max.Tensor, aten.clamp_max_.Tensor}
+# ops added by graph version 2 (GRAPH_FORMAT.md); a graph without them stays version 1
+V2_OPS = {"sigmoid", "silu", "hardsigmoid", "hardswish", "tanh", "gelu", "leaky_relu", "elu",
+          "clamp"}
 
 
 def source_line(node):
@@ -129,7 +140,8 @@ class Graph:
             if r.attrs:
                 d["attrs"] = r.attrs
             nodes.append(d)
-        return {"version": 1,
+        version = 2 if any(r.op in V2_OPS for r in self.nodes) else 1
+        return {"version": version,
                 "inputs": [{"name": self.input.name, "shape": [-1] + list(self.input_chw)}],
                 "nodes": nodes, "outputs": list(self.outputs)}
 
@@ -164,6 +176,14 @@ class _Converter:
         if not v.value.is_floating_point():
             self.fail(n, f"{what} must be a floating-point tensor")
         return v
+
+    def number(self, n, v, what):
+        """A scalar attribute as a finite float (JSON has no inf or NaN)."""
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.fail(n, f"{what} must be a number, got {v!r}")
+        if not math.isfinite(v):
+            self.fail(n, f"{what} must be finite, got {v}")
+        return float(v)
 
     def new_group(self, view_of=None):
         g = len(self.family) + 1
@@ -311,9 +331,30 @@ class _Converter:
         if t in _RELU6:
             return self.emit(n, "relu6", [self.act(n, b["self"])])
         if t in (aten.hardtanh.default, aten.hardtanh_.default):
-            if (float(b["min_val"]), float(b["max_val"])) != (0.0, 6.0):
-                self.fail(n, f"hardtanh({b['min_val']}, {b['max_val']}) is not relu6")
-            return self.emit(n, "relu6", [self.act(n, b["self"])])
+            if (float(b["min_val"]), float(b["max_val"])) == (0.0, 6.0):
+                return self.emit(n, "relu6", [self.act(n, b["self"])])
+            return self.clamp(n, b["self"], b["min_val"], b["max_val"])
+        if t in _UNARY:
+            return self.emit(n, _UNARY[t], [self.act(n, b["self"])])
+        if t in (aten.gelu.default, aten.gelu_.default):
+            if b["approximate"] not in ("none", "tanh"):
+                self.fail(n, f"gelu approximate={b['approximate']!r} (only 'none' or 'tanh')")
+            return self.emit(n, "gelu", [self.act(n, b["self"])],
+                             attrs={"approximate": b["approximate"]})
+        if t in (aten.leaky_relu.default, aten.leaky_relu_.default):
+            slope = self.number(n, b["negative_slope"], "leaky_relu negative_slope")
+            return self.emit(n, "leaky_relu", [self.act(n, b["self"])],
+                             attrs={"negative_slope": slope})
+        if t in (aten.elu.default, aten.elu_.default):
+            if b["scale"] != 1 or b["input_scale"] != 1:
+                self.fail(n, f"elu with scale={b['scale']}, input_scale={b['input_scale']} "
+                             f"(only 1 and 1)")
+            return self.emit(n, "elu", [self.act(n, b["self"])],
+                             attrs={"alpha": self.number(n, b["alpha"], "elu alpha")})
+        if t in _CLAMP:
+            return self.clamp(n, b["self"], b.get("min"), b.get("max"))
+        if t in _CLAMP_TENSOR:
+            self.fail(n, "clamp with a tensor bound (only number bounds are supported)")
         if t in (aten.max_pool2d.default, aten.max_pool2d_with_indices.default,
                  aten.avg_pool2d.default):
             return self.pool(n, b)
@@ -370,6 +411,19 @@ class _Converter:
                 self.fail(n, "softmax with a dtype change")
             return self.emit(n, "softmax", [self.act(n, b["self"])], attrs={"dim": int(b["dim"])})
         return None
+
+    def clamp(self, n, x, lo, hi):
+        """``clamp`` with the bounds the call gives (None: no bound), as floats."""
+        attrs = {}
+        if lo is not None:
+            attrs["min"] = self.number(n, lo, "clamp min")
+        if hi is not None:
+            attrs["max"] = self.number(n, hi, "clamp max")
+        if not attrs:
+            self.fail(n, "clamp without a bound")
+        if len(attrs) == 2 and attrs["min"] > attrs["max"]:
+            self.fail(n, f"clamp min {attrs['min']} > max {attrs['max']}")
+        return self.emit(n, "clamp", [self.act(n, x)], attrs=attrs)
 
     def conv(self, n, b):
         x, w = self.act(n, b["input"]), self.const(n, b["weight"], "weight")

@@ -20,6 +20,7 @@ from safetensors import safe_open
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import kestrel_check  # noqa: E402
+from kestrel_graph import convert  # noqa: E402
 from kestrel_export import (ExportError, TracedModel, export, randomize_bn,  # noqa: E402
                             round_weights, save_reference)
 
@@ -72,12 +73,11 @@ class Lambda(nn.Module):
 
 
 def test_unsupported_op_names_op_and_line():
-    msg = expect_error(Sigmoid(), "sigmoid", "test_kestrel_export.py")
-    assert "return torch.sigmoid(x)" in msg, msg
+    msg = expect_error(Sine(), "aten.sin", "test_kestrel_export.py")
+    assert "return torch.sin(x)" in msg, msg
 
 
 def test_refusals():
-    expect_error(Lambda(lambda s, x: F.hardtanh(x, -1.0, 1.0)), "hardtanh")
     expect_error(Lambda(lambda s, x: x + x.mean([2, 3], keepdim=True)), "equal shapes")
     expect_error(Lambda(lambda s, x: torch.add(x, x, alpha=2)), "alpha")
     expect_error(Lambda(lambda s, x: x + 1.0), "second operand")
@@ -194,14 +194,114 @@ def test_public_api_and_cli():
         g = json.loads(f.metadata()["kestrel.graph"])
     assert g["inputs"] == [{"name": "input", "shape": [-1, 3, 40, 56]}]
     assert g["outputs"] == ["fc"] and g["nodes"][-1]["weights"]["weight"] == "fc.weight"
-    bad = subprocess.run(cli + ["test_kestrel_export:Sigmoid", "--input-shape", "1,3,4,4", "-o", p],
+    bad = subprocess.run(cli + ["test_kestrel_export:Sine", "--input-shape", "1,3,4,4", "-o", p],
                          capture_output=True, text=True, cwd=HERE)
-    assert bad.returncode == 2 and "sigmoid" in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and "aten.sin" in bad.stderr, bad.stderr
 
 
-class Sigmoid(nn.Module):
+# (form, expected op, expected attrs): every way a model spells each activation, applied
+# to a conv output of std ~3 so that every formula's branches (e.g. hardsigmoid's +-3) occur
+ACTIVATIONS = [
+    (nn.Sigmoid(), "sigmoid", None),
+    (lambda y: y.clone().sigmoid_(), "sigmoid", None),
+    (nn.SiLU(), "silu", None),
+    (nn.SiLU(inplace=True), "silu", None),
+    (F.silu, "silu", None),
+    (nn.Hardsigmoid(), "hardsigmoid", None),
+    (lambda y: F.hardsigmoid(y, inplace=True), "hardsigmoid", None),
+    (nn.Hardswish(inplace=True), "hardswish", None),
+    (F.hardswish, "hardswish", None),
+    (nn.Tanh(), "tanh", None),
+    (lambda y: y.clone().tanh_(), "tanh", None),
+    (nn.GELU(), "gelu", {"approximate": "none"}),
+    (lambda y: F.gelu(y, approximate="tanh"), "gelu", {"approximate": "tanh"}),
+    (lambda y: torch.ops.aten.gelu_(y, approximate="tanh"), "gelu", {"approximate": "tanh"}),
+    (nn.LeakyReLU(), "leaky_relu", {"negative_slope": 0.01}),
+    (lambda y: F.leaky_relu(y, 0.2, inplace=True), "leaky_relu", {"negative_slope": 0.2}),
+    (nn.ELU(), "elu", {"alpha": 1.0}),
+    (nn.ELU(0.5, inplace=True), "elu", {"alpha": 0.5}),
+    (lambda y: F.elu(y, alpha=2), "elu", {"alpha": 2.0}),
+    (nn.Hardtanh(), "clamp", {"min": -1.0, "max": 1.0}),
+    (lambda y: F.hardtanh(y, -2, 3, inplace=True), "clamp", {"min": -2.0, "max": 3.0}),
+    (lambda y: y.clamp(-1, 2), "clamp", {"min": -1.0, "max": 2.0}),
+    (lambda y: torch.clamp(y, min=0.5), "clamp", {"min": 0.5}),
+    (lambda y: y.clamp_(max=1), "clamp", {"max": 1.0}),
+    (lambda y: torch.clamp_min(y, -0.5), "clamp", {"min": -0.5}),
+    (lambda y: torch.clamp_max_(y, 0.25), "clamp", {"max": 0.25}),
+    (lambda y: y.clamp(0, 6), "clamp", {"min": 0.0, "max": 6.0}),
+    (nn.Hardtanh(0, 6), "relu6", None),
+    (lambda y: F.hardtanh(y, 0.0, 6.0, inplace=True), "relu6", None),
+    (nn.ReLU6(inplace=True), "relu6", None),
+    (F.relu6, "relu6", None),
+]
+
+
+def test_activations():
+    def fwd(s, x):
+        y = s.c(x)
+        # an in-place form works on its own copy, so every branch sees the conv output
+        return torch.cat([fn(y.clone()) for fn in s.fns], 1)
+    m = Lambda(fwd, c=nn.Conv2d(3, 2, 3, padding=1))
+    m.fns = [fn for fn, _, _ in ACTIVATIONS]
+    for i, (fn, _, _) in enumerate(ACTIVATIONS):
+        if isinstance(fn, nn.Module):
+            setattr(m, f"a{i}", fn)
+    with torch.no_grad():
+        m.c.weight.mul_(15)
+    g, _ = roundtrip(m)
+    got = [(n["op"], n.get("attrs")) for n in g["nodes"][1:-1]]
+    assert got == [(op, attrs) for _, op, attrs in ACTIVATIONS], got
+    assert g["version"] == 2
+    y = m.c(torch.randn(8, 3, 12, 10))
+    assert (y < -3).any() and (y > 6).any(), "the conv output misses a formula's branch"
+
+
+def test_activation_refusals():
+    aten = torch.ops.aten
+    msg = expect_error(Lambda(lambda s, x: x.clamp(min=torch.tensor(0.5))), "tensor bound",
+                       "node clamp")
+    assert "aten.clamp.Tensor" in msg, msg
+    expect_error(Lambda(lambda s, x: torch.clamp_max(x, torch.tensor(0.5))), "tensor bound",
+                 "node clamp_max")
+    expect_error(Lambda(lambda s, x: x.clamp(2, 1)), "min 2.0 > max 1.0", "node clamp")
+    expect_error(Lambda(lambda s, x: aten.hardtanh(x, 2.0, 1.0)), "min 2.0 > max 1.0",
+                 "node hardtanh")
+    expect_error(Lambda(lambda s, x: x.clamp(max=float("inf"))), "finite", "node clamp")
+    expect_error(Lambda(lambda s, x: aten.elu(x, 1.0, 2.0)), "scale=2.0", "node elu")
+    expect_error(Lambda(lambda s, x: aten.elu_(x.clone(), 1.0, 1, 0.5)), "input_scale=0.5",
+                 "node elu_")
+    expect_error(nn.SELU(), "aten.selu")  # elu with scale != 1 by another name: not lowered
+    # torch itself refuses gelu's unknown `approximate` values, so edit a traced graph
+    ep = torch.export.export(nn.GELU().eval(), (torch.randn(2, 3, 4, 4),),
+                             dynamic_shapes=({0: torch.export.Dim("batch")},))
+    gelu = [n for n in ep.graph.nodes if n.target == aten.gelu.default][0]
+    gelu.kwargs = {"approximate": "erf"}
+    try:
+        convert(ep, [3, 4, 4])
+        raise AssertionError("no ExportError")
+    except ExportError as e:
+        assert "approximate='erf'" in str(e) and "node gelu" in str(e), e
+
+
+def test_graph_version():
+    old = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.ReLU6(), nn.Hardtanh(0, 6))
+    g, _ = roundtrip(old)
+    assert g["version"] == 1 and ops(g) == ["conv2d", "relu", "relu6", "relu6"], g
+    for act in (nn.SiLU(), nn.Hardtanh(-1, 1), nn.LeakyReLU()):
+        g, _ = roundtrip(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), act))
+        assert g["version"] == 2, g
+    # the oracle reads like a reader: a version-1 graph may not use a version-2 op
+    g["version"] = 1
+    try:
+        kestrel_check.validate(g, {k: torch.zeros(1) for k in ("0.weight", "0.bias")})
+        raise AssertionError("a version-1 graph with leaky_relu validated")
+    except AssertionError as e:
+        assert "unknown op leaky_relu in a version 1 graph" in str(e), e
+
+
+class Sine(nn.Module):
     def forward(self, x):
-        return torch.sigmoid(x)
+        return torch.sin(x)
 
 
 def main():
