@@ -124,12 +124,24 @@ impl fmt::Display for InFile<'_> {
 #[non_exhaustive]
 pub enum GraphError {
     /// The graph's `version` is not one this build reads.
-    #[error("graph version {found} is not supported (this build reads version {supported})")]
+    #[error("graph version {found} is not supported (this build reads versions 1 to {supported})")]
     Version {
         /// The version the graph gives.
         found: u32,
-        /// The version this build reads.
+        /// The newest version this build reads.
         supported: u32,
+    },
+    /// A node uses an op newer than the version its graph declares.
+    #[error("node \"{node}\": op \"{op}\" needs graph version {needs}, the graph says {version}")]
+    OpTooNew {
+        /// The node's name.
+        node: String,
+        /// The op.
+        op: String,
+        /// The version that introduced it.
+        needs: u32,
+        /// The graph's version.
+        version: u32,
     },
     /// The graph declares no input.
     #[error("the graph has no inputs")]

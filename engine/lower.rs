@@ -34,8 +34,8 @@ pub(crate) enum Kernel {
         mean: Data,
         var: Data,
     },
-    Relu,
-    Relu6,
+    /// An element-wise activation (never `Activation::None`).
+    Act(Activation),
     MaxPool2d(Pool2dParams),
     AvgPool2d(Pool2dParams),
     AdaptiveAvgPool2d(AdaptiveAvgPool2dParams),
@@ -63,9 +63,8 @@ impl Kernel {
     /// A short name for tables: the op, with the fused parts.
     pub(crate) fn label(&self) -> String {
         let act = |a: &Activation| match a {
-            Activation::None => "",
-            Activation::Relu => "+relu",
-            Activation::Relu6 => "+relu6",
+            Activation::None => String::new(),
+            a => format!("+{}", a.describe()),
         };
         match self {
             Kernel::Conv2d {
@@ -82,8 +81,7 @@ impl Kernel {
                 format!("{kind}{}x{}s{}{add}{}", p.kh, p.kw, p.stride[0], act(a))
             }
             Kernel::BatchNorm { .. } => "batch_norm".into(),
-            Kernel::Relu => "relu".into(),
-            Kernel::Relu6 => "relu6".into(),
+            Kernel::Act(a) => a.describe(),
             Kernel::MaxPool2d(_) => "max_pool2d".into(),
             Kernel::AvgPool2d(_) => "avg_pool2d".into(),
             Kernel::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d".into(),
@@ -108,7 +106,7 @@ impl Kernel {
             Kernel::Mean(p) => (p.n * p.c * p.h * p.w) as u64,
             Kernel::BatchNorm { .. } => 2 * out,
             Kernel::Alias | Kernel::Concat { .. } => 0,
-            Kernel::Relu | Kernel::Relu6 | Kernel::Add { .. } | Kernel::Softmax(_) => out,
+            Kernel::Act(_) | Kernel::Add { .. } | Kernel::Softmax(_) => out,
         }
     }
 
@@ -224,8 +222,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             };
             (x.to_vec(), kernel)
         }
-        Op::Relu => (x.to_vec(), Kernel::Relu),
-        Op::Relu6 => (x.to_vec(), Kernel::Relu6),
+        Op::Act(a) => (x.to_vec(), Kernel::Act(*a)),
         Op::MaxPool2d(a) | Op::AvgPool2d(a) => {
             let is_max = matches!(node.op, Op::MaxPool2d(_));
             let p = pool_params(ctx.rank4(x)?, a);
@@ -520,7 +517,7 @@ mod tests {
         };
         assert_eq!(bn.weight_len(), 12);
         for k in [
-            Kernel::Relu,
+            Kernel::Act(Activation::Relu),
             Kernel::Alias,
             Kernel::Add {
                 act: Activation::None,

@@ -66,7 +66,8 @@ impl Model {
 
     fn build(def: &GraphDef, weights: &Weights, path: Option<PathBuf>) -> Result<Model, Error> {
         let in_file = |e: GraphError| Error::graph(path.clone(), e);
-        if def.version != kestrel_loader::GRAPH_VERSION {
+        let versions = kestrel_loader::MIN_GRAPH_VERSION..=kestrel_loader::GRAPH_VERSION;
+        if !versions.contains(&def.version) {
             return Err(in_file(GraphError::Version {
                 found: def.version,
                 supported: kestrel_loader::GRAPH_VERSION,

@@ -48,7 +48,8 @@ fn fuse_activations(graph: &mut Graph) {
     }
 }
 
-/// conv → max_pool2d → relu | relu6 becomes conv+act → max_pool2d, when the conv and the
+/// conv → max_pool2d → act becomes conv+act → max_pool2d for a non-decreasing act (relu,
+/// relu6, clamp, sigmoid, tanh, hardsigmoid; elu and leaky_relu with a parameter ≥ 0), when the conv and the
 /// pool each feed only the next node and the conv has no activation yet: a max commutes
 /// with a non-decreasing activation (NaN passes through both), so the conv's epilogue
 /// applies it for free and one kernel call goes (the CIFAR net's conv → pool → relu).
@@ -60,6 +61,9 @@ fn hoist_activations_over_max_pools(graph: &mut Graph) {
         let Some(act) = fusable_activation(&graph.nodes[i].op) else {
             continue;
         };
+        if !act.is_non_decreasing() {
+            continue;
+        }
         let Value::Node(pool) = graph.nodes[i].inputs[0] else {
             continue;
         };
@@ -189,11 +193,10 @@ fn fold_batch_norms(graph: &mut Graph) {
     }
 }
 
-/// The activation a relu or relu6 node applies, which an earlier node can take over.
+/// The activation an activation node applies, which an earlier node can take over.
 fn fusable_activation(op: &Op) -> Option<Activation> {
     match op {
-        Op::Relu => Some(Activation::Relu),
-        Op::Relu6 => Some(Activation::Relu6),
+        Op::Act(a) => Some(*a),
         _ => None,
     }
 }

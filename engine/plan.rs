@@ -250,11 +250,7 @@ fn mark_in_place(steps: &mut [Step], outputs: &[usize], n_inputs: usize, n_value
     let mut aliased = vec![false; n_values];
     for step in steps.iter_mut() {
         let v = step.inputs[0];
-        if matches!(step.kernel, Kernel::Relu | Kernel::Relu6)
-            && v >= n_inputs
-            && uses[v] == 1
-            && !aliased[v]
-        {
+        if matches!(step.kernel, Kernel::Act(_)) && v >= n_inputs && uses[v] == 1 && !aliased[v] {
             step.in_place = true;
         }
         if matches!(step.kernel, Kernel::Alias) || step.in_place {

@@ -106,12 +106,12 @@ fn nodes_out_of_order_are_sorted() {
 
 #[test]
 fn an_unknown_op() {
-    let e = graph_err(build(|g| g["nodes"][1]["op"] = json!("gelu")));
+    let e = graph_err(build(|g| g["nodes"][1]["op"] = json!("swiglu")));
     assert_eq!(
         e,
         GraphError::UnknownOp {
             node: "relu".into(),
-            op: "gelu".into()
+            op: "swiglu".into()
         }
     );
     assert!(e.to_string().contains("supported: conv2d"));
@@ -224,14 +224,67 @@ fn an_absurd_input_shape() {
     assert!(e.to_string().contains("input"), "{e}");
 }
 
+/// The relu node of the tiny graph made another activation: its errors name the node
+/// and the attribute, and a version-2 op in a version-1 graph names both versions.
+#[test]
+fn bad_activations_name_the_node_and_the_value() {
+    let act = |op: &str, attrs: Value, version: u32| {
+        build(|g| {
+            g["version"] = json!(version);
+            g["nodes"][1]["op"] = json!(op);
+            g["nodes"][1]["attrs"] = attrs;
+        })
+    };
+    let attr_error = |r, want: &str| match graph_err(r) {
+        GraphError::Attr { node, attr, detail } => {
+            assert_eq!((node.as_str(), attr.as_str()), ("relu", want), "{detail}");
+            detail
+        }
+        other => panic!("not an attribute error: {other}"),
+    };
+    let detail = attr_error(act("clamp", json!({}), 2), "min");
+    assert!(detail.contains("needs a min, a max or both"), "{detail}");
+    let detail = attr_error(act("clamp", json!({"min": 2.0, "max": 1.0}), 2), "min");
+    assert!(detail.contains("2 is above max 1"), "{detail}");
+    let detail = attr_error(act("gelu", json!({"approximate": "erf"}), 2), "approximate");
+    assert!(detail.contains("\"erf\""), "{detail}");
+    attr_error(act("elu", json!({"alpha": "big"}), 2), "alpha");
+    attr_error(act("sigmoid", json!({"beta": 1}), 2), "beta");
+    let e = graph_err(act("silu", json!({}), 1));
+    assert_eq!(
+        e,
+        GraphError::OpTooNew {
+            node: "relu".into(),
+            op: "silu".into(),
+            needs: 2,
+            version: 1
+        }
+    );
+    assert!(e.to_string().contains("needs graph version 2"), "{e}");
+    // Every one of them builds in a version-2 graph.
+    for op in [
+        "sigmoid",
+        "silu",
+        "hardsigmoid",
+        "hardswish",
+        "tanh",
+        "gelu",
+        "leaky_relu",
+        "elu",
+    ] {
+        act(op, json!({}), 2).unwrap_or_else(|e| panic!("{op}: {e}"));
+    }
+    act("clamp", json!({"max": 1.5}), 2).unwrap();
+}
+
 #[test]
 fn an_unknown_graph_version() {
-    let e = graph_err(build(|g| g["version"] = json!(2)));
+    let e = graph_err(build(|g| g["version"] = json!(3)));
     assert_eq!(
         e,
         GraphError::Version {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     );
 }

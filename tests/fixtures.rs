@@ -189,14 +189,20 @@ fn check_layers(
     compared
 }
 
+/// `allops` and `activations` between them use every op of the graph format.
 #[test]
-fn allops_exercises_every_op() {
-    let model = Model::load(fixture("allops")).unwrap();
-    let ops: std::collections::BTreeSet<&str> =
-        model.layers(1).unwrap().iter().map(|l| l.op).collect();
+fn allops_and_activations_exercise_every_op() {
+    let mut ops = std::collections::BTreeSet::new();
+    for name in ["allops", "activations"] {
+        let model = Model::load(fixture(name)).unwrap();
+        ops.extend(model.layers(1).unwrap().iter().map(|l| l.op));
+    }
     for op in kestrel::OP_NAMES {
         if !matches!(*op, "identity" | "dropout") {
-            assert!(ops.contains(op), "allops has no {op} node (it has {ops:?})");
+            assert!(
+                ops.contains(op),
+                "no fixture has a {op} node (they have {ops:?})"
+            );
         }
     }
 }

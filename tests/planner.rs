@@ -5,7 +5,7 @@
 mod common;
 
 use kestrel::{Kernels, Model, SessionOptions, Weights};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// input (2, 5, 5) → conv a 1×1 → 3 ch, conv b 3×3 → 4 ch (+relu) → concat → conv c 1×1 → 2 ch.
 fn branchy() -> Model {
@@ -60,19 +60,28 @@ fn a_concat_assembled_in_place_matches_one_copied() {
 /// input (1, 3, 6, 6) → conv 3×3 pad 1 → 4 ch → `pool` 2×2 → relu6 (and, with `twice`,
 /// the pool's output as a second graph output).
 fn conv_pool_act(pool: &str, twice: bool) -> Model {
+    conv_pool(
+        pool,
+        twice,
+        json!({"name": "act", "op": "relu6", "inputs": ["pool"]}),
+    )
+}
+
+/// As [`conv_pool_act`], with the node `act` after the pool.
+fn conv_pool(pool: &str, twice: bool, act: Value) -> Model {
     let mut outputs = vec!["act"];
     if twice {
         outputs.push("pool");
     }
     let g = json!({
-        "version": 1,
+        "version": 2,
         "inputs": [{"name": "x", "shape": [1, 3, 6, 6]}],
         "nodes": [
             {"name": "conv", "op": "conv2d", "inputs": ["x"],
              "weights": {"weight": "w", "bias": "b"}, "attrs": {"padding": [1, 1]}},
             {"name": "pool", "op": pool, "inputs": ["conv"],
              "attrs": {"kernel_size": [2, 2], "stride": [2, 2]}},
-            {"name": "act", "op": "relu6", "inputs": ["pool"]}
+            act
         ],
         "outputs": outputs
     });
@@ -123,5 +132,39 @@ fn activations_hoist_over_max_pools_only() {
             y_opt[0].contains(&6.0) && y_opt[0].contains(&0.0),
             "{label}: both clamps"
         );
+    }
+}
+
+/// Only an activation that never decreases commutes with a max: sigmoid, tanh, elu, clamp
+/// and leaky_relu with a slope ≥ 0 move into the conv; silu, gelu, hardswish and a
+/// negative slope stay after the pool. Either way the outputs are the unoptimised ones.
+#[test]
+fn only_non_decreasing_activations_hoist() {
+    let image: Vec<f32> = (0..108).map(|i| (i as f32 * 0.37).cos() * 4.0).collect();
+    let cases = [
+        ("sigmoid", json!({}), true),
+        ("tanh", json!({}), true),
+        ("elu", json!({"alpha": 1.0}), true),
+        ("clamp", json!({"min": -1.0, "max": 2.0}), true),
+        ("leaky_relu", json!({"negative_slope": 0.1}), true),
+        ("leaky_relu", json!({"negative_slope": -0.5}), false),
+        ("silu", json!({}), false),
+        ("gelu", json!({"approximate": "none"}), false),
+        ("hardswish", json!({}), false),
+    ];
+    for (op, attrs, hoisted) in cases {
+        let act = json!({"name": "act", "op": op, "inputs": ["pool"], "attrs": attrs});
+        let model = conv_pool("max_pool2d", false, act);
+        let run = |optimize: bool| {
+            let opts = SessionOptions::default()
+                .with_optimize(optimize)
+                .with_kernels(Kernels::Reference);
+            let mut s = model.session(&opts).unwrap();
+            let out = s.run(&[&image]).unwrap().get(0).unwrap().data.to_vec();
+            (s.kernel_count(), out)
+        };
+        let ((n_opt, y_opt), (n_plain, y_plain)) = (run(true), run(false));
+        assert_eq!(n_opt, n_plain - hoisted as usize, "{op} {attrs}");
+        assert_eq!(y_opt, y_plain, "{op} {attrs}");
     }
 }

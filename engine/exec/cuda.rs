@@ -12,7 +12,7 @@ use kestrel_kernels::cuda::compile::Compiler;
 use kestrel_kernels::cuda::device::{driver_error, geometry, Gpu, Pinned};
 use kestrel_kernels::cuda::module::Kernel as CudaKernelFn;
 use kestrel_kernels::cuda::{Arg, CudaError, CudaOp, Launch};
-use kestrel_kernels::{Activation, Precision};
+use kestrel_kernels::Precision;
 use std::path::PathBuf;
 
 #[cfg(feature = "testing")]
@@ -60,8 +60,7 @@ pub(crate) fn cuda_op(
                 k::batch_norm::scale_shift(weight.as_deref(), bias.as_deref(), mean, var, p.eps);
             k::batch_norm::cuda::scale_shift(p, &scale, &shift)
         }
-        Kernel::Relu => k::activation::cuda::activate(Activation::Relu, out_len),
-        Kernel::Relu6 => k::activation::cuda::activate(Activation::Relu6, out_len),
+        Kernel::Act(a) => k::activation::cuda::activate(*a, out_len),
         Kernel::MaxPool2d(p) => k::pool2d::cuda::max_pool2d(p),
         Kernel::AvgPool2d(p) => k::pool2d::cuda::avg_pool2d(p),
         Kernel::AdaptiveAvgPool2d(p) => k::adaptive_avg_pool2d::cuda::adaptive_avg_pool2d(p),

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::lower::Kernel;
 use crate::plan::{moves_no_data, Plan, Slot, Step};
 use crate::session::Kernels;
-use kestrel_kernels::{Activation, Isa, Precision};
+use kestrel_kernels::{Isa, Precision};
 
 /// The kernel family a session was built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,12 +266,14 @@ impl CpuExecutor {
 
     fn activate_in_place(&self, kernel: &Kernel, y: &mut [f32]) {
         let act = match kernel {
-            Kernel::Relu => Activation::Relu,
-            Kernel::Relu6 => Activation::Relu6,
+            Kernel::Act(a) => *a,
             other => unreachable!("the planner marks only activations in place, not {other:?}"),
         };
         match self.backend {
-            Backend::Reference => y.iter_mut().for_each(|v| *v = act.apply(*v)),
+            Backend::Reference => {
+                let apply = kestrel_kernels::activation::reference::apply;
+                y.iter_mut().for_each(|v| *v = apply(act, *v))
+            }
             Backend::Simd(isa) => kestrel_kernels::activation::cpu::activate_in_place(isa, act, y),
         }
     }

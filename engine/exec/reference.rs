@@ -33,8 +33,7 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32]) {
             var,
             y,
         ),
-        Kernel::Relu => k::activation::reference::relu(x(0), y),
-        Kernel::Relu6 => k::activation::reference::relu6(x(0), y),
+        Kernel::Act(a) => k::activation::reference::activate(*a, x(0), y),
         Kernel::MaxPool2d(p) => k::pool2d::reference::max_pool2d(p, x(0), y),
         Kernel::AvgPool2d(p) => k::pool2d::reference::avg_pool2d(p, x(0), y),
         Kernel::AdaptiveAvgPool2d(p) => {
@@ -74,6 +73,7 @@ fn epilogue(y: &mut [f32], residual: Option<&[f32]>, act: Activation) {
         y.iter_mut().zip(r).for_each(|(v, r)| *v += r);
     }
     if act != Activation::None {
-        y.iter_mut().for_each(|v| *v = act.apply(*v));
+        let apply = k::activation::reference::apply;
+        y.iter_mut().for_each(|v| *v = apply(act, *v));
     }
 }

@@ -86,8 +86,7 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
         (Kernel::BatchNorm { p, .. }, Prepared::ScaleShift { scale, shift }) => {
             k::batch_norm::cpu::scale_shift(isa, p, scale, shift, Activation::None, x(0), y)
         }
-        (Kernel::Relu, _) => k::activation::cpu::activate(isa, Activation::Relu, x(0), y),
-        (Kernel::Relu6, _) => k::activation::cpu::activate(isa, Activation::Relu6, x(0), y),
+        (Kernel::Act(a), _) => k::activation::cpu::activate(isa, *a, x(0), y),
         (Kernel::MaxPool2d(p), _) => k::pool2d::cpu::max_pool2d(isa, p, x(0), y, threads),
         (Kernel::AvgPool2d(p), _) => k::pool2d::cpu::avg_pool2d(isa, p, x(0), y, threads),
         (Kernel::AdaptiveAvgPool2d(p), _) => {

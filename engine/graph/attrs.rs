@@ -35,7 +35,7 @@ impl<'a> Attrs<'a> {
         Ok(Attrs { node, map })
     }
 
-    fn err(&self, attr: &str, detail: impl Into<String>) -> GraphError {
+    pub(crate) fn err(&self, attr: &str, detail: impl Into<String>) -> GraphError {
         GraphError::Attr {
             node: self.node.to_string(),
             attr: attr.to_string(),
@@ -134,6 +134,14 @@ impl<'a> Attrs<'a> {
                 Some(x) if x.is_finite() => Ok(x as f32),
                 _ => Err(self.err(attr, format!("expected a finite number, got {v}"))),
             },
+            None => Ok(default),
+        }
+    }
+
+    pub(crate) fn string(&self, attr: &str, default: &'a str) -> Result<&'a str, GraphError> {
+        match self.map.get(attr) {
+            Some(Value::String(s)) => Ok(s.as_str()),
+            Some(v) => Err(self.err(attr, format!("expected a string, got {v}"))),
             None => Ok(default),
         }
     }

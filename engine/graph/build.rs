@@ -29,6 +29,15 @@ pub fn build_graph(def: &GraphDef, weights: &Weights) -> Result<Graph, GraphErro
     let mut nodes = Vec::with_capacity(def.nodes.len());
     for nd in &def.nodes {
         let op = build_op(nd, weights)?;
+        let needs = op_version(&op);
+        if def.version < needs {
+            return Err(GraphError::OpTooNew {
+                node: nd.name.clone(),
+                op: nd.op.clone(),
+                needs,
+                version: def.version,
+            });
+        }
         check_arity(nd, &op)?;
         let inputs = nd
             .inputs
@@ -271,6 +280,57 @@ impl Bind<'_> {
     }
 }
 
+/// The graph version that introduced `op`: 2 for the activations past relu and relu6.
+fn op_version(op: &Op) -> u32 {
+    match op {
+        Op::Act(Activation::Relu | Activation::Relu6) => 1,
+        Op::Act(_) => 2,
+        _ => 1,
+    }
+}
+
+/// A version-2 activation node's activation, its attributes checked.
+fn activation(nd: &NodeDef) -> Result<Activation, GraphError> {
+    let name = nd.name.as_str();
+    let attrs = |known: &[&str]| Attrs::new(name, &nd.attrs, known);
+    Ok(match nd.op.as_str() {
+        "clamp" => {
+            let a = attrs(&["min", "max"])?;
+            let min = a.f32("min", f32::NEG_INFINITY)?;
+            let max = a.f32("max", f32::INFINITY)?;
+            if nd.attrs.is_empty() {
+                return Err(a.err("min", "clamp needs a min, a max or both"));
+            }
+            if min > max {
+                return Err(a.err("min", format!("{min} is above max {max}")));
+            }
+            Activation::Clamp { min, max }
+        }
+        "leaky_relu" => {
+            Activation::LeakyRelu(attrs(&["negative_slope"])?.f32("negative_slope", 0.01)?)
+        }
+        "elu" => Activation::Elu(attrs(&["alpha"])?.f32("alpha", 1.0)?),
+        "gelu" => match attrs(&["approximate"])?.string("approximate", "none")? {
+            "none" => Activation::Gelu,
+            "tanh" => Activation::GeluTanh,
+            other => {
+                let detail = format!("\"{other}\" is not \"none\" or \"tanh\"");
+                return Err(attrs(&["approximate"])?.err("approximate", detail));
+            }
+        },
+        op => {
+            attrs(&[])?;
+            match op {
+                "hardsigmoid" => Activation::HardSigmoid,
+                "hardswish" => Activation::HardSwish,
+                "sigmoid" => Activation::Sigmoid,
+                "silu" => Activation::Silu,
+                _ => Activation::Tanh,
+            }
+        }
+    })
+}
+
 fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
     let name = nd.name.as_str();
     let no_weights = |op| Bind::new(nd, op, weights, &[]).map(|_| ());
@@ -304,10 +364,16 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
                 eps: a.f32("eps", 1e-5)?,
             }
         }
+        "clamp" | "leaky_relu" | "hardsigmoid" | "hardswish" | "elu" | "sigmoid" | "silu"
+        | "tanh" | "gelu" => {
+            let act = activation(nd)?;
+            no_weights(super::act_op_name(act))?;
+            Op::Act(act)
+        }
         "relu" | "relu6" | "add" | "identity" | "dropout" => {
             let op = match nd.op.as_str() {
-                "relu" => Op::Relu,
-                "relu6" => Op::Relu6,
+                "relu" => Op::Act(Activation::Relu),
+                "relu6" => Op::Act(Activation::Relu6),
                 "add" => Op::Add {
                     act: Activation::None,
                 },

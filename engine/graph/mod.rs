@@ -109,10 +109,9 @@ pub enum Op {
         /// Added to the variance before its square root.
         eps: f32,
     },
-    /// `max(x, 0)`.
-    Relu,
-    /// `min(max(x, 0), 6)`.
-    Relu6,
+    /// An element-wise activation: relu, relu6, clamp, leaky_relu, hardsigmoid,
+    /// hardswish, elu, sigmoid, silu, tanh, gelu (never `Activation::None`).
+    Act(Activation),
     /// Max pooling.
     MaxPool2d(PoolAttrs),
     /// Average pooling.
@@ -168,6 +167,15 @@ pub const OP_NAMES: &[&str] = &[
     "batch_norm",
     "relu",
     "relu6",
+    "clamp",
+    "leaky_relu",
+    "hardsigmoid",
+    "hardswish",
+    "elu",
+    "sigmoid",
+    "silu",
+    "tanh",
+    "gelu",
     "max_pool2d",
     "avg_pool2d",
     "adaptive_avg_pool2d",
@@ -187,8 +195,7 @@ impl Op {
         match self {
             Op::Conv2d { .. } => "conv2d",
             Op::BatchNorm { .. } => "batch_norm",
-            Op::Relu => "relu",
-            Op::Relu6 => "relu6",
+            Op::Act(act) => act_op_name(*act),
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",
             Op::AdaptiveAvgPool2d { .. } => "adaptive_avg_pool2d",
@@ -220,6 +227,24 @@ impl Op {
                 .collect(),
             _ => Vec::new(),
         }
+    }
+}
+
+/// The graph op that is `act`.
+pub(crate) fn act_op_name(act: Activation) -> &'static str {
+    match act {
+        Activation::None => "identity",
+        Activation::Relu => "relu",
+        Activation::Relu6 => "relu6",
+        Activation::Clamp { .. } => "clamp",
+        Activation::LeakyRelu(_) => "leaky_relu",
+        Activation::HardSigmoid => "hardsigmoid",
+        Activation::HardSwish => "hardswish",
+        Activation::Elu(_) => "elu",
+        Activation::Sigmoid => "sigmoid",
+        Activation::Silu => "silu",
+        Activation::Tanh => "tanh",
+        Activation::Gelu | Activation::GeluTanh => "gelu",
     }
 }
 

@@ -298,7 +298,8 @@ pub enum GraphJsonError {
 
     /// The graph's `version` is not one this build reads.
     #[error(
-        "graph JSON version {found} is not supported; this build reads version {}",
+        "graph JSON version {found} is not supported; this build reads versions {} to {}",
+        crate::MIN_GRAPH_VERSION,
         crate::GRAPH_VERSION
     )]
     UnknownVersion {

@@ -12,8 +12,11 @@ use serde_json::{Map, Value};
 use crate::json::{self, describe, JsonError};
 use crate::GraphJsonError;
 
-/// The graph JSON version this build reads and writes.
-pub const GRAPH_VERSION: u32 = 1;
+/// The newest graph JSON version this build reads (from [`MIN_GRAPH_VERSION`] on), and the
+/// one a graph built in code says. Version 2 adds activations (GRAPH_FORMAT.md).
+pub const GRAPH_VERSION: u32 = 2;
+/// The oldest graph JSON version this build reads.
+pub const MIN_GRAPH_VERSION: u32 = 1;
 /// The `__metadata__` key holding the graph JSON.
 pub const GRAPH_KEY: &str = "kestrel.graph";
 /// Most dimensions an input may have.
@@ -26,7 +29,7 @@ pub const MAX_INPUT_ELEMENTS: u64 = i32::MAX as u64;
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GraphDef {
-    /// The schema version; this build reads `GRAPH_VERSION`.
+    /// The schema version; this build reads `MIN_GRAPH_VERSION..=GRAPH_VERSION`.
     pub version: u32,
     /// The graph's inputs, in the order `run` takes them.
     pub inputs: Vec<InputDef>,
@@ -88,7 +91,7 @@ pub fn parse_graph(json: &str) -> Result<GraphDef, GraphJsonError> {
     let version = version
         .as_u64()
         .ok_or_else(|| wrong("version", "a non-negative integer", version))?;
-    if version != u64::from(GRAPH_VERSION) {
+    if !(u64::from(MIN_GRAPH_VERSION)..=u64::from(GRAPH_VERSION)).contains(&version) {
         return Err(GraphJsonError::UnknownVersion { found: version });
     }
     known_fields(&top, "", GRAPH_FIELDS)?;
@@ -105,7 +108,7 @@ pub fn parse_graph(json: &str) -> Result<GraphDef, GraphJsonError> {
         .collect::<Result<_, _>>()?;
     let outputs = strings(field(&top, "", "outputs")?, "outputs")?;
     Ok(GraphDef {
-        version: GRAPH_VERSION,
+        version: version as u32,
         inputs,
         nodes,
         outputs,

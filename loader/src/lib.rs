@@ -27,7 +27,7 @@ use std::path::PathBuf;
 pub use error::{GraphJsonError, LoadError};
 pub use graph::{
     parse_graph, GraphDef, InputDef, NodeDef, GRAPH_KEY, GRAPH_VERSION, MAX_INPUT_ELEMENTS,
-    MAX_INPUT_RANK,
+    MAX_INPUT_RANK, MIN_GRAPH_VERSION,
 };
 pub use read::{read_model, read_model_from_bytes, read_tensors, read_tensors_from_bytes};
 pub use safetensors::Dtype;

@@ -362,13 +362,13 @@ fn graph_json_malformed() {
 
 #[test]
 fn graph_json_of_unknown_version() {
-    let graph = r#"{"version": 2, "inputs": [], "nodes": [], "outputs": [], "new_in_v2": true}"#;
-    let e = load_err("graph-v2", &model_file(graph, &[]), &[]);
+    let graph = r#"{"version": 3, "inputs": [], "nodes": [], "outputs": [], "new_in_v3": true}"#;
+    let e = load_err("graph-v3", &model_file(graph, &[]), &[]);
     assert!(
         matches!(
             e,
             LoadError::Graph {
-                source: GraphJsonError::UnknownVersion { found: 2 },
+                source: GraphJsonError::UnknownVersion { found: 3 },
                 ..
             }
         ),

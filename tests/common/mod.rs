@@ -17,6 +17,7 @@ pub const FIXTURES: &[&str] = &[
     "resnet18",
     "mobilenetv2",
     "allops",
+    "activations",
 ];
 
 pub fn fixture(name: &str) -> PathBuf {

@@ -137,6 +137,9 @@ pub(crate) trait Simd {
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
     /// a * b + c (fused where the ISA has FMA).
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn div(a: Self::V, b: Self::V) -> Self::V;
+    /// `a < b ? x : y` lane-wise (y where either is NaN).
+    unsafe fn select_lt(a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
     /// x86 `maxps`: `a > b ? a : b`, so b when either is NaN.
     unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
     /// x86 `minps`: `a < b ? a : b`, so b when either is NaN.
@@ -151,23 +154,106 @@ pub(crate) trait Simd {
     /// The largest lane; NaN lanes give an unspecified lane.
     unsafe fn reduce_max(v: Self::V) -> f32;
 
-    /// `act` lane-wise, equal bit for bit to `Activation::apply`: `max(0, v)` keeps NaN
-    /// and -0.0 as `v < 0 ? 0 : v` does, and `min(6, ·)` keeps NaN as `clamp` does.
+    /// `act` lane-wise: for the exact activations equal bit for bit to `Activation::apply`
+    /// (`max(0, v)` keeps NaN and -0.0 as `v < 0 ? 0 : v` does, and `min(6, ·)` keeps NaN
+    /// as `clamp` does); for the others this is the definition, which `apply` runs on one
+    /// lane.
     #[inline(always)]
     unsafe fn act(v: Self::V, act: Activation) -> Self::V {
+        let (zero, one) = (Self::splat(0.0), Self::splat(1.0));
+        let relu6 = |x| Self::min(Self::splat(6.0), Self::max(zero, x));
         match act {
             Activation::None => v,
-            Activation::Relu => Self::max(Self::splat(0.0), v),
-            Activation::Relu6 => Self::min(Self::splat(6.0), Self::max(Self::splat(0.0), v)),
+            Activation::Relu => Self::max(zero, v),
+            Activation::Relu6 => relu6(v),
+            Activation::Clamp { min, max } => {
+                Self::min(Self::splat(max), Self::max(Self::splat(min), v))
+            }
+            Activation::LeakyRelu(slope) => {
+                Self::select_lt(zero, v, v, Self::mul(v, Self::splat(slope)))
+            }
+            Activation::HardSigmoid => {
+                Self::div(relu6(Self::add(v, Self::splat(3.0))), Self::splat(6.0))
+            }
+            Activation::HardSwish => Self::mul(
+                v,
+                Self::div(relu6(Self::add(v, Self::splat(3.0))), Self::splat(6.0)),
+            ),
+            Activation::Elu(alpha) => {
+                let neg = Self::mul(
+                    Self::splat(alpha),
+                    Self::add(Self::exp(v), Self::splat(-1.0)),
+                );
+                Self::select_lt(zero, v, v, neg)
+            }
+            Activation::Sigmoid => Self::div(one, Self::add(one, Self::exp(Self::neg(v)))),
+            Activation::Silu => Self::div(v, Self::add(one, Self::exp(Self::neg(v)))),
+            Activation::Tanh => Self::tanh(v),
+            Activation::Gelu => Self::mul(v, Self::normal_cdf(v)),
+            Activation::GeluTanh => {
+                // √(2/π)·(v + 0.044715·v³)
+                let v3 = Self::mul(Self::mul(v, v), v);
+                let inner = Self::mul(
+                    Self::splat(0.797_884_6),
+                    Self::fma(Self::splat(0.044_715), v3, v),
+                );
+                let half_v = Self::mul(Self::splat(0.5), v);
+                Self::fma(half_v, Self::tanh(inner), half_v)
+            }
         }
     }
 
-    /// e^v, within 2 ulp (Cephes' expf polynomial); NaN stays NaN, below -87.3 gives
-    /// ~1e-38 instead of 0.
+    /// -v
+    #[inline(always)]
+    unsafe fn neg(v: Self::V) -> Self::V {
+        Self::mul(v, Self::splat(-1.0))
+    }
+
+    /// tanh v as 1 − 2 / (e^2v + 1): ±1 at ±inf, NaN kept; ~1e-7 absolute near 0.
+    #[inline(always)]
+    unsafe fn tanh(v: Self::V) -> Self::V {
+        let e = Self::exp(Self::add(v, v));
+        let two = Self::splat(2.0);
+        Self::add(
+            Self::splat(1.0),
+            Self::neg(Self::div(two, Self::add(e, Self::splat(1.0)))),
+        )
+    }
+
+    /// Φ(v), the standard normal CDF, through Abramowitz & Stegun 7.1.26's erf (1.5e-7
+    /// absolute): q = ½·t·P(t)·e^(−v²/2) with t = 1 / (1 + p·|v|/√2) is Φ(−|v|) without
+    /// cancellation, so the negative tail keeps its relative accuracy.
+    #[inline(always)]
+    unsafe fn normal_cdf(v: Self::V) -> Self::V {
+        let abs = Self::max(v, Self::neg(v));
+        let z = Self::mul(abs, Self::splat(std::f32::consts::FRAC_1_SQRT_2));
+        let t = Self::div(
+            Self::splat(1.0),
+            Self::fma(Self::splat(0.327_591_1), z, Self::splat(1.0)),
+        );
+        let mut p = Self::splat(1.061_405_4);
+        for c in [-1.453_152, 1.421_413_8, -0.284_496_74, 0.254_829_6] {
+            p = Self::fma(p, t, Self::splat(c));
+        }
+        let e = Self::exp(Self::neg(Self::mul(z, z)));
+        let q = Self::mul(Self::mul(Self::splat(0.5), Self::mul(t, p)), e);
+        Self::select_lt(
+            v,
+            Self::splat(0.0),
+            q,
+            Self::add(Self::splat(1.0), Self::neg(q)),
+        )
+    }
+
+    /// e^v, within 2 ulp (Cephes' expf polynomial) over [-87.3, 88.3]; 0 below it and
+    /// +inf above it (e^-inf = 0, e^inf = inf, as the activations' limits need); NaN stays
+    /// NaN.
     #[inline(always)]
     unsafe fn exp(v: Self::V) -> Self::V {
         // minps/maxps return their second operand on NaN: v's NaN survives the clamp.
-        let v = Self::min(Self::splat(88.3), Self::max(Self::splat(-87.3), v));
+        let (low, high) = (Self::splat(-87.3), Self::splat(88.3));
+        let x = v;
+        let v = Self::min(high, Self::max(low, v));
         let n = Self::round(Self::mul(v, Self::splat(std::f32::consts::LOG2_E)));
         // r = v - n*ln2, with ln2 split in two so the product is exact.
         let r = Self::fma(n, Self::splat(-0.693_359_4), v);
@@ -183,7 +269,9 @@ pub(crate) trait Simd {
             p = Self::fma(p, r, Self::splat(c));
         }
         let p = Self::fma(p, Self::mul(r, r), Self::add(r, Self::splat(1.0)));
-        Self::mul(p, Self::pow2i(n))
+        let e = Self::mul(p, Self::pow2i(n));
+        let e = Self::select_lt(high, x, Self::splat(f32::INFINITY), e);
+        Self::select_lt(x, low, Self::splat(0.0), e)
     }
 }
 
@@ -235,6 +323,18 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn mul(a: f32, b: f32) -> f32 {
         a * b
+    }
+    #[inline(always)]
+    unsafe fn div(a: f32, b: f32) -> f32 {
+        a / b
+    }
+    #[inline(always)]
+    unsafe fn select_lt(a: f32, b: f32, x: f32, y: f32) -> f32 {
+        if a < b {
+            x
+        } else {
+            y
+        }
     }
     #[inline(always)]
     unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {

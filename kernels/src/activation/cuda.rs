@@ -29,10 +29,11 @@ fn launch_activation_f32(act: Activation, len: usize) -> Result<Launch, CudaErro
     Ok(Launch {
         source: &SOURCE,
         entry: "activation_f32",
-        defines: vec![
-            ("LEN", eltwise_len("activation", len)?),
-            ("ACT", act_code(act)),
-        ],
+        defines: [
+            vec![("LEN", eltwise_len("activation", len)?)],
+            act_defines(act),
+        ]
+        .concat(),
         grid: [blocks(len, THREADS), 1, 1],
         block: [THREADS as u32, 1, 1],
         shared_bytes: 0,
@@ -40,13 +41,31 @@ fn launch_activation_f32(act: Activation, len: usize) -> Result<Launch, CudaErro
     })
 }
 
-/// The `ACT` define of the element-wise kernels: 0 none, 1 relu, 2 relu6.
-pub(crate) fn act_code(act: Activation) -> i64 {
-    match act {
-        Activation::None => 0,
-        Activation::Relu => 1,
-        Activation::Relu6 => 2,
-    }
+/// The defines of the fused activation (prelude.cuh's `activate`): `ACT`, its code (0
+/// none, 1 relu, 2 relu6, 3 clamp, 4 leaky_relu, 5 hardsigmoid, 6 hardswish, 7 elu,
+/// 8 sigmoid, 9 silu, 10 tanh, 11 gelu, 12 gelu tanh), then for those with parameters
+/// `ACT_A` (and `ACT_B`): the f32 bit patterns of clamp's min and max, leaky_relu's slope,
+/// elu's alpha. Integers, so that a module's text, and its cache key, is exact.
+pub(crate) fn act_defines(act: Activation) -> Vec<(&'static str, i64)> {
+    let bits = |v: f32| v.to_bits() as i32 as i64;
+    let (code, params) = match act {
+        Activation::None => (0, vec![]),
+        Activation::Relu => (1, vec![]),
+        Activation::Relu6 => (2, vec![]),
+        Activation::Clamp { min, max } => (3, vec![("ACT_A", bits(min)), ("ACT_B", bits(max))]),
+        Activation::LeakyRelu(slope) => (4, vec![("ACT_A", bits(slope))]),
+        Activation::HardSigmoid => (5, vec![]),
+        Activation::HardSwish => (6, vec![]),
+        Activation::Elu(alpha) => (7, vec![("ACT_A", bits(alpha))]),
+        Activation::Sigmoid => (8, vec![]),
+        Activation::Silu => (9, vec![]),
+        Activation::Tanh => (10, vec![]),
+        Activation::Gelu => (11, vec![]),
+        Activation::GeluTanh => (12, vec![]),
+    };
+    let mut defines = vec![("ACT", code)];
+    defines.extend(params);
+    defines
 }
 
 /// `len` as the `LEN` define, after checking the kernels' 32-bit indices can hold it.

@@ -1,4 +1,6 @@
-//! Element-wise activations: relu and relu6 (`hardtanh(x, 0, 6)`). No params: any length.
+//! Element-wise activations (`Activation`): relu, relu6, clamp, leaky_relu, hardsigmoid,
+//! hardswish, elu, sigmoid, silu, tanh and gelu (both forms). No params beyond the
+//! activation's own: any length.
 
 pub mod cpu;
 pub mod cuda;

@@ -1,6 +1,6 @@
 // add.cu: add_f32, y = act(a + b) element-wise (the residual add), one thread per element.
 //
-// Defines, prepended by add/cuda.rs: LEN, ACT (0 none, 1 relu, 2 relu6).
+// Defines, prepended by add/cuda.rs: LEN, ACT (and ACT_A/ACT_B: prelude.cuh).
 // LEN < 2^31: cuda.rs refuses longer tensors.
 //
 // a, b, y: (LEN). y may share a's or b's buffer (in place): no __restrict__, and each

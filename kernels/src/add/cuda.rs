@@ -1,7 +1,7 @@
 //! The residual add on the GPU: `add_f32` in `add.cu`, y = act(a + b), one thread per
 //! element.
 
-use crate::activation::cuda::{act_code, eltwise_len};
+use crate::activation::cuda::{act_defines, eltwise_len};
 use crate::cuda::{blocks, Arg, CudaError, CudaOp, Launch, Source};
 use crate::Activation;
 
@@ -31,7 +31,7 @@ fn launch_add_f32(len: usize, act: Activation) -> Result<Launch, CudaError> {
     Ok(Launch {
         source: &SOURCE,
         entry: "add_f32",
-        defines: vec![("LEN", eltwise_len("add", len)?), ("ACT", act_code(act))],
+        defines: [vec![("LEN", eltwise_len("add", len)?)], act_defines(act)].concat(),
         grid: [blocks(len, THREADS), 1, 1],
         block: [THREADS as u32, 1, 1],
         shared_bytes: 0,

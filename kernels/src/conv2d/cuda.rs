@@ -4,7 +4,7 @@
 //! The tiling, pipeline and split-K are explained at the top of `igemm.cu`.
 
 use super::Conv2dParams;
-use crate::activation::cuda::act_code;
+use crate::activation::cuda::act_defines;
 use crate::cuda::{blocks, check_int_indexable, ensure, Arg, CudaError, CudaOp, Launch, Source};
 use crate::pool2d::cuda::check_window_indexable;
 use crate::pool2d::Pool2dParams;
@@ -272,12 +272,10 @@ pub(crate) fn epilogue_defines(
     bias: bool,
     residual: bool,
     act: Activation,
-) -> [(&'static str, i64); 3] {
-    [
-        ("HAS_BIAS", bias as i64),
-        ("HAS_RESIDUAL", residual as i64),
-        ("ACT", act_code(act)),
-    ]
+) -> Vec<(&'static str, i64)> {
+    let mut defines = vec![("HAS_BIAS", bias as i64), ("HAS_RESIDUAL", residual as i64)];
+    defines.extend(act_defines(act));
+    defines
 }
 
 /// The GEMM's A operand, zero beyond (K, M), from the weight (c_out, c_in/groups, kh, kw)

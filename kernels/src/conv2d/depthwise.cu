@@ -6,7 +6,7 @@
 //   the layer:    N_IMG C_IN IN_H IN_W C_OUT K_H K_W STRIDE_H STRIDE_W PAD_H PAD_W
 //                 DIL_H DIL_W GROUPS OUT_H OUT_W (Conv2dParams::output_hw's result),
 //                 MULT = C_OUT / C_IN
-//   the epilogue: HAS_BIAS HAS_RESIDUAL ACT (0 none, 1 relu, 2 relu6)
+//   the epilogue: HAS_BIAS HAS_RESIDUAL ACT (and ACT_A/ACT_B: prelude.cuh)
 // Every index fits in an int: cuda.rs refuses tensors of 2^31 elements or more, and
 // window coordinates (oy * STRIDE_H - PAD_H + ky * DIL_H) that would not fit one.
 //

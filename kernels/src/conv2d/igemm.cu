@@ -5,7 +5,7 @@
 // Defines, prepended by conv2d/cuda.rs:
 //   the layer:    N_IMG C_IN IN_H IN_W C_OUT K_H K_W STRIDE_H STRIDE_W PAD_H PAD_W
 //                 DIL_H DIL_W GROUPS OUT_H OUT_W (Conv2dParams::output_hw's result)
-//   the epilogue: HAS_BIAS HAS_RESIDUAL ACT (0 none, 1 relu, 2 relu6)
+//   the epilogue: HAS_BIAS HAS_RESIDUAL ACT (and ACT_A/ACT_B: prelude.cuh)
 //   MATH          0 fp32 FMA on the CUDA cores; 1 tf32 and 2 fp16 on the tensor cores
 //                 (mma.sync m16n8k8 / m16n8k16); fp32 accumulation in every mode
 //   BM BN BK      the block's tile of Y and the K slab; STAGES slabs in flight (cp.async)

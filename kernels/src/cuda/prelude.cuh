@@ -2,13 +2,42 @@
 // Launch::module_text, for what several kernels share.
 
 #ifdef ACT
-// The fused activation, ACT 0 none, 1 relu, 2 relu6. NaN passes through both, as in
-// PyTorch: no fmaxf/fminf here.
+// The fused activation: ACT's codes and the ACT_A / ACT_B parameters (f32 bit patterns) are
+// activation/cuda.rs's act_defines. NaN passes through every one, as in PyTorch: no
+// fmaxf/fminf here. The piecewise-linear ones (codes 0-6) compute exactly what the CPU
+// does; the others use CUDA's own expf, tanhf and erff.
 __device__ __forceinline__ float activate(float v) {
 #if ACT == 1
     return v < 0.f ? 0.f : v;
 #elif ACT == 2
     return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
+#elif ACT == 3
+    const float lo = __int_as_float(ACT_A), hi = __int_as_float(ACT_B);
+    v = lo > v ? lo : v;
+    return hi < v ? hi : v;
+#elif ACT == 4
+    return 0.f < v ? v : v * __int_as_float(ACT_A);
+#elif ACT == 5 || ACT == 6
+    float r = v + 3.f;
+    r = 0.f > r ? 0.f : r;
+    r = (6.f < r ? 6.f : r) / 6.f;
+#if ACT == 5
+    return r;
+#else
+    return v * r;
+#endif
+#elif ACT == 7
+    return 0.f < v ? v : __int_as_float(ACT_A) * (expf(v) - 1.f);
+#elif ACT == 8
+    return 1.f / (1.f + expf(-v));
+#elif ACT == 9
+    return v / (1.f + expf(-v));
+#elif ACT == 10
+    return tanhf(v);
+#elif ACT == 11
+    return 0.5f * v * (1.f + erff(v * 0.70710678f));
+#elif ACT == 12
+    return 0.5f * v * (1.f + tanhf(0.7978846f * (v + 0.044715f * v * v * v)));
 #else
     return v;
 #endif

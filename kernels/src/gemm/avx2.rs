@@ -4,18 +4,15 @@
 use std::arch::x86_64::*;
 
 use super::Store;
+use crate::activation::cpu::{Avx2, Simd};
 use crate::Activation;
 
-/// `act(v)` for 8 lanes, as `Activation::apply` (NaN kept: see the avx512 twin).
+/// `act(v)` for 8 lanes: the vector layer's one definition (`Simd::act`).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn act256(act: Activation, v: __m256) -> __m256 {
-    let zero = _mm256_setzero_ps();
-    match act {
-        Activation::None => v,
-        Activation::Relu => _mm256_max_ps(zero, v),
-        Activation::Relu6 => _mm256_min_ps(_mm256_set1_ps(6.0), _mm256_max_ps(zero, v)),
-    }
+    // SAFETY: this function's target features are Avx2's.
+    unsafe { <Avx2 as Simd>::act(v, act) }
 }
 
 /// MR rows × 8·NV columns of C in MR·NV ymm accumulators.

@@ -4,19 +4,15 @@
 use std::arch::x86_64::*;
 
 use super::Store;
+use crate::activation::cpu::{Avx512, Simd};
 use crate::Activation;
 
-/// `act(v)` for 16 lanes, as `Activation::apply`: vmaxps returns its second operand when
-/// either is NaN, so `max(0, v)` keeps a NaN v, as PyTorch does.
+/// `act(v)` for 16 lanes: the vector layer's one definition (`Simd::act`).
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn act512(act: Activation, v: __m512) -> __m512 {
-    let zero = _mm512_setzero_ps();
-    match act {
-        Activation::None => v,
-        Activation::Relu => _mm512_max_ps(zero, v),
-        Activation::Relu6 => _mm512_min_ps(_mm512_set1_ps(6.0), _mm512_max_ps(zero, v)),
-    }
+    // SAFETY: this function's target features are Avx512's.
+    unsafe { <Avx512 as Simd>::act(v, act) }
 }
 
 /// MR rows × 16·NV columns of C in MR·NV zmm accumulators; per k one row of B (NV loads)

@@ -2,7 +2,7 @@
 // 1×1 convolution through conv2d.cu's implicit GEMM (see linear/cuda.rs).
 //
 // Defines, prepended by linear/cuda.rs: IN_F OUT_F (in_features, out_features) and the
-// epilogue HAS_BIAS ACT (0 none, 1 relu, 2 relu6). Indices fit in an int: cuda.rs refuses
+// epilogue HAS_BIAS ACT (and ACT_A/ACT_B: prelude.cuh). Indices fit in an int: cuda.rs refuses
 // a weight of 2^31 elements or more.
 
 // activate(): the fused activation, from cuda/prelude.cuh.

@@ -5,7 +5,7 @@
 //
 // Defines, prepended by linear/pool_linear.rs: C HW OUT_F, ROWS (outputs per block, a
 // multiple of WARPS), GROUP (lanes per channel while pooling: a power of two, at most 32)
-// and the epilogue HAS_BIAS ACT (0 none, 1 relu, 2 relu6). Indices fit in an int:
+// and the epilogue HAS_BIAS ACT (and ACT_A/ACT_B: prelude.cuh). Indices fit in an int:
 // pool_linear.rs refuses tensors of 2^31 elements or more.
 //
 // x: (n, C, HW)  w: (OUT_F, C4), rows zero-padded to C4 = C rounded up to 4, for float4

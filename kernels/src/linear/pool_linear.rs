@@ -4,7 +4,7 @@
 //! even in a CUDA graph) around a few µs of work; the price is that every block pools
 //! the whole image itself (the algorithm and its numbers: the top of the .cu).
 
-use crate::activation::cuda::act_code;
+use crate::activation::cuda::act_defines;
 use crate::cuda::{blocks, check_int_indexable, ensure, Arg, CudaError, CudaOp, Launch, Source};
 use crate::Activation;
 
@@ -133,8 +133,10 @@ fn launch_pool_linear_f32(
             ("ROWS", rows as i64),
             ("GROUP", hw.next_power_of_two().min(32) as i64),
             ("HAS_BIAS", bias as i64),
-            ("ACT", act_code(act)),
-        ],
+        ]
+        .into_iter()
+        .chain(act_defines(act))
+        .collect(),
         grid: [blocks(out_features, rows), n as u32, 1],
         block: [(WARPS * 32) as u32, 1, 1],
         shared_bytes: 0,

@@ -319,16 +319,10 @@ pub unsafe fn output_avx512<const M: usize>(
     }
 }
 
-/// `Activation::apply` per lane; max/min take NaN from the second operand, so NaN
-/// propagates as in the scalar form.
+/// `act` per lane: the vector layer's one definition (`Simd::act`).
 #[inline(always)]
 unsafe fn activate(v: __m512, act: Activation) -> __m512 {
-    let z = _mm512_setzero_ps();
-    match act {
-        Activation::None => v,
-        Activation::Relu => _mm512_max_ps(z, v),
-        Activation::Relu6 => _mm512_min_ps(_mm512_set1_ps(6.0), _mm512_max_ps(z, v)),
-    }
+    <crate::activation::cpu::Avx512 as crate::activation::cpu::Simd>::act(v, act)
 }
 
 const _: () = assert!(LANES == 16, "one zmm of f32 per lane vector");

@@ -217,6 +217,7 @@ fn store_row(out: &mut [f32], v: &[f32], res: Option<&[f32]>, act: Activation) {
         Activation::None => store_row_with(out, v, res, |x| x),
         Activation::Relu => store_row_with(out, v, res, |x| Activation::Relu.apply(x)),
         Activation::Relu6 => store_row_with(out, v, res, |x| Activation::Relu6.apply(x)),
+        act => store_row_with(out, v, res, |x| act.apply(x)),
     }
 }
 
