@@ -6,7 +6,9 @@ This is an independent oracle for the exporter: it reads only what the Rust engi
 (the safetensors weights and the ``kestrel.graph`` JSON, with GRAPH_FORMAT.md's defaults), so
 a wrong attribute in the JSON shows up as a mismatch.  It does not import kestrel_export.
 The version-2 activations are computed from GRAPH_FORMAT.md's formulas in float64 (not with
-the torch function of the same name), so the check also tests the documented formulas.
+the torch function of the same name), so the check also tests the documented formulas; the
+version-2 binary ops (add, sub, mul, div with broadcasting, a weight or a scalar) run in
+float32 with torch's broadcasting, the scalar rounded to float32 first, as the format says.
 
     python3 kestrel_check.py MODEL.safetensors REF.safetensors [--rtol 1e-5]
 """
@@ -29,9 +31,11 @@ OPS_V1 = {"conv2d": {"stride", "padding", "dilation", "groups"}, "batch_norm": {
           "softmax": {"dim"}, "identity": set(), "dropout": set()}
 OPS_V2 = dict(OPS_V1, sigmoid=set(), silu=set(), hardsigmoid=set(), hardswish=set(),
               tanh=set(), gelu={"approximate"}, leaky_relu={"negative_slope"}, elu={"alpha"},
-              clamp={"min", "max"})
+              clamp={"min", "max"}, add={"scalar", "reverse"}, sub={"scalar", "reverse"},
+              mul={"scalar", "reverse"}, div={"scalar", "reverse"})
 OPS = {1: OPS_V1, 2: OPS_V2}
-FLOAT_ATTRS = {"eps", "negative_slope", "alpha", "min", "max"}
+FLOAT_ATTRS = {"eps", "negative_slope", "alpha", "min", "max", "scalar"}
+BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}
 
 
 def load(path):
@@ -75,12 +79,23 @@ def validate(graph, weights):
         if n["op"] == "clamp":
             assert "min" in a or "max" in a, f"{n['name']}: clamp without a bound"
             assert a.get("min", -math.inf) <= a.get("max", math.inf), f"{n['name']}: min > max"
+        if n["op"] in BINARY:  # two values; or one value and either weight other or scalar
+            ws = n.get("weights", {})
+            assert set(ws) <= {"other"}, f"{n['name']}: weights {sorted(ws)}"
+            assert type(a.get("reverse", False)) is bool, f"{n['name']}: reverse {a['reverse']!r}"
+            assert version > 1 or len(n["inputs"]) == 2, f"{n['name']}: version-1 add form"
+            if len(n["inputs"]) == 2:
+                assert not ws and not a, f"{n['name']}: two inputs take no weight or attribute"
+            else:
+                assert len(n["inputs"]) == 1, f"{n['name']}: {len(n['inputs'])} inputs"
+                assert ("other" in ws) != ("scalar" in a), \
+                    f"{n['name']}: one input needs exactly one of weight other, attr scalar"
         seen.add(n["name"])
     for o in graph["outputs"]:
         assert o in seen, f"output {o} undefined"
 
 
-def _op(node, xs, w):
+def _op(node, xs, w, version=2):
     op, a = node["op"], node.get("attrs", {})
     x = xs[0]
     if op == "conv2d":
@@ -113,9 +128,8 @@ def _op(node, xs, w):
         s, e = a.get("start_dim", 1), a.get("end_dim", -1)
         assert s % x.dim() != 0, "flatten of the batch dimension"
         return torch.flatten(x, s, e)
-    if op == "add":
-        assert xs[0].shape == xs[1].shape, "add shapes differ"
-        return xs[0] + xs[1]
+    if op in BINARY:
+        return _binary(node, xs, w, version)
     if op == "concat":
         d = a.get("dim", 1)
         assert d % x.dim() != 0, "concat along batch"
@@ -127,6 +141,27 @@ def _op(node, xs, w):
     if op in OPS_V2:
         return _activation(op, a, x.double()).float()
     raise ValueError(op)
+
+
+def _binary(node, xs, w, version):
+    """add/sub/mul/div: two values broadcast against each other, or one value with the
+    weight `other` or the number `scalar` (rounded to float32), `reverse` putting it first."""
+    op, a, x = node["op"], node.get("attrs", {}), xs[0]
+    if len(xs) == 2:
+        y = xs[1]
+        if version == 1:
+            assert x.shape == y.shape, f"{node['name']}: add shapes differ in a version-1 graph"
+    elif "other" in w:
+        y = w["other"]
+        assert y.dim() < x.dim() or y.shape[0] == 1, \
+            f"{node['name']}: weight of shape {list(y.shape)} supplies the batch dimension"
+    else:
+        y = torch.tensor(a["scalar"], dtype=torch.float32)
+    out = BINARY[op](*((y, x) if a.get("reverse", False) else (x, y)))
+    for v in xs:  # the batch comes from the values, never from a weight or a broadcast
+        assert v.dim() == out.dim() and v.shape[0] == out.shape[0], \
+            f"{node['name']}: {[list(v.shape) for v in xs]} -> {list(out.shape)} moves the batch"
+    return out
 
 
 def _activation(op, a, x):
@@ -164,7 +199,7 @@ def run(graph, weights, x):
     with torch.no_grad():
         for n in graph["nodes"]:
             ws = {role: w32[name] for role, name in n.get("weights", {}).items()}
-            env[n["name"]] = _op(n, [env[i] for i in n["inputs"]], ws)
+            env[n["name"]] = _op(n, [env[i] for i in n["inputs"]], ws, graph["version"])
     return env
 
 
