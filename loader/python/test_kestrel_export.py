@@ -379,7 +379,11 @@ def test_binary_oracle():
     tm = TracedModel(m.eval(), torch.randn(2, 3, 4, 4))
     g = tm.save(path)
     tm.reference(torch.randn(2, 3, 4, 4), ref, intermediates=True)
-    assert kestrel_check.compare(path, ref)[0]
+    assert kestrel_check.compare(path, ref)[0] and kestrel_check.compare(path, ref, local=True)[0]
+    tm.reference(torch.randn(2, 3, 4, 4), ref)  # no layers: --local cannot run
+    ok, _, lines = kestrel_check.compare(path, ref, local=True)
+    assert not ok and "--local needs every layer" in lines[0], lines
+    tm.reference(torch.randn(2, 3, 4, 4), ref, intermediates=True)
     w = dict(tm.graph.weights)
     for i in (0, 1):  # 1 - x (scalar) and p / sigmoid(x) (weight) with reverse dropped
         bad = json.loads(json.dumps(g))
