@@ -6,9 +6,18 @@ This is an independent oracle for the exporter: it reads only what the Rust engi
 (the safetensors weights and the ``kestrel.graph`` JSON, with GRAPH_FORMAT.md's defaults), so
 a wrong attribute in the JSON shows up as a mismatch.  It does not import kestrel_export.
 The version-2 activations are computed from GRAPH_FORMAT.md's formulas in float64 (not with
-the torch function of the same name), so the check also tests the documented formulas.
+the torch function of the same name), so the check also tests the documented formulas; the
+version-2 binary ops (add, sub, mul, div with broadcasting, a weight or a scalar) run in
+float32 with torch's broadcasting, the scalar rounded to float32 first, as the format says.
 
-    python3 kestrel_check.py MODEL.safetensors REF.safetensors [--rtol 1e-5]
+    python3 kestrel_check.py MODEL.safetensors REF.safetensors [--rtol 1e-5] [--local]
+
+By default the graph runs end to end from the reference input, so rounding differences
+(e.g. float64 activations vs PyTorch's float32) accumulate along the chain; a deep net with
+random weights can amplify them past 1e-5 (EfficientNet's squeeze-excite sigmoids see
+inputs in the thousands). ``--local`` instead feeds every node the reference values of its
+inputs, so each node's own error is measured and 1e-5 holds at any depth; it needs a
+reference with every layer.
 """
 import argparse
 import json
@@ -29,9 +38,11 @@ OPS_V1 = {"conv2d": {"stride", "padding", "dilation", "groups"}, "batch_norm": {
           "softmax": {"dim"}, "identity": set(), "dropout": set()}
 OPS_V2 = dict(OPS_V1, sigmoid=set(), silu=set(), hardsigmoid=set(), hardswish=set(),
               tanh=set(), gelu={"approximate"}, leaky_relu={"negative_slope"}, elu={"alpha"},
-              clamp={"min", "max"})
+              clamp={"min", "max"}, add={"scalar", "reverse"}, sub={"scalar", "reverse"},
+              mul={"scalar", "reverse"}, div={"scalar", "reverse"})
 OPS = {1: OPS_V1, 2: OPS_V2}
-FLOAT_ATTRS = {"eps", "negative_slope", "alpha", "min", "max"}
+FLOAT_ATTRS = {"eps", "negative_slope", "alpha", "min", "max", "scalar"}
+BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}
 
 
 def load(path):
@@ -75,12 +86,23 @@ def validate(graph, weights):
         if n["op"] == "clamp":
             assert "min" in a or "max" in a, f"{n['name']}: clamp without a bound"
             assert a.get("min", -math.inf) <= a.get("max", math.inf), f"{n['name']}: min > max"
+        if n["op"] in BINARY:  # two values; or one value and either weight other or scalar
+            ws = n.get("weights", {})
+            assert set(ws) <= {"other"}, f"{n['name']}: weights {sorted(ws)}"
+            assert type(a.get("reverse", False)) is bool, f"{n['name']}: reverse {a['reverse']!r}"
+            assert version > 1 or len(n["inputs"]) == 2, f"{n['name']}: version-1 add form"
+            if len(n["inputs"]) == 2:
+                assert not ws and not a, f"{n['name']}: two inputs take no weight or attribute"
+            else:
+                assert len(n["inputs"]) == 1, f"{n['name']}: {len(n['inputs'])} inputs"
+                assert ("other" in ws) != ("scalar" in a), \
+                    f"{n['name']}: one input needs exactly one of weight other, attr scalar"
         seen.add(n["name"])
     for o in graph["outputs"]:
         assert o in seen, f"output {o} undefined"
 
 
-def _op(node, xs, w):
+def _op(node, xs, w, version=2):
     op, a = node["op"], node.get("attrs", {})
     x = xs[0]
     if op == "conv2d":
@@ -113,9 +135,8 @@ def _op(node, xs, w):
         s, e = a.get("start_dim", 1), a.get("end_dim", -1)
         assert s % x.dim() != 0, "flatten of the batch dimension"
         return torch.flatten(x, s, e)
-    if op == "add":
-        assert xs[0].shape == xs[1].shape, "add shapes differ"
-        return xs[0] + xs[1]
+    if op in BINARY:
+        return _binary(node, xs, w, version)
     if op == "concat":
         d = a.get("dim", 1)
         assert d % x.dim() != 0, "concat along batch"
@@ -127,6 +148,27 @@ def _op(node, xs, w):
     if op in OPS_V2:
         return _activation(op, a, x.double()).float()
     raise ValueError(op)
+
+
+def _binary(node, xs, w, version):
+    """add/sub/mul/div: two values broadcast against each other, or one value with the
+    weight `other` or the number `scalar` (rounded to float32), `reverse` putting it first."""
+    op, a, x = node["op"], node.get("attrs", {}), xs[0]
+    if len(xs) == 2:
+        y = xs[1]
+        if version == 1:
+            assert x.shape == y.shape, f"{node['name']}: add shapes differ in a version-1 graph"
+    elif "other" in w:
+        y = w["other"]
+        assert y.dim() < x.dim() or y.shape[0] == 1, \
+            f"{node['name']}: weight of shape {list(y.shape)} supplies the batch dimension"
+    else:
+        y = torch.tensor(a["scalar"], dtype=torch.float32)
+    out = BINARY[op](*((y, x) if a.get("reverse", False) else (x, y)))
+    for v in xs:  # the batch comes from the values, never from a weight or a broadcast
+        assert v.dim() == out.dim() and v.shape[0] == out.shape[0], \
+            f"{node['name']}: {[list(v.shape) for v in xs]} -> {list(out.shape)} moves the batch"
+    return out
 
 
 def _activation(op, a, x):
@@ -155,8 +197,9 @@ def _activation(op, a, x):
     raise ValueError(op)
 
 
-def run(graph, weights, x):
-    """Every node's output (dict name -> tensor) for input ``x`` (float32)."""
+def run(graph, weights, x, layers=None):
+    """Every node's output (dict name -> tensor) for input ``x`` (float32). With ``layers``
+    (name -> tensor), each node reads its inputs from there instead (local check)."""
     w32 = {k: v.float() for k, v in weights.items()}
     inp = graph["inputs"][0]
     assert list(x.shape[1:]) == inp["shape"][1:], f"input {list(x.shape)} vs {inp['shape']}"
@@ -164,18 +207,28 @@ def run(graph, weights, x):
     with torch.no_grad():
         for n in graph["nodes"]:
             ws = {role: w32[name] for role, name in n.get("weights", {}).items()}
-            env[n["name"]] = _op(n, [env[i] for i in n["inputs"]], ws)
+            xs = [layers[i] if layers is not None else env[i] for i in n["inputs"]]
+            env[n["name"]] = _op(n, xs, ws, graph["version"])
     return env
 
 
-def compare(model_path, ref_path, rtol=1e-5, atol=1e-7, per_layer=True):
+def compare(model_path, ref_path, rtol=1e-5, atol=1e-7, per_layer=True, local=False):
     """Compare outputs (and layers present in the reference). Returns (ok, worst rel err,
-    lines). The error measure matches Kestrel: max|out-ref| <= rtol*max|ref| + atol."""
+    lines). The error measure matches Kestrel: max|out-ref| <= rtol*max|ref| + atol.
+    ``local``: each node runs on the reference values of its inputs (see the module doc)."""
     graph, weights = load(model_path)
     validate(graph, weights)
     with safe_open(ref_path, framework="pt") as f:
         ref = {k: f.get_tensor(k) for k in f.keys()}
-    env = run(graph, weights, ref["input"].float())
+    layers = None
+    if local:
+        missing = [n["name"] for n in graph["nodes"] if f"layer.{n['name']}" not in ref]
+        if missing:
+            return False, math.inf, [f"--local needs every layer; the reference lacks "
+                                     f"{missing[:5]}"]
+        layers = {n["name"]: ref[f"layer.{n['name']}"].float() for n in graph["nodes"]}
+        layers[graph["inputs"][0]["name"]] = ref["input"].float()
+    env = run(graph, weights, ref["input"].float(), layers)
     outs = graph["outputs"]
     pairs = [("output" if len(outs) == 1 else f"output.{i}", o) for i, o in enumerate(outs)]
     if per_layer:
@@ -209,8 +262,10 @@ def main(argv=None):
     p.add_argument("model")
     p.add_argument("ref")
     p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--local", action="store_true",
+                   help="run each node on the reference values of its inputs")
     a = p.parse_args(argv)
-    ok, worst, lines = compare(a.model, a.ref, a.rtol)
+    ok, worst, lines = compare(a.model, a.ref, a.rtol, local=a.local)
     print("\n".join(lines))
     print(f"{'OK' if ok else 'FAIL'}: worst relative error {worst:.3e}")
     return 0 if ok else 1

@@ -47,6 +47,7 @@ class Rec:
         self.inputs, self.weights, self.attrs = list(inputs), weights or {}, attrs or {}
         self.name = None
         self.stack = []  # [(call key, module path)] outermost first, root excluded
+        self.v2 = False  # needs graph version 2 though its op is a version-1 one (`add`)
 
 
 # ops that produce nothing the graph needs
@@ -70,9 +71,16 @@ _CLAMP = {aten.clamp.default, aten.clamp_.default, aten.clamp_min.default,
           aten.clamp_min_.default, aten.clamp_max.default, aten.clamp_max_.default}
 _CLAMP_TENSOR = {aten.clamp.Tensor, aten.clamp_.Tensor, aten.clamp_min.Tensor,
                  aten.clamp_min_.Tensor, aten.clamp_max.Tensor, aten.clamp_max_.Tensor}
-# ops added by graph version 2 (GRAPH_FORMAT.md); a graph without them stays version 1
+# element-wise binary ops: ATen overload -> (Kestrel op, operands swapped); rsub(a, b) = b - a
+_BINARY = {getattr(getattr(aten, f + s), o): (f, False) for f in ("add", "sub", "mul", "div")
+           for s in ("", "_") for o in ("Tensor", "Scalar")}
+_BINARY.update({aten.rsub.Tensor: ("sub", True), aten.rsub.Scalar: ("sub", True)})
+_DIV_MODE = {aten.div.Tensor_mode, aten.div_.Tensor_mode, aten.div.Scalar_mode,
+             aten.div_.Scalar_mode}
+# ops added by graph version 2 (GRAPH_FORMAT.md); a graph without them stays version 1.
+# `add` is version 1 in its old form (two values of one shape), version 2 otherwise (Rec.v2)
 V2_OPS = {"sigmoid", "silu", "hardsigmoid", "hardswish", "tanh", "gelu", "leaky_relu", "elu",
-          "clamp"}
+          "clamp", "sub", "mul", "div"}
 
 
 def source_line(node):
@@ -140,7 +148,7 @@ class Graph:
             if r.attrs:
                 d["attrs"] = r.attrs
             nodes.append(d)
-        version = 2 if any(r.op in V2_OPS for r in self.nodes) else 1
+        version = 2 if any(r.op in V2_OPS or r.v2 for r in self.nodes) else 1
         return {"version": version,
                 "inputs": [{"name": self.input.name, "shape": [-1] + list(self.input_chw)}],
                 "nodes": nodes, "outputs": list(self.outputs)}
@@ -190,9 +198,10 @@ class _Converter:
         self.family[g] = self.family[view_of] if view_of else g
         return g
 
-    def emit(self, n, op, inputs, weights=None, attrs=None):
+    def emit(self, n, op, inputs, weights=None, attrs=None, v2=False):
         r = Rec(n, op, inputs, {k: w for k, w in (weights or {}).items() if w is not None},
                 attrs)
+        r.v2 = v2
         self.recs.append(r)
         return r
 
@@ -370,14 +379,8 @@ class _Converter:
             if not (all(d >= 0 for d in dims) or all(d < 0 for d in dims)):
                 dims = [d % 4 for d in dims]
             return self.emit(n, "mean", [x], attrs={"dims": dims, "keepdim": bool(b["keepdim"])})
-        if t in (aten.add.Tensor, aten.add_.Tensor):
-            a, c = self.act(n, b["self"]), self.act(n, b["other"], "second operand")
-            if b["alpha"] != 1:
-                self.fail(n, "add with alpha != 1")
-            if _shape(b["self"]) != _shape(b["other"]) or _shape(n) != _shape(b["self"]):
-                self.fail(n, f"add needs equal shapes, got {_shape(b['self'])} and "
-                             f"{_shape(b['other'])}")
-            return self.emit(n, "add", [a, c])
+        if t in _BINARY or t in _DIV_MODE:
+            return self.binary(n, b)
         if t == aten.cat.default:
             xs = [self.act(n, a) for a in b["tensors"]]
             dim, rank = int(b["dim"]), _rank(n)
@@ -411,6 +414,75 @@ class _Converter:
                 self.fail(n, "softmax with a dtype change")
             return self.emit(n, "softmax", [self.act(n, b["self"])], attrs={"dim": int(b["dim"])})
         return None
+
+    def binary(self, n, b):
+        """add/sub/mul/div with PyTorch broadcasting: two values; a value and a constant
+        tensor (weight `other`); or a value and a number (attr `scalar`). `reverse` says the
+        constant comes first. Two values of one shape added (alpha 1) stay version 1 `add`."""
+        t = n.target
+        op, swap = _BINARY.get(t, ("div", False))
+        if t in _DIV_MODE and b["rounding_mode"] is not None:
+            self.fail(n, f"div with rounding_mode={b['rounding_mode']!r} (only true division)")
+        out = n.meta.get("val")
+        if not isinstance(out, torch.Tensor) or out.dtype != torch.float32:
+            self.fail(n, f"{op} with a {getattr(out, 'dtype', type(out).__name__)} result "
+                         f"(only float32)")
+        first, second = (b["other"], b["self"]) if swap else (b["self"], b["other"])
+        x, y = self.operand(n, op, first), self.operand(n, op, second)
+        if t._schema.arguments[0].alias_info is not None and not isinstance(
+                self.val.get(b["self"]), Rec):
+            self.fail(n, f"in-place {op} on a parameter or constant")
+        alpha = b.get("alpha", 1)  # add/sub: first + alpha * second (after the swap)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or \
+                not math.isfinite(alpha):
+            self.fail(n, f"{op} with alpha={alpha!r}")
+        if alpha != 1:  # folded into a constant second operand; refused on a value
+            if isinstance(y, Rec):
+                self.fail(n, f"{op} with alpha={alpha} on a value computed from the input "
+                             f"(only alpha 1, or a constant second operand)")
+            y = y * alpha if isinstance(y, float) else Const(y.value * alpha)
+            if isinstance(y, float) and not math.isfinite(y):
+                self.fail(n, f"{op}: alpha * other = {y} is not finite")
+        so = _shape(n)
+        vals = [v for v in (first, second) if isinstance(self.val.get(v), Rec)]
+        for v in vals:  # each value keeps its batch at dim 0 and the output's rank
+            sv = _shape(v)
+            if sv is None or so is None or len(sv) != len(so) or not isinstance(so[0], str) \
+                    or sv[0] != so[0]:
+                self.fail(n, f"{op} of shapes {_shape(first)} and {_shape(second)} -> {so}: "
+                             f"the output's batch (dim 0) must be the input's batch on every "
+                             f"value operand")
+        if isinstance(x, Rec) and isinstance(y, Rec):
+            if op == "add" and _shape(first) == _shape(second) == so:
+                return self.emit(n, "add", [x, y])  # the version-1 residual add
+            return self.emit(n, op, [x, y], v2=True)
+        value, c = (x, y) if isinstance(x, Rec) else (y, x)
+        reverse = op in ("sub", "div") and c is x  # add and mul commute: always a op c
+        if isinstance(c, float):
+            return self.emit(n, op, [value], attrs={"scalar": c, "reverse": reverse}, v2=True)
+        if c.value.dim() > len(so) or (c.value.dim() == len(so) and c.value.shape[0] != 1):
+            self.fail(n, f"{op}: the constant operand of shape {list(c.value.shape)} would "
+                         f"supply the batch dimension of the output {so}")
+        return self.emit(n, op, [value], {"other": c}, {"reverse": reverse}, v2=True)
+
+    def operand(self, n, op, a):
+        """One operand of a binary op: Rec (value), Const (floating tensor) or float."""
+        if isinstance(a, torch.fx.Node):
+            v = self.val.get(a)
+            if isinstance(v, Unusable):
+                self.fail(n, v.why)
+            if isinstance(v, Rec):
+                return v
+            if isinstance(v, Const) and isinstance(v.value, torch.Tensor):
+                if not v.value.is_floating_point():
+                    self.fail(n, f"{op} operand {a.name} is a {v.value.dtype} tensor "
+                                 f"(only floating point)")
+                return v
+            self.fail(n, f"{op} operand {a.name} must be a tensor computed from the model "
+                         f"input, or a parameter, buffer or constant tensor")
+        if isinstance(a, bool) or not isinstance(a, (int, float)):
+            self.fail(n, f"{op} with a {type(a).__name__} operand {a!r} (only float numbers)")
+        return self.number(n, a, f"{op} operand")
 
     def clamp(self, n, x, lo, hi):
         """``clamp`` with the bounds the call gives (None: no bound), as floats."""

@@ -78,9 +78,7 @@ def test_unsupported_op_names_op_and_line():
 
 
 def test_refusals():
-    expect_error(Lambda(lambda s, x: x + x.mean([2, 3], keepdim=True)), "equal shapes")
     expect_error(Lambda(lambda s, x: torch.add(x, x, alpha=2)), "alpha")
-    expect_error(Lambda(lambda s, x: x + 1.0), "second operand")
     expect_error(Lambda(lambda s, x: s.fc(x), fc=nn.Linear(10, 4)), "linear")
     expect_error(Lambda(lambda s, x: x.mean(1)), "mean")
     expect_error(Lambda(lambda s, x: x.view(x.size(0), 3, -1).transpose(1, 2)), "transpose")
@@ -297,6 +295,147 @@ def test_graph_version():
         raise AssertionError("a version-1 graph with leaky_relu validated")
     except AssertionError as e:
         assert "unknown op leaky_relu in a version 1 graph" in str(e), e
+
+
+def test_binary_ops():
+    def fwd(s, x):
+        y = s.c(x)                                     # [N, 4, H, W]
+        se = torch.sigmoid(y.mean([2, 3], keepdim=True))  # [N, 4, 1, 1]
+        v = torch.flatten(se, 1)                       # [N, 4]
+        z = y.clone()
+        z.mul_(se)                                     # in place, broadcast
+        z.add_(1.5)
+        return (se * y, y * se, y * s.ls, s.ls * y, y * 2.0, 2 * y, y / 3, 1 - y, y - se,
+                y / (se + 0.5), y + se, s.row - y, y - s.bias, s.ls / se, v * s.vec,
+                torch.add(y, s.ls, alpha=0.5), torch.sub(y, 1.5, alpha=2), y * torch.tensor(0.5),
+                y * (s.ls * 2), torch.rsub(y, s.ls), y * y, z)
+    m = Lambda(fwd, c=nn.Conv2d(3, 4, 3, padding=1))
+    m.ls, m.vec = nn.Parameter(torch.rand(4, 1, 1) + 0.5), nn.Parameter(torch.randn(4))
+    m.row = nn.Parameter(torch.randn(10))              # rank 1: broadcast along W
+    m.register_buffer("bias", torch.randn(1, 4, 1, 1))
+    g, keys = roundtrip(m)
+    assert g["version"] == 2
+    nodes = {n["name"]: n for n in g["nodes"]}
+    got = []
+    for o in g["outputs"]:
+        n = nodes[o]
+        kinds = ["se" if nodes.get(i, {}).get("op") == "sigmoid" else
+                 "y" if nodes.get(i, {}).get("op") == "conv2d" else nodes[i]["op"]
+                 for i in n["inputs"]]
+        w = n.get("weights", {}).get("other")
+        if w is not None and w.startswith(n["name"] + "."):
+            w = "<node>." + w[len(n["name"]) + 1:]    # a folded constant, named after its node
+        got.append((n["op"], kinds, w, n.get("attrs")))
+    no, f, t = None, False, True
+    want = [("mul", ["se", "y"], no, no), ("mul", ["y", "se"], no, no),
+            ("mul", ["y"], "ls", {"reverse": f}), ("mul", ["y"], "ls", {"reverse": f}),
+            ("mul", ["y"], no, {"scalar": 2.0, "reverse": f}),
+            ("mul", ["y"], no, {"scalar": 2.0, "reverse": f}),
+            ("div", ["y"], no, {"scalar": 3.0, "reverse": f}),
+            ("sub", ["y"], no, {"scalar": 1.0, "reverse": t}), ("sub", ["y", "se"], no, no),
+            ("div", ["y", "add"], no, no), ("add", ["y", "se"], no, no),
+            ("sub", ["y"], "row", {"reverse": t}), ("sub", ["y"], "bias", {"reverse": f}),
+            ("div", ["se"], "ls", {"reverse": t}), ("mul", ["flatten"], "vec", {"reverse": f}),
+            ("add", ["y"], "<node>.other", {"reverse": f}),
+            ("sub", ["y"], no, {"scalar": 3.0, "reverse": f}),  # alpha folded: 1.5 * 2
+            ("mul", ["y"], "<node>.other", {"reverse": f}),
+            ("mul", ["y"], "<node>.other", {"reverse": f}),
+            ("sub", ["y"], "ls", {"reverse": t}), ("mul", ["y", "y"], no, no),
+            ("add", ["mul"], no, {"scalar": 1.5, "reverse": f})]
+    assert got == want, "\n".join(f"{a}\n{b}\n" for a, b in zip(got, want) if a != b)
+    assert [n["inputs"] for n in g["nodes"] if n["op"] == "add" and
+            n.get("attrs") == {"scalar": 0.5, "reverse": False}] == [[g["nodes"][2]["name"]]]
+    assert keys == {"c.weight", "c.bias", "ls", "vec", "row", "bias"} | {
+        n["weights"]["other"] for n in g["nodes"]
+        if n.get("weights", {}).get("other", "").endswith(".other")}
+    with safe_open(os.path.join(TMP, "m.safetensors"), framework="pt") as f:
+        folded = sorted(k for k in f.keys() if k.endswith(".other"))
+        assert [list(f.get_tensor(k).shape) for k in folded] == [[4, 1, 1], [], [4, 1, 1]], \
+            folded                                     # alpha*ls, tensor(0.5), ls*2
+    g2, _ = roundtrip(m, batches=(2,))
+    assert g2 == g  # deterministic, folded names included
+
+
+def test_binary_version():
+    g, _ = roundtrip(Lambda(lambda s, x: s.c(x) + F.relu(s.c(x)), c=nn.Conv2d(3, 4, 3)))
+    assert g["version"] == 1 and ops(g) == ["conv2d", "conv2d", "relu", "add"], g
+    assert set(g["nodes"][-1]) == {"name", "op", "inputs"}, g["nodes"][-1]
+    g, _ = roundtrip(Lambda(lambda s, x: F.relu(x).add_(x)))   # in place, equal shapes
+    assert g["version"] == 1 and ops(g) == ["relu", "add"], g
+    for fn in (lambda s, x: x + x.mean([2, 3], keepdim=True), lambda s, x: x + 1.0,
+               lambda s, x: x - x, lambda s, x: x + s.p):
+        m = Lambda(fn)
+        m.p = nn.Parameter(torch.randn(3, 1, 1))
+        g, _ = roundtrip(m)
+        assert g["version"] == 2 and ops(g)[-1] in ("add", "sub"), g
+
+
+def test_binary_oracle():
+    """kestrel_check reads the binary forms like a reader: a wrong `reverse` is a mismatch,
+    a malformed form is refused."""
+    m = Lambda(lambda s, x: (1 - x, s.p / torch.sigmoid(x)))
+    m.p = nn.Parameter(torch.randn(3, 1, 1))
+    path, ref = os.path.join(TMP, "rev.safetensors"), os.path.join(TMP, "rev.ref.safetensors")
+    tm = TracedModel(m.eval(), torch.randn(2, 3, 4, 4))
+    g = tm.save(path)
+    tm.reference(torch.randn(2, 3, 4, 4), ref, intermediates=True)
+    assert kestrel_check.compare(path, ref)[0] and kestrel_check.compare(path, ref, local=True)[0]
+    tm.reference(torch.randn(2, 3, 4, 4), ref)  # no layers: --local cannot run
+    ok, _, lines = kestrel_check.compare(path, ref, local=True)
+    assert not ok and "--local needs every layer" in lines[0], lines
+    tm.reference(torch.randn(2, 3, 4, 4), ref, intermediates=True)
+    w = dict(tm.graph.weights)
+    for i in (0, 1):  # 1 - x (scalar) and p / sigmoid(x) (weight) with reverse dropped
+        bad = json.loads(json.dumps(g))
+        n = [n for n in bad["nodes"] if n["op"] in ("sub", "div")][i]
+        assert n["attrs"]["reverse"] is True
+        n["attrs"]["reverse"] = False
+        env = kestrel_check.run(bad, w, torch.randn(2, 3, 4, 4))
+        good = kestrel_check.run(g, w, env["input"])
+        assert not torch.equal(env[n["name"]], good[n["name"]]), n
+
+    def refusal(graph):
+        try:
+            kestrel_check.validate(graph, w)
+        except AssertionError as e:
+            return str(e)
+        raise AssertionError(f"validated: {graph['nodes']}")
+    for edit, why in [(lambda n: n["attrs"].update(reverse=1), "reverse"),
+                      (lambda n: n.update(weights={"other": "p"}), "exactly one of"),
+                      (lambda n: n.update(inputs=["input", "input"]), "no weight or attribute"),
+                      (lambda n: n["attrs"].update(scalar=float("inf")), "scalar")]:
+        bad = json.loads(json.dumps(g))
+        edit(bad["nodes"][0])  # 1 - x: sub with a scalar
+        assert why in refusal(bad), refusal(bad)
+    v1 = {"version": 1, "inputs": g["inputs"], "outputs": ["a"],
+          "nodes": [{"name": "a", "op": "add", "inputs": ["input"], "attrs": {"scalar": 1.0}}]}
+    assert "unknown attribute scalar" in refusal(v1)
+
+
+def test_binary_refusals():
+    m = Lambda(lambda s, x: x * s.ib)
+    m.register_buffer("ib", torch.ones(3, 1, 1, dtype=torch.long))
+    expect_error(m, "torch.int64", "node mul")
+    m = Lambda(lambda s, x: x * s.db)
+    m.register_buffer("db", torch.ones(3, 1, 1, dtype=torch.float64))
+    expect_error(m, "float64 result", "node mul")
+    expect_error(Lambda(lambda s, x: x * True), "bool operand", "node mul")
+    expect_error(Lambda(lambda s, x: x / float("nan")), "finite", "node div")
+    expect_error(Lambda(lambda s, x: torch.add(x, x, alpha=2)), "alpha=2", "node add")
+    expect_error(Lambda(lambda s, x: torch.sub(x, F.relu(x), alpha=0.5)), "alpha=0.5",
+                 "node sub")
+    expect_error(Lambda(lambda s, x: torch.rsub(x, 1.0, alpha=2)), "alpha=2", "node rsub")
+    expect_error(Lambda(lambda s, x: torch.div(x, 2, rounding_mode="floor")),
+                 "rounding_mode='floor'", "node div")
+    expect_error(Lambda(lambda s, x: torch.div(x, F.relu(x) + 1, rounding_mode="trunc")),
+                 "rounding_mode='trunc'", "node div")
+    # a constant operand may not supply (or move) the batch dimension
+    expect_error(Lambda(lambda s, x: x.mean([2, 3]) * torch.ones(5, 1, 3)), "batch",
+                 "node mul")
+    # operands that are neither a value of the graph nor a constant tensor
+    expect_error(Lambda(lambda s, x: x * x.size(0)), "symbolic", "node mul")
+    expect_error(Lambda(lambda s, x: (lambda y, i: y * i)(*F.max_pool2d(
+        x, 2, return_indices=True))), "first result", "node mul")
 
 
 class Sine(nn.Module):

@@ -68,8 +68,8 @@ def run_kestrel(kestrel, model, ref, device):
     return result, max_rel(out), out
 
 
-def run_python(model, ref):
-    ok, worst, lines = kestrel_check.compare(model, ref, rtol=1e-5)
+def run_python(model, ref, rtol=1e-5, local=False):
+    ok, worst, lines = kestrel_check.compare(model, ref, rtol=rtol, local=local)
     return ("pass" if ok else "OVER"), worst, "\n".join(lines)
 
 
@@ -78,12 +78,16 @@ def main():
     p.add_argument("--kestrel", default=os.environ.get(
         "KESTREL", os.path.join(ROOT, "target", "release", "kestrel")))
     p.add_argument("--device", help="passed to kestrel compare --device")
-    p.add_argument("--models", help="comma-separated subset of: " + ",".join(MODELS))
+    p.add_argument("--models", help="comma-separated torchvision model names (default: "
+                   + ",".join(MODELS) + ")")
     p.add_argument("--sizes", default="224x224,160x256", help="HxW list")
     p.add_argument("--batches", default="1,2")
     p.add_argument("--python-check", action="store_true",
                    help="also re-run each file with kestrel_check.py (the JSON oracle)")
     p.add_argument("--export-only", action="store_true", help="stop after the exports")
+    p.add_argument("--rtol", type=float, default=1e-5, help="kestrel_check.py tolerance")
+    p.add_argument("--local", action="store_true",
+                   help="kestrel_check.py runs each node on the reference values of its inputs")
     p.add_argument("--tmp", help="work folder (default: a fresh temp folder)")
     p.add_argument("-v", "--verbose", action="store_true", help="print Kestrel's output")
     a = p.parse_args()
@@ -101,7 +105,7 @@ def main():
     try:
         for name in names:
             torch.manual_seed(0)
-            model = getattr(torchvision.models, name)(weights=None, **MODELS[name]).eval()
+            model = getattr(torchvision.models, name)(weights=None, **MODELS.get(name, {})).eval()
             calib = torch.randn(2, 3, *sizes[0], generator=torch.Generator().manual_seed(1))
             randomize_bn(model, 0, calibrate=calib)
             for h, w in sizes:
@@ -128,7 +132,7 @@ def main():
                         if a.verbose or res != "pass":
                             print(text.rstrip())
                     if a.python_check or (not have_kestrel and not a.export_only):
-                        res, rel, text = run_python(path, ref)
+                        res, rel, text = run_python(path, ref, a.rtol, a.local)
                         results.append(("json-oracle", res, rel))
                         if res != "pass":
                             print(text)
