@@ -3,9 +3,10 @@
 //! parameter structs, whose `validate` and `output_shape` hold each op's shape arithmetic.
 
 use crate::error::GraphError;
-use crate::graph::{Activation, Node, Op, PoolAttrs, WeightRef};
+use crate::graph::{Activation, BinaryOp, Node, Op, Operand, PoolAttrs, WeightRef};
 use kestrel_kernels::adaptive_avg_pool2d::AdaptiveAvgPool2dParams;
 use kestrel_kernels::batch_norm::BatchNormParams;
+use kestrel_kernels::binary::BinaryParams;
 use kestrel_kernels::conv2d::Conv2dParams;
 use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::mean::MeanParams;
@@ -49,6 +50,15 @@ pub(crate) enum Kernel {
     Add {
         act: Activation,
     },
+    /// `a op b` broadcast as `p` says: a and b are the step's two inputs, or its input and
+    /// `constant` (first when `constant_first`).
+    Binary {
+        p: BinaryParams,
+        op: BinaryOp,
+        constant: Option<Data>,
+        constant_first: bool,
+        act: Activation,
+    },
     /// Input i is viewed as (outer, inner[i]); the output as (outer, sum of inner).
     Concat {
         outer: usize,
@@ -57,6 +67,45 @@ pub(crate) enum Kernel {
     Softmax(SoftmaxParams),
     /// The output is the input's storage under a new shape (flatten, identity).
     Alias,
+}
+
+/// The output shape and kernel of `a op b` (`b op a` when `constant_first`, b being the
+/// constant), refusing shapes that do not broadcast and a constant that would set the
+/// batch dimension.
+fn binary(
+    ctx: &Ctx,
+    op: BinaryOp,
+    a: &[usize],
+    b: &[usize],
+    constant: Option<Data>,
+    constant_first: bool,
+    act: Activation,
+) -> Result<(Vec<usize>, Kernel), GraphError> {
+    if constant.is_none() && a.len() != b.len() {
+        let detail = format!(
+            "{} of {a:?} and {b:?}: two values must have one rank",
+            op.name()
+        );
+        return Err(ctx.shape(detail));
+    }
+    let (l, r) = if constant_first { (b, a) } else { (a, b) };
+    let (out, p) = BinaryParams::broadcast(l, r).map_err(|e| ctx.shape(e))?;
+    // The batch comes from the value: a weight broadcast into it would have to be 1 there.
+    if out.len() != a.len() || out[0] != a[0] {
+        let detail = format!(
+            "{} of {a:?} and {b:?} gives {out:?}: the first dimension (the batch) must stay the input's",
+            op.name()
+        );
+        return Err(ctx.shape(detail));
+    }
+    let kernel = Kernel::Binary {
+        p,
+        op,
+        constant,
+        constant_first,
+        act,
+    };
+    Ok((out, kernel))
 }
 
 impl Kernel {
@@ -88,6 +137,7 @@ impl Kernel {
             Kernel::Mean(_) => "mean".into(),
             Kernel::Linear { act: a, .. } => format!("linear{}", act(a)),
             Kernel::Add { act: a } => format!("add{}", act(a)),
+            Kernel::Binary { op, act: a, .. } => format!("{}{}", op.name(), act(a)),
             Kernel::Concat { .. } => "concat".into(),
             Kernel::Softmax(_) => "softmax".into(),
             Kernel::Alias => "alias".into(),
@@ -106,7 +156,7 @@ impl Kernel {
             Kernel::Mean(p) => (p.n * p.c * p.h * p.w) as u64,
             Kernel::BatchNorm { .. } => 2 * out,
             Kernel::Alias | Kernel::Concat { .. } => 0,
-            Kernel::Act(_) | Kernel::Add { .. } | Kernel::Softmax(_) => out,
+            Kernel::Act(_) | Kernel::Add { .. } | Kernel::Binary { .. } | Kernel::Softmax(_) => out,
         }
     }
 
@@ -119,6 +169,7 @@ impl Kernel {
                 weight.len() + len(bias)
             }
             Kernel::BatchNorm { p, .. } => 2 * p.c,
+            Kernel::Binary { constant, .. } => len(constant),
             _ => 0,
         }
     }
@@ -297,15 +348,22 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             shape.extend_from_slice(&x[e + 1..]);
             (shape, Kernel::Alias)
         }
-        Op::Add { act } => {
-            if inputs[0] != inputs[1] {
-                let detail = format!(
-                    "add needs equal shapes, got {:?} and {:?}",
-                    inputs[0], inputs[1]
-                );
-                return Err(ctx.shape(detail));
-            }
-            (x.to_vec(), Kernel::Add { act: *act })
+        Op::Add { act } if inputs[0] == inputs[1] => (x.to_vec(), Kernel::Add { act: *act }),
+        // Broadcast: the model rewrites it as a binary op at load (`split_broadcast_adds`).
+        Op::Add { act } => binary(&ctx, BinaryOp::Add, inputs[0], inputs[1], None, false, *act)?,
+        Op::Binary {
+            op,
+            operand,
+            reverse,
+            act,
+        } => {
+            let (b, constant): (Vec<usize>, Option<Data>) = match operand {
+                Operand::Value => (inputs[1].to_vec(), None),
+                Operand::Weight(w) => (w.shape.clone(), Some(w.data.clone())),
+                Operand::Scalar(s) => (vec![1], Some(Arc::from([*s]))),
+            };
+            let first = *reverse && constant.is_some();
+            binary(&ctx, *op, x, &b, constant, first, *act)?
         }
         Op::Concat { dim } => {
             let d = ctx.axis("dim", *dim, x.len())?;

@@ -3,7 +3,7 @@
 use crate::error::{Error, GraphError};
 use crate::exec::cuda::CudaBuild;
 use crate::graph::{build_graph, Graph, GraphInput};
-use crate::plan::lower_graph;
+use crate::plan::{lower_graph, split_broadcast_adds};
 use crate::session::{Session, SessionOptions};
 use crate::weights::Weights;
 use kestrel_loader::GraphDef;
@@ -79,14 +79,16 @@ impl Model {
             .iter()
             .map(|&v| graph.value_name(v).to_string())
             .collect();
-        let model = Model {
+        let mut model = Model {
             graph,
             path,
             output_names,
         };
         // Lowering at the smallest batch checks every shape, attribute and weight now,
         // so that a bad file fails at load rather than at session build.
-        lower_graph(&model.graph, model.default_batch()).map_err(|e| model.in_file(e))?;
+        let (shapes, _) =
+            lower_graph(&model.graph, model.default_batch()).map_err(|e| model.in_file(e))?;
+        split_broadcast_adds(&mut model.graph, &shapes);
         Ok(model)
     }
 

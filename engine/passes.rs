@@ -37,7 +37,10 @@ fn fuse_activations(graph: &mut Graph) {
             continue;
         }
         let slot = match &mut graph.nodes[j].op {
-            Op::Conv2d { act, .. } | Op::Linear { act, .. } | Op::Add { act } => act,
+            Op::Conv2d { act, .. }
+            | Op::Linear { act, .. }
+            | Op::Add { act }
+            | Op::Binary { act, .. } => act,
             _ => continue,
         };
         if *slot != Activation::None {

@@ -2,7 +2,7 @@
 //! arena in which every value has a fixed offset, reused once the value is dead.
 
 use crate::error::{Error, GraphError};
-use crate::graph::{Graph, Value};
+use crate::graph::{Graph, Op, Value};
 use crate::lower::{lower, Kernel};
 
 /// No single value may hold more than 2^36 floats (256 GiB): past that a shape is absurd,
@@ -83,6 +83,26 @@ pub(crate) fn lower_graph(
         shapes.push(lowered.shape);
     }
     Ok((shapes, steps))
+}
+
+/// Makes each add of two values of different shapes (a broadcast) the general binary op,
+/// given every value's shape (`lower_graph`'s): `Op::Add` then always means the residual
+/// add of equal shapes, which the graph passes may fuse into a conv.
+pub(crate) fn split_broadcast_adds(graph: &mut Graph, shapes: &[Vec<usize>]) {
+    for i in 0..graph.nodes.len() {
+        let Op::Add { act } = graph.nodes[i].op else {
+            continue;
+        };
+        let [a, b] = [0, 1].map(|k| &shapes[value_id(graph, graph.nodes[i].inputs[k])]);
+        if a != b {
+            graph.nodes[i].op = Op::Binary {
+                op: crate::graph::BinaryOp::Add,
+                operand: crate::graph::Operand::Value,
+                reverse: false,
+                act,
+            };
+        }
+    }
 }
 
 fn graph_err(e: GraphError) -> Error {

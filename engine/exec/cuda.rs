@@ -66,6 +66,21 @@ pub(crate) fn cuda_op(
         Kernel::AdaptiveAvgPool2d(p) => k::adaptive_avg_pool2d::cuda::adaptive_avg_pool2d(p),
         Kernel::Mean(p) => k::mean::cuda::mean_hw(p),
         Kernel::Add { act } => k::add::cuda::add(out_len, *act),
+        Kernel::Binary {
+            p,
+            op,
+            constant,
+            constant_first,
+            act,
+        } => {
+            use k::binary::cuda::Operands;
+            let operands = match (constant, constant_first) {
+                (None, _) => Operands::Inputs,
+                (Some(_), false) => Operands::ConstB,
+                (Some(_), true) => Operands::ConstA,
+            };
+            k::binary::cuda::binary(p, *op, operands, constant.as_deref(), *act)
+        }
         Kernel::Concat { outer, inner } => k::concat::cuda::concat(*outer, inner),
         Kernel::Softmax(p) => k::softmax::cuda::softmax(p),
         Kernel::Alias => Ok(CudaOp::default()),

@@ -34,6 +34,16 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32]) {
             y,
         ),
         Kernel::Act(a) => k::activation::reference::activate(*a, x(0), y),
+        Kernel::Binary {
+            p,
+            op,
+            constant,
+            constant_first,
+            act,
+        } => {
+            let (a, b) = super::binary_operands(io, constant, *constant_first);
+            k::binary::reference::binary(p, *op, a, b, *act, y)
+        }
         Kernel::MaxPool2d(p) => k::pool2d::reference::max_pool2d(p, x(0), y),
         Kernel::AvgPool2d(p) => k::pool2d::reference::avg_pool2d(p, x(0), y),
         Kernel::AdaptiveAvgPool2d(p) => {

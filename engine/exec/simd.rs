@@ -94,6 +94,19 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
         }
         (Kernel::Mean(p), _) => k::mean::cpu::mean_hw(isa, p, x(0), y, threads),
         (Kernel::Add { act }, _) => k::add::cpu::add(isa, x(0), x(1), *act, y),
+        (
+            Kernel::Binary {
+                p,
+                op,
+                constant,
+                constant_first,
+                act,
+            },
+            _,
+        ) => {
+            let (a, b) = super::binary_operands(io, constant, *constant_first);
+            k::binary::cpu::binary(isa, p, *op, a, b, *act, y)
+        }
         (Kernel::Concat { outer, inner }, _) => {
             // A copy at memory speed; writing producers straight into place is the planner's job.
             let total: usize = inner.iter().sum();

@@ -2,7 +2,9 @@
 //! Shapes are checked afterwards by lowering the graph at batch 1 (see `Model::from_parts`).
 
 use super::attrs::Attrs;
-use super::{Activation, Graph, GraphInput, Node, Op, PoolAttrs, Value, WeightRef};
+use super::{
+    Activation, BinaryOp, Graph, GraphInput, Node, Op, Operand, PoolAttrs, Value, WeightRef,
+};
 use crate::error::GraphError;
 use crate::weights::Weights;
 use kestrel_loader::{GraphDef, NodeDef};
@@ -208,7 +210,11 @@ fn topo_sort(nodes: Vec<Node>, outputs: Vec<Value>) -> Result<(Vec<Node>, Vec<Va
 
 fn check_arity(nd: &NodeDef, op: &Op) -> Result<(), GraphError> {
     let (ok, expected) = match op {
-        Op::Add { .. } => (nd.inputs.len() == 2, "2"),
+        Op::Add { .. }
+        | Op::Binary {
+            operand: Operand::Value,
+            ..
+        } => (nd.inputs.len() == 2, "2"),
         Op::Concat { .. } => (!nd.inputs.is_empty(), "1 or more"),
         _ => (nd.inputs.len() == 1, "1"),
     };
@@ -284,9 +290,51 @@ impl Bind<'_> {
 fn op_version(op: &Op) -> u32 {
     match op {
         Op::Act(Activation::Relu | Activation::Relu6) => 1,
-        Op::Act(_) => 2,
+        Op::Act(_) | Op::Binary { .. } => 2,
         _ => 1,
     }
+}
+
+/// An `add` with a weight or a number as its second operand: version 2's general form;
+/// two inputs and nothing else is version 1's residual add.
+fn is_general_add(nd: &NodeDef) -> bool {
+    !nd.weights.is_empty() || !nd.attrs.is_empty() || nd.inputs.len() != 2
+}
+
+/// add, sub, mul or div: two inputs, or one input and a weight `other` or a `scalar`.
+fn binary(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
+    let op = match nd.op.as_str() {
+        "add" => BinaryOp::Add,
+        "sub" => BinaryOp::Sub,
+        "mul" => BinaryOp::Mul,
+        _ => BinaryOp::Div,
+    };
+    let a = Attrs::new(&nd.name, &nd.attrs, &["scalar", "reverse"])?;
+    let b = Bind::new(nd, op.name(), weights, &["other"])?;
+    let other = b.optional("other")?;
+    let scalar = nd.attrs.contains_key("scalar");
+    let operand = match (other, scalar) {
+        (Some(_), true) => {
+            return Err(a.err(
+                "scalar",
+                "a binary op takes a weight `other` or a scalar, not both",
+            ))
+        }
+        (Some(w), false) => Operand::Weight(w),
+        (None, true) => Operand::Scalar(a.f32("scalar", 0.0)?),
+        (None, false) => Operand::Value,
+    };
+    let reverse = a.bool("reverse", false)?;
+    if operand == Operand::Value && !nd.attrs.is_empty() {
+        let attr = nd.attrs.keys().next().expect("not empty");
+        return Err(a.err(attr, "two inputs take no attributes"));
+    }
+    Ok(Op::Binary {
+        op,
+        operand,
+        reverse,
+        act: Activation::None,
+    })
 }
 
 /// A version-2 activation node's activation, its attributes checked.
@@ -369,6 +417,9 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
             let act = activation(nd)?;
             no_weights(super::act_op_name(act))?;
             Op::Act(act)
+        }
+        "add" | "sub" | "mul" | "div" if nd.op != "add" || is_general_add(nd) => {
+            binary(nd, weights)?
         }
         "relu" | "relu6" | "add" | "identity" | "dropout" => {
             let op = match nd.op.as_str() {

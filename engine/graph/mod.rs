@@ -7,6 +7,7 @@ mod build;
 pub use build::build_graph;
 pub(crate) use build::parameter_count;
 
+pub use kestrel_kernels::binary::BinaryOp;
 pub use kestrel_kernels::Activation;
 use std::sync::Arc;
 
@@ -147,6 +148,18 @@ pub enum Op {
         /// The activation fused after the sum.
         act: Activation,
     },
+    /// `a op b` with PyTorch's broadcasting: a is the node's first input, b its second
+    /// input, a weight or a number (`operand`); `reverse` swaps them (`b op a`).
+    Binary {
+        /// add, sub, mul or div.
+        op: BinaryOp,
+        /// Where b comes from.
+        operand: Operand,
+        /// Compute `b op a` (a weight or number first, as in `1 - x`).
+        reverse: bool,
+        /// The activation fused after it.
+        act: Activation,
+    },
     /// Joins its inputs along `dim`.
     Concat {
         /// The dimension joined along (not the batch); negative counts from the end.
@@ -183,6 +196,9 @@ pub const OP_NAMES: &[&str] = &[
     "linear",
     "flatten",
     "add",
+    "sub",
+    "mul",
+    "div",
     "concat",
     "softmax",
     "identity",
@@ -203,6 +219,7 @@ impl Op {
             Op::Linear { .. } => "linear",
             Op::Flatten { .. } => "flatten",
             Op::Add { .. } => "add",
+            Op::Binary { op, .. } => op.name(),
             Op::Concat { .. } => "concat",
             Op::Softmax { .. } => "softmax",
             Op::Identity => "identity",
@@ -225,9 +242,24 @@ impl Op {
                 .into_iter()
                 .flatten()
                 .collect(),
+            Op::Binary {
+                operand: Operand::Weight(w),
+                ..
+            } => vec![w],
             _ => Vec::new(),
         }
     }
+}
+
+/// The second operand of a binary op.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    /// The node's second input.
+    Value,
+    /// A weight of the file, broadcast against the input.
+    Weight(WeightRef),
+    /// A number.
+    Scalar(f32),
 }
 
 /// The graph op that is `act`.

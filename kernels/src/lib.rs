@@ -12,6 +12,7 @@ pub mod adaptive_avg_pool2d;
 pub mod add;
 pub mod affinity;
 pub mod batch_norm;
+pub mod binary;
 pub mod compare;
 pub mod concat;
 pub mod conv2d;

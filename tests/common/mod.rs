@@ -18,6 +18,8 @@ pub const FIXTURES: &[&str] = &[
     "mobilenetv2",
     "allops",
     "activations",
+    "binary",
+    "mobilenetv3",
 ];
 
 pub fn fixture(name: &str) -> PathBuf {

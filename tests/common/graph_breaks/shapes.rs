@@ -39,7 +39,14 @@ pub(super) fn add_unequal(g: &RandomGraph, rng: &mut Rng) -> Option<Broken> {
     let i = pick_node(g, rng, is_op(&["add"]))?;
     let slot = rng.range(0, 1);
     let keep = dims_of(g, &g.def.nodes[i].inputs[1 - slot]).to_vec();
-    rewire(g, rng, i, slot, |d| d != keep)
+    // Two values must have one rank and broadcast: each dim equal, or 1 in one of them.
+    let broadcasts = |d: &[usize]| {
+        d.len() == keep.len()
+            && d.iter()
+                .zip(&keep)
+                .all(|(&x, &y)| x == y || x == 1 || y == 1)
+    };
+    rewire(g, rng, i, slot, |d| !broadcasts(d))
 }
 
 pub(super) fn concat_mismatch(g: &RandomGraph, rng: &mut Rng) -> Option<Broken> {
