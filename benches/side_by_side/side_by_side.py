@@ -34,7 +34,10 @@ from kestrel_export import TracedModel, randomize_bn  # noqa: E402
 from fixture_models import CifarNet  # noqa: E402
 
 MODELS = {"cifarnet": (32, 32), "resnet18": (224, 8), "mobilenet_v2": (224, 8),
-          "resnet50": (224, 8)}  # name: (input size, inputs cycled)
+          "resnet50": (224, 8),
+          # graph version 2: hardswish, squeeze-excite, silu (run with --models to add them)
+          "mobilenet_v3_large": (224, 8), "efficientnet_b0": (224, 8)}
+DEFAULT_MODELS = ("cifarnet", "resnet18", "mobilenet_v2", "resnet50")
 ENGINES = ("kestrel", "ort", "torch")
 LABEL = {"kestrel": "Kestrel", "ort": "ONNX Runtime", "torch": "PyTorch"}
 
@@ -283,7 +286,7 @@ def kestrel_binary(path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(MODELS), help="comma list of: " + ",".join(MODELS))
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma list of: " + ",".join(MODELS))
     p.add_argument("--threads", default="1,2", help="comma list of thread counts")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
