@@ -17,10 +17,7 @@ pub fn binary(
     act: Activation,
     y: &mut [f32],
 ) {
-    // a: (span of a_strides), b: (span of b_strides), y: (product of dims)
-    assert_eq!(y.len(), p.len(), "binary: y length");
-    assert_eq!(a.len(), p.span(&p.a_strides), "binary: a length");
-    assert_eq!(b.len(), p.span(&p.b_strides), "binary: b length");
+    p.check(a, b, y);
     let inner = *p.dims.last().expect("at least one dim");
     if inner == 0 {
         return;

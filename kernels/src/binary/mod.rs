@@ -153,6 +153,15 @@ impl BinaryParams {
             + 1
     }
 
+    /// Panics unless a, b and y are the lengths `self` gives them: the kernels' shared
+    /// precondition.
+    pub(crate) fn check(&self, a: &[f32], b: &[f32], y: &[f32]) {
+        // a: (span of a_strides), b: (span of b_strides), y: (product of dims)
+        assert_eq!(y.len(), self.len(), "binary: y length");
+        assert_eq!(a.len(), self.span(&self.a_strides), "binary: a length");
+        assert_eq!(b.len(), self.span(&self.b_strides), "binary: b length");
+    }
+
     /// a's and b's element offsets for output row `row` (all dims but the innermost).
     #[inline]
     pub(crate) fn row_offsets(&self, mut row: usize) -> (usize, usize) {

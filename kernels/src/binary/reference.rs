@@ -14,10 +14,7 @@ pub fn binary(
     act: Activation,
     y: &mut [f32],
 ) {
-    // a: (span of a_strides), b: (span of b_strides), y: (product of dims)
-    assert_eq!(y.len(), p.len(), "binary: y length");
-    assert_eq!(a.len(), p.span(&p.a_strides), "binary: a length");
-    assert_eq!(b.len(), p.span(&p.b_strides), "binary: b length");
+    p.check(a, b, y);
     for (i, yv) in y.iter_mut().enumerate() {
         let (mut rest, mut ia, mut ib) = (i, 0, 0);
         for d in (0..p.dims.len()).rev() {
