@@ -95,3 +95,45 @@ fn nan_and_inf_inputs_propagate_as_the_reference_says() {
         }
     }
 }
+
+/// Subnormal values are flushed to zero while a CPU session runs (they would cost a
+/// microcode assist per operation): `x * 1` of subnormals gives zeros (ordinary values
+/// pass unchanged), on every kernel set and thread count, and the caller's own arithmetic
+/// keeps its subnormals afterwards.
+#[test]
+fn subnormals_are_flushed_inside_a_run_only() {
+    let g = serde_json::json!({
+        "version": 2,
+        "inputs": [{"name": "x", "shape": [-1, 64]}],
+        "nodes": [{"name": "y", "op": "mul", "inputs": ["x"], "attrs": {"scalar": 1.0}}],
+        "outputs": ["y"]
+    });
+    let model = Model::from_parts(&common::graph_def(&g), &Default::default()).unwrap();
+    let x: Vec<f32> = (0..64)
+        .map(|i| match i % 2 {
+            0 => (i as f32 - 32.0) * 1e-40,
+            _ => i as f32,
+        })
+        .collect();
+    let want: Vec<f32> = x
+        .iter()
+        .map(|&v| if v.abs() < 1e-38 { 0.0 } else { v })
+        .collect();
+    let mut kernels = vec![Kernels::Reference];
+    kernels.extend(Isa::available().into_iter().map(Kernels::Isa));
+    for k in kernels {
+        for threads in [1, 2] {
+            let opts = SessionOptions::default()
+                .with_kernels(k)
+                .with_threads(threads);
+            let mut session = model.session(&opts).unwrap();
+            let got = session.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
+            assert_eq!(got, want, "{k:?} threads={threads}");
+            let tiny = std::hint::black_box(1e-39f32);
+            assert!(
+                std::hint::black_box(tiny * 1.0) != 0.0,
+                "{k:?}: the mode leaked out"
+            );
+        }
+    }
+}

@@ -146,6 +146,8 @@ impl Executor for CpuExecutor {
         inputs: &dyn Inputs,
         tap: &mut dyn FnMut(&str, &Slot, &[f32]),
     ) -> Result<(), Error> {
+        // The caller's floating-point mode comes back when the guard drops.
+        let _flush = kestrel_kernels::subnormals::FlushSubnormals::new();
         self.load_inputs(plan, inputs);
         self.execute(plan, tap);
         Ok(())

@@ -27,6 +27,7 @@ pub mod pool2d;
 pub mod precision;
 pub mod rng;
 pub mod softmax;
+pub mod subnormals;
 
 mod error;
 pub use epilogue::Activation;

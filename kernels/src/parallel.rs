@@ -185,7 +185,11 @@ fn pool() -> &'static Pool {
             .map(|w| {
                 let spawned = thread::Builder::new()
                     .name(format!("kestrel-worker-{w}"))
-                    .spawn(move || worker(pool, w - 1));
+                    .spawn(move || {
+                        // Workers run only kernels: subnormals flushed for good.
+                        crate::subnormals::flush_forever();
+                        worker(pool, w - 1)
+                    });
                 spawned.map(|h| h.thread().clone())
             })
             .collect::<Result<Vec<Thread>, _>>()
