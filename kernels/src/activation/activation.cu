@@ -1,6 +1,7 @@
 // activation.cu: activation_f32, y = act(x) element-wise, one thread per element.
 //
-// Defines, prepended by activation/cuda.rs: LEN, ACT (0 none = a copy; the codes and ACT_A/ACT_B: prelude.cuh).
+// Defines, prepended by activation/cuda.rs: LEN, ACT (0 none = a copy; the codes and
+// ACT_A/ACT_B: prelude.cuh).
 // LEN < 2^31: cuda.rs refuses longer tensors.
 //
 // x, y: (LEN). x and y may be the same buffer (in place): no __restrict__, and each
