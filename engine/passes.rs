@@ -55,8 +55,8 @@ fn fuse_activations(graph: &mut Graph) {
 /// relu6, clamp, sigmoid, tanh, hardsigmoid; elu and leaky_relu with a parameter ≥ 0),
 /// when the conv and the pool each feed only the next node and the conv has no activation
 /// yet: a max commutes with a non-decreasing activation (NaN passes through both), so the
-/// conv's epilogue applies it for free and one kernel call goes (the CIFAR net's conv → pool → relu).
-/// The pool now yields the activation's value and takes its name; the conv's value is
+/// conv's epilogue applies it for free and one kernel call goes (the CIFAR net's conv →
+/// pool → relu). The pool now yields the activation's value and takes its name; the conv's value is
 /// no longer PyTorch's conv output, so its name says what it holds instead.
 fn hoist_activations_over_max_pools(graph: &mut Graph) {
     let uses = use_counts(graph);
