@@ -6,7 +6,7 @@ use crate::error::GraphError;
 use crate::graph::{Activation, BinaryOp, Node, Op, Operand, PoolAttrs, WeightRef};
 use kestrel_kernels::adaptive_avg_pool2d::AdaptiveAvgPool2dParams;
 use kestrel_kernels::batch_norm::BatchNormParams;
-use kestrel_kernels::binary::BinaryParams;
+use kestrel_kernels::binary::{BinaryParams, Operands};
 use kestrel_kernels::conv2d::Conv2dParams;
 use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::mean::MeanParams;
@@ -50,13 +50,11 @@ pub(crate) enum Kernel {
     Add {
         act: Activation,
     },
-    /// `a op b` broadcast as `p` says: a and b are the step's two inputs, or its input and
-    /// `constant` (first when `constant_first`).
+    /// `a op b` broadcast as `p` says, a and b as `operands` says.
     Binary {
         p: BinaryParams,
         op: BinaryOp,
-        constant: Option<Data>,
-        constant_first: bool,
+        operands: Operands<Data>,
         act: Activation,
     },
     /// Input i is viewed as (outer, inner[i]); the output as (outer, sum of inner).
@@ -69,26 +67,28 @@ pub(crate) enum Kernel {
     Alias,
 }
 
-/// The output shape and kernel of `a op b` (`b op a` when `constant_first`, b being the
-/// constant), refusing shapes that do not broadcast and a constant that would set the
-/// batch dimension.
+/// The output shape and kernel of `a op b` for the value `a` and `b` (another value's or
+/// the constant's shape, as `operands` says: `b op a` for `ConstA`), refusing shapes that
+/// do not broadcast and a constant that would set the batch dimension.
 fn binary(
     ctx: &Ctx,
     op: BinaryOp,
     a: &[usize],
     b: &[usize],
-    constant: Option<Data>,
-    constant_first: bool,
+    operands: Operands<Data>,
     act: Activation,
 ) -> Result<(Vec<usize>, Kernel), GraphError> {
-    if constant.is_none() && a.len() != b.len() {
+    if matches!(operands, Operands::Inputs) && a.len() != b.len() {
         let detail = format!(
             "{} of {a:?} and {b:?}: two values must have one rank",
             op.name()
         );
         return Err(ctx.shape(detail));
     }
-    let (l, r) = if constant_first { (b, a) } else { (a, b) };
+    let (l, r) = match operands {
+        Operands::ConstA(_) => (b, a),
+        _ => (a, b),
+    };
     let (out, p) = BinaryParams::broadcast(l, r).map_err(|e| ctx.shape(e))?;
     // The batch comes from the value: a weight broadcast into it would have to be 1 there.
     if out.len() != a.len() || out[0] != a[0] {
@@ -101,8 +101,7 @@ fn binary(
     let kernel = Kernel::Binary {
         p,
         op,
-        constant,
-        constant_first,
+        operands,
         act,
     };
     Ok((out, kernel))
@@ -169,7 +168,7 @@ impl Kernel {
                 weight.len() + len(bias)
             }
             Kernel::BatchNorm { p, .. } => 2 * p.c,
-            Kernel::Binary { constant, .. } => len(constant),
+            Kernel::Binary { operands, .. } => operands.constant().map_or(0, <[f32]>::len),
             _ => 0,
         }
     }
@@ -350,20 +349,27 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
         }
         Op::Add { act } if inputs[0] == inputs[1] => (x.to_vec(), Kernel::Add { act: *act }),
         // Broadcast: the model rewrites it as a binary op at load (`split_broadcast_adds`).
-        Op::Add { act } => binary(&ctx, BinaryOp::Add, inputs[0], inputs[1], None, false, *act)?,
+        Op::Add { act } => {
+            let (a, b) = (inputs[0], inputs[1]);
+            binary(&ctx, BinaryOp::Add, a, b, Operands::Inputs, *act)?
+        }
         Op::Binary {
             op,
             operand,
             reverse,
             act,
         } => {
-            let (b, constant): (Vec<usize>, Option<Data>) = match operand {
-                Operand::Value => (inputs[1].to_vec(), None),
-                Operand::Weight(w) => (w.shape.clone(), Some(w.data.clone())),
-                Operand::Scalar(s) => (vec![1], Some(Arc::from([*s]))),
+            // A constant comes first when reversed (`1 - x`).
+            let constant = |c: Data| match reverse {
+                true => Operands::ConstA(c),
+                false => Operands::ConstB(c),
             };
-            let first = *reverse && constant.is_some();
-            binary(&ctx, *op, x, &b, constant, first, *act)?
+            let (b, operands): (&[usize], _) = match operand {
+                Operand::Value => (inputs[1], Operands::Inputs),
+                Operand::Weight(w) => (&w.shape, constant(w.data.clone())),
+                Operand::Scalar(s) => (&[1], constant(Arc::from([*s]))),
+            };
+            binary(&ctx, *op, x, b, operands, *act)?
         }
         Op::Concat { dim } => {
             let d = ctx.axis("dim", *dim, x.len())?;

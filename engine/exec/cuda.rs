@@ -69,18 +69,9 @@ pub(crate) fn cuda_op(
         Kernel::Binary {
             p,
             op,
-            constant,
-            constant_first,
+            operands,
             act,
-        } => {
-            use k::binary::cuda::Operands;
-            let operands = match (constant, constant_first) {
-                (None, _) => Operands::Inputs,
-                (Some(_), false) => Operands::ConstB,
-                (Some(_), true) => Operands::ConstA,
-            };
-            k::binary::cuda::binary(p, *op, operands, constant.as_deref(), *act)
-        }
+        } => k::binary::cuda::binary(p, *op, operands.as_slices(), *act),
         Kernel::Concat { outer, inner } => k::concat::cuda::concat(*outer, inner),
         Kernel::Softmax(p) => k::softmax::cuda::softmax(p),
         Kernel::Alias => Ok(CudaOp::default()),

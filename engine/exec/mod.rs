@@ -281,20 +281,6 @@ impl CpuExecutor {
     }
 }
 
-/// A binary step's (a, b): its two inputs, or its input and its constant (first when
-/// `constant_first`).
-fn binary_operands<'a>(
-    io: &'a Io<'_>,
-    constant: &'a Option<std::sync::Arc<[f32]>>,
-    constant_first: bool,
-) -> (&'a [f32], &'a [f32]) {
-    match (constant, constant_first) {
-        (None, _) => (io.input(0), io.input(1)),
-        (Some(c), false) => (io.input(0), c),
-        (Some(c), true) => (c, io.input(0)),
-    }
-}
-
 /// Shows the step's output to the tap.
 fn show_output(tap: &mut dyn FnMut(&str, &Slot, &[f32]), plan: &Plan, step: &Step, arena: &Arena) {
     let out = &plan.values[step.output];

@@ -37,11 +37,10 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32]) {
         Kernel::Binary {
             p,
             op,
-            constant,
-            constant_first,
+            operands,
             act,
         } => {
-            let (a, b) = super::binary_operands(io, constant, *constant_first);
+            let (a, b) = operands.pick(|i| io.input(i));
             k::binary::reference::binary(p, *op, a, b, *act, y)
         }
         Kernel::MaxPool2d(p) => k::pool2d::reference::max_pool2d(p, x(0), y),

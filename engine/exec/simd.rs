@@ -98,13 +98,12 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             Kernel::Binary {
                 p,
                 op,
-                constant,
-                constant_first,
+                operands,
                 act,
             },
             _,
         ) => {
-            let (a, b) = super::binary_operands(io, constant, *constant_first);
+            let (a, b) = operands.pick(|i| io.input(i));
             k::binary::cpu::binary(isa, p, *op, a, b, *act, y)
         }
         (Kernel::Concat { outer, inner }, _) => {

@@ -2,8 +2,7 @@
 //! on every instruction set and `binary_f32` on CUDA (both operands as inputs, or one as
 //! the op's constant), against the reference.
 
-use super::cuda::Operands;
-use super::{cpu, cuda, reference, BinaryOp, BinaryParams};
+use super::{cpu, cuda, reference, BinaryOp, BinaryParams, Operands};
 use crate::activation::backend_tests::{allow, values, ALL_ACTS};
 use crate::testing::everywhere::{check, Case};
 
@@ -43,17 +42,17 @@ fn binary_matches_reference() {
             reference::binary(&p, op, &a, &b, act, &mut expected);
             // Operands as inputs, then each side as the op's constant in turn.
             let forms = [
-                (Operands::Inputs, None, vec![a.clone(), b.clone()]),
-                (Operands::ConstB, Some(&b), vec![a.clone()]),
-                (Operands::ConstA, Some(&a), vec![b.clone()]),
+                ("inputs", Operands::Inputs, vec![a.clone(), b.clone()]),
+                ("constant b", Operands::ConstB(&b[..]), vec![a.clone()]),
+                ("constant a", Operands::ConstA(&a[..]), vec![b.clone()]),
             ];
-            for (operands, constant, inputs) in forms {
+            for (form, operands, inputs) in forms {
                 let name = format!(
-                    "{} {sa:?} {sb:?} -> {out:?} {} {operands:?}",
+                    "{} {sa:?} {sb:?} -> {out:?} {} {form}",
                     op.name(),
                     act.describe()
                 );
-                let cuda = cuda::binary(&p, op, operands, constant.map(|c| &c[..]), act).unwrap();
+                let cuda = cuda::binary(&p, op, operands, act).unwrap();
                 let (pc, a, b) = (p.clone(), a.clone(), b.clone());
                 let case = Case::new(name, inputs, expected.clone(), allow(act))
                     .cuda(cuda)
@@ -70,12 +69,6 @@ fn too_many_dims_for_cuda_is_an_error() {
     let a = [2, 1, 2, 1, 2, 1, 2, 1];
     let b = [1, 2, 1, 2, 1, 2, 1, 2];
     let (_, p) = BinaryParams::broadcast(&a, &b).unwrap();
-    let err = cuda::binary(
-        &p,
-        BinaryOp::Mul,
-        Operands::Inputs,
-        None,
-        Default::default(),
-    );
+    let err = cuda::binary(&p, BinaryOp::Mul, Operands::Inputs, Default::default());
     assert!(err.unwrap_err().to_string().contains("over 6"));
 }

@@ -1,7 +1,7 @@
 //! Binary ops with broadcasting on the GPU: `binary_f32` in `binary.cu`, one thread per
 //! output element, each finding its operands' offsets from the merged dims.
 
-use super::{BinaryOp, BinaryParams, MAX_DIMS};
+use super::{BinaryOp, BinaryParams, Operands, MAX_DIMS};
 use crate::activation::cuda::{act_defines, eltwise_len};
 use crate::cuda::{blocks, check_int_indexable, Arg, CudaError, CudaOp, Launch, Source};
 use crate::Activation;
@@ -14,25 +14,14 @@ static SOURCE: Source = Source {
 /// Threads per block (the kernel's `THREADS`).
 const THREADS: usize = 256;
 
-/// How the op's operands are passed: both as inputs, or one as the op's constant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operands {
-    /// a is `Arg::Input(0)`, b `Arg::Input(1)`.
-    Inputs,
-    /// a is `Arg::Input(0)`, b is the constant.
-    ConstB,
-    /// a is the constant, b is `Arg::Input(0)`.
-    ConstA,
-}
-
-/// y = act(a op b) over `p`; y is `Arg::Output`. With a constant operand it is `consts[0]`
-/// (its span of floats, `p.span` of its strides). An error past the kernel's six merged
-/// dims or its 32-bit indices. An empty output launches nothing.
+/// y = act(a op b) over `p`; y is `Arg::Output`. Two inputs are `Arg::Input(0)` and
+/// `Arg::Input(1)`; with a constant operand the other is `Arg::Input(0)` and the constant
+/// `consts[0]` (its span of floats, `p.span` of its strides). An error past the kernel's
+/// six merged dims or its 32-bit indices. An empty output launches nothing.
 pub fn binary(
     p: &BinaryParams,
     op: BinaryOp,
-    operands: Operands,
-    constant: Option<&[f32]>,
+    operands: Operands<&[f32]>,
     act: Activation,
 ) -> Result<CudaOp, CudaError> {
     let len = p.len();
@@ -49,19 +38,14 @@ pub fn binary(
     check_int_indexable(op.name(), "b", p.span(&p.b_strides))?;
     let (a, b) = match operands {
         Operands::Inputs => (Arg::Input(0), Arg::Input(1)),
-        Operands::ConstB => (Arg::Input(0), Arg::Const(0)),
-        Operands::ConstA => (Arg::Const(0), Arg::Input(0)),
+        Operands::ConstB(_) => (Arg::Input(0), Arg::Const(0)),
+        Operands::ConstA(_) => (Arg::Const(0), Arg::Input(0)),
     };
-    let consts = match (operands, constant) {
-        (Operands::Inputs, _) => Vec::new(),
-        (_, Some(c)) => vec![c.to_vec()],
-        (_, None) => {
-            return Err(CudaError::Unsupported {
-                op: op.name().into(),
-                detail: "a constant operand was named but not given".into(),
-            })
-        }
-    };
+    let consts = operands
+        .constant()
+        .map(|c| c.to_vec())
+        .into_iter()
+        .collect();
     if len == 0 {
         return Ok(CudaOp::default());
     }

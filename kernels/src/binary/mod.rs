@@ -48,6 +48,47 @@ impl BinaryOp {
     }
 }
 
+/// Where a binary op's operands come from: both are the step's inputs, or one is a
+/// constant `C` (a weight or a number; `ConstA` when it is the left operand, as in
+/// `1 − x`) and the other the step's input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operands<C> {
+    /// a and b are inputs 0 and 1.
+    Inputs,
+    /// a is the constant, b input 0.
+    ConstA(C),
+    /// a is input 0, b the constant.
+    ConstB(C),
+}
+
+impl<C: AsRef<[f32]>> Operands<C> {
+    /// The constant, if one operand is.
+    pub fn constant(&self) -> Option<&[f32]> {
+        match self {
+            Operands::Inputs => None,
+            Operands::ConstA(c) | Operands::ConstB(c) => Some(c.as_ref()),
+        }
+    }
+
+    /// The same operands, the constant borrowed.
+    pub fn as_slices(&self) -> Operands<&[f32]> {
+        match self {
+            Operands::Inputs => Operands::Inputs,
+            Operands::ConstA(c) => Operands::ConstA(c.as_ref()),
+            Operands::ConstB(c) => Operands::ConstB(c.as_ref()),
+        }
+    }
+
+    /// (a, b) given the step's inputs: `input(i)` is input i.
+    pub fn pick<'a>(&'a self, input: impl Fn(usize) -> &'a [f32]) -> (&'a [f32], &'a [f32]) {
+        match self {
+            Operands::Inputs => (input(0), input(1)),
+            Operands::ConstA(c) => (c.as_ref(), input(0)),
+            Operands::ConstB(c) => (input(0), c.as_ref()),
+        }
+    }
+}
+
 /// Most dims a binary op may have after merging (the CUDA kernel's index arithmetic).
 pub const MAX_DIMS: usize = 6;
 
