@@ -175,10 +175,7 @@ pub(crate) trait Simd {
             Activation::HardSigmoid => {
                 Self::div(relu6(Self::add(v, Self::splat(3.0))), Self::splat(6.0))
             }
-            Activation::HardSwish => Self::mul(
-                v,
-                Self::div(relu6(Self::add(v, Self::splat(3.0))), Self::splat(6.0)),
-            ),
+            Activation::HardSwish => Self::mul(v, Self::act(v, Activation::HardSigmoid)),
             Activation::Elu(alpha) => {
                 let neg = Self::mul(
                     Self::splat(alpha),
