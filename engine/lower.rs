@@ -8,12 +8,18 @@ use kestrel_kernels::adaptive_avg_pool2d::AdaptiveAvgPool2dParams;
 use kestrel_kernels::batch_norm::BatchNormParams;
 use kestrel_kernels::binary::{BinaryParams, Operands};
 use kestrel_kernels::conv2d::Conv2dParams;
+use kestrel_kernels::conv_transpose2d::ConvTranspose2dParams;
+use kestrel_kernels::copy::CopyParams;
+use kestrel_kernels::layer_norm::LayerNormParams;
 use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::mean::MeanParams;
 use kestrel_kernels::pool2d::Pool2dParams;
 use kestrel_kernels::softmax::SoftmaxParams;
+use kestrel_kernels::upsample::{UpsampleMode, UpsampleParams};
 use kestrel_kernels::ParamError;
 use std::sync::Arc;
+
+mod v3;
 
 type Data = Arc<[f32]>;
 
@@ -63,8 +69,25 @@ pub(crate) enum Kernel {
         inner: Vec<usize>,
     },
     Softmax(SoftmaxParams),
-    /// The output is the input's storage under a new shape (flatten, identity).
+    /// The output is the input's storage under a new shape (flatten, reshape, identity).
     Alias,
+    /// y = act(layer_norm(x) * weight + bias).
+    LayerNorm {
+        p: LayerNormParams,
+        weight: Option<Data>,
+        bias: Option<Data>,
+        act: Activation,
+    },
+    /// A strided gather: permute, slice.
+    Copy(CopyParams),
+    Upsample(UpsampleParams),
+    /// y = act(conv_transpose(x) + bias).
+    ConvTranspose2d {
+        p: ConvTranspose2dParams,
+        weight: Data,
+        bias: Option<Data>,
+        act: Activation,
+    },
 }
 
 /// The output shape and kernel of `a op b` for the value `a` and `b` (another value's or
@@ -140,6 +163,15 @@ impl Kernel {
             Kernel::Concat { .. } => "concat".into(),
             Kernel::Softmax(_) => "softmax".into(),
             Kernel::Alias => "alias".into(),
+            Kernel::LayerNorm { act: a, .. } => format!("layer_norm{}", act(a)),
+            Kernel::Copy(_) => "copy".into(),
+            Kernel::Upsample(p) => match p.mode {
+                UpsampleMode::Nearest => "upsample_nearest".into(),
+                UpsampleMode::Bilinear { .. } => "upsample_bilinear".into(),
+            },
+            Kernel::ConvTranspose2d { p, act: a, .. } => {
+                format!("convT{}x{}s{}{}", p.kh, p.kw, p.stride[0], act(a))
+            }
         }
     }
 
@@ -154,7 +186,17 @@ impl Kernel {
             Kernel::AdaptiveAvgPool2d(p) => (p.n * p.c * p.h * p.w) as u64,
             Kernel::Mean(p) => (p.n * p.c * p.h * p.w) as u64,
             Kernel::BatchNorm { .. } => 2 * out,
-            Kernel::Alias | Kernel::Concat { .. } => 0,
+            Kernel::Alias | Kernel::Concat { .. } | Kernel::Copy(_) => 0,
+            // A multiply-add per tap, as a conv of the output's size would count.
+            Kernel::ConvTranspose2d { p, .. } => {
+                2 * (p.n * p.c_in * p.h * p.w * (p.c_out / p.groups) * p.kh * p.kw) as u64
+            }
+            // Mean, variance, normalise, scale and shift: about five per element.
+            Kernel::LayerNorm { .. } => 5 * out,
+            Kernel::Upsample(p) => match p.mode {
+                UpsampleMode::Nearest => 0,
+                UpsampleMode::Bilinear { .. } => 6 * out,
+            },
             Kernel::Act(_) | Kernel::Add { .. } | Kernel::Binary { .. } | Kernel::Softmax(_) => out,
         }
     }
@@ -164,9 +206,10 @@ impl Kernel {
     pub(crate) fn weight_len(&self) -> usize {
         let len = |b: &Option<Data>| b.as_ref().map_or(0, |b| b.len());
         match self {
-            Kernel::Conv2d { weight, bias, .. } | Kernel::Linear { weight, bias, .. } => {
-                weight.len() + len(bias)
-            }
+            Kernel::Conv2d { weight, bias, .. }
+            | Kernel::Linear { weight, bias, .. }
+            | Kernel::ConvTranspose2d { weight, bias, .. } => weight.len() + len(bias),
+            Kernel::LayerNorm { weight, bias, .. } => len(weight) + len(bias),
             Kernel::BatchNorm { p, .. } => 2 * p.c,
             Kernel::Binary { operands, .. } => operands.constant().map_or(0, <[f32]>::len),
             _ => 0,
@@ -405,6 +448,51 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             (x.to_vec(), Kernel::Softmax(p))
         }
         Op::Identity => (x.to_vec(), Kernel::Alias),
+        Op::LayerNorm {
+            normalized,
+            weight,
+            bias,
+            eps,
+            act,
+        } => v3::layer_norm(
+            &ctx,
+            x,
+            normalized,
+            [weight.as_ref(), bias.as_ref()],
+            *eps,
+            *act,
+        )?,
+        Op::Permute { dims } => v3::permute(&ctx, x, dims)?,
+        Op::Reshape { shape } => v3::reshape(&ctx, x, shape)?,
+        Op::Slice {
+            dim,
+            start,
+            end,
+            step,
+        } => v3::slice(&ctx, x, *dim, *start, *end, *step)?,
+        Op::Upsample { size, scales, mode } => v3::upsample(&ctx, x, *size, *scales, *mode)?,
+        Op::ConvTranspose2d {
+            weight,
+            bias,
+            stride,
+            pad,
+            output_padding,
+            dilation,
+            groups,
+            act,
+        } => {
+            let attrs = v3::ConvTransposeAttrs {
+                weight,
+                bias: bias.as_ref(),
+                stride: *stride,
+                pad: *pad,
+                output_padding: *output_padding,
+                dilation: *dilation,
+                groups: *groups,
+                act: *act,
+            };
+            v3::conv_transpose2d(&ctx, x, attrs)?
+        }
     };
     Ok(Lowered { shape, kernel })
 }
@@ -507,87 +595,4 @@ impl Ctx<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn data(len: usize) -> Data {
-        vec![0.5; len].into()
-    }
-
-    #[test]
-    fn weight_len_counts_weights_bias_and_folded_batch_norm() {
-        // conv 3→8 3x3, groups 1: weight (8, 3, 3, 3) = 216 floats, bias 8.
-        let p = Conv2dParams {
-            n: 2,
-            c_in: 3,
-            h: 9,
-            w: 9,
-            c_out: 8,
-            kh: 3,
-            kw: 3,
-            stride: [1, 1],
-            pad: [1, 1],
-            dilation: [1, 1],
-            groups: 1,
-        };
-        let conv = |bias: Option<Data>| Kernel::Conv2d {
-            p,
-            weight: data(p.weight_shape().iter().product()),
-            bias,
-            residual: true,
-            act: Activation::Relu,
-        };
-        assert_eq!(conv(Some(data(8))).weight_len(), 216 + 8);
-        assert_eq!(conv(None).weight_len(), 216);
-        // depthwise 16 channels 3x3: weight (16, 1, 3, 3) = 144.
-        let dw = Conv2dParams {
-            c_in: 16,
-            c_out: 16,
-            groups: 16,
-            ..p
-        };
-        let dwconv = Kernel::Conv2d {
-            p: dw,
-            weight: data(dw.weight_shape().iter().product()),
-            bias: None,
-            residual: false,
-            act: Activation::None,
-        };
-        assert_eq!(dwconv.weight_len(), 144);
-        // linear 100→10: weight (10, 100), bias 10.
-        let linear = Kernel::Linear {
-            p: LinearParams {
-                rows: 4,
-                in_features: 100,
-                out_features: 10,
-            },
-            weight: data(1000),
-            bias: Some(data(10)),
-            act: Activation::None,
-        };
-        assert_eq!(linear.weight_len(), 1010);
-        // batch norm on 6 channels: scale and shift, whatever of its four vectors it has.
-        let bn = Kernel::BatchNorm {
-            p: BatchNormParams {
-                n: 1,
-                c: 6,
-                spatial: 49,
-                eps: 1e-5,
-            },
-            weight: None,
-            bias: Some(data(6)),
-            mean: data(6),
-            var: data(6),
-        };
-        assert_eq!(bn.weight_len(), 12);
-        for k in [
-            Kernel::Act(Activation::Relu),
-            Kernel::Alias,
-            Kernel::Add {
-                act: Activation::None,
-            },
-        ] {
-            assert_eq!(k.weight_len(), 0, "{k:?}");
-        }
-    }
-}
+mod tests;

@@ -75,6 +75,21 @@ pub(crate) fn cuda_op(
         Kernel::Concat { outer, inner } => k::concat::cuda::concat(*outer, inner),
         Kernel::Softmax(p) => k::softmax::cuda::softmax(p),
         Kernel::Alias => Ok(CudaOp::default()),
+        Kernel::LayerNorm {
+            p,
+            weight,
+            bias,
+            act,
+        } => k::layer_norm::cuda::layer_norm(p, weight.as_deref(), bias.as_deref(), *act),
+        Kernel::Copy(p) => k::copy::cuda::copy(p),
+        Kernel::Upsample(p) => k::upsample::cuda::upsample(p),
+        // fp32 whatever the precision: its sums are short (c_in/groups x taps) and rare.
+        Kernel::ConvTranspose2d {
+            p,
+            weight,
+            bias,
+            act,
+        } => k::conv_transpose2d::cuda::conv_transpose2d(p, weight, bias.as_deref(), *act),
     }
 }
 

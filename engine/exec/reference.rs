@@ -72,6 +72,34 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32]) {
         }
         Kernel::Softmax(p) => k::softmax::reference::softmax(p, x(0), y),
         Kernel::Alias => {}
+        Kernel::LayerNorm {
+            p,
+            weight,
+            bias,
+            act,
+        } => k::layer_norm::reference::layer_norm(
+            p,
+            x(0),
+            weight.as_deref(),
+            bias.as_deref(),
+            *act,
+            y,
+        ),
+        Kernel::Copy(p) => k::copy::reference::copy(p, x(0), y),
+        Kernel::Upsample(p) => k::upsample::reference::upsample(p, x(0), y),
+        Kernel::ConvTranspose2d {
+            p,
+            weight,
+            bias,
+            act,
+        } => k::conv_transpose2d::reference::conv_transpose2d(
+            p,
+            x(0),
+            weight,
+            bias.as_deref(),
+            *act,
+            y,
+        ),
     }
 }
 
