@@ -22,8 +22,8 @@ pub(crate) fn optimize(graph: &mut Graph) {
     remove_identities(graph);
 }
 
-/// conv | linear | add → relu | relu6 becomes one node with that activation, when the
-/// first node's output feeds nothing else.
+/// conv | linear | add | binary | layer_norm | conv_transpose2d → activation becomes one
+/// node with that activation, when the first node's output feeds nothing else.
 fn fuse_activations(graph: &mut Graph) {
     let uses = use_counts(graph);
     for i in 0..graph.nodes.len() {
@@ -40,7 +40,9 @@ fn fuse_activations(graph: &mut Graph) {
             Op::Conv2d { act, .. }
             | Op::Linear { act, .. }
             | Op::Add { act }
-            | Op::Binary { act, .. } => act,
+            | Op::Binary { act, .. }
+            | Op::LayerNorm { act, .. }
+            | Op::ConvTranspose2d { act, .. } => act,
             _ => continue,
         };
         if *slot != Activation::None {
