@@ -26,6 +26,7 @@ pub mod parallel;
 pub mod pool2d;
 pub mod precision;
 pub mod rng;
+pub mod se_gate;
 pub mod softmax;
 pub mod subnormals;
 
