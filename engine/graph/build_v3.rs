@@ -25,6 +25,7 @@ pub(super) fn build_v3_op(nd: &NodeDef, weights: &Weights) -> Result<Option<Op>,
             }
             Op::LayerNorm {
                 normalized,
+                channels: false,
                 weight: b.optional("weight")?,
                 bias: b.optional("bias")?,
                 eps: a.f32("eps", 1e-5)?,

@@ -174,10 +174,13 @@ pub enum Op {
     /// `identity` and `dropout` (inference): removed when a session is built.
     Identity,
     /// Layer normalisation over the trailing dims `normalized` (their shape), as PyTorch's
-    /// `layer_norm`: `y = act((x - mean) / sqrt(var + eps) * weight + bias)`.
+    /// `layer_norm`: `y = act((x - mean) / sqrt(var + eps) * weight + bias)`; or, when
+    /// `channels` (set only by the passes), over dim 1 of an NCHW tensor at each position.
     LayerNorm {
-        /// The trailing dims normalised over, as the file gives them.
+        /// The trailing dims normalised over, as the file gives them; `[c]` when `channels`.
         normalized: Vec<usize>,
+        /// Normalise over the channels (dim 1), not the trailing dims.
+        channels: bool,
         /// Scale per normalised element, shaped `normalized`; `None` means 1.
         weight: Option<WeightRef>,
         /// Shift per normalised element; `None` means 0.

@@ -11,40 +11,56 @@ use kestrel_kernels::upsample::{UpsampleMode, UpsampleParams};
 
 type Lowering = Result<(Vec<usize>, Kernel), GraphError>;
 
-/// Normalises x over its trailing dims `normalized` (which must be x's own).
-pub(super) fn layer_norm(
-    ctx: &Ctx,
-    x: &[usize],
-    normalized: &[usize],
-    [weight, bias]: [Option<&WeightRef>; 2],
-    eps: f32,
-    act: Activation,
-) -> Lowering {
-    let k = normalized.len();
-    if k >= x.len() || x[x.len() - k..] != *normalized {
-        let detail = format!(
-            "normalized_shape {normalized:?} is not the trailing dims of the input {x:?} (after the batch)"
-        );
-        return Err(ctx.shape(detail));
-    }
-    for (role, w) in [("weight", weight), ("bias", bias)] {
+/// A layer norm's attributes, as the graph gives them.
+pub(super) struct Norm<'a> {
+    pub normalized: &'a [usize],
+    pub channels: bool,
+    pub weight: Option<&'a WeightRef>,
+    pub bias: Option<&'a WeightRef>,
+    pub eps: f32,
+    pub act: Activation,
+}
+
+/// Normalises x over its trailing dims `normalized` (which must be x's own), or over its
+/// channels at each position.
+pub(super) fn layer_norm(ctx: &Ctx, x: &[usize], a: Norm) -> Lowering {
+    let k = a.normalized.len();
+    let (outer, inner) = match a.channels {
+        true if x.len() >= 2 && a.normalized == [x[1]] => (x[0], x[2..].iter().product()),
+        false if k < x.len() && x[x.len() - k..] == *a.normalized => {
+            (x[..x.len() - k].iter().product(), 1)
+        }
+        _ => {
+            let dims = if a.channels {
+                "channels"
+            } else {
+                "trailing dims"
+            };
+            let detail = format!(
+                "normalized_shape {:?} is not the {dims} of the input {x:?} (after the batch)",
+                a.normalized
+            );
+            return Err(ctx.shape(detail));
+        }
+    };
+    for (role, w) in [("weight", a.weight), ("bias", a.bias)] {
         if let Some(w) = w {
-            ctx.check_weight(role, w, normalized)?;
+            ctx.check_weight(role, w, a.normalized)?;
         }
     }
     let p = LayerNormParams {
-        outer: x[..x.len() - k].iter().product(),
-        norm: normalized.iter().product(),
-        inner: 1,
-        eps,
+        outer,
+        norm: a.normalized.iter().product(),
+        inner,
+        eps: a.eps,
     };
     p.validate().map_err(|e| ctx.invalid(e))?;
     let data = |w: Option<&WeightRef>| w.map(|w| w.data.clone());
     let kernel = Kernel::LayerNorm {
         p,
-        weight: data(weight),
-        bias: data(bias),
-        act,
+        weight: data(a.weight),
+        bias: data(a.bias),
+        act: a.act,
     };
     Ok((x.to_vec(), kernel))
 }
