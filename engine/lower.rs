@@ -14,6 +14,7 @@ use kestrel_kernels::layer_norm::LayerNormParams;
 use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::mean::MeanParams;
 use kestrel_kernels::pool2d::Pool2dParams;
+use kestrel_kernels::se_gate::SeGateParams;
 use kestrel_kernels::softmax::SoftmaxParams;
 use kestrel_kernels::upsample::{UpsampleMode, UpsampleParams};
 use kestrel_kernels::ParamError;
@@ -81,6 +82,12 @@ pub(crate) enum Kernel {
     /// A strided gather: permute, slice.
     Copy(CopyParams),
     Upsample(UpsampleParams),
+    /// Squeeze-and-excitation's gate: (n, c, h, w) to (n, c, 1, 1).
+    SeGate {
+        p: SeGateParams,
+        w: [Data; 2],
+        b: [Option<Data>; 2],
+    },
     /// y = act(conv_transpose(x) + bias).
     ConvTranspose2d {
         p: ConvTranspose2dParams,
@@ -169,6 +176,9 @@ impl Kernel {
                 UpsampleMode::Nearest => "upsample_nearest".into(),
                 UpsampleMode::Bilinear { .. } => "upsample_bilinear".into(),
             },
+            Kernel::SeGate { p, .. } => {
+                format!("se_gate+{}+{}", p.act.describe(), p.gate.describe())
+            }
             Kernel::ConvTranspose2d { p, act: a, .. } => {
                 format!("convT{}x{}s{}{}", p.kh, p.kw, p.stride[0], act(a))
             }
@@ -191,6 +201,8 @@ impl Kernel {
             Kernel::ConvTranspose2d { p, .. } => {
                 2 * (p.n * p.c_in * p.h * p.w * (p.c_out / p.groups) * p.kh * p.kw) as u64
             }
+            // The pool, then a multiply-add per weight of each layer.
+            Kernel::SeGate { p, .. } => (p.n * p.c * (p.hw + 4 * p.hidden)) as u64,
             // Mean, variance, normalise, scale and shift: about five per element.
             Kernel::LayerNorm { .. } => 5 * out,
             Kernel::Upsample(p) => match p.mode {
@@ -210,6 +222,7 @@ impl Kernel {
             | Kernel::Linear { weight, bias, .. }
             | Kernel::ConvTranspose2d { weight, bias, .. } => weight.len() + len(bias),
             Kernel::LayerNorm { weight, bias, .. } => len(weight) + len(bias),
+            Kernel::SeGate { w, b, .. } => w[0].len() + w[1].len() + len(&b[0]) + len(&b[1]),
             Kernel::BatchNorm { p, .. } => 2 * p.c,
             Kernel::Binary { operands, .. } => operands.constant().map_or(0, <[f32]>::len),
             _ => 0,
@@ -493,6 +506,14 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             };
             v3::conv_transpose2d(&ctx, x, attrs)?
         }
+        Op::SeGate {
+            w1,
+            b1,
+            act,
+            w2,
+            b2,
+            gate,
+        } => v3::se_gate(&ctx, x, [w1, w2], [b1.as_ref(), b2.as_ref()], [*act, *gate])?,
     };
     Ok(Lowered { shape, kernel })
 }

@@ -1,15 +1,16 @@
 //! Graph passes run when a session is built: fold each batch norm into the conv before it,
 //! drop identity nodes (identity, dropout, and the batch norms just folded), run
 //! channels-last detours on NCHW (`nchw`), fold per-channel scales into the conv before
-//! them, move a non-decreasing activation that follows a max pool into the conv before
-//! the pool, then fuse each activation into the node before it, and each residual add into
-//! the conv that feeds it, so a ResNet block's `relu(bn(conv(x)) + identity)` is one
-//! kernel call.
+//! them, move a non-decreasing activation that follows a max pool into the conv before the
+//! pool, fuse each activation into the node before it, squeeze-excite's gate into one node
+//! (`se`), and each residual add into the conv that feeds it, so a ResNet block's
+//! `relu(bn(conv(x)) + identity)` is one kernel call.
 //!
 //! A node that absorbs the nodes after it takes the last one's name: it now produces the
 //! value PyTorch calls by that name, which is what `compare --per-layer` checks.
 
 mod nchw;
+mod se;
 
 use crate::graph::{Activation, BinaryOp, Graph, Node, Op, Operand, Value, Weight};
 use kestrel_kernels::batch_norm::scale_shift;
@@ -25,6 +26,8 @@ pub(crate) fn optimize(graph: &mut Graph) {
     hoist_activations_over_max_pools(graph);
     remove_identities(graph);
     fuse_activations(graph);
+    remove_identities(graph);
+    se::fuse_squeeze_excite(graph);
     remove_identities(graph);
     fuse_residual_adds(graph);
     remove_identities(graph);

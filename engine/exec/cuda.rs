@@ -82,6 +82,9 @@ pub(crate) fn cuda_op(
             act,
         } => k::layer_norm::cuda::layer_norm(p, weight.as_deref(), bias.as_deref(), *act),
         Kernel::Copy(p) => k::copy::cuda::copy(p),
+        Kernel::SeGate { p, w, b } => {
+            k::se_gate::cuda::se_gate(p, [&w[0], &w[1]], [b[0].as_deref(), b[1].as_deref()])
+        }
         Kernel::Upsample(p) => k::upsample::cuda::upsample(p),
         // fp32 whatever the precision: its sums are short (c_in/groups x taps) and rare.
         Kernel::ConvTranspose2d {

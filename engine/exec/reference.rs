@@ -86,6 +86,13 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32]) {
             y,
         ),
         Kernel::Copy(p) => k::copy::reference::copy(p, x(0), y),
+        Kernel::SeGate { p, w, b } => k::se_gate::reference::se_gate(
+            p,
+            x(0),
+            [&w[0], &w[1]],
+            [b[0].as_deref(), b[1].as_deref()],
+            y,
+        ),
         Kernel::Upsample(p) => k::upsample::reference::upsample(p, x(0), y),
         Kernel::ConvTranspose2d {
             p,

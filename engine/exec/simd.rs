@@ -8,6 +8,7 @@ use kestrel_kernels::conv2d::cpu::Conv2dCpu;
 use kestrel_kernels::conv2d::depthwise::DepthwiseCpu;
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
+use kestrel_kernels::se_gate::cpu::SeGateCpu;
 use kestrel_kernels::{Activation, Isa};
 
 /// What a step keeps from session build: packed weights, folded constants.
@@ -16,6 +17,7 @@ pub(crate) enum Prepared {
     Depthwise(DepthwiseCpu),
     Linear(LinearCpu),
     ConvTranspose(ConvTranspose2dCpu),
+    SeGate(SeGateCpu),
     /// Standalone batch norm as y = x·scale[c] + shift[c].
     ScaleShift {
         scale: Vec<f32>,
@@ -30,6 +32,7 @@ impl Prepared {
             Prepared::Conv(c) => c.scratch_len(threads),
             Prepared::Depthwise(d) => d.scratch_len(threads),
             Prepared::ConvTranspose(c) => c.scratch_len(threads),
+            Prepared::SeGate(g) => g.scratch_len(),
             _ => 0,
         }
     }
@@ -52,6 +55,12 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
         Kernel::ConvTranspose2d {
             p, weight, bias, ..
         } => Prepared::ConvTranspose(ConvTranspose2dCpu::new(p, weight, bias.as_deref(), isa)),
+        Kernel::SeGate { p, w, b } => Prepared::SeGate(SeGateCpu::new(
+            p,
+            [&w[0], &w[1]],
+            [b[0].as_deref(), b[1].as_deref()],
+            isa,
+        )),
         Kernel::BatchNorm {
             weight,
             bias,
@@ -143,6 +152,7 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
         ),
         (Kernel::Copy(p), _) => k::copy::cpu::copy(p, x(0), y, threads),
         (Kernel::Upsample(p), _) => k::upsample::cpu::upsample(isa, p, x(0), y, threads),
+        (Kernel::SeGate { .. }, Prepared::SeGate(g)) => g.run(x(0), y, scratch, threads),
         (Kernel::ConvTranspose2d { act, .. }, Prepared::ConvTranspose(c)) => {
             c.run(x(0), *act, y, scratch, threads)
         }

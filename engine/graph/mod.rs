@@ -241,6 +241,22 @@ pub enum Op {
         /// The activation fused after the bias.
         act: Activation,
     },
+    /// Squeeze-and-excitation's gate, made by the passes from global pool → 1×1 conv →
+    /// act → 1×1 conv → sigmoid or hardsigmoid: an (n, c, h, w) input gives (n, c, 1, 1).
+    SeGate {
+        /// The squeeze conv's weight, (hidden, c, 1, 1).
+        w1: WeightRef,
+        /// Its bias, (hidden).
+        b1: Option<WeightRef>,
+        /// Its activation.
+        act: Activation,
+        /// The excite conv's weight, (c, hidden, 1, 1).
+        w2: WeightRef,
+        /// Its bias, (c).
+        b2: Option<WeightRef>,
+        /// Sigmoid or hardsigmoid.
+        gate: Activation,
+    },
 }
 
 /// How [`Op::Upsample`] samples.
@@ -321,6 +337,7 @@ impl Op {
             } => "upsample_nearest2d",
             Op::Upsample { .. } => "upsample_bilinear2d",
             Op::ConvTranspose2d { .. } => "conv_transpose2d",
+            Op::SeGate { .. } => "se_gate",
         }
     }
 
@@ -333,6 +350,10 @@ impl Op {
                 std::iter::once(weight).chain(bias).collect()
             }
             Op::LayerNorm { weight, bias, .. } => weight.iter().chain(bias).collect(),
+            Op::SeGate { w1, b1, w2, b2, .. } => [Some(w1), b1.as_ref(), Some(w2), b2.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect(),
             Op::BatchNorm {
                 weight,
                 bias,

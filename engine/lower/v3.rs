@@ -1,5 +1,6 @@
 //! Lowering of the version-3 ops: layer norm, permute, reshape, slice, upsampling and
-//! transposed convs. Permutes and slices become one strided copy; a reshape moves no data.
+//! transposed convs (permutes and slices become one strided copy; a reshape moves no
+//! data), and of the squeeze-excite gate the passes make.
 
 use super::{Ctx, Kernel};
 use crate::error::GraphError;
@@ -7,6 +8,7 @@ use crate::graph::{Activation, Resize, WeightRef};
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dParams;
 use kestrel_kernels::copy::CopyParams;
 use kestrel_kernels::layer_norm::LayerNormParams;
+use kestrel_kernels::se_gate::SeGateParams;
 use kestrel_kernels::upsample::{UpsampleMode, UpsampleParams};
 
 type Lowering = Result<(Vec<usize>, Kernel), GraphError>;
@@ -207,4 +209,36 @@ pub(super) fn conv_transpose2d(ctx: &Ctx, x: &[usize], a: ConvTransposeAttrs) ->
         act: a.act,
     };
     Ok((vec![n, p.c_out, oh, ow], kernel))
+}
+
+/// The gate of x (n, c, h, w): w1 (hidden, c, 1, 1), w2 (c, hidden, 1, 1).
+pub(super) fn se_gate(
+    ctx: &Ctx,
+    x: &[usize],
+    [w1, w2]: [&WeightRef; 2],
+    [b1, b2]: [Option<&WeightRef>; 2],
+    [act, gate]: [Activation; 2],
+) -> Lowering {
+    let [n, c, h, w] = ctx.rank4(x)?;
+    let hidden = w1.shape[0];
+    ctx.check_weight("w1", w1, &[hidden, c, 1, 1])?;
+    ctx.check_weight("w2", w2, &[c, hidden, 1, 1])?;
+    ctx.check_bias(b1, hidden)?;
+    ctx.check_bias(b2, c)?;
+    let p = SeGateParams {
+        n,
+        c,
+        hw: h * w,
+        hidden,
+        act,
+        gate,
+    };
+    p.validate().map_err(|e| ctx.invalid(e))?;
+    let data = |b: Option<&WeightRef>| b.map(|b| b.data.clone());
+    let kernel = Kernel::SeGate {
+        p,
+        w: [w1.data.clone(), w2.data.clone()],
+        b: [data(b1), data(b2)],
+    };
+    Ok((vec![n, c, 1, 1], kernel))
 }
