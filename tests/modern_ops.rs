@@ -1,8 +1,8 @@
-//! The version-3 layout ops end to end: ConvNeXt's channels-last block made NCHW by the
+//! The blocks of modern CNNs end to end: ConvNeXt's channels-last block made NCHW by the
 //! passes (same values, no permute left, the layer scale folded into the conv), a
-//! ShuffleNet channel shuffle and chunk (reshape → permute → reshape → slices), on the
-//! reference kernels, every ISA at 1 and 2 threads and the emulated CUDA executor; and bad
-//! attributes and shapes named by node.
+//! squeeze-excite block in two kernels, a ShuffleNet channel shuffle and chunk (reshape →
+//! permute → reshape → slices), on the reference kernels, every ISA at 1 and 2 threads and
+//! the emulated CUDA executor; and bad attributes and shapes named by node.
 
 mod common;
 
@@ -66,7 +66,7 @@ fn convnext_block() -> Model {
         "outputs": ["out"]
     });
     let mut w = Weights::default();
-    let shapes: [(&str, &[usize]); 10] = [
+    let shapes: [(&str, &[usize]); 9] = [
         ("dw.w", &[8, 1, 7, 7]),
         ("dw.b", &[8]),
         ("ln.w", &[8]),
@@ -76,7 +76,6 @@ fn convnext_block() -> Model {
         ("fc2.w", &[8, 32]),
         ("fc2.b", &[8]),
         ("gamma", &[8, 1, 1]),
-        ("unused", &[1]),
     ];
     for (k, (name, shape)) in shapes.iter().enumerate() {
         let len = shape.iter().product();
@@ -86,21 +85,20 @@ fn convnext_block() -> Model {
     Model::from_parts(&common::graph_def(&g), &w).unwrap()
 }
 
-#[test]
-fn convnext_block_runs_nchw_with_the_same_values() {
-    let model = convnext_block();
+/// Every target, with the passes, gives what the reference kernels give without them.
+fn passes_keep_values(model: &Model, chw: usize) {
     for n in [1, 3] {
-        let x = values(n * 8 * 35, n);
+        let x = values(n * chw, n);
         let plain = SessionOptions::default()
             .with_kernels(Kernels::Reference)
             .with_optimize(false)
             .with_batch(n);
-        let mut s = session(&model, &plain, "reference").unwrap();
+        let mut s = session(model, &plain, "reference").unwrap();
         let want = s.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
         for opts in every_target() {
             let opts = opts.with_batch(n);
             let label = format!("{} {:?} t{} b{n}", opts.device, opts.kernels, opts.threads);
-            let Some(mut s) = session(&model, &opts, &label) else {
+            let Some(mut s) = session(model, &opts, &label) else {
                 continue;
             };
             let got = s.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
@@ -113,14 +111,66 @@ fn convnext_block_runs_nchw_with_the_same_values() {
             assert!(worst <= 2e-5, "{label}: off by {worst}");
         }
     }
-    // dwconv, layer norm, conv+gelu, conv (scale folded)+residual: no permute, no mul.
+}
+
+fn kernels_of(model: &Model) -> Vec<String> {
     let s = model.session(&SessionOptions::default()).unwrap();
-    let kernels: Vec<String> = s.steps().iter().map(|s| s.kernel.clone()).collect();
+    s.steps().iter().map(|s| s.kernel.clone()).collect()
+}
+
+#[test]
+fn convnext_block_runs_nchw_with_the_same_values() {
+    let model = convnext_block();
+    passes_keep_values(&model, 8 * 35);
+    // dwconv, layer norm, conv+gelu, conv (scale folded)+residual: no permute, no mul.
+    let kernels = kernels_of(&model);
     assert_eq!(kernels.len(), 4, "{kernels:?}");
     assert!(
         kernels.iter().all(|k| k != "copy" && !k.starts_with("mul")),
         "{kernels:?}"
     );
+}
+
+/// x (n, 16, 5, 7) · hardsigmoid(conv 4→16(relu(conv 16→4(avgpool(x))))): MobileNetV3's SE.
+fn se_block(pool: Value) -> Model {
+    let g = json!({
+        "version": 2,
+        "inputs": [{"name": "x", "shape": [-1, 16, 5, 7]}],
+        "nodes": [
+            pool,
+            {"name": "fc1", "op": "conv2d", "inputs": ["pool"], "weights": {"weight": "fc1.w", "bias": "fc1.b"}},
+            {"name": "relu", "op": "relu", "inputs": ["fc1"]},
+            {"name": "fc2", "op": "conv2d", "inputs": ["relu"], "weights": {"weight": "fc2.w", "bias": "fc2.b"}},
+            {"name": "gate", "op": "hardsigmoid", "inputs": ["fc2"]},
+            {"name": "out", "op": "mul", "inputs": ["gate", "x"]}
+        ],
+        "outputs": ["out"]
+    });
+    let mut w = Weights::default();
+    let shapes: [(&str, &[usize]); 4] = [
+        ("fc1.w", &[4, 16, 1, 1]),
+        ("fc1.b", &[4]),
+        ("fc2.w", &[16, 4, 1, 1]),
+        ("fc2.b", &[16]),
+    ];
+    for (k, (name, shape)) in shapes.iter().enumerate() {
+        let len = shape.iter().product();
+        w.insert(name, shape, values(len, k + 3)).unwrap();
+    }
+    Model::from_parts(&common::graph_def(&g), &w).unwrap()
+}
+
+#[test]
+fn squeeze_excite_is_a_gate_and_a_mul() {
+    let pools = [
+        json!({"name": "pool", "op": "adaptive_avg_pool2d", "inputs": ["x"], "attrs": {"output_size": [1, 1]}}),
+        json!({"name": "pool", "op": "mean", "inputs": ["x"], "attrs": {"dims": [2, 3], "keepdim": true}}),
+    ];
+    for pool in pools {
+        let model = se_block(pool);
+        passes_keep_values(&model, 16 * 35);
+        assert_eq!(kernels_of(&model), ["se_gate+relu+hardsigmoid", "mul"]);
+    }
 }
 
 /// x (n, 8, 3, 5) viewed as (n, 2, 4, 3, 5), groups swapped, viewed back and split in two
