@@ -81,6 +81,11 @@ pub(crate) enum Kernel {
     },
     /// A strided gather: permute, slice.
     Copy(CopyParams),
+    /// The output is a contiguous run of the input's storage, `offset` floats in (a slice
+    /// the planner made copy-free).
+    View {
+        offset: usize,
+    },
     Upsample(UpsampleParams),
     /// Squeeze-and-excitation's gate: (n, c, h, w) to (n, c, 1, 1).
     SeGate {
@@ -172,6 +177,7 @@ impl Kernel {
             Kernel::Alias => "alias".into(),
             Kernel::LayerNorm { act: a, .. } => format!("layer_norm{}", act(a)),
             Kernel::Copy(_) => "copy".into(),
+            Kernel::View { .. } => "view".into(),
             Kernel::Upsample(p) => match p.mode {
                 UpsampleMode::Nearest => "upsample_nearest".into(),
                 UpsampleMode::Bilinear { .. } => "upsample_bilinear".into(),
@@ -196,7 +202,7 @@ impl Kernel {
             Kernel::AdaptiveAvgPool2d(p) => (p.n * p.c * p.h * p.w) as u64,
             Kernel::Mean(p) => (p.n * p.c * p.h * p.w) as u64,
             Kernel::BatchNorm { .. } => 2 * out,
-            Kernel::Alias | Kernel::Concat { .. } | Kernel::Copy(_) => 0,
+            Kernel::Alias | Kernel::View { .. } | Kernel::Concat { .. } | Kernel::Copy(_) => 0,
             // A multiply-add per tap, as a conv of the output's size would count.
             Kernel::ConvTranspose2d { p, .. } => {
                 2 * (p.n * p.c_in * p.h * p.w * (p.c_out / p.groups) * p.kh * p.kw) as u64

@@ -74,7 +74,7 @@ pub(crate) fn cuda_op(
         } => k::binary::cuda::binary(p, *op, operands.as_slices(), *act),
         Kernel::Concat { outer, inner } => k::concat::cuda::concat(*outer, inner),
         Kernel::Softmax(p) => k::softmax::cuda::softmax(p),
-        Kernel::Alias => Ok(CudaOp::default()),
+        Kernel::Alias | Kernel::View { .. } => Ok(CudaOp::default()),
         Kernel::LayerNorm {
             p,
             weight,

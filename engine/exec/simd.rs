@@ -131,7 +131,7 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             }
         }
         (Kernel::Softmax(p), _) => k::softmax::cpu::softmax(isa, p, x(0), y),
-        (Kernel::Alias, _) => {}
+        (Kernel::Alias | Kernel::View { .. }, _) => {}
         (
             Kernel::LayerNorm {
                 p,
