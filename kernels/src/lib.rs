@@ -28,6 +28,7 @@ pub mod precision;
 pub mod rng;
 pub mod softmax;
 pub mod subnormals;
+pub mod upsample;
 
 mod error;
 pub use epilogue::Activation;
