@@ -5,7 +5,8 @@
 //! # PyTorch's index rule, computed here once
 //!
 //! Every backend takes its source indices and weights from [`Axis`], which computes them
-//! as ATen's CPU kernel does for f32 tensors (aten/src/ATen/native/UpSample.h), in f32:
+//! as ATen's CPU kernel does for f32 tensors (ATen's UpSample.h and UpSampleKernel.cpp),
+//! in f32:
 //!
 //! - The ratio. Without align_corners it is `(f32)(1.0 / scale)` (the division in f64)
 //!   when the caller gave a scale factor (`scales`; PyTorch passes it on unless
@@ -26,13 +27,13 @@
 //!   input with Inf is not PyTorch's answer.
 //!
 //! This is PyTorch's generic NCHW kernel (`upsample_generic_Nd_kernel_impl`), which it
-//! runs when oh + ow > 128. For smaller outputs (and channels-last inputs with over 3
-//! channels) PyTorch switches to its channels-last kernel, which differs in two corners:
-//! its nearest takes `nearest_idx`'s shortcuts `out == in → o` and `out == 2·in → o / 2`
-//! even when a scale factor says otherwise (a scale of 1.1 on 2 pixels, 2.05 on 10), and
-//! on AVX2/AVX-512 builds it computes bilinear's `ratio * (o + 0.5) - 0.5` with an FMA,
-//! so about one weight in five differs from this rule by 1 ulp (6e-8). Kestrel follows
-//! the generic kernel on every size; `tests.rs` checks the rule against PyTorch's numbers.
+//! runs when oh + ow > 128. For smaller outputs (and some channels-last inputs) PyTorch
+//! switches to its channels-last kernel, which differs in two corners: its nearest takes
+//! `nearest_idx`'s shortcuts `out == in → o` and `out == 2·in → o / 2` even when a scale
+//! factor says otherwise (a scale of 1.1 on 2 pixels, 2.05 on 10), and on AVX2/AVX-512
+//! builds it computes bilinear's `ratio * (o + 0.5) - 0.5` with an FMA, so a weight there
+//! can differ from this rule by an ulp (6e-8). Kestrel follows the generic kernel at
+//! every size; `tests.rs` checks the rule against PyTorch's numbers.
 //!
 //! Output values agree with PyTorch within a few ulp (PyTorch's own kernels sum in
 //! other orders); the backends here agree with the reference bit for bit.
