@@ -35,3 +35,38 @@ pub(crate) fn checked_numel(what: &str, shape: &[usize]) -> Result<usize, ParamE
 pub(crate) fn dilated_extent(k: usize, d: usize) -> Option<usize> {
     k.checked_sub(1)?.checked_mul(d)?.checked_add(1)
 }
+
+/// What every convolution checks, conv2d and conv_transpose2d alike: x's
+/// `[n, c_in, h, w]`, c_out, the kernel `[kh, kw]` and groups at least 1, stride and
+/// dilation at least 1, and both channel counts divisible by groups: "c_out 5 is not
+/// divisible by groups 2".
+pub(crate) fn check_conv(
+    x: [usize; 4],
+    c_out: usize,
+    kernel: [usize; 2],
+    [stride, dilation]: [[usize; 2]; 2],
+    groups: usize,
+) -> Result<(), ParamError> {
+    let [n, c_in, h, w] = x;
+    let [kh, kw] = kernel;
+    check_dims(&[
+        ("n", n),
+        ("c_in", c_in),
+        ("h", h),
+        ("w", w),
+        ("c_out", c_out),
+        ("kh", kh),
+        ("kw", kw),
+        ("groups", groups),
+    ])?;
+    check_pair("stride", stride)?;
+    check_pair("dilation", dilation)?;
+    for (name, c) in [("c_in", c_in), ("c_out", c_out)] {
+        if c % groups != 0 {
+            return Err(ParamError(format!(
+                "{name} {c} is not divisible by groups {groups}"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -16,6 +16,7 @@ pub mod binary;
 pub mod compare;
 pub mod concat;
 pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod cuda;
 pub mod epilogue;
 pub mod gemm;
@@ -29,6 +30,7 @@ pub mod rng;
 pub mod se_gate;
 pub mod softmax;
 pub mod subnormals;
+pub mod upsample;
 
 mod error;
 pub use epilogue::Activation;
