@@ -20,6 +20,7 @@ pub mod cuda;
 pub mod epilogue;
 pub mod gemm;
 pub mod isa;
+pub mod layer_norm;
 pub mod linear;
 pub mod mean;
 pub mod parallel;
