@@ -16,6 +16,7 @@ pub mod binary;
 pub mod compare;
 pub mod concat;
 pub mod conv2d;
+pub mod copy;
 pub mod cuda;
 pub mod epilogue;
 pub mod gemm;
