@@ -376,18 +376,22 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
         Op::Identity => (x.to_vec(), Kernel::Alias),
         Op::LayerNorm {
             normalized,
+            channels,
             weight,
             bias,
             eps,
             act,
-        } => v3::layer_norm(
-            &ctx,
-            x,
-            normalized,
-            [weight.as_ref(), bias.as_ref()],
-            *eps,
-            *act,
-        )?,
+        } => {
+            let norm = v3::Norm {
+                normalized,
+                channels: *channels,
+                weight: weight.as_ref(),
+                bias: bias.as_ref(),
+                eps: *eps,
+                act: *act,
+            };
+            v3::layer_norm(&ctx, x, norm)?
+        }
         Op::Permute { dims } => v3::permute(&ctx, x, dims)?,
         Op::Reshape { shape } => v3::reshape(&ctx, x, shape)?,
         Op::Slice {

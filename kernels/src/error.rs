@@ -14,6 +14,17 @@ pub(crate) fn check_dims(dims: &[(&str, usize)]) -> Result<(), ParamError> {
     }
 }
 
+/// `eps` (added to a variance) must be finite and at least 0: "eps must be finite and at
+/// least 0, got -1".
+pub(crate) fn check_eps(eps: f32) -> Result<(), ParamError> {
+    match eps.is_finite() && eps >= 0.0 {
+        true => Ok(()),
+        false => Err(ParamError(format!(
+            "eps must be finite and at least 0, got {eps}"
+        ))),
+    }
+}
+
 /// Both entries of a per-axis attribute must be at least 1: "stride must be at least 1, got [0, 1]".
 pub(crate) fn check_pair(name: &str, v: [usize; 2]) -> Result<(), ParamError> {
     if v.contains(&0) {
