@@ -329,3 +329,59 @@ fn a_version_3_op_needs_a_version_3_graph() {
         "{text}"
     );
 }
+
+/// With the passes on, the shuffle's permute and reshapes move nothing: each output is one
+/// strided copy from x.
+#[test]
+fn channel_shuffle_is_one_copy_per_half() {
+    let kernels = kernels_of(&shuffle());
+    let copies = kernels.iter().filter(|k| *k == "copy").count();
+    assert_eq!(copies, 3, "{kernels:?}");
+    assert_eq!(
+        kernels.iter().filter(|k| *k == "alias").count(),
+        3,
+        "{kernels:?}"
+    );
+}
+
+/// A channel chunk at batch 1 is a contiguous run of its input: no copy when it starts on
+/// a cache line (64 floats in here), a copy otherwise (at batch 3, or 8 floats in).
+#[test]
+fn a_channel_chunk_at_batch_1_is_a_view() {
+    let g = json!({
+        "version": 3,
+        "inputs": [{"name": "x", "shape": [-1, 8, 4, 4]}],
+        "nodes": [
+            {"name": "c", "op": "relu", "inputs": ["x"]},
+            {"name": "hi", "op": "slice", "inputs": ["c"], "attrs": {"dim": 1, "start": 4, "end": 8}},
+            {"name": "flat", "op": "reshape", "inputs": ["c"], "attrs": {"shape": [128]}},
+            {"name": "odd", "op": "slice", "inputs": ["flat"], "attrs": {"dim": 1, "start": 8, "end": 72}},
+            {"name": "r", "op": "relu", "inputs": ["hi"]}
+        ],
+        "outputs": ["r", "odd"]
+    });
+    let model = Model::from_parts(&common::graph_def(&g), &Weights::default()).unwrap();
+    for (n, want) in [
+        (1, ["relu", "view", "alias", "copy", "relu"]),
+        (3, ["relu", "copy", "alias", "copy", "relu"]),
+    ] {
+        let mut s = model
+            .session(&SessionOptions::default().with_batch(n))
+            .unwrap();
+        let kernels: Vec<String> = s.steps().iter().map(|s| s.kernel.clone()).collect();
+        assert_eq!(kernels, want, "batch {n}");
+        let x = values(n * 128, 5);
+        let out = s.run(&[&x]).unwrap();
+        let at = |b: usize, c: usize, p: usize| x[(b * 8 + c) * 16 + p].max(0.0);
+        let r: Vec<f32> = (0..n)
+            .flat_map(|b| (4..8).flat_map(move |c| (0..16).map(move |p| (b, c, p))))
+            .map(|(b, c, p)| at(b, c, p))
+            .collect();
+        let odd: Vec<f32> = (0..n)
+            .flat_map(|b| (8..72).map(move |i| b * 128 + i))
+            .map(|i| x[i].max(0.0))
+            .collect();
+        assert_eq!(out.get(0).unwrap().data, &r[..], "batch {n}");
+        assert_eq!(out.get(1).unwrap().data, &odd[..], "batch {n}");
+    }
+}

@@ -98,7 +98,7 @@ pub(super) fn reshape(ctx: &Ctx, x: &[usize], shape: &[i64]) -> Lowering {
         ctx.shape(detail)
     };
     let inferred = match shape.contains(&-1) {
-        true if known == 0 || total % known != 0 => return Err(fail()),
+        true if known == 0 || !total.is_multiple_of(known) => return Err(fail()),
         true => total / known,
         false if known != total => return Err(fail()),
         false => 0,

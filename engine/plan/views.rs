@@ -83,31 +83,30 @@ pub(super) fn fold_views(
     }
     outputs.iter().for_each(|&v| lazy[v] = false);
     let mut views: Vec<Option<View>> = vec![None; shapes.len()];
-    for s in 0..steps.len() {
-        if !is_layout(&steps[s]) {
+    for (step, node) in steps.iter().zip(&graph.nodes) {
+        if !is_layout(step) {
             continue;
         }
-        let (input, out) = (steps[s].inputs[0], steps[s].output);
+        let (input, out) = (step.inputs[0], step.output);
         let from = views[input]
             .clone()
             .unwrap_or_else(|| View::of(input, &shapes[input]));
-        let composed = match compose(&graph.nodes[s].op, from, &shapes[out]) {
+        let composed = match compose(&node.op, from, &shapes[out]) {
             Some(view) => view,
             // A slice or reshape across factors that no strides express: the input must exist.
             None => {
                 lazy[input] = false;
                 let whole = View::of(input, &shapes[input]);
-                compose(&graph.nodes[s].op, whole, &shapes[out]).expect("a whole value composes")
+                compose(&node.op, whole, &shapes[out]).expect("a whole value composes")
             }
         };
         views[out] = Some(composed);
     }
-    for s in 0..steps.len() {
-        let out = steps[s].output;
+    for step in steps.iter_mut() {
+        let out = step.output;
         let Some(view) = views[out].take() else {
             continue;
         };
-        let step = &mut steps[s];
         if lazy[out] {
             step.kernel = Kernel::Alias;
             step.name = format!("{}.view", step.name);
@@ -142,7 +141,7 @@ fn compose(op: &Op, mut x: View, out: &[usize]) -> Option<View> {
                 // Whole runs of the inner factors: a slice of the outer one.
                 _ => {
                     let inner: usize = factors[1..].iter().map(|f| f.0).product();
-                    if *step != 1 || start % inner != 0 || len % inner != 0 {
+                    if *step != 1 || !start.is_multiple_of(inner) || !len.is_multiple_of(inner) {
                         return None;
                     }
                     x.offset += start / inner * factors[0].1;
@@ -195,7 +194,7 @@ fn materialise(view: &View, base_len: usize) -> Kernel {
     let contiguous = p.dims.len() == 1 && p.strides[0] == 1;
     match (contiguous, p.offset) {
         (true, 0) if p.len() == base_len => Kernel::Alias,
-        (true, offset) if offset % ALIGN == 0 => Kernel::View { offset },
+        (true, offset) if offset.is_multiple_of(ALIGN) => Kernel::View { offset },
         _ => Kernel::Copy(p),
     }
 }

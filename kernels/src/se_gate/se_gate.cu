@@ -18,14 +18,6 @@
 
 #define WARPS (THREADS / 32)
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) {
-        v += __shfl_xor_sync(0xffffffff, v, offset);
-    }
-    return v;
-}
-
 __device__ __forceinline__ float gate(float v) {
 #if GATE == 5
     float r = v + 3.f;
