@@ -20,6 +20,7 @@ import warnings
 
 import torch
 import torch.nn as nn
+import torch.utils._pytree as pytree
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,7 +88,9 @@ class TracedModel:
         with torch.inference_mode():
             eager = self.model(x.clone())
             outs, layers = run_traced(self.graph, self.ep, x.clone(), record=intermediates)
-        eager = list(eager) if isinstance(eager, (tuple, list)) else [eager]
+        # several outputs: a tuple, list or dict (in insertion order, as torch.export
+        # flattens it; torchvision's segmenters return {"out": ..., "aux": ...})
+        eager = pytree.tree_leaves(eager)
         if len(eager) != len(outs):
             raise ExportError(f"model returned {len(eager)} outputs, graph {len(outs)}")
         for i, (e, o) in enumerate(zip(eager, outs)):
