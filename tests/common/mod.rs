@@ -27,6 +27,7 @@ pub const FIXTURES: &[&str] = &[
     "convnext",
     "yolo",
     "unet",
+    "v3ops",
 ];
 
 pub fn fixture(name: &str) -> PathBuf {
