@@ -139,27 +139,32 @@ fn check(model: &Model, name: &str, opts: &SessionOptions, need: Option<Need>) -
     let (rtol, atol) = fixture_tolerance(model, batch, &input, precision);
     for run in 0..2 {
         let outputs = session.run(&[&input]).unwrap();
-        // One output is `output`, several `output.0`, `output.1`, … in the model's order.
-        let keys: Vec<String> = match outputs.len() {
-            1 => vec!["output".into()],
-            n => (0..n).map(|i| format!("output.{i}")).collect(),
-        };
-        for (i, key) in keys.iter().enumerate() {
-            let r = &refs.tensors[key.as_str()];
-            let out = outputs.get(i).unwrap();
-            assert_eq!(out.shape, &r.shape[..], "{label} {key}");
+        assert_eq!(
+            outputs.len(),
+            model.output_names().len(),
+            "{label}: outputs"
+        );
+        for (i, out) in outputs.iter().enumerate() {
+            // One output is `output`, several `output.0`, `output.1`, … (fixtures/README.md).
+            let key = match outputs.len() {
+                1 => "output".to_string(),
+                _ => format!("output.{i}"),
+            };
+            let r = &refs.tensors[&key];
+            assert_eq!(out.shape, &r.shape[..], "{label}: {key}");
             let d = diff(out.data, r.data.as_ref().unwrap(), rtol, atol);
             assert!(
                 d.ok(),
-                "{label} run {run} {key}: max abs {:.3e} > {:.3e} (max rel {:.3e}, allowed {rtol:.1e})",
+                "{label} run {run}: {key} max abs {:.3e} > {:.3e} (max rel {:.3e}, allowed {rtol:.1e})",
                 d.max_abs,
                 d.tolerance,
                 d.rel()
             );
-            // The fixtures are meant to have outputs far from zero, or the comparison means little.
+            // The fixtures are meant to have outputs far from zero, or the comparison means
+            // little.
             assert!(
                 d.max_ref >= 1e-2,
-                "{label} {key}: max |ref| {} is too small to test",
+                "{label}: {key} max |ref| {} is too small to test",
                 d.max_ref
             );
         }
