@@ -201,11 +201,12 @@ fn check_layers(
     compared
 }
 
-/// `allops`, `activations` and `binary` between them use every op of the graph format.
+/// `allops`, `activations`, `binary` and `v3ops` between them use every op of the graph
+/// format.
 #[test]
-fn allops_activations_and_binary_exercise_every_op() {
+fn the_op_fixtures_exercise_every_op() {
     let mut ops = std::collections::BTreeSet::new();
-    for name in ["allops", "activations", "binary"] {
+    for name in ["allops", "activations", "binary", "v3ops"] {
         let model = Model::load(fixture(name)).unwrap();
         ops.extend(model.layers(1).unwrap().iter().map(|l| l.op));
     }
