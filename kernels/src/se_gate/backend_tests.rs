@@ -59,7 +59,8 @@ fn se_gate_matches_the_unfused_ops() {
                 false => [None, None],
             };
             let mut want = vec![0.0; n * c];
-            reference::se_gate(&p, &x, [&w1, &w2], b, &mut want);
+            let mut scratch = vec![0.0; p.scratch_len()];
+            reference::se_gate(&p, &x, [&w1, &w2], b, &mut want, &mut scratch);
             let cuda = cuda::se_gate(&p, [&w1, &w2], b).unwrap();
             let (b1, b2) = (bias.then(|| b1.clone()), bias.then(|| b2.clone()));
             let (w1, w2) = (w1.clone(), w2.clone());

@@ -35,9 +35,9 @@ impl SeGateCpu {
         }
     }
 
-    /// Floats of scratch `run` needs: the pooled (n, c) and hidden (n, hidden) vectors.
+    /// Floats of scratch `run` needs ([`SeGateParams::scratch_len`]).
     pub fn scratch_len(&self) -> usize {
-        self.p.n * (self.p.c + self.p.hidden)
+        self.p.scratch_len()
     }
 
     /// gate = gate(excite(act(squeeze(mean_hw(x))))). x: (n, c, hw)  gate: (n, c)

@@ -41,6 +41,12 @@ pub struct SeGateParams {
 }
 
 impl SeGateParams {
+    /// Floats of scratch the CPU kernels need: the pooled (n, c) and hidden (n, hidden)
+    /// vectors.
+    pub fn scratch_len(&self) -> usize {
+        self.n * (self.c + self.hidden)
+    }
+
     /// Checks every size is at least 1, the element counts fit in `usize` and the gate is
     /// a sigmoid or a hardsigmoid.
     pub fn validate(&self) -> Result<(), ParamError> {

@@ -5,39 +5,38 @@ use super::SeGateParams;
 use crate::linear::{reference::linear, LinearParams};
 use crate::mean::{reference::mean_hw, MeanParams};
 
-/// Slow on purpose: the test oracle. x: (n, c, hw)  gate: (n, c)
+/// Slow on purpose: the test oracle. x: (n, c, hw)  gate: (n, c); `scratch` holds
+/// [`SeGateParams::scratch_len`] floats (the pooled and hidden vectors), so the reference
+/// executor's runs allocate nothing either.
 pub fn se_gate(
     p: &SeGateParams,
     x: &[f32],
     [w1, w2]: [&[f32]; 2],
     [b1, b2]: [Option<&[f32]>; 2],
     gate: &mut [f32],
+    scratch: &mut [f32],
 ) {
     let (n, c, hidden) = (p.n, p.c, p.hidden);
-    let mut pooled = vec![0.0; n * c];
-    mean_hw(
-        &MeanParams {
-            n,
-            c,
-            h: p.hw,
-            w: 1,
-        },
-        x,
-        &mut pooled,
-    );
+    let (pooled, h) = scratch[..p.scratch_len()].split_at_mut(n * c);
+    let mean = MeanParams {
+        n,
+        c,
+        h: p.hw,
+        w: 1,
+    };
+    mean_hw(&mean, x, pooled);
     let squeeze = LinearParams {
         rows: n,
         in_features: c,
         out_features: hidden,
     };
-    let mut h = vec![0.0; n * hidden];
-    linear(&squeeze, &pooled, w1, b1, &mut h);
+    linear(&squeeze, pooled, w1, b1, h);
     h.iter_mut().for_each(|v| *v = p.act.apply(*v));
     let excite = LinearParams {
         rows: n,
         in_features: hidden,
         out_features: c,
     };
-    linear(&excite, &h, w2, b2, gate);
+    linear(&excite, h, w2, b2, gate);
     gate.iter_mut().for_each(|v| *v = p.gate.apply(*v));
 }
