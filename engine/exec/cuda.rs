@@ -214,6 +214,7 @@ impl CudaExecutor {
         // Before compiling anything: a driver older than NVRTC would refuse every module.
         gpu.check(&compiler)?;
         let cuda = cuda_plan(plan, choice)?;
+        compiler.precompile(cuda.ops.iter().flat_map(|op| &op.launches))?;
         let arena = gpu.alloc_zeros(cuda.arena_len.max(1))?;
         let base = gpu.device_ptr(&arena);
         let addr = |slot: &Slot| slot_address(base, slot);
