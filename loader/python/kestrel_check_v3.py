@@ -64,14 +64,10 @@ def layer_norm(name, x, w, ns, eps):
 
 
 def nearest_index(i, o, scale):
-    """Source index of every output index along one axis (input size i, output size o):
-    o == i: itself; o == 2i: dst // 2; else min(floor(dst * s), i - 1), s and the product in
-    float32, s = 1/scale (rounded from float64) when given, else i/o."""
+    """Source index of every output index along one axis (input size i, output size o), by
+    PyTorch's generic float32 rule (GRAPH_FORMAT.md): min(floor(dst * s), i - 1), s and the
+    product in float32, s = 1/scale (rounded from float64) when given, else i/o."""
     dst = np.arange(o)
-    if o == i:
-        return torch.from_numpy(dst)
-    if o == 2 * i:
-        return torch.from_numpy(dst // 2)
     s = np.float32(1.0 / scale) if scale else np.float32(i) / np.float32(o)
     src = np.floor(dst.astype(np.float32) * s).astype(np.int64)
     return torch.from_numpy(np.minimum(src, i - 1))

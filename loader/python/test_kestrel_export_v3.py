@@ -125,16 +125,20 @@ def test_upsample():
 
 def test_upsample_index_rules():
     """The checker's index rules (GRAPH_FORMAT.md) against PyTorch on every size pair up to
-    13 -> 29, with and without scales: exact for nearest, 1e-6 for bilinear."""
+    13 -> 29, with and without scales: exact for nearest, 1e-6 for bilinear. These outputs
+    are small, so PyTorch runs its small-output kernel, whose nearest shortcuts for out = in
+    and out = 2 in ignore a scale the generic rule uses; those cases are left out of the
+    nearest check (10 -> 20 at 2.05 is checked against the generic rule by the kernels'
+    own tests, kernels/src/upsample/tests.rs)."""
     scales = [None, 0.5, 0.7, 1.3, 1.5, 1.7, 2.0, 2.1, 2.5, 3.0, 1 / 3]
     for i, o, s in itertools.product(range(1, 14), range(1, 30), scales):
         if s is not None and int(i * s) != o:  # F.interpolate's size from a scale
-            if (i, o) != (5, 10) or s != 2.1:  # ... and one the 2i shortcut ignores
-                continue
+            continue
         x = torch.arange(float(i)).view(1, 1, 1, i)
-        got = kestrel_check_v3.nearest_index(i, o, s)
-        want = aten.upsample_nearest2d(x, [1, o], None, s)[0, 0, 0].long()
-        assert torch.equal(got, want), (i, o, s, got, want)
+        if s is None or o not in (i, 2 * i):
+            got = kestrel_check_v3.nearest_index(i, o, s)
+            want = aten.upsample_nearest2d(x, [1, o], None, s)[0, 0, 0].long()
+            assert torch.equal(got, want), (i, o, s, got, want)
         for ac in (False, True):
             want = aten.upsample_bilinear2d(x, [1, o], ac, None, s)[0, 0, 0].double()
             i0, i1, l1 = kestrel_check_v3.linear_index(i, o, ac, s)
