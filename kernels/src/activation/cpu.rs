@@ -209,7 +209,17 @@ pub(crate) trait Simd {
             Self::splat(6.0),
             Self::max(Self::splat(0.0), Self::add(v, Self::splat(3.0))),
         );
-        Self::div(relu6, Self::splat(6.0))
+        // relu6 is +0, NaN or in [2^-22, 6]: v + 3 is exact near -3, where floats are
+        // 2^-22 apart, and never -0.
+        Self::div6(relu6)
+    }
+
+    /// v / 6, correctly rounded, for v = +0, NaN or v in [2^-24, 6] (hardsigmoid's relu6
+    /// outputs). Outside, the x86 form may differ: by an ulp where the quotient is
+    /// subnormal, +0 for -0, NaN for ±inf.
+    #[inline(always)]
+    unsafe fn div6(v: Self::V) -> Self::V {
+        Self::div(v, Self::splat(6.0))
     }
 
     /// -v
