@@ -1,11 +1,12 @@
 //! Every distinct conv of a mobile net (batch 1, 224×224) through the kernel the planner
 //! picks, one ISA and thread count, layer by layer:
 //! `cargo run -p kestrel-kernels --release --example layer_speed -- mbv3 [--isa avx2]
-//! [--threads 2] [--only dw|1x1|dense]`, models `mbv3` (MobileNetV3-Large, hardswish
+//! [--threads 2] [--only dw|1x1|dense] [--shape SUBSTRING]
+//! [--act none|relu|hardswish|silu]`, models `mbv3` (MobileNetV3-Large, hardswish
 //! epilogue) and `effb0` (EfficientNet-B0, silu).
 //!
-//! Each layer is timed warm (the same call repeated, weights and x in cache): the median
-//! of 5 rounds of ~`ROUND_MS` ms (default 10). The totals weight each layer by how many
+//! Each layer is timed warm (the same call repeated, weights and x in cache): the fastest
+//! of 9 rounds of ~`ROUND_MS` ms (default 3), in thread CPU time at one thread. The totals weight each layer by how many
 //! times the model runs it. On a shared machine, compare two builds by running their
 //! binaries alternately, several times, and taking each layer's median.
 
@@ -16,25 +17,46 @@ use kestrel_kernels::conv2d::{cpu::Conv2dCpu, depthwise::DepthwiseCpu, Conv2dPar
 use kestrel_kernels::subnormals::FlushSubnormals;
 use kestrel_kernels::{Activation, Isa};
 
-/// Median seconds per call of `f` over 5 rounds of about `round` seconds.
-fn time(round: f64, mut f: impl FnMut()) -> f64 {
+/// Seconds per call of `f`: the fastest of 9 rounds of about `round` seconds each. The
+/// fastest, not the median: on a shared machine the other rounds measure the neighbours.
+/// With one thread the clock is this thread's CPU time, which stops while the scheduler
+/// runs another process on its core; with more, wall time.
+fn time(round: f64, threads: usize, mut f: impl FnMut()) -> f64 {
+    let now = || match threads {
+        1 => thread_cpu_secs(),
+        _ => START.with(|s| s.elapsed().as_secs_f64()),
+    };
     f();
-    let start = Instant::now();
+    let start = now();
     let mut reps = 0;
-    while start.elapsed().as_secs_f64() < round {
+    while now() - start < round {
         f();
         reps += 1;
     }
     let reps = reps.max(1);
-    let mut rounds: Vec<f64> = (0..5)
+    (0..9)
         .map(|_| {
-            let t = Instant::now();
+            let t = now();
             (0..reps).for_each(|_| f());
-            t.elapsed().as_secs_f64() / reps as f64
+            (now() - t) / reps as f64
         })
-        .collect();
-    rounds.sort_by(f64::total_cmp);
-    rounds[2]
+        .fold(f64::INFINITY, f64::min)
+}
+
+thread_local! {
+    static START: Instant = Instant::now();
+}
+
+/// This thread's CPU time in seconds.
+fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 fn data(len: usize) -> Vec<f32> {
@@ -63,14 +85,14 @@ fn layer_time(p: &Conv2dParams, isa: Isa, threads: usize, act: Activation, round
     match DepthwiseCpu::new(p, &w, Some(&b), isa) {
         Some(dw) => {
             let mut scratch = vec![0.0; dw.scratch_len(threads)];
-            time(round, || {
+            time(round, threads, || {
                 dw.run(&x, None, act, &mut y, &mut scratch, threads)
             })
         }
         None => {
             let conv = Conv2dCpu::new(p, &w, Some(&b), isa);
             let mut scratch = vec![0.0; conv.scratch_len(threads)];
-            time(round, || {
+            time(round, threads, || {
                 conv.run(&x, None, act, &mut y, &mut scratch, threads)
             })
         }
@@ -90,18 +112,30 @@ fn main() {
         Some("mbv3") => (&MOBILENET_V3_LARGE[..], Activation::HardSwish),
         _ => panic!("usage: layer_speed mbv3|effb0 [--isa ISA] [--threads N] [--only KIND]"),
     };
+    // --act none|relu|hardswish|silu: another epilogue than the model's.
+    let act = match opt("--act").as_deref() {
+        None => act,
+        Some("none") => Activation::None,
+        Some("relu") => Activation::Relu,
+        Some("hardswish") => Activation::HardSwish,
+        Some("silu") => Activation::Silu,
+        Some(a) => panic!("--act {a}: none, relu, hardswish or silu"),
+    };
     let isa: Isa = opt("--isa").map_or(*Isa::available().last().unwrap(), |s| {
         s.parse().expect("--isa")
     });
     let threads: usize = opt("--threads").map_or(1, |s| s.parse().expect("--threads"));
     let only = opt("--only");
-    let round = std::env::var("ROUND_MS").map_or(10.0, |s| s.parse().expect("ROUND_MS")) / 1e3;
+    let shape = opt("--shape");
+    let round = std::env::var("ROUND_MS").map_or(3.0, |s| s.parse().expect("ROUND_MS")) / 1e3;
     // As a CPU session runs its kernels (engine/exec/mod.rs): subnormals flushed.
     let _flush = (std::env::var("NO_FTZ").is_err()).then(FlushSubnormals::new);
     let mut totals: Vec<(&str, f64, f64)> = Vec::new();
     for (p, count) in layers {
         let k = kind(p);
-        if only.as_deref().is_some_and(|o| o != k) {
+        let skip = only.as_deref().is_some_and(|o| o != k)
+            || shape.as_deref().is_some_and(|f| !shape_id(p).contains(f));
+        if skip {
             continue;
         }
         let secs = layer_time(p, isa, threads, act, round);
