@@ -1,6 +1,7 @@
-//! `DepthwiseCpu`'s own paths against conv2d's reference on every ISA this CPU has,
-//! threads 1 and 2: the padded 3×3 and 5×5 planes at every small size and the full-size
-//! layers of MobileNetV2, MobileNetV3-Large and EfficientNet-B0.
+//! `DepthwiseCpu`'s paths (each that can compute a shape, not only the one `new` picks)
+//! against conv2d's reference on every ISA this CPU has, threads 1 and 2: 3×3 and 5×5
+//! planes at every small size and the full-size layers of MobileNetV2, MobileNetV3-Large
+//! and EfficientNet-B0.
 //! Its sweep over attributes, odd shapes and NaN/inf runs on every backend with the other
 //! conv cases (kernels/src/conv2d/backend_tests.rs).
 //!
@@ -8,7 +9,8 @@
 //! carries a few f32 roundings of its largest partial sum: rel 1e-5 of max |ref| (over the
 //! plane's outputs), not of each output, since a sum can cancel to near zero.
 
-use kestrel_kernels::conv2d::{depthwise::DepthwiseCpu, reference::conv2d, Conv2dParams};
+use kestrel_kernels::conv2d::depthwise::{DepthwiseCpu, DepthwisePath};
+use kestrel_kernels::conv2d::{reference::conv2d, Conv2dParams};
 use kestrel_kernels::testing::{assert_close, Rng, Tol};
 use kestrel_kernels::{Activation, Isa};
 
@@ -59,7 +61,8 @@ fn expected(
     y
 }
 
-/// Runs one case on every ISA and thread count, with and without residual, every activation.
+/// Runs one case on every ISA, path and thread count, with and without residual, with
+/// several activations.
 fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) {
     p.validate().unwrap();
     let len_y: usize = p.output_shape().iter().product();
@@ -68,8 +71,20 @@ fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) {
     let b = rng.vec(p.c_in);
     let b = with_bias.then_some(&b[..]);
     let r = rng.vec(len_y);
-    for isa in Isa::available() {
+    let paths = [
+        DepthwisePath::Blocked,
+        DepthwisePath::Padded,
+        DepthwisePath::Strided,
+    ];
+    for (isa, path) in Isa::available()
+        .into_iter()
+        .flat_map(|i| paths.map(|p| (i, p)))
+    {
         let dw = DepthwiseCpu::new(p, &w, b, isa).expect("depthwise");
+        // Every path that can compute p, not only the one `new` picks.
+        let Some(dw) = dw.with_path(path) else {
+            continue;
+        };
         for (residual, act) in [
             (None, ACTS[0]),
             (Some(&r[..]), ACTS[1]),
@@ -88,7 +103,7 @@ fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) {
                     threads,
                 );
                 let what = format!(
-                    "{p:?} bias {with_bias} residual {} {act:?} {isa} threads {threads}",
+                    "{p:?} bias {with_bias} residual {} {act:?} {isa} {path:?} threads {threads}",
                     residual.is_some()
                 );
                 assert_close(&y, &want, REL, &what);

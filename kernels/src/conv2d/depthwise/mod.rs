@@ -1,13 +1,16 @@
 //! Depthwise conv2d on the CPU (groups = c_in = c_out), any kernel, stride, pad and
 //! dilation, with the fused epilogue `y = act(conv + bias + residual)`.
 //!
-//! Loop 1: (image, channel) planes, split over threads (`parallel::for_each_task`); each
-//! task's range of planes goes to one of two paths:
+//! Loop 1: (image, channel) planes, or blocks of channels, split over threads
+//! (`parallel::for_each_task`); each task's range goes to one of three paths:
+//! - `blocked.rs`: 3×3 and 5×5 at stride 1 or 2 with outputs at most 8 wide (MobileNetV3's
+//!   and EfficientNet's 7×7 layers): a vector holds one pixel of LANES channels.
 //! - `padded.rs`: 3×3 and 5×5 at stride 1 or 2 (all of MobileNetV2's, MobileNetV3's and
 //!   EfficientNet's): a zero-padded, stride-deinterleaved copy of each plane, then
 //!   mask-free FMA chunks, several output rows per pass.
 //! - `strided.rs`: anything else, straight from x with lane masks at the borders.
 
+mod blocked;
 mod padded;
 mod strided;
 
@@ -26,7 +29,24 @@ pub struct DepthwiseCpu {
     weight: Vec<f32>,
     /// (c); zeros when the conv has no bias.
     bias: Vec<f32>,
+    /// For the blocked path: weight and bias in blocks of `lanes` channels
+    /// (`blocked::pack`); empty for the others.
+    blocked: Vec<f32>,
+    /// The ISA's f32 lanes.
+    lanes: usize,
+    path: DepthwisePath,
     isa: Isa,
+}
+
+/// Which of the depthwise kernel's paths computes a conv (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepthwisePath {
+    /// `blocked.rs`: LANES channels per vector, for small planes.
+    Blocked,
+    /// `padded.rs`: zero-padded plane copies, for larger planes.
+    Padded,
+    /// `strided.rs`: any kernel, stride, pad and dilation.
+    Strided,
 }
 
 impl DepthwiseCpu {
@@ -44,22 +64,68 @@ impl DepthwiseCpu {
         // w: (c, 1, kh, kw)  bias: (c)
         assert_eq!(weight.len(), p.c_in * p.kh * p.kw, "depthwise: w length");
         bias.inspect(|b| assert_eq!(b.len(), p.c_in, "depthwise: bias length"));
-        Some(DepthwiseCpu {
+        let path = if blocked::applies(p) {
+            DepthwisePath::Blocked
+        } else if padded::shape(p).is_some() {
+            DepthwisePath::Padded
+        } else {
+            DepthwisePath::Strided
+        };
+        let dw = DepthwiseCpu {
             p: *p,
             weight: weight.to_vec(),
             bias: bias.map_or_else(|| vec![0.0; p.c_in], <[f32]>::to_vec),
+            blocked: Vec::new(),
+            // SAFETY: dispatch! checks the ISA; `lanes` reads a constant.
+            lanes: unsafe { dispatch!(isa, lanes()) },
+            path,
             isa,
-        })
+        };
+        dw.with_path(path)
     }
 
-    /// Floats of scratch `run` needs with `threads` threads: one padded plane copy (or a
-    /// batch of small ones) per task for the padded path; nothing for the other.
+    /// The path `run` takes.
+    pub fn path(&self) -> DepthwisePath {
+        self.path
+    }
+
+    /// This conv on `path` instead of the one `new` picked (tests check every path, benches
+    /// time them against each other); None where `path` cannot compute it: the blocked and
+    /// padded paths take 3×3 and 5×5 at stride 1 or 2, dilation 1, any plane size.
+    pub fn with_path(mut self, path: DepthwisePath) -> Option<DepthwiseCpu> {
+        let p = &self.p;
+        self.blocked = match path {
+            DepthwisePath::Strided => Vec::new(),
+            _ if padded::shape(p).is_none() => return None,
+            DepthwisePath::Blocked => blocked::pack(p, &self.weight, &self.bias, self.lanes),
+            DepthwisePath::Padded => Vec::new(),
+        };
+        self.path = path;
+        Some(self)
+    }
+
+    /// Floats of scratch `run` needs with `threads` threads: per task, the blocked path's
+    /// input and output blocks, or one padded plane copy (or a batch of small ones) for the
+    /// padded path; nothing for the strided one.
     pub fn scratch_len(&self, threads: usize) -> usize {
-        self.scratch_per_task() * threads.clamp(1, self.p.n * self.p.c_in)
+        self.scratch_per_task() * threads.clamp(1, self.units())
     }
 
     fn scratch_per_task(&self) -> usize {
-        padded::shape(&self.p).map_or(0, |(k, st)| padded::scratch_floats(&self.p, k, st))
+        let p = &self.p;
+        match (self.path, padded::shape(p)) {
+            (DepthwisePath::Blocked, _) => blocked::scratch_floats(p, self.lanes),
+            (DepthwisePath::Padded, Some((k, st))) => padded::scratch_floats(p, k, st),
+            _ => 0,
+        }
+    }
+
+    /// Units of work split over threads: (image, channel) planes, or blocks of channels.
+    fn units(&self) -> usize {
+        match self.path {
+            DepthwisePath::Blocked => self.p.n * self.p.c_in.div_ceil(self.lanes),
+            _ => self.p.n * self.p.c_in,
+        }
     }
 
     /// y = act(dwconv(x) + bias + residual); residual has y's shape. `scratch` holds at
@@ -75,11 +141,10 @@ impl DepthwiseCpu {
     ) {
         // x: (n, c, h, w)  residual, y: (n, c, oh, ow)
         let p = &self.p;
-        let [n, c, _, _] = p.output_shape();
         p.assert_io("depthwise", x, y, residual);
-        // One task per thread, each a contiguous range of planes: set-up (dispatch, shape
+        // One task per thread, each a contiguous range of units: set-up (dispatch, shape
         // arithmetic) is paid per task, not per plane (MobileNetV2 has 7,136 planes, most 7x7 or 14x14).
-        let (planes, tasks) = (n * c, threads.clamp(1, n * c));
+        let (units, tasks) = (self.units(), threads.clamp(1, self.units()));
         let per_task = self.scratch_per_task();
         assert!(
             scratch.len() >= per_task * tasks,
@@ -95,32 +160,79 @@ impl DepthwiseCpu {
             out: oh * ow,
         };
         let scratch = SharedMut::new(scratch);
-        let padded = padded::shape(p);
+        let kernel = (self.path, padded::shape(p), p.stride[1]);
         for_each_task(threads, tasks, |t| {
-            let range = planes * t / tasks..planes * (t + 1) / tasks;
-            // SAFETY: the lengths are asserted above, and tasks own disjoint plane ranges
+            let range = units * t / tasks..units * (t + 1) / tasks;
+            // SAFETY: the lengths are asserted above, and tasks own disjoint unit ranges
             // and disjoint scratch parts; dispatch! checks the ISA.
             unsafe {
                 let s = scratch.part(t * per_task, per_task);
                 // One dispatch! per path, so each is a function of its own compiled for the
                 // ISA: inlined into one, the 5×5 paths made the 3×3 ones ~1.2× slower.
-                match (padded, p.stride[1]) {
-                    (Some((3, 1)), _) => dispatch!(self.isa, padded_3s1(self, range, io, s)),
-                    (Some((3, 2)), _) => dispatch!(self.isa, padded_3s2(self, range, io, s)),
-                    (Some((5, 1)), _) => dispatch!(self.isa, padded_5s1(self, range, io, s)),
-                    (Some(_), _) => dispatch!(self.isa, padded_5s2(self, range, io, s)),
-                    (None, 1) => dispatch!(self.isa, strided_s1(self, range, io)),
-                    (None, 2) => dispatch!(self.isa, strided_s2(self, range, io)),
-                    (None, _) => dispatch!(self.isa, strided_any(self, range, io)),
+                match kernel {
+                    (DepthwisePath::Blocked, Some((3, 1)), _) => {
+                        dispatch!(self.isa, blocked_3s1(self, range, io, s))
+                    }
+                    (DepthwisePath::Blocked, Some((3, 2)), _) => {
+                        dispatch!(self.isa, blocked_3s2(self, range, io, s))
+                    }
+                    (DepthwisePath::Blocked, Some((5, 1)), _) => {
+                        dispatch!(self.isa, blocked_5s1(self, range, io, s))
+                    }
+                    (DepthwisePath::Blocked, _, _) => {
+                        dispatch!(self.isa, blocked_5s2(self, range, io, s))
+                    }
+                    (DepthwisePath::Padded, Some((3, 1)), _) => {
+                        dispatch!(self.isa, padded_3s1(self, range, io, s))
+                    }
+                    (DepthwisePath::Padded, Some((3, 2)), _) => {
+                        dispatch!(self.isa, padded_3s2(self, range, io, s))
+                    }
+                    (DepthwisePath::Padded, Some((5, 1)), _) => {
+                        dispatch!(self.isa, padded_5s1(self, range, io, s))
+                    }
+                    (DepthwisePath::Padded, _, _) => {
+                        dispatch!(self.isa, padded_5s2(self, range, io, s))
+                    }
+                    (_, _, 1) => dispatch!(self.isa, strided_s1(self, range, io)),
+                    (_, _, 2) => dispatch!(self.isa, strided_s2(self, range, io)),
+                    (_, _, _) => dispatch!(self.isa, strided_any(self, range, io)),
                 }
             }
         });
     }
 }
 
-// The paths, each named for `dispatch!`: planes `planes` of (n*c). They need S's features;
-// x, residual and y have the shapes `run` asserts, no other task writes these planes of y,
-// and `scratch` holds `scratch_per_task` floats.
+/// S's lanes. Needs nothing: a constant.
+#[inline(always)]
+unsafe fn lanes<S: Simd>() -> usize {
+    S::LANES
+}
+
+// The paths, each named for `dispatch!`: units `units` (planes of (n*c), or blocks of
+// channels for the blocked path). They need S's features; x, residual and y have the shapes
+// `run` asserts, no other task writes these units' planes of y, and `scratch` holds
+// `scratch_per_task` floats.
+
+#[inline(always)]
+unsafe fn blocked_3s1<S: Simd>(dw: &DepthwiseCpu, units: Range<usize>, io: Io, s: &mut [f32]) {
+    blocked::blocks::<S, 3, 1>(dw, units, io, s)
+}
+
+#[inline(always)]
+unsafe fn blocked_3s2<S: Simd>(dw: &DepthwiseCpu, units: Range<usize>, io: Io, s: &mut [f32]) {
+    blocked::blocks::<S, 3, 2>(dw, units, io, s)
+}
+
+#[inline(always)]
+unsafe fn blocked_5s1<S: Simd>(dw: &DepthwiseCpu, units: Range<usize>, io: Io, s: &mut [f32]) {
+    blocked::blocks::<S, 5, 1>(dw, units, io, s)
+}
+
+#[inline(always)]
+unsafe fn blocked_5s2<S: Simd>(dw: &DepthwiseCpu, units: Range<usize>, io: Io, s: &mut [f32]) {
+    blocked::blocks::<S, 5, 2>(dw, units, io, s)
+}
 
 #[inline(always)]
 unsafe fn padded_3s1<S: Simd>(dw: &DepthwiseCpu, planes: Range<usize>, io: Io, s: &mut [f32]) {
