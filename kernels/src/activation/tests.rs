@@ -57,3 +57,43 @@ unsafe fn div6_mismatches<S: crate::activation::cpu::Simd>() -> Option<f32> {
     }
     None
 }
+
+/// The activations through e^x where it over- or underflows (AVX-512 scales by `vscalefps`
+/// there, the others clamp and select), one at a time so that the max-relative rule does
+/// not hide a small value's error behind a large one: within the backend tests' allowance
+/// of the f64 reference (`backend_tests::allow`), ±inf and NaN included.
+#[test]
+fn exp_activations_at_the_edges_of_the_range() {
+    use super::backend_tests::{allow, ALL_ACTS};
+    use super::{cpu, reference};
+    use crate::testing::assert_close;
+    use crate::Isa;
+    let edges = [
+        87.0,
+        87.4,
+        88.2,
+        88.4,
+        88.8,
+        89.5,
+        100.0,
+        103.9,
+        104.5,
+        1e30,
+        INF,
+        f32::NAN,
+    ];
+    let inputs = edges.iter().flat_map(|&v| [v, -v, v / 2.0, -v / 2.0]);
+    for act in ALL_ACTS.into_iter().filter(|a| !a.is_exact()) {
+        for v in inputs.clone() {
+            // 16 copies: whole vectors, not the scalar tail.
+            let (x, mut want) = ([v; 16], [0.0; 16]);
+            reference::activate(act, &x, &mut want);
+            for isa in Isa::available() {
+                let mut got = [0.0; 16];
+                cpu::activate(isa, act, &x, &mut got);
+                let what = format!("{} of {v} on {isa}", act.describe());
+                assert_close(&got, &want, allow(act).tol(), &what);
+            }
+        }
+    }
+}
