@@ -103,6 +103,9 @@ def main():
                    help="also re-run each file with kestrel_check.py (the JSON oracle)")
     p.add_argument("--export-only", action="store_true", help="stop after the exports")
     p.add_argument("--rtol", type=float, default=1e-5, help="kestrel_check.py tolerance")
+    p.add_argument("--bn-perturb", type=float, default=1.0,
+                   help="randomize_bn's perturb: below 1 keeps deep squeeze-excite nets from "
+                        "saturating their gates (their random logits reach thousands at 1)")
     p.add_argument("--local", action="store_true",
                    help="kestrel_check.py runs each node on the reference values of its inputs")
     p.add_argument("--tmp", help="work folder (default: a fresh temp folder)")
@@ -124,7 +127,7 @@ def main():
             torch.manual_seed(0)
             model = build(name).eval()
             calib = torch.randn(2, 3, *sizes[0], generator=torch.Generator().manual_seed(1))
-            randomize_bn(model, 0, calibrate=calib)
+            randomize_bn(model, 0, calibrate=calib, perturb=a.bn_perturb)
             for h, w in sizes:
                 gen = torch.Generator().manual_seed(h * 1000 + w)
                 t0 = time.time()
