@@ -472,7 +472,7 @@ fn one_by_one_planes_run_as_a_linear_layer() {
 
 #[test]
 fn direct_first_layer_every_kernel_pad_and_stride() {
-    // Image-input convs (c_in ≤ 4, small planes) take the direct kernel: every kernel
+    // Image-input convs (c_in ≤ 4) take the direct kernel: every kernel
     // size to the 7×7 stem, pads to k/2, strides 1 and 2, odd sides, c_out off the
     // 8-channel blocks, batch 2 (each image's planes), on every ISA and thread count.
     let mut rng = Rng::new(33);

@@ -75,16 +75,16 @@ fn use_winograd(p: &Conv2dParams) -> Option<Tile> {
     }
 }
 
-/// Whether `new` picks the direct first-layer kernel. Measured at 1 thread on this Zen 4,
-/// avx512, against the phase-plane im2col GEMM (`ops_speed -- conv`, 3 alternated runs):
-/// CIFAR's 3→32 3×3 on 32×32 23 vs 27 µs, 3→64 3×3 on 64×64 170–178 vs 178–186 µs, but
-/// MobileNetV2's 3→32 3×3 s2 on 224² 400 vs 350 µs and ResNet's 7×7 s2 stem 2.7–2.9 vs
-/// 2.6–2.8 ms: on large planes the GEMM's panels cover the pixels without the direct
-/// kernel's ragged last chunk per row (112 = 3.5 chunks of 32), and its per-run copy of x
-/// is serial. So: first layers with at most 64×64 outputs.
+/// Whether `new` picks the direct first-layer kernel: every conv it applies to. On a Zen 4,
+/// avx512, 1 thread, against the phase-plane im2col GEMM (`ops_speed -- conv`, 3 alternated
+/// runs) it won on small planes (CIFAR's 3→32 3×3 on 32×32 23 vs 27 µs, 3→64 3×3 on 64×64
+/// 170–178 vs 178–186 µs) but not on 224² (MobileNetV2's 3→32 3×3 s2 400 vs 350 µs,
+/// ResNet's 7×7 s2 stem 2.7–2.9 vs 2.6–2.8 ms), so it used to stop at 64×64 outputs. On
+/// the Xeon model 207 it wins at 224² too, in the same process in turns (`layer_speed`,
+/// 1 and 2 threads): MobileNetV3's 3→16 stem 0.78–0.80×, EfficientNet's 3→32 0.81–0.95×
+/// (avx2 0.76×), ResNet's 7×7 0.87–0.95× (avx2 0.92–0.95×).
 fn use_direct(p: &Conv2dParams) -> bool {
-    let (oh, ow) = p.output_hw();
-    direct::applies(p) && oh * ow <= 64 * 64
+    direct::applies(p)
 }
 
 impl Conv2dCpu {
