@@ -3,7 +3,7 @@
 //! `cargo run -p kestrel-kernels --release --example layer_speed -- mbv3 [--isa avx2]
 //! [--threads 2] [--only dw|1x1|dense] [--shape SUBSTRING]
 //! [--act none|relu|hardswish|silu] [--path blocked|padded|strided] [--vs PATH]`, models `mbv3` (MobileNetV3-Large, hardswish
-//! epilogue) and `effb0` (EfficientNet-B0, silu); `acts [--isa ISA]` times the activations
+//! epilogue), `effb0` (EfficientNet-B0, silu) and `r18` (ResNet-18, relu); `acts [--isa ISA]` times the activations
 //! alone.
 //!
 //! Each layer is timed warm (the same call repeated, weights and x in cache): the fastest
@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use kestrel_kernels::activation::cpu::activate_in_place;
 use kestrel_kernels::conv2d::depthwise::{DepthwiseCpu, DepthwisePath};
-use kestrel_kernels::conv2d::shapes::{shape_id, EFFICIENTNET_B0, MOBILENET_V3_LARGE};
+use kestrel_kernels::conv2d::shapes::{shape_id, EFFICIENTNET_B0, MOBILENET_V3_LARGE, RESNET18};
 use kestrel_kernels::conv2d::{cpu::Conv2dCpu, Conv2dParams};
 use kestrel_kernels::subnormals::FlushSubnormals;
 use kestrel_kernels::{Activation, Isa};
@@ -171,7 +171,8 @@ fn main() {
     let (layers, act) = match args.first().map(String::as_str) {
         Some("effb0") => (&EFFICIENTNET_B0[..], Activation::Silu),
         Some("mbv3") => (&MOBILENET_V3_LARGE[..], Activation::HardSwish),
-        _ => panic!("usage: layer_speed mbv3|effb0 [--isa ISA] [--threads N] [--only KIND]"),
+        Some("r18") => (&RESNET18[..], Activation::Relu),
+        _ => panic!("usage: layer_speed mbv3|effb0|r18 [--isa ISA] [--threads N] [--only KIND]"),
     };
     // --act none|relu|hardswish|silu: another epilogue than the model's.
     let act = match opt("--act").as_deref() {

@@ -1,7 +1,7 @@
-//! The depthwise path for small planes (outputs at most `MAX_OW` wide): LANES channels at
-//! a time, one vector holding one pixel of each, as an NCHWc layout would, but only inside
-//! the kernel. A plane-wide vector wastes most of its lanes on a 7-wide row (7 of 16) and
-//! pays a plane's set-up for 49 outputs; a channel vector is always full.
+//! The depthwise path for small planes (see `applies`): LANES channels at a time, one
+//! vector holding one pixel of each, as an NCHWc layout would, but only inside the kernel.
+//! A plane-wide vector wastes most of its lanes on a 7-wide row (7 of 16) and pays a
+//! plane's set-up for 49 outputs; a channel vector is always full.
 //!
 //! Per block of LANES channels (one image):
 //! 1. Gather the block's input into `xb`: (hp, wp, LANES), zero-padded, one vector per
@@ -20,18 +20,27 @@ use crate::conv2d::Conv2dParams;
 
 use super::{DepthwiseCpu, Io};
 
-/// Widest output row this path takes. Measured on the Xeon model 207, avx512, 1 thread
-/// (`layer_speed`): see `applies`.
+/// Widest output row this path takes for every kernel, and for 5×5 at stride 1, where
+/// `row_taps_sliding` computes it. Measured against the padded path in the same process,
+/// in turns, 1 thread (`layer_speed --path blocked --vs padded`), padded time / blocked:
+/// 7 wide 1.65–2.6× (avx2 1.07–1.45×); 5×5 s1 at 14 and 28 wide 1.02–1.35× (avx2
+/// 1.02–1.26×); but 3×3 s1 at 14 0.82–0.91× and 5×5 s2 at 28 0.91–1.11×, and 0.36–0.84×
+/// at 56 and 112.
 const MAX_OW: usize = 8;
+const MAX_OW_5X5_S1: usize = 28;
 
 /// Output pixels per chunk of a row (accumulators).
 const P: usize = 8;
 
 /// Whether the blocked path computes `p`: 3×3 or 5×5, stride 1 or 2 on both axes,
-/// dilation 1, output rows at most `MAX_OW` wide.
+/// dilation 1, output rows at most `MAX_OW` wide (`MAX_OW_5X5_S1` for 5×5 stride 1).
 pub(super) fn applies(p: &Conv2dParams) -> bool {
     let (_, ow) = p.output_hw();
-    super::padded::shape(p).is_some() && ow <= MAX_OW
+    match super::padded::shape(p) {
+        Some((5, 1)) => ow <= MAX_OW_5X5_S1,
+        Some(_) => ow <= MAX_OW,
+        None => false,
+    }
 }
 
 /// (hp, wp): the padded input block's rows and columns. Chunks read P whole pixels, so the
@@ -105,11 +114,10 @@ pub(super) unsafe fn blocks<S: Simd, const K: usize, const ST: usize>(
                 let mut acc = [bias; P];
                 for ky in 0..K {
                     let x_row = xb[((oy * ST + ky) * wp + ox0 * ST) * l..].as_ptr();
-                    for kx in 0..K {
-                        let wv = S::load(w.add((ky * K + kx) * l));
-                        for (q, acc) in acc.iter_mut().enumerate() {
-                            *acc = S::fma(wv, S::load(x_row.add((q * ST + kx) * l)), *acc);
-                        }
+                    if ST == 1 && K == 5 {
+                        row_taps_sliding::<S, K>(x_row, w.add(ky * K * l), l, &mut acc);
+                    } else {
+                        row_taps::<S, K, ST>(x_row, w.add(ky * K * l), l, &mut acc);
                     }
                 }
                 let dst = yb[(oy * ow + ox0) * l..].as_mut_ptr();
@@ -128,6 +136,48 @@ pub(super) unsafe fn blocks<S: Simd, const K: usize, const ST: usize>(
                 let n = l.min(out - q0);
                 let v = S::load_lanes(yb[q0 * l + j..].as_ptr(), l, 0..n, S::splat(0.0));
                 store_epilogue::<S>(v, r, io.act, q0, n, y_c);
+            }
+        }
+    }
+}
+
+/// One kernel row's taps into P accumulators, a load per tap and output: acc[q] +=
+/// w[kx] · x_row[q·ST + kx] for kx in 0..K, in kx order. Needs S's features; x_row holds
+/// (P − 1)·ST + K pixels and w K weight vectors, `l` floats apart.
+#[inline(always)]
+unsafe fn row_taps<S: Simd, const K: usize, const ST: usize>(
+    x_row: *const f32,
+    w: *const f32,
+    l: usize,
+    acc: &mut [S::V; P],
+) {
+    for kx in 0..K {
+        let wv = S::load(w.add(kx * l));
+        for (q, acc) in acc.iter_mut().enumerate() {
+            *acc = S::fma(wv, S::load(x_row.add((q * ST + kx) * l)), *acc);
+        }
+    }
+}
+
+/// As `row_taps` at stride 1, each input pixel loaded once for every output it feeds (5×5:
+/// 12 loads for 40 FMAs, not 40), the K weights in registers; each output still adds its
+/// taps in kx order. Measured against the padded path in the same process, avx512, 1
+/// thread: 5×5 at 14 and 28 wide 1.14–1.30× faster than `row_taps` made it (0.93–1.06×); at
+/// 3×3, and at stride 2, LLVM leaves the loops rolled and it lost 1.5–3×, so they keep
+/// `row_taps`.
+#[inline(always)]
+unsafe fn row_taps_sliding<S: Simd, const K: usize>(
+    x_row: *const f32,
+    w: *const f32,
+    l: usize,
+    acc: &mut [S::V; P],
+) {
+    let wv: [S::V; K] = std::array::from_fn(|kx| S::load(w.add(kx * l)));
+    for i in 0..P + K - 1 {
+        let v = S::load(x_row.add(i * l));
+        for (q, acc) in acc.iter_mut().enumerate() {
+            if let Some(kx) = i.checked_sub(q).filter(|&kx| kx < K) {
+                *acc = S::fma(wv[kx], v, *acc);
             }
         }
     }

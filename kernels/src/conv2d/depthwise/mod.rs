@@ -4,7 +4,8 @@
 //! Loop 1: (image, channel) planes, or blocks of channels, split over threads
 //! (`parallel::for_each_task`); each task's range goes to one of three paths:
 //! - `blocked.rs`: 3×3 and 5×5 at stride 1 or 2 with outputs at most 8 wide (MobileNetV3's
-//!   and EfficientNet's 7×7 layers): a vector holds one pixel of LANES channels.
+//!   and EfficientNet's 7×7 layers), and 5×5 stride 1 up to 28 wide: a vector holds one
+//!   pixel of LANES channels.
 //! - `padded.rs`: 3×3 and 5×5 at stride 1 or 2 (all of MobileNetV2's, MobileNetV3's and
 //!   EfficientNet's): a zero-padded, stride-deinterleaved copy of each plane, then
 //!   mask-free FMA chunks, several output rows per pass.
