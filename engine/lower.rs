@@ -8,12 +8,20 @@ use kestrel_kernels::adaptive_avg_pool2d::AdaptiveAvgPool2dParams;
 use kestrel_kernels::batch_norm::BatchNormParams;
 use kestrel_kernels::binary::{BinaryParams, Operands};
 use kestrel_kernels::conv2d::Conv2dParams;
+use kestrel_kernels::conv_transpose2d::ConvTranspose2dParams;
+use kestrel_kernels::copy::CopyParams;
+use kestrel_kernels::layer_norm::LayerNormParams;
 use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::mean::MeanParams;
 use kestrel_kernels::pool2d::Pool2dParams;
+use kestrel_kernels::se_gate::SeGateParams;
 use kestrel_kernels::softmax::SoftmaxParams;
+use kestrel_kernels::upsample::UpsampleParams;
 use kestrel_kernels::ParamError;
 use std::sync::Arc;
+
+mod info;
+mod v3;
 
 type Data = Arc<[f32]>;
 
@@ -63,8 +71,36 @@ pub(crate) enum Kernel {
         inner: Vec<usize>,
     },
     Softmax(SoftmaxParams),
-    /// The output is the input's storage under a new shape (flatten, identity).
+    /// The output is the input's storage under a new shape (flatten, reshape, identity).
     Alias,
+    /// y = act(layer_norm(x) * weight + bias).
+    LayerNorm {
+        p: LayerNormParams,
+        weight: Option<Data>,
+        bias: Option<Data>,
+        act: Activation,
+    },
+    /// A strided gather: permute, slice.
+    Copy(CopyParams),
+    /// The output is a contiguous run of the input's storage, `offset` floats in (a slice
+    /// the planner made copy-free).
+    View {
+        offset: usize,
+    },
+    Upsample(UpsampleParams),
+    /// Squeeze-and-excitation's gate: (n, c, h, w) to (n, c, 1, 1).
+    SeGate {
+        p: SeGateParams,
+        w: [Data; 2],
+        b: [Option<Data>; 2],
+    },
+    /// y = act(conv_transpose(x) + bias).
+    ConvTranspose2d {
+        p: ConvTranspose2dParams,
+        weight: Data,
+        bias: Option<Data>,
+        act: Activation,
+    },
 }
 
 /// The output shape and kernel of `a op b` for the value `a` and `b` (another value's or
@@ -105,73 +141,6 @@ fn binary(
         act,
     };
     Ok((out, kernel))
-}
-
-impl Kernel {
-    /// A short name for tables: the op, with the fused parts.
-    pub(crate) fn label(&self) -> String {
-        let act = |a: &Activation| match a {
-            Activation::None => String::new(),
-            a => format!("+{}", a.describe()),
-        };
-        match self {
-            Kernel::Conv2d {
-                p,
-                residual,
-                act: a,
-                ..
-            } => {
-                let kind = match p.depthwise_multiplier() {
-                    Some(_) => "dwconv",
-                    None => "conv",
-                };
-                let add = if *residual { "+add" } else { "" };
-                format!("{kind}{}x{}s{}{add}{}", p.kh, p.kw, p.stride[0], act(a))
-            }
-            Kernel::BatchNorm { .. } => "batch_norm".into(),
-            Kernel::Act(a) => a.describe(),
-            Kernel::MaxPool2d(_) => "max_pool2d".into(),
-            Kernel::AvgPool2d(_) => "avg_pool2d".into(),
-            Kernel::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d".into(),
-            Kernel::Mean(_) => "mean".into(),
-            Kernel::Linear { act: a, .. } => format!("linear{}", act(a)),
-            Kernel::Add { act: a } => format!("add{}", act(a)),
-            Kernel::Binary { op, act: a, .. } => format!("{}{}", op.name(), act(a)),
-            Kernel::Concat { .. } => "concat".into(),
-            Kernel::Softmax(_) => "softmax".into(),
-            Kernel::Alias => "alias".into(),
-        }
-    }
-
-    /// Floating-point operations of one call, counting a multiply-add as two and a
-    /// compare or an add as one.
-    pub(crate) fn flops(&self, out_elems: usize) -> u64 {
-        let out = out_elems as u64;
-        match self {
-            Kernel::Conv2d { p, .. } => p.flops(),
-            Kernel::Linear { p, .. } => p.flops(),
-            Kernel::MaxPool2d(p) | Kernel::AvgPool2d(p) => out * (p.kernel[0] * p.kernel[1]) as u64,
-            Kernel::AdaptiveAvgPool2d(p) => (p.n * p.c * p.h * p.w) as u64,
-            Kernel::Mean(p) => (p.n * p.c * p.h * p.w) as u64,
-            Kernel::BatchNorm { .. } => 2 * out,
-            Kernel::Alias | Kernel::Concat { .. } => 0,
-            Kernel::Act(_) | Kernel::Add { .. } | Kernel::Binary { .. } | Kernel::Softmax(_) => out,
-        }
-    }
-
-    /// Floats of constants one call must read: weights and bias as stored, unpadded; a
-    /// batch norm's scale and shift (both executors fold its four vectors into those two).
-    pub(crate) fn weight_len(&self) -> usize {
-        let len = |b: &Option<Data>| b.as_ref().map_or(0, |b| b.len());
-        match self {
-            Kernel::Conv2d { weight, bias, .. } | Kernel::Linear { weight, bias, .. } => {
-                weight.len() + len(bias)
-            }
-            Kernel::BatchNorm { p, .. } => 2 * p.c,
-            Kernel::Binary { operands, .. } => operands.constant().map_or(0, <[f32]>::len),
-            _ => 0,
-        }
-    }
 }
 
 pub(crate) struct Lowered {
@@ -405,6 +374,63 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             (x.to_vec(), Kernel::Softmax(p))
         }
         Op::Identity => (x.to_vec(), Kernel::Alias),
+        Op::LayerNorm {
+            normalized,
+            channels,
+            weight,
+            bias,
+            eps,
+            act,
+        } => {
+            let norm = v3::Norm {
+                normalized,
+                channels: *channels,
+                weight: weight.as_ref(),
+                bias: bias.as_ref(),
+                eps: *eps,
+                act: *act,
+            };
+            v3::layer_norm(&ctx, x, norm)?
+        }
+        Op::Permute { dims } => v3::permute(&ctx, x, dims)?,
+        Op::Reshape { shape } => v3::reshape(&ctx, x, shape)?,
+        Op::Slice {
+            dim,
+            start,
+            end,
+            step,
+        } => v3::slice(&ctx, x, *dim, *start, *end, *step)?,
+        Op::Upsample { size, scales, mode } => v3::upsample(&ctx, x, *size, *scales, *mode)?,
+        Op::ConvTranspose2d {
+            weight,
+            bias,
+            stride,
+            pad,
+            output_padding,
+            dilation,
+            groups,
+            act,
+        } => {
+            let attrs = v3::ConvTransposeAttrs {
+                weight,
+                bias: bias.as_ref(),
+                stride: *stride,
+                pad: *pad,
+                output_padding: *output_padding,
+                dilation: *dilation,
+                groups: *groups,
+                act: *act,
+            };
+            v3::conv_transpose2d(&ctx, x, attrs)?
+        }
+        Op::SeGate {
+            w1,
+            b1,
+            act,
+            w2,
+            b2,
+            gate,
+        } => v3::se_gate(&ctx, x, [w1, w2], [b1.as_ref(), b2.as_ref()], [*act, *gate])?,
     };
     Ok(Lowered { shape, kernel })
 }
@@ -507,87 +533,4 @@ impl Ctx<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn data(len: usize) -> Data {
-        vec![0.5; len].into()
-    }
-
-    #[test]
-    fn weight_len_counts_weights_bias_and_folded_batch_norm() {
-        // conv 3→8 3x3, groups 1: weight (8, 3, 3, 3) = 216 floats, bias 8.
-        let p = Conv2dParams {
-            n: 2,
-            c_in: 3,
-            h: 9,
-            w: 9,
-            c_out: 8,
-            kh: 3,
-            kw: 3,
-            stride: [1, 1],
-            pad: [1, 1],
-            dilation: [1, 1],
-            groups: 1,
-        };
-        let conv = |bias: Option<Data>| Kernel::Conv2d {
-            p,
-            weight: data(p.weight_shape().iter().product()),
-            bias,
-            residual: true,
-            act: Activation::Relu,
-        };
-        assert_eq!(conv(Some(data(8))).weight_len(), 216 + 8);
-        assert_eq!(conv(None).weight_len(), 216);
-        // depthwise 16 channels 3x3: weight (16, 1, 3, 3) = 144.
-        let dw = Conv2dParams {
-            c_in: 16,
-            c_out: 16,
-            groups: 16,
-            ..p
-        };
-        let dwconv = Kernel::Conv2d {
-            p: dw,
-            weight: data(dw.weight_shape().iter().product()),
-            bias: None,
-            residual: false,
-            act: Activation::None,
-        };
-        assert_eq!(dwconv.weight_len(), 144);
-        // linear 100→10: weight (10, 100), bias 10.
-        let linear = Kernel::Linear {
-            p: LinearParams {
-                rows: 4,
-                in_features: 100,
-                out_features: 10,
-            },
-            weight: data(1000),
-            bias: Some(data(10)),
-            act: Activation::None,
-        };
-        assert_eq!(linear.weight_len(), 1010);
-        // batch norm on 6 channels: scale and shift, whatever of its four vectors it has.
-        let bn = Kernel::BatchNorm {
-            p: BatchNormParams {
-                n: 1,
-                c: 6,
-                spatial: 49,
-                eps: 1e-5,
-            },
-            weight: None,
-            bias: Some(data(6)),
-            mean: data(6),
-            var: data(6),
-        };
-        assert_eq!(bn.weight_len(), 12);
-        for k in [
-            Kernel::Act(Activation::Relu),
-            Kernel::Alias,
-            Kernel::Add {
-                act: Activation::None,
-            },
-        ] {
-            assert_eq!(k.weight_len(), 0, "{k:?}");
-        }
-    }
-}
+mod tests;

@@ -1,29 +1,40 @@
 //! Graph passes run when a session is built: fold each batch norm into the conv before it,
-//! drop identity nodes (identity, dropout, and the batch norms just folded), move a
-//! relu/relu6 that follows a max pool into the conv before the pool, then fuse each
-//! relu/relu6 into the conv, linear or add before it, and each residual add into the conv
-//! that feeds it, so a ResNet block's `relu(bn(conv(x)) + identity)` is one kernel call.
+//! drop identity nodes (identity, dropout, and the batch norms just folded), run
+//! channels-last detours on NCHW (`nchw`), fold per-channel scales into the conv before
+//! them, move a non-decreasing activation that follows a max pool into the conv before the
+//! pool, fuse each activation into the node before it, squeeze-excite's gate into one node
+//! (`se`), and each residual add into the conv that feeds it, so a ResNet block's
+//! `relu(bn(conv(x)) + identity)` is one kernel call.
 //!
 //! A node that absorbs the nodes after it takes the last one's name: it now produces the
 //! value PyTorch calls by that name, which is what `compare --per-layer` checks.
 
-use crate::graph::{Activation, Graph, Node, Op, Value, Weight};
+mod nchw;
+mod se;
+
+use crate::graph::{Activation, BinaryOp, Graph, Node, Op, Operand, Value, Weight};
 use kestrel_kernels::batch_norm::scale_shift;
 use std::sync::Arc;
 
 pub(crate) fn optimize(graph: &mut Graph) {
     fold_batch_norms(graph);
     remove_identities(graph);
+    nchw::drop_channels_last_detours(graph);
+    remove_identities(graph);
+    fold_channel_scales(graph);
+    remove_identities(graph);
     hoist_activations_over_max_pools(graph);
     remove_identities(graph);
     fuse_activations(graph);
+    remove_identities(graph);
+    se::fuse_squeeze_excite(graph);
     remove_identities(graph);
     fuse_residual_adds(graph);
     remove_identities(graph);
 }
 
-/// conv | linear | add → relu | relu6 becomes one node with that activation, when the
-/// first node's output feeds nothing else.
+/// conv | linear | add | binary | layer_norm | conv_transpose2d → activation becomes one
+/// node with that activation, when the first node's output feeds nothing else.
 fn fuse_activations(graph: &mut Graph) {
     let uses = use_counts(graph);
     for i in 0..graph.nodes.len() {
@@ -40,7 +51,9 @@ fn fuse_activations(graph: &mut Graph) {
             Op::Conv2d { act, .. }
             | Op::Linear { act, .. }
             | Op::Add { act }
-            | Op::Binary { act, .. } => act,
+            | Op::Binary { act, .. }
+            | Op::LayerNorm { act, .. }
+            | Op::ConvTranspose2d { act, .. } => act,
             _ => continue,
         };
         if *slot != Activation::None {
@@ -168,32 +181,75 @@ fn fold_batch_norms(graph: &mut Graph) {
             *eps,
         );
         let bn_name = graph.nodes[i].name.clone();
-        let Op::Conv2d { weight, bias, .. } = &mut graph.nodes[j].op else {
-            unreachable!("matched as Conv2d above");
-        };
-        let per_out = weight.data.len() / scale.len();
-        // w: (c_out, c_in/groups, kh, kw): every weight of output channel oc scales by scale[oc].
-        let w: Vec<f32> = weight
-            .data
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| v * scale[k / per_out])
-            .collect();
-        let b: Vec<f32> = (0..scale.len())
-            .map(|oc| bias.as_ref().map_or(0.0, |b| b.data[oc]) * scale[oc] + shift[oc])
-            .collect();
-        *weight = Arc::new(Weight {
-            name: format!("{}+{bn_name}", weight.name),
-            shape: weight.shape.clone(),
-            data: Arc::from(w),
-        });
-        *bias = Some(Arc::new(Weight {
-            name: format!("{bn_name}.folded_bias"),
-            shape: vec![scale.len()],
-            data: Arc::from(b),
-        }));
+        scale_conv(&mut graph.nodes[j].op, &scale, &shift, &bn_name);
         absorb(graph, j, i);
     }
+}
+
+/// conv → mul by a per-channel constant (ConvNeXt's layer scale, a (c, 1, 1) weight)
+/// becomes one conv with w' = w·s[oc] and b' = b·s, when the conv's output feeds nothing
+/// else and the conv has no activation or residual yet.
+fn fold_channel_scales(graph: &mut Graph) {
+    let uses = use_counts(graph);
+    for i in 0..graph.nodes.len() {
+        let Op::Binary {
+            op: BinaryOp::Mul,
+            operand: Operand::Weight(s),
+            act: Activation::None,
+            ..
+        } = &graph.nodes[i].op
+        else {
+            continue;
+        };
+        let Value::Node(j) = graph.nodes[i].inputs[0] else {
+            continue;
+        };
+        let Op::Conv2d {
+            weight,
+            act: Activation::None,
+            ..
+        } = &graph.nodes[j].op
+        else {
+            continue;
+        };
+        let c = weight.shape[0];
+        let per_channel = matches!(s.shape[..], [cs, 1, 1] | [1, cs, 1, 1] if cs == c);
+        if uses[j] != 1 || graph.nodes[j].inputs.len() != 1 || !per_channel {
+            continue;
+        }
+        let (scale, name) = (s.data.to_vec(), graph.nodes[i].name.clone());
+        scale_conv(&mut graph.nodes[j].op, &scale, &vec![0.0; c], &name);
+        absorb(graph, j, i);
+    }
+}
+
+/// A conv's weights and bias scaled and shifted per output channel: w' = w·scale[oc],
+/// b' = b·scale + shift, named after the node `by` that is folded in.
+fn scale_conv(conv: &mut Op, scale: &[f32], shift: &[f32], by: &str) {
+    let Op::Conv2d { weight, bias, .. } = conv else {
+        unreachable!("scale_conv is called on convs only");
+    };
+    let per_out = weight.data.len() / scale.len();
+    // w: (c_out, c_in/groups, kh, kw): every weight of output channel oc scales by scale[oc].
+    let w: Vec<f32> = weight
+        .data
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| v * scale[k / per_out])
+        .collect();
+    let b: Vec<f32> = (0..scale.len())
+        .map(|oc| bias.as_ref().map_or(0.0, |b| b.data[oc]) * scale[oc] + shift[oc])
+        .collect();
+    *weight = Arc::new(Weight {
+        name: format!("{}+{by}", weight.name),
+        shape: weight.shape.clone(),
+        data: Arc::from(w),
+    });
+    *bias = Some(Arc::new(Weight {
+        name: format!("{by}.folded_bias"),
+        shape: vec![scale.len()],
+        data: Arc::from(b),
+    }));
 }
 
 /// The activation an activation node applies, which an earlier node can take over.

@@ -5,6 +5,8 @@ use crate::error::{Error, GraphError};
 use crate::graph::{Graph, Op, Value};
 use crate::lower::{lower, Kernel};
 
+mod views;
+
 /// No single value may hold more than 2^36 floats (256 GiB): past that a shape is absurd,
 /// and refusing it here keeps every later size computation far from overflow.
 const MAX_ELEMS: usize = 1 << 36;
@@ -123,11 +125,17 @@ fn check_elems(shape: &[usize], err: impl FnOnce() -> GraphError) -> Result<(), 
 /// from the first step that writes it to the last step that reads it (graph inputs from
 /// the start, graph outputs to the end); storages whose lives overlap get disjoint ranges,
 /// placed largest first at the lowest offset that fits.
-pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
+///
+/// With `fold_views`, layout ops (permute, slice, reshape) are views of the last value a
+/// kernel wrote, copied only where read (`views`).
+pub(crate) fn plan(graph: &Graph, batch: usize, fold_views: bool) -> Result<Plan, Error> {
     let (shapes, mut steps) = lower_graph(graph, batch)?;
     let n_values = shapes.len();
     let n_inputs = graph.inputs.len();
     let outputs: Vec<usize> = graph.outputs.iter().map(|&v| value_id(graph, v)).collect();
+    if fold_views {
+        views::fold_views(graph, &shapes, &mut steps, &outputs);
+    }
     mark_in_place(&mut steps, &outputs, n_inputs, n_values);
     let parent = concat_in_place(&mut steps, &outputs, n_inputs, n_values);
     // place[v] = (root, at): v lives `at` floats into the storage of value `root`.
@@ -141,7 +149,8 @@ pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
     }
     for step in &steps {
         if shares_input_storage(step) {
-            place[step.output] = place[step.inputs[0]];
+            let (root, at) = place[step.inputs[0]];
+            place[step.output] = (root, at + view_offset(step));
         }
     }
     let len = |v: usize| shapes[v].iter().product::<usize>();
@@ -203,20 +212,30 @@ pub(crate) fn plan(graph: &Graph, batch: usize) -> Result<Plan, Error> {
     })
 }
 
-/// The step has nothing to compute: an alias, or a concat its producers wrote in place.
+/// Where a step's output starts in its input's storage, when it shares it.
+pub(crate) fn view_offset(step: &Step) -> usize {
+    match step.kernel {
+        Kernel::View { offset } => offset,
+        _ => 0,
+    }
+}
+
+/// The step has nothing to compute: an alias or view, or a concat its producers wrote in
+/// place.
 pub(crate) fn moves_no_data(step: &Step) -> bool {
     match step.kernel {
-        Kernel::Alias => true,
+        Kernel::Alias | Kernel::View { .. } => true,
         Kernel::Concat { .. } => step.in_place,
         _ => false,
     }
 }
 
-/// The step's output is its input's storage: an alias, or an in-place activation (an
-/// in-place concat instead owns the storage its inputs were written into).
+/// The step's output is its input's storage (or part of it): an alias or view, or an
+/// in-place activation (an in-place concat instead owns the storage its inputs were
+/// written into).
 pub(crate) fn shares_input_storage(step: &Step) -> bool {
     match step.kernel {
-        Kernel::Alias => true,
+        Kernel::Alias | Kernel::View { .. } => true,
         Kernel::Concat { .. } => false,
         _ => step.in_place,
     }
@@ -273,7 +292,7 @@ fn mark_in_place(steps: &mut [Step], outputs: &[usize], n_inputs: usize, n_value
         if matches!(step.kernel, Kernel::Act(_)) && v >= n_inputs && uses[v] == 1 && !aliased[v] {
             step.in_place = true;
         }
-        if matches!(step.kernel, Kernel::Alias) || step.in_place {
+        if matches!(step.kernel, Kernel::Alias | Kernel::View { .. }) || step.in_place {
             aliased[step.output] = true;
             aliased[v] = true;
         }
@@ -294,7 +313,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let model = Model::load(path).unwrap();
-        let p = plan(model.graph(), batch).unwrap();
+        let p = plan(model.graph(), batch, true).unwrap();
         let n = p.values.len();
         let mut root: Vec<usize> = (0..n).collect();
         let (mut first, mut last) = (vec![0; n], vec![0; n]);

@@ -431,7 +431,7 @@ pub(crate) fn session_plan(graph: &Graph, opts: &SessionOptions) -> Result<Plan,
     if opts.optimize {
         passes::optimize(&mut graph);
     }
-    plan(&graph, opts.batch)
+    plan(&graph, opts.batch, opts.optimize)
 }
 
 /// The CUDA module cache directory a session with `opts` uses.

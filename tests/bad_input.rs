@@ -279,12 +279,12 @@ fn bad_activations_name_the_node_and_the_value() {
 
 #[test]
 fn an_unknown_graph_version() {
-    let e = graph_err(build(|g| g["version"] = json!(3)));
+    let e = graph_err(build(|g| g["version"] = json!(4)));
     assert_eq!(
         e,
         GraphError::Version {
-            found: 3,
-            supported: 2
+            found: 4,
+            supported: 3
         }
     );
 }

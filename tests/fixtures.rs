@@ -136,26 +136,38 @@ fn check(model: &Model, name: &str, opts: &SessionOptions, need: Option<Need>) -
             assert_eq!(compared, nodes, "{label}: every layer compared");
         }
     }
-    let r = &refs.tensors["output"];
     let (rtol, atol) = fixture_tolerance(model, batch, &input, precision);
     for run in 0..2 {
         let outputs = session.run(&[&input]).unwrap();
-        let out = outputs.get(0).unwrap();
-        assert_eq!(out.shape, &r.shape[..], "{label}");
-        let d = diff(out.data, r.data.as_ref().unwrap(), rtol, atol);
-        assert!(
-            d.ok(),
-            "{label} run {run}: output max abs {:.3e} > {:.3e} (max rel {:.3e}, allowed {rtol:.1e})",
-            d.max_abs,
-            d.tolerance,
-            d.rel()
+        assert_eq!(
+            outputs.len(),
+            model.output_names().len(),
+            "{label}: outputs"
         );
-        // The fixtures are meant to have outputs far from zero, or the comparison means little.
-        assert!(
-            d.max_ref >= 1e-2,
-            "{label}: output max |ref| {} is too small to test",
-            d.max_ref
-        );
+        for (i, out) in outputs.iter().enumerate() {
+            // One output is `output`, several `output.0`, `output.1`, … (fixtures/README.md).
+            let key = match outputs.len() {
+                1 => "output".to_string(),
+                _ => format!("output.{i}"),
+            };
+            let r = &refs.tensors[&key];
+            assert_eq!(out.shape, &r.shape[..], "{label}: {key}");
+            let d = diff(out.data, r.data.as_ref().unwrap(), rtol, atol);
+            assert!(
+                d.ok(),
+                "{label} run {run}: {key} max abs {:.3e} > {:.3e} (max rel {:.3e}, allowed {rtol:.1e})",
+                d.max_abs,
+                d.tolerance,
+                d.rel()
+            );
+            // The fixtures are meant to have outputs far from zero, or the comparison means
+            // little.
+            assert!(
+                d.max_ref >= 1e-2,
+                "{label}: {key} max |ref| {} is too small to test",
+                d.max_ref
+            );
+        }
     }
     true
 }
@@ -189,11 +201,12 @@ fn check_layers(
     compared
 }
 
-/// `allops`, `activations` and `binary` between them use every op of the graph format.
+/// `allops`, `activations`, `binary` and `v3ops` between them use every op of the graph
+/// format.
 #[test]
-fn allops_activations_and_binary_exercise_every_op() {
+fn the_op_fixtures_exercise_every_op() {
     let mut ops = std::collections::BTreeSet::new();
-    for name in ["allops", "activations", "binary"] {
+    for name in ["allops", "activations", "binary", "v3ops"] {
         let model = Model::load(fixture(name)).unwrap();
         ops.extend(model.layers(1).unwrap().iter().map(|l| l.op));
     }

@@ -74,7 +74,25 @@ pub(crate) fn cuda_op(
         } => k::binary::cuda::binary(p, *op, operands.as_slices(), *act),
         Kernel::Concat { outer, inner } => k::concat::cuda::concat(*outer, inner),
         Kernel::Softmax(p) => k::softmax::cuda::softmax(p),
-        Kernel::Alias => Ok(CudaOp::default()),
+        Kernel::Alias | Kernel::View { .. } => Ok(CudaOp::default()),
+        Kernel::LayerNorm {
+            p,
+            weight,
+            bias,
+            act,
+        } => k::layer_norm::cuda::layer_norm(p, weight.as_deref(), bias.as_deref(), *act),
+        Kernel::Copy(p) => k::copy::cuda::copy(p),
+        Kernel::SeGate { p, w, b } => {
+            k::se_gate::cuda::se_gate(p, [&w[0], &w[1]], [b[0].as_deref(), b[1].as_deref()])
+        }
+        Kernel::Upsample(p) => k::upsample::cuda::upsample(p),
+        // fp32 whatever the precision: its sums are short (c_in/groups x taps) and rare.
+        Kernel::ConvTranspose2d {
+            p,
+            weight,
+            bias,
+            act,
+        } => k::conv_transpose2d::cuda::conv_transpose2d(p, weight, bias.as_deref(), *act),
     }
 }
 
@@ -196,6 +214,7 @@ impl CudaExecutor {
         // Before compiling anything: a driver older than NVRTC would refuse every module.
         gpu.check(&compiler)?;
         let cuda = cuda_plan(plan, choice)?;
+        compiler.precompile(cuda.ops.iter().flat_map(|op| &op.launches))?;
         let arena = gpu.alloc_zeros(cuda.arena_len.max(1))?;
         let base = gpu.device_ptr(&arena);
         let addr = |slot: &Slot| slot_address(base, slot);

@@ -207,11 +207,15 @@ impl CpuExecutor {
                 .map(|s| simd::prepare(&s.kernel, isa))
                 .collect(),
         };
-        let scratch_len = prepared
-            .iter()
-            .map(|p| p.scratch_len(threads))
-            .max()
-            .unwrap_or(0);
+        let scratch_len = match backend {
+            Backend::Reference => plan
+                .steps
+                .iter()
+                .map(|s| reference::scratch_len(&s.kernel))
+                .max(),
+            Backend::Simd(_) => prepared.iter().map(|p| p.scratch_len(threads)).max(),
+        };
+        let scratch_len = scratch_len.unwrap_or(0);
         let scratch = crate::tensor::zeroed(scratch_len, "kernel scratch")?;
         Ok(CpuExecutor {
             backend,
@@ -251,7 +255,7 @@ impl CpuExecutor {
                     arena: &arena,
                 };
                 match self.backend {
-                    Backend::Reference => reference::run(&step.kernel, &io, y),
+                    Backend::Reference => reference::run(&step.kernel, &io, y, &mut self.scratch),
                     Backend::Simd(isa) => {
                         let ctx = simd::Ctx {
                             isa,

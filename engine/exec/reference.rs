@@ -5,7 +5,15 @@ use crate::lower::Kernel;
 use kestrel_kernels as k;
 use kestrel_kernels::Activation;
 
-pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32]) {
+/// Floats of scratch `run` needs for `kernel` (the SE gate's pooled and hidden vectors).
+pub(super) fn scratch_len(kernel: &Kernel) -> usize {
+    match kernel {
+        Kernel::SeGate { p, .. } => p.scratch_len(),
+        _ => 0,
+    }
+}
+
+pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f32]) {
     let x = |i: usize| io.input(i);
     match kernel {
         Kernel::Conv2d {
@@ -71,7 +79,43 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32]) {
             }
         }
         Kernel::Softmax(p) => k::softmax::reference::softmax(p, x(0), y),
-        Kernel::Alias => {}
+        Kernel::Alias | Kernel::View { .. } => {}
+        Kernel::LayerNorm {
+            p,
+            weight,
+            bias,
+            act,
+        } => k::layer_norm::reference::layer_norm(
+            p,
+            x(0),
+            weight.as_deref(),
+            bias.as_deref(),
+            *act,
+            y,
+        ),
+        Kernel::Copy(p) => k::copy::reference::copy(p, x(0), y),
+        Kernel::SeGate { p, w, b } => k::se_gate::reference::se_gate(
+            p,
+            x(0),
+            [&w[0], &w[1]],
+            [b[0].as_deref(), b[1].as_deref()],
+            y,
+            scratch,
+        ),
+        Kernel::Upsample(p) => k::upsample::reference::upsample(p, x(0), y),
+        Kernel::ConvTranspose2d {
+            p,
+            weight,
+            bias,
+            act,
+        } => k::conv_transpose2d::reference::conv_transpose2d(
+            p,
+            x(0),
+            weight,
+            bias.as_deref(),
+            *act,
+            y,
+        ),
     }
 }
 

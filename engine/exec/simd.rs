@@ -6,7 +6,9 @@ use crate::lower::Kernel;
 use kestrel_kernels as k;
 use kestrel_kernels::conv2d::cpu::Conv2dCpu;
 use kestrel_kernels::conv2d::depthwise::DepthwiseCpu;
+use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
+use kestrel_kernels::se_gate::cpu::SeGateCpu;
 use kestrel_kernels::{Activation, Isa};
 
 /// What a step keeps from session build: packed weights, folded constants.
@@ -14,6 +16,8 @@ pub(crate) enum Prepared {
     Conv(Conv2dCpu),
     Depthwise(DepthwiseCpu),
     Linear(LinearCpu),
+    ConvTranspose(ConvTranspose2dCpu),
+    SeGate(SeGateCpu),
     /// Standalone batch norm as y = x·scale[c] + shift[c].
     ScaleShift {
         scale: Vec<f32>,
@@ -27,6 +31,8 @@ impl Prepared {
         match self {
             Prepared::Conv(c) => c.scratch_len(threads),
             Prepared::Depthwise(d) => d.scratch_len(threads),
+            Prepared::ConvTranspose(c) => c.scratch_len(threads),
+            Prepared::SeGate(g) => g.scratch_len(),
             _ => 0,
         }
     }
@@ -46,6 +52,15 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
         Kernel::Linear {
             p, weight, bias, ..
         } => Prepared::Linear(LinearCpu::new(p, weight, bias.as_deref(), isa)),
+        Kernel::ConvTranspose2d {
+            p, weight, bias, ..
+        } => Prepared::ConvTranspose(ConvTranspose2dCpu::new(p, weight, bias.as_deref(), isa)),
+        Kernel::SeGate { p, w, b } => Prepared::SeGate(SeGateCpu::new(
+            p,
+            [&w[0], &w[1]],
+            [b[0].as_deref(), b[1].as_deref()],
+            isa,
+        )),
         Kernel::BatchNorm {
             weight,
             bias,
@@ -116,7 +131,31 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             }
         }
         (Kernel::Softmax(p), _) => k::softmax::cpu::softmax(isa, p, x(0), y),
-        (Kernel::Alias, _) => {}
+        (Kernel::Alias | Kernel::View { .. }, _) => {}
+        (
+            Kernel::LayerNorm {
+                p,
+                weight,
+                bias,
+                act,
+            },
+            _,
+        ) => k::layer_norm::cpu::layer_norm(
+            isa,
+            p,
+            x(0),
+            weight.as_deref(),
+            bias.as_deref(),
+            *act,
+            y,
+            threads,
+        ),
+        (Kernel::Copy(p), _) => k::copy::cpu::copy(p, x(0), y, threads),
+        (Kernel::Upsample(p), _) => k::upsample::cpu::upsample(isa, p, x(0), y, threads),
+        (Kernel::SeGate { .. }, Prepared::SeGate(g)) => g.run(x(0), y, scratch, threads),
+        (Kernel::ConvTranspose2d { act, .. }, Prepared::ConvTranspose(c)) => {
+            c.run(x(0), *act, y, scratch, threads)
+        }
         (kernel, _) => unreachable!("prepare() made no kernel for {kernel:?}"),
     }
 }

@@ -120,6 +120,34 @@ impl<'a> Attrs<'a> {
             .collect()
     }
 
+    /// A required list of non-negative integers, like `layer_norm`'s `normalized_shape`.
+    pub(crate) fn counts(&self, attr: &str) -> Result<Vec<usize>, GraphError> {
+        self.list(attr)?
+            .iter()
+            .map(|v| self.count(attr, v))
+            .collect()
+    }
+
+    /// A required list of integers of either sign, like `reshape`'s `shape`.
+    pub(crate) fn dims_any(&self, attr: &str) -> Result<Vec<i64>, GraphError> {
+        let list = self.list(attr)?;
+        list.iter()
+            .map(|v| match v.as_i64() {
+                Some(d) if d.unsigned_abs() <= MAX_ATTR => Ok(d),
+                _ => Err(self.err(attr, format!("expected an integer, got {v}"))),
+            })
+            .collect()
+    }
+
+    fn list(&self, attr: &str) -> Result<&'a Vec<Value>, GraphError> {
+        let v = self
+            .map
+            .get(attr)
+            .ok_or_else(|| self.err(attr, "required attribute is missing"))?;
+        v.as_array()
+            .ok_or_else(|| self.err(attr, format!("expected a list, got {v}")))
+    }
+
     pub(crate) fn bool(&self, attr: &str, default: bool) -> Result<bool, GraphError> {
         match self.map.get(attr) {
             Some(Value::Bool(b)) => Ok(*b),

@@ -231,14 +231,14 @@ fn check_arity(nd: &NodeDef, op: &Op) -> Result<(), GraphError> {
 }
 
 /// Binds a node's weights by role, refusing roles the op does not have.
-struct Bind<'a> {
+pub(super) struct Bind<'a> {
     nd: &'a NodeDef,
     op: &'static str,
     weights: &'a Weights,
 }
 
 impl Bind<'_> {
-    fn new<'a>(
+    pub(super) fn new<'a>(
         nd: &'a NodeDef,
         op: &'static str,
         weights: &'a Weights,
@@ -254,7 +254,7 @@ impl Bind<'_> {
         Ok(Bind { nd, op, weights })
     }
 
-    fn optional(&self, role: &str) -> Result<Option<WeightRef>, GraphError> {
+    pub(super) fn optional(&self, role: &str) -> Result<Option<WeightRef>, GraphError> {
         let Some(tensor) = self.nd.weights.get(role) else {
             return Ok(None);
         };
@@ -276,7 +276,7 @@ impl Bind<'_> {
         })
     }
 
-    fn required(&self, role: &'static str) -> Result<WeightRef, GraphError> {
+    pub(super) fn required(&self, role: &'static str) -> Result<WeightRef, GraphError> {
         self.optional(role)?
             .ok_or_else(|| GraphError::WeightNotGiven {
                 node: self.nd.name.clone(),
@@ -286,11 +286,18 @@ impl Bind<'_> {
     }
 }
 
-/// The graph version that introduced `op`: 2 for the activations past relu and relu6.
+/// The graph version that introduced `op`: 2 for the activations past relu and relu6 and
+/// the binary ops, 3 for layer norm, the layout ops, resizing and transposed convs.
 fn op_version(op: &Op) -> u32 {
     match op {
         Op::Act(Activation::Relu | Activation::Relu6) => 1,
         Op::Act(_) | Op::Binary { .. } => 2,
+        Op::LayerNorm { .. }
+        | Op::Permute { .. }
+        | Op::Reshape { .. }
+        | Op::Slice { .. }
+        | Op::Upsample { .. }
+        | Op::ConvTranspose2d { .. } => 3,
         _ => 1,
     }
 }
@@ -528,12 +535,15 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
                 dim: a.dim("dim", -1)?,
             }
         }
-        other => {
-            return Err(GraphError::UnknownOp {
-                node: nd.name.clone(),
-                op: other.to_string(),
-            })
-        }
+        other => match super::build_v3::build_v3_op(nd, weights)? {
+            Some(op) => op,
+            None => {
+                return Err(GraphError::UnknownOp {
+                    node: nd.name.clone(),
+                    op: other.to_string(),
+                })
+            }
+        },
     };
     Ok(op)
 }

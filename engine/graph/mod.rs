@@ -3,6 +3,7 @@
 
 mod attrs;
 mod build;
+mod build_v3;
 
 pub use build::build_graph;
 pub(crate) use build::parameter_count;
@@ -172,6 +173,102 @@ pub enum Op {
     },
     /// `identity` and `dropout` (inference): removed when a session is built.
     Identity,
+    /// Layer normalisation over the trailing dims `normalized` (their shape), as PyTorch's
+    /// `layer_norm`: `y = act((x - mean) / sqrt(var + eps) * weight + bias)`; or, when
+    /// `channels` (set only by the passes), over dim 1 of an NCHW tensor at each position.
+    LayerNorm {
+        /// The trailing dims normalised over, as the file gives them; `[c]` when `channels`.
+        normalized: Vec<usize>,
+        /// Normalise over the channels (dim 1), not the trailing dims.
+        channels: bool,
+        /// Scale per normalised element, shaped `normalized`; `None` means 1.
+        weight: Option<WeightRef>,
+        /// Shift per normalised element; `None` means 0.
+        bias: Option<WeightRef>,
+        /// Added to the variance before its square root.
+        eps: f32,
+        /// The activation fused after it.
+        act: Activation,
+    },
+    /// Reorders the dims: output dim i is input dim `dims[i]` (`dims[0]` is 0, the batch).
+    Permute {
+        /// A permutation of the input's dims.
+        dims: Vec<usize>,
+    },
+    /// The same elements under the shape `(batch, shape...)`; one entry of `shape` may be
+    /// -1, inferred from the element count.
+    Reshape {
+        /// The dims after the batch.
+        shape: Vec<i64>,
+    },
+    /// Elements `start, start + step, ...` below `end` of dim `dim` (never the batch).
+    Slice {
+        /// The dim sliced; negative counts from the end.
+        dim: i64,
+        /// First index taken.
+        start: usize,
+        /// One past the last index that may be taken (clamped to the dim's size).
+        end: usize,
+        /// Step between indices, at least 1.
+        step: usize,
+    },
+    /// Nearest or bilinear resizing of an (n, c, h, w) tensor to `size`, with PyTorch's
+    /// index rule (which depends on whether a scale factor was given).
+    Upsample {
+        /// (out_h, out_w).
+        size: [usize; 2],
+        /// The scale factor (h, w) the model gave, if it gave one.
+        scales: Option<[f64; 2]>,
+        /// Nearest or bilinear.
+        mode: Resize,
+    },
+    /// Transposed 2-D convolution, NCHW, as PyTorch's `conv_transpose2d`.
+    ConvTranspose2d {
+        /// (c_in, c_out/groups, kh, kw).
+        weight: WeightRef,
+        /// (c_out), when it has one.
+        bias: Option<WeightRef>,
+        /// (sh, sw).
+        stride: [usize; 2],
+        /// Padding taken off each side of the full output (ph, pw).
+        pad: [usize; 2],
+        /// Extra rows and columns at the bottom and right of the output.
+        output_padding: [usize; 2],
+        /// (dh, dw).
+        dilation: [usize; 2],
+        /// Channel groups.
+        groups: usize,
+        /// The activation fused after the bias.
+        act: Activation,
+    },
+    /// Squeeze-and-excitation's gate, made by the passes from global pool → 1×1 conv →
+    /// act → 1×1 conv → sigmoid or hardsigmoid: an (n, c, h, w) input gives (n, c, 1, 1).
+    SeGate {
+        /// The squeeze conv's weight, (hidden, c, 1, 1).
+        w1: WeightRef,
+        /// Its bias, (hidden).
+        b1: Option<WeightRef>,
+        /// Its activation.
+        act: Activation,
+        /// The excite conv's weight, (c, hidden, 1, 1).
+        w2: WeightRef,
+        /// Its bias, (c).
+        b2: Option<WeightRef>,
+        /// Sigmoid or hardsigmoid.
+        gate: Activation,
+    },
+}
+
+/// How [`Op::Upsample`] samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resize {
+    /// `upsample_nearest2d`.
+    Nearest,
+    /// `upsample_bilinear2d`, with PyTorch's `align_corners`.
+    Bilinear {
+        /// Whether the corner pixels of input and output are aligned.
+        align_corners: bool,
+    },
 }
 
 /// The op names of the graph JSON, as `GRAPH_FORMAT.md` lists them.
@@ -203,6 +300,13 @@ pub const OP_NAMES: &[&str] = &[
     "softmax",
     "identity",
     "dropout",
+    "layer_norm",
+    "permute",
+    "reshape",
+    "slice",
+    "upsample_nearest2d",
+    "upsample_bilinear2d",
+    "conv_transpose2d",
 ];
 
 impl Op {
@@ -223,15 +327,33 @@ impl Op {
             Op::Concat { .. } => "concat",
             Op::Softmax { .. } => "softmax",
             Op::Identity => "identity",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::Permute { .. } => "permute",
+            Op::Reshape { .. } => "reshape",
+            Op::Slice { .. } => "slice",
+            Op::Upsample {
+                mode: Resize::Nearest,
+                ..
+            } => "upsample_nearest2d",
+            Op::Upsample { .. } => "upsample_bilinear2d",
+            Op::ConvTranspose2d { .. } => "conv_transpose2d",
+            Op::SeGate { .. } => "se_gate",
         }
     }
 
     /// The weights this op holds, for counting parameters.
     pub fn weights(&self) -> Vec<&WeightRef> {
         match self {
-            Op::Conv2d { weight, bias, .. } | Op::Linear { weight, bias, .. } => {
+            Op::Conv2d { weight, bias, .. }
+            | Op::Linear { weight, bias, .. }
+            | Op::ConvTranspose2d { weight, bias, .. } => {
                 std::iter::once(weight).chain(bias).collect()
             }
+            Op::LayerNorm { weight, bias, .. } => weight.iter().chain(bias).collect(),
+            Op::SeGate { w1, b1, w2, b2, .. } => [Some(w1), b1.as_ref(), Some(w2), b2.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect(),
             Op::BatchNorm {
                 weight,
                 bias,

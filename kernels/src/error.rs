@@ -14,6 +14,17 @@ pub(crate) fn check_dims(dims: &[(&str, usize)]) -> Result<(), ParamError> {
     }
 }
 
+/// `eps` (added to a variance) must be finite and at least 0: "eps must be finite and at
+/// least 0, got -1".
+pub(crate) fn check_eps(eps: f32) -> Result<(), ParamError> {
+    match eps.is_finite() && eps >= 0.0 {
+        true => Ok(()),
+        false => Err(ParamError(format!(
+            "eps must be finite and at least 0, got {eps}"
+        ))),
+    }
+}
+
 /// Both entries of a per-axis attribute must be at least 1: "stride must be at least 1, got [0, 1]".
 pub(crate) fn check_pair(name: &str, v: [usize; 2]) -> Result<(), ParamError> {
     if v.contains(&0) {
@@ -34,4 +45,39 @@ pub(crate) fn checked_numel(what: &str, shape: &[usize]) -> Result<usize, ParamE
 /// `d * (k - 1) + 1`: how far a dilated kernel of `k` taps reaches, or `None` on overflow.
 pub(crate) fn dilated_extent(k: usize, d: usize) -> Option<usize> {
     k.checked_sub(1)?.checked_mul(d)?.checked_add(1)
+}
+
+/// What every convolution checks, conv2d and conv_transpose2d alike: x's
+/// `[n, c_in, h, w]`, c_out, the kernel `[kh, kw]` and groups at least 1, stride and
+/// dilation at least 1, and both channel counts divisible by groups: "c_out 5 is not
+/// divisible by groups 2".
+pub(crate) fn check_conv(
+    x: [usize; 4],
+    c_out: usize,
+    kernel: [usize; 2],
+    [stride, dilation]: [[usize; 2]; 2],
+    groups: usize,
+) -> Result<(), ParamError> {
+    let [n, c_in, h, w] = x;
+    let [kh, kw] = kernel;
+    check_dims(&[
+        ("n", n),
+        ("c_in", c_in),
+        ("h", h),
+        ("w", w),
+        ("c_out", c_out),
+        ("kh", kh),
+        ("kw", kw),
+        ("groups", groups),
+    ])?;
+    check_pair("stride", stride)?;
+    check_pair("dilation", dilation)?;
+    for (name, c) in [("c_in", c_in), ("c_out", c_out)] {
+        if c % groups != 0 {
+            return Err(ParamError(format!(
+                "{name} {c} is not divisible by groups {groups}"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -1,9 +1,9 @@
 //! `Conv2dCpu`'s own paths against the reference conv (f64 sums), on every ISA this CPU
 //! has and on 1 and 2 threads: long k and wide n across its blocks, every conv of ResNet-18
-//! and MobileNetV2, Winograd, stride-2 phase planes, pointwise in place and the direct
-//! first layer, each with bias / activation / residual combinations. The seeded sweep over
-//! odd and SIMD-tail shapes runs on every backend with the other conv cases
-//! (kernels/src/conv2d/backend_tests.rs).
+//! and MobileNetV2, Winograd, stride-2 phase planes, pointwise in place, 1×1 planes as a
+//! linear layer and the direct first layer, each with bias / activation / residual
+//! combinations. The seeded sweep over odd and SIMD-tail shapes runs on every backend with
+//! the other conv cases (kernels/src/conv2d/backend_tests.rs).
 //!
 //! Tolerance: |got − want| ≤ 1e-5 · max|want| for every output. The GEMM sums k in f32, in
 //! kc-blocks and with FMA, in another order than the reference's f64 sum: the rounding
@@ -427,8 +427,52 @@ fn pointwise_reads_x_in_place_across_blocks_and_groups() {
 }
 
 #[test]
+fn one_by_one_planes_run_as_a_linear_layer() {
+    // Squeeze-excite's 1×1 convs of 1×1 planes go to LinearCpu: output counts across its
+    // 8- and 16-lane panels, batch 1 and 3, stride 2 (still a 1×1 output), and every
+    // bias / activation / residual combination (the residual comes before the activation).
+    let mut rng = Rng::new(12);
+    for (n, c_in, c_out, s) in [
+        (1, 7, 1, 1),
+        (3, 33, 17, 1),
+        (1, 240, 960, 1),
+        (2, 9, 31, 2),
+    ] {
+        let p = Conv2dParams {
+            n,
+            c_in,
+            h: 1,
+            w: 1,
+            c_out,
+            kh: 1,
+            kw: 1,
+            stride: [s, s],
+            pad: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let case = Case::new(p, &mut rng);
+        assert_eq!(
+            Conv2dCpu::new(&p, &case.w, None, Isa::best()).algorithm(),
+            "gemv"
+        );
+        for isa in Isa::available() {
+            for threads in [1, 2] {
+                for (i, act) in [Activation::Silu, Activation::HardSigmoid, Activation::Relu]
+                    .into_iter()
+                    .enumerate()
+                {
+                    case.check(isa, threads, i != 1, act, i != 2);
+                    case.check(isa, threads, i == 1, act, i == 2);
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn direct_first_layer_every_kernel_pad_and_stride() {
-    // Image-input convs (c_in ≤ 4, small planes) take the direct kernel: every kernel
+    // Image-input convs (c_in ≤ 4) take the direct kernel: every kernel
     // size to the 7×7 stem, pads to k/2, strides 1 and 2, odd sides, c_out off the
     // 8-channel blocks, batch 2 (each image's planes), on every ISA and thread count.
     let mut rng = Rng::new(33);

@@ -1,5 +1,7 @@
-//! `DepthwiseCpu`'s own paths against conv2d's reference on every ISA this CPU has,
-//! threads 1 and 2: the 3×3 planes at every small size and MobileNetV2's full-size layers.
+//! `DepthwiseCpu`'s paths (each that can compute a shape, not only the one `new` picks)
+//! against conv2d's reference on every ISA this CPU has, threads 1 and 2: 3×3 and 5×5
+//! planes at every small size and the full-size layers of MobileNetV2, MobileNetV3-Large
+//! and EfficientNet-B0.
 //! Its sweep over attributes, odd shapes and NaN/inf runs on every backend with the other
 //! conv cases (kernels/src/conv2d/backend_tests.rs).
 //!
@@ -7,7 +9,8 @@
 //! carries a few f32 roundings of its largest partial sum: rel 1e-5 of max |ref| (over the
 //! plane's outputs), not of each output, since a sum can cancel to near zero.
 
-use kestrel_kernels::conv2d::{depthwise::DepthwiseCpu, reference::conv2d, Conv2dParams};
+use kestrel_kernels::conv2d::depthwise::{DepthwiseCpu, DepthwisePath};
+use kestrel_kernels::conv2d::{reference::conv2d, Conv2dParams};
 use kestrel_kernels::testing::{assert_close, Rng, Tol};
 use kestrel_kernels::{Activation, Isa};
 
@@ -58,7 +61,8 @@ fn expected(
     y
 }
 
-/// Runs one case on every ISA and thread count, with and without residual, every activation.
+/// Runs one case on every ISA, path and thread count, with and without residual, with
+/// several activations.
 fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) {
     p.validate().unwrap();
     let len_y: usize = p.output_shape().iter().product();
@@ -67,8 +71,20 @@ fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) {
     let b = rng.vec(p.c_in);
     let b = with_bias.then_some(&b[..]);
     let r = rng.vec(len_y);
-    for isa in Isa::available() {
+    let paths = [
+        DepthwisePath::Blocked,
+        DepthwisePath::Padded,
+        DepthwisePath::Strided,
+    ];
+    for (isa, path) in Isa::available()
+        .into_iter()
+        .flat_map(|i| paths.map(|p| (i, p)))
+    {
         let dw = DepthwiseCpu::new(p, &w, b, isa).expect("depthwise");
+        // Every path that can compute p, not only the one `new` picks.
+        let Some(dw) = dw.with_path(path) else {
+            continue;
+        };
         for (residual, act) in [
             (None, ACTS[0]),
             (Some(&r[..]), ACTS[1]),
@@ -87,7 +103,7 @@ fn check(p: &Conv2dParams, rng: &mut Rng, with_bias: bool) {
                     threads,
                 );
                 let what = format!(
-                    "{p:?} bias {with_bias} residual {} {act:?} {isa} threads {threads}",
+                    "{p:?} bias {with_bias} residual {} {act:?} {isa} {path:?} threads {threads}",
                     residual.is_some()
                 );
                 assert_close(&y, &want, REL, &what);
@@ -110,21 +126,20 @@ fn rejects_non_depthwise() {
     assert!(DepthwiseCpu::new(&p, &[0.0; 8 * 9], None, Isa::Scalar).is_none());
 }
 
-/// The 3×3 stride 1 / 2 path (padded scratch planes, weights in registers): every size
+/// The padded path (`depthwise/padded.rs`) for a k×k kernel at stride 1 / 2: every size
 /// 1..=17 on both axes crosses the 8- and 16-lane tails and the one-row / one-column planes
-/// whose outputs are all border; pads 0..=2, batch 1 and 2, channels batched per task.
-#[test]
-fn three_by_three_s1_s2_sizes() {
-    let mut rng = Rng::new(0x33);
+/// whose outputs are all border; pads 0..=k/2 + 1, batch 1 and 2, channels batched per task.
+fn padded_sizes(k: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
     for s in 1..=2 {
-        for pad in 0..=2 {
+        for pad in 0..=k / 2 + 1 {
             for h in 1..=17usize {
                 for w in 1..=17 {
-                    // Every (h, w) at pad 1 (MobileNetV2's), a diagonal band at the others.
-                    if pad != 1 && h.abs_diff(w) > 1 {
+                    // Every (h, w) at pad k/2 (the models'), a diagonal band at the others.
+                    if pad != k / 2 && h.abs_diff(w) > 1 {
                         continue;
                     }
-                    let mut p = depthwise(rng.pick(&[1, 3, 5]), h, w, 3, s, pad, 1);
+                    let mut p = depthwise(rng.pick(&[1, 3, 5]), h, w, k, s, pad, 1);
                     p.n = rng.pick(&[1, 2]);
                     if p.validate().is_err() {
                         continue;
@@ -134,6 +149,16 @@ fn three_by_three_s1_s2_sizes() {
             }
         }
     }
+}
+
+#[test]
+fn three_by_three_s1_s2_sizes() {
+    padded_sizes(3, 0x33);
+}
+
+#[test]
+fn five_by_five_s1_s2_sizes() {
+    padded_sizes(5, 0x55);
 }
 
 #[test]
@@ -153,6 +178,26 @@ fn mobilenet_v2_shapes() {
         (960, 7, 1),
     ] {
         check(&depthwise(c, side, side, 3, s, 1, 1), &mut rng, true);
+    }
+}
+
+/// MobileNetV3-Large's and EfficientNet-B0's depthwise layers that MobileNetV2 lacks: every
+/// 5×5, and 3×3 on 7×7 with 1152 channels.
+#[test]
+fn mobilenet_v3_and_efficientnet_shapes() {
+    let mut rng = Rng::new(3);
+    for (c, side, k, s) in [
+        (72, 56, 5, 2),
+        (144, 56, 5, 2),
+        (120, 28, 5, 1),
+        (240, 28, 5, 1),
+        (480, 14, 5, 1),
+        (672, 14, 5, 2),
+        (960, 7, 5, 1),
+        (1152, 7, 5, 1),
+        (1152, 7, 3, 1),
+    ] {
+        check(&depthwise(c, side, side, k, s, k / 2, 1), &mut rng, true);
     }
 }
 

@@ -9,6 +9,9 @@ The version-2 activations are computed from GRAPH_FORMAT.md's formulas in float6
 the torch function of the same name), so the check also tests the documented formulas; the
 version-2 binary ops (add, sub, mul, div with broadcasting, a weight or a scalar) run in
 float32 with torch's broadcasting, the scalar rounded to float32 first, as the format says.
+The version-3 ops run from the format's definitions too (kestrel_check_v3.py), and every
+attribute is validated as a reader validates it (required attributes, weight roles, the
+batch kept at dim 0, a version-3 op or form refused in an older file).
 
     python3 kestrel_check.py MODEL.safetensors REF.safetensors [--rtol 1e-5] [--local]
 
@@ -28,7 +31,10 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
+import kestrel_check_v3
+
 # op -> its attributes, per graph version (GRAPH_FORMAT.md); version 2 adds activations
+# and binary ops, version 3 layer_norm, the layout ops, upsampling and conv_transpose2d
 OPS_V1 = {"conv2d": {"stride", "padding", "dilation", "groups"}, "batch_norm": {"eps"},
           "relu": set(), "relu6": set(),
           "max_pool2d": {"kernel_size", "stride", "padding", "dilation", "ceil_mode"},
@@ -40,8 +46,25 @@ OPS_V2 = dict(OPS_V1, sigmoid=set(), silu=set(), hardsigmoid=set(), hardswish=se
               tanh=set(), gelu={"approximate"}, leaky_relu={"negative_slope"}, elu={"alpha"},
               clamp={"min", "max"}, add={"scalar", "reverse"}, sub={"scalar", "reverse"},
               mul={"scalar", "reverse"}, div={"scalar", "reverse"})
-OPS = {1: OPS_V1, 2: OPS_V2}
+CONV_ATTRS = {"stride", "padding", "dilation", "groups"}
+OPS_V3 = dict(OPS_V2, layer_norm={"normalized_shape", "eps"}, permute={"dims"},
+              reshape={"shape"}, slice={"dim", "start", "end", "step"},
+              upsample_nearest2d={"size", "scales"},
+              upsample_bilinear2d={"size", "scales", "align_corners"},
+              conv_transpose2d=CONV_ATTRS | {"output_padding"})
+OPS = {1: OPS_V1, 2: OPS_V2, 3: OPS_V3}
+# each op's weight roles: (required, optional); ops not listed take none
+ROLES = {"conv2d": ({"weight"}, {"bias"}), "conv_transpose2d": ({"weight"}, {"bias"}),
+         "linear": ({"weight"}, {"bias"}), "layer_norm": (set(), {"weight", "bias"}),
+         "batch_norm": ({"running_mean", "running_var"}, {"weight", "bias"}),
+         **{op: (set(), {"other"}) for op in ("add", "sub", "mul", "div")}}
+REQUIRED = {"layer_norm": {"normalized_shape"}, "permute": {"dims"}, "reshape": {"shape"},
+            "slice": {"dim", "end"}, "upsample_nearest2d": {"size"},
+            "upsample_bilinear2d": {"size"}, "max_pool2d": {"kernel_size"},
+            "avg_pool2d": {"kernel_size"}, "adaptive_avg_pool2d": {"output_size"},
+            "mean": {"dims"}}
 FLOAT_ATTRS = {"eps", "negative_slope", "alpha", "min", "max", "scalar"}
+MAX_RANK = 8
 BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}
 
 
@@ -71,6 +94,11 @@ def validate(graph, weights):
         assert n["name"] not in seen, f"duplicate name {n['name']}"
         for i in n["inputs"]:
             assert i in seen, f"{n['name']}: input {i} not defined before use"
+        need, may = ROLES.get(n["op"], (set(), set()))
+        roles = set(n.get("weights", {}))
+        assert need <= roles <= need | may, f"{n['name']}: weights {sorted(roles)}"
+        missing = REQUIRED.get(n["op"], set()) - set(n.get("attrs", {}))
+        assert not missing, f"{n['name']}: {n['op']} without {sorted(missing)}"
         for role, w in n.get("weights", {}).items():
             assert w in weights, f"{n['name']}: weight {w} missing"
             assert weights[w].dtype in (torch.float32, torch.float16, torch.bfloat16), \
@@ -97,9 +125,59 @@ def validate(graph, weights):
                 assert len(n["inputs"]) == 1, f"{n['name']}: {len(n['inputs'])} inputs"
                 assert ("other" in ws) != ("scalar" in a), \
                     f"{n['name']}: one input needs exactly one of weight other, attr scalar"
+        if n["op"] in OPS_V3 and n["op"] not in OPS_V2:
+            _validate_v3(n, a, {r: weights[w] for r, w in n.get("weights", {}).items()})
         seen.add(n["name"])
     for o in graph["outputs"]:
         assert o in seen, f"output {o} undefined"
+
+
+def _ints(v, n=None, lo=None):
+    """Is ``v`` a list of ints (of length ``n``, each >= ``lo``)?"""
+    return (isinstance(v, list) and all(type(i) is int for i in v) and
+            (n is None or len(v) == n) and (lo is None or all(i >= lo for i in v)))
+
+
+def _validate_v3(n, a, w):
+    """The attributes of a version-3 op, as a reader checks them before it sees shapes."""
+    name, op = n["name"], n["op"]
+    if op == "layer_norm":
+        ns = a["normalized_shape"]
+        assert _ints(ns, lo=1) and 1 <= len(ns) < MAX_RANK, f"{name}: normalized_shape {ns}"
+        assert a.get("eps", 1e-5) >= 0, f"{name}: eps {a['eps']}"
+        for role, t in w.items():
+            assert list(t.shape) == ns, f"{name}: {role} of shape {list(t.shape)} != {ns}"
+    elif op == "permute":
+        d = a["dims"]
+        assert _ints(d) and 2 <= len(d) <= MAX_RANK and sorted(d) == list(range(len(d))), \
+            f"{name}: dims {d} is not a permutation of 0..rank-1"
+        assert d[0] == 0, f"{name}: dims {d} moves the batch"
+    elif op == "reshape":
+        sh = a["shape"]
+        assert _ints(sh) and 1 <= len(sh) < MAX_RANK, f"{name}: shape {sh}"
+        assert all(i > 0 or i == -1 for i in sh) and sh.count(-1) <= 1, f"{name}: shape {sh}"
+    elif op == "slice":
+        dim, start, end, step = a["dim"], a.get("start", 0), a["end"], a.get("step", 1)
+        assert all(type(v) is int for v in (dim, start, end, step)), f"{name}: {a}"
+        assert dim >= 1, f"{name}: dim {dim} (never the batch, never negative)"
+        assert 0 <= start <= end and step >= 1, f"{name}: {start}:{end}:{step}"
+    elif op.startswith("upsample_"):
+        assert _ints(a["size"], 2, 1), f"{name}: size {a['size']}"
+        if "scales" in a:
+            sc = a["scales"]
+            assert isinstance(sc, list) and len(sc) == 2 and all(
+                type(v) in (int, float) and math.isfinite(v) and v > 0 for v in sc), \
+                f"{name}: scales {sc}"
+        assert type(a.get("align_corners", False)) is bool, f"{name}: {a}"
+    elif op == "conv_transpose2d":
+        st, pad = a.get("stride", [1, 1]), a.get("padding", [0, 0])
+        op_, dil = a.get("output_padding", [0, 0]), a.get("dilation", [1, 1])
+        assert _ints(st, 2, 1) and _ints(pad, 2, 0) and _ints(op_, 2, 0) and _ints(dil, 2, 1), \
+            f"{name}: {a}"
+        assert type(a.get("groups", 1)) is int and a.get("groups", 1) >= 1, f"{name}: {a}"
+        assert all(o < s or o < d for o, s, d in zip(op_, st, dil)), \
+            f"{name}: output_padding {op_} must be smaller than the stride or the dilation"
+        assert w["weight"].dim() == 4, f"{name}: weight of shape {list(w['weight'].shape)}"
 
 
 def _op(node, xs, w, version=2):
@@ -129,8 +207,14 @@ def _op(node, xs, w, version=2):
         assert sorted(d % 4 for d in a["dims"]) == [2, 3] and x.dim() == 4
         return x.mean(a["dims"], keepdim=a.get("keepdim", False))
     if op == "linear":
-        assert x.dim() == 2
-        return F.linear(x, w["weight"], w.get("bias"))
+        if x.dim() == 2:
+            return F.linear(x, w["weight"], w.get("bias"))
+        # version 3: over the last dim of a rank > 2 value, in float64 from the definition
+        assert version >= 3 and x.dim() > 2, f"linear of a rank-{x.dim()} value in v{version}"
+        assert x.shape[-1] == w["weight"].shape[1], \
+            f"{node['name']}: linear of {list(x.shape)} by {list(w['weight'].shape)}"
+        y = x.double() @ w["weight"].double().t()
+        return (y if "bias" not in w else y + w["bias"].double()).float()
     if op == "flatten":
         s, e = a.get("start_dim", 1), a.get("end_dim", -1)
         assert s % x.dim() != 0, "flatten of the batch dimension"
@@ -147,6 +231,8 @@ def _op(node, xs, w, version=2):
         return x
     if op in OPS_V2:
         return _activation(op, a, x.double()).float()
+    if op in OPS_V3:
+        return kestrel_check_v3.run_op(node, x, w)
     raise ValueError(op)
 
 

@@ -20,6 +20,7 @@ import warnings
 
 import torch
 import torch.nn as nn
+import torch.utils._pytree as pytree
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,7 +88,9 @@ class TracedModel:
         with torch.inference_mode():
             eager = self.model(x.clone())
             outs, layers = run_traced(self.graph, self.ep, x.clone(), record=intermediates)
-        eager = list(eager) if isinstance(eager, (tuple, list)) else [eager]
+        # several outputs: a tuple, list or dict (in insertion order, as torch.export
+        # flattens it; torchvision's segmenters return {"out": ..., "aux": ...})
+        eager = pytree.tree_leaves(eager)
         if len(eager) != len(outs):
             raise ExportError(f"model returned {len(eager)} outputs, graph {len(outs)}")
         for i, (e, o) in enumerate(zip(eager, outs)):
@@ -137,13 +140,16 @@ def round_weights(model, dtype):
     return model
 
 
-def randomize_bn(model, seed=0, calibrate=None):
+def randomize_bn(model, seed=0, calibrate=None, perturb=1.0):
     """Give every BatchNorm non-trivial statistics and affine parameters (deterministic):
     weight ~ U(0.5,1.5), bias ~ 0.1·N(0,1), running_mean ~ 0.1·N(0,1), running_var ~
     U(0.5,1.5).  With ``calibrate`` (an input batch of >= 2), the running statistics are
     first measured on that batch (train-mode pass), then perturbed: mean += 0.1·N(0,1)·std,
     var *= U(0.5,1.5).  Calibrating keeps randomly initialised deep nets (MobileNetV2) from
-    losing all dependence on their input."""
+    losing all dependence on their input. ``perturb`` scales that perturbation (mean +=
+    perturb·0.1·N(0,1)·std, var *= 1 + perturb·(U(0.5,1.5) − 1)): each perturbed BN scales
+    its output by up to 1.4, which compounds over depth (a random EfficientNet-B0's logits
+    reach hundreds with perturb 1)."""
     g = torch.Generator().manual_seed(seed)
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
@@ -170,8 +176,11 @@ def randomize_bn(model, seed=0, calibrate=None):
                 m.running_var.copy_(0.5 + torch.rand(c, generator=g))
             else:
                 std = m.running_var.sqrt()
-                m.running_mean.add_(0.1 * torch.randn(c, generator=g) * std)
-                m.running_var.mul_(0.5 + torch.rand(c, generator=g))
+                shift, scale = 0.1 * torch.randn(c, generator=g), 0.5 + torch.rand(c, generator=g)
+                if perturb != 1.0:  # (1.0: the same floats as before the option existed)
+                    shift, scale = perturb * shift, 1 + perturb * (scale - 1)
+                m.running_mean.add_(shift * std)
+                m.running_var.mul_(scale)
     return model
 
 

@@ -12,43 +12,12 @@ node, the value of the ATen node it was made from, so references match the expor
 """
 import math
 import operator
-import re
 
 import torch
 
-aten = torch.ops.aten
-INPUT_NAME = "input"
-
-
-class ExportError(RuntimeError):
-    pass
-
-
-class Const:
-    """A tensor known at export time. ``name`` is its state_dict name (None when folded)."""
-    def __init__(self, value, name=None, transpose_of=None):
-        self.value, self.name, self.transpose_of = value, name, transpose_of
-
-
-class Unusable:
-    """A value the graph cannot carry (e.g. max_pool2d's indices); an error when used."""
-    def __init__(self, why):
-        self.why = why
-
-
-class Sym:
-    """A symbolic size (e.g. ``x.size(0)``): allowed only as a view/reshape argument."""
-
-
-class Rec:
-    """One Kestrel node (or the graph input when ``op`` is None)."""
-    def __init__(self, fx, op, inputs=(), weights=None, attrs=None):
-        self.fx, self.out_fx, self.op = fx, fx, op
-        self.inputs, self.weights, self.attrs = list(inputs), weights or {}, attrs or {}
-        self.name = None
-        self.stack = []  # [(call key, module path)] outermost first, root excluded
-        self.v2 = False  # needs graph version 2 though its op is a version-1 one (`add`)
-
+from kestrel_ir import (INPUT_NAME, Const, ExportError, Pieces, Rec, Sym, Unusable,  # noqa: F401
+                        _bind, _pair, _rank, _shape, aten, source_line)
+from kestrel_lower_v3 import VIEW_OPS, V3Lowering
 
 # ops that produce nothing the graph needs
 _IGNORED = {aten._assert_tensor_metadata.default, aten._assert_scalar.default,
@@ -77,63 +46,6 @@ _BINARY = {getattr(getattr(aten, f + s), o): (f, False) for f in ("add", "sub", 
 _BINARY.update({aten.rsub.Tensor: ("sub", True), aten.rsub.Scalar: ("sub", True)})
 _DIV_MODE = {aten.div.Tensor_mode, aten.div_.Tensor_mode, aten.div.Scalar_mode,
              aten.div_.Scalar_mode}
-# ops added by graph version 2 (GRAPH_FORMAT.md); a graph without them stays version 1.
-# `add` is version 1 in its old form (two values of one shape), version 2 otherwise (Rec.v2)
-V2_OPS = {"sigmoid", "silu", "hardsigmoid", "hardswish", "tanh", "gelu", "leaky_relu", "elu",
-          "clamp", "sub", "mul", "div"}
-
-
-def source_line(node):
-    """'file:line: code' of the innermost frame outside torch itself (or the innermost)."""
-    trace = node.meta.get("stack_trace") or ""
-    frames = []
-    for line in trace.splitlines():
-        m = re.match(r'\s*File "([^"]+)", line (\d+)', line)
-        if m:
-            frames.append([m.group(1), m.group(2), ""])
-        elif frames and line.strip() and not frames[-1][2]:
-            frames[-1][2] = line
-    if not frames:
-        return "unknown source line"
-    user = [f for f in frames if "/torch/" not in f[0]]
-    f, line, code = (user or frames)[-1]
-    return f"{f}:{line}: {code.strip()}"
-
-
-def _bind(n):
-    """Arguments of an ATen call node by schema name, defaults filled in."""
-    out = {}
-    for i, a in enumerate(n.target._schema.arguments):
-        if i < len(n.args):
-            out[a.name] = n.args[i]
-        elif a.name in n.kwargs:
-            out[a.name] = n.kwargs[a.name]
-        else:
-            out[a.name] = a.default_value if a.has_default_value() else None
-    return out
-
-
-def _pair(v, what):
-    v = [v] if isinstance(v, int) else list(v)
-    if len(v) == 1:
-        v = v * 2
-    if len(v) != 2 or not all(isinstance(i, int) for i in v):
-        raise ExportError(f"{what} must be two ints, got {v}")
-    return [int(i) for i in v]
-
-
-def _shape(n):
-    """Shape from the trace; symbolic dims (the batch) as strings."""
-    v = n.meta.get("val") if isinstance(n, torch.fx.Node) else None
-    if not isinstance(v, torch.Tensor):
-        return None
-    return [d if isinstance(d, int) else str(d) for d in v.shape]
-
-
-def _rank(n):
-    s = _shape(n)
-    return len(s) if s is not None else None
-
 
 class Graph:
     """The converted graph: ``nodes`` (Rec, topological), ``weights`` (name -> tensor),
@@ -148,13 +60,13 @@ class Graph:
             if r.attrs:
                 d["attrs"] = r.attrs
             nodes.append(d)
-        version = 2 if any(r.op in V2_OPS or r.v2 for r in self.nodes) else 1
+        version = max([r.version() for r in self.nodes] + [1])
         return {"version": version,
                 "inputs": [{"name": self.input.name, "shape": [-1] + list(self.input_chw)}],
                 "nodes": nodes, "outputs": list(self.outputs)}
 
 
-class _Converter:
+class _Converter(V3Lowering):
     def __init__(self, ep):
         self.ep = ep
         self.val = {}       # fx node -> Rec | Const | Sym | None
@@ -198,10 +110,10 @@ class _Converter:
         self.family[g] = self.family[view_of] if view_of else g
         return g
 
-    def emit(self, n, op, inputs, weights=None, attrs=None, v2=False):
+    def emit(self, n, op, inputs, weights=None, attrs=None, version=1):
         r = Rec(n, op, inputs, {k: w for k, w in (weights or {}).items() if w is not None},
                 attrs)
-        r.v2 = v2
+        r.form_version = version
         self.recs.append(r)
         return r
 
@@ -241,26 +153,21 @@ class _Converter:
             self.val[n] = None
             return
         ins = n.all_input_nodes
-        if t in _SYM:
-            self.val[n] = Sym()
+        if t in _SYM or (t is not operator.getitem and getattr(t, "__module__", "") == "_operator"
+                         and ins and all(isinstance(self.val.get(a), Sym) for a in ins)):
+            self.val[n] = Sym()  # a size, or arithmetic on sizes (x.size(0) * 3)
             return
         if all(isinstance(self.val.get(a), Const) for a in ins):
             self.fold(n)
             return
         if any(isinstance(self.val.get(a), Sym) for a in ins) and t not in _VIEW:
             self.fail(n, "symbolic sizes may only be used to flatten with view/reshape")
-        if t in _ALIAS or t in _DROPOUT or t in (aten.to.dtype, aten._to_copy.default) or (
-                t in _VIEW and _shape(n) == _shape(n.args[0])):  # no-op reshape
+        if t in _ALIAS or t in _DROPOUT or t in (aten.to.dtype, aten._to_copy.default) or \
+                self.is_noop_view(n):
             self.alias(n)
             return
         if t is operator.getitem:
-            src, idx = n.args
-            v = self.val.get(src)
-            if not (isinstance(v, Rec) and v.fx is src and idx == 0):
-                self.val[n] = Unusable(f"only the first result of {src.target} can be used")
-                return
-            v.out_fx = n
-            self.val[n], self.group[n] = v, self.group[src]
+            self.getitem(n, *n.args)
             return
         r = self.map_op(n)
         if r is None:
@@ -269,10 +176,24 @@ class _Converter:
         first = n.target._schema.arguments[0].alias_info
         if first is not None and first.is_write:  # in-place: self now holds the new value
             self.mutate(n, n.args[0], r)
-        elif r.op == "flatten":  # a view of its input's storage
+        elif t in VIEW_OPS or (isinstance(r, Rec) and r.op == "flatten"):  # shares storage
             self.group[n] = self.new_group(view_of=self.group[n.args[0]])
         else:
             self.group[n] = self.new_group()
+
+    def getitem(self, n, src, idx):
+        """One result of a multi-result op: a piece of a split, or a first result."""
+        v = self.val.get(src)
+        if isinstance(v, Pieces):
+            r = self.piece(n, v, idx)
+            self.val[n] = r
+            self.group[n] = self.group[src] if r is v.src else self.new_group(self.group[src])
+            return
+        if not (isinstance(v, Rec) and v.fx is src and idx == 0):
+            self.val[n] = Unusable(f"only the first result of {src.target} can be used")
+            return
+        v.out_fx = n
+        self.val[n], self.group[n] = v, self.group[src]
 
     def mutate(self, n, target, r):
         """Rebind every alias of ``target`` to ``r``; refuse when a reshaped view of the
@@ -314,7 +235,7 @@ class _Converter:
             if not isinstance(v, torch.Tensor) or v.dtype != torch.float32:
                 self.fail(n, "dtype conversions are not supported")
         self.val[n] = self.act(n, src)
-        shares = _ALIAS.get(t, t in _DROPOUT or t in _VIEW or (
+        shares = _ALIAS.get(t, t in _DROPOUT or t in VIEW_OPS or (
             t == aten.to.dtype and not _bind(n).get("copy")))
         self.group[n] = self.group[src] if shares else self.new_group()
 
@@ -393,8 +314,6 @@ class _Converter:
             if not rank or s % rank == 0:
                 self.fail(n, "flatten of the batch dimension")
             return self.emit(n, "flatten", [x], attrs={"start_dim": s, "end_dim": e})
-        if t in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
-            return self.view(n, b)
         if t == aten.linear.default:
             return self.linear(n, b["input"], self.const(n, b["weight"], "weight"),
                                self.const(n, b["bias"], "bias", True))
@@ -413,7 +332,7 @@ class _Converter:
             if b.get("dtype") is not None or b.get("half_to_float"):
                 self.fail(n, "softmax with a dtype change")
             return self.emit(n, "softmax", [self.act(n, b["self"])], attrs={"dim": int(b["dim"])})
-        return None
+        return self.map_v3(n, t, b)
 
     def binary(self, n, b):
         """add/sub/mul/div with PyTorch broadcasting: two values; a value and a constant
@@ -455,15 +374,15 @@ class _Converter:
         if isinstance(x, Rec) and isinstance(y, Rec):
             if op == "add" and _shape(first) == _shape(second) == so:
                 return self.emit(n, "add", [x, y])  # the version-1 residual add
-            return self.emit(n, op, [x, y], v2=True)
+            return self.emit(n, op, [x, y], version=2)
         value, c = (x, y) if isinstance(x, Rec) else (y, x)
         reverse = op in ("sub", "div") and c is x  # add and mul commute: always a op c
         if isinstance(c, float):
-            return self.emit(n, op, [value], attrs={"scalar": c, "reverse": reverse}, v2=True)
+            return self.emit(n, op, [value], attrs={"scalar": c, "reverse": reverse}, version=2)
         if c.value.dim() > len(so) or (c.value.dim() == len(so) and c.value.shape[0] != 1):
             self.fail(n, f"{op}: the constant operand of shape {list(c.value.shape)} would "
                          f"supply the batch dimension of the output {so}")
-        return self.emit(n, op, [value], {"other": c}, {"reverse": reverse}, v2=True)
+        return self.emit(n, op, [value], {"other": c}, {"reverse": reverse}, version=2)
 
     def operand(self, n, op, a):
         """One operand of a binary op: Rec (value), Const (floating tensor) or float."""
@@ -500,7 +419,7 @@ class _Converter:
     def conv(self, n, b):
         x, w = self.act(n, b["input"]), self.const(n, b["weight"], "weight")
         if b.get("transposed"):
-            self.fail(n, "transposed convolution")
+            return self.conv_transpose(n, b)
         if w.value.dim() != 4 or _rank(b["input"]) != 4:
             self.fail(n, "only 2-D convolution is supported")
         pad, dil = b["padding"], _pair(b["dilation"], "dilation")
@@ -533,26 +452,13 @@ class _Converter:
         attrs.update(dilation=_pair(b["dilation"], "dilation"), ceil_mode=bool(b["ceil_mode"]))
         return self.emit(n, "max_pool2d", [x], attrs=attrs)
 
-    def view(self, n, b):
-        src, x = b["self"], self.act(n, b["self"])
-        si, so = _shape(src), _shape(n)
-        if si is None or so is None:
-            self.fail(n, "view/reshape with unknown shapes")
-        for a in range(1, len(si)):
-            for e in range(a + 1, len(si)):
-                merged = si[a]
-                for d in si[a + 1:e + 1]:
-                    merged = merged * d
-                if si[:a] + [merged] + si[e + 1:] == so and str(so[0]) == str(si[0]):
-                    end = -1 if e == len(si) - 1 else e
-                    return self.emit(n, "flatten", [x], attrs={"start_dim": a, "end_dim": end})
-        self.fail(n, f"view/reshape {si} -> {so} is not a flatten of dims after the batch")
-
     def linear(self, n, inp, w, bias):
         x = self.act(n, inp)
-        if _rank(inp) != 2 or w.value.dim() != 2:
-            self.fail(n, "linear is supported on (batch, features) inputs only")
-        return self.emit(n, "linear", [x], {"weight": w, "bias": bias})
+        if (_rank(inp) or 0) < 2 or w.value.dim() != 2:
+            self.fail(n, "linear needs a weight matrix and an input of rank 2 or more")
+        # over the last dim of a rank > 2 value (ConvNeXt's channels-last MLP): version 3
+        return self.emit(n, "linear", [x], {"weight": w, "bias": bias},
+                         version=3 if _rank(inp) > 2 else 1)
 
 
 def _name_nodes(recs, taken):

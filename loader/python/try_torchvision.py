@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""'Models you have not seen': export full-width torchvision classifiers and check Kestrel.
+"""'Models you have not seen': export full-width torchvision models and check Kestrel.
 
 For each model (random init, BatchNorm randomised), each input size (224x224 and 160x256)
 and batch 1 and 2, this exports the model and a reference with every layer into a temp
-folder, runs ``KESTREL compare MODEL REF --per-layer`` and prints a table.  Each model's files
-are deleted after its check.  Without the Kestrel binary (or with --python-check) the JSON
+folder, runs ``KESTREL compare MODEL REF --per-layer`` and prints a table.  --models takes
+any torchvision classifier or segmenter (whose {"out", "aux"} become two outputs).  Each
+model's files are deleted after its check.  Without the Kestrel binary (or with --python-check) the JSON
 is re-run by kestrel_check.py instead, which checks the exporter on its own.
 
     python3 loader/python/try_torchvision.py [--kestrel target/release/kestrel] [--models a,b]
@@ -32,6 +33,22 @@ MODELS = {
     "alexnet": {},
     "googlenet": {"aux_logits": False, "transform_input": False, "init_weights": True},
 }
+# constructor arguments for models named with --models that are not in MODELS
+KWARGS = {
+    "inception_v3": {"aux_logits": False, "transform_input": False, "init_weights": True},
+    # segmenters: no ImageNet backbone download; fcn and deeplabv3 also return "aux"
+    **{f"{a}_{b}": {"weights_backbone": None, "aux_loss": True}
+       for a in ("fcn", "deeplabv3") for b in ("resnet50", "resnet101")},
+    "deeplabv3_mobilenet_v3_large": {"weights_backbone": None, "aux_loss": True},
+    "lraspp_mobilenet_v3_large": {"weights_backbone": None},
+}
+
+
+def build(name):
+    """torchvision classifier or segmenter ``name`` at random weights."""
+    kw = MODELS.get(name, KWARGS.get(name, {}))
+    fn = getattr(torchvision.models, name, None) or getattr(torchvision.models.segmentation, name)
+    return fn(weights=None, **kw)
 SIZES = [(224, 224), (160, 256)]
 NUM = r"([0-9.]+(?:[eE][-+]?[0-9]+)?|nan|inf)"
 
@@ -86,6 +103,9 @@ def main():
                    help="also re-run each file with kestrel_check.py (the JSON oracle)")
     p.add_argument("--export-only", action="store_true", help="stop after the exports")
     p.add_argument("--rtol", type=float, default=1e-5, help="kestrel_check.py tolerance")
+    p.add_argument("--bn-perturb", type=float, default=1.0,
+                   help="randomize_bn's perturb: below 1 keeps deep squeeze-excite nets from "
+                        "saturating their gates (their random logits reach thousands at 1)")
     p.add_argument("--local", action="store_true",
                    help="kestrel_check.py runs each node on the reference values of its inputs")
     p.add_argument("--tmp", help="work folder (default: a fresh temp folder)")
@@ -105,9 +125,9 @@ def main():
     try:
         for name in names:
             torch.manual_seed(0)
-            model = getattr(torchvision.models, name)(weights=None, **MODELS.get(name, {})).eval()
+            model = build(name).eval()
             calib = torch.randn(2, 3, *sizes[0], generator=torch.Generator().manual_seed(1))
-            randomize_bn(model, 0, calibrate=calib)
+            randomize_bn(model, 0, calibrate=calib, perturb=a.bn_perturb)
             for h, w in sizes:
                 gen = torch.Generator().manual_seed(h * 1000 + w)
                 t0 = time.time()

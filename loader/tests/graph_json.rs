@@ -76,10 +76,10 @@ fn not_an_object() {
 }
 
 #[test]
-fn version_must_be_1_or_2_and_is_checked_first() {
+fn version_must_be_1_to_3_and_is_checked_first() {
     assert!(matches!(
-        err(r#"{"version": 3}"#),
-        GraphJsonError::UnknownVersion { found: 3 }
+        err(r#"{"version": 4}"#),
+        GraphJsonError::UnknownVersion { found: 4 }
     ));
     assert!(matches!(
         err(r#"{"version": 0, "extra": 1}"#),

@@ -96,6 +96,7 @@ pub(crate) fn compile_plan(
 ) -> Result<CudaBuild, Error> {
     let ops = cuda_plan(plan, choice)?.ops;
     let compiler = Compiler::new(arch, cache_dir)?;
+    compiler.precompile(ops.iter().flat_map(|op| &op.launches))?;
     let mut texts = std::collections::HashSet::new();
     let mut kernels = Vec::new();
     for (step, op) in plan.steps.iter().zip(ops) {

@@ -1,7 +1,7 @@
 //! Inference batch norm over NCHW (`torch.nn.functional.batch_norm` with `training=False`),
 //! and the per-channel scale and shift that fold it into the preceding conv.
 
-use crate::error::{check_dims, checked_numel};
+use crate::error::{check_dims, check_eps, checked_numel};
 use crate::ParamError;
 
 pub mod cpu;
@@ -32,12 +32,7 @@ impl BatchNormParams {
     /// fits in `usize`.
     pub fn validate(&self) -> Result<(), ParamError> {
         check_dims(&[("n", self.n), ("c", self.c), ("spatial", self.spatial)])?;
-        if !(self.eps.is_finite() && self.eps >= 0.0) {
-            return Err(ParamError(format!(
-                "eps must be finite and at least 0, got {}",
-                self.eps
-            )));
-        }
+        check_eps(self.eps)?;
         checked_numel("input", &[self.n, self.c, self.spatial])?;
         Ok(())
     }

@@ -14,6 +14,7 @@ use super::im2col::{Im2col, Phases};
 use super::winograd::{self, Tile, Winograd};
 use super::Conv2dParams;
 use crate::gemm::{self, Gemm, PackedA, Panels, Tiles};
+use crate::linear::{cpu::LinearCpu, LinearParams};
 use crate::{Activation, Isa};
 
 /// A conv2d prepared for the CPU: weights packed once for `isa` when the session is built.
@@ -35,6 +36,18 @@ pub struct Conv2dCpu {
     /// Set when the direct first-layer kernel computes this conv instead (then `a` is
     /// left empty).
     direct: Option<Box<DirectCpu>>,
+    /// Set for a 1×1 conv of 1×1 planes (squeeze-excite's), a GEMV: `LinearCpu` streams
+    /// the weights once for all outputs, where the GEMM ran an 8-column tile for one column
+    /// (then `a` is left empty).
+    linear: Option<Box<LinearCpu>>,
+}
+
+/// Whether `new` computes `p` as a linear layer: 1×1 kernel, 1×1 input planes, no
+/// padding, one group. MobileNetV3-Large's squeeze-excite convs in a whole-model run
+/// (weights cold), avx512, 1 thread, alternated runs: 0.6× the GEMM's time (960→240
+/// 190 → 117 µs).
+fn use_linear(p: &Conv2dParams) -> bool {
+    [p.kh, p.kw, p.h, p.w, p.groups] == [1; 5] && p.pad == [0, 0]
 }
 
 /// Which Winograd tile `new` picks, if any. Measured at 1 thread on this Zen 4, avx512
@@ -62,16 +75,16 @@ fn use_winograd(p: &Conv2dParams) -> Option<Tile> {
     }
 }
 
-/// Whether `new` picks the direct first-layer kernel. Measured at 1 thread on this Zen 4,
-/// avx512, against the phase-plane im2col GEMM (`ops_speed -- conv`, 3 alternated runs):
-/// CIFAR's 3→32 3×3 on 32×32 23 vs 27 µs, 3→64 3×3 on 64×64 170–178 vs 178–186 µs, but
-/// MobileNetV2's 3→32 3×3 s2 on 224² 400 vs 350 µs and ResNet's 7×7 s2 stem 2.7–2.9 vs
-/// 2.6–2.8 ms: on large planes the GEMM's panels cover the pixels without the direct
-/// kernel's ragged last chunk per row (112 = 3.5 chunks of 32), and its per-run copy of x
-/// is serial. So: first layers with at most 64×64 outputs.
+/// Whether `new` picks the direct first-layer kernel: every conv it applies to. On a Zen 4,
+/// avx512, 1 thread, against the phase-plane im2col GEMM (`ops_speed -- conv`, 3 alternated
+/// runs) it won on small planes (CIFAR's 3→32 3×3 on 32×32 23 vs 27 µs, 3→64 3×3 on 64×64
+/// 170–178 vs 178–186 µs) but not on 224² (MobileNetV2's 3→32 3×3 s2 400 vs 350 µs,
+/// ResNet's 7×7 s2 stem 2.7–2.9 vs 2.6–2.8 ms), so it used to stop at 64×64 outputs. On
+/// the Xeon model 207 it wins at 224² too, in the same process in turns (`layer_speed`,
+/// 1 and 2 threads): MobileNetV3's 3→16 stem 0.78–0.80×, EfficientNet's 3→32 0.81–0.95×
+/// (avx2 0.76×), ResNet's 7×7 0.87–0.95× (avx2 0.92–0.95×).
 fn use_direct(p: &Conv2dParams) -> bool {
-    let (oh, ow) = p.output_hw();
-    direct::applies(p) && oh * ow <= 64 * 64
+    direct::applies(p)
 }
 
 impl Conv2dCpu {
@@ -93,7 +106,15 @@ impl Conv2dCpu {
         let (oh, ow) = p.output_hw();
         let winograd = use_winograd(p).map(|t| Box::new(Winograd::new(p, weight, bias, isa, t)));
         let direct = use_direct(p).then(|| Box::new(DirectCpu::new(p, weight, bias, isa)));
-        let a = if winograd.is_some() || direct.is_some() {
+        let linear = use_linear(p).then(|| {
+            let lp = LinearParams {
+                rows: p.n,
+                in_features: p.c_in,
+                out_features: p.c_out,
+            };
+            Box::new(LinearCpu::new(&lp, weight, bias, isa))
+        });
+        let a = if winograd.is_some() || direct.is_some() || linear.is_some() {
             PackedA::new(&[], p.groups, 0, k, &tiles)
         } else {
             PackedA::new(weight, p.groups, m, k, &tiles)
@@ -108,6 +129,7 @@ impl Conv2dCpu {
             phases: Phases::new(p),
             winograd,
             direct,
+            linear,
         }
     }
 
@@ -126,6 +148,9 @@ impl Conv2dCpu {
         if let Some(d) = &self.direct {
             return d.scratch_len(threads);
         }
+        if self.linear.is_some() {
+            return 0;
+        }
         self.phases_len()
             + threads.max(1) * gemm::scratch_per_worker(&self.tiles, self.a.k, &self.panels)
     }
@@ -140,6 +165,8 @@ impl Conv2dCpu {
             }
         } else if self.direct.is_some() {
             "direct"
+        } else if self.linear.is_some() {
+            "gemv"
         } else if p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0] {
             "gemm1x1"
         } else {
@@ -163,6 +190,17 @@ impl Conv2dCpu {
         }
         if let Some(wg) = &self.winograd {
             return wg.run(x, residual, act, y, scratch, threads);
+        }
+        if let Some(lin) = &self.linear {
+            // x: (n, c_in, 1, 1) = (rows, in)  y, residual: (n, c_out, 1, 1) = (rows, out)
+            self.p.assert_io("Conv2dCpu", x, y, residual);
+            let Some(r) = residual else {
+                return lin.run(x, act, y, threads);
+            };
+            // The activation comes after the residual: a pass over the n·c_out outputs.
+            lin.run(x, Activation::None, y, threads);
+            y.iter_mut().zip(r).for_each(|(y, r)| *y += r);
+            return crate::activation::cpu::activate_in_place(self.isa, act, y);
         }
         // x: (n, c_in, h, w)  y, residual: (n, c_out, oh, ow)  scratch: (threads, per_worker)
         let p = &self.p;

@@ -1,7 +1,7 @@
 //! 2-D convolution over NCHW, as `torch.nn.functional.conv2d`: stride, padding, dilation
 //! and groups (depthwise when groups = c_in = c_out), bias optional.
 
-use crate::error::{check_dims, check_pair, checked_numel, dilated_extent};
+use crate::error::{check_conv, checked_numel, dilated_extent};
 use crate::ParamError;
 
 pub mod cpu;
@@ -62,26 +62,9 @@ impl Conv2dParams {
 
     /// Checks what PyTorch checks, plus that every size fits in `usize`.
     pub fn validate(&self) -> Result<(), ParamError> {
-        check_dims(&[
-            ("n", self.n),
-            ("c_in", self.c_in),
-            ("h", self.h),
-            ("w", self.w),
-            ("c_out", self.c_out),
-            ("kh", self.kh),
-            ("kw", self.kw),
-            ("groups", self.groups),
-        ])?;
-        check_pair("stride", self.stride)?;
-        check_pair("dilation", self.dilation)?;
-        for (name, c) in [("c_in", self.c_in), ("c_out", self.c_out)] {
-            if c % self.groups != 0 {
-                return Err(ParamError(format!(
-                    "{name} {c} is not divisible by groups {}",
-                    self.groups
-                )));
-            }
-        }
+        let x = [self.n, self.c_in, self.h, self.w];
+        let attrs = [self.stride, self.dilation];
+        check_conv(x, self.c_out, [self.kh, self.kw], attrs, self.groups)?;
         let overflow = || {
             ParamError(format!(
                 "kernel {}x{} with dilation {:?} on input {}x{} with pad {:?} overflows usize",

@@ -1,4 +1,5 @@
-//! Every distinct conv2d of torchvision's ResNet-18 and MobileNetV2 at batch 1, 224×224:
+//! Every distinct conv2d of torchvision's ResNet-18, MobileNetV2, MobileNetV3-Large and
+//! EfficientNet-B0 at batch 1, 224×224:
 //! the shapes the CPU kernels are tested and benchmarked on.
 
 use super::Conv2dParams;
@@ -74,6 +75,82 @@ pub const MOBILENET_V2: [Conv2dParams; 30] = [
     conv(960, 160, 7, 1, 1, 1),
     conv(960, 320, 7, 1, 1, 1),
     conv(320, 1280, 7, 1, 1, 1),
+];
+
+/// MobileNetV3-Large's distinct convs with more than one output pixel, with how many
+/// times each runs per image (the squeeze-excite 1×1s on 1×1 planes are left out).
+pub const MOBILENET_V3_LARGE: [(Conv2dParams, usize); 34] = [
+    (conv(3, 16, 224, 3, 2, 1), 1),
+    (conv(16, 16, 112, 3, 1, 16), 1),
+    (conv(16, 16, 112, 1, 1, 1), 1),
+    (conv(16, 64, 112, 1, 1, 1), 1),
+    (conv(64, 64, 112, 3, 2, 64), 1),
+    (conv(64, 24, 56, 1, 1, 1), 1),
+    (conv(24, 72, 56, 1, 1, 1), 2),
+    (conv(72, 72, 56, 3, 1, 72), 1),
+    (conv(72, 24, 56, 1, 1, 1), 1),
+    (conv(72, 72, 56, 5, 2, 72), 1),
+    (conv(72, 40, 28, 1, 1, 1), 1),
+    (conv(40, 120, 28, 1, 1, 1), 2),
+    (conv(120, 120, 28, 5, 1, 120), 2),
+    (conv(120, 40, 28, 1, 1, 1), 2),
+    (conv(40, 240, 28, 1, 1, 1), 1),
+    (conv(240, 240, 28, 3, 2, 240), 1),
+    (conv(240, 80, 14, 1, 1, 1), 1),
+    (conv(80, 200, 14, 1, 1, 1), 1),
+    (conv(200, 200, 14, 3, 1, 200), 1),
+    (conv(200, 80, 14, 1, 1, 1), 1),
+    (conv(80, 184, 14, 1, 1, 1), 2),
+    (conv(184, 184, 14, 3, 1, 184), 2),
+    (conv(184, 80, 14, 1, 1, 1), 2),
+    (conv(80, 480, 14, 1, 1, 1), 1),
+    (conv(480, 480, 14, 3, 1, 480), 1),
+    (conv(480, 112, 14, 1, 1, 1), 1),
+    (conv(112, 672, 14, 1, 1, 1), 2),
+    (conv(672, 672, 14, 3, 1, 672), 1),
+    (conv(672, 112, 14, 1, 1, 1), 1),
+    (conv(672, 672, 14, 5, 2, 672), 1),
+    (conv(672, 160, 7, 1, 1, 1), 1),
+    (conv(160, 960, 7, 1, 1, 1), 3),
+    (conv(960, 960, 7, 5, 1, 960), 2),
+    (conv(960, 160, 7, 1, 1, 1), 2),
+];
+
+/// EfficientNet-B0's distinct convs with more than one output pixel, with how many times
+/// each runs per image (the squeeze-excite 1×1s on 1×1 planes are left out).
+pub const EFFICIENTNET_B0: [(Conv2dParams, usize); 32] = [
+    (conv(3, 32, 224, 3, 2, 1), 1),
+    (conv(32, 32, 112, 3, 1, 32), 1),
+    (conv(32, 16, 112, 1, 1, 1), 1),
+    (conv(16, 96, 112, 1, 1, 1), 1),
+    (conv(96, 96, 112, 3, 2, 96), 1),
+    (conv(96, 24, 56, 1, 1, 1), 1),
+    (conv(24, 144, 56, 1, 1, 1), 2),
+    (conv(144, 144, 56, 3, 1, 144), 1),
+    (conv(144, 24, 56, 1, 1, 1), 1),
+    (conv(144, 144, 56, 5, 2, 144), 1),
+    (conv(144, 40, 28, 1, 1, 1), 1),
+    (conv(40, 240, 28, 1, 1, 1), 2),
+    (conv(240, 240, 28, 5, 1, 240), 1),
+    (conv(240, 40, 28, 1, 1, 1), 1),
+    (conv(240, 240, 28, 3, 2, 240), 1),
+    (conv(240, 80, 14, 1, 1, 1), 1),
+    (conv(80, 480, 14, 1, 1, 1), 3),
+    (conv(480, 480, 14, 3, 1, 480), 2),
+    (conv(480, 80, 14, 1, 1, 1), 2),
+    (conv(480, 480, 14, 5, 1, 480), 1),
+    (conv(480, 112, 14, 1, 1, 1), 1),
+    (conv(112, 672, 14, 1, 1, 1), 3),
+    (conv(672, 672, 14, 5, 1, 672), 2),
+    (conv(672, 112, 14, 1, 1, 1), 2),
+    (conv(672, 672, 14, 5, 2, 672), 1),
+    (conv(672, 192, 7, 1, 1, 1), 1),
+    (conv(192, 1152, 7, 1, 1, 1), 4),
+    (conv(1152, 1152, 7, 5, 1, 1152), 3),
+    (conv(1152, 192, 7, 1, 1, 1), 3),
+    (conv(1152, 1152, 7, 3, 1, 1152), 1),
+    (conv(1152, 320, 7, 1, 1, 1), 1),
+    (conv(320, 1280, 7, 1, 1, 1), 1),
 ];
 
 /// `<n>x<c_in>x<h>x<w>k<kh>s<stride>o<c_out>[g<groups>]`, the shape part of bench ids:

@@ -44,6 +44,16 @@ __device__ __forceinline__ float activate(float v) {
 }
 #endif
 
+// The sum of v over the 32 lanes of a warp, in every lane (a shuffle butterfly); every
+// lane must call it together. The block reductions of mean.cu, softmax.cu, layer_norm.cu.
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2) {
+        v += __shfl_xor_sync(0xffffffff, v, offset);
+    }
+    return v;
+}
+
 #if defined(MATH) && !defined(KESTREL_EMU)
 // cp.async (sm_80+): global-to-shared copies that bypass the registers and run behind the
 // math, committed in groups and waited for by group. 4-byte copies zero-fill when !valid

@@ -18,13 +18,7 @@
 #error "mean_hw_f32: THREADS must be a multiple of 32, at most 1024"
 #endif
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) {
-        v += __shfl_xor_sync(0xffffffff, v, offset);
-    }
-    return v;
-}
+// warp_sum(): from cuda/prelude.cuh.
 
 extern "C" __global__ void __launch_bounds__(THREADS) mean_hw_f32(
     const float* __restrict__ x,  // (NC, PLANE)

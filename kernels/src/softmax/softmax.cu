@@ -36,13 +36,7 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) {
-        v += __shfl_xor_sync(0xffffffff, v, offset);
-    }
-    return v;
-}
+// warp_sum(): from cuda/prelude.cuh.
 
 // Block b owns line b: thread t takes elements t, t + THREADS, ... Each reduction is a
 // shuffle butterfly per warp, the warp results through shared memory (one array per

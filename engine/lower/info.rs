@@ -1,0 +1,100 @@
+//! What the tables and the profiler say of a kernel call: its label, its floating-point
+//! operations and the constants it reads.
+
+use super::{Data, Kernel};
+use crate::graph::Activation;
+use kestrel_kernels::upsample::UpsampleMode;
+
+impl Kernel {
+    /// A short name for tables: the op, with the fused parts.
+    pub(crate) fn label(&self) -> String {
+        let act = |a: &Activation| match a {
+            Activation::None => String::new(),
+            a => format!("+{}", a.describe()),
+        };
+        match self {
+            Kernel::Conv2d {
+                p,
+                residual,
+                act: a,
+                ..
+            } => {
+                let kind = match p.depthwise_multiplier() {
+                    Some(_) => "dwconv",
+                    None => "conv",
+                };
+                let add = if *residual { "+add" } else { "" };
+                format!("{kind}{}x{}s{}{add}{}", p.kh, p.kw, p.stride[0], act(a))
+            }
+            Kernel::BatchNorm { .. } => "batch_norm".into(),
+            Kernel::Act(a) => a.describe(),
+            Kernel::MaxPool2d(_) => "max_pool2d".into(),
+            Kernel::AvgPool2d(_) => "avg_pool2d".into(),
+            Kernel::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d".into(),
+            Kernel::Mean(_) => "mean".into(),
+            Kernel::Linear { act: a, .. } => format!("linear{}", act(a)),
+            Kernel::Add { act: a } => format!("add{}", act(a)),
+            Kernel::Binary { op, act: a, .. } => format!("{}{}", op.name(), act(a)),
+            Kernel::Concat { .. } => "concat".into(),
+            Kernel::Softmax(_) => "softmax".into(),
+            Kernel::Alias => "alias".into(),
+            Kernel::LayerNorm { act: a, .. } => format!("layer_norm{}", act(a)),
+            Kernel::Copy(_) => "copy".into(),
+            Kernel::View { .. } => "view".into(),
+            Kernel::Upsample(p) => match p.mode {
+                UpsampleMode::Nearest => "upsample_nearest".into(),
+                UpsampleMode::Bilinear { .. } => "upsample_bilinear".into(),
+            },
+            Kernel::SeGate { p, .. } => {
+                format!("se_gate+{}+{}", p.act.describe(), p.gate.describe())
+            }
+            Kernel::ConvTranspose2d { p, act: a, .. } => {
+                format!("convT{}x{}s{}{}", p.kh, p.kw, p.stride[0], act(a))
+            }
+        }
+    }
+
+    /// Floating-point operations of one call, counting a multiply-add as two and a
+    /// compare or an add as one.
+    pub(crate) fn flops(&self, out_elems: usize) -> u64 {
+        let out = out_elems as u64;
+        match self {
+            Kernel::Conv2d { p, .. } => p.flops(),
+            Kernel::Linear { p, .. } => p.flops(),
+            Kernel::MaxPool2d(p) | Kernel::AvgPool2d(p) => out * (p.kernel[0] * p.kernel[1]) as u64,
+            Kernel::AdaptiveAvgPool2d(p) => (p.n * p.c * p.h * p.w) as u64,
+            Kernel::Mean(p) => (p.n * p.c * p.h * p.w) as u64,
+            Kernel::BatchNorm { .. } => 2 * out,
+            Kernel::Alias | Kernel::View { .. } | Kernel::Concat { .. } | Kernel::Copy(_) => 0,
+            // A multiply-add per tap, as a conv of the output's size would count.
+            Kernel::ConvTranspose2d { p, .. } => {
+                2 * (p.n * p.c_in * p.h * p.w * (p.c_out / p.groups) * p.kh * p.kw) as u64
+            }
+            // The pool, then a multiply-add per weight of each layer.
+            Kernel::SeGate { p, .. } => (p.n * p.c * (p.hw + 4 * p.hidden)) as u64,
+            // Mean, variance, normalise, scale and shift: about five per element.
+            Kernel::LayerNorm { .. } => 5 * out,
+            Kernel::Upsample(p) => match p.mode {
+                UpsampleMode::Nearest => 0,
+                UpsampleMode::Bilinear { .. } => 6 * out,
+            },
+            Kernel::Act(_) | Kernel::Add { .. } | Kernel::Binary { .. } | Kernel::Softmax(_) => out,
+        }
+    }
+
+    /// Floats of constants one call must read: weights and bias as stored, unpadded; a
+    /// batch norm's scale and shift (both executors fold its four vectors into those two).
+    pub(crate) fn weight_len(&self) -> usize {
+        let len = |b: &Option<Data>| b.as_ref().map_or(0, |b| b.len());
+        match self {
+            Kernel::Conv2d { weight, bias, .. }
+            | Kernel::Linear { weight, bias, .. }
+            | Kernel::ConvTranspose2d { weight, bias, .. } => weight.len() + len(bias),
+            Kernel::LayerNorm { weight, bias, .. } => len(weight) + len(bias),
+            Kernel::SeGate { w, b, .. } => w[0].len() + w[1].len() + len(&b[0]) + len(&b[1]),
+            Kernel::BatchNorm { p, .. } => 2 * p.c,
+            Kernel::Binary { operands, .. } => operands.constant().map_or(0, <[f32]>::len),
+            _ => 0,
+        }
+    }
+}
