@@ -88,7 +88,22 @@ pub struct Store {
     pub residual: *const f32,
     /// The activation applied last.
     pub act: Activation,
+    /// Prefetch A ahead in the k loop (`PREFETCH_A` floats): set where each A panel feeds
+    /// only a few tiles, so that its first use streams it from memory (7×7 outputs: 3
+    /// column panels). Measured in the same process, weights cycled through 64 MiB
+    /// (`COLD=1 layer_speed`), 1 thread: EfficientNet-B0's and MobileNetV3-Large's 1×1
+    /// convs on 7×7 0.89–0.95× (avx2 0.91–0.94×), on 14×14 0.96–0.98× (avx512); where A
+    /// feeds many tiles it stays in L1 and the prefetch is a wasted load (avx2, 56×56:
+    /// 1.1–1.2×).
+    pub prefetch_a: bool,
 }
+
+/// Floats of A the microkernels prefetch ahead of the k-step they are on (512 bytes: 16
+/// avx512 k-steps, 21 avx2 ones).
+pub(crate) const PREFETCH_A: usize = 128;
+
+/// Column panels per nc-block up to which the GEMM sets `Store::prefetch_a`.
+const STREAM_A_PANELS: usize = 8;
 
 /// `kernel(kc, a, b, ldb, store)`: a: (kc, mr) packed, b: (kc, width) rows `ldb` apart.
 ///
@@ -332,6 +347,7 @@ impl<B: PackB> Gemm<'_, B> {
                     }
                 }
                 let (load_c, epilogue) = (k0 > 0, k0 + kc == k);
+                let prefetch_a = q - p <= STREAM_A_PANELS;
                 // Loop 3: A panels; the mr × kc micro-panel stays in L1 across loop 2.
                 for mp in m_panels.clone() {
                     let a = self.a[(k0 * a_panels + mp * kc) * mr..].as_ptr();
@@ -362,6 +378,7 @@ impl<B: PackB> Gemm<'_, B> {
                                 unsafe { self.residual.add(off) }
                             },
                             act: self.act,
+                            prefetch_a,
                         };
                         let cols_valid = w.min(self.panels.n - s);
                         let kern = kernels.get(w);
@@ -461,6 +478,7 @@ unsafe fn edge_tile(
         bias: std::ptr::null(),
         residual: std::ptr::null(),
         act: Activation::None,
+        prefetch_a: s.prefetch_a,
     };
     // SAFETY: tmp holds mr × width ≤ TILE_MAX floats; a and b are valid per the caller.
     unsafe { kern(kc, a, b, ldb, &local) };
