@@ -137,9 +137,12 @@ unsafe fn tail<const MR: usize, const T: usize, const U: usize>(
         (0..U).for_each(&mut step);
     }
     (0..kc % U).for_each(|_| step(0));
+    let (first, rest) = acc.split_at(1);
     let mut col = [0.0f32; 8];
-    for j in 0..T {
-        let sum = (1..U).fold(acc[0][j], |sum, u| _mm256_add_ps(sum, acc[u][j]));
+    for (j, &acc0) in first[0].iter().enumerate() {
+        let sum = rest
+            .iter()
+            .fold(acc0, |sum, acc| _mm256_add_ps(sum, acc[j]));
         // SAFETY: col holds 8 floats; (r, j) is inside the MR × T tile (caller).
         unsafe {
             _mm256_storeu_ps(col.as_mut_ptr(), sum);
