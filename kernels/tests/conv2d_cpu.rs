@@ -243,6 +243,23 @@ fn full_size_7x7_and_14x14_layers() {
     }
 }
 
+/// A 1×1 conv, no padding, stride s.
+fn pointwise([n, c_in, c_out, h, w]: [usize; 5], s: usize, groups: usize) -> Conv2dParams {
+    Conv2dParams {
+        n,
+        c_in,
+        h,
+        w,
+        c_out,
+        kh: 1,
+        kw: 1,
+        stride: [s, s],
+        pad: [0, 0],
+        dilation: [1, 1],
+        groups,
+    }
+}
+
 fn conv3x3(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, pad: usize) -> Conv2dParams {
     Conv2dParams {
         n,
@@ -404,19 +421,7 @@ fn pointwise_reads_x_in_place_across_blocks_and_groups() {
     // that is packed instead; groups offset x per group.
     let mut rng = Rng::new(11);
     for (c_in, c_out, groups) in [(600, 19, 1), (40, 24, 2)] {
-        let p = Conv2dParams {
-            n: 2,
-            c_in,
-            h: 37,
-            w: 41,
-            c_out,
-            kh: 1,
-            kw: 1,
-            stride: [1, 1],
-            pad: [0, 0],
-            dilation: [1, 1],
-            groups,
-        };
+        let p = pointwise([2, c_in, c_out, 37, 41], 1, groups);
         let case = Case::new(p, &mut rng);
         for isa in Isa::available() {
             for threads in [1, 2] {
@@ -441,19 +446,7 @@ fn column_tails_of_every_width() {
         (13, 9, 24),
         (302, 64, 7),
     ] {
-        let p = Conv2dParams {
-            n: 1,
-            c_in,
-            h: 1,
-            w: n,
-            c_out,
-            kh: 1,
-            kw: 1,
-            stride: [1, 1],
-            pad: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
-        };
+        let p = pointwise([1, c_in, c_out, 1, n], 1, 1);
         let case = Case::new(p, &mut rng);
         for isa in Isa::available() {
             for threads in [1, 2] {
@@ -476,19 +469,7 @@ fn one_by_one_planes_run_as_a_linear_layer() {
         (1, 240, 960, 1),
         (2, 9, 31, 2),
     ] {
-        let p = Conv2dParams {
-            n,
-            c_in,
-            h: 1,
-            w: 1,
-            c_out,
-            kh: 1,
-            kw: 1,
-            stride: [s, s],
-            pad: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
-        };
+        let p = pointwise([n, c_in, c_out, 1, 1], s, 1);
         let case = Case::new(p, &mut rng);
         assert_eq!(
             Conv2dCpu::new(&p, &case.w, None, Isa::best()).algorithm(),
