@@ -6,8 +6,9 @@
 //! epilogue), `effb0` (EfficientNet-B0, silu) and `r18` (ResNet-18, relu); `acts [--isa ISA]` times the activations
 //! alone.
 //!
-//! Each layer is timed warm (the same call repeated, weights and x in cache): the fastest
-//! of 9 rounds of ~`ROUND_MS` ms (default 3), in thread CPU time at one thread. The totals weight each layer by how many
+//! Each layer is timed warm (the same call repeated, weights and x in cache; with `COLD`
+//! set, dense convs cycle over copies of their weights, 64 MiB in all): the fastest of 9
+//! rounds of ~`ROUND_MS` ms (default 3), in thread CPU time at one thread. The totals weight each layer by how many
 //! times the model runs it. On a shared machine, compare two builds by running their
 //! binaries alternately, several times, and taking each layer's median; two depthwise
 //! paths compare in one process with `--path A --vs B` (A defaults to blocked), which
@@ -104,9 +105,21 @@ fn layer_times(
     let x = data(p.c_in * p.h * p.w);
     let y_len: usize = p.output_shape().iter().product();
     if DepthwiseCpu::new(p, &w, Some(&b), isa).is_none() {
-        let conv = Conv2dCpu::new(p, &w, Some(&b), isa);
-        let (mut y, mut scratch) = (vec![0.0; y_len], vec![0.0; conv.scratch_len(threads)]);
-        let mut f = || conv.run(&x, None, act, &mut y, &mut scratch, threads);
+        // Cold (COLD set): calls cycle over copies with 64 MiB of weights between them, as
+        // in a whole-model run where the other layers evict this one's weights.
+        let copies = match std::env::var("COLD") {
+            Ok(_) => ((64 << 20) / (4 * w.len())).clamp(1, 256),
+            Err(_) => 1,
+        };
+        let convs: Vec<Conv2dCpu> = (0..copies)
+            .map(|_| Conv2dCpu::new(p, &w, Some(&b), isa))
+            .collect();
+        let (mut y, mut scratch) = (vec![0.0; y_len], vec![0.0; convs[0].scratch_len(threads)]);
+        let mut i = 0;
+        let mut f = || {
+            i = (i + 1) % copies;
+            convs[i].run(&x, None, act, &mut y, &mut scratch, threads)
+        };
         return time(round, threads, &mut [&mut f]);
     }
     let dws: Vec<DepthwiseCpu> = match paths {

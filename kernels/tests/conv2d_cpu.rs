@@ -1,9 +1,9 @@
 //! `Conv2dCpu`'s own paths against the reference conv (f64 sums), on every ISA this CPU
 //! has and on 1 and 2 threads: long k and wide n across its blocks, every conv of ResNet-18
-//! and MobileNetV2, Winograd, stride-2 phase planes, pointwise in place, 1×1 planes as a
-//! linear layer and the direct first layer, each with bias / activation / residual
-//! combinations. The seeded sweep over odd and SIMD-tail shapes runs on every backend with
-//! the other conv cases (kernels/src/conv2d/backend_tests.rs).
+//! and MobileNetV2, Winograd, stride-2 phase planes, pointwise in place, column tails, 1×1
+//! planes as a linear layer and the direct first layer, each with bias / activation /
+//! residual combinations. The seeded sweep over odd and SIMD-tail shapes runs on every
+//! backend with the other conv cases (kernels/src/conv2d/backend_tests.rs).
 //!
 //! Tolerance: |got − want| ≤ 1e-5 · max|want| for every output. The GEMM sums k in f32, in
 //! kc-blocks and with FMA, in another order than the reference's f64 sum: the rounding
@@ -243,6 +243,23 @@ fn full_size_7x7_and_14x14_layers() {
     }
 }
 
+/// A 1×1 conv, no padding, stride s.
+fn pointwise([n, c_in, c_out, h, w]: [usize; 5], s: usize, groups: usize) -> Conv2dParams {
+    Conv2dParams {
+        n,
+        c_in,
+        h,
+        w,
+        c_out,
+        kh: 1,
+        kw: 1,
+        stride: [s, s],
+        pad: [0, 0],
+        dilation: [1, 1],
+        groups,
+    }
+}
+
 fn conv3x3(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, pad: usize) -> Conv2dParams {
     Conv2dParams {
         n,
@@ -404,23 +421,37 @@ fn pointwise_reads_x_in_place_across_blocks_and_groups() {
     // that is packed instead; groups offset x per group.
     let mut rng = Rng::new(11);
     for (c_in, c_out, groups) in [(600, 19, 1), (40, 24, 2)] {
-        let p = Conv2dParams {
-            n: 2,
-            c_in,
-            h: 37,
-            w: 41,
-            c_out,
-            kh: 1,
-            kw: 1,
-            stride: [1, 1],
-            pad: [0, 0],
-            dilation: [1, 1],
-            groups,
-        };
+        let p = pointwise([2, c_in, c_out, 37, 41], 1, groups);
         let case = Case::new(p, &mut rng);
         for isa in Isa::available() {
             for threads in [1, 2] {
                 case.check(isa, threads, true, Activation::Relu6, true);
+            }
+        }
+    }
+}
+
+#[test]
+fn column_tails_of_every_width() {
+    // n mod 8 = 1..=7 columns left after the 32/16/8 (avx2: 16/8) panels go to the column
+    // tail kernels: each width, alone and after whole panels (7×7 = 49 = 32 + 16 + 1), with
+    // k across kc-blocks (600: the tail adds to C's partial sums) and m off the 8/6-row panels.
+    let mut rng = Rng::new(13);
+    for (n, c_in, c_out) in [
+        (1, 600, 19),
+        (3, 5, 8),
+        (5, 40, 13),
+        (7, 600, 6),
+        (49, 33, 17),
+        (13, 9, 24),
+        (302, 64, 7),
+    ] {
+        let p = pointwise([1, c_in, c_out, 1, n], 1, 1);
+        let case = Case::new(p, &mut rng);
+        for isa in Isa::available() {
+            for threads in [1, 2] {
+                case.check(isa, threads, true, Activation::Silu, true);
+                case.check(isa, threads, false, Activation::None, false);
             }
         }
     }
@@ -438,19 +469,7 @@ fn one_by_one_planes_run_as_a_linear_layer() {
         (1, 240, 960, 1),
         (2, 9, 31, 2),
     ] {
-        let p = Conv2dParams {
-            n,
-            c_in,
-            h: 1,
-            w: 1,
-            c_out,
-            kh: 1,
-            kw: 1,
-            stride: [s, s],
-            pad: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
-        };
+        let p = pointwise([n, c_in, c_out, 1, 1], s, 1);
         let case = Case::new(p, &mut rng);
         assert_eq!(
             Conv2dCpu::new(&p, &case.w, None, Isa::best()).algorithm(),

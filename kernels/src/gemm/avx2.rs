@@ -28,6 +28,10 @@ pub(super) unsafe fn kernel<const MR: usize, const NV: usize>(
     let mut acc = [[_mm256_setzero_ps(); NV]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..kc {
+        if s.prefetch_a {
+            // A hint, never a fault: past the panel's end it fetches nothing useful.
+            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(super::PREFETCH_A).cast());
+        }
         let mut bv = [_mm256_setzero_ps(); NV];
         for (v, bv) in bv.iter_mut().enumerate() {
             // SAFETY: b points at a row of at least 8·NV floats (caller).
@@ -89,4 +93,99 @@ pub unsafe fn gemm_f32_avx2_6x16(kc: usize, a: *const f32, b: *const f32, ldb: u
 pub unsafe fn gemm_f32_avx2_6x8(kc: usize, a: *const f32, b: *const f32, ldb: usize, s: &Store) {
     // SAFETY: forwarded contract.
     unsafe { kernel::<6, 1>(kc, a, b, ldb, s) }
+}
+
+/// MR rows × T columns (T below 8: a panel's last columns), the MR rows in one ymm and one
+/// accumulator per column, so T columns cost T FMAs per k where an 8-wide tile spends MR
+/// (a 7×7 output's 49th column: 1 FMA per k, not 8). A's MR values of one k are contiguous
+/// in its packed panel. U accumulators per column take every U-th k, so that U·T
+/// independent chains hide the FMA latency; they are summed in order at the end.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tail<const MR: usize, const T: usize, const U: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    s: &Store,
+) {
+    // Lanes 0..MR of A's step; AVX2's MR = 6 must not read past the panel's last step.
+    let lanes = _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(MR as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    );
+    let mut acc = [[_mm256_setzero_ps(); T]; U];
+    let (mut a, mut b) = (a, b);
+    // One k-step into accumulator set u.
+    let mut step = |u: usize| {
+        if s.prefetch_a {
+            // A hint, never a fault: past the panel's end it fetches nothing useful.
+            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(super::PREFETCH_A).cast());
+        }
+        // SAFETY: a points at MR floats of this k, b at a row of T floats (caller); one
+        // past the last k at most afterwards, not dereferenced.
+        unsafe {
+            let av = _mm256_maskload_ps(a, lanes);
+            for (j, acc) in acc[u].iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(av, _mm256_set1_ps(*b.add(j)), *acc);
+            }
+            a = a.add(MR);
+            b = b.add(ldb);
+        }
+    };
+    for _ in 0..kc / U {
+        (0..U).for_each(&mut step);
+    }
+    (0..kc % U).for_each(|_| step(0));
+    let (first, rest) = acc.split_at(1);
+    let mut col = [0.0f32; 8];
+    for (j, &acc0) in first[0].iter().enumerate() {
+        let sum = rest
+            .iter()
+            .fold(acc0, |sum, acc| _mm256_add_ps(sum, acc[j]));
+        // SAFETY: col holds 8 floats; (r, j) is inside the MR × T tile (caller).
+        unsafe {
+            _mm256_storeu_ps(col.as_mut_ptr(), sum);
+            for (r, &v) in col.iter().enumerate().take(MR) {
+                s.put(r, j, v);
+            }
+        }
+    }
+}
+
+/// The column tail for `isa`'s rows (avx512 8, avx2 6) and `width` columns (1..=7).
+pub(super) fn tail_kernel(isa: crate::Isa, width: usize) -> super::Ukernel {
+    macro_rules! pick {
+        ($mr:literal) => {
+            match width {
+                1 => tail_fn::<$mr, 1, 4>,
+                2 => tail_fn::<$mr, 2, 4>,
+                3 => tail_fn::<$mr, 3, 2>,
+                4 => tail_fn::<$mr, 4, 2>,
+                5 => tail_fn::<$mr, 5, 1>,
+                6 => tail_fn::<$mr, 6, 1>,
+                _ => tail_fn::<$mr, 7, 1>,
+            }
+        };
+    }
+    match isa {
+        crate::Isa::Avx512 => pick!(8),
+        _ => pick!(6),
+    }
+}
+
+/// `tail` as a `Ukernel`.
+///
+/// # Safety
+/// See `super::Ukernel`; the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tail_fn<const MR: usize, const T: usize, const U: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    s: &Store,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { tail::<MR, T, U>(kc, a, b, ldb, s) }
 }

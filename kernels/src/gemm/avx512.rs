@@ -29,6 +29,10 @@ unsafe fn kernel<const MR: usize, const NV: usize>(
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..kc {
+        if s.prefetch_a {
+            // A hint, never a fault: past the panel's end it fetches nothing useful.
+            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(super::PREFETCH_A).cast());
+        }
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, bv) in bv.iter_mut().enumerate() {
             // SAFETY: b points at a row of at least 16·NV floats (caller).

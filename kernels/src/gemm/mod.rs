@@ -30,8 +30,13 @@ pub struct Tiles {
     /// Columns of C per full microkernel (B panel width).
     pub nr: usize,
     /// Panel widths the ISA has a microkernel for, widest (= nr) first; the n-tail is
-    /// covered greedily by the narrower ones, so at most 7 zero columns are computed.
+    /// covered greedily by the narrower ones, then by a column-tail kernel (`tail`) or
+    /// the narrowest one, zero-padded.
     pub widths: &'static [usize],
+    /// Whether the ISA has column-tail kernels for every width below the narrowest:
+    /// MR × T tiles with the rows in one vector, T FMAs per k where the narrowest tile
+    /// spends MR (7×7 outputs: 49 = 32 + 16 + 1 column).
+    pub tail: bool,
     /// Most k per block. Zen 4: the A micro-panel (mr × kc: 8 × 256 × 4 B = 8 KiB) stays
     /// in the 32 KiB L1d across all B panels of a block, while the B micro-panel
     /// (kc × 32 × 4 B = 32 KiB) streams from L2 at 128 B per 16 FMA cycles, 8 B/cycle,
@@ -50,6 +55,7 @@ pub fn tiles(isa: Isa) -> Tiles {
             mr: 8,
             nr: 32,
             widths: &[32, 16, 8],
+            tail: true,
             kc: 256,
             nc: 512,
         },
@@ -58,6 +64,7 @@ pub fn tiles(isa: Isa) -> Tiles {
             mr: 6,
             nr: 16,
             widths: &[16, 8],
+            tail: true,
             kc: 256,
             nc: 512,
         },
@@ -65,6 +72,7 @@ pub fn tiles(isa: Isa) -> Tiles {
             mr: 4,
             nr: 8,
             widths: &[8],
+            tail: false,
             kc: 256,
             nc: 256,
         },
@@ -88,7 +96,51 @@ pub struct Store {
     pub residual: *const f32,
     /// The activation applied last.
     pub act: Activation,
+    /// Prefetch A ahead in the k loop (`PREFETCH_A` floats): set where each A panel feeds
+    /// only a few tiles, so that its first use streams it from memory (7×7 outputs: 3
+    /// column panels). Measured in the same process, weights cycled through 64 MiB
+    /// (`COLD=1 layer_speed`), 1 thread: EfficientNet-B0's and MobileNetV3-Large's 1×1
+    /// convs on 7×7 0.89–0.95× (avx2 0.91–0.94×), on 14×14 0.96–0.98× (avx512); where A
+    /// feeds many tiles it stays in L1 and the prefetch is a wasted load (avx2, 56×56:
+    /// 1.1–1.2×).
+    pub prefetch_a: bool,
 }
+
+impl Store {
+    /// The epilogue of one element in scalar code: c[r][j] = v (+ c's partial sum, + bias
+    /// and residual and the activation on the last k-block). For tiles cut by C's edge and
+    /// the column tails.
+    ///
+    /// # Safety
+    /// (r, j) is inside C, and inside bias and residual when they are non-null.
+    #[inline(always)]
+    pub(crate) unsafe fn put(&self, r: usize, j: usize, mut v: f32) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let c = self.c.add(r * self.ldc + j);
+            if self.load_c {
+                v += *c;
+            }
+            if self.epilogue {
+                if !self.bias.is_null() {
+                    v += *self.bias.add(r);
+                }
+                if !self.residual.is_null() {
+                    v += *self.residual.add(r * self.ldc + j);
+                }
+                v = self.act.apply(v);
+            }
+            *c = v;
+        }
+    }
+}
+
+/// Floats of A the microkernels prefetch ahead of the k-step they are on (512 bytes: 16
+/// avx512 k-steps, 21 avx2 ones).
+pub(crate) const PREFETCH_A: usize = 128;
+
+/// Column panels per nc-block up to which the GEMM sets `Store::prefetch_a`.
+const STREAM_A_PANELS: usize = 8;
 
 /// `kernel(kc, a, b, ldb, store)`: a: (kc, mr) packed, b: (kc, width) rows `ldb` apart.
 ///
@@ -110,6 +162,8 @@ fn ukernel(isa: Isa, width: usize) -> Ukernel {
         (Isa::Avx2, 16) => avx2::gemm_f32_avx2_6x16,
         #[cfg(target_arch = "x86_64")]
         (Isa::Avx2, 8) => avx2::gemm_f32_avx2_6x8,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512 | Isa::Avx2, t @ 1..=7) => avx2::tail_kernel(isa, t),
         (Isa::Scalar, 8) => scalar::gemm_f32_scalar_4x8,
         _ => unreachable!("no {isa} microkernel {width} columns wide"),
     }
@@ -192,13 +246,14 @@ impl Panels {
         let (mut tail, mut ntail) = ([0; 4], 0);
         let narrowest = *t.widths.last().unwrap();
         while rem > 0 {
-            // Widest kernel that fits, else the narrowest one, zero-padded.
+            // Widest kernel that fits, else a column tail, else the narrowest one,
+            // zero-padded.
             let w = t
                 .widths
                 .iter()
                 .copied()
                 .find(|&w| w <= rem)
-                .unwrap_or(narrowest);
+                .unwrap_or(if t.tail { rem } else { narrowest });
             tail[ntail] = w;
             ntail += 1;
             rem = rem.saturating_sub(w);
@@ -332,6 +387,7 @@ impl<B: PackB> Gemm<'_, B> {
                     }
                 }
                 let (load_c, epilogue) = (k0 > 0, k0 + kc == k);
+                let prefetch_a = q - p <= STREAM_A_PANELS;
                 // Loop 3: A panels; the mr × kc micro-panel stays in L1 across loop 2.
                 for mp in m_panels.clone() {
                     let a = self.a[(k0 * a_panels + mp * kc) * mr..].as_ptr();
@@ -362,6 +418,7 @@ impl<B: PackB> Gemm<'_, B> {
                                 unsafe { self.residual.add(off) }
                             },
                             act: self.act,
+                            prefetch_a,
                         };
                         let cols_valid = w.min(self.panels.n - s);
                         let kern = kernels.get(w);
@@ -407,10 +464,12 @@ pub fn for_each_panel_range(
     });
 }
 
-/// The microkernels for an ISA's widths, looked up without allocation.
+/// The microkernels for an ISA's widths and column tails, looked up without allocation.
 struct Vec3 {
     widths: &'static [usize],
     kernels: [Option<Ukernel>; 3],
+    /// By width, below the narrowest: the column tails, where the ISA has them.
+    tails: [Option<Ukernel>; 8],
 }
 
 impl Vec3 {
@@ -419,15 +478,21 @@ impl Vec3 {
         for (slot, &w) in kernels.iter_mut().zip(t.widths) {
             *slot = Some(ukernel(isa, w));
         }
+        let narrowest = *t.widths.last().unwrap();
+        let tails =
+            std::array::from_fn(|w| (t.tail && w >= 1 && w < narrowest).then(|| ukernel(isa, w)));
         Vec3 {
             widths: t.widths,
             kernels,
+            tails,
         }
     }
 
     fn get(&self, width: usize) -> Ukernel {
-        let i = self.widths.iter().position(|&w| w == width).unwrap();
-        self.kernels[i].unwrap()
+        match self.widths.iter().position(|&w| w == width) {
+            Some(i) => self.kernels[i].unwrap(),
+            None => self.tails[width].unwrap(),
+        }
     }
 }
 
@@ -461,29 +526,14 @@ unsafe fn edge_tile(
         bias: std::ptr::null(),
         residual: std::ptr::null(),
         act: Activation::None,
+        prefetch_a: s.prefetch_a,
     };
     // SAFETY: tmp holds mr × width ≤ TILE_MAX floats; a and b are valid per the caller.
     unsafe { kern(kc, a, b, ldb, &local) };
     for r in 0..rows {
         for j in 0..cols {
             // SAFETY: r < rows and j < cols are inside C, bias and residual (caller).
-            unsafe {
-                let c = s.c.add(r * s.ldc + j);
-                let mut v = tmp[r * width + j];
-                if s.load_c {
-                    v += *c;
-                }
-                if s.epilogue {
-                    if !s.bias.is_null() {
-                        v += *s.bias.add(r);
-                    }
-                    if !s.residual.is_null() {
-                        v += *s.residual.add(r * s.ldc + j);
-                    }
-                    v = s.act.apply(v);
-                }
-                *c = v;
-            }
+            unsafe { s.put(r, j, tmp[r * width + j]) };
         }
     }
 }

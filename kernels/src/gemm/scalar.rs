@@ -28,23 +28,7 @@ pub unsafe fn gemm_f32_scalar_4x8(kc: usize, a: *const f32, b: *const f32, ldb: 
     for (r, acc) in acc.iter().enumerate() {
         for (j, &v) in acc.iter().enumerate() {
             // SAFETY: (r, j) is inside the MR × NR tile of C / residual / bias (caller).
-            unsafe {
-                let c = s.c.add(r * s.ldc + j);
-                let mut v = v;
-                if s.load_c {
-                    v += *c;
-                }
-                if s.epilogue {
-                    if !s.bias.is_null() {
-                        v += *s.bias.add(r);
-                    }
-                    if !s.residual.is_null() {
-                        v += *s.residual.add(r * s.ldc + j);
-                    }
-                    v = s.act.apply(v);
-                }
-                *c = v;
-            }
+            unsafe { s.put(r, j, v) };
         }
     }
 }

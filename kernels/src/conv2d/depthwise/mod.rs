@@ -195,9 +195,9 @@ impl DepthwiseCpu {
                     (DepthwisePath::Padded, _, _) => {
                         dispatch!(self.isa, padded_5s2(self, range, io, s))
                     }
-                    (_, _, 1) => dispatch!(self.isa, strided_s1(self, range, io)),
-                    (_, _, 2) => dispatch!(self.isa, strided_s2(self, range, io)),
-                    (_, _, _) => dispatch!(self.isa, strided_any(self, range, io)),
+                    (_, _, 1) => dispatch!(self.isa, strided_s1(self, range, io, s)),
+                    (_, _, 2) => dispatch!(self.isa, strided_s2(self, range, io, s)),
+                    (_, _, _) => dispatch!(self.isa, strided_any(self, range, io, s)),
                 }
             }
         });
@@ -210,65 +210,32 @@ unsafe fn lanes<S: Simd>() -> usize {
     S::LANES
 }
 
-// The paths, each named for `dispatch!`: units `units` (planes of (n*c), or blocks of
-// channels for the blocked path). They need S's features; x, residual and y have the shapes
-// `run` asserts, no other task writes these units' planes of y, and `scratch` holds
-// `scratch_per_task` floats.
-
-#[inline(always)]
-unsafe fn blocked_3s1<S: Simd>(dw: &DepthwiseCpu, units: Range<usize>, io: Io, s: &mut [f32]) {
-    blocked::blocks::<S, 3, 1>(dw, units, io, s)
+/// Names each path's instantiation for `dispatch!`, which takes a function generic over S
+/// alone. Each runs units `units` (planes of (n*c), or blocks of channels for the blocked
+/// path); it needs S's features; x, residual and y have the shapes `run` asserts, no other
+/// task writes these units' planes of y, and `s` holds `scratch_per_task` floats.
+macro_rules! named_paths {
+    ($($name:ident => $m:ident::$f:ident [$($c:literal),*];)*) => {$(
+        #[inline(always)]
+        unsafe fn $name<S: Simd>(dw: &DepthwiseCpu, units: Range<usize>, io: Io, s: &mut [f32]) {
+            $m::$f::<S, $($c),*>(dw, units, io, s)
+        }
+    )*};
 }
 
-#[inline(always)]
-unsafe fn blocked_3s2<S: Simd>(dw: &DepthwiseCpu, units: Range<usize>, io: Io, s: &mut [f32]) {
-    blocked::blocks::<S, 3, 2>(dw, units, io, s)
-}
-
-#[inline(always)]
-unsafe fn blocked_5s1<S: Simd>(dw: &DepthwiseCpu, units: Range<usize>, io: Io, s: &mut [f32]) {
-    blocked::blocks::<S, 5, 1>(dw, units, io, s)
-}
-
-#[inline(always)]
-unsafe fn blocked_5s2<S: Simd>(dw: &DepthwiseCpu, units: Range<usize>, io: Io, s: &mut [f32]) {
-    blocked::blocks::<S, 5, 2>(dw, units, io, s)
-}
-
-#[inline(always)]
-unsafe fn padded_3s1<S: Simd>(dw: &DepthwiseCpu, planes: Range<usize>, io: Io, s: &mut [f32]) {
-    padded::planes::<S, 3, 1, 9>(dw, planes, io, s)
-}
-
-#[inline(always)]
-unsafe fn padded_3s2<S: Simd>(dw: &DepthwiseCpu, planes: Range<usize>, io: Io, s: &mut [f32]) {
-    padded::planes::<S, 3, 2, 9>(dw, planes, io, s)
-}
-
-#[inline(always)]
-unsafe fn padded_5s1<S: Simd>(dw: &DepthwiseCpu, planes: Range<usize>, io: Io, s: &mut [f32]) {
-    padded::planes::<S, 5, 1, 25>(dw, planes, io, s)
-}
-
-#[inline(always)]
-unsafe fn padded_5s2<S: Simd>(dw: &DepthwiseCpu, planes: Range<usize>, io: Io, s: &mut [f32]) {
-    padded::planes::<S, 5, 2, 25>(dw, planes, io, s)
-}
-
-#[inline(always)]
-unsafe fn strided_s1<S: Simd>(dw: &DepthwiseCpu, planes: Range<usize>, io: Io) {
-    strided::planes::<S, 1>(dw, planes, io)
-}
-
-#[inline(always)]
-unsafe fn strided_s2<S: Simd>(dw: &DepthwiseCpu, planes: Range<usize>, io: Io) {
-    strided::planes::<S, 2>(dw, planes, io)
-}
-
-/// Any stride along w, by gathers.
-#[inline(always)]
-unsafe fn strided_any<S: Simd>(dw: &DepthwiseCpu, planes: Range<usize>, io: Io) {
-    strided::planes::<S, 0>(dw, planes, io)
+named_paths! {
+    blocked_3s1 => blocked::blocks [3, 1];
+    blocked_3s2 => blocked::blocks [3, 2];
+    blocked_5s1 => blocked::blocks [5, 1];
+    blocked_5s2 => blocked::blocks [5, 2];
+    padded_3s1 => padded::planes [3, 1, 9];
+    padded_3s2 => padded::planes [3, 2, 9];
+    padded_5s1 => padded::planes [5, 1, 25];
+    padded_5s2 => padded::planes [5, 2, 25];
+    strided_s1 => strided::planes [1];
+    strided_s2 => strided::planes [2];
+    // Any stride along w, by gathers.
+    strided_any => strided::planes [0];
 }
 
 /// A task's view of the call's tensors: x, residual and y have the shapes `run` asserts.

@@ -17,12 +17,13 @@ use crate::activation::cpu::{output_taps, tap_outputs, Simd};
 use super::{DepthwiseCpu, Io, Plane};
 
 /// Planes `planes` of (n*c), for stride ST along w (0: any stride, by gathers). Needs S's
-/// features; no other task writes these planes of y.
+/// features; no other task writes these planes of y. Takes no scratch (`_scratch` is empty).
 #[inline(always)]
 pub(super) unsafe fn planes<S: Simd, const ST: usize>(
     dw: &DepthwiseCpu,
     planes: Range<usize>,
     io: Io,
+    _scratch: &mut [f32],
 ) {
     let p = &dw.p;
     let (oh, ow) = p.output_hw();
