@@ -104,25 +104,13 @@ impl<'a> Attrs<'a> {
 
     /// A list of dimension indices, like `mean`'s `dims`.
     pub(crate) fn dims(&self, attr: &str) -> Result<Vec<i64>, GraphError> {
-        let v = self
-            .map
-            .get(attr)
-            .ok_or_else(|| self.err(attr, "required attribute is missing"))?;
-        let items = v
-            .as_array()
-            .ok_or_else(|| self.err(attr, format!("expected a list of dimensions, got {v}")))?;
-        items
-            .iter()
-            .map(|d| match d.as_i64() {
-                Some(d) if d.unsigned_abs() <= 64 => Ok(d),
-                _ => Err(self.err(attr, format!("expected a dimension index, got {d}"))),
-            })
-            .collect()
+        let items = self.list(attr, "a list of dimensions")?;
+        self.ints(attr, items, 64, "a dimension index")
     }
 
     /// A required list of non-negative integers, like `layer_norm`'s `normalized_shape`.
     pub(crate) fn counts(&self, attr: &str) -> Result<Vec<usize>, GraphError> {
-        self.list(attr)?
+        self.list(attr, "a list")?
             .iter()
             .map(|v| self.count(attr, v))
             .collect()
@@ -130,22 +118,36 @@ impl<'a> Attrs<'a> {
 
     /// A required list of integers of either sign, like `reshape`'s `shape`.
     pub(crate) fn dims_any(&self, attr: &str) -> Result<Vec<i64>, GraphError> {
-        let list = self.list(attr)?;
-        list.iter()
+        let items = self.list(attr, "a list")?;
+        self.ints(attr, items, MAX_ATTR, "an integer")
+    }
+
+    /// Each of `items` as an integer of magnitude at most `bound`; else an error saying
+    /// it is not `what`.
+    fn ints(
+        &self,
+        attr: &str,
+        items: &[Value],
+        bound: u64,
+        what: &str,
+    ) -> Result<Vec<i64>, GraphError> {
+        items
+            .iter()
             .map(|v| match v.as_i64() {
-                Some(d) if d.unsigned_abs() <= MAX_ATTR => Ok(d),
-                _ => Err(self.err(attr, format!("expected an integer, got {v}"))),
+                Some(d) if d.unsigned_abs() <= bound => Ok(d),
+                _ => Err(self.err(attr, format!("expected {what}, got {v}"))),
             })
             .collect()
     }
 
-    fn list(&self, attr: &str) -> Result<&'a Vec<Value>, GraphError> {
+    /// The required list `attr`; else an error saying it is not `what`.
+    fn list(&self, attr: &str, what: &str) -> Result<&'a Vec<Value>, GraphError> {
         let v = self
             .map
             .get(attr)
             .ok_or_else(|| self.err(attr, "required attribute is missing"))?;
         v.as_array()
-            .ok_or_else(|| self.err(attr, format!("expected a list, got {v}")))
+            .ok_or_else(|| self.err(attr, format!("expected {what}, got {v}")))
     }
 
     pub(crate) fn bool(&self, attr: &str, default: bool) -> Result<bool, GraphError> {
