@@ -151,6 +151,10 @@ pub(crate) trait Simd {
     /// 2^n for integral n in -126..=127.
     unsafe fn pow2i(n: Self::V) -> Self::V;
     unsafe fn reduce_add(v: Self::V) -> f32;
+    /// A hint to bring the cache line holding `p` into L1; a no-op where there is none. `p`
+    /// need not point into anything: a prefetch never faults.
+    #[inline(always)]
+    unsafe fn prefetch(_p: *const f32) {}
     /// The largest lane; NaN lanes give an unspecified lane.
     unsafe fn reduce_max(v: Self::V) -> f32;
 

@@ -120,6 +120,10 @@ impl Simd for Avx512 {
         _mm512_scalef_ps(p, n)
     }
     #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[inline(always)]
     unsafe fn div6(v: __m512) -> __m512 {
         div6_fma!(v, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_set1_ps)
     }
@@ -252,6 +256,10 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn select_lt(a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
         _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_LT_OQ>(a, b))
+    }
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
     }
     #[inline(always)]
     unsafe fn div6(v: __m256) -> __m256 {

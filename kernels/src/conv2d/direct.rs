@@ -109,7 +109,7 @@ impl DirectCpu {
         let [n, c_out, oh, ow] = p.output_shape();
         p.assert_io("DirectCpu", x, y, residual);
         let planes = &mut scratch[..self.scratch_len(threads)];
-        self.fill_planes(x, planes);
+        self.fill_planes(x, planes, threads);
         let planes = &*planes;
         let y = SharedMut::new(y);
         // Tasks: (image, output row), each writing its row of every output channel.
@@ -123,12 +123,19 @@ impl DirectCpu {
         });
     }
 
-    /// planes: (n, c_in, qys, qxs, hq, ws) = x zero-padded and split by parity.
-    fn fill_planes(&self, x: &[f32], planes: &mut [f32]) {
+    /// planes: (n, c_in, qys, qxs, hq, ws) = x zero-padded and split by parity, a task per
+    /// input plane as Conv2dCpu splits its phase planes: now that 224² stems come here,
+    /// this copy was the serial part of a 2-thread run (its gain is unmeasured: the shared
+    /// machine's 2-thread timings were noise when it was written).
+    fn fill_planes(&self, x: &[f32], planes: &mut [f32], threads: usize) {
         let (p, pc) = (&self.p, self.planes.per_channel());
-        for (x_c, dst) in x.chunks_exact(p.h * p.w).zip(planes.chunks_exact_mut(pc)) {
-            self.planes.split(p, x_c, dst);
-        }
+        let plane = p.h * p.w;
+        let dst = SharedMut::new(planes);
+        for_each_task(threads, p.n * p.c_in, |c| {
+            // SAFETY: task c alone writes channel plane c's pc floats of `planes`.
+            let out = unsafe { dst.part(c * pc, pc) };
+            self.planes.split(p, &x[c * plane..][..plane], out);
+        });
     }
 }
 

@@ -77,6 +77,9 @@ impl LinearCpu {
     }
 }
 
+/// Weight rows (of LANES floats) the GEMV prefetches ahead: 2 KiB at 16 lanes.
+const PREFETCH: usize = 32;
+
 /// Needs S's features with S::LANES == lin.lanes; only this task writes `panels`' columns.
 #[inline(always)]
 unsafe fn panels_body<S: Simd>(
@@ -119,7 +122,12 @@ unsafe fn block<S: Simd, const R: usize, const U: usize>(
     let mut acc = [[S::splat(0.0); U]; R];
     let mut i = 0;
     while i + U <= k {
+        // Weights stream from memory once per call (batch 1 is a GEMV): the hardware
+        // prefetcher alone kept one core at 10–12 GB/s. A row 2 KiB ahead, weights cycled
+        // through 200 MiB, same process, 1 thread (MobileNetV3's 960→240 to 1280→1000):
+        // avx512 0.79–0.88× the time, avx2 0.78–1.00×.
         for u in 0..U {
+            S::prefetch(w_p.wrapping_add((i + u + PREFETCH) * l));
             let wv = S::load(w_p.add((i + u) * l));
             for (r, acc) in acc.iter_mut().enumerate() {
                 acc[u] = S::fma(S::splat(*x_r.add(r * k + i + u)), wv, acc[u]);
