@@ -2,8 +2,9 @@
 //! picks, one ISA and thread count, layer by layer:
 //! `cargo run -p kestrel-kernels --release --example layer_speed -- mbv3 [--isa avx2]
 //! [--threads 2] [--only dw|1x1|dense] [--shape SUBSTRING]
-//! [--act none|relu|hardswish|silu] [--path blocked|padded|strided] [--vs PATH]`, models `mbv3` (MobileNetV3-Large, hardswish
-//! epilogue), `effb0` (EfficientNet-B0, silu) and `r18` (ResNet-18, relu); `acts [--isa ISA]` times the activations
+//! [--act none|relu|hardswish|silu] [--vs-act ACT] [--path blocked|padded|strided] [--vs PATH]`, models `mbv3` (MobileNetV3-Large, hardswish
+//! epilogue), `effb0` (EfficientNet-B0, silu), `r18` (ResNet-18, relu) and `yolo` (the YOLOv8n-sized
+//! detector at 640², silu); `acts [--isa ISA]` times the activations
 //! alone.
 //!
 //! Each layer is timed warm (the same call repeated, weights and x in cache; with `COLD`
@@ -18,7 +19,9 @@ use std::time::Instant;
 
 use kestrel_kernels::activation::cpu::activate_in_place;
 use kestrel_kernels::conv2d::depthwise::{DepthwiseCpu, DepthwisePath};
-use kestrel_kernels::conv2d::shapes::{shape_id, EFFICIENTNET_B0, MOBILENET_V3_LARGE, RESNET18};
+use kestrel_kernels::conv2d::shapes::{
+    shape_id, EFFICIENTNET_B0, MOBILENET_V3_LARGE, RESNET18, YOLOV8N_640,
+};
 use kestrel_kernels::conv2d::{cpu::Conv2dCpu, Conv2dParams};
 use kestrel_kernels::subnormals::FlushSubnormals;
 use kestrel_kernels::{Activation, Isa};
@@ -89,17 +92,18 @@ fn kind(p: &Conv2dParams) -> &'static str {
     }
 }
 
-/// Seconds per call of `p` with `act` fused, through the kernel the planner picks, or for
-/// a depthwise conv through each of `paths` in turns (a path that cannot compute `p` is
-/// left out).
+/// Seconds per call of `p` with `acts[0]` fused, through the kernel the planner picks, and
+/// for a dense conv with each of the other `acts` in turns; for a depthwise conv through
+/// each of `paths` in turns (a path that cannot compute `p` is left out).
 fn layer_times(
     p: &Conv2dParams,
     isa: Isa,
     threads: usize,
-    act: Activation,
+    acts: &[Activation],
     round: f64,
     paths: &[DepthwisePath],
 ) -> Vec<f64> {
+    let act = acts[0];
     let w = data(p.weight_shape().iter().product());
     let b = data(p.c_out);
     let x = data(p.c_in * p.h * p.w);
@@ -114,13 +118,20 @@ fn layer_times(
         let convs: Vec<Conv2dCpu> = (0..copies)
             .map(|_| Conv2dCpu::new(p, &w, Some(&b), isa))
             .collect();
-        let (mut y, mut scratch) = (vec![0.0; y_len], vec![0.0; convs[0].scratch_len(threads)]);
-        let mut i = 0;
-        let mut f = || {
-            i = (i + 1) % copies;
-            convs[i].run(&x, None, act, &mut y, &mut scratch, threads)
-        };
-        return time(round, threads, &mut [&mut f]);
+        let mut fs: Vec<Box<dyn FnMut() + '_>> = acts
+            .iter()
+            .map(|&act| {
+                let mut y = vec![0.0; y_len];
+                let mut scratch = vec![0.0; convs[0].scratch_len(threads)];
+                let (mut i, convs, x) = (0, &convs, &x);
+                Box::new(move || {
+                    i = (i + 1) % copies;
+                    convs[i].run(x, None, act, &mut y, &mut scratch, threads)
+                }) as Box<_>
+            })
+            .collect();
+        let mut refs: Vec<&mut dyn FnMut()> = fs.iter_mut().map(|f| &mut **f as _).collect();
+        return time(round, threads, &mut refs);
     }
     let dws: Vec<DepthwiseCpu> = match paths {
         [] => DepthwiseCpu::new(p, &w, Some(&b), isa)
@@ -185,17 +196,25 @@ fn main() {
         Some("effb0") => (&EFFICIENTNET_B0[..], Activation::Silu),
         Some("mbv3") => (&MOBILENET_V3_LARGE[..], Activation::HardSwish),
         Some("r18") => (&RESNET18[..], Activation::Relu),
-        _ => panic!("usage: layer_speed mbv3|effb0|r18 [--isa ISA] [--threads N] [--only KIND]"),
+        Some("yolo") => (&YOLOV8N_640[..], Activation::Silu),
+        _ => {
+            panic!("usage: layer_speed mbv3|effb0|r18|yolo [--isa ISA] [--threads N] [--only KIND]")
+        }
     };
-    // --act none|relu|hardswish|silu: another epilogue than the model's.
-    let act = match opt("--act").as_deref() {
-        None => act,
-        Some("none") => Activation::None,
-        Some("relu") => Activation::Relu,
-        Some("hardswish") => Activation::HardSwish,
-        Some("silu") => Activation::Silu,
-        Some(a) => panic!("--act {a}: none, relu, hardswish or silu"),
+    // --act none|relu|hardswish|silu: another epilogue than the model's; --vs-act B: and
+    // dense convs with B too, in turns.
+    let parse_act = |a: &str| match a {
+        "none" => Activation::None,
+        "relu" => Activation::Relu,
+        "hardswish" => Activation::HardSwish,
+        "silu" => Activation::Silu,
+        _ => panic!("activation {a}: none, relu, hardswish or silu"),
     };
+    let act = opt("--act").map_or(act, |a| parse_act(&a));
+    let acts: Vec<Activation> = [Some(act), opt("--vs-act").map(|a| parse_act(&a))]
+        .into_iter()
+        .flatten()
+        .collect();
     let isa: Isa = opt("--isa").map_or(*Isa::available().last().unwrap(), |s| {
         s.parse().expect("--isa")
     });
@@ -226,7 +245,7 @@ fn main() {
         if skip {
             continue;
         }
-        let times = layer_times(p, isa, threads, act, round, &paths);
+        let times = layer_times(p, isa, threads, &acts, round, &paths);
         let Some(&secs) = times.first() else {
             continue;
         };

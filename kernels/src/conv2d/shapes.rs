@@ -1,5 +1,5 @@
 //! Every distinct conv2d of torchvision's ResNet-18, MobileNetV2, MobileNetV3-Large and
-//! EfficientNet-B0 at batch 1, 224×224:
+//! EfficientNet-B0 at batch 1, 224×224, and a YOLOv8n-sized detector at 640×640:
 //! the shapes the CPU kernels are tested and benchmarked on.
 
 use super::Conv2dParams;
@@ -151,6 +151,42 @@ pub const EFFICIENTNET_B0: [(Conv2dParams, usize); 32] = [
     (conv(1152, 1152, 7, 3, 1, 1152), 1),
     (conv(1152, 320, 7, 1, 1, 1), 1),
     (conv(320, 1280, 7, 1, 1, 1), 1),
+];
+
+/// The YOLOv8n-sized detector of `benches/side_by_side` (`yolov8n()` of
+/// `tests/fixtures/fixture_models.py`) at 640×640: its distinct convs, every one with SiLU
+/// but the three 1×1 heads.
+pub const YOLOV8N_640: [(Conv2dParams, usize); 30] = [
+    (conv(3, 16, 640, 3, 2, 1), 1),
+    (conv(16, 32, 320, 3, 2, 1), 1),
+    (conv(32, 32, 160, 1, 1, 1), 1),
+    (conv(16, 16, 160, 3, 1, 1), 2),
+    (conv(48, 32, 160, 1, 1, 1), 1),
+    (conv(32, 64, 160, 3, 2, 1), 1),
+    (conv(64, 64, 80, 1, 1, 1), 1),
+    (conv(32, 32, 80, 3, 1, 1), 6),
+    (conv(128, 64, 80, 1, 1, 1), 1),
+    (conv(64, 128, 80, 3, 2, 1), 1),
+    (conv(128, 128, 40, 1, 1, 1), 1),
+    (conv(64, 64, 40, 3, 1, 1), 8),
+    (conv(256, 128, 40, 1, 1, 1), 1),
+    (conv(128, 256, 40, 3, 2, 1), 1),
+    (conv(256, 256, 20, 1, 1, 1), 1),
+    (conv(128, 128, 20, 3, 1, 1), 4),
+    (conv(384, 256, 20, 1, 1, 1), 3),
+    (conv(256, 128, 20, 1, 1, 1), 1),
+    (conv(512, 256, 20, 1, 1, 1), 1),
+    (conv(384, 128, 40, 1, 1, 1), 1),
+    (conv(192, 128, 40, 1, 1, 1), 3),
+    (conv(192, 64, 80, 1, 1, 1), 1),
+    (conv(96, 64, 80, 1, 1, 1), 1),
+    (conv(64, 64, 80, 3, 2, 1), 1),
+    (conv(128, 128, 40, 3, 2, 1), 1),
+    (conv(64, 64, 80, 3, 1, 1), 1),
+    (conv(64, 255, 80, 1, 1, 1), 1),
+    (conv(128, 255, 40, 1, 1, 1), 1),
+    (conv(256, 256, 20, 3, 1, 1), 1),
+    (conv(256, 255, 20, 1, 1, 1), 1),
 ];
 
 /// `<n>x<c_in>x<h>x<w>k<kh>s<stride>o<c_out>[g<groups>]`, the shape part of bench ids:
