@@ -1,7 +1,7 @@
 //! `Conv2dCpu`'s own paths against the reference conv (f64 sums), on every ISA this CPU
 //! has and on 1 and 2 threads: long k and wide n across its blocks, every conv of ResNet-18
 //! and MobileNetV2, Winograd, stride-2 phase planes, pointwise in place, column tails, 1×1
-//! planes as a linear layer and the direct first layer, each with bias / activation /
+//! planes as a linear layer and the direct kernel (first layers and banded), each with bias / activation /
 //! residual combinations. The seeded sweep over odd and SIMD-tail shapes runs on every
 //! backend with the other conv cases (kernels/src/conv2d/backend_tests.rs).
 //!
@@ -21,6 +21,7 @@
 //! on the same layers and data.
 
 use kestrel_kernels::conv2d::cpu::Conv2dCpu;
+use kestrel_kernels::conv2d::direct::DirectCpu;
 use kestrel_kernels::conv2d::shapes::{MOBILENET_V2, RESNET18};
 use kestrel_kernels::conv2d::winograd::{Tile, Winograd};
 use kestrel_kernels::conv2d::{reference, Conv2dParams};
@@ -147,6 +148,25 @@ impl Case {
         if let Err(e) = compare(&y, &want, tol) {
             panic!(
                 "{:?} {isa} threads {threads} bias {bias} {act:?} residual {res} ({tile:?}): {e}",
+                self.p
+            );
+        }
+    }
+}
+
+impl Case {
+    /// As `check`, on `DirectCpu` cut into bands of `band_rows` output rows.
+    fn check_direct(&self, band_rows: usize, isa: Isa, threads: usize, act: Activation, res: bool) {
+        let conv = DirectCpu::with_band_rows(&self.p, &self.w, Some(&self.bias), isa, band_rows);
+        let mut y = vec![f32::NAN; self.y0.len()];
+        let mut scratch = vec![f32::NAN; conv.scratch_len(threads)];
+        let residual = res.then_some(&self.residual[..]);
+        conv.run(&self.x, residual, act, &mut y, &mut scratch, threads);
+        let want = self.want(true, act, res);
+        let tol = Tol::max(REL * self.clip_ratio(true, act, res), 0.0);
+        if let Err(e) = compare(&y, &want, tol) {
+            panic!(
+                "{:?} {isa} threads {threads} {act:?} residual {res} bands of {band_rows}: {e}",
                 self.p
             );
         }
@@ -531,6 +551,71 @@ fn direct_first_layer_every_kernel_pad_and_stride() {
         }
     }
     assert!(seen > 50, "only {seen} shapes");
+}
+
+#[test]
+fn direct_banded_every_kernel_stride_and_band() {
+    // The direct kernel past first layers, cut into bands of 1, 2 and 3 output rows (the
+    // last band short, its staged rows past the image zero) and one band: channels off
+    // the 8-channel blocks, rows of 1–2 chunks with single-vector tails (7, 16, 20, 33
+    // and 40 wide), pads to k/2, batch 2, on every ISA and thread count.
+    let mut rng = Rng::new(35);
+    for (kh, kw) in [(3, 3), (1, 1), (5, 5), (2, 3)] {
+        for s in [1, 2] {
+            for (c_in, c_out, h, w) in [(5, 8, 11, 40), (16, 13, 9, 33), (33, 17, 7, 80)] {
+                let p = Conv2dParams {
+                    n: 2,
+                    c_in,
+                    h,
+                    w,
+                    c_out,
+                    kh,
+                    kw,
+                    stride: [s, s],
+                    pad: [kh / 2, kw / 2],
+                    dilation: [1, 1],
+                    groups: 1,
+                };
+                let case = Case::new(p, &mut rng);
+                for band_rows in [1, 2, 3, 64] {
+                    for isa in Isa::available() {
+                        for threads in [1, 2] {
+                            case.check_direct(band_rows, isa, threads, Activation::Relu6, true);
+                        }
+                    }
+                }
+                case.check_direct(2, Isa::best(), 2, Activation::Silu, false);
+            }
+        }
+    }
+}
+
+#[test]
+fn direct_takes_narrow_channels_on_full_rows() {
+    // Conv2dCpu's choice (`use_direct`): ≤ 32 input channels on rows that fill 16 lanes,
+    // else the GEMM; Winograd keeps its convs.
+    let conv = |c_in, c_out, hw, s| {
+        let p = Conv2dParams {
+            n: 1,
+            c_in,
+            h: hw,
+            w: hw,
+            c_out,
+            kh: 3,
+            kw: 3,
+            stride: [s, s],
+            pad: [1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let w = vec![0.5; p.weight_shape().iter().product()];
+        Conv2dCpu::new(&p, &w, None, Isa::Scalar).algorithm()
+    };
+    assert_eq!(conv(16, 32, 64, 2), "direct");
+    assert_eq!(conv(16, 16, 32, 1), "direct");
+    assert_eq!(conv(32, 64, 40, 2), "im2col-gemm");
+    assert_eq!(conv(64, 128, 64, 2), "im2col-gemm");
+    assert_eq!(conv(32, 32, 32, 1), "winograd4x4");
 }
 
 /// NaN and ±Inf reach exactly the outputs whose windows read them, as in PyTorch, although

@@ -33,8 +33,7 @@ pub struct Conv2dCpu {
     /// Set when Winograd computes this conv instead (then `a` is left empty). Boxed: it
     /// is several times the size of the rest.
     winograd: Option<Box<Winograd>>,
-    /// Set when the direct first-layer kernel computes this conv instead (then `a` is
-    /// left empty).
+    /// Set when the direct kernel computes this conv instead (then `a` is left empty).
     direct: Option<Box<DirectCpu>>,
     /// Set for a 1×1 conv of 1×1 planes (squeeze-excite's), a GEMV: `LinearCpu` streams
     /// the weights once for all outputs, where the GEMM ran an 8-column tile for one column
@@ -75,16 +74,32 @@ fn use_winograd(p: &Conv2dParams) -> Option<Tile> {
     }
 }
 
-/// Whether `new` picks the direct first-layer kernel: every conv it applies to. On a Zen 4,
-/// avx512, 1 thread, against the phase-plane im2col GEMM (`ops_speed -- conv`, 3 alternated
-/// runs) it won on small planes (CIFAR's 3→32 3×3 on 32×32 23 vs 27 µs, 3→64 3×3 on 64×64
-/// 170–178 vs 178–186 µs) but not on 224² (MobileNetV2's 3→32 3×3 s2 400 vs 350 µs,
-/// ResNet's 7×7 s2 stem 2.7–2.9 vs 2.6–2.8 ms), so it used to stop at 64×64 outputs. On
-/// the Xeon model 207 it wins at 224² too, in the same process in turns (`layer_speed`,
-/// 1 and 2 threads): MobileNetV3's 3→16 stem 0.78–0.80×, EfficientNet's 3→32 0.81–0.95×
-/// (avx2 0.76×), ResNet's 7×7 0.87–0.95× (avx2 0.92–0.95×).
+/// Whether `new` picks the direct kernel (`direct.rs`): first layers (c_in ≤ 4), and the
+/// other stride-1/2 dense convs Winograd does not take with at most 32 input channels on
+/// rows that fill its 16-lane vectors (ow a multiple of 16, or at least 128 wide).
+///
+/// First layers: on a Zen 4, avx512, 1 thread, against the phase-plane im2col GEMM
+/// (`ops_speed -- conv`, 3 alternated runs) it won on small planes (CIFAR's 3→32 3×3 on
+/// 32×32 23 vs 27 µs, 3→64 3×3 on 64×64 170–178 vs 178–186 µs) but not on 224²
+/// (MobileNetV2's 3→32 3×3 s2 400 vs 350 µs, ResNet's 7×7 s2 stem 2.7–2.9 vs 2.6–2.8 ms),
+/// so it used to stop at 64×64 outputs. On the Xeon model 207 it wins at 224² too, in the
+/// same process in turns (`layer_speed`, 1 and 2 threads): MobileNetV3's 3→16 stem
+/// 0.78–0.80×, EfficientNet's 3→32 0.81–0.95× (avx2 0.76×), ResNet's 7×7 0.87–0.95× (avx2
+/// 0.92–0.95×).
+///
+/// The rest, on the Xeon model 207, avx512, 1 thread, the two kernels' binaries alternated
+/// (`layer_speed yolo`, the fastest of 2 runs of 9 rounds each), direct / im2col: YOLO's
+/// 16→32 3×3 s2 on 320² 0.57–0.68×, 16→16 3×3 on 160² 0.35–0.42×, 32→64 3×3 s2 on 160²
+/// 0.84–0.96×; but 64→128 s2 on 80² (40-wide output rows: 48 lanes for 40 pixels) 1.07–1.23×,
+/// 64→64 s2 on 80² 1.03–1.05×, 128→256 s2 on 40² (20-wide) 1.41–1.51×. With wider inputs
+/// the GEMM's packing is a smaller share of its FMAs, and its 32-column panels run across
+/// rows where the direct kernel's chunks stop at each row's end.
 fn use_direct(p: &Conv2dParams) -> bool {
+    let (_, ow) = p.output_hw();
+    let fills_lanes = ow % 16 == 0 || ow >= 128;
     direct::applies(p)
+        && (p.c_in <= 4
+            || (p.c_in <= 32 && p.kh * p.kw > 1 && fills_lanes && use_winograd(p).is_none()))
 }
 
 impl Conv2dCpu {

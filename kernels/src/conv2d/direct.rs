@@ -1,17 +1,22 @@
-//! Direct conv2d for first layers: few input channels (an image's 1–4), stride 1 or 2,
-//! dilation 1, groups 1, with the fused epilogue `y = act(conv + bias + residual)`.
+//! Direct conv2d, stride 1 or 2, dilation 1, groups 1, with the fused epilogue
+//! `y = act(conv + bias + residual)`: first layers (an image's 1–4 channels) and the dense
+//! convs on wide planes that Winograd does not take (`applies`).
 //!
-//! The im2col GEMM would pack k = c_in·kh·kw rows (27 for a 3×3 RGB stem) per pixel panel
-//! for only m = c_out output channels to consume: with k and m that small the packing copy
-//! and the microkernel's per-call epilogue cost as much as the FMAs. Here x is copied once
-//! per run into zero-padded planes, split by row/column parity at stride 2 so that each
-//! tap's inputs along an output row are contiguous, and then every output row is computed
-//! straight from those planes: per chunk of NV·LANES pixels and block of 8 output
-//! channels, NV vector loads and 8 broadcasts feed 8·NV FMAs per tap (the GEMM
-//! microkernel's ratio), with no packing and one epilogue per output.
+//! The im2col GEMM packs k = c_in·kh·kw rows per pixel panel for m = c_out output channels
+//! to consume: with k or m small (27 for a 3×3 RGB stem) the packing copy and the
+//! microkernel's per-call epilogue cost as much as the FMAs, and at stride 2 it first
+//! splits all of x into phase planes, which go to memory and come back for the packing
+//! (a YOLO 16→32 3×3 stride-2 conv on 320² spent 60% of its time in the split and the
+//! pack). Here each worker takes bands of output rows; for a band it copies the input
+//! rows the band reads into zero-padded planes, split by row/column parity at stride 2 so
+//! that each tap's inputs along an output row are contiguous, small enough to stay in L2
+//! (`STAGE_FLOATS`), and computes the band's rows straight from them: per chunk of
+//! NV·LANES pixels and block of 8 output channels, NV vector loads and 8 broadcasts feed
+//! 8·NV FMAs per tap (the GEMM microkernel's ratio), with no packing and one epilogue per
+//! output.
 
 use crate::activation::cpu::{dispatch, store_epilogue, SharedMut, Simd};
-use crate::parallel::for_each_task;
+use crate::gemm::for_each_panel_range;
 use crate::{Activation, Isa};
 
 use super::im2col::Phases;
@@ -20,12 +25,14 @@ use super::Conv2dParams;
 /// Output channels per register block.
 const OC: usize = 8;
 
-/// Whether `DirectCpu` takes this conv: an image-input layer, where it beats the GEMM.
+/// Most floats of one band's staged input planes: a worker's band stays in L2 (1 MiB on
+/// Zen 4, 2 MiB on the Xeons) beside the weights it streams.
+const STAGE_FLOATS: usize = 64 << 10;
+
+/// Whether `DirectCpu` can compute this conv: stride 1 or 2 on both axes, dilation 1, one
+/// group. `Conv2dCpu` decides where it should (`use_direct`).
 pub fn applies(p: &Conv2dParams) -> bool {
-    p.groups == 1
-        && p.c_in <= 4
-        && p.dilation == [1, 1]
-        && (p.stride == [1, 1] || p.stride == [2, 2])
+    p.groups == 1 && p.dilation == [1, 1] && (p.stride == [1, 1] || p.stride == [2, 2])
 }
 
 /// A first-layer conv ready to run: weights re-laid for the register blocks.
@@ -36,18 +43,51 @@ pub struct DirectCpu {
     weight: Vec<f32>,
     /// (oc blocks · OC), zero-padded.
     bias: Vec<f32>,
-    /// Per tap, where output (0, 0)'s input sits in one image's planes.
+    /// Per tap, where the band's first output row's input sits in a band's planes.
     offsets: Vec<usize>,
-    /// x's padded (stride 2: parity-split) planes, per channel; one image holds c_in.
+    /// One band's padded (stride 2: parity-split) planes, per channel: `band_rows` output
+    /// rows read `planes.hq` phase rows.
     planes: Phases,
+    /// Output rows per band.
+    band_rows: usize,
+}
+
+/// The whole padded (stride 2: parity-split) planes of one channel of x. Rows leave room
+/// for the last chunk's lanes past ow, which read zeros and are never stored: a row's
+/// chunks end at ow rounded up to 16 (`row_body`).
+fn planes(p: &Conv2dParams) -> Phases {
+    let (_, ow) = p.output_hw();
+    Phases::padded(p, ow.next_multiple_of(16) + p.kw / p.stride[1] + 1)
 }
 
 impl DirectCpu {
     /// weight: (c_out, c_in, kh, kw)  bias: (c_out). Panics unless `applies(p)`.
     pub fn new(p: &Conv2dParams, weight: &[f32], bias: Option<&[f32]>, isa: Isa) -> DirectCpu {
+        // Padded input (h + 2ph) × (w + 2pw); at stride 2 split into parity phases of half
+        // the rows and columns. A band of b output rows reads b + (kh − 1) / s phase rows
+        // of every phase.
+        assert!(applies(p), "DirectCpu: not a stride 1/2 dense conv: {p:?}");
+        let whole = planes(p);
+        let row_floats = p.c_in * whole.with_rows(1).per_channel();
+        let band_rows = (STAGE_FLOATS / row_floats.max(1))
+            .saturating_sub((p.kh - 1) / whole.stride())
+            .clamp(1, p.output_hw().0.max(1));
+        DirectCpu::with_band_rows(p, weight, bias, isa, band_rows)
+    }
+
+    /// As `new`, with bands of `band_rows` output rows (≥ 1) whatever their size: `new`
+    /// picks the most that fit `STAGE_FLOATS`; tests cut small convs into bands with it.
+    pub fn with_band_rows(
+        p: &Conv2dParams,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        isa: Isa,
+        band_rows: usize,
+    ) -> DirectCpu {
         p.validate().expect("DirectCpu: invalid params");
-        assert!(applies(p), "DirectCpu: not a first-layer conv: {p:?}");
+        assert!(applies(p), "DirectCpu: not a stride 1/2 dense conv: {p:?}");
         assert!(isa.is_supported(), "DirectCpu: this CPU cannot run {isa}");
+        assert!(band_rows >= 1, "DirectCpu: bands of no rows");
         let taps = p.c_in * p.kh * p.kw;
         assert_eq!(weight.len(), p.c_out * taps, "DirectCpu: weight length");
         bias.inspect(|b| assert_eq!(b.len(), p.c_out, "DirectCpu: bias length"));
@@ -62,11 +102,8 @@ impl DirectCpu {
         if let Some(bias) = bias {
             b[..p.c_out].copy_from_slice(bias);
         }
-        // Padded input (h + 2ph) × (w + 2pw); at stride 2 split into parity phases of half
-        // the rows and columns. Rows leave room for the last chunk's lanes past ow (2
-        // vectors of the widest ISA), which read zeros and are never stored.
-        let (_, ow) = p.output_hw();
-        let planes = Phases::padded(p, ow.next_multiple_of(32) + p.kw / p.stride[1] + 1);
+        let whole = planes(p);
+        let planes = whole.with_rows(band_rows + (p.kh - 1) / whole.stride());
         let mut offsets = Vec::with_capacity(taps);
         for ic in 0..p.c_in {
             for ky in 0..p.kh {
@@ -82,16 +119,17 @@ impl DirectCpu {
             bias: b,
             offsets,
             planes,
+            band_rows,
         }
     }
 
-    fn image_len(&self) -> usize {
+    fn band_len(&self) -> usize {
         self.p.c_in * self.planes.per_channel()
     }
 
-    /// Floats of scratch `run` needs: every image's padded planes.
-    pub fn scratch_len(&self, _threads: usize) -> usize {
-        self.p.n * self.image_len()
+    /// Floats of scratch `run` needs: one band's planes per worker.
+    pub fn scratch_len(&self, threads: usize) -> usize {
+        threads.max(1) * self.band_len()
     }
 
     /// y = act(conv(x) + bias + residual); as `Conv2dCpu::run`. Allocates nothing.
@@ -104,48 +142,58 @@ impl DirectCpu {
         scratch: &mut [f32],
         threads: usize,
     ) {
-        // x: (n, c_in, h, w)  y, residual: (n, c_out, oh, ow)
+        // x: (n, c_in, h, w)  y, residual: (n, c_out, oh, ow)  scratch: (workers, band)
         let p = &self.p;
         let [n, c_out, oh, ow] = p.output_shape();
         p.assert_io("DirectCpu", x, y, residual);
-        let planes = &mut scratch[..self.scratch_len(threads)];
-        self.fill_planes(x, planes, threads);
-        let planes = &*planes;
-        let y = SharedMut::new(y);
-        // Tasks: (image, output row), each writing its row of every output channel.
-        for_each_task(threads, n * oh, |task| {
-            let (img, oy) = (task / oh, task % oh);
-            let xs = &planes[img * self.image_len()..][..self.image_len()];
+        let band_len = self.band_len();
+        assert!(
+            scratch.len() >= self.scratch_len(threads),
+            "DirectCpu: scratch too short"
+        );
+        let bands = oh.div_ceil(self.band_rows);
+        let (y, stage) = (SharedMut::new(y), SharedMut::new(scratch));
+        let image = p.c_in * p.h * p.w;
+        // Workers: contiguous runs of (image, band), each staging its band's rows into its
+        // own part of scratch.
+        for_each_panel_range(threads, n, bands, |wk, img, range| {
+            // SAFETY: worker wk alone uses part wk of scratch.
+            let xs = unsafe { stage.part(wk * band_len, band_len) };
+            let x_img = &x[img * image..][..image];
             let r = residual.map(|r| &r[img * c_out * oh * ow..][..c_out * oh * ow]);
-            // SAFETY: the ISA was checked in `new`; task (img, oy) alone writes row oy of
-            // image img's planes of y.
-            unsafe { dispatch!(self.isa, row_body(self, xs, r, act, img, oy, y)) }
+            for band in range {
+                let oy0 = band * self.band_rows;
+                let rows = self.band_rows.min(oh - oy0);
+                self.stage(x_img, oy0, xs);
+                for row in 0..rows {
+                    // SAFETY: the ISA was checked in `new`; this worker alone writes rows
+                    // oy0.. of image img's planes of y.
+                    unsafe { dispatch!(self.isa, row_body(self, xs, r, act, img, oy0, row, y)) }
+                }
+            }
         });
     }
 
-    /// planes: (n, c_in, qys, qxs, hq, ws) = x zero-padded and split by parity, a task per
-    /// input plane as Conv2dCpu splits its phase planes: now that 224² stems come here,
-    /// this copy was the serial part of a 2-thread run (its gain is unmeasured: the shared
-    /// machine's 2-thread timings were noise when it was written).
-    fn fill_planes(&self, x: &[f32], planes: &mut [f32], threads: usize) {
+    /// xs: (c_in, qys, qxs, hq, ws) = the phase rows output rows oy0.. of one image read.
+    fn stage(&self, x_img: &[f32], oy0: usize, xs: &mut [f32]) {
         let (p, pc) = (&self.p, self.planes.per_channel());
         let plane = p.h * p.w;
-        let dst = SharedMut::new(planes);
-        for_each_task(threads, p.n * p.c_in, |c| {
-            // SAFETY: task c alone writes channel plane c's pc floats of `planes`.
-            let out = unsafe { dst.part(c * pc, pc) };
-            self.planes.split(p, &x[c * plane..][..plane], out);
-        });
+        for (ic, out) in xs.chunks_exact_mut(pc).enumerate() {
+            self.planes
+                .split_rows(p, &x_img[ic * plane..][..plane], oy0, out);
+        }
     }
 }
 
-/// Output row oy of image img, every channel; NV vectors per chunk (2 on avx512, where
-/// 16 accumulators fit; 1 with 16 registers).
+/// Output row oy0 + row of image img, every channel, from the band's planes xs staged at
+/// oy0: chunks of NV·LANES pixels (NV = 2 on avx512, where 16 accumulators fit; 1 with 16
+/// registers), the last one a single vector where that covers the rest of the row (a
+/// 40-wide row is 32 + 16 lanes, not 2 × 32; an 80-wide one 2 × 32 + 16).
 ///
 /// # Safety
-/// The CPU has S's features; xs is one image's planes as `fill_planes` lays them out (so
-/// every tap's loads, up to a chunk past ow, stay inside them); residual and y have the
-/// conv's shapes, and no other task writes row oy of image img.
+/// The CPU has S's features; xs is a band's planes as `DirectCpu::stage` lays them out
+/// (so every tap's loads, up to a chunk past ow, stay inside them); residual and y have
+/// the conv's shapes, and no other task writes row oy0 + row of image img.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn row_body<S: Simd>(
@@ -154,65 +202,89 @@ unsafe fn row_body<S: Simd>(
     residual: Option<&[f32]>,
     act: Activation,
     img: usize,
-    oy: usize,
+    oy0: usize,
+    row: usize,
     y: SharedMut,
 ) {
-    if S::LANES >= 16 {
-        row::<S, 2>(d, xs, residual, act, img, oy, y)
-    } else {
-        row::<S, 1>(d, xs, residual, act, img, oy, y)
+    let base = xs.as_ptr().add(row * d.planes.ws());
+    let out = Out {
+        residual,
+        act,
+        img,
+        oy: oy0 + row,
+        y,
+    };
+    let (ow, lanes) = (d.p.output_hw().1, S::LANES);
+    for blk in 0..d.p.c_out.div_ceil(OC) {
+        let mut ox0 = 0;
+        while ox0 < ow {
+            if S::LANES >= 16 && ow - ox0 > lanes {
+                chunk::<S, 2>(d, base, &out, blk, ox0);
+                ox0 += 2 * lanes;
+            } else {
+                chunk::<S, 1>(d, base, &out, blk, ox0);
+                ox0 += lanes;
+            }
+        }
     }
 }
 
-/// # Safety
-/// As `row_body`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn row<S: Simd, const NV: usize>(
-    d: &DirectCpu,
-    xs: &[f32],
-    residual: Option<&[f32]>,
+/// Where a chunk's outputs go: row oy of image img of y, with the epilogue's residual and
+/// activation.
+struct Out<'a> {
+    residual: Option<&'a [f32]>,
     act: Activation,
     img: usize,
     oy: usize,
-    y: SharedMut,
+    y: SharedMut<'a>,
+}
+
+/// Output channels blk·8.. at pixels ox0.. of one row: NV·LANES pixels, those past ow
+/// computed from the zero slack and not stored.
+///
+/// # Safety
+/// As `row_body`; base is the staged planes advanced to the output row.
+#[inline(always)]
+unsafe fn chunk<S: Simd, const NV: usize>(
+    d: &DirectCpu,
+    base: *const f32,
+    out: &Out,
+    blk: usize,
+    ox0: usize,
 ) {
     let p = &d.p;
     let (oh, ow) = p.output_hw();
-    let taps = d.offsets.len();
-    let lanes = S::LANES;
-    let chunk = NV * lanes;
-    let base = xs.as_ptr().add(oy * d.planes.ws());
-    for ox0 in (0..ow).step_by(chunk) {
-        for blk in 0..p.c_out.div_ceil(OC) {
-            let w = d.weight[blk * taps * OC..][..taps * OC].as_ptr();
-            let mut acc = [[S::splat(0.0); NV]; OC];
-            for (t, &off) in d.offsets.iter().enumerate() {
-                // In bounds: ws leaves a chunk of zeros past ow (see `new`).
-                let src = base.add(off + ox0);
-                let b: [S::V; NV] = std::array::from_fn(|v| S::load(src.add(v * lanes)));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let wv = S::splat(*w.add(t * OC + r));
-                    for (acc, &b) in acc.iter_mut().zip(&b) {
-                        *acc = S::fma(wv, b, *acc);
-                    }
-                }
+    let (taps, lanes) = (d.offsets.len(), S::LANES);
+    let w = d.weight[blk * taps * OC..][..taps * OC].as_ptr();
+    let mut acc = [[S::splat(0.0); NV]; OC];
+    for (t, &off) in d.offsets.iter().enumerate() {
+        // In bounds: ws leaves a chunk of zeros past ow (see `new`).
+        let src = base.add(off + ox0);
+        let b: [S::V; NV] = std::array::from_fn(|v| S::load(src.add(v * lanes)));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let wv = S::splat(*w.add(t * OC + r));
+            for (acc, &b) in acc.iter_mut().zip(&b) {
+                *acc = S::fma(wv, b, *acc);
             }
-            let oc0 = blk * OC;
-            for (r, acc) in acc.iter().enumerate().take(p.c_out - oc0) {
-                let oc = oc0 + r;
-                // SAFETY: this task alone writes row oy of every channel of image img.
-                let y_row = y.part(((img * p.c_out + oc) * oh + oy) * ow, ow);
-                let res = residual.map(|res| &res[(oc * oh + oy) * ow..][..ow]);
-                for (v, &a) in acc.iter().enumerate() {
-                    let at = ox0 + v * lanes;
-                    if at >= ow {
-                        break;
-                    }
-                    let a = S::add(a, S::splat(d.bias[oc]));
-                    store_epilogue::<S>(a, res, act, at, (ow - at).min(lanes), y_row);
-                }
+        }
+    }
+    let oc0 = blk * OC;
+    for (r, acc) in acc.iter().enumerate().take(p.c_out - oc0) {
+        let oc = oc0 + r;
+        // SAFETY: this task alone writes row oy of every channel of image img.
+        let y_row = out
+            .y
+            .part(((out.img * p.c_out + oc) * oh + out.oy) * ow, ow);
+        let res = out
+            .residual
+            .map(|res| &res[(oc * oh + out.oy) * ow..][..ow]);
+        for (v, &a) in acc.iter().enumerate() {
+            let at = ox0 + v * lanes;
+            if at >= ow {
+                break;
             }
+            let a = S::add(a, S::splat(d.bias[oc]));
+            store_epilogue::<S>(a, res, out.act, at, (ow - at).min(lanes), y_row);
         }
     }
 }
