@@ -56,10 +56,21 @@ pub(crate) const LENS: [usize; 18] = [
     1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 1000, 4099,
 ];
 
-/// Values in [-8, 8) (both sides of relu6's 6) with NaN, +inf, -inf, ±0 and 6 itself
-/// written over the first elements and every 97th.
+/// Values in [-8, 8) (both sides of relu6's 6) with NaN, +inf, -inf, ±0, 6 itself and
+/// values where e^x or e^-x overflows (±100, −88.5, 87.5) written over the first elements and every 97th.
 pub(crate) fn values(len: usize, seed: u64) -> Vec<f32> {
-    const SPECIAL: [f32; 6] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 6.0];
+    const SPECIAL: [f32; 10] = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        0.0,
+        6.0,
+        -88.5,
+        -100.0,
+        100.0,
+        87.5,
+    ];
     let mut x: Vec<f32> = Rng::new(seed).vec(len).iter().map(|v| v * 8.0).collect();
     for (k, v) in x.iter_mut().enumerate() {
         if k < SPECIAL.len() || k % 97 == 0 {
