@@ -57,7 +57,8 @@ pub(crate) const LENS: [usize; 18] = [
 ];
 
 /// Values in [-8, 8) (both sides of relu6's 6) with NaN, +inf, -inf, ±0, 6 itself and
-/// values where e^x or e^-x overflows (±100, −88.5, 87.5) written over the first elements and every 97th.
+/// values where e^x or e^-x overflows (±100, −88.5, 87.5) written over the first elements
+/// and every 97th.
 pub(crate) fn values(len: usize, seed: u64) -> Vec<f32> {
     const SPECIAL: [f32; 10] = [
         f32::NAN,
