@@ -280,7 +280,11 @@ impl CpuExecutor {
                 let apply = kestrel_kernels::activation::reference::apply;
                 y.iter_mut().for_each(|v| *v = apply(act, *v))
             }
-            Backend::Simd(isa) => kestrel_kernels::activation::cpu::activate_in_place(isa, act, y),
+            Backend::Simd(isa) => {
+                kestrel_kernels::parallel::for_each_part(self.threads, y, 1, |_, part| {
+                    kestrel_kernels::activation::cpu::activate_in_place(isa, act, part)
+                })
+            }
         }
     }
 }
@@ -298,6 +302,10 @@ pub(crate) struct Io<'a> {
     step: &'a Step,
     arena: &'a Arena,
 }
+
+// SAFETY: an `Io` only reads the step's inputs (`input`), which nothing writes while the
+// step runs, so the kernel's tasks may read them from several threads at once.
+unsafe impl Sync for Io<'_> {}
 
 impl<'a> Io<'a> {
     /// Input `i` of the step, read-only.

@@ -89,6 +89,57 @@ pub fn for_each_task(threads: usize, tasks: usize, f: impl Fn(usize) + Sync + Se
     assert!(!panicked, "a kernel task panicked on a worker thread");
 }
 
+/// Outputs below this many floats run on one thread in `for_each_part`: a 2-thread split
+/// costs a few µs of wake-up, what an element-wise pass over ~32K floats takes.
+pub const MIN_PARALLEL_FLOATS: usize = 32 << 10;
+
+/// Calls `f(start, part)` on contiguous parts of `y` that together cover it, `part`
+/// starting at float `start` and every cut at a multiple of `unit` floats, in parallel on
+/// up to `threads` threads (one part when y is shorter than `MIN_PARALLEL_FLOATS`). For
+/// the element-wise kernels, whose outputs split anywhere (or at row ends).
+pub fn for_each_part(
+    threads: usize,
+    y: &mut [f32],
+    unit: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    let unit = unit.max(1);
+    let units = y.len() / unit;
+    let parts = match y.len() < MIN_PARALLEL_FLOATS {
+        true => 1,
+        false => threads.clamp(1, units.max(1)),
+    };
+    if parts == 1 {
+        return f(0, y);
+    }
+    let (ptr, len) = (SyncPtr(y.as_mut_ptr()), y.len());
+    for_each_task(threads, parts, |t| {
+        let start = units * t / parts * unit;
+        let end = match t + 1 == parts {
+            true => len,
+            false => units * (t + 1) / parts * unit,
+        };
+        // SAFETY: parts t are disjoint ranges of y, which outlives the call.
+        let part = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(start), end - start) };
+        f(start, part)
+    });
+}
+
+/// y's pointer, shared by the tasks that write its disjoint parts.
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+
+// SAFETY: only used to hand disjoint parts of one slice to tasks (`for_each_part`).
+unsafe impl Send for SyncPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Pins the pool's worker threads, worker `w` to `cores[w % cores.len()]`, for callers
 /// who pin their own thread too (`affinity::pin_current_thread`) and want the workers off
 /// that core. Process-wide, as the pool is; a later call re-pins.
@@ -245,8 +296,45 @@ fn worker(pool: &'static Pool, index: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::for_each_task;
+    use super::{for_each_part, for_each_task, MIN_PARALLEL_FLOATS};
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn parts_cover_the_output_once_at_unit_multiples() {
+        // Every float written exactly once, with its own index; cuts on unit multiples.
+        for (len, unit) in [
+            (10, 1),
+            (MIN_PARALLEL_FLOATS, 1),
+            (MIN_PARALLEL_FLOATS + 7, 1),
+            (3 * MIN_PARALLEL_FLOATS, 49),
+            (MIN_PARALLEL_FLOATS * 2, MIN_PARALLEL_FLOATS * 2),
+        ] {
+            for threads in [1, 2, 3, 8] {
+                let mut y = vec![-1.0; len];
+                let parts = AtomicUsize::new(0);
+                for_each_part(threads, &mut y, unit, |start, part| {
+                    assert!(
+                        start % unit == 0 && (part.len() % unit == 0 || start + part.len() == len)
+                    );
+                    parts.fetch_add(1, Ordering::Relaxed);
+                    for (i, v) in part.iter_mut().enumerate() {
+                        assert_eq!(*v, -1.0, "written twice");
+                        *v = (start + i) as f32;
+                    }
+                });
+                assert!(
+                    y.iter().enumerate().all(|(i, &v)| v == i as f32),
+                    "{len} {unit}"
+                );
+                let want_parallel = len >= MIN_PARALLEL_FLOATS && threads > 1 && len / unit > 1;
+                let n = parts.load(Ordering::Relaxed);
+                assert!(
+                    want_parallel == (n > 1),
+                    "{len} {unit} {threads}: {n} parts"
+                );
+            }
+        }
+    }
 
     #[test]
     fn every_task_runs_once() {

@@ -10,7 +10,7 @@ use crate::testing::everywhere::{check, Case};
 /// weight of lower rank, a one-element scalar on either side, a middle broadcast, SIMD
 /// tails of 1, 7, 9, 17 and 33 along the rows, six alternating dims (the CUDA kernel's
 /// most), and an empty one.
-const SHAPES: [(&[usize], &[usize]); 12] = [
+const SHAPES: [(&[usize], &[usize]); 14] = [
     (&[2, 3, 5, 7], &[2, 3, 5, 7]),
     (&[2, 16, 5, 9], &[2, 16, 1, 1]),
     (&[1, 8, 1, 1], &[1, 8, 17, 3]),
@@ -23,6 +23,10 @@ const SHAPES: [(&[usize], &[usize]); 12] = [
     (&[1, 1], &[1, 1]),
     (&[2, 3, 4, 2, 3, 1], &[2, 1, 4, 1, 3, 5]),
     (&[0, 3], &[3]),
+    // Past `parallel::MIN_PARALLEL_FLOATS`: rows split over threads (squeeze-excite's
+    // x · gate; many short rows).
+    (&[2, 40, 30, 30], &[2, 40, 1, 1]),
+    (&[5001, 7], &[7]),
 ];
 
 const OPS: [BinaryOp; 4] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div];
@@ -56,7 +60,9 @@ fn binary_matches_reference() {
                 let (pc, a, b) = (p.clone(), a.clone(), b.clone());
                 let case = Case::new(name, inputs, expected.clone(), allow(act))
                     .cuda(cuda)
-                    .cpu(move |isa, _, _, y| cpu::binary(isa, &pc, op, &a, &b, act, y));
+                    .cpu(move |isa, threads, _, y| {
+                        cpu::binary(isa, &pc, op, &a, &b, act, y, threads)
+                    });
                 cases.push(case);
             }
         }

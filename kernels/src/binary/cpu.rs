@@ -8,6 +8,9 @@ use crate::{Activation, Isa};
 
 /// y = act(a op b), `a` and `b` laid out as `p`'s strides say: one f32 operation, as the
 /// reference, so bit-identical to it for the activations that are (`Activation::is_exact`).
+/// Rows split over `threads` (squeeze-excite's x · gate was the serial part of a 2-thread
+/// MobileNetV3 or EfficientNet run).
+#[allow(clippy::too_many_arguments)]
 pub fn binary(
     isa: Isa,
     p: &BinaryParams,
@@ -16,6 +19,7 @@ pub fn binary(
     b: &[f32],
     act: Activation,
     y: &mut [f32],
+    threads: usize,
 ) {
     p.check(a, b, y);
     let inner = *p.dims.last().expect("at least one dim");
@@ -24,8 +28,26 @@ pub fn binary(
     }
     let last = p.dims.len() - 1;
     let (sa, sb) = (p.a_strides[last], p.b_strides[last]);
-    for (row, out) in y.chunks_exact_mut(inner).enumerate() {
-        let (ia, ib) = p.row_offsets(row);
+    crate::parallel::for_each_part(threads, y, inner, |start, part| {
+        rows(isa, p, op, (a, sa), (b, sb), act, start / inner, part)
+    });
+}
+
+/// Output rows first.. of `binary`, into part.
+#[allow(clippy::too_many_arguments)]
+fn rows(
+    isa: Isa,
+    p: &BinaryParams,
+    op: BinaryOp,
+    (a, sa): (&[f32], usize),
+    (b, sb): (&[f32], usize),
+    act: Activation,
+    first: usize,
+    part: &mut [f32],
+) {
+    let inner = *p.dims.last().expect("at least one dim");
+    for (i, out) in part.chunks_exact_mut(inner).enumerate() {
+        let (ia, ib) = p.row_offsets(first + i);
         let a_row = &a[ia..ia + (inner - 1) * sa + 1];
         let b_row = &b[ib..ib + (inner - 1) * sb + 1];
         // SAFETY: dispatch! checks the ISA; each row is as long as its stride says.

@@ -1,9 +1,8 @@
-//! `concat_part_f32`, once per input, against the reference concat, on every CUDA
-//! backend (`testing::everywhere`). A copy: bit-identical. The CPU executors copy with the
-//! reference's `concat_part` itself, so there is no CPU kernel to check here.
+//! `concat_part_f32`, once per input, and the CPU's threaded copy, against the reference
+//! concat, on every backend (`testing::everywhere`). A copy: bit-identical.
 
 use super::cuda::concat;
-use super::reference;
+use super::{cpu, reference};
 use crate::testing::everywhere::{check, Allow, Case};
 use crate::testing::Rng;
 
@@ -11,14 +10,17 @@ use crate::testing::Rng;
 fn concat_matches_reference() {
     // (outer, inner per input): channels of NCHW at batch 1 and 3 (outer = n,
     // inner = c·h·w), two and three inputs, rows not multiples of a warp, one input
-    // larger than a block of 256.
-    let sweep: [(usize, &[usize]); 6] = [
+    // larger than a block of 256, and outputs the CPU splits over threads (cuts inside
+    // an input's run and across rows).
+    let sweep: [(usize, &[usize]); 8] = [
         (1, &[1, 1]),
         (1, &[35, 70]),
         (3, &[35, 70]),
         (1, &[49, 300, 7]),
         (3, &[49, 300, 7]),
         (3, &[5, 1, 33]),
+        (1, &[20_000, 9, 30_001]),
+        (5, &[7_001, 0, 3]),
     ];
     let mut cases = Vec::new();
     for (outer, inner) in sweep {
@@ -34,7 +36,8 @@ fn concat_matches_reference() {
                 expected,
                 Allow::Bits,
             )
-            .cuda(concat(outer, inner).unwrap()),
+            .cuda(concat(outer, inner).unwrap())
+            .cpu(move |_, threads, x, y| cpu::concat(threads, outer, |i| x[i], inner, y)),
         );
     }
     check("concat", &cases);

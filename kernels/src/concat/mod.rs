@@ -5,6 +5,8 @@
 //! Concat along channels of NCHW: `outer = n`, `inner[i] = c_i * h * w`. Nothing to validate
 //! beyond lengths.
 
+/// The CPU copy, split over threads.
+pub mod cpu;
 pub mod cuda;
 /// Plain loops: the test oracle.
 pub mod reference;
