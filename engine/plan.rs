@@ -137,7 +137,8 @@ pub(crate) fn plan(graph: &Graph, batch: usize, fold_views: bool) -> Result<Plan
         views::fold_views(graph, &shapes, &mut steps, &outputs);
     }
     mark_in_place(&mut steps, &outputs, n_inputs, n_values);
-    let parent = concat_in_place(&mut steps, &outputs, n_inputs, n_values);
+    let lens: Vec<usize> = shapes.iter().map(|s| s.iter().product()).collect();
+    let parent = concat_in_place(&mut steps, &outputs, n_inputs, &lens);
     // place[v] = (root, at): v lives `at` floats into the storage of value `root`.
     let mut place: Vec<(usize, usize)> = (0..n_values).map(|v| (v, 0)).collect();
     // A concat comes after its inputs (and an outer concat after an inner one): resolve
@@ -243,40 +244,104 @@ pub(crate) fn shares_input_storage(step: &Step) -> bool {
 
 /// Marks the concats whose inputs can be written in place and returns, per value, the
 /// concat output it lives in and at what offset. Only when the concat's output is one
-/// contiguous run per input (`outer == 1`: batch 1 on the channel axis), and each input
-/// is a kernel's fresh output read by nothing else.
+/// contiguous run per input (`outer == 1`: batch 1 on the channel axis). Each input is
+/// either a kernel's fresh output, written straight into its place (other steps may read
+/// it there too), or one of a run of views (`Kernel::View` / `Alias`) that in order cover a
+/// fresh output whole: then that output is written into place and the views fall on their
+/// parts. YOLO's C2f block concatenates both chunks of one conv's output, views of it,
+/// with the bottleneck outputs that also feed the next bottleneck: all of it lands in
+/// place, and its concat copies nothing.
 fn concat_in_place(
     steps: &mut [Step],
     outputs: &[usize],
     n_inputs: usize,
-    n_values: usize,
+    lens: &[usize],
 ) -> Vec<Option<(usize, usize)>> {
-    let mut uses = vec![0; n_values];
-    for &v in steps.iter().flat_map(|s| &s.inputs).chain(outputs) {
-        uses[v] += 1;
-    }
-    let mut parent = vec![None; n_values];
+    let mut parent: Vec<Option<(usize, usize)>> = vec![None; lens.len()];
     for s in 0..steps.len() {
-        let Kernel::Concat { outer: 1, inner } = &steps[s].kernel else {
+        let Kernel::Concat { outer: 1, .. } = &steps[s].kernel else {
             continue;
         };
-        let fresh = |v: usize| {
-            v >= n_inputs && uses[v] == 1 && parent[v].is_none() && {
-                let producer = &steps[v - n_inputs];
-                !shares_input_storage(producer)
-            }
-        };
-        if !steps[s].inputs.iter().all(|&v| fresh(v)) {
+        let Some(pieces) = concat_pieces(steps, s, (outputs, n_inputs, lens), &parent) else {
             continue;
-        }
-        let mut at = 0;
-        for (&v, &n) in steps[s].inputs.iter().zip(inner) {
+        };
+        for (v, at) in pieces {
             parent[v] = Some((steps[s].output, at));
-            at += n;
         }
         steps[s].in_place = true;
     }
     parent
+}
+
+/// The values concat step `s` can hold in place, each with its offset in the concat's
+/// output, or None when one of its inputs cannot be written there (a graph input or
+/// output, a value already placed elsewhere, a view that is not part of a whole run).
+fn concat_pieces(
+    steps: &[Step],
+    s: usize,
+    (outputs, n_inputs, lens): (&[usize], usize, &[usize]),
+    parent: &[Option<(usize, usize)>],
+) -> Option<Vec<(usize, usize)>> {
+    let len = |v: usize| lens[v];
+    // The step that wrote v (values after the graph inputs are the steps' outputs, in order).
+    let producer = |v: usize| {
+        steps
+            .get(v.checked_sub(n_inputs)?)
+            .filter(|st| st.output == v)
+    };
+    // The kernel output whose storage v is: v itself, or what an in-place activation
+    // chain ending at v overwrote; None for a graph input or output, or a value already
+    // placed in another concat.
+    let owner = |mut v: usize| loop {
+        if parent[v].is_some() || outputs.contains(&v) {
+            return None;
+        }
+        let step = producer(v)?;
+        match (&step.kernel, step.in_place) {
+            (Kernel::Act(_), true) => v = step.inputs[0],
+            _ if shares_input_storage(step) => return None,
+            _ => return Some(v),
+        }
+    };
+    // The view step producing v: (base, offset), for views of a kernel's output.
+    let view_of = |v: usize| -> Option<(usize, usize)> {
+        let step = producer(v)?;
+        let views = matches!(step.kernel, Kernel::Alias | Kernel::View { .. });
+        views.then(|| (step.inputs[0], view_offset(step)))
+    };
+    let inputs = &steps[s].inputs;
+    let (mut pieces, mut at, mut i) = (Vec::new(), 0, 0);
+    while i < inputs.len() {
+        let v = inputs[i];
+        if let Some(o) = owner(v) {
+            pieces.push((o, at));
+            at += len(v);
+            i += 1;
+            continue;
+        }
+        // A run of views of one base, at offsets 0, len0, len0 + len1, … up to its end.
+        let (base, first) = view_of(v)?;
+        let o = owner(base).filter(|_| first == 0)?;
+        let mut covered = 0;
+        while covered < len(base) {
+            let (b, off) = view_of(*inputs.get(i)?)?;
+            if b != base || off != covered {
+                return None;
+            }
+            covered += len(inputs[i]);
+            i += 1;
+        }
+        if covered != len(base) {
+            return None;
+        }
+        pieces.push((o, at));
+        at += covered;
+    }
+    // A value twice in one concat (or a base under two runs) cannot sit in both places.
+    let mut seen: Vec<usize> = pieces.iter().map(|p| p.0).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    (seen.len() == pieces.len()).then_some(pieces)
 }
 
 /// An activation may overwrite its input when that input is a node's own storage (not a
@@ -317,11 +382,20 @@ mod tests {
         let n = p.values.len();
         let mut root: Vec<usize> = (0..n).collect();
         let (mut first, mut last) = (vec![0; n], vec![0; n]);
+        // An in-place concat's inputs live in its storage, and so does every value an
+        // input shares storage with (a run of views covering one output, an activation
+        // run in place).
+        let producer = |v: usize| v.checked_sub(p.inputs).map(|s| &p.steps[s]);
         for step in p.steps.iter().rev() {
             if matches!(step.kernel, Kernel::Concat { .. }) && step.in_place {
-                step.inputs
-                    .iter()
-                    .for_each(|&i| root[i] = root[step.output]);
+                for &i in &step.inputs {
+                    let mut v = i;
+                    root[v] = root[step.output];
+                    while let Some(st) = producer(v).filter(|st| shares_input_storage(st)) {
+                        v = st.inputs[0];
+                        root[v] = root[step.output];
+                    }
+                }
             }
         }
         for (s, step) in p.steps.iter().enumerate() {
@@ -368,5 +442,35 @@ mod tests {
         for fixture in ["resnet18", "mobilenetv2", "allops"] {
             check_plan(fixture, 2);
         }
+        // Batch 1: concats in place, views of their inputs (YOLO's C2f, U-Net's skips,
+        // ShuffleNet's halves).
+        for fixture in ["yolo", "unet", "shufflenet", "allops", "v3ops"] {
+            check_plan(fixture, 1);
+        }
+    }
+
+    #[test]
+    fn yolo_concats_copy_nothing_at_batch_1() {
+        // C2f: cat(chunk 0, chunk 1 of one conv's output, bottleneck outputs that also
+        // feed the next bottleneck), SPPF's cat of pools, the neck's cat of an upsampled
+        // map and a skip: each input written in place.
+        let path = format!(
+            "{}/../tests/fixtures/yolo.safetensors",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let model = Model::load(path).unwrap();
+        let p = plan(model.graph(), 1, true).unwrap();
+        let concats: Vec<&Step> = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kernel, Kernel::Concat { .. }))
+            .collect();
+        assert!(concats.len() >= 8, "{} concats", concats.len());
+        let copied: Vec<&str> = concats
+            .iter()
+            .filter(|s| !s.in_place)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert!(copied.is_empty(), "concats still copied: {copied:?}");
     }
 }
