@@ -17,7 +17,7 @@ use crate::testing::Rng;
 use crate::{Activation, Isa, Precision};
 
 /// Max |y - reference| over max |y|, per precision.
-fn rtol(precision: Precision) -> f64 {
+pub(super) fn rtol(precision: Precision) -> f64 {
     match precision {
         // Each output is one f32 sum of K = (c_in/groups)·kh·kw products (K ≤ 1170
         // here), in an order the reference (f64) does not share.
@@ -34,7 +34,7 @@ fn rtol(precision: Precision) -> f64 {
 /// sums of ~50 to 6, and the error scales with the sums), or 1e-4 where `Conv2dCpu` picks
 /// Winograd F(4×4, 3×3) on some instruction set (its transforms amplify roundings; see
 /// kernels/tests/conv2d_cpu.rs).
-fn cpu_allow(p: &Conv2dParams, w: &[f32], pre_act: &[f32]) -> Allow {
+pub(super) fn cpu_allow(p: &Conv2dParams, w: &[f32], pre_act: &[f32]) -> Allow {
     let winograd = DepthwiseCpu::new(p, w, None, Isa::Scalar).is_none()
         && Isa::available()
             .into_iter()
@@ -45,7 +45,7 @@ fn cpu_allow(p: &Conv2dParams, w: &[f32], pre_act: &[f32]) -> Allow {
 }
 
 /// The largest finite |v|.
-fn max_abs(v: &[f32]) -> f64 {
+pub(super) fn max_abs(v: &[f32]) -> f64 {
     v.iter()
         .filter(|v| v.is_finite())
         .fold(0.0f64, |m, &v| m.max(f64::from(v).abs()))
@@ -77,7 +77,7 @@ fn cpu_conv(
 /// The GEMM configurations the sweeps cycle through, so that every shape family meets
 /// every precision, every tile, and split-K (forced here even where the rule would not
 /// split, including splits left with no K slab at all).
-fn configs() -> [Gemm; 9] {
+pub(super) fn configs() -> [Gemm; 9] {
     [
         Gemm::large(Precision::Fp32),
         Gemm::small(Precision::Tf32),
@@ -94,7 +94,7 @@ fn configs() -> [Gemm; 9] {
 /// x: (n, c[0], hw[0], hw[1])  w: (c[1], c[0]/groups, k[0], k[1]); per-axis attributes
 /// as [along h, along w].
 #[allow(clippy::too_many_arguments)]
-fn params(
+pub(super) fn params(
     n: usize,
     c: [usize; 2],
     hw: [usize; 2],
@@ -123,10 +123,10 @@ fn params(
 
 /// What is fused into one conv besides the conv itself.
 #[derive(Clone, Copy)]
-struct Epilogue {
-    bias: bool,
-    residual: bool,
-    act: Activation,
+pub(super) struct Epilogue {
+    pub(super) bias: bool,
+    pub(super) residual: bool,
+    pub(super) act: Activation,
 }
 
 const PLAIN: Epilogue = Epilogue {
