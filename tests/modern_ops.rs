@@ -276,6 +276,21 @@ fn squeeze_excite_scales_the_projection_convs_input() {
     }
 }
 
+#[test]
+fn the_se_fixtures_scale_every_projection_and_run_no_mul() {
+    // Every SE block of torchvision's EfficientNet-B0 and MobileNetV3 feeds a 1×1
+    // projection conv: each gate is read by one conv as its input scale, and no mul is left.
+    for name in ["efficientnet_b0", "mobilenetv3"] {
+        let model = Model::load(common::fixture(name)).unwrap();
+        let kernels = kernels_of(&model);
+        let count = |f: &dyn Fn(&str) -> bool| kernels.iter().filter(|k| f(k)).count();
+        let gates = count(&|k| k.starts_with("se_gate"));
+        assert!(gates > 0, "{name}: {kernels:?}");
+        assert_eq!(count(&|k| k.contains("+in_scale")), gates, "{name}: {kernels:?}");
+        assert_eq!(count(&|k| k.starts_with("mul")), 0, "{name}: {kernels:?}");
+    }
+}
+
 /// x (n, 8, 3, 5) viewed as (n, 2, 4, 3, 5), groups swapped, viewed back and split in two
 /// halves: ShuffleNetV2's channel_shuffle then chunk(2, dim=1).
 fn shuffle() -> Model {
