@@ -286,7 +286,11 @@ fn the_se_fixtures_scale_every_projection_and_run_no_mul() {
         let count = |f: &dyn Fn(&str) -> bool| kernels.iter().filter(|k| f(k)).count();
         let gates = count(&|k| k.starts_with("se_gate"));
         assert!(gates > 0, "{name}: {kernels:?}");
-        assert_eq!(count(&|k| k.contains("+in_scale")), gates, "{name}: {kernels:?}");
+        assert_eq!(
+            count(&|k| k.contains("+in_scale")),
+            gates,
+            "{name}: {kernels:?}"
+        );
         assert_eq!(count(&|k| k.starts_with("mul")), 0, "{name}: {kernels:?}");
     }
 }
