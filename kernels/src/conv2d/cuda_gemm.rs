@@ -49,8 +49,8 @@ pub struct Gemm {
     pub splits: usize,
     /// Whether the epilogue also takes the 2×2 stride-2 max pool of the output.
     pub max_pool2: bool,
-    /// Whether B is x · in_scale[img][ci], the scale an extra input (squeeze-excite's
-    /// gate; `Conv2dParams::in_scale_applies` convs only).
+    /// Whether B is x · in_scale, one scale per (image, input channel) read from an extra
+    /// input (squeeze-excite's gate; `Conv2dParams::in_scale_applies` convs only).
     pub in_scale: bool,
 }
 
