@@ -209,60 +209,39 @@ fn squeeze_excite_scales_the_projection_convs_input() {
     };
     let sum = json!({"name": "sum", "op": "add", "inputs": ["proj", "x"]});
     let act = json!({"name": "act", "op": "relu", "inputs": ["sum"]});
+    let plain = |attrs: Value, outputs: Value, p_w: &[usize]| {
+        se_projection(["gate", "x"], proj(attrs), vec![], outputs, p_w)
+    };
+    let (w8, w16, w3) = (&[8, 16, 1, 1][..], &[16, 16, 1, 1][..], &[8, 16, 3, 3][..]);
+    const GATE: &str = "se_gate+relu+hardsigmoid";
     // (model, the kernels its session runs): the mul goes where the conv can take its
     // scale, and stays where it cannot, on every target with the same values.
+    let with_residual = se_projection(
+        ["x", "gate"],
+        proj(json!({})),
+        vec![sum, act],
+        json!(["act"]),
+        w16,
+    );
     let models = [
         (
-            se_projection(
-                ["gate", "x"],
-                proj(json!({})),
-                vec![],
-                json!(["proj"]),
-                &[8, 16, 1, 1],
-            ),
-            &["se_gate+relu+hardsigmoid", "conv1x1s1+in_scale"][..],
+            plain(json!({}), json!(["proj"]), w8),
+            &[GATE, "conv1x1s1+in_scale"][..],
         ),
-        (
-            se_projection(
-                ["x", "gate"],
-                proj(json!({})),
-                vec![sum, act],
-                json!(["act"]),
-                &[16, 16, 1, 1],
-            ),
-            &["se_gate+relu+hardsigmoid", "conv1x1s1+in_scale+add+relu"],
-        ),
+        (with_residual, &[GATE, "conv1x1s1+in_scale+add+relu"]),
         // A 3×3 conv, a strided one: no input scale in the kernels.
         (
-            se_projection(
-                ["gate", "x"],
-                proj(json!({"padding": [1, 1]})),
-                vec![],
-                json!(["proj"]),
-                &[8, 16, 3, 3],
-            ),
-            &["se_gate+relu+hardsigmoid", "mul", "conv3x3s1"],
+            plain(json!({"padding": [1, 1]}), json!(["proj"]), w3),
+            &[GATE, "mul", "conv3x3s1"],
         ),
         (
-            se_projection(
-                ["gate", "x"],
-                proj(json!({"stride": [2, 2]})),
-                vec![],
-                json!(["proj"]),
-                &[8, 16, 1, 1],
-            ),
-            &["se_gate+relu+hardsigmoid", "mul", "conv1x1s2"],
+            plain(json!({"stride": [2, 2]}), json!(["proj"]), w8),
+            &[GATE, "mul", "conv1x1s2"],
         ),
         // x · gate is also returned: it must exist.
         (
-            se_projection(
-                ["gate", "x"],
-                proj(json!({})),
-                vec![],
-                json!(["proj", "scaled"]),
-                &[8, 16, 1, 1],
-            ),
-            &["se_gate+relu+hardsigmoid", "mul", "conv1x1s1"],
+            plain(json!({}), json!(["proj", "scaled"]), w8),
+            &[GATE, "mul", "conv1x1s1"],
         ),
     ];
     for (model, kernels) in models {

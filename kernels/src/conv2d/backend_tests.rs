@@ -437,6 +437,15 @@ fn max_pool_fused_into_the_epilogue() {
 /// One case per shape, each with the next epilogue (bias, residual, activation) and GEMM
 /// configuration in turn.
 fn mixed(shapes: &[Conv2dParams], seed: u64) -> Vec<Case> {
+    mixed_by(shapes, seed, |p, e, gemm, seed| case(p, e, gemm, &[], seed))
+}
+
+/// As `mixed`, each case made by `case(shape, epilogue, gemm, seed)`.
+pub(super) fn mixed_by(
+    shapes: &[Conv2dParams],
+    seed: u64,
+    case: impl Fn(&Conv2dParams, Epilogue, Gemm, u64) -> Case,
+) -> Vec<Case> {
     shapes
         .iter()
         .enumerate()
@@ -447,7 +456,7 @@ fn mixed(shapes: &[Conv2dParams], seed: u64) -> Vec<Case> {
                 // Every activation in turn: each is fused in every kernel's epilogue.
                 act: ALL_ACTS[i % ALL_ACTS.len()],
             };
-            case(p, e, configs()[i % 9], &[], seed + i as u64)
+            case(p, e, configs()[i % 9], seed + i as u64)
         })
         .collect()
 }

@@ -6,11 +6,11 @@
 //! CUDA the implicit GEMM in every precision, tile and split. Inputs are x, then the
 //! residual (if any), then the scale: the order of the CUDA op's inputs.
 
-use super::backend_tests::{configs, cpu_allow, max_abs, params, rtol, Epilogue};
+use super::backend_tests::{configs, cpu_allow, max_abs, mixed_by, params, rtol, Epilogue};
 use super::cpu::Conv2dCpu;
 use super::cuda::{conv2d_in_scaled, conv2d_with, Gemm};
 use super::{reference, Conv2dParams};
-use crate::activation::backend_tests::{ACTS, ALL_ACTS};
+use crate::activation::backend_tests::ACTS;
 use crate::cuda::Arg;
 use crate::testing::everywhere::{check, Allow, Case};
 use crate::testing::Rng;
@@ -92,19 +92,9 @@ fn case(
 
 /// One case per shape, each with the next epilogue and GEMM configuration in turn.
 fn mixed(shapes: &[Conv2dParams], seed: u64) -> Vec<Case> {
-    shapes
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let e = Epilogue {
-                bias: i % 2 == 0,
-                residual: i / 2 % 2 == 0,
-                act: ALL_ACTS[i % ALL_ACTS.len()],
-            };
-            let gemm = configs()[i % 9].with_in_scale();
-            case(p, e, Some(gemm), [&[], &[]], seed + i as u64)
-        })
-        .collect()
+    mixed_by(shapes, seed, |p, e, gemm, seed| {
+        case(p, e, Some(gemm.with_in_scale()), [&[], &[]], seed)
+    })
 }
 
 #[test]
