@@ -6,14 +6,13 @@
 //! CUDA the implicit GEMM in every precision, tile and split. Inputs are x, then the
 //! residual (if any), then the scale: the order of the CUDA op's inputs.
 
-use super::backend_tests::{configs, cpu_allow, max_abs, mixed_by, params, rtol, Epilogue};
+use super::backend_tests::{case_scaled, configs, epilogues, mixed_by, params, Epilogue};
 use super::cpu::Conv2dCpu;
 use super::cuda::{conv2d_in_scaled, conv2d_with, Gemm};
-use super::{reference, Conv2dParams};
+use super::Conv2dParams;
 use crate::activation::backend_tests::ACTS;
 use crate::cuda::Arg;
-use crate::testing::everywhere::{check, Allow, Case};
-use crate::testing::Rng;
+use crate::testing::everywhere::{check, Case};
 use crate::{Activation, Isa, Precision};
 
 /// 1×1, stride 1, no padding, one group: the convs that take a scale.
@@ -24,76 +23,17 @@ fn pointwise(n: usize, c_in: usize, c_out: usize, hw: [usize; 2]) -> Conv2dParam
 /// Values written over a random tensor: (index, value).
 type Poison<'a> = &'a [(usize, f32)];
 
-/// Runs `p` scaled through `Conv2dCpu` (whichever algorithm it picks); inputs x, the
-/// residual (with `residual`), the scale. NaN scratch catches a read before a write.
-fn cpu_conv(
-    p: Conv2dParams,
-    w: Vec<f32>,
-    bias: Option<Vec<f32>>,
-    residual: bool,
-    act: Activation,
-) -> impl Fn(Isa, usize, &[&[f32]], &mut [f32]) {
-    move |isa, threads, x, y| {
-        let conv = Conv2dCpu::new(&p, &w, bias.as_deref(), isa);
-        let mut scratch = vec![f32::NAN; conv.scratch_len(threads)];
-        let (res, s) = (residual.then(|| x[1]), x[1 + residual as usize]);
-        conv.run_scaled(x[0], Some(s), res, act, y, &mut scratch, threads);
-    }
-}
-
-/// Random x, weight, bias, residual and scale (scale in [-2, 2), a different one per
-/// image and channel; then `x_at` and `s_at` written over x and the scale), and the
-/// reference's act(conv(x · s) + bias + residual). On CUDA with `gemm`; None keeps a case
-/// too large for the emulator on the CPU.
-fn case(
-    p: &Conv2dParams,
-    e: Epilogue,
-    gemm: Option<Gemm>,
-    [x_at, s_at]: [Poison<'_>; 2],
-    seed: u64,
-) -> Case {
-    let mut rng = Rng::new(seed);
-    let [n, c_out, oh, ow] = p.output_shape();
-    let mut x = rng.vec(n * p.c_in * p.h * p.w);
-    let mut s: Vec<f32> = rng.vec(n * p.c_in).iter().map(|v| 2.0 * v).collect();
-    x_at.iter().for_each(|&(i, v)| x[i] = v);
-    s_at.iter().for_each(|&(i, v)| s[i] = v);
-    let w = rng.vec(p.weight_shape().iter().product());
-    let bias = e.bias.then(|| rng.vec(c_out));
-    let residual = e.residual.then(|| rng.vec(n * c_out * oh * ow));
-
-    let mut pre_act = vec![0.0; n * c_out * oh * ow];
-    reference::conv2d_scaled(p, &x, Some(&s), &w, bias.as_deref(), &mut pre_act);
-    if let Some(r) = &residual {
-        pre_act.iter_mut().zip(r).for_each(|(v, r)| *v += r);
-    }
-    let expected = pre_act.iter().map(|&v| e.act.apply(v)).collect();
-    let kernel = gemm.map_or("cpu only".into(), |g| {
-        format!("{} tile{} split{}", g.precision, g.bm, g.splits)
-    });
-    let name = format!(
-        "conv2d in_scale n{n} c{}x{c_out} {}x{} bias{} res{} {:?} {kernel}",
-        p.c_in, p.h, p.w, e.bias as u8, e.residual as u8, e.act
-    );
-    let precision = gemm.map_or(Precision::Fp32, |g| g.precision);
-    // Of the largest sum, as in backend_tests.rs: the scale changes the sums, not the rule.
-    let allow = Allow::Max(0.0, rtol(precision) * max_abs(&pre_act) + 1e-6);
-    let cpu_allow = cpu_allow(p, &w, &pre_act);
-    let op = gemm.map(|g| conv2d_with(p, &w, bias.as_deref(), e.residual, e.act, g).unwrap());
-    let inputs = [Some(x), residual, Some(s)].into_iter().flatten().collect();
-    let case = Case::new(name, inputs, expected, allow)
-        .cpu(cpu_conv(*p, w, bias, e.residual, e.act))
-        .cpu_allow(cpu_allow);
-    match op {
-        Some(op) => case.cuda(op),
-        None => case,
-    }
+/// `backend_tests::case_scaled`: x, weight, bias, residual and a scale in [-2, 2), one
+/// per image and channel (`x_at` and `s_at` written over x and the scale); on CUDA with
+/// `gemm` (None: the CPU only).
+fn case(p: &Conv2dParams, e: Epilogue, gemm: Option<Gemm>, at: [Poison<'_>; 2], seed: u64) -> Case {
+    case_scaled(p, e, gemm, at[0], Some(at[1]), seed)
 }
 
 /// One case per shape, each with the next epilogue and GEMM configuration in turn.
 fn mixed(shapes: &[Conv2dParams], seed: u64) -> Vec<Case> {
     mixed_by(shapes, seed, |p, e, gemm, seed| {
-        case(p, e, Some(gemm.with_in_scale()), [&[], &[]], seed)
+        case(p, e, Some(gemm), [&[], &[]], seed)
     })
 }
 
@@ -121,18 +61,9 @@ fn every_cpu_path_and_channel_tail() {
 fn every_epilogue() {
     let p = pointwise(3, 17, 5, [9, 13]);
     let mut cases = Vec::new();
-    for bias in [false, true] {
-        for residual in [false, true] {
-            for act in ACTS {
-                let e = Epilogue {
-                    bias,
-                    residual,
-                    act,
-                };
-                let gemm = configs()[cases.len() % 9].with_in_scale();
-                cases.push(case(&p, e, Some(gemm), [&[], &[]], 800));
-            }
-        }
+    for e in epilogues() {
+        let gemm = configs()[cases.len() % 9];
+        cases.push(case(&p, e, Some(gemm), [&[], &[]], 800));
     }
     check("conv2d in_scale", &cases);
 }
@@ -182,7 +113,7 @@ fn scales_0_1_nan_and_inf_act_as_x_times_s() {
                 residual: i % 2 == 1,
                 act,
             };
-            let gemm = configs()[cases.len() % 9].with_in_scale();
+            let gemm = configs()[cases.len() % 9];
             cases.push(case(p, e, Some(gemm), [&x_at, &s_at], 900 + i as u64));
         }
         // The cases hold what they claim, before the activation: image 0 finite but for
