@@ -28,13 +28,15 @@ type Data = Arc<[f32]>;
 /// A kernel call with every shape resolved; the executor only moves data.
 #[derive(Debug, Clone)]
 pub(crate) enum Kernel {
-    /// y = act(conv(x) + bias + residual): the residual, when present, is input 1.
+    /// y = act(conv(x · in_scale) + bias + residual): the residual, when present, is
+    /// input 1; the scale (n, c_in), when present, the input after it.
     Conv2d {
         p: Conv2dParams,
         weight: Data,
         bias: Option<Data>,
         residual: bool,
         act: Activation,
+        in_scale: bool,
     },
     BatchNorm {
         p: BatchNormParams,
@@ -161,6 +163,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             dilation,
             groups,
             act,
+            in_scale,
         } => {
             let [n, c_in, h, w] = ctx.rank4(x)?;
             let ws = &weight.shape;
@@ -191,7 +194,17 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             ctx.check_weight("weight", weight, &p.weight_shape())?;
             ctx.check_bias(bias.as_ref(), p.c_out)?;
             let shape = p.output_shape().to_vec();
-            let residual = inputs.len() == 2;
+            if *in_scale {
+                let scale = inputs[inputs.len() - 1];
+                if !p.in_scale_applies() || scale != [n, c_in, 1, 1] {
+                    let detail = format!(
+                        "input scale of shape {scale:?} for a {}x{} conv with stride {:?}, pad {:?} and {} groups on {x:?}: the kernels take a (n, c_in, 1, 1) scale on 1x1 stride-1 unpadded one-group convs",
+                        p.kh, p.kw, p.stride, p.pad, p.groups
+                    );
+                    return Err(ctx.shape(detail));
+                }
+            }
+            let residual = inputs.len() == 2 + *in_scale as usize;
             if residual && inputs[1] != shape {
                 let detail = format!(
                     "residual of shape {:?} for an output of shape {shape:?}",
@@ -205,6 +218,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
                 bias: bias.as_ref().map(|b| b.data.clone()),
                 residual,
                 act: *act,
+                in_scale: *in_scale,
             };
             (shape, kernel)
         }

@@ -4,7 +4,8 @@
 //! them, move a non-decreasing activation that follows a max pool into the conv before the
 //! pool, fuse each activation into the node before it, squeeze-excite's gate into one node
 //! (`se`), and each residual add into the conv that feeds it, so a ResNet block's
-//! `relu(bn(conv(x)) + identity)` is one kernel call.
+//! `relu(bn(conv(x)) + identity)` is one kernel call; last, squeeze-excite's `x · gate`
+//! into the projection conv that reads it (`se`).
 //!
 //! A node that absorbs the nodes after it takes the last one's name: it now produces the
 //! value PyTorch calls by that name, which is what `compare --per-layer` checks.
@@ -30,6 +31,8 @@ pub(crate) fn optimize(graph: &mut Graph) {
     se::fuse_squeeze_excite(graph);
     remove_identities(graph);
     fuse_residual_adds(graph);
+    remove_identities(graph);
+    se::scale_in_conv_reads(graph);
     remove_identities(graph);
 }
 

@@ -1,6 +1,7 @@
 //! The blocks of modern CNNs end to end: ConvNeXt's channels-last block made NCHW by the
 //! passes (same values, no permute left, the layer scale folded into the conv), a
-//! squeeze-excite block in two kernels, a ShuffleNet channel shuffle and chunk (reshape →
+//! squeeze-excite block in two kernels (the gate, then the mul, or the projection conv
+//! multiplying the gate into x as it reads it), a ShuffleNet channel shuffle and chunk (reshape →
 //! permute → reshape → slices), on the reference kernels, every ISA at 1 and 2 threads and
 //! the emulated CUDA executor; and bad attributes and shapes named by node.
 
@@ -133,18 +134,26 @@ fn convnext_block_runs_nchw_with_the_same_values() {
 
 /// x (n, 16, 5, 7) · hardsigmoid(conv 4→16(relu(conv 16→4(avgpool(x))))): MobileNetV3's SE.
 fn se_block(pool: Value) -> Model {
+    let out = json!({"name": "out", "op": "mul", "inputs": ["gate", "x"]});
+    se_graph(pool, vec![out], json!(["out"]), &[])
+}
+
+/// The SE block's nodes (gate in "gate"), then `tail` (which computes x · gate), returning
+/// `outputs`; `extra` are the tail's weights.
+fn se_graph(pool: Value, tail: Vec<Value>, outputs: Value, extra: &[(&str, &[usize])]) -> Model {
+    let mut nodes = vec![
+        pool,
+        json!({"name": "fc1", "op": "conv2d", "inputs": ["pool"], "weights": {"weight": "fc1.w", "bias": "fc1.b"}}),
+        json!({"name": "relu", "op": "relu", "inputs": ["fc1"]}),
+        json!({"name": "fc2", "op": "conv2d", "inputs": ["relu"], "weights": {"weight": "fc2.w", "bias": "fc2.b"}}),
+        json!({"name": "gate", "op": "hardsigmoid", "inputs": ["fc2"]}),
+    ];
+    nodes.extend(tail);
     let g = json!({
         "version": 2,
         "inputs": [{"name": "x", "shape": [-1, 16, 5, 7]}],
-        "nodes": [
-            pool,
-            {"name": "fc1", "op": "conv2d", "inputs": ["pool"], "weights": {"weight": "fc1.w", "bias": "fc1.b"}},
-            {"name": "relu", "op": "relu", "inputs": ["fc1"]},
-            {"name": "fc2", "op": "conv2d", "inputs": ["relu"], "weights": {"weight": "fc2.w", "bias": "fc2.b"}},
-            {"name": "gate", "op": "hardsigmoid", "inputs": ["fc2"]},
-            {"name": "out", "op": "mul", "inputs": ["gate", "x"]}
-        ],
-        "outputs": ["out"]
+        "nodes": nodes,
+        "outputs": outputs
     });
     let mut w = Weights::default();
     let shapes: [(&str, &[usize]); 4] = [
@@ -153,7 +162,7 @@ fn se_block(pool: Value) -> Model {
         ("fc2.w", &[16, 4, 1, 1]),
         ("fc2.b", &[16]),
     ];
-    for (k, (name, shape)) in shapes.iter().enumerate() {
+    for (k, (name, shape)) in shapes.iter().chain(extra).enumerate() {
         let len = shape.iter().product();
         w.insert(name, shape, values(len, k + 3)).unwrap();
     }
@@ -170,6 +179,98 @@ fn squeeze_excite_is_a_gate_and_a_mul() {
         let model = se_block(pool);
         passes_keep_values(&model, 16 * 35);
         assert_eq!(kernels_of(&model), ["se_gate+relu+hardsigmoid", "mul"]);
+    }
+}
+
+/// The SE block, x · gate (operands in `order`) read by `proj`, whose weight is "p.w":
+/// (c_out, 16, k, k).
+fn se_projection(
+    order: [&str; 2],
+    proj: Value,
+    tail: Vec<Value>,
+    outputs: Value,
+    p_w: &[usize],
+) -> Model {
+    let pool = json!({"name": "pool", "op": "adaptive_avg_pool2d", "inputs": ["x"], "attrs": {"output_size": [1, 1]}});
+    let mut nodes = vec![
+        json!({"name": "scaled", "op": "mul", "inputs": order}),
+        proj,
+    ];
+    nodes.extend(tail);
+    let c_out = [p_w[0]];
+    se_graph(pool, nodes, outputs, &[("p.w", p_w), ("p.b", &c_out)])
+}
+
+#[test]
+fn squeeze_excite_scales_the_projection_convs_input() {
+    let proj = |attrs: Value| {
+        json!({"name": "proj", "op": "conv2d", "inputs": ["scaled"],
+               "weights": {"weight": "p.w", "bias": "p.b"}, "attrs": attrs})
+    };
+    let sum = json!({"name": "sum", "op": "add", "inputs": ["proj", "x"]});
+    let act = json!({"name": "act", "op": "relu", "inputs": ["sum"]});
+    let plain = |attrs: Value, outputs: Value, p_w: &[usize]| {
+        se_projection(["gate", "x"], proj(attrs), vec![], outputs, p_w)
+    };
+    let (w8, w16, w3) = (&[8, 16, 1, 1][..], &[16, 16, 1, 1][..], &[8, 16, 3, 3][..]);
+    const GATE: &str = "se_gate+relu+hardsigmoid";
+    // (model, the kernels its session runs): the mul goes where the conv can take its
+    // scale, and stays where it cannot, on every target with the same values.
+    let with_residual = se_projection(
+        ["x", "gate"],
+        proj(json!({})),
+        vec![sum, act],
+        json!(["act"]),
+        w16,
+    );
+    let models = [
+        (
+            plain(json!({}), json!(["proj"]), w8),
+            &[GATE, "conv1x1s1+in_scale"][..],
+        ),
+        (with_residual, &[GATE, "conv1x1s1+in_scale+add+relu"]),
+        // A 3×3 conv, a strided one: no input scale in the kernels.
+        (
+            plain(json!({"padding": [1, 1]}), json!(["proj"]), w3),
+            &[GATE, "mul", "conv3x3s1"],
+        ),
+        (
+            plain(json!({"stride": [2, 2]}), json!(["proj"]), w8),
+            &[GATE, "mul", "conv1x1s2"],
+        ),
+        // x · gate is also returned: it must exist.
+        (
+            plain(json!({}), json!(["proj", "scaled"]), w8),
+            &[GATE, "mul", "conv1x1s1"],
+        ),
+    ];
+    for (model, kernels) in models {
+        passes_keep_values(&model, 16 * 35);
+        assert_eq!(kernels_of(&model), kernels);
+        // The emulated CUDA executor runs the same plan: one launch per step.
+        let opts = SessionOptions::default().with_device(Device::CudaEmulated);
+        if let Some(s) = session(&model, &opts, "emulated CUDA") {
+            assert_eq!(s.kernel_count(), kernels.len());
+        }
+    }
+}
+
+#[test]
+fn the_se_fixtures_scale_every_projection_and_run_no_mul() {
+    // Every SE block of torchvision's EfficientNet-B0 and MobileNetV3 feeds a 1×1
+    // projection conv: each gate is read by one conv as its input scale, and no mul is left.
+    for name in ["efficientnet_b0", "mobilenetv3"] {
+        let model = Model::load(common::fixture(name)).unwrap();
+        let kernels = kernels_of(&model);
+        let count = |f: &dyn Fn(&str) -> bool| kernels.iter().filter(|k| f(k)).count();
+        let gates = count(&|k| k.starts_with("se_gate"));
+        assert!(gates > 0, "{name}: {kernels:?}");
+        assert_eq!(
+            count(&|k| k.contains("+in_scale")),
+            gates,
+            "{name}: {kernels:?}"
+        );
+        assert_eq!(count(&|k| k.starts_with("mul")), 0, "{name}: {kernels:?}");
     }
 }
 

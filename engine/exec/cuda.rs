@@ -42,7 +42,14 @@ pub(crate) fn cuda_op(
             bias,
             residual,
             act,
-        } => k::conv2d::cuda::conv2d(p, weight, bias.as_deref(), *residual, *act, precision),
+            in_scale,
+        } => {
+            let conv = match in_scale {
+                true => k::conv2d::cuda::conv2d_in_scaled,
+                false => k::conv2d::cuda::conv2d,
+            };
+            conv(p, weight, bias.as_deref(), *residual, *act, precision)
+        }
         Kernel::Linear {
             p,
             weight,

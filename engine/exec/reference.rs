@@ -22,8 +22,10 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f3
             bias,
             residual,
             act,
+            in_scale,
         } => {
-            k::conv2d::reference::conv2d(p, x(0), weight, bias.as_deref(), y);
+            let scale = in_scale.then(|| x(1 + *residual as usize));
+            k::conv2d::reference::conv2d_scaled(p, x(0), scale, weight, bias.as_deref(), y);
             epilogue(y, residual.then(|| x(1)), *act);
         }
         Kernel::BatchNorm {

@@ -42,10 +42,19 @@ impl Prepared {
 pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
     match kernel {
         Kernel::Conv2d {
-            p, weight, bias, ..
+            p,
+            weight,
+            bias,
+            in_scale,
+            ..
         } => {
             // Depthwise convs read one input channel per output: a GEMM would be all packing.
-            match DepthwiseCpu::new(p, weight, bias.as_deref(), isa) {
+            // Only Conv2dCpu takes an input scale (a 1-channel 1×1 conv is "depthwise").
+            let dw = match in_scale {
+                true => None,
+                false => DepthwiseCpu::new(p, weight, bias.as_deref(), isa),
+            };
+            match dw {
                 Some(d) => Prepared::Depthwise(d),
                 None => Prepared::Conv(Conv2dCpu::new(p, weight, bias.as_deref(), isa)),
             }
@@ -92,8 +101,18 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
     } = ctx;
     let x = |i: usize| io.input(i);
     match (kernel, prepared) {
-        (Kernel::Conv2d { residual, act, .. }, Prepared::Conv(c)) => {
-            c.run(x(0), residual.then(|| x(1)), *act, y, scratch, threads)
+        (
+            Kernel::Conv2d {
+                residual,
+                act,
+                in_scale,
+                ..
+            },
+            Prepared::Conv(c),
+        ) => {
+            let scale = in_scale.then(|| x(1 + *residual as usize));
+            let residual = residual.then(|| x(1));
+            c.run_scaled(x(0), scale, residual, *act, y, scratch, threads)
         }
         (Kernel::Conv2d { residual, act, .. }, Prepared::Depthwise(d)) => {
             d.run(x(0), residual.then(|| x(1)), *act, y, scratch, threads)

@@ -405,6 +405,7 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
                 dilation: a.pair("dilation", [1, 1])?,
                 groups: a.usize("groups", 1)?,
                 act: Activation::None,
+                in_scale: false,
             }
         }
         "batch_norm" => {

@@ -77,7 +77,8 @@ pub struct PoolAttrs {
 /// An op with its typed attributes and weights. Dimensions (`dim`, `start_dim`) may be
 /// negative, as in PyTorch; they are resolved against the input's rank in `lower`.
 /// `act` fields are set only by the session's fusion pass: the file's graph has none.
-/// A conv with two inputs adds the second (the residual) before its activation.
+/// A conv's inputs are x, then the residual it adds before its activation (if the passes
+/// fused one), then its input scale (if `in_scale`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// 2-D convolution, NCHW.
@@ -96,6 +97,9 @@ pub enum Op {
         groups: usize,
         /// The activation fused after bias and residual add.
         act: Activation,
+        /// Whether the last input is a scale (n, c_in, 1, 1) multiplied into x as the conv
+        /// reads it: squeeze-excite's gate, moved there by the passes (`passes/se.rs`).
+        in_scale: bool,
     },
     /// Batch normalisation with running statistics; folded into the conv before it when a
     /// session is built.

@@ -17,14 +17,17 @@ impl Kernel {
                 p,
                 residual,
                 act: a,
+                in_scale,
                 ..
             } => {
                 let kind = match p.depthwise_multiplier() {
-                    Some(_) => "dwconv",
-                    None => "conv",
+                    Some(_) if !in_scale => "dwconv",
+                    _ => "conv",
                 };
+                let scale = if *in_scale { "+in_scale" } else { "" };
                 let add = if *residual { "+add" } else { "" };
-                format!("{kind}{}x{}s{}{add}{}", p.kh, p.kw, p.stride[0], act(a))
+                let [kh, kw, s] = [p.kh, p.kw, p.stride[0]];
+                format!("{kind}{kh}x{kw}s{s}{scale}{add}{}", act(a))
             }
             Kernel::BatchNorm { .. } => "batch_norm".into(),
             Kernel::Act(a) => a.describe(),
@@ -59,7 +62,10 @@ impl Kernel {
     pub(crate) fn flops(&self, out_elems: usize) -> u64 {
         let out = out_elems as u64;
         match self {
-            Kernel::Conv2d { p, .. } => p.flops(),
+            // The input scale: one multiply per input element, the mul it replaces.
+            Kernel::Conv2d { p, in_scale, .. } => {
+                p.flops() + *in_scale as u64 * (p.n * p.c_in * p.h * p.w) as u64
+            }
             Kernel::Linear { p, .. } => p.flops(),
             Kernel::MaxPool2d(p) | Kernel::AvgPool2d(p) => out * (p.kernel[0] * p.kernel[1]) as u64,
             Kernel::AdaptiveAvgPool2d(p) => (p.n * p.c * p.h * p.w) as u64,

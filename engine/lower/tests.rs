@@ -26,6 +26,7 @@ fn weight_len_counts_weights_bias_and_folded_batch_norm() {
         bias,
         residual: true,
         act: Activation::Relu,
+        in_scale: false,
     };
     assert_eq!(conv(Some(data(8))).weight_len(), 216 + 8);
     assert_eq!(conv(None).weight_len(), 216);
@@ -42,6 +43,7 @@ fn weight_len_counts_weights_bias_and_folded_batch_norm() {
         bias: None,
         residual: false,
         act: Activation::None,
+        in_scale: false,
     };
     assert_eq!(dwconv.weight_len(), 144);
     // linear 100→10: weight (10, 100), bias 10.

@@ -94,6 +94,7 @@ fn nchw_twin(op: &Op) -> Option<Op> {
             dilation: [1, 1],
             groups: 1,
             act: *act,
+            in_scale: false,
         }),
         Op::Act(_) => Some(op.clone()),
         Op::Binary {

@@ -55,8 +55,10 @@ fn fused_conv_pool(
         bias,
         residual,
         act,
+        in_scale: false,
     } = &conv.kernel
     else {
+        // `conv2d_max_pool2` takes no input scale (an SE block's conv feeds no pool).
         return None;
     };
     let j = next_computing(plan, i)?;

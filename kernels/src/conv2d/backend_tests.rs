@@ -17,7 +17,7 @@ use crate::testing::Rng;
 use crate::{Activation, Isa, Precision};
 
 /// Max |y - reference| over max |y|, per precision.
-fn rtol(precision: Precision) -> f64 {
+pub(super) fn rtol(precision: Precision) -> f64 {
     match precision {
         // Each output is one f32 sum of K = (c_in/groups)·kh·kw products (K ≤ 1170
         // here), in an order the reference (f64) does not share.
@@ -34,7 +34,7 @@ fn rtol(precision: Precision) -> f64 {
 /// sums of ~50 to 6, and the error scales with the sums), or 1e-4 where `Conv2dCpu` picks
 /// Winograd F(4×4, 3×3) on some instruction set (its transforms amplify roundings; see
 /// kernels/tests/conv2d_cpu.rs).
-fn cpu_allow(p: &Conv2dParams, w: &[f32], pre_act: &[f32]) -> Allow {
+pub(super) fn cpu_allow(p: &Conv2dParams, w: &[f32], pre_act: &[f32]) -> Allow {
     let winograd = DepthwiseCpu::new(p, w, None, Isa::Scalar).is_none()
         && Isa::available()
             .into_iter()
@@ -45,39 +45,44 @@ fn cpu_allow(p: &Conv2dParams, w: &[f32], pre_act: &[f32]) -> Allow {
 }
 
 /// The largest finite |v|.
-fn max_abs(v: &[f32]) -> f64 {
+pub(super) fn max_abs(v: &[f32]) -> f64 {
     v.iter()
         .filter(|v| v.is_finite())
         .fold(0.0f64, |m, &v| m.max(f64::from(v).abs()))
 }
 
 /// Runs `p` on the CPU as the executor does: `DepthwiseCpu` where it takes the shape,
-/// else `Conv2dCpu`; inputs x then (with `residual`) the residual. NaN scratch catches a
-/// kernel that reads scratch before it writes it.
+/// else `Conv2dCpu`; inputs x then (with `residual`) the residual, then (with `scaled`) the
+/// input scale, which only `Conv2dCpu` takes. NaN scratch catches a kernel that reads
+/// scratch before it writes it.
 fn cpu_conv(
     p: Conv2dParams,
     w: Vec<f32>,
     bias: Option<Vec<f32>>,
-    residual: bool,
+    [residual, scaled]: [bool; 2],
     act: Activation,
 ) -> impl Fn(Isa, usize, &[&[f32]], &mut [f32]) {
     move |isa, threads, x, y| {
         let res = residual.then(|| x[1]);
         let bias = bias.as_deref();
-        if let Some(dw) = DepthwiseCpu::new(&p, &w, bias, isa) {
+        let dw = (!scaled)
+            .then(|| DepthwiseCpu::new(&p, &w, bias, isa))
+            .flatten();
+        if let Some(dw) = dw {
             let mut scratch = vec![f32::NAN; dw.scratch_len(threads)];
             return dw.run(x[0], res, act, y, &mut scratch, threads);
         }
         let conv = Conv2dCpu::new(&p, &w, bias, isa);
         let mut scratch = vec![f32::NAN; conv.scratch_len(threads)];
-        conv.run(x[0], res, act, y, &mut scratch, threads);
+        let s = scaled.then(|| x[1 + residual as usize]);
+        conv.run_scaled(x[0], s, res, act, y, &mut scratch, threads);
     }
 }
 
 /// The GEMM configurations the sweeps cycle through, so that every shape family meets
 /// every precision, every tile, and split-K (forced here even where the rule would not
 /// split, including splits left with no K slab at all).
-fn configs() -> [Gemm; 9] {
+pub(super) fn configs() -> [Gemm; 9] {
     [
         Gemm::large(Precision::Fp32),
         Gemm::small(Precision::Tf32),
@@ -94,7 +99,7 @@ fn configs() -> [Gemm; 9] {
 /// x: (n, c[0], hw[0], hw[1])  w: (c[1], c[0]/groups, k[0], k[1]); per-axis attributes
 /// as [along h, along w].
 #[allow(clippy::too_many_arguments)]
-fn params(
+pub(super) fn params(
     n: usize,
     c: [usize; 2],
     hw: [usize; 2],
@@ -123,10 +128,24 @@ fn params(
 
 /// What is fused into one conv besides the conv itself.
 #[derive(Clone, Copy)]
-struct Epilogue {
-    bias: bool,
-    residual: bool,
-    act: Activation,
+pub(super) struct Epilogue {
+    pub(super) bias: bool,
+    pub(super) residual: bool,
+    pub(super) act: Activation,
+}
+
+/// Every epilogue: with and without bias and residual, each activation of `ACTS`.
+pub(super) fn epilogues() -> impl Iterator<Item = Epilogue> {
+    let flags = [false, true].into_iter();
+    flags.clone().flat_map(move |bias| {
+        flags.clone().flat_map(move |residual| {
+            ACTS.into_iter().map(move |act| Epilogue {
+                bias,
+                residual,
+                act,
+            })
+        })
+    })
 }
 
 const PLAIN: Epilogue = Epilogue {
@@ -138,6 +157,21 @@ const PLAIN: Epilogue = Epilogue {
 /// Random x, weight, bias and residual (x with `poison` written over it: (index, value)),
 /// and the reference's answer, act(conv(x) + bias + residual).
 fn case(p: &Conv2dParams, e: Epilogue, gemm: Gemm, poison: &[(usize, f32)], seed: u64) -> Case {
+    case_scaled(p, e, Some(gemm), poison, None, seed)
+}
+
+/// As `case`, and with `scale` a random input scale s (n, c_in) in [-2, 2), a different
+/// one per image and channel, `scale`'s (index, value) written over it: the answer is then
+/// act(conv(x · s) + bias + residual), s the last input (`in_scale_tests.rs`). On CUDA
+/// with `gemm`, if any (None keeps a case too large for the emulator on the CPU).
+pub(super) fn case_scaled(
+    p: &Conv2dParams,
+    e: Epilogue,
+    gemm: Option<Gemm>,
+    poison: &[(usize, f32)],
+    scale: Option<&[(usize, f32)]>,
+    seed: u64,
+) -> Case {
     let mut rng = Rng::new(seed);
     let [n, c_out, oh, ow] = p.output_shape();
     let mut x = rng.vec(n * p.c_in * p.h * p.w);
@@ -147,24 +181,36 @@ fn case(p: &Conv2dParams, e: Epilogue, gemm: Gemm, poison: &[(usize, f32)], seed
     let w = rng.vec(p.weight_shape().iter().product());
     let bias = e.bias.then(|| rng.vec(c_out));
     let residual = e.residual.then(|| rng.vec(n * c_out * oh * ow));
+    let s = scale.map(|at| {
+        let mut s: Vec<f32> = rng.vec(n * p.c_in).iter().map(|v| 2.0 * v).collect();
+        at.iter().for_each(|&(i, v)| s[i] = v);
+        s
+    });
 
     let mut pre_act = vec![0.0; n * c_out * oh * ow];
-    reference::conv2d(p, &x, &w, bias.as_deref(), &mut pre_act);
+    reference::conv2d_scaled(p, &x, s.as_deref(), &w, bias.as_deref(), &mut pre_act);
     if let Some(r) = &residual {
         pre_act.iter_mut().zip(r).for_each(|(v, r)| *v += r);
     }
     let expected = pre_act.iter().map(|&v| e.act.apply(v)).collect();
 
-    let op = conv2d_with(p, &w, bias.as_deref(), e.residual, e.act, gemm).unwrap();
-    let (kernel, rtol) = if op.launches[0].entry == "conv2d_dw_f32" {
-        ("dw".to_string(), rtol(Precision::Fp32))
-    } else {
-        let g = &gemm;
-        let kernel = format!("{} tile{} split{}", g.precision, g.bm, g.splits);
-        (kernel, rtol(g.precision))
+    let gemm = gemm.map(|g| Gemm {
+        in_scale: s.is_some(),
+        ..g
+    });
+    let op = gemm.map(|g| conv2d_with(p, &w, bias.as_deref(), e.residual, e.act, g).unwrap());
+    let (kernel, rtol) = match (&op, gemm) {
+        (Some(op), _) if op.launches[0].entry == "conv2d_dw_f32" => {
+            ("dw".to_string(), rtol(Precision::Fp32))
+        }
+        (_, Some(g)) => {
+            let kernel = format!("{} tile{} split{}", g.precision, g.bm, g.splits);
+            (kernel, rtol(g.precision))
+        }
+        (_, None) => ("cpu only".to_string(), rtol(Precision::Fp32)),
     };
     let name = format!(
-        "conv2d n{n} c{}x{c_out} {}x{} k{}x{} s{:?} p{:?} d{:?} g{} bias{} res{} {:?} {kernel}",
+        "conv2d n{n} c{}x{c_out} {}x{} k{}x{} s{:?} p{:?} d{:?} g{} bias{} res{} {:?}{} {kernel}",
         p.c_in,
         p.h,
         p.w,
@@ -176,17 +222,22 @@ fn case(p: &Conv2dParams, e: Epilogue, gemm: Gemm, poison: &[(usize, f32)], seed
         p.groups,
         e.bias as u8,
         e.residual as u8,
-        e.act
+        e.act,
+        if s.is_some() { " in_scale" } else { "" },
     );
     let cpu_allow = cpu_allow(p, &w, &pre_act);
     // Of the largest sum, not of the largest output: an activation that clips or squashes
     // (relu6, tanh, sigmoid) keeps the sum's rounding where its slope is ~1.
     let cuda_allow = Allow::Max(0.0, rtol * max_abs(&pre_act) + 1e-6);
-    let inputs = [Some(x), residual].into_iter().flatten().collect();
-    Case::new(name, inputs, expected, cuda_allow)
-        .cuda(op)
-        .cpu(cpu_conv(*p, w, bias, e.residual, e.act))
-        .cpu_allow(cpu_allow)
+    let scaled = s.is_some();
+    let inputs = [Some(x), residual, s].into_iter().flatten().collect();
+    let case = Case::new(name, inputs, expected, cuda_allow)
+        .cpu(cpu_conv(*p, w, bias, [e.residual, scaled], e.act))
+        .cpu_allow(cpu_allow);
+    match op {
+        Some(op) => case.cuda(op),
+        None => case,
+    }
 }
 
 /// One case per shape with a bias and no activation, cycling through `configs`.
@@ -284,18 +335,9 @@ fn fused_bias_residual_and_activations() {
     let dw = params(1, [8, 16], [9, 13], [3, 3], [2, 2], [1, 1], [1, 1], 8);
     let mut cases = Vec::new();
     for (i, p) in [gemm, dw].iter().enumerate() {
-        for bias in [false, true] {
-            for residual in [false, true] {
-                for act in ACTS {
-                    let e = Epilogue {
-                        bias,
-                        residual,
-                        act,
-                    };
-                    let gemm = configs()[cases.len() % 9];
-                    cases.push(case(p, e, gemm, &[], 100 + i as u64));
-                }
-            }
+        for e in epilogues() {
+            let gemm = configs()[cases.len() % 9];
+            cases.push(case(p, e, gemm, &[], 100 + i as u64));
         }
     }
     check("conv2d", &cases);
@@ -437,6 +479,15 @@ fn max_pool_fused_into_the_epilogue() {
 /// One case per shape, each with the next epilogue (bias, residual, activation) and GEMM
 /// configuration in turn.
 fn mixed(shapes: &[Conv2dParams], seed: u64) -> Vec<Case> {
+    mixed_by(shapes, seed, |p, e, gemm, seed| case(p, e, gemm, &[], seed))
+}
+
+/// As `mixed`, each case made by `case(shape, epilogue, gemm, seed)`.
+pub(super) fn mixed_by(
+    shapes: &[Conv2dParams],
+    seed: u64,
+    case: impl Fn(&Conv2dParams, Epilogue, Gemm, u64) -> Case,
+) -> Vec<Case> {
     shapes
         .iter()
         .enumerate()
@@ -447,7 +498,7 @@ fn mixed(shapes: &[Conv2dParams], seed: u64) -> Vec<Case> {
                 // Every activation in turn: each is fused in every kernel's epilogue.
                 act: ALL_ACTS[i % ALL_ACTS.len()],
             };
-            case(p, e, configs()[i % 9], &[], seed + i as u64)
+            case(p, e, configs()[i % 9], seed + i as u64)
         })
         .collect()
 }

@@ -5,6 +5,11 @@
 //! GEMM's packing buffer; for 1×1 stride-1 convs B is x itself and the microkernel reads
 //! it in place. C is y itself.
 //!
+//! With an `in_scale` (`run_scaled`: squeeze-excite's gate, for the convs
+//! `Conv2dParams::in_scale_applies` names) the pointwise B is packed, each row times its
+//! channel's scale, instead of read in place; the direct kernel scales the input rows it
+//! stages, and the GEMV a copy of x in scratch.
+//!
 //! 3×3 stride-1 dense convs with enough tiles go to Winograd instead (`winograd/`):
 //! F(4×4, 3×3), 4× fewer GEMM FLOPs for a ~1e-5 relative error instead of ~1e-6, or on
 //! small planes F(2×2, 3×3), 2.25× fewer at ~1e-6.
@@ -154,8 +159,10 @@ impl Conv2dCpu {
             .map_or(0, |ph| self.p.n * self.p.c_in * ph.per_channel())
     }
 
-    /// Floats of scratch that `run` needs with `threads` threads: x's phase planes for a
-    /// stride-2 conv, then one packed B block (kc × nc) per thread.
+    /// Floats of scratch that `run` and `run_scaled` need with `threads` threads: x's
+    /// phase planes for a stride-2 conv, then one packed B block (kc × nc) per thread (a
+    /// scaled pointwise conv packs every panel there, an unscaled one only the last); for
+    /// the GEMV, x · in_scale (n × c_in).
     pub fn scratch_len(&self, threads: usize) -> usize {
         if let Some(wg) = &self.winograd {
             return wg.scratch_len(threads);
@@ -164,7 +171,7 @@ impl Conv2dCpu {
             return d.scratch_len(threads);
         }
         if self.linear.is_some() {
-            return 0;
+            return self.p.n * self.p.c_in;
         }
         self.phases_len()
             + threads.max(1) * gemm::scratch_per_worker(&self.tiles, self.a.k, &self.panels)
@@ -200,15 +207,54 @@ impl Conv2dCpu {
         scratch: &mut [f32],
         threads: usize,
     ) {
+        self.run_scaled(x, None, residual, act, y, scratch, threads)
+    }
+
+    /// y = act(conv(x · in_scale) + bias + residual), in_scale: (n, c_in), one scale per
+    /// image and input channel, multiplied in as x is read (a separate `x · in_scale` would
+    /// write and read the whole of x once more); `run` when None. Panics when given one
+    /// for a conv `Conv2dParams::in_scale_applies` refuses. Allocates nothing, locks
+    /// nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_scaled(
+        &self,
+        x: &[f32],
+        in_scale: Option<&[f32]>,
+        residual: Option<&[f32]>,
+        act: Activation,
+        y: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
+        if let Some(s) = in_scale {
+            let p = &self.p;
+            assert!(
+                p.in_scale_applies(),
+                "Conv2dCpu: in_scale on a conv other than 1×1 stride 1 pad 0 groups 1: {p:?}"
+            );
+            assert_eq!(s.len(), p.n * p.c_in, "Conv2dCpu: in_scale length");
+        }
         if let Some(d) = &self.direct {
-            return d.run(x, residual, act, y, scratch, threads);
+            return d.run_scaled(x, in_scale, residual, act, y, scratch, threads);
         }
         if let Some(wg) = &self.winograd {
+            // Winograd takes 3×3 convs, which `in_scale_applies` refuses (asserted above).
             return wg.run(x, residual, act, y, scratch, threads);
         }
         if let Some(lin) = &self.linear {
-            // x: (n, c_in, 1, 1) = (rows, in)  y, residual: (n, c_out, 1, 1) = (rows, out)
+            // x, in_scale: (n, c_in, 1, 1) = (rows, in)  y, residual: (n, c_out, 1, 1)
             self.p.assert_io("Conv2dCpu", x, y, residual);
+            let x = match in_scale {
+                // n × c_in products: x is as small as the scale itself.
+                Some(s) => {
+                    let xs = &mut scratch[..x.len()];
+                    xs.iter_mut()
+                        .zip(x.iter().zip(s))
+                        .for_each(|(d, (&v, &s))| *d = v * s);
+                    &*xs
+                }
+                None => x,
+            };
             let Some(r) = residual else {
                 return lin.run(x, act, y, threads);
             };
@@ -275,6 +321,11 @@ impl Conv2dCpu {
                     let plane = p.h * p.w;
                     Im2col::new(p, &x[first_c * plane..][..cg_in * plane], self.isa)
                 }
+            };
+            // s_g: (cg_in), this image's and group's scales.
+            let im2col = match in_scale {
+                Some(s) => im2col.scaled(&s[first_c..][..cg_in]),
+                None => im2col,
             };
             let off = (img * c_out + g * m) * npix;
             let job = Gemm {

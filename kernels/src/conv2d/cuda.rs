@@ -1,7 +1,9 @@
 //! conv2d on the GPU: `conv2d_igemm`, an implicit GEMM for every conv, in fp32 on the
 //! CUDA cores or tf32/fp16 on the tensor cores, and `conv2d_dw_f32`, a direct kernel for
 //! depthwise ones (groups == c_in). Both fuse the epilogue `act(acc + bias[c] + residual)`.
-//! The tiling, pipeline and split-K are explained at the top of `igemm.cu`.
+//! The tiling, pipeline and split-K are explained at the top of `igemm.cu`. The implicit
+//! GEMM also takes squeeze-excite's gate as an input scale ([`conv2d_in_scaled`]),
+//! multiplied into x's values as they land in shared memory.
 
 use super::Conv2dParams;
 use crate::activation::cuda::act_defines;
@@ -42,8 +44,9 @@ pub fn can_fuse_max_pool2(p: &Conv2dParams, pool: &Pool2dParams) -> bool {
 }
 
 /// The conv and a 2×2 stride-2 max pool of its output (see [`can_fuse_max_pool2`]) in one
-/// launch. x, residual, weight and bias as for [`conv2d`]; the conv's output y is
-/// `Arg::Input(1)` (`Arg::Input(2)` with a residual), **written, not read**: the engine
+/// launch. x, residual, weight and bias as for [`conv2d`]; the conv's output y is the
+/// input after them, `Arg::Input(1)` (`Arg::Input(2)` with a residual), **written, not
+/// read**: the engine
 /// passes the conv step's output there so it stays valid; the pooled output
 /// (n, c_out, oh/2, ow/2) is `Arg::Output`.
 pub fn conv2d_max_pool2(
@@ -74,8 +77,28 @@ pub fn conv2d(
     conv2d_with(p, weight, bias, residual, act, gemm_config(p, precision))
 }
 
+/// [`conv2d`] of x · in_scale, in_scale: (n, c_in) one scale per image and input channel
+/// (squeeze-excite's gate), for the convs `Conv2dParams::in_scale_applies` names (an error
+/// otherwise). It is the input after x and the residual: `Arg::Input(1)`, or
+/// `Arg::Input(2)` with a residual. The implicit GEMM multiplies each value of x by its
+/// scale once it lands in shared memory, so x · in_scale is never written to memory: a
+/// separate broadcast mul would write it and the conv read it back. Always the implicit
+/// GEMM, even for a 1-channel input that `conv2d` would run as depthwise.
+pub fn conv2d_in_scaled(
+    p: &Conv2dParams,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    residual: bool,
+    act: Activation,
+    precision: Precision,
+) -> Result<CudaOp, CudaError> {
+    let gemm = gemm_config(p, precision).with_in_scale();
+    conv2d_with(p, weight, bias, residual, act, gemm)
+}
+
 /// [`conv2d`] with the GEMM configuration chosen by the caller (tests run every tile,
-/// precision and split on small shapes); `gemm` is unused for depthwise convs.
+/// precision and split on small shapes); only `gemm.in_scale` counts for depthwise convs
+/// (it takes them to the implicit GEMM).
 pub(crate) fn conv2d_with(
     p: &Conv2dParams,
     weight: &[f32],
@@ -117,21 +140,33 @@ pub(crate) fn conv2d_with(
 
     let mut defines = layer_defines(p);
     defines.extend(epilogue_defines(bias.is_some(), residual, act));
-    let mut args = vec![Arg::Input(0), Arg::Const(0)];
+    ensure(
+        !gemm.in_scale || p.in_scale_applies(),
+        "conv2d",
+        format_args!("an input scale fuses into 1x1 stride-1 unpadded one-group convs only"),
+    )?;
+    // Inputs in order: x, then the residual and the input scale where present.
+    let mut inputs = 0..;
+    let mut next_input = || Arg::Input(inputs.next().expect("endless"));
+    let mut args = vec![next_input(), Arg::Const(0)];
     if bias.is_some() {
         args.push(Arg::Const(1));
     }
     if residual {
-        args.push(Arg::Input(1));
+        args.push(next_input());
+    }
+    if gemm.in_scale {
+        args.push(next_input());
     }
     match gemm.max_pool2 {
         // y as an input role (written), the pooled values as the output.
-        true => args.extend([Arg::Input(1 + residual as usize), Arg::Output]),
+        true => args.extend([next_input(), Arg::Output]),
         false => args.push(Arg::Output),
     }
 
     let mut consts = Vec::new();
-    let depthwise = p.depthwise_multiplier().is_some();
+    // A 1-channel input with a scale is "depthwise" too: the GEMM takes it.
+    let depthwise = p.depthwise_multiplier().is_some() && !gemm.in_scale;
     ensure(
         !(gemm.max_pool2 && depthwise),
         "conv2d",
@@ -194,6 +229,7 @@ fn launch_conv2d_igemm(
             tn_or_wn,
             ("SPLITS", gemm.splits),
             ("POOL", 2 * gemm.max_pool2 as usize),
+            ("HAS_IN_SCALE", gemm.in_scale as usize),
             ("K_PAD", k_pad),
             ("M_PAD", m_pad),
         ]

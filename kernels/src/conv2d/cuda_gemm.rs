@@ -30,8 +30,9 @@ pub enum Threads {
 }
 
 /// One implicit-GEMM configuration: the arithmetic, a block's `bm`×`bn` tile of the
-/// output, how its threads share it, how many blocks split each tile's K, and whether its
-/// columns run over 2×2 max-pool windows (the epilogue then also pools).
+/// output, how its threads share it, how many blocks split each tile's K, whether its
+/// columns run over 2×2 max-pool windows (the epilogue then also pools), and whether B is
+/// x times a per-(image, input channel) scale (`in_scale`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gemm {
     /// fp32 on the CUDA cores, or tf32 / fp16 on the tensor cores.
@@ -48,6 +49,9 @@ pub struct Gemm {
     pub splits: usize,
     /// Whether the epilogue also takes the 2×2 stride-2 max pool of the output.
     pub max_pool2: bool,
+    /// Whether B is x · in_scale, one scale per (image, input channel) read from an extra
+    /// input (squeeze-excite's gate; `Conv2dParams::in_scale_applies` convs only).
+    pub in_scale: bool,
 }
 
 impl Gemm {
@@ -84,6 +88,7 @@ impl Gemm {
             stages: 3,
             splits: 1,
             max_pool2: false,
+            in_scale: false,
         }
     }
 
@@ -110,6 +115,14 @@ impl Gemm {
     pub fn with_max_pool2(self) -> Gemm {
         Gemm {
             max_pool2: true,
+            ..self
+        }
+    }
+
+    /// The same configuration, reading x times a per-(image, input channel) scale.
+    pub fn with_in_scale(self) -> Gemm {
+        Gemm {
+            in_scale: true,
             ..self
         }
     }

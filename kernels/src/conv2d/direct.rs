@@ -142,10 +142,28 @@ impl DirectCpu {
         scratch: &mut [f32],
         threads: usize,
     ) {
+        self.run_scaled(x, None, residual, act, y, scratch, threads)
+    }
+
+    /// y = act(conv(x · in_scale) + bias + residual); as `Conv2dCpu::run_scaled`: each
+    /// input row is multiplied by its channel's scale as a band stages it. Allocates
+    /// nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_scaled(
+        &self,
+        x: &[f32],
+        in_scale: Option<&[f32]>,
+        residual: Option<&[f32]>,
+        act: Activation,
+        y: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
         // x: (n, c_in, h, w)  y, residual: (n, c_out, oh, ow)  scratch: (workers, band)
         let p = &self.p;
         let [n, c_out, oh, ow] = p.output_shape();
         p.assert_io("DirectCpu", x, y, residual);
+        in_scale.inspect(|s| assert_eq!(s.len(), n * p.c_in, "DirectCpu: in_scale length"));
         let band_len = self.band_len();
         assert!(
             scratch.len() >= self.scratch_len(threads),
@@ -160,11 +178,12 @@ impl DirectCpu {
             // SAFETY: worker wk alone uses part wk of scratch.
             let xs = unsafe { stage.part(wk * band_len, band_len) };
             let x_img = &x[img * image..][..image];
+            let s_img = in_scale.map(|s| &s[img * p.c_in..][..p.c_in]);
             let r = residual.map(|r| &r[img * c_out * oh * ow..][..c_out * oh * ow]);
             for band in range {
                 let oy0 = band * self.band_rows;
                 let rows = self.band_rows.min(oh - oy0);
-                self.stage(x_img, oy0, xs);
+                self.stage(x_img, s_img, oy0, xs);
                 for row in 0..rows {
                     // SAFETY: the ISA was checked in `new`; this worker alone writes rows
                     // oy0.. of image img's planes of y.
@@ -174,13 +193,15 @@ impl DirectCpu {
         });
     }
 
-    /// xs: (c_in, qys, qxs, hq, ws) = the phase rows output rows oy0.. of one image read.
-    fn stage(&self, x_img: &[f32], oy0: usize, xs: &mut [f32]) {
+    /// xs: (c_in, qys, qxs, hq, ws) = the phase rows output rows oy0.. of one image read,
+    /// times the image's in_scale (c_in) when given.
+    fn stage(&self, x_img: &[f32], s_img: Option<&[f32]>, oy0: usize, xs: &mut [f32]) {
         let (p, pc) = (&self.p, self.planes.per_channel());
         let plane = p.h * p.w;
         for (ic, out) in xs.chunks_exact_mut(pc).enumerate() {
-            self.planes
-                .split_rows(p, &x_img[ic * plane..][..plane], oy0, out);
+            let x_c = &x_img[ic * plane..][..plane];
+            let scale = s_img.map(|s| s[ic]);
+            self.planes.split_rows(p, x_c, oy0, scale, out);
         }
     }
 }

@@ -15,6 +15,8 @@
 //   POOL          0, or 2: also the 2x2 stride-2 max pool of y (PH = OUT_H/2, PW =
 //                 OUT_W/2, floor), written to `pooled`: the conv + max_pool of a CIFAR net
 //   K_PAD M_PAD   the packed weight's padded sizes
+//   HAS_IN_SCALE  1: B is x * in_scale[img][ci] (squeeze-excite's gate, (N_IMG, C_IN)),
+//                 for 1x1 stride-1 unpadded one-group convs (Conv2dParams::in_scale_applies)
 // Indices: cuda.rs refuses tensors (x, y, the packed weight, split-K's workspace) of 2^31
 // elements or more, and window coordinates (oy * STRIDE_H - PAD_H + ky * DIL_H) that would
 // not fit an int. So the hot loops index in 32-bit ints, each product below the size of
@@ -53,6 +55,14 @@
 // partials in split order (so the result does not depend on which finished last), runs
 // the epilogue and sets the counter back to 0 for the next run (graph replays).
 //   ws: (SPLITS, TILES, ACC_N, NT) partials, then TILES counters (unsigned)
+//
+// Input scale (HAS_IN_SCALE): cp.async copies x to shared memory with no register in
+// between, so each thread multiplies the B values it gathered once they have landed: after
+// its cp_async_wait for the slab, before the __syncthreads that shows the slab to the
+// block. The scales are loaded before the wait, so their latency hides behind it. Values
+// not read from x (k >= K, columns past GEMM_N) are multiplied by 1: their zeros stay
+// zeros (0 * Inf would be NaN). The product is what a separate x * in_scale would store,
+// and x * in_scale itself is never written: a write and a read of the whole tensor saved.
 //
 // Max pool (POOL 2): the columns run over the pool's windows instead of the output's
 // pixels, a window's four pixels in four consecutive columns (cuda.rs fuses only even
@@ -123,6 +133,10 @@
 #if POOL != 0 && (POOL != 2 || (MATH == 0 && (BN / TN) % 4 != 0))
 #error "conv2d_igemm: POOL is 0 or 2, with a window's columns in one warp"
 #endif
+#if HAS_IN_SCALE && (K_H != 1 || K_W != 1 || STRIDE_H != 1 || STRIDE_W != 1 || PAD_H != 0 \
+                     || PAD_W != 0 || GROUPS != 1)
+#error "conv2d_igemm: HAS_IN_SCALE is for 1x1 stride-1 unpadded one-group convs"
+#endif
 
 // GEMM column n: its image and output pixel (oy * OUT_W + ox).
 __device__ __forceinline__ void column_pixel(int n, int& img, int& pix) {
@@ -164,6 +178,9 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
 #if HAS_RESIDUAL
     const float* __restrict__ residual,  // (N_IMG, C_OUT, OUT_H, OUT_W)
 #endif
+#if HAS_IN_SCALE
+    const float* __restrict__ in_scale,  // (N_IMG, C_IN)
+#endif
     float* __restrict__ y                // (N_IMG, C_OUT, OUT_H, OUT_W)
 #if POOL
     , float* __restrict__ pooled         // (N_IMG, C_OUT, PH, PW)
@@ -199,6 +216,25 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
     const int iy0 = (pix / OUT_W) * STRIDE_H - PAD_H;
     const int ix0 = (pix % OUT_W) * STRIDE_W - PAD_W;
     const float* x_n = x + (img * C_IN + g * CG_IN) * HW_IN;  // (CG_IN, IN_H, IN_W)
+#if HAS_IN_SCALE
+    const float* s_n = in_scale + img * C_IN;  // (C_IN): column b_n's image's scales
+
+    // s: the scales of this thread's B_LOADS values of slab `slab` (row k is channel k).
+    auto slab_scales = [&](int slab, float* s) {
+#pragma unroll
+        for (int i = 0; i < B_LOADS; ++i) {
+            const int k = slab * BK + b_k + i * (NT / BN);
+            s[i] = n_ok && k < GEMM_K ? s_n[k] : 1.f;
+        }
+    };
+    // Multiplies them in, once the slab has landed in `stage`.
+    auto scale_slab = [&](int stage, const float* s) {
+#pragma unroll
+        for (int i = 0; i < B_LOADS; ++i) {
+            b_s[stage][b_k + i * (NT / BN)][b_n] *= s[i];
+        }
+    };
+#endif
 
     auto load_slab = [&](int stage, int slab) {
 #pragma unroll
@@ -310,7 +346,14 @@ extern "C" __global__ void __launch_bounds__(NT) conv2d_igemm(
         cp_async_commit();
     }
     for (int i = 0; i < slabs; ++i) {
+#if HAS_IN_SCALE
+        float s[B_LOADS];
+        slab_scales(slab0 + i, s);
         cp_async_wait<STAGES - 2>();
+        scale_slab(i % STAGES, s);
+#else
+        cp_async_wait<STAGES - 2>();
+#endif
         __syncthreads();
         if (i + STAGES - 1 < slabs) {
             load_slab((i + STAGES - 1) % STAGES, slab0 + i + STAGES - 1);

@@ -27,6 +27,8 @@ pub(super) struct Im2col<'a> {
     pointwise: bool,
     /// Set when x is not the input but its phase planes: (cg_in, qys, qxs, hq, ws).
     phases: Option<Phases>,
+    /// (cg_in): B is x · scale[ic], row by row (pointwise convs only, see `scaled`).
+    scale: Option<&'a [f32]>,
 }
 
 impl<'a> Im2col<'a> {
@@ -41,6 +43,24 @@ impl<'a> Im2col<'a> {
             npix: oh * ow,
             pointwise: p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0],
             phases: None,
+            scale: None,
+        }
+    }
+
+    /// B over x · s, s: (cg_in), for a conv `Conv2dParams::in_scale_applies` takes: its B
+    /// is x, row ic channel ic, so each row is scaled as `pack` copies it into the
+    /// L2-resident block, and x · s never exists in memory. Its rows are then packed,
+    /// never read in place (`direct`): the copy does the multiply.
+    pub(super) fn scaled(self, s: &'a [f32]) -> Self {
+        assert!(
+            self.pointwise && self.phases.is_none(),
+            "Im2col: in_scale on a conv other than 1×1 stride 1 pad 0: {:?}",
+            self.p
+        );
+        assert_eq!(s.len(), self.p.c_in / self.p.groups, "Im2col: scale length");
+        Im2col {
+            scale: Some(s),
+            ..self
         }
     }
 
@@ -120,12 +140,20 @@ impl Phases {
     /// the padded position lies outside x (including a last odd row/column no tap reads,
     /// and the slack past wq).
     pub(super) fn split(&self, p: &Conv2dParams, x_c: &[f32], dst: &mut [f32]) {
-        self.split_rows(p, x_c, 0, dst)
+        self.split_rows(p, x_c, 0, None, dst)
     }
 
     /// As `split`, for planes of hq rows that start at phase row r0 of the whole planes: a
-    /// band of them (`direct.rs`).
-    pub(super) fn split_rows(&self, p: &Conv2dParams, x_c: &[f32], r0: usize, dst: &mut [f32]) {
+    /// band of them (`direct.rs`); x's values times `scale` when given (the channel's
+    /// `in_scale`), the zeros of the padding left zeros (0 · inf would be NaN).
+    pub(super) fn split_rows(
+        &self,
+        p: &Conv2dParams,
+        x_c: &[f32],
+        r0: usize,
+        scale: Option<f32>,
+        dst: &mut [f32],
+    ) {
         let (s, hq, ws, [ph, pw]) = (self.s, self.hq, self.ws, p.pad);
         let plane = hq * ws;
         assert_eq!(x_c.len(), p.h * p.w);
@@ -139,7 +167,7 @@ impl Phases {
                     if iy >= p.h {
                         out.fill(0.0);
                     } else {
-                        split_row(&x_c[iy * p.w..][..p.w], s, qx, pw, out);
+                        split_row(&x_c[iy * p.w..][..p.w], s, qx, pw, scale, out);
                     }
                 }
             }
@@ -160,8 +188,9 @@ impl Phases {
 /// out[c] = row[s·c + qx − pw], zero where that column lies outside the row: the
 /// in-row span as one plain (s = 1) or de-interleaving (s = 2) copy that LLVM
 /// vectorises, where a per-element bounds check kept it scalar (a third of a stride-2
-/// 16→32 conv's time on 320² inputs went here).
-fn split_row(row: &[f32], s: usize, qx: usize, pw: usize, out: &mut [f32]) {
+/// 16→32 conv's time on 320² inputs went here). With a `scale`, the span is then
+/// multiplied by it in place (still in L1), the zeros around it left alone.
+fn split_row(row: &[f32], s: usize, qx: usize, pw: usize, scale: Option<f32>, out: &mut [f32]) {
     // Valid c: pw − qx ≤ s·c ≤ w − 1 + pw − qx.
     let lo = (pw.saturating_sub(qx)).div_ceil(s).min(out.len());
     let hi = match (row.len() + pw).checked_sub(qx + 1) {
@@ -183,6 +212,9 @@ fn split_row(row: &[f32], s: usize, qx: usize, pw: usize, out: &mut [f32]) {
             }
             dst[len - 1] = src[2 * len - 2];
         }
+        if let Some(k) = scale {
+            dst.iter_mut().for_each(|v| *v *= k);
+        }
     }
 }
 
@@ -194,7 +226,7 @@ impl PackB for Im2col<'_> {
     /// m / mr microkernel calls, and the copy costs about as much as the FMAs it feeds.
     /// The last panel, cut by npix, is packed: its last row would run past x.
     fn direct(&self, k0: usize, start: usize, width: usize) -> Option<(*const f32, usize)> {
-        (self.pointwise && start + width <= self.npix)
+        (self.pointwise && self.scale.is_none() && start + width <= self.npix)
             .then(|| (self.x[k0 * self.npix + start..].as_ptr(), self.npix))
     }
 
@@ -241,8 +273,11 @@ impl Im2col<'_> {
                 let x_c = &self.x[ic * ph.per_channel()..][..ph.per_channel()];
                 ph.gather_row(x_c, ky, kx, oy, ox, self.ow, &mut row[..valid]);
             } else if self.pointwise {
-                let x_c = &self.x[ic * plane..][..plane];
-                copy(&mut row[..valid], &x_c[start..start + valid]);
+                let src = &self.x[ic * plane + start..][..valid];
+                match self.scale {
+                    Some(s) => copy_scaled(&mut row[..valid], src, s[ic]),
+                    None => copy(&mut row[..valid], src),
+                }
             } else {
                 let x_c = &self.x[ic * plane..][..plane];
                 self.gather_row(x_c, ky, kx, oy, ox, &mut row[..valid]);
@@ -368,6 +403,14 @@ fn copy(dst: &mut [f32], src: &[f32]) {
         32..=63 => copy_ends::<32>(dst, src),
         _ => dst.copy_from_slice(src),
     }
+}
+
+/// dst = src · s, the product a separate `x · s` would store. A plain loop: inlined into
+/// `pack_avx512` / `pack_avx2`, LLVM vectorises it for their ISA.
+#[inline(always)]
+fn copy_scaled(dst: &mut [f32], src: &[f32], s: f32) {
+    assert_eq!(dst.len(), src.len());
+    dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * s);
 }
 
 /// The first and the last N floats (overlapping when len < 2N); N ≤ len ≤ 2N.

@@ -20,6 +20,8 @@ mod backend_tests;
 #[cfg(test)]
 mod cuda_index_tests;
 #[cfg(test)]
+mod in_scale_tests;
+#[cfg(test)]
 mod tests;
 
 /// Shapes and attributes of one conv2d call.
@@ -58,6 +60,25 @@ impl Conv2dParams {
     /// the depthwise kernels take: the CPU's takes multiplier 1, CUDA's any multiplier.
     pub fn depthwise_multiplier(&self) -> Option<usize> {
         (self.groups == self.c_in).then(|| self.c_out / self.c_in)
+    }
+
+    /// Whether the conv kernels take an `in_scale` for this conv: `conv(x · s)` with
+    /// s: (n, c_in), one scale per image and input channel, multiplied in as x is read.
+    /// That is squeeze-excite's gate, whose `x · gate` feeds the block's projection: a 1×1,
+    /// stride-1, unpadded, one-group conv (MobileNetV3, EfficientNet, RegNetY). For these
+    /// B of the GEMM is x itself, one row per input channel, so the scale applies per
+    /// packed row (CPU) or per loaded element (CUDA), and the scaled tensor is never
+    /// written: one write and one read of the expanded tensor saved per SE block. The one
+    /// place that says which convs take it; the reference takes any.
+    pub fn in_scale_applies(&self) -> bool {
+        [
+            self.kh,
+            self.kw,
+            self.stride[0],
+            self.stride[1],
+            self.groups,
+        ] == [1; 5]
+            && self.pad == [0, 0]
     }
 
     /// Checks what PyTorch checks, plus that every size fits in `usize`.
