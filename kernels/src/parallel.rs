@@ -125,17 +125,18 @@ pub fn for_each_part(
     });
 }
 
-/// y's pointer, shared by the tasks that write its disjoint parts.
+/// A buffer's base pointer shared by the tasks of a kernel call, each of which touches
+/// only its own part of the buffer (see each use).
 #[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
+pub(crate) struct SyncPtr(pub(crate) *mut f32);
 
-// SAFETY: only used to hand disjoint parts of one slice to tasks (`for_each_part`).
+// SAFETY: tasks touch disjoint parts of the buffer (see each use).
 unsafe impl Send for SyncPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SyncPtr {}
 
 impl SyncPtr {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }

@@ -509,6 +509,28 @@ fn one_by_one_planes_run_as_a_linear_layer() {
     }
 }
 
+/// A dense conv, dilation 1: [n, c_in, h, w, c_out], kernel, stride on both axes, pad.
+fn dense(
+    [n, c_in, h, w, c_out]: [usize; 5],
+    [kh, kw]: [usize; 2],
+    s: usize,
+    pad: [usize; 2],
+) -> Conv2dParams {
+    Conv2dParams {
+        n,
+        c_in,
+        h,
+        w,
+        c_out,
+        kh,
+        kw,
+        stride: [s, s],
+        pad,
+        dilation: [1, 1],
+        groups: 1,
+    }
+}
+
 #[test]
 fn direct_first_layer_every_kernel_pad_and_stride() {
     // Image-input convs (c_in ≤ 4) take the direct kernel: every kernel
@@ -520,19 +542,8 @@ fn direct_first_layer_every_kernel_pad_and_stride() {
         for s in [1, 2] {
             for pad in [0, 1, 3] {
                 for (c_in, c_out, h, w) in [(3, 13, 17, 22), (1, 8, 9, 40), (4, 33, 31, 7)] {
-                    let p = Conv2dParams {
-                        n: 2,
-                        c_in,
-                        h,
-                        w,
-                        c_out,
-                        kh,
-                        kw,
-                        stride: [s, s],
-                        pad: [pad.min(kh / 2), pad.min(kw / 2)],
-                        dilation: [1, 1],
-                        groups: 1,
-                    };
+                    let pad = [pad.min(kh / 2), pad.min(kw / 2)];
+                    let p = dense([2, c_in, h, w, c_out], [kh, kw], s, pad);
                     if p.validate().is_err() {
                         continue;
                     }
@@ -563,19 +574,7 @@ fn direct_banded_every_kernel_stride_and_band() {
     for (kh, kw) in [(3, 3), (1, 1), (5, 5), (2, 3)] {
         for s in [1, 2] {
             for (c_in, c_out, h, w) in [(5, 8, 11, 40), (16, 13, 9, 33), (33, 17, 7, 80)] {
-                let p = Conv2dParams {
-                    n: 2,
-                    c_in,
-                    h,
-                    w,
-                    c_out,
-                    kh,
-                    kw,
-                    stride: [s, s],
-                    pad: [kh / 2, kw / 2],
-                    dilation: [1, 1],
-                    groups: 1,
-                };
+                let p = dense([2, c_in, h, w, c_out], [kh, kw], s, [kh / 2, kw / 2]);
                 let case = Case::new(p, &mut rng);
                 for band_rows in [1, 2, 3, 64] {
                     for isa in Isa::available() {
@@ -595,19 +594,7 @@ fn direct_takes_narrow_channels_on_full_rows() {
     // Conv2dCpu's choice (`use_direct`): ≤ 32 input channels on rows that fill 16 lanes,
     // else the GEMM; Winograd keeps its convs.
     let conv = |c_in, c_out, hw, s| {
-        let p = Conv2dParams {
-            n: 1,
-            c_in,
-            h: hw,
-            w: hw,
-            c_out,
-            kh: 3,
-            kw: 3,
-            stride: [s, s],
-            pad: [1, 1],
-            dilation: [1, 1],
-            groups: 1,
-        };
+        let p = dense([1, c_in, hw, hw, c_out], [3, 3], s, [1, 1]);
         let w = vec![0.5; p.weight_shape().iter().product()];
         Conv2dCpu::new(&p, &w, None, Isa::Scalar).algorithm()
     };

@@ -20,6 +20,7 @@ use super::winograd::{self, Tile, Winograd};
 use super::Conv2dParams;
 use crate::gemm::{self, Gemm, PackedA, Panels, Tiles};
 use crate::linear::{cpu::LinearCpu, LinearParams};
+use crate::parallel::SyncPtr;
 use crate::{Activation, Isa};
 
 /// A conv2d prepared for the CPU: weights packed once for `isa` when the session is built.
@@ -353,20 +354,5 @@ impl Conv2dCpu {
             // floats.
             unsafe { job.run(mp, cols, scratch) };
         });
-    }
-}
-
-/// A buffer's base pointer shared by the workers of a conv (here and in `winograd`), each
-/// of which touches only its own part.
-#[derive(Clone, Copy)]
-pub(super) struct SyncPtr(pub(super) *mut f32);
-// SAFETY: workers touch disjoint parts of the buffer (see each use).
-unsafe impl Send for SyncPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    pub(super) fn get(self) -> *mut f32 {
-        self.0
     }
 }

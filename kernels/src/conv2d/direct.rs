@@ -29,6 +29,10 @@ const OC: usize = 8;
 /// Zen 4, 2 MiB on the Xeons) beside the weights it streams.
 const STAGE_FLOATS: usize = 64 << 10;
 
+/// Bands per image `new` cuts at least, rows allowing, so that 2–4 threads get even shares
+/// (an image's bands are the work units).
+const MIN_BANDS: usize = 8;
+
 /// Whether `DirectCpu` can compute this conv: stride 1 or 2 on both axes, dilation 1, one
 /// group. `Conv2dCpu` decides where it should (`use_direct`).
 pub fn applies(p: &Conv2dParams) -> bool {
@@ -69,9 +73,13 @@ impl DirectCpu {
         assert!(applies(p), "DirectCpu: not a stride 1/2 dense conv: {p:?}");
         let whole = planes(p);
         let row_floats = p.c_in * whole.with_rows(1).per_channel();
+        let oh = p.output_hw().0.max(1);
+        // At least MIN_BANDS bands where the rows allow: a stem's 112 output rows in 3
+        // bands of 47 left one of 2 threads a third of the work.
         let band_rows = (STAGE_FLOATS / row_floats.max(1))
             .saturating_sub((p.kh - 1) / whole.stride())
-            .clamp(1, p.output_hw().0.max(1));
+            .min(oh.div_ceil(MIN_BANDS))
+            .clamp(1, oh);
         DirectCpu::with_band_rows(p, weight, bias, isa, band_rows)
     }
 

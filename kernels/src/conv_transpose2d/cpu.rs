@@ -20,7 +20,7 @@ use std::ops::Range;
 use super::ConvTranspose2dParams;
 use crate::activation::cpu::{dispatch, tap_outputs, Simd};
 use crate::gemm::{self, Gemm, PackB, PackedA, Panels, Tiles};
-use crate::parallel::for_each_task;
+use crate::parallel::{for_each_task, SyncPtr};
 use crate::{Activation, Isa};
 
 /// Floats of one col block (m × chunk): 1 MiB, about what L2 keeps between the GEMM that
@@ -390,20 +390,5 @@ impl PackB for Pixels<'_> {
                 self.npix,
             )
         })
-    }
-}
-
-/// A buffer's base pointer shared by the workers of a run, each of which touches only its
-/// own part (see each use).
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-// SAFETY: workers touch disjoint parts of the buffer (see each use).
-unsafe impl Send for SyncPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }

@@ -27,9 +27,9 @@
 mod avx512;
 mod transform;
 
-use super::cpu::SyncPtr;
 use super::Conv2dParams;
 use crate::gemm::{self, Gemm, PackB, PackedA, Panels, Tiles};
+use crate::parallel::SyncPtr;
 use crate::{Activation, Isa};
 use transform::{Grid, LANES};
 
