@@ -39,7 +39,7 @@ pub fn applies(p: &Conv2dParams) -> bool {
     p.groups == 1 && p.dilation == [1, 1] && (p.stride == [1, 1] || p.stride == [2, 2])
 }
 
-/// A first-layer conv ready to run: weights re-laid for the register blocks.
+/// A direct conv ready to run: weights re-laid for the register blocks.
 pub struct DirectCpu {
     p: Conv2dParams,
     isa: Isa,
