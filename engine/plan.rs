@@ -322,14 +322,18 @@ fn concat_pieces(
         // A run of views of one base, at offsets 0, len0, len0 + len1, … up to its end.
         let (base, first) = view_of(v)?;
         let o = owner(base).filter(|_| first == 0)?;
+        // At least one view per run (v itself), so i moves on even for an empty base.
         let mut covered = 0;
-        while covered < len(base) {
+        loop {
             let (b, off) = view_of(*inputs.get(i)?)?;
             if b != base || off != covered {
                 return None;
             }
             covered += len(inputs[i]);
             i += 1;
+            if covered >= len(base) {
+                break;
+            }
         }
         if covered != len(base) {
             return None;
