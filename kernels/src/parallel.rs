@@ -112,21 +112,22 @@ pub fn for_each_part(
     if parts == 1 {
         return f(0, y);
     }
-    let (ptr, len) = (SyncPtr(y.as_mut_ptr()), y.len());
+    let len = y.len();
+    let y = crate::activation::cpu::SharedMut::new(y);
     for_each_task(threads, parts, |t| {
         let start = units * t / parts * unit;
         let end = match t + 1 == parts {
             true => len,
             false => units * (t + 1) / parts * unit,
         };
-        // SAFETY: parts t are disjoint ranges of y, which outlives the call.
-        let part = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(start), end - start) };
-        f(start, part)
+        // SAFETY: parts t are disjoint ranges of y.
+        f(start, unsafe { y.part(start, end - start) })
     });
 }
 
 /// A buffer's base pointer shared by the tasks of a kernel call, each of which touches
-/// only its own part of the buffer (see each use).
+/// only its own part of the buffer (see each use); for disjoint slices of one output,
+/// `activation::cpu::SharedMut` checks the bounds.
 #[derive(Clone, Copy)]
 pub(crate) struct SyncPtr(pub(crate) *mut f32);
 
