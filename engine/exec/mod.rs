@@ -281,9 +281,7 @@ impl CpuExecutor {
                 y.iter_mut().for_each(|v| *v = apply(act, *v))
             }
             Backend::Simd(isa) => {
-                kestrel_kernels::parallel::for_each_part(self.threads, y, 1, |_, part| {
-                    kestrel_kernels::activation::cpu::activate_in_place(isa, act, part)
-                })
+                kestrel_kernels::activation::cpu::activate_in_place(isa, act, y, self.threads)
             }
         }
     }

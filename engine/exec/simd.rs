@@ -8,7 +8,6 @@ use kestrel_kernels::conv2d::cpu::Conv2dCpu;
 use kestrel_kernels::conv2d::depthwise::DepthwiseCpu;
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
-use kestrel_kernels::parallel::for_each_part;
 use kestrel_kernels::se_gate::cpu::SeGateCpu;
 use kestrel_kernels::{Activation, Isa};
 
@@ -121,19 +120,14 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
         (Kernel::BatchNorm { p, .. }, Prepared::ScaleShift { scale, shift }) => {
             k::batch_norm::cpu::scale_shift(isa, p, scale, shift, Activation::None, x(0), y)
         }
-        (Kernel::Act(a), _) => for_each_part(threads, y, 1, |at, part| {
-            k::activation::cpu::activate(isa, *a, &x(0)[at..][..part.len()], part)
-        }),
+        (Kernel::Act(a), _) => k::activation::cpu::activate(isa, *a, x(0), y, threads),
         (Kernel::MaxPool2d(p), _) => k::pool2d::cpu::max_pool2d(isa, p, x(0), y, threads),
         (Kernel::AvgPool2d(p), _) => k::pool2d::cpu::avg_pool2d(isa, p, x(0), y, threads),
         (Kernel::AdaptiveAvgPool2d(p), _) => {
             k::adaptive_avg_pool2d::cpu::adaptive_avg_pool2d(isa, p, x(0), y, threads)
         }
         (Kernel::Mean(p), _) => k::mean::cpu::mean_hw(isa, p, x(0), y, threads),
-        (Kernel::Add { act }, _) => for_each_part(threads, y, 1, |at, part| {
-            let len = part.len();
-            k::add::cpu::add(isa, &x(0)[at..][..len], &x(1)[at..][..len], *act, part)
-        }),
+        (Kernel::Add { act }, _) => k::add::cpu::add(isa, x(0), x(1), *act, y, threads),
         (
             Kernel::Binary {
                 p,

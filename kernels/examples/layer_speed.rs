@@ -169,7 +169,7 @@ fn acts(isa: Isa) {
     let mut fs: Vec<Box<dyn FnMut() + '_>> = acts
         .iter()
         .zip(&mut bufs)
-        .map(|(&act, y)| Box::new(move || activate_in_place(isa, act, y)) as Box<_>)
+        .map(|(&act, y)| Box::new(move || activate_in_place(isa, act, y, 1)) as Box<_>)
         .collect();
     let mut refs: Vec<&mut dyn FnMut()> = fs.iter_mut().map(|f| &mut **f as _).collect();
     for (act, secs) in acts.iter().zip(time(0.003, 1, &mut refs)) {

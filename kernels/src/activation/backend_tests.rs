@@ -52,8 +52,27 @@ pub(crate) fn allow(act: Activation) -> Allow {
 
 /// Every SIMD tail around 8 and 16 lanes, one warp minus one, a few blocks, and a CUDA
 /// block tail of 3.
-pub(crate) const LENS: [usize; 18] = [
-    1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 1000, 4099,
+pub(crate) const LENS: [usize; 19] = [
+    1,
+    2,
+    7,
+    8,
+    9,
+    15,
+    16,
+    17,
+    31,
+    32,
+    33,
+    63,
+    64,
+    65,
+    100,
+    127,
+    1000,
+    4099,
+    // Split over the threads (`parallel::MIN_PARALLEL_FLOATS`), into odd parts.
+    crate::parallel::MIN_PARALLEL_FLOATS + 9,
 ];
 
 /// Values in [-8, 8) (both sides of relu6's 6) with NaN, +inf, -inf, ±0, 6 itself and
@@ -98,10 +117,10 @@ fn activate_matches_reference() {
             let name = format!("activation {} len {len}", act.describe());
             let case = Case::new(&name, vec![x], expected, allow(act))
                 .cuda(cuda::activate(act, len).unwrap())
-                .cpu(move |isa, _, x, y| {
-                    cpu::activate(isa, act, x[0], y);
+                .cpu(move |isa, threads, x, y| {
+                    cpu::activate(isa, act, x[0], y, threads);
                     let mut in_place = x[0].to_vec();
-                    cpu::activate_in_place(isa, act, &mut in_place);
+                    cpu::activate_in_place(isa, act, &mut in_place, threads);
                     let same = in_place
                         .iter()
                         .zip(&*y)

@@ -10,6 +10,7 @@
 use std::marker::PhantomData;
 use std::ops::Range;
 
+use crate::parallel::for_each_part;
 use crate::{Activation, Isa};
 
 /// Runs `kernel::<S>(args)` with S the vector type of `isa`, under its target features.
@@ -56,22 +57,28 @@ pub(crate) unsafe fn store_epilogue<S: Simd>(
     }
 }
 
-/// y = act(x). No sums: exact, bit for bit, on every ISA.
-pub fn activate(isa: Isa, act: Activation, x: &[f32], y: &mut [f32]) {
+/// y = act(x). No sums: exact, bit for bit, on every ISA; split over `threads`
+/// (`parallel::for_each_part`).
+pub fn activate(isa: Isa, act: Activation, x: &[f32], y: &mut [f32], threads: usize) {
     // x, y: (len)
     assert_eq!(x.len(), y.len(), "activate: x and y lengths");
-    let (src, dst, len) = (x.as_ptr(), y.as_mut_ptr(), y.len());
-    // SAFETY: `src` and `dst` are valid for `len` elements; dispatch! checks the ISA.
-    unsafe { dispatch!(isa, activate_body(act, src, dst, len)) }
+    for_each_part(threads, y, 1, |at, part| {
+        let (src, dst, len) = (x[at..].as_ptr(), part.as_mut_ptr(), part.len());
+        // SAFETY: `src` and `dst` are valid for `len` elements (x and y have one length);
+        // dispatch! checks the ISA.
+        unsafe { dispatch!(isa, activate_body(act, src, dst, len)) }
+    });
 }
 
-/// y = act(y).
-pub fn activate_in_place(isa: Isa, act: Activation, y: &mut [f32]) {
+/// y = act(y), split over `threads` as `activate`.
+pub fn activate_in_place(isa: Isa, act: Activation, y: &mut [f32], threads: usize) {
     // y: (len)
-    let (dst, len) = (y.as_mut_ptr(), y.len());
-    // SAFETY: `dst` is valid for `len` elements; reading and writing element i in one
-    // step makes src == dst fine. dispatch! checks the ISA.
-    unsafe { dispatch!(isa, activate_body(act, dst, dst, len)) }
+    for_each_part(threads, y, 1, |_, part| {
+        let (dst, len) = (part.as_mut_ptr(), part.len());
+        // SAFETY: `dst` is valid for `len` elements; reading and writing element i in one
+        // step makes src == dst fine. dispatch! checks the ISA.
+        unsafe { dispatch!(isa, activate_body(act, dst, dst, len)) }
+    });
 }
 
 /// Needs S's features; `src` and `dst` valid for `len` elements (they may be equal).

@@ -29,7 +29,7 @@ fn add_matches_reference() {
                 allow(act),
             )
             .cuda(cuda::add(len, act).unwrap())
-            .cpu(move |isa, _, x, y| cpu::add(isa, x[0], x[1], act, y));
+            .cpu(move |isa, threads, x, y| cpu::add(isa, x[0], x[1], act, y, threads));
             cases.push(case);
         }
     }

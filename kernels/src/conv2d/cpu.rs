@@ -262,7 +262,7 @@ impl Conv2dCpu {
             // The activation comes after the residual: a pass over the n·c_out outputs.
             lin.run(x, Activation::None, y, threads);
             y.iter_mut().zip(r).for_each(|(y, r)| *y += r);
-            return crate::activation::cpu::activate_in_place(self.isa, act, y);
+            return crate::activation::cpu::activate_in_place(self.isa, act, y, threads);
         }
         // x: (n, c_in, h, w)  y, residual: (n, c_out, oh, ow)  scratch: (threads, per_worker)
         let p = &self.p;
