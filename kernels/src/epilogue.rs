@@ -80,9 +80,7 @@ impl Activation {
             Activation::HardSigmoid => (v + 3.0).clamp(0.0, 6.0) / 6.0,
             Activation::HardSwish => v * Activation::HardSigmoid.apply(v),
             // SAFETY: the scalar form needs no CPU feature.
-            _ => unsafe {
-                <crate::activation::cpu::Scalar as crate::activation::cpu::Simd>::act(v, self)
-            },
+            _ => unsafe { <crate::simd::Scalar as crate::simd::Simd>::act(v, self) },
         }
     }
 

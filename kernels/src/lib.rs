@@ -30,11 +30,13 @@ pub mod pool2d;
 pub mod precision;
 pub mod rng;
 pub mod se_gate;
+pub(crate) mod simd;
 pub mod softmax;
 pub mod subnormals;
 pub mod upsample;
 
 mod error;
+mod taps;
 pub use epilogue::Activation;
 pub use error::ParamError;
 pub use isa::Isa;

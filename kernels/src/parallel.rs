@@ -10,6 +10,7 @@
 //! oversubscribe the cores.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -113,7 +114,7 @@ pub fn for_each_part(
         return f(0, y);
     }
     let len = y.len();
-    let y = crate::activation::cpu::SharedMut::new(y);
+    let y = SharedMut::new(y);
     for_each_task(threads, parts, |t| {
         let start = units * t / parts * unit;
         let end = match t + 1 == parts {
@@ -123,23 +124,6 @@ pub fn for_each_part(
         // SAFETY: parts t are disjoint ranges of y.
         f(start, unsafe { y.part(start, end - start) })
     });
-}
-
-/// A buffer's base pointer shared by the tasks of a kernel call, each of which touches
-/// only its own part of the buffer (see each use); for disjoint slices of one output,
-/// `activation::cpu::SharedMut` checks the bounds.
-#[derive(Clone, Copy)]
-pub(crate) struct SyncPtr(pub(crate) *mut f32);
-
-// SAFETY: tasks touch disjoint parts of the buffer (see each use).
-unsafe impl Send for SyncPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    pub(crate) fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// Pins the pool's worker threads, worker `w` to `cores[w % cores.len()]`, for callers
@@ -293,6 +277,50 @@ fn worker(pool: &'static Pool, index: usize) {
             }
             pool.done.fetch_add(1, Ordering::Release);
         }
+    }
+}
+
+/// A mutable slice shared by the tasks of `for_each_task`, each writing its own
+/// disjoint part (no locks: the split is the proof).
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: SharedMut is a `&mut [f32]` handed out in parts; `part`'s contract keeps those
+// parts disjoint across threads.
+unsafe impl Send for SharedMut<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMut<'_> {}
+
+impl<'a> SharedMut<'a> {
+    pub(crate) fn new(y: &'a mut [f32]) -> Self {
+        SharedMut {
+            ptr: y.as_mut_ptr(),
+            len: y.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The first float, for kernels that hand raw pointers into the buffer on to their
+    /// tasks (the GEMM's C, a transform's rows); dereferencing them is up to those tasks.
+    pub(crate) fn as_mut_ptr(&self) -> *mut f32 {
+        self.ptr
+    }
+
+    /// `y[start..start + len]`.
+    ///
+    /// # Safety
+    /// No two live parts may overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn part(&self, start: usize, len: usize) -> &'a mut [f32] {
+        assert!(
+            start <= self.len && len <= self.len - start,
+            "SharedMut: part out of range"
+        );
+        std::slice::from_raw_parts_mut(self.ptr.add(start), len)
     }
 }
 

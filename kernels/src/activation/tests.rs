@@ -25,7 +25,7 @@ fn relu6_clamps_both_sides_and_keeps_nan() {
 /// and to CUDA's `/`. Scalar's div6 is the division itself.
 #[test]
 fn div6_is_a_correctly_rounded_division() {
-    use crate::activation::cpu::dispatch;
+    use crate::simd::dispatch;
     use crate::Isa;
     for isa in Isa::available().into_iter().filter(|&i| i != Isa::Scalar) {
         // SAFETY: dispatch! checks the ISA; the body reads and writes only its own arrays.
@@ -36,7 +36,7 @@ fn div6_is_a_correctly_rounded_division() {
 
 /// The first float whose `div6` differs from a division by 6. Needs S's features.
 #[inline(always)]
-unsafe fn div6_mismatches<S: crate::activation::cpu::Simd>() -> Option<f32> {
+unsafe fn div6_mismatches<S: crate::simd::Simd>() -> Option<f32> {
     let (lo, hi) = (2f32.powi(-24).to_bits(), 6f32.to_bits());
     let specials = [0.0, f32::NAN].map(f32::to_bits);
     let chunks = (lo..=hi).step_by(S::LANES).chain(specials);

@@ -3,9 +3,10 @@
 
 use std::ops::Range;
 
-use crate::activation::cpu::{dispatch, SharedMut, Simd};
 use crate::mean::cpu::sum;
 use crate::parallel::for_each_task;
+use crate::parallel::SharedMut;
+use crate::simd::{dispatch, Simd};
 use crate::Isa;
 
 use super::AdaptiveAvgPool2dParams;

@@ -1,7 +1,7 @@
 //! Element-wise add with a fused activation, on the CPU.
 
-use crate::activation::cpu::{dispatch, Simd};
 use crate::parallel::for_each_part;
+use crate::simd::{dispatch, Simd};
 use crate::{Activation, Isa};
 
 /// y = act(a + b): one f32 add, as the reference, so exact on every ISA; split over

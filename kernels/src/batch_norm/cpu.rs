@@ -2,7 +2,7 @@
 //! scale and shift from `batch_norm::scale_shift` (most batch norms are folded into the
 //! conv before them instead).
 
-use crate::activation::cpu::{dispatch, Simd};
+use crate::simd::{dispatch, Simd};
 use crate::{Activation, Isa};
 
 use super::BatchNormParams;

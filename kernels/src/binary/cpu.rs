@@ -3,7 +3,7 @@
 //! repeated value along the row.
 
 use super::{BinaryOp, BinaryParams};
-use crate::activation::cpu::{dispatch, Simd};
+use crate::simd::{dispatch, Simd};
 use crate::{Activation, Isa};
 
 /// y = act(a op b), `a` and `b` laid out as `p`'s strides say: one f32 operation, as the

@@ -20,7 +20,7 @@ use super::winograd::{self, Tile, Winograd};
 use super::Conv2dParams;
 use crate::gemm::{self, Gemm, PackedA, Panels, Tiles};
 use crate::linear::{cpu::LinearCpu, LinearParams};
-use crate::parallel::SyncPtr;
+use crate::parallel::SharedMut;
 use crate::{Activation, Isa};
 
 /// A conv2d prepared for the CPU: weights packed once for `isa` when the session is built.
@@ -279,10 +279,11 @@ impl Conv2dCpu {
         if let Some(ph) = self.phases {
             // planes: (n, c_in, qys, qxs, hq, wq), one task per channel plane.
             let (pc, plane) = (ph.per_channel(), p.h * p.w);
-            let dst = SyncPtr(planes.as_mut_ptr());
+            let dst = SharedMut::new(planes);
             crate::parallel::for_each_task(threads, n * p.c_in, |c| {
                 // SAFETY: task c alone writes channel plane c's pc floats of `planes`.
-                let out = unsafe { std::slice::from_raw_parts_mut(dst.get().add(c * pc), pc) };
+                let out =
+                    unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().add(c * pc), pc) };
                 ph.split(p, &x[c * plane..][..plane], out);
             });
         }
@@ -300,14 +301,14 @@ impl Conv2dCpu {
         };
         let cg_in = p.c_in / p.groups;
         let m = self.a.m;
-        let y_ptr = SyncPtr(y.as_mut_ptr());
-        let s_ptr = SyncPtr(scratch.as_mut_ptr());
+        let y_ptr = SharedMut::new(y);
+        let s_ptr = SharedMut::new(scratch);
         let segments = n * p.groups * m_chunks;
         gemm::for_each_panel_range(threads, segments, self.panels.len(), |wk, seg, cols| {
             // SAFETY: worker indices are distinct, so worker wk alone owns
             // scratch[wk·per_worker..][..per_worker]; the length was asserted above.
             let scratch = unsafe {
-                std::slice::from_raw_parts_mut(s_ptr.get().add(wk * per_worker), per_worker)
+                std::slice::from_raw_parts_mut(s_ptr.as_mut_ptr().add(wk * per_worker), per_worker)
             };
             let (img_g, mc) = (seg / m_chunks, seg % m_chunks);
             let (img, g) = (img_g / p.groups, img_g % p.groups);
@@ -338,7 +339,7 @@ impl Conv2dCpu {
                 b: &im2col,
                 panels: &self.panels,
                 // SAFETY: off + m·npix ≤ y.len(): group g's channels of image img.
-                c: unsafe { y_ptr.get().add(off) },
+                c: unsafe { y_ptr.as_mut_ptr().add(off) },
                 ldc: npix,
                 bias: self
                     .bias

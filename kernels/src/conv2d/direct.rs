@@ -15,8 +15,9 @@
 //! 8·NV FMAs per tap (the GEMM microkernel's ratio), with no packing and one epilogue per
 //! output.
 
-use crate::activation::cpu::{dispatch, store_epilogue, SharedMut, Simd};
 use crate::gemm::for_each_panel_range;
+use crate::parallel::SharedMut;
+use crate::simd::{dispatch, store_epilogue, Simd};
 use crate::{Activation, Isa};
 
 use super::im2col::Phases;

@@ -18,9 +18,10 @@
 use std::ops::Range;
 
 use super::ConvTranspose2dParams;
-use crate::activation::cpu::{dispatch, tap_outputs, Simd};
 use crate::gemm::{self, Gemm, PackB, PackedA, Panels, Tiles};
-use crate::parallel::{for_each_task, SyncPtr};
+use crate::parallel::{for_each_task, SharedMut};
+use crate::simd::{dispatch, Simd};
+use crate::taps::tap_outputs;
 use crate::{Activation, Isa};
 
 /// Floats of one col block (m × chunk): 1 MiB, about what L2 keeps between the GEMM that
@@ -121,9 +122,9 @@ impl ConvTranspose2dCpu {
         let job = Job {
             op: self,
             x,
-            y: SyncPtr(y.as_mut_ptr()),
+            y: SharedMut::new(y),
             act,
-            scratch: SyncPtr(scratch.as_mut_ptr()),
+            scratch: SharedMut::new(scratch),
             col_len,
             pack_len,
         };
@@ -186,10 +187,10 @@ struct Job<'a> {
     op: &'a ConvTranspose2dCpu,
     x: &'a [f32],
     /// y: (n, c_out, oh, ow)
-    y: SyncPtr,
+    y: SharedMut<'a>,
     act: Activation,
     /// (workers, col_len + pack_len): each worker's col block, then its B-packing buffer.
-    scratch: SyncPtr,
+    scratch: SharedMut<'a>,
     col_len: usize,
     pack_len: usize,
 }
@@ -198,7 +199,7 @@ impl Job<'_> {
     /// Worker wk's col block: (m, chunk) floats.
     fn col(&self, wk: usize) -> *mut f32 {
         self.scratch
-            .get()
+            .as_mut_ptr()
             .wrapping_add(wk * (self.col_len + self.pack_len))
     }
 
@@ -277,7 +278,7 @@ impl Job<'_> {
             // SAFETY: channel co of image img is inside y, and this call's alone.
             let y_c = unsafe {
                 std::slice::from_raw_parts_mut(
-                    self.y.get().add((img * c_out + co) * oh * ow),
+                    self.y.as_mut_ptr().add((img * c_out + co) * oh * ow),
                     oh * ow,
                 )
             };

@@ -11,8 +11,8 @@
 //! Work is split over threads in units that own a contiguous part of y: pieces of at most
 //! `PIECE` elements of a row, or for a transpose `STRIP` rows of one outer index.
 
-use crate::activation::cpu::SharedMut;
 use crate::parallel::for_each_task;
+use crate::parallel::SharedMut;
 
 use super::CopyParams;
 

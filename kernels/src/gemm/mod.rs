@@ -17,10 +17,8 @@ use std::ops::Range;
 use crate::{Activation, Isa};
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
-mod scalar;
+mod tail;
+mod ukernel;
 
 /// Register and cache blocking for one ISA.
 #[derive(Debug, Clone, Copy)]
@@ -153,18 +151,18 @@ pub type Ukernel = unsafe fn(usize, *const f32, *const f32, usize, &Store);
 fn ukernel(isa: Isa, width: usize) -> Ukernel {
     match (isa, width) {
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, 32) => avx512::gemm_f32_avx512_8x32,
+        (Isa::Avx512, 32) => ukernel::gemm_f32_avx512_8x32,
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, 16) => avx512::gemm_f32_avx512_8x16,
+        (Isa::Avx512, 16) => ukernel::gemm_f32_avx512_8x16,
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, 8) => avx512::gemm_f32_avx512_8x8,
+        (Isa::Avx512, 8) => ukernel::gemm_f32_avx512_8x8,
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, 16) => avx2::gemm_f32_avx2_6x16,
+        (Isa::Avx2, 16) => ukernel::gemm_f32_avx2_6x16,
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, 8) => avx2::gemm_f32_avx2_6x8,
+        (Isa::Avx2, 8) => ukernel::gemm_f32_avx2_6x8,
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512 | Isa::Avx2, t @ 1..=7) => avx2::tail_kernel(isa, t),
-        (Isa::Scalar, 8) => scalar::gemm_f32_scalar_4x8,
+        (Isa::Avx512 | Isa::Avx2, t @ 1..=7) => tail::tail_kernel(isa, t),
+        (Isa::Scalar, 8) => ukernel::gemm_f32_scalar_4x8,
         _ => unreachable!("no {isa} microkernel {width} columns wide"),
     }
 }

@@ -10,9 +10,10 @@
 //!
 //! Rows (inner == 1) or blocks of `COLS` columns (inner > 1) are split over threads.
 
-use crate::activation::cpu::{dispatch, SharedMut, Simd};
 use crate::mean::cpu::sum;
 use crate::parallel::for_each_task;
+use crate::parallel::SharedMut;
+use crate::simd::{dispatch, Simd};
 use crate::{Activation, Isa};
 
 use super::LayerNormParams;

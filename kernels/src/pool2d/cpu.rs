@@ -11,8 +11,10 @@
 
 use std::ops::Range;
 
-use crate::activation::cpu::{dispatch, output_taps, tap_outputs, SharedMut, Simd};
 use crate::parallel::for_each_task;
+use crate::parallel::SharedMut;
+use crate::simd::{dispatch, Simd};
+use crate::taps::{output_taps, tap_outputs};
 use crate::Isa;
 
 use super::Pool2dParams;

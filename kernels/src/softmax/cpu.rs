@@ -2,7 +2,7 @@
 //! logits) each line is contiguous and vectorised along the axis; otherwise LANES lines
 //! side by side are vectorised across inner.
 
-use crate::activation::cpu::{dispatch, Simd};
+use crate::simd::{dispatch, Simd};
 use crate::Isa;
 
 use super::SoftmaxParams;

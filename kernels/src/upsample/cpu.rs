@@ -16,8 +16,9 @@
 
 use std::ops::Range;
 
-use crate::activation::cpu::{dispatch, SharedMut, Simd};
 use crate::parallel::for_each_task;
+use crate::parallel::SharedMut;
+use crate::simd::{dispatch, Simd};
 use crate::Isa;
 
 use super::{lerp, Axis, UpsampleMode, UpsampleParams};

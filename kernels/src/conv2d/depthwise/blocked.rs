@@ -15,8 +15,8 @@
 
 use std::ops::Range;
 
-use crate::activation::cpu::{store_epilogue, Simd};
 use crate::conv2d::Conv2dParams;
+use crate::simd::{store_epilogue, Simd};
 
 use super::{DepthwiseCpu, Io};
 

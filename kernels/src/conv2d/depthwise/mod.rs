@@ -17,8 +17,9 @@ mod strided;
 
 use std::ops::Range;
 
-use crate::activation::cpu::{dispatch, store_epilogue, SharedMut, Simd};
 use crate::parallel::for_each_task;
+use crate::parallel::SharedMut;
+use crate::simd::{dispatch, store_epilogue, Simd};
 use crate::{Activation, Isa};
 
 use super::Conv2dParams;

@@ -13,8 +13,9 @@
 
 use std::ops::Range;
 
-use crate::activation::cpu::{tap_outputs, Simd};
 use crate::conv2d::Conv2dParams;
+use crate::simd::Simd;
+use crate::taps::tap_outputs;
 
 use super::{DepthwiseCpu, Io, Plane};
 

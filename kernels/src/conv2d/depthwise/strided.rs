@@ -12,7 +12,8 @@
 
 use std::ops::Range;
 
-use crate::activation::cpu::{output_taps, tap_outputs, Simd};
+use crate::simd::Simd;
+use crate::taps::{output_taps, tap_outputs};
 
 use super::{DepthwiseCpu, Io, Plane};
 

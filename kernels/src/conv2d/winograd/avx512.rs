@@ -322,7 +322,7 @@ pub unsafe fn output_avx512<const M: usize>(
 /// `act` per lane: the vector layer's one definition (`Simd::act`).
 #[inline(always)]
 unsafe fn activate(v: __m512, act: Activation) -> __m512 {
-    <crate::activation::cpu::Avx512 as crate::activation::cpu::Simd>::act(v, act)
+    <crate::simd::Avx512 as crate::simd::Simd>::act(v, act)
 }
 
 const _: () = assert!(LANES == 16, "one zmm of f32 per lane vector");

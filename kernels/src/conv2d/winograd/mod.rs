@@ -29,7 +29,7 @@ mod transform;
 
 use super::Conv2dParams;
 use crate::gemm::{self, Gemm, PackB, PackedA, Panels, Tiles};
-use crate::parallel::SyncPtr;
+use crate::parallel::SharedMut;
 use crate::{Activation, Isa};
 use transform::{Grid, LANES};
 
@@ -201,8 +201,8 @@ impl Winograd {
         let v_len = pts * c_in * tp;
         let (v, rest) = scratch.split_at_mut(v_len);
         let m = &mut rest[..pts * c_out * tp];
-        let (v_ptr, m_ptr) = (SyncPtr(v.as_mut_ptr()), SyncPtr(m.as_mut_ptr()));
-        let y_ptr = SyncPtr(y.as_mut_ptr());
+        let (v_ptr, m_ptr) = (SharedMut::new(v), SharedMut::new(m));
+        let y_ptr = SharedMut::new(y);
         for img in 0..n {
             let x_img = &x[img * c_in * plane_in..][..c_in * plane_in];
             if !all_finite(x_img) {
@@ -210,7 +210,7 @@ impl Winograd {
                 let res_img = residual.map(|r| &r[y_off..][..c_out * plane_out]);
                 // SAFETY: image img's planes of y, written by nothing else now.
                 let y_img = unsafe {
-                    std::slice::from_raw_parts_mut(y_ptr.get().add(y_off), c_out * plane_out)
+                    std::slice::from_raw_parts_mut(y_ptr.as_mut_ptr().add(y_off), c_out * plane_out)
                 };
                 self.exact_image(x_img, res_img, act, y_img);
                 continue;
@@ -222,7 +222,7 @@ impl Winograd {
                 // SAFETY: task (ic, chunk) alone writes v[(ic, ξ, chunk·LANES..)] for
                 // every ξ: LANES floats inside (c_in, P, Tp); the ISA was checked in `new`.
                 unsafe {
-                    let dst = v_ptr.get().add(ic * pts * tp + chunk * LANES);
+                    let dst = v_ptr.as_mut_ptr().add(ic * pts * tp + chunk * LANES);
                     self.input_chunk(x_c, chunk * LANES, dst, tp);
                 }
             });
@@ -231,7 +231,7 @@ impl Winograd {
                 // SAFETY: V is fully written by step 1 and only read here; V[ξ] is rows
                 // ξ·Tp + r·P·Tp, all before v_len.
                 let v_xi = unsafe {
-                    std::slice::from_raw_parts(v_ptr.get().add(xi * tp), v_len - xi * tp)
+                    std::slice::from_raw_parts(v_ptr.as_mut_ptr().add(xi * tp), v_len - xi * tp)
                 };
                 let b = Rows {
                     v: v_xi,
@@ -247,7 +247,7 @@ impl Winograd {
                     b: &b,
                     panels: &self.panels,
                     // SAFETY: M[ξ] is (c_out, Tp) with row stride P·Tp inside m.
-                    c: unsafe { m_ptr.get().add(xi * tp) },
+                    c: unsafe { m_ptr.as_mut_ptr().add(xi * tp) },
                     ldc: pts * tp,
                     bias: std::ptr::null(),
                     residual: std::ptr::null(),
@@ -268,8 +268,8 @@ impl Winograd {
                 // SAFETY: M is fully written by step 2; task (oc, chunk) reads its own
                 // columns and writes only the pixels of its own tiles of y's plane oc.
                 unsafe {
-                    let src = m_ptr.get().add(oc * pts * tp + chunk * LANES);
-                    let dst = y_ptr.get().add(y_off + oc * plane_out);
+                    let src = m_ptr.as_mut_ptr().add(oc * pts * tp + chunk * LANES);
+                    let dst = y_ptr.as_mut_ptr().add(y_off + oc * plane_out);
                     self.output_chunk(src, tp, chunk * LANES, bias, res, act, dst);
                 }
             });

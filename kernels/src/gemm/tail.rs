@@ -1,10 +1,9 @@
-//! AVX2 + FMA microkernels: 6 rows × 16 columns in 12 ymm accumulators (of 16 registers:
-//! 2 hold the B row, 1 the broadcast A value), and a 6 × 8 tail.
+//! The column tails: a panel's last 1–7 columns, in ymm on AVX2 and AVX-512 alike.
 
 use std::arch::x86_64::*;
 
 use super::Store;
-use crate::activation::cpu::{Avx2, Simd};
+use crate::simd::{Avx2, Simd};
 use crate::Activation;
 
 /// `act(v)` for 8 lanes: the vector layer's one definition (`Simd::act`).
@@ -13,86 +12,6 @@ use crate::Activation;
 fn act256(act: Activation, v: __m256) -> __m256 {
     // SAFETY: this function's target features are Avx2's.
     unsafe { <Avx2 as Simd>::act(v, act) }
-}
-
-/// MR rows × 8·NV columns of C in MR·NV ymm accumulators.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn kernel<const MR: usize, const NV: usize>(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    ldb: usize,
-    s: &Store,
-) {
-    let mut acc = [[_mm256_setzero_ps(); NV]; MR];
-    let (mut a, mut b) = (a, b);
-    for _ in 0..kc {
-        if s.prefetch_a {
-            // A hint, never a fault: past the panel's end it fetches nothing useful.
-            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(super::PREFETCH_A).cast());
-        }
-        let mut bv = [_mm256_setzero_ps(); NV];
-        for (v, bv) in bv.iter_mut().enumerate() {
-            // SAFETY: b points at a row of at least 8·NV floats (caller).
-            *bv = unsafe { _mm256_loadu_ps(b.add(8 * v)) };
-        }
-        for (r, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: a points at MR floats of this k (caller).
-            let av = _mm256_set1_ps(unsafe { *a.add(r) });
-            for (acc, bv) in acc.iter_mut().zip(bv) {
-                *acc = _mm256_fmadd_ps(av, bv, *acc);
-            }
-        }
-        // SAFETY: one past the last k at most; not dereferenced after the loop.
-        unsafe {
-            a = a.add(MR);
-            b = b.add(ldb);
-        }
-    }
-    for (r, acc) in acc.iter().enumerate() {
-        // SAFETY: the tile's MR rows × 8·NV columns are inside C / residual, and bias has
-        // MR entries when non-null (caller).
-        unsafe {
-            let c = s.c.add(r * s.ldc);
-            let bias = if s.epilogue && !s.bias.is_null() {
-                _mm256_set1_ps(*s.bias.add(r))
-            } else {
-                _mm256_setzero_ps()
-            };
-            for (v, &acc) in acc.iter().enumerate() {
-                let mut t = acc;
-                if s.load_c {
-                    t = _mm256_add_ps(t, _mm256_loadu_ps(c.add(8 * v)));
-                }
-                if s.epilogue {
-                    t = _mm256_add_ps(t, bias);
-                    if !s.residual.is_null() {
-                        let res = s.residual.add(r * s.ldc + 8 * v);
-                        t = _mm256_add_ps(t, _mm256_loadu_ps(res));
-                    }
-                    t = act256(s.act, t);
-                }
-                _mm256_storeu_ps(c.add(8 * v), t);
-            }
-        }
-    }
-}
-
-/// # Safety
-/// See `super::Ukernel`; the CPU has AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn gemm_f32_avx2_6x16(kc: usize, a: *const f32, b: *const f32, ldb: usize, s: &Store) {
-    // SAFETY: forwarded contract.
-    unsafe { kernel::<6, 2>(kc, a, b, ldb, s) }
-}
-
-/// # Safety
-/// See `super::Ukernel`; the CPU has AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn gemm_f32_avx2_6x8(kc: usize, a: *const f32, b: *const f32, ldb: usize, s: &Store) {
-    // SAFETY: forwarded contract.
-    unsafe { kernel::<6, 1>(kc, a, b, ldb, s) }
 }
 
 /// MR rows × T columns (T below 8: a panel's last columns), the MR rows in one ymm and one
