@@ -18,6 +18,7 @@ pub mod concat;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod copy;
+pub mod cpu_info;
 pub mod cuda;
 pub mod epilogue;
 pub mod gemm;

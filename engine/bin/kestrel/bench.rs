@@ -97,6 +97,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         slices.len(),
         wall
     );
+    let cpu = cpu_report(&isa);
+    if let Some((line, _)) = &cpu {
+        println!("{line}");
+    }
     let cuda = session.cuda_info();
     if let Some(cuda) = &cuda {
         println!("cuda: {}", cuda.describe());
@@ -147,6 +151,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "pinned_cores": pinned,
             "samples_us": samples,
         });
+        if let Some((_, cpu)) = cpu {
+            json["cpu"] = cpu;
+        }
         if let Some(cuda) = &cuda {
             json["cuda"] = serde_json::json!({
                 "device": cuda.device,
@@ -164,6 +171,30 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             .with_context(|| format!("{}: cannot write", path.display()))?;
     }
     Ok(())
+}
+
+/// For the SIMD kernels (`isa` names one): the CPU as it reports itself and the GEMM
+/// blocking chosen for it, as a line and as JSON. None for the reference kernels and CUDA.
+fn cpu_report(isa: &str) -> Option<(String, serde_json::Value)> {
+    let isa: kestrel_kernels::Isa = isa.parse().ok()?;
+    let cpu = kestrel_kernels::cpu_info::cpu();
+    let t = kestrel_kernels::gemm::tiles(isa);
+    let line = format!(
+        "cpu: {cpu}\nkernels: {isa}, GEMM microkernel {}×{}, blocks of kc {} × nc {}",
+        t.mr, t.nr, t.kc, t.nc
+    );
+    let json = serde_json::json!({
+        "vendor": cpu.vendor,
+        "brand": cpu.brand,
+        "family": cpu.family,
+        "model": cpu.model,
+        "l1d_bytes": cpu.l1d,
+        "l2_bytes": cpu.l2,
+        "l3_bytes": cpu.l3,
+        "fma512": format!("{:?}", cpu.fma512),
+        "gemm": { "mr": t.mr, "nr": t.nr, "kc": t.kc, "nc": t.nc },
+    });
+    Some((line, json))
 }
 
 /// Times each step with `Session::profile_steps` over about `runs` runs, the inputs

@@ -35,18 +35,20 @@ pub struct Tiles {
     /// MR × T tiles with the rows in one vector, T FMAs per k where the narrowest tile
     /// spends MR (7×7 outputs: 49 = 32 + 16 + 1 column).
     pub tail: bool,
-    /// Most k per block. Zen 4: the A micro-panel (mr × kc: 8 × 256 × 4 B = 8 KiB) stays
-    /// in the 32 KiB L1d across all B panels of a block, while the B micro-panel
-    /// (kc × 32 × 4 B = 32 KiB) streams from L2 at 128 B per 16 FMA cycles, 8 B/cycle,
-    /// far below L2's ~32 B/cycle. Larger kc means fewer C reloads between k-blocks.
+    /// Most k per block (`blocking`). Zen 4: the A micro-panel (mr × kc: 8 × 256 × 4 B =
+    /// 8 KiB) stays in the 32 KiB L1d across all B panels of a block, while the B
+    /// micro-panel (kc × 32 × 4 B = 32 KiB) streams from L2 at 128 B per 16 FMA cycles,
+    /// 8 B/cycle, far below L2's ~32 B/cycle. Larger kc means fewer C reloads between
+    /// k-blocks.
     pub kc: usize,
-    /// Most columns per block: the packed B block (kc × nc × 4 B = 256 × 512 × 4 = 512 KiB)
-    /// stays in the 1 MiB L2 while every A panel sweeps over it.
+    /// Most columns per block (`blocking`): the packed B block (kc × nc × 4 B = 256 × 512
+    /// × 4 = 512 KiB on Zen 4) stays in half of L2 while every A panel sweeps over it.
     pub nc: usize,
 }
 
-/// The blocking for `isa` (see `Tiles` for the reasoning behind the numbers).
+/// The blocking for `isa` on this CPU (see `Tiles` for the reasoning behind the numbers).
 pub fn tiles(isa: Isa) -> Tiles {
+    let (kc, nc) = blocking(crate::cpu_info::cpu());
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Tiles {
@@ -54,8 +56,8 @@ pub fn tiles(isa: Isa) -> Tiles {
             nr: 32,
             widths: &[32, 16, 8],
             tail: true,
-            kc: 256,
-            nc: 512,
+            kc,
+            nc,
         },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => Tiles {
@@ -63,8 +65,8 @@ pub fn tiles(isa: Isa) -> Tiles {
             nr: 16,
             widths: &[16, 8],
             tail: true,
-            kc: 256,
-            nc: 512,
+            kc,
+            nc,
         },
         _ => Tiles {
             mr: 4,
@@ -75,6 +77,25 @@ pub fn tiles(isa: Isa) -> Tiles {
             nc: 256,
         },
     }
+}
+
+/// (kc, nc) for this CPU, or `KESTREL_BLOCKING=kc,nc` when set (for tuning on a new
+/// CPU). kc stays 256: the 8-row A micro-panel (8 KiB) in a quarter of a 32 KiB L1d; on
+/// the Xeon model 207's 48 KiB, 384 measured no better (ResNet-18's convs, `layer_speed`,
+/// 1 thread, 3 alternations: 1.01–1.02× the time). nc fills half of L2 with the kc × nc
+/// block of packed B, never below the 512 measured on Zen 4's 1 MiB (nor for a CPU that
+/// reports no L2): 1024 on the Xeon's 2 MiB, level there with 512 (1.00×, same runs).
+pub fn blocking(cpu: &crate::cpu_info::CpuInfo) -> (usize, usize) {
+    let forced = std::env::var("KESTREL_BLOCKING").ok().and_then(|v| {
+        let (kc, nc) = v.split_once(',')?;
+        Some((kc.trim().parse().ok()?, nc.trim().parse().ok()?))
+    });
+    if let Some((kc, nc)) = forced.filter(|&(kc, nc): &(usize, usize)| kc > 0 && nc > 0) {
+        return (kc, nc);
+    }
+    let kc = 256;
+    let nc = (cpu.l2 / 2 / (kc * 4)).clamp(512, 2048) / 32 * 32;
+    (kc, nc)
 }
 
 /// How a microkernel stores its tile: `c = act(acc + (load_c ? c : 0) + bias[r] + residual)`,
