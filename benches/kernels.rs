@@ -10,10 +10,11 @@
 //!   there is no GPU, driver or NVRTC.
 //!
 //! Throughput is criterion's Elements = FLOPs (2 × multiply-adds), so "elem/s" reads as
-//! FLOP/s, to hold against the 116.9 GFLOP/s per-core peak of the 2-core Zen 4.
+//! FLOP/s; at the end every CPU bench is listed with its GFLOP/s as a share of the FMA
+//! peak measured on this machine for its ISA and thread count (`peak_report.rs`).
 //! One ISA: `cargo bench --bench kernels -- cpu-avx512/`.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use kestrel_kernels::conv2d::cpu::Conv2dCpu;
 use kestrel_kernels::conv2d::depthwise::DepthwiseCpu;
 use kestrel_kernels::conv2d::shapes::{shape_id, MOBILENET_V2, RESNET18};
@@ -187,4 +188,12 @@ criterion_group! {
         .measurement_time(Duration::from_millis(500));
     targets = kernels
 }
-criterion_main!(benches);
+mod peak_report;
+
+fn main() {
+    // criterion_main!, then the share of the peak.
+    let start = std::time::SystemTime::now();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    peak_report::print(start);
+}

@@ -27,6 +27,7 @@ pub mod layer_norm;
 pub mod linear;
 pub mod mean;
 pub mod parallel;
+pub mod peak;
 pub mod pool2d;
 pub mod precision;
 pub mod rng;
