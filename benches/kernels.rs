@@ -14,8 +14,8 @@
 //! One ISA: `cargo bench --bench kernels -- cpu-avx512/`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kestrel_kernels::conv2d::cpu::Conv2dCpu;
-use kestrel_kernels::conv2d::depthwise::DepthwiseCpu;
+use kestrel_kernels::conv2d::cpu::depthwise::DepthwiseCpu;
+use kestrel_kernels::conv2d::cpu::gemm::Conv2dCpu;
 use kestrel_kernels::conv2d::shapes::{shape_id, MOBILENET_V2, RESNET18};
 use kestrel_kernels::conv2d::Conv2dParams;
 use kestrel_kernels::cuda::compile::{default_cache_dir, Compiler};

@@ -4,8 +4,8 @@
 use super::Io;
 use crate::lower::Kernel;
 use kestrel_kernels as k;
-use kestrel_kernels::conv2d::cpu::Conv2dCpu;
-use kestrel_kernels::conv2d::depthwise::DepthwiseCpu;
+use kestrel_kernels::conv2d::cpu::depthwise::DepthwiseCpu;
+use kestrel_kernels::conv2d::cpu::gemm::Conv2dCpu;
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
 use kestrel_kernels::se_gate::cpu::SeGateCpu;

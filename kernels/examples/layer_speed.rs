@@ -18,11 +18,11 @@
 use std::time::Instant;
 
 use kestrel_kernels::activation::cpu::activate_in_place;
-use kestrel_kernels::conv2d::depthwise::{DepthwiseCpu, DepthwisePath};
+use kestrel_kernels::conv2d::cpu::depthwise::{DepthwiseCpu, DepthwisePath};
 use kestrel_kernels::conv2d::shapes::{
     shape_id, EFFICIENTNET_B0, MOBILENET_V3_LARGE, RESNET18, YOLOV8N_640,
 };
-use kestrel_kernels::conv2d::{cpu::Conv2dCpu, Conv2dParams};
+use kestrel_kernels::conv2d::{cpu::gemm::Conv2dCpu, Conv2dParams};
 use kestrel_kernels::subnormals::FlushSubnormals;
 use kestrel_kernels::{Activation, Isa};
 

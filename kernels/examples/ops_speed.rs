@@ -13,8 +13,9 @@
 use std::time::Instant;
 
 use kestrel_kernels::adaptive_avg_pool2d::{cpu::adaptive_avg_pool2d, AdaptiveAvgPool2dParams};
+use kestrel_kernels::conv2d::cpu::{depthwise::DepthwiseCpu, gemm::Conv2dCpu};
 use kestrel_kernels::conv2d::shapes::{shape_id, RESNET18};
-use kestrel_kernels::conv2d::{cpu::Conv2dCpu, depthwise::DepthwiseCpu, Conv2dParams};
+use kestrel_kernels::conv2d::Conv2dParams;
 use kestrel_kernels::linear::{cpu::LinearCpu, LinearParams};
 use kestrel_kernels::mean::{cpu::mean_hw, MeanParams};
 use kestrel_kernels::pool2d::{cpu::max_pool2d, Pool2dParams};

@@ -20,10 +20,10 @@
 //! `REL_WINOGRAD2` = 1e-5, im2col's: its transforms only add and halve, measured ~1e-6
 //! on the same layers and data.
 
-use kestrel_kernels::conv2d::cpu::Conv2dCpu;
-use kestrel_kernels::conv2d::direct::DirectCpu;
+use kestrel_kernels::conv2d::cpu::direct::DirectCpu;
+use kestrel_kernels::conv2d::cpu::gemm::Conv2dCpu;
+use kestrel_kernels::conv2d::cpu::winograd::{Tile, Winograd};
 use kestrel_kernels::conv2d::shapes::{MOBILENET_V2, RESNET18};
-use kestrel_kernels::conv2d::winograd::{Tile, Winograd};
 use kestrel_kernels::conv2d::{reference, Conv2dParams};
 use kestrel_kernels::testing::{compare, Rng, Tol};
 use kestrel_kernels::{Activation, Isa};

@@ -7,9 +7,9 @@
 //! planes, depthwise 3×3 planes, full-size model layers) are swept in
 //! kernels/tests/conv2d_cpu.rs and depthwise_cpu.rs.
 
-use super::cpu::Conv2dCpu;
+use super::cpu::depthwise::DepthwiseCpu;
+use super::cpu::gemm::Conv2dCpu;
 use super::cuda::{conv2d_with, Gemm};
-use super::depthwise::DepthwiseCpu;
 use super::{reference, Conv2dParams};
 use crate::activation::backend_tests::{ACTS, ALL_ACTS};
 use crate::testing::everywhere::{check, Allow, Case};

@@ -7,7 +7,7 @@
 //! residual (if any), then the scale: the order of the CUDA op's inputs.
 
 use super::backend_tests::{case_scaled, configs, epilogues, mixed_by, params, Epilogue};
-use super::cpu::Conv2dCpu;
+use super::cpu::gemm::Conv2dCpu;
 use super::cuda::{conv2d_in_scaled, conv2d_with, Gemm};
 use super::Conv2dParams;
 use crate::activation::backend_tests::ACTS;

@@ -6,19 +6,12 @@ use crate::ParamError;
 
 pub mod cpu;
 pub mod cuda;
-mod cuda_gemm;
-pub mod depthwise;
-pub mod direct;
-mod im2col;
 /// Plain loops: the test oracle.
 pub mod reference;
 pub mod shapes;
-pub mod winograd;
 
 #[cfg(test)]
 mod backend_tests;
-#[cfg(test)]
-mod cuda_index_tests;
 #[cfg(test)]
 mod in_scale_tests;
 #[cfg(test)]

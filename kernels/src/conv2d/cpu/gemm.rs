@@ -17,7 +17,7 @@
 use super::direct::{self, DirectCpu};
 use super::im2col::{Im2col, Phases};
 use super::winograd::{self, Tile, Winograd};
-use super::Conv2dParams;
+use crate::conv2d::Conv2dParams;
 use crate::gemm::{self, Gemm, PackedA, Panels, Tiles};
 use crate::linear::{cpu::LinearCpu, LinearParams};
 use crate::parallel::SharedMut;

@@ -21,7 +21,7 @@ use crate::simd::{dispatch, store_epilogue, Simd};
 use crate::{Activation, Isa};
 
 use super::im2col::Phases;
-use super::Conv2dParams;
+use crate::conv2d::Conv2dParams;
 
 /// Output channels per register block.
 const OC: usize = 8;

@@ -27,7 +27,7 @@
 mod avx512;
 mod transform;
 
-use super::Conv2dParams;
+use crate::conv2d::Conv2dParams;
 use crate::gemm::{self, Gemm, PackB, PackedA, Panels, Tiles};
 use crate::parallel::SharedMut;
 use crate::{Activation, Isa};
@@ -282,7 +282,7 @@ impl Winograd {
     /// such images take this slow exact path, finite ones never do.
     fn exact_image(&self, x: &[f32], residual: Option<&[f32]>, act: Activation, y: &mut [f32]) {
         let one = Conv2dParams { n: 1, ..self.p };
-        super::reference::conv2d(&one, x, &self.weight, self.bias.as_deref(), y);
+        crate::conv2d::reference::conv2d(&one, x, &self.weight, self.bias.as_deref(), y);
         match residual {
             Some(r) => y
                 .iter_mut()

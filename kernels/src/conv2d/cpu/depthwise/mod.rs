@@ -22,7 +22,7 @@ use crate::parallel::SharedMut;
 use crate::simd::{dispatch, store_epilogue, Simd};
 use crate::{Activation, Isa};
 
-use super::Conv2dParams;
+use crate::conv2d::Conv2dParams;
 
 /// A depthwise conv with its weights, ready to run.
 pub struct DepthwiseCpu {
