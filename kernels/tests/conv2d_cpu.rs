@@ -1,4 +1,4 @@
-//! `Conv2dCpu`'s own paths against the reference conv (f64 sums), on every ISA this CPU
+//! `CpuConv`'s algorithms against the reference conv (f64 sums), on every ISA this CPU
 //! has and on 1 and 2 threads: long k and wide n across its blocks, every conv of ResNet-18
 //! and MobileNetV2, Winograd, stride-2 phase planes, pointwise in place, column tails, 1×1
 //! planes as a linear layer and the direct kernel (first layers and banded), each with bias / activation /
@@ -21,8 +21,8 @@
 //! on the same layers and data.
 
 use kestrel_kernels::conv2d::cpu::direct::DirectCpu;
-use kestrel_kernels::conv2d::cpu::gemm::Conv2dCpu;
 use kestrel_kernels::conv2d::cpu::winograd::{Tile, Winograd};
+use kestrel_kernels::conv2d::cpu::{ConvAlgorithm, CpuConv};
 use kestrel_kernels::conv2d::shapes::{MOBILENET_V2, RESNET18};
 use kestrel_kernels::conv2d::{reference, Conv2dParams};
 use kestrel_kernels::testing::{compare, Rng, Tol};
@@ -99,18 +99,18 @@ impl Case {
         }
     }
 
-    /// Runs Conv2dCpu on `isa` with `threads` and checks it; NaN-filled y and scratch
+    /// Runs `CpuConv` on `isa` with `threads` and checks it; NaN-filled y and scratch
     /// catch outputs never written and scratch read before it is packed.
     fn check(&self, isa: Isa, threads: usize, bias: bool, act: Activation, residual: bool) {
-        let conv = Conv2dCpu::new(&self.p, &self.w, bias.then_some(&self.bias[..]), isa);
+        let conv = CpuConv::new(&self.p, &self.w, bias.then_some(&self.bias[..]), isa, false);
         let mut y = vec![f32::NAN; self.y0.len()];
         let mut scratch = vec![f32::NAN; conv.scratch_len(threads)];
         let res = residual.then_some(&self.residual[..]);
         conv.run(&self.x, res, act, &mut y, &mut scratch, threads);
         let want = self.want(bias, act, residual);
         let rel = match conv.algorithm() {
-            "winograd4x4" => REL_WINOGRAD,
-            "winograd2x2" => REL_WINOGRAD2,
+            ConvAlgorithm::Winograd(Tile::F4x4) => REL_WINOGRAD,
+            ConvAlgorithm::Winograd(Tile::F2x2) => REL_WINOGRAD2,
             _ => REL,
         };
         let tol = Tol::max(rel * self.clip_ratio(bias, act, residual), 0.0);
@@ -118,12 +118,12 @@ impl Case {
             panic!(
                 "{:?} {isa} threads {threads} bias {bias} {act:?} residual {residual} ({}): {e}",
                 self.p,
-                conv.algorithm()
+                conv.name()
             );
         }
     }
 
-    /// As `check`, on `Winograd` with `tile` whatever `Conv2dCpu` would choose.
+    /// As `check`, on `Winograd` with `tile` whatever `CpuConv` would choose.
     #[allow(clippy::too_many_arguments)]
     fn check_winograd(
         &self,
@@ -334,12 +334,12 @@ fn winograd_odd_sizes_tails_and_epilogues() {
 #[test]
 fn winograd_wide_and_deep() {
     // 61 × 45 output tiles (> the GEMM's nc-block), k = 300 > kc: the GEMM's blocking
-    // under Winograd, and Conv2dCpu choosing it (so its tolerance is the Winograd one).
+    // under Winograd, and CpuConv choosing it (so its tolerance is the Winograd one).
     let mut rng = Rng::new(11);
     let p = conv3x3(1, 300, 40, 243, 179, 1);
     let case = Case::new(p, &mut rng);
-    let conv = Conv2dCpu::new(&p, &case.w, None, Isa::best());
-    assert_eq!(conv.algorithm(), "winograd4x4");
+    let winograd = ConvAlgorithm::Winograd(Tile::F4x4);
+    assert_eq!(ConvAlgorithm::choose(&p, false), winograd);
     for isa in Isa::available() {
         for threads in [1, 2] {
             case.check(isa, threads, true, Activation::Relu, true);
@@ -379,15 +379,15 @@ fn winograd_error_is_measured() {
 
 #[test]
 fn winograd_2x2_on_small_planes() {
-    // 7×7 outputs have 4 F(4×4) tiles and 16 F(2×2) ones: Conv2dCpu picks F(2×2) (as
+    // 7×7 outputs have 4 F(4×4) tiles and 16 F(2×2) ones: CpuConv picks F(2×2) (as
     // for ResNet's 512@7²), so its tolerance is REL_WINOGRAD2; 5×5 has too few tiles for
     // either and keeps im2col.
     let mut rng = Rng::new(77);
-    for (hw, want) in [(7, "winograd2x2"), (9, "winograd2x2"), (5, "im2col-gemm")] {
+    let f2 = ConvAlgorithm::Winograd(Tile::F2x2);
+    for (hw, want) in [(7, f2), (9, f2), (5, ConvAlgorithm::Gemm)] {
         let p = conv3x3(2, 40, 33, hw, hw, 1);
         let case = Case::new(p, &mut rng);
-        let conv = Conv2dCpu::new(&p, &case.w, None, Isa::best());
-        assert_eq!(conv.algorithm(), want, "{p:?}");
+        assert_eq!(ConvAlgorithm::choose(&p, false), want, "{p:?}");
         for isa in Isa::available() {
             for threads in [1, 2] {
                 for (i, act) in ACTS.into_iter().enumerate() {
@@ -479,7 +479,7 @@ fn column_tails_of_every_width() {
 
 #[test]
 fn one_by_one_planes_run_as_a_linear_layer() {
-    // Squeeze-excite's 1×1 convs of 1×1 planes go to LinearCpu: output counts across its
+    // Squeeze-excite's 1×1 convs of 1×1 planes go to the GEMV: output counts across its
     // 8- and 16-lane panels, batch 1 and 3, stride 2 (still a 1×1 output), and every
     // bias / activation / residual combination (the residual comes before the activation).
     let mut rng = Rng::new(12);
@@ -491,10 +491,7 @@ fn one_by_one_planes_run_as_a_linear_layer() {
     ] {
         let p = pointwise([n, c_in, c_out, 1, 1], s, 1);
         let case = Case::new(p, &mut rng);
-        assert_eq!(
-            Conv2dCpu::new(&p, &case.w, None, Isa::best()).algorithm(),
-            "gemv"
-        );
+        assert_eq!(ConvAlgorithm::choose(&p, false), ConvAlgorithm::Gemv);
         for isa in Isa::available() {
             for threads in [1, 2] {
                 for (i, act) in [Activation::Silu, Activation::HardSigmoid, Activation::Relu]
@@ -548,8 +545,8 @@ fn direct_first_layer_every_kernel_pad_and_stride() {
                         continue;
                     }
                     let case = Case::new(p, &mut rng);
-                    let conv = Conv2dCpu::new(&p, &case.w, None, Isa::Scalar);
-                    assert_eq!(conv.algorithm(), "direct", "{p:?}");
+                    let alg = ConvAlgorithm::choose(&p, false);
+                    assert_eq!(alg, ConvAlgorithm::Direct, "{p:?}");
                     seen += 1;
                     for isa in Isa::available() {
                         for threads in [1, 2] {
@@ -587,22 +584,6 @@ fn direct_banded_every_kernel_stride_and_band() {
             }
         }
     }
-}
-
-#[test]
-fn direct_takes_narrow_channels_on_full_rows() {
-    // Conv2dCpu's choice (`use_direct`): ≤ 32 input channels on rows that fill 16 lanes,
-    // else the GEMM; Winograd keeps its convs.
-    let conv = |c_in, c_out, hw, s| {
-        let p = dense([1, c_in, hw, hw, c_out], [3, 3], s, [1, 1]);
-        let w = vec![0.5; p.weight_shape().iter().product()];
-        Conv2dCpu::new(&p, &w, None, Isa::Scalar).algorithm()
-    };
-    assert_eq!(conv(16, 32, 64, 2), "direct");
-    assert_eq!(conv(16, 16, 32, 1), "direct");
-    assert_eq!(conv(32, 64, 40, 2), "im2col-gemm");
-    assert_eq!(conv(64, 128, 64, 2), "im2col-gemm");
-    assert_eq!(conv(32, 32, 32, 1), "winograd4x4");
 }
 
 /// NaN and ±Inf reach exactly the outputs whose windows read them, as in PyTorch, although

@@ -149,6 +149,16 @@ impl Conv2dParams {
         residual.inspect(|r| assert_eq!(r.len(), y.len(), "{kernel}: residual length"));
     }
 
+    /// Panics, naming `kernel`, unless this conv takes an input scale (`in_scale_applies`)
+    /// and s is (n, c_in). Every CPU kernel's `run_scaled` checks a scale it is given here.
+    pub(crate) fn assert_in_scale(&self, kernel: &str, s: &[f32]) {
+        assert!(
+            self.in_scale_applies(),
+            "{kernel}: in_scale on a conv other than 1×1 stride 1 pad 0 groups 1: {self:?}"
+        );
+        assert_eq!(s.len(), self.n * self.c_in, "{kernel}: in_scale length");
+    }
+
     /// 2 * multiply-adds (saturating); the bias is not counted.
     pub fn flops(&self) -> u64 {
         let [n, c_out, oh, ow] = self.output_shape();
