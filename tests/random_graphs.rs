@@ -104,7 +104,7 @@ fn opts(g: &RandomGraph, kernels: Kernels, optimize: bool, threads: usize) -> Se
 
 /// `max|got − want| ≤ DEFAULT_RTOL · max|want| + ATOL`: the documented tolerance, which also
 /// covers Winograd F(4×4, 3×3) (its transforms scale f32 rounding by up to ~40, 1e-4 of
-/// max|ref| per layer; kernels/tests/conv2d_cpu.rs).
+/// max|ref| per layer; kernels/tests/conv2d_case/mod.rs).
 const TOL: Tol = Tol::max(DEFAULT_RTOL, ATOL);
 
 /// `fast` against the oracle: every output, and every layer both report (a step fused by
@@ -265,7 +265,8 @@ fn random_valid_graphs_match_the_reference_kernels() {
     println!("convs by the CPU path their shape selects: {convs:?}");
 }
 
-/// The CPU conv algorithm a conv's shape selects: the engine's rule, `ConvAlgorithm::choose`.
+/// The CPU conv algorithm a conv's shape selects, by the engine's rule
+/// (`ConvAlgorithm::choose`).
 fn conv_path(g: &RandomGraph, node: &kestrel::NodeDef) -> ConvAlgorithm {
     let pair = |key: &str, default| node.attrs.get(key).map_or(default, read_pair);
     let groups = node

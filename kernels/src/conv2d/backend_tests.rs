@@ -5,7 +5,7 @@
 //! Each test fn stays around 10^4 outputs and 10^7 MACs: the emulator runs one OS thread
 //! per CUDA thread. The CPU's own paths (Winograd, the direct first layer, stride-2 phase
 //! planes, depthwise 3×3 planes, full-size model layers) are swept in
-//! kernels/tests/conv2d_cpu.rs and depthwise_cpu.rs.
+//! kernels/tests/conv2d_cpu.rs, conv2d_winograd.rs and depthwise_cpu.rs.
 
 use super::cpu::winograd::Tile;
 use super::cpu::{ConvAlgorithm, CpuConv};
@@ -32,7 +32,8 @@ pub(super) fn rtol(precision: Precision) -> f64 {
 
 /// The CPU's tolerance for `p`: rel 1e-5 of the largest pre-activation sum (relu6 clips
 /// sums of ~50 to 6, and the error scales with the sums), or 1e-4 where `CpuConv` picks
-/// Winograd F(4×4, 3×3) (its transforms amplify roundings; see kernels/tests/conv2d_cpu.rs).
+/// Winograd F(4×4, 3×3) (its transforms amplify roundings; see
+/// kernels/tests/conv2d_case/mod.rs).
 pub(super) fn cpu_allow(p: &Conv2dParams, pre_act: &[f32]) -> Allow {
     let winograd = ConvAlgorithm::choose(p, false) == ConvAlgorithm::Winograd(Tile::F4x4);
     let rel = if winograd { 1e-4 } else { 1e-5 };

@@ -35,8 +35,9 @@ pub struct Conv2dCpu {
 }
 
 impl Conv2dCpu {
-    /// Prepares the conv for `isa`, the weights packed once. weight: (c_out, c_in/groups, kh,
-    /// kw)  bias: (c_out). Panics on invalid params or an ISA this CPU lacks.
+    /// Prepares the conv for `isa`, the weights packed once.
+    /// weight: (c_out, c_in/groups, kh, kw)  bias: (c_out). Panics on invalid params or an
+    /// ISA this CPU lacks.
     pub fn new(p: &Conv2dParams, weight: &[f32], bias: Option<&[f32]>, isa: Isa) -> Conv2dCpu {
         p.validate().expect("Conv2dCpu: invalid params");
         assert!(isa.is_supported(), "Conv2dCpu: this CPU cannot run {isa}");

@@ -47,7 +47,8 @@ impl GemvCpu {
     }
 
     /// y = act(conv(x · in_scale) + bias + residual), or without a scale when None; as
-    /// `Conv2dCpu::run_scaled`: x · in_scale is written to scratch first. Allocates nothing.
+    /// `Conv2dCpu::run_scaled`: x · in_scale is written to scratch first. Allocates
+    /// nothing.
     #[allow(clippy::too_many_arguments)]
     pub fn run_scaled(
         &self,

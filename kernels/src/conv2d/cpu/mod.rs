@@ -31,7 +31,8 @@ use crate::{Activation, Isa};
 /// The CPU's conv algorithms: which kernel computes a conv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvAlgorithm {
-    /// `Conv2dCpu`, the packed GEMM: im2col, or x in place for 1×1 stride-1 convs. Any conv.
+    /// `Conv2dCpu`, the packed GEMM: im2col, or x in place for 1×1 stride-1 convs. Any
+    /// conv.
     Gemm,
     /// `Winograd` with this output tile: 3×3, stride 1, dilation 1, one group.
     Winograd(Tile),
@@ -106,10 +107,10 @@ impl ConvAlgorithm {
             return ConvAlgorithm::Direct;
         }
 
-        // GEMV: 1×1 convs of 1×1 planes (squeeze-excite's), where the GEMM ran an 8-column
-        // tile for one column. MobileNetV3-Large's squeeze-excite convs in a whole-model run
-        // (weights cold), avx512, 1 thread, alternated runs: 0.6× the GEMM's time (960→240
-        // 190 → 117 µs).
+        // GEMV: 1×1 convs of 1×1 planes (squeeze-excite's), where the GEMM ran an
+        // 8-column tile for one column. MobileNetV3-Large's squeeze-excite convs in a
+        // whole-model run (weights cold), avx512, 1 thread, alternated runs: 0.6× the
+        // GEMM's time (960→240 190 → 117 µs).
         if gemv::applies(p) {
             return ConvAlgorithm::Gemv;
         }
@@ -129,7 +130,8 @@ impl ConvAlgorithm {
 }
 
 /// A conv2d prepared for the CPU: the kernel `ConvAlgorithm::choose` picks (or the one
-/// `with_algorithm` forces), its weights packed for the ISA once, when the session is built.
+/// `with_algorithm` forces), its weights packed for the ISA once, when the session is
+/// built.
 pub enum CpuConv {
     /// The packed GEMM.
     Gemm(Conv2dCpu),

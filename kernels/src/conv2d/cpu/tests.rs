@@ -84,8 +84,8 @@ fn cpu_conv_prepares_the_choice_with_its_name() {
 
 #[test]
 fn with_algorithm_forces_one_or_refuses_it() {
-    // A dense 3×3 stride-2 conv: the GEMM and the direct kernel compute it, Winograd (stride
-    // 1 only), the depthwise kernel and the GEMV do not.
+    // A dense 3×3 stride-2 conv: the GEMM and the direct kernel compute it, Winograd
+    // (stride 1 only), the depthwise kernel and the GEMV do not.
     let p = conv(8, 8, 17, 3, 2, 1);
     let w = vec![0.5; p.weight_shape().iter().product()];
     let forced = |alg| CpuConv::with_algorithm(&p, &w, None, Isa::Scalar, alg);

@@ -20,8 +20,8 @@
 //!
 //! Accuracy: F4's Bᵀ has entries up to 5 and Aᵀ up to 8, so the f32 rounding of the
 //! transformed values is amplified: ~1e-5 of max|y| against an f64 reference (measured in
-//! tests/conv2d_cpu.rs), vs ~1e-6 for im2col-gemm. F2's matrices hold only 0, ±1 and ±½:
-//! ~1e-6, like im2col.
+//! tests/conv2d_winograd.rs), vs ~1e-6 for im2col-gemm. F2's matrices hold only 0, ±1 and
+//! ±½: ~1e-6, like im2col.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
