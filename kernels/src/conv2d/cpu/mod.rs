@@ -45,7 +45,7 @@ pub enum ConvAlgorithm {
 }
 
 impl ConvAlgorithm {
-    /// The algorithm that computes `p` fastest, as measured; `in_scale`: whether the conv
+    /// The algorithm for `p`, by the measured rules below; `in_scale`: whether the conv
     /// will be run with an input scale (`CpuConv::run_scaled`). `p` must be valid
     /// (`Conv2dParams::validate`). The first rule that takes `p` wins: depthwise, Winograd,
     /// direct, GEMV, else the GEMM. No rule reads the ISA.
