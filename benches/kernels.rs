@@ -1,7 +1,7 @@
 //! Kernel microbenchmarks. Bench ids read `op/backend-isa/shape`:
 //! - `conv2d/cpu-<isa>/<shape>`: every distinct conv of ResNet-18 and MobileNetV2 at batch
-//!   1, 224×224, on every ISA this CPU has, 1 thread, through the kernel the planner picks
-//!   (depthwise convs go to the depthwise kernel, the rest to the packed GEMM);
+//!   1, 224×224, on every ISA this CPU has, 1 thread, through the kernel the engine picks
+//!   (`CpuConv::new`: GEMM, Winograd, direct or depthwise);
 //!   `conv2d/cpu-<isa>-t2/<shape>` for the ResNet-18 convs on 2 threads.
 //! - `max_pool2d`, `linear`, `mean`: the other hot ops of those models.
 //! - `conv2d/cuda/<shape>`: the same convs on GPU 0 with Kestrel's CUDA kernels (bias and
@@ -15,8 +15,7 @@
 //! One ISA: `cargo bench --bench kernels -- cpu-avx512/`.
 
 use criterion::{criterion_group, Criterion, Throughput};
-use kestrel_kernels::conv2d::cpu::Conv2dCpu;
-use kestrel_kernels::conv2d::depthwise::DepthwiseCpu;
+use kestrel_kernels::conv2d::cpu::{ConvAlgorithm, CpuConv};
 use kestrel_kernels::conv2d::shapes::{shape_id, MOBILENET_V2, RESNET18};
 use kestrel_kernels::conv2d::Conv2dParams;
 use kestrel_kernels::cuda::compile::{default_cache_dir, Compiler};
@@ -51,21 +50,16 @@ fn conv(c: &mut Criterion, p: &Conv2dParams, isa: Isa, threads: usize) {
     let mut g = c.benchmark_group("conv2d");
     g.throughput(Throughput::Elements(p.flops()));
     let id = format!("{}/{}", backend(isa, threads), shape_id(p));
-    match DepthwiseCpu::new(p, &w, Some(&bias), isa) {
-        Some(dw) => {
-            let mut scratch = vec![0.0; dw.scratch_len(threads)];
-            g.bench_function(id, |b| {
-                b.iter(|| dw.run(&x, None, Activation::Relu6, &mut y, &mut scratch, threads))
-            })
-        }
-        None => {
-            let conv = Conv2dCpu::new(p, &w, Some(&bias), isa);
-            let mut scratch = vec![0.0; conv.scratch_len(threads)];
-            g.bench_function(id, |b| {
-                b.iter(|| conv.run(&x, None, Activation::Relu, &mut y, &mut scratch, threads))
-            })
-        }
+    let conv = CpuConv::new(p, &w, Some(&bias), isa, false);
+    // Depthwise convs fuse relu6 (MobileNetV2's), the others relu.
+    let act = match conv.algorithm() {
+        ConvAlgorithm::Depthwise => Activation::Relu6,
+        _ => Activation::Relu,
     };
+    let mut scratch = vec![0.0; conv.scratch_len(threads)];
+    g.bench_function(id, |b| {
+        b.iter(|| conv.run(&x, None, act, &mut y, &mut scratch, threads))
+    });
     g.finish();
 }
 

@@ -15,6 +15,7 @@ mod random_graph;
 use graph_breaks::{panic_text, KINDS};
 use kestrel::compare::{ATOL, DEFAULT_RTOL};
 use kestrel::{Isa, Kernels, Model, SessionOptions};
+use kestrel_kernels::conv2d::{cpu::ConvAlgorithm, Conv2dParams};
 use kestrel_kernels::testing::{assert_close, Tol};
 use random_graph::{random_graph, read_pair, RandomGraph, Rng};
 use std::collections::{BTreeMap, HashMap};
@@ -103,7 +104,7 @@ fn opts(g: &RandomGraph, kernels: Kernels, optimize: bool, threads: usize) -> Se
 
 /// `max|got − want| ≤ DEFAULT_RTOL · max|want| + ATOL`: the documented tolerance, which also
 /// covers Winograd F(4×4, 3×3) (its transforms scale f32 rounding by up to ~40, 1e-4 of
-/// max|ref| per layer; kernels/tests/conv2d_cpu.rs).
+/// max|ref| per layer; kernels/tests/conv2d_case/mod.rs).
 const TOL: Tol = Tol::max(DEFAULT_RTOL, ATOL);
 
 /// `fast` against the oracle: every output, and every layer both report (a step fused by
@@ -247,14 +248,16 @@ fn random_valid_graphs_match_the_reference_kernels() {
     for_each_seed("valid graphs", check_valid);
     // What the run covered, for `--nocapture`.
     let mut ops: BTreeMap<String, usize> = BTreeMap::new();
-    let mut convs: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut convs: BTreeMap<String, usize> = BTreeMap::new();
     let (seeds, _) = seeds();
     for &seed in &seeds {
         let g = random_graph(seed);
         for node in &g.def.nodes {
             *ops.entry(node.op.clone()).or_default() += 1;
             if node.op == "conv2d" {
-                *convs.entry(conv_path(&g, node)).or_default() += 1;
+                *convs
+                    .entry(format!("{:?}", conv_path(&g, node)))
+                    .or_default() += 1;
             }
         }
     }
@@ -262,43 +265,36 @@ fn random_valid_graphs_match_the_reference_kernels() {
     println!("convs by the CPU path their shape selects: {convs:?}");
 }
 
-/// The CPU conv path a conv's shape selects (`simd::prepare`, `conv2d/cpu.rs`): depthwise,
-/// Winograd F(4×4) or F(2×2) (3×3 stride 1, ≥ 32 channels in and out, ≥ 16 tiles), the
-/// direct kernel (≤ 4 input channels, stride 1 or 2, ≤ 64² outputs), or the packed GEMM.
-fn conv_path(g: &RandomGraph, node: &kestrel::NodeDef) -> &'static str {
-    let pair = |key: &str| node.attrs.get(key).map_or([1, 1], read_pair);
+/// The CPU conv algorithm a conv's shape selects, by the engine's rule
+/// (`ConvAlgorithm::choose`).
+fn conv_path(g: &RandomGraph, node: &kestrel::NodeDef) -> ConvAlgorithm {
+    let pair = |key: &str, default| node.attrs.get(key).map_or(default, read_pair);
     let groups = node
         .attrs
         .get("groups")
-        .map_or(1, |v| v.as_u64().expect("count"));
-    let (c_in, out) = (g.shapes[&node.inputs[0]][0], &g.shapes[&node.name]);
-    let kernel = &g
+        .map_or(1, |v| v.as_u64().expect("count") as usize);
+    // x: (c_in, h, w)  weight: (c_out, c_in/groups, kh, kw)
+    let x = &g.shapes[&node.inputs[0]];
+    let weight = &g
         .tensors
         .iter()
         .find(|t| t.name == node.weights["weight"])
         .expect("weight")
-        .shape[2..];
-    let tiles = |m: usize| out[1].div_ceil(m) * out[2].div_ceil(m);
-    let (stride, dilation) = (pair("stride"), pair("dilation"));
-    let plain = groups == 1 && dilation == [1, 1];
-    if groups as usize == c_in && out[0] == c_in {
-        "depthwise"
-    } else if plain && kernel == [3, 3] && stride == [1, 1] && c_in >= 32 && out[0] >= 32 {
-        match (tiles(4) >= 16, tiles(2) >= 16) {
-            (true, _) => "winograd 4x4",
-            (_, true) => "winograd 2x2",
-            _ => "gemm",
-        }
-    } else if plain
-        && c_in <= 4
-        && stride[0] == stride[1]
-        && stride[0] <= 2
-        && out[1] * out[2] <= 4096
-    {
-        "direct"
-    } else {
-        "gemm"
-    }
+        .shape;
+    let p = Conv2dParams {
+        n: 1,
+        c_in: x[0],
+        h: x[1],
+        w: x[2],
+        c_out: weight[0],
+        kh: weight[2],
+        kw: weight[3],
+        stride: pair("stride", [1, 1]),
+        pad: pair("padding", [0, 0]),
+        dilation: pair("dilation", [1, 1]),
+        groups,
+    };
+    ConvAlgorithm::choose(&p, false)
 }
 
 #[test]

@@ -4,8 +4,7 @@
 use super::Io;
 use crate::lower::Kernel;
 use kestrel_kernels as k;
-use kestrel_kernels::conv2d::cpu::Conv2dCpu;
-use kestrel_kernels::conv2d::depthwise::DepthwiseCpu;
+use kestrel_kernels::conv2d::cpu::CpuConv;
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
 use kestrel_kernels::se_gate::cpu::SeGateCpu;
@@ -13,8 +12,8 @@ use kestrel_kernels::{Activation, Isa};
 
 /// What a step keeps from session build: packed weights, folded constants.
 pub(crate) enum Prepared {
-    Conv(Conv2dCpu),
-    Depthwise(DepthwiseCpu),
+    /// Whichever kernel `CpuConv::new` picks for the conv's shape.
+    Conv(CpuConv),
     Linear(LinearCpu),
     ConvTranspose(ConvTranspose2dCpu),
     SeGate(SeGateCpu),
@@ -30,7 +29,6 @@ impl Prepared {
     pub(crate) fn scratch_len(&self, threads: usize) -> usize {
         match self {
             Prepared::Conv(c) => c.scratch_len(threads),
-            Prepared::Depthwise(d) => d.scratch_len(threads),
             Prepared::ConvTranspose(c) => c.scratch_len(threads),
             Prepared::SeGate(g) => g.scratch_len(),
             _ => 0,
@@ -46,18 +44,7 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
             bias,
             in_scale,
             ..
-        } => {
-            // Depthwise convs read one input channel per output: a GEMM would be all packing.
-            // Only Conv2dCpu takes an input scale (a 1-channel 1×1 conv is "depthwise").
-            let dw = match in_scale {
-                true => None,
-                false => DepthwiseCpu::new(p, weight, bias.as_deref(), isa),
-            };
-            match dw {
-                Some(d) => Prepared::Depthwise(d),
-                None => Prepared::Conv(Conv2dCpu::new(p, weight, bias.as_deref(), isa)),
-            }
-        }
+        } => Prepared::Conv(CpuConv::new(p, weight, bias.as_deref(), isa, *in_scale)),
         Kernel::Linear {
             p, weight, bias, ..
         } => Prepared::Linear(LinearCpu::new(p, weight, bias.as_deref(), isa)),
@@ -112,9 +99,6 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             let scale = in_scale.then(|| x(1 + *residual as usize));
             let residual = residual.then(|| x(1));
             c.run_scaled(x(0), scale, residual, *act, y, scratch, threads)
-        }
-        (Kernel::Conv2d { residual, act, .. }, Prepared::Depthwise(d)) => {
-            d.run(x(0), residual.then(|| x(1)), *act, y, scratch, threads)
         }
         (Kernel::Linear { act, .. }, Prepared::Linear(l)) => l.run(x(0), *act, y, threads),
         (Kernel::BatchNorm { p, .. }, Prepared::ScaleShift { scale, shift }) => {

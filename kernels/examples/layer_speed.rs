@@ -18,11 +18,12 @@
 use std::time::Instant;
 
 use kestrel_kernels::activation::cpu::activate_in_place;
-use kestrel_kernels::conv2d::depthwise::{DepthwiseCpu, DepthwisePath};
+use kestrel_kernels::conv2d::cpu::depthwise::{DepthwiseCpu, DepthwisePath};
+use kestrel_kernels::conv2d::cpu::{ConvAlgorithm, CpuConv};
 use kestrel_kernels::conv2d::shapes::{
     shape_id, EFFICIENTNET_B0, MOBILENET_V3_LARGE, RESNET18, YOLOV8N_640,
 };
-use kestrel_kernels::conv2d::{cpu::Conv2dCpu, Conv2dParams};
+use kestrel_kernels::conv2d::Conv2dParams;
 use kestrel_kernels::subnormals::FlushSubnormals;
 use kestrel_kernels::{Activation, Isa};
 
@@ -92,9 +93,10 @@ fn kind(p: &Conv2dParams) -> &'static str {
     }
 }
 
-/// Seconds per call of `p` with `acts[0]` fused, through the kernel the planner picks, and
-/// for a dense conv with each of the other `acts` in turns; for a depthwise conv through
-/// each of `paths` in turns (a path that cannot compute `p` is left out).
+/// Seconds per call of `p` with `acts[0]` fused, through the kernel the engine picks
+/// (`CpuConv::new`), and for a dense conv with each of the other `acts` in turns; for a
+/// depthwise conv through each of `paths` in turns (a path that cannot compute `p` is left
+/// out), or the path the depthwise kernel picks.
 fn layer_times(
     p: &Conv2dParams,
     isa: Isa,
@@ -108,15 +110,15 @@ fn layer_times(
     let b = data(p.c_out);
     let x = data(p.c_in * p.h * p.w);
     let y_len: usize = p.output_shape().iter().product();
-    if DepthwiseCpu::new(p, &w, Some(&b), isa).is_none() {
+    if ConvAlgorithm::choose(p, false) != ConvAlgorithm::Depthwise {
         // Cold (COLD set): calls cycle over copies with 64 MiB of weights between them, as
         // in a whole-model run where the other layers evict this one's weights.
         let copies = match std::env::var("COLD") {
             Ok(_) => ((64 << 20) / (4 * w.len())).clamp(1, 256),
             Err(_) => 1,
         };
-        let convs: Vec<Conv2dCpu> = (0..copies)
-            .map(|_| Conv2dCpu::new(p, &w, Some(&b), isa))
+        let convs: Vec<CpuConv> = (0..copies)
+            .map(|_| CpuConv::new(p, &w, Some(&b), isa, false))
             .collect();
         let mut fs: Vec<Box<dyn FnMut() + '_>> = acts
             .iter()

@@ -5,7 +5,7 @@
 //! depthwise layers are summed, since their total is the number a model run pays;
 //! `-- depthwise` prints them layer by layer instead (and nothing else).
 //!
-//! `-- conv` times each distinct ResNet-18 conv through `Conv2dCpu` (fastest ISA, 1 and 2
+//! `-- conv` times each distinct ResNet-18 conv through `CpuConv` (fastest ISA, 1 and 2
 //! threads), warm (one conv called again and again, weights in cache) and cold (calls
 //! cycled over copies with 64 MiB of weights between them, as in a whole-model run where
 //! the other layers evict this one's weights), with the per-image total.
@@ -13,8 +13,9 @@
 use std::time::Instant;
 
 use kestrel_kernels::adaptive_avg_pool2d::{cpu::adaptive_avg_pool2d, AdaptiveAvgPool2dParams};
+use kestrel_kernels::conv2d::cpu::{depthwise::DepthwiseCpu, CpuConv};
 use kestrel_kernels::conv2d::shapes::{shape_id, RESNET18};
-use kestrel_kernels::conv2d::{cpu::Conv2dCpu, depthwise::DepthwiseCpu, Conv2dParams};
+use kestrel_kernels::conv2d::Conv2dParams;
 use kestrel_kernels::linear::{cpu::LinearCpu, LinearParams};
 use kestrel_kernels::mean::{cpu::mean_hw, MeanParams};
 use kestrel_kernels::pool2d::{cpu::max_pool2d, Pool2dParams};
@@ -204,8 +205,8 @@ fn gemv(isa: Isa, threads: usize, k: usize) -> String {
 fn conv_times(p: &Conv2dParams, isa: Isa, threads: usize) -> (f64, f64) {
     let w_len: usize = p.weight_shape().iter().product();
     let copies = ((64 << 20) / (4 * w_len)).clamp(1, 64);
-    let convs: Vec<Conv2dCpu> = (0..copies)
-        .map(|_| Conv2dCpu::new(p, &data(w_len), Some(&data(p.c_out)), isa))
+    let convs: Vec<CpuConv> = (0..copies)
+        .map(|_| CpuConv::new(p, &data(w_len), Some(&data(p.c_out)), isa, false))
         .collect();
     let x = data(p.c_in * p.h * p.w);
     let mut y = vec![0.0; p.output_shape().iter().product()];

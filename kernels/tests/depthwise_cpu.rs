@@ -9,7 +9,7 @@
 //! carries a few f32 roundings of its largest partial sum: rel 1e-5 of max |ref| (over the
 //! plane's outputs), not of each output, since a sum can cancel to near zero.
 
-use kestrel_kernels::conv2d::depthwise::{DepthwiseCpu, DepthwisePath};
+use kestrel_kernels::conv2d::cpu::depthwise::{DepthwiseCpu, DepthwisePath};
 use kestrel_kernels::conv2d::{reference::conv2d, Conv2dParams};
 use kestrel_kernels::testing::{assert_close, Rng, Tol};
 use kestrel_kernels::{Activation, Isa};

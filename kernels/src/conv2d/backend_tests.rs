@@ -1,15 +1,15 @@
 //! conv2d on every backend (`testing::everywhere`), against the reference loops: on the
-//! CPU `Conv2dCpu` (whichever algorithm it picks) or `DepthwiseCpu`, as the executor
-//! picks them, on every instruction set and 1 and 2 threads; on CUDA `conv2d_igemm`
+//! CPU `CpuConv` (whichever algorithm it picks, as the executor runs it) on every
+//! instruction set and 1 and 2 threads; on CUDA `conv2d_igemm`
 //! (every precision, tile and split) and `conv2d_dw_f32`.
 //! Each test fn stays around 10^4 outputs and 10^7 MACs: the emulator runs one OS thread
 //! per CUDA thread. The CPU's own paths (Winograd, the direct first layer, stride-2 phase
 //! planes, depthwise 3×3 planes, full-size model layers) are swept in
-//! kernels/tests/conv2d_cpu.rs and depthwise_cpu.rs.
+//! kernels/tests/conv2d_cpu.rs, conv2d_winograd.rs and depthwise_cpu.rs.
 
-use super::cpu::Conv2dCpu;
+use super::cpu::winograd::Tile;
+use super::cpu::{ConvAlgorithm, CpuConv};
 use super::cuda::{conv2d_with, Gemm};
-use super::depthwise::DepthwiseCpu;
 use super::{reference, Conv2dParams};
 use crate::activation::backend_tests::{ACTS, ALL_ACTS};
 use crate::testing::everywhere::{check, Allow, Case};
@@ -31,14 +31,11 @@ pub(super) fn rtol(precision: Precision) -> f64 {
 }
 
 /// The CPU's tolerance for `p`: rel 1e-5 of the largest pre-activation sum (relu6 clips
-/// sums of ~50 to 6, and the error scales with the sums), or 1e-4 where `Conv2dCpu` picks
-/// Winograd F(4×4, 3×3) on some instruction set (its transforms amplify roundings; see
-/// kernels/tests/conv2d_cpu.rs).
-pub(super) fn cpu_allow(p: &Conv2dParams, w: &[f32], pre_act: &[f32]) -> Allow {
-    let winograd = DepthwiseCpu::new(p, w, None, Isa::Scalar).is_none()
-        && Isa::available()
-            .into_iter()
-            .any(|isa| Conv2dCpu::new(p, w, None, isa).algorithm() == "winograd4x4");
+/// sums of ~50 to 6, and the error scales with the sums), or 1e-4 where `CpuConv` picks
+/// Winograd F(4×4, 3×3) (its transforms amplify roundings; see
+/// kernels/tests/conv2d_case/mod.rs).
+pub(super) fn cpu_allow(p: &Conv2dParams, pre_act: &[f32]) -> Allow {
+    let winograd = ConvAlgorithm::choose(p, false) == ConvAlgorithm::Winograd(Tile::F4x4);
     let rel = if winograd { 1e-4 } else { 1e-5 };
     // As an absolute bound: max |expected| is the clipped one.
     Allow::Max(0.0, rel * max_abs(pre_act))
@@ -51,10 +48,9 @@ pub(super) fn max_abs(v: &[f32]) -> f64 {
         .fold(0.0f64, |m, &v| m.max(f64::from(v).abs()))
 }
 
-/// Runs `p` on the CPU as the executor does: `DepthwiseCpu` where it takes the shape,
-/// else `Conv2dCpu`; inputs x then (with `residual`) the residual, then (with `scaled`) the
-/// input scale, which only `Conv2dCpu` takes. NaN scratch catches a kernel that reads
-/// scratch before it writes it.
+/// Runs `p` on the CPU as the executor does, through `CpuConv::new`; inputs x then (with
+/// `residual`) the residual, then (with `scaled`) the input scale. NaN scratch catches a
+/// kernel that reads scratch before it writes it.
 fn cpu_conv(
     p: Conv2dParams,
     w: Vec<f32>,
@@ -64,15 +60,7 @@ fn cpu_conv(
 ) -> impl Fn(Isa, usize, &[&[f32]], &mut [f32]) {
     move |isa, threads, x, y| {
         let res = residual.then(|| x[1]);
-        let bias = bias.as_deref();
-        let dw = (!scaled)
-            .then(|| DepthwiseCpu::new(&p, &w, bias, isa))
-            .flatten();
-        if let Some(dw) = dw {
-            let mut scratch = vec![f32::NAN; dw.scratch_len(threads)];
-            return dw.run(x[0], res, act, y, &mut scratch, threads);
-        }
-        let conv = Conv2dCpu::new(&p, &w, bias, isa);
+        let conv = CpuConv::new(&p, &w, bias.as_deref(), isa, scaled);
         let mut scratch = vec![f32::NAN; conv.scratch_len(threads)];
         let s = scaled.then(|| x[1 + residual as usize]);
         conv.run_scaled(x[0], s, res, act, y, &mut scratch, threads);
@@ -225,7 +213,7 @@ pub(super) fn case_scaled(
         e.act,
         if s.is_some() { " in_scale" } else { "" },
     );
-    let cpu_allow = cpu_allow(p, &w, &pre_act);
+    let cpu_allow = cpu_allow(p, &pre_act);
     // Of the largest sum, not of the largest output: an activation that clips or squashes
     // (relu6, tanh, sigmoid) keeps the sum's rounding where its slope is ~1.
     let cuda_allow = Allow::Max(0.0, rtol * max_abs(&pre_act) + 1e-6);

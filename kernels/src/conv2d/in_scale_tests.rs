@@ -1,5 +1,5 @@
 //! conv2d with an input scale: conv(x · s), s: (n, c_in), squeeze-excite's gate read by
-//! the block's projection conv (`Conv2dCpu::run_scaled`, `cuda::conv2d_in_scaled`), on
+//! the block's projection conv (`CpuConv::run_scaled`, `cuda::conv2d_in_scaled`), on
 //! every backend (`testing::everywhere`) against `reference::conv2d_scaled`. The shapes
 //! reach every CPU path a 1×1 conv takes: the pointwise GEMM (B packed scaled, SIMD tails
 //! in c_in and in the pixels), the GEMV (1×1 planes) and the direct kernel (c_in ≤ 4); on
@@ -7,7 +7,7 @@
 //! residual (if any), then the scale: the order of the CUDA op's inputs.
 
 use super::backend_tests::{case_scaled, configs, epilogues, mixed_by, params, Epilogue};
-use super::cpu::Conv2dCpu;
+use super::cpu::CpuConv;
 use super::cuda::{conv2d_in_scaled, conv2d_with, Gemm};
 use super::Conv2dParams;
 use crate::activation::backend_tests::ACTS;
@@ -187,7 +187,7 @@ fn convs_other_than_pointwise_refuse_a_scale() {
         let w = vec![1.0; p.weight_shape().iter().product()];
         let err = conv2d_in_scaled(&p, &w, None, false, Activation::None, Precision::Fp32);
         assert!(err.is_err(), "{p:?}");
-        let conv = Conv2dCpu::new(&p, &w, None, Isa::Scalar);
+        let conv = CpuConv::new(&p, &w, None, Isa::Scalar, true);
         let run = std::panic::catch_unwind(|| {
             let [n, c_out, oh, ow] = p.output_shape();
             let mut y = vec![0.0; n * c_out * oh * ow];

@@ -6,19 +6,12 @@ use crate::ParamError;
 
 pub mod cpu;
 pub mod cuda;
-mod cuda_gemm;
-pub mod depthwise;
-pub mod direct;
-mod im2col;
 /// Plain loops: the test oracle.
 pub mod reference;
 pub mod shapes;
-pub mod winograd;
 
 #[cfg(test)]
 mod backend_tests;
-#[cfg(test)]
-mod cuda_index_tests;
 #[cfg(test)]
 mod in_scale_tests;
 #[cfg(test)]
@@ -154,6 +147,16 @@ impl Conv2dParams {
         );
         assert_eq!(y.len(), n * c_out * oh * ow, "{kernel}: y length");
         residual.inspect(|r| assert_eq!(r.len(), y.len(), "{kernel}: residual length"));
+    }
+
+    /// Panics, naming `kernel`, unless this conv takes an input scale (`in_scale_applies`)
+    /// and s is (n, c_in). Every CPU kernel's `run_scaled` checks a scale it is given here.
+    pub(crate) fn assert_in_scale(&self, kernel: &str, s: &[f32]) {
+        assert!(
+            self.in_scale_applies(),
+            "{kernel}: in_scale on a conv other than 1×1 stride 1 pad 0 groups 1: {self:?}"
+        );
+        assert_eq!(s.len(), self.n * self.c_in, "{kernel}: in_scale length");
     }
 
     /// 2 * multiply-adds (saturating); the bias is not counted.

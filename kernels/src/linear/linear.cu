@@ -1,5 +1,5 @@
 // linear.cu: y = act(x wᵀ + bias) for a single row (batch 1), in fp32. More rows run as a
-// 1×1 convolution through conv2d.cu's implicit GEMM (see linear/cuda.rs).
+// 1×1 convolution through conv2d/cuda/igemm.cu's implicit GEMM (see linear/cuda.rs).
 //
 // Defines, prepended by linear/cuda.rs: IN_F OUT_F (in_features, out_features) and the
 // epilogue HAS_BIAS ACT (and ACT_A/ACT_B: prelude.cuh). Indices fit in an int: cuda.rs refuses

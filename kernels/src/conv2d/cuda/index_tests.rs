@@ -3,8 +3,8 @@
 //! windows of the tensors (`emu::run_tail`) against the same sums computed here; and the
 //! builder refusing window coordinates past 2^31 - 1.
 
-use super::cuda::{conv2d_with, Gemm};
-use super::Conv2dParams;
+use super::{conv2d_with, Gemm};
+use crate::conv2d::Conv2dParams;
 use crate::cuda::emu::{self, Window};
 use crate::cuda::{blocks, CudaError, Launch, Source};
 use crate::testing::{require_or_skip, Need, Rng};

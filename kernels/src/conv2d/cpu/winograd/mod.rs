@@ -20,14 +20,14 @@
 //!
 //! Accuracy: F4's Bᵀ has entries up to 5 and Aᵀ up to 8, so the f32 rounding of the
 //! transformed values is amplified: ~1e-5 of max|y| against an f64 reference (measured in
-//! tests/conv2d_cpu.rs), vs ~1e-6 for im2col-gemm. F2's matrices hold only 0, ±1 and ±½:
-//! ~1e-6, like im2col.
+//! tests/conv2d_winograd.rs), vs ~1e-6 for im2col-gemm. F2's matrices hold only 0, ±1 and
+//! ±½: ~1e-6, like im2col.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod transform;
 
-use super::Conv2dParams;
+use crate::conv2d::Conv2dParams;
 use crate::gemm::{self, Gemm, PackB, PackedA, Panels, Tiles};
 use crate::parallel::SharedMut;
 use crate::{Activation, Isa};
@@ -282,7 +282,7 @@ impl Winograd {
     /// such images take this slow exact path, finite ones never do.
     fn exact_image(&self, x: &[f32], residual: Option<&[f32]>, act: Activation, y: &mut [f32]) {
         let one = Conv2dParams { n: 1, ..self.p };
-        super::reference::conv2d(&one, x, &self.weight, self.bias.as_deref(), y);
+        crate::conv2d::reference::conv2d(&one, x, &self.weight, self.bias.as_deref(), y);
         match residual {
             Some(r) => y
                 .iter_mut()

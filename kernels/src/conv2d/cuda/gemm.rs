@@ -1,8 +1,8 @@
 //! Which implicit GEMM a conv runs on the GPU: the tile sizes, how threads share a tile,
 //! the pipeline depth and split-K, by a rule over the layer's shape (no autotuning yet:
-//! the rule is to be checked against H100 timings). `cuda.rs` builds the launch.
+//! the rule is to be checked against H100 timings). `mod.rs` builds the launch.
 
-use super::Conv2dParams;
+use crate::conv2d::Conv2dParams;
 use crate::precision::Precision;
 
 /// K slab per pipeline stage. Stages in flight: `Gemm::stages`, within the 48 KiB of

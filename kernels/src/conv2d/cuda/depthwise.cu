@@ -2,12 +2,12 @@
 // fused epilogue y = act(acc + bias[c] + residual), the same order as the CPU kernels.
 // Every other conv is igemm.cu's.
 //
-// Defines, prepended by conv2d/cuda.rs:
+// Defines, prepended by conv2d/cuda/mod.rs:
 //   the layer:    N_IMG C_IN IN_H IN_W C_OUT K_H K_W STRIDE_H STRIDE_W PAD_H PAD_W
 //                 DIL_H DIL_W GROUPS OUT_H OUT_W (Conv2dParams::output_hw's result),
 //                 MULT = C_OUT / C_IN
 //   the epilogue: HAS_BIAS HAS_RESIDUAL ACT (and ACT_A/ACT_B: prelude.cuh)
-// Every index fits in an int: cuda.rs refuses tensors of 2^31 elements or more, and
+// Every index fits in an int: cuda/mod.rs refuses tensors of 2^31 elements or more, and
 // window coordinates (oy * STRIDE_H - PAD_H + ky * DIL_H) that would not fit one.
 //
 // x: (N_IMG, C_IN, IN_H, IN_W)  bias: (C_OUT)  residual, y: (N_IMG, C_OUT, OUT_H, OUT_W)

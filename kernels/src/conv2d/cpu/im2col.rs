@@ -12,7 +12,7 @@
 //! output (oy, ox) is then element (oy + ky/2, ox + kx/2) of phase (ky%2, kx%2), so every
 //! packed row is a plain copy. The split reads x once; the gather read it kh·kw/4 times.
 
-use super::Conv2dParams;
+use crate::conv2d::Conv2dParams;
 use crate::gemm::PackB;
 use crate::Isa;
 

@@ -2,7 +2,7 @@
 // fused epilogue y = act(acc + bias[c] + residual), the same order as the CPU kernels.
 // Depthwise convs are depthwise.cu's.
 //
-// Defines, prepended by conv2d/cuda.rs:
+// Defines, prepended by conv2d/cuda/mod.rs:
 //   the layer:    N_IMG C_IN IN_H IN_W C_OUT K_H K_W STRIDE_H STRIDE_W PAD_H PAD_W
 //                 DIL_H DIL_W GROUPS OUT_H OUT_W (Conv2dParams::output_hw's result)
 //   the epilogue: HAS_BIAS HAS_RESIDUAL ACT (and ACT_A/ACT_B: prelude.cuh)
@@ -17,7 +17,7 @@
 //   K_PAD M_PAD   the packed weight's padded sizes
 //   HAS_IN_SCALE  1: B is x * in_scale[img][ci] (squeeze-excite's gate, (N_IMG, C_IN)),
 //                 for 1x1 stride-1 unpadded one-group convs (Conv2dParams::in_scale_applies)
-// Indices: cuda.rs refuses tensors (x, y, the packed weight, split-K's workspace) of 2^31
+// Indices: cuda/mod.rs refuses tensors (x, y, the packed weight, split-K's workspace) of 2^31
 // elements or more, and window coordinates (oy * STRIDE_H - PAD_H + ky * DIL_H) that would
 // not fit an int. So the hot loops index in 32-bit ints, each product below the size of
 // the tensor it indexes; only the GEMM column, which the last tile carries past GEMM_N,
@@ -28,7 +28,7 @@
 //   m: output channel inside the group         M = CG_OUT
 //   n: output pixel (img, oy, ox) flattened     N = N_IMG * OUT_H * OUT_W
 //   k: tap (ci, ky, kx) flattened               K = CG_IN * K_H * K_W
-//   A: the weight, packed once by cuda.rs as (GROUPS, K_PAD, M_PAD) f32 (MATH 0; tf32
+//   A: the weight, packed once by cuda/mod.rs as (GROUPS, K_PAD, M_PAD) f32 (MATH 0; tf32
 //      already rounded for MATH 1) or (GROUPS, K_PAD/2, M_PAD) pairs of fp16 along k
 //      (MATH 2), zero-padded to whole tiles: 16-byte copies with no bounds check.
 //   B: never stored (no im2col buffer): B[k][n] = x[img][g*CG_IN + ci][iy][ix] with
@@ -65,7 +65,7 @@
 // and x * in_scale itself is never written: a write and a read of the whole tensor saved.
 //
 // Max pool (POOL 2): the columns run over the pool's windows instead of the output's
-// pixels, a window's four pixels in four consecutive columns (cuda.rs fuses only even
+// pixels, a window's four pixels in four consecutive columns (cuda/mod.rs fuses only even
 // output sizes, whose windows cover every pixel: y is then complete). The epilogue
 // writes y as usual, then takes each window's max
 // (NaN if any is NaN, as max_pool2d) across the threads that hold its four columns: lanes

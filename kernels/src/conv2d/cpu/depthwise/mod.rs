@@ -22,7 +22,13 @@ use crate::parallel::SharedMut;
 use crate::simd::{dispatch, store_epilogue, Simd};
 use crate::{Activation, Isa};
 
-use super::Conv2dParams;
+use crate::conv2d::Conv2dParams;
+
+/// Whether `DepthwiseCpu` can compute this conv: depthwise with multiplier 1 (groups =
+/// c_in = c_out), any kernel, stride, pad and dilation.
+pub fn applies(p: &Conv2dParams) -> bool {
+    p.depthwise_multiplier() == Some(1)
+}
 
 /// A depthwise conv with its weights, ready to run.
 pub struct DepthwiseCpu {
@@ -52,14 +58,14 @@ pub enum DepthwisePath {
 }
 
 impl DepthwiseCpu {
-    /// None when `p` is not depthwise with multiplier 1. `p` must be validated.
+    /// w: (c, 1, kh, kw)  bias: (c). None unless `applies(p)`. `p` must be validated.
     pub fn new(
         p: &Conv2dParams,
         weight: &[f32],
         bias: Option<&[f32]>,
         isa: Isa,
     ) -> Option<DepthwiseCpu> {
-        if p.depthwise_multiplier() != Some(1) {
+        if !applies(p) {
             return None;
         }
         assert!(isa.is_supported(), "depthwise: this CPU cannot run {isa}");

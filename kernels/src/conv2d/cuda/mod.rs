@@ -5,16 +5,20 @@
 //! GEMM also takes squeeze-excite's gate as an input scale ([`conv2d_in_scaled`]),
 //! multiplied into x's values as they land in shared memory.
 
-use super::Conv2dParams;
+mod gemm;
+#[cfg(test)]
+mod index_tests;
+
 use crate::activation::cuda::act_defines;
+use crate::conv2d::Conv2dParams;
 use crate::cuda::{blocks, check_int_indexable, ensure, Arg, CudaError, CudaOp, Launch, Source};
 use crate::pool2d::cuda::check_window_indexable;
 use crate::pool2d::Pool2dParams;
 use crate::precision::{round_tf32, Precision};
 use crate::Activation;
 
-use super::cuda_gemm::{choose_gemm, padded_km, BK, SHARED_LIMIT};
-pub use super::cuda_gemm::{gemm_config, Gemm, Threads};
+use gemm::{choose_gemm, padded_km, BK, SHARED_LIMIT};
+pub use gemm::{gemm_config, Gemm, Threads};
 
 static IGEMM: Source = Source {
     name: "igemm.cu",

@@ -21,7 +21,7 @@ use crate::simd::{dispatch, store_epilogue, Simd};
 use crate::{Activation, Isa};
 
 use super::im2col::Phases;
-use super::Conv2dParams;
+use crate::conv2d::Conv2dParams;
 
 /// Output channels per register block.
 const OC: usize = 8;
@@ -35,7 +35,7 @@ const STAGE_FLOATS: usize = 64 << 10;
 const MIN_BANDS: usize = 8;
 
 /// Whether `DirectCpu` can compute this conv: stride 1 or 2 on both axes, dilation 1, one
-/// group. `Conv2dCpu` decides where it should (`use_direct`).
+/// group. `ConvAlgorithm::choose` (cpu/mod.rs) decides where it should.
 pub fn applies(p: &Conv2dParams) -> bool {
     p.groups == 1 && p.dilation == [1, 1] && (p.stride == [1, 1] || p.stride == [2, 2])
 }
@@ -172,7 +172,7 @@ impl DirectCpu {
         let p = &self.p;
         let [n, c_out, oh, ow] = p.output_shape();
         p.assert_io("DirectCpu", x, y, residual);
-        in_scale.inspect(|s| assert_eq!(s.len(), n * p.c_in, "DirectCpu: in_scale length"));
+        in_scale.inspect(|s| p.assert_in_scale("DirectCpu", s));
         let band_len = self.band_len();
         assert!(
             scratch.len() >= self.scratch_len(threads),
