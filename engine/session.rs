@@ -390,9 +390,11 @@ impl Session {
         self.plan
             .steps
             .iter()
-            .map(|s| StepInfo {
+            .enumerate()
+            .map(|(i, s)| StepInfo {
                 name: s.name.clone(),
                 kernel: s.kernel.label(),
+                algorithm: self.executor.algorithm(i),
                 flops: s.kernel.flops(self.plan.values[s.output].len),
                 moves_data: !crate::plan::moves_no_data(s),
                 bytes: step_bytes(&self.plan, s),
@@ -448,6 +450,10 @@ pub struct StepInfo {
     pub name: String,
     /// The kernel that runs it.
     pub kernel: String,
+    /// The algorithm the executor chose for it, where it chose one: on the CPU, each
+    /// conv's (`gemm1x1`, `im2col-gemm`, `winograd4x4`, `winograd2x2`, `direct`,
+    /// `depthwise`, `gemv`).
+    pub algorithm: Option<&'static str>,
     /// Floating-point operations per run (2 × multiply-adds).
     pub flops: u64,
     /// False for aliases and concats assembled in place, which cost nothing.

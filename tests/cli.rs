@@ -247,7 +247,15 @@ fn bench_per_layer_prints_rates_and_writes_json_rows() {
         .lines()
         .find(|l| l.starts_with("step "))
         .unwrap_or_else(|| panic!("no per-step table: {out}"));
-    for column in ["kernel", "µs", "MFLOP", "GFLOP/s", "GB/s", "%time"] {
+    for column in [
+        "kernel",
+        "algorithm",
+        "µs",
+        "MFLOP",
+        "GFLOP/s",
+        "GB/s",
+        "%time",
+    ] {
         assert!(header.contains(column), "{column}: {header}");
     }
     // The H100 percentages are for CUDA only.
@@ -255,8 +263,9 @@ fn bench_per_layer_prints_rates_and_writes_json_rows() {
     // conv1 is 3→32 3x3 on 32x32: 1.769 MFLOP, and it has a row with a time. It carries
     // relu1, hoisted over pool1 by the graph passes.
     let conv1 = out.lines().find(|l| l.starts_with("conv1+relu1 ")).unwrap();
+    // A first layer (3 input channels): the direct kernel (`ConvAlgorithm::choose`).
     assert!(
-        conv1.contains("conv3x3s1+relu") && conv1.contains("1.769"),
+        conv1.contains("conv3x3s1+relu") && conv1.contains(" direct ") && conv1.contains("1.769"),
         "{conv1}"
     );
     assert!(out.contains("by kind:"), "{out}");
@@ -281,6 +290,7 @@ fn bench_per_layer_prints_rates_and_writes_json_rows() {
     assert_eq!(rows.len(), 6, "{rows:?}");
     let conv1 = rows.iter().find(|r| r["name"] == "conv1+relu1").unwrap();
     assert_eq!(conv1["kernel"], "conv3x3s1+relu");
+    assert_eq!(conv1["algorithm"], "direct");
     assert_eq!(conv1["flops"], 1_769_472);
     // x 3·32·32 + y 32·32·32 + weight 32·3·3·3 + bias 32 floats.
     assert_eq!(conv1["bytes"], 4 * (3072 + 32768 + 864 + 32));

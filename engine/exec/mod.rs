@@ -103,6 +103,12 @@ pub(crate) trait Executor: Send {
     /// `reference`, the SIMD instruction set, or the GPU's name.
     fn kernels_name(&self) -> &str;
 
+    /// The algorithm step `step` runs where the executor chose one (the CPU's convs:
+    /// `CpuConv::name`), else None.
+    fn algorithm(&self, _step: usize) -> Option<&'static str> {
+        None
+    }
+
     /// The arithmetic of the convolutions.
     fn precision(&self) -> Precision {
         Precision::Fp32
@@ -177,6 +183,10 @@ impl Executor for CpuExecutor {
         }
         seconds.iter_mut().for_each(|t| *t /= runs as f64);
         Ok((seconds, None))
+    }
+
+    fn algorithm(&self, step: usize) -> Option<&'static str> {
+        self.prepared.get(step).and_then(simd::Prepared::algorithm)
     }
 
     fn kernels_name(&self) -> &str {

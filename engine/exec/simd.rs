@@ -26,6 +26,14 @@ pub(crate) enum Prepared {
 }
 
 impl Prepared {
+    /// The conv algorithm chosen for this step (`CpuConv::name`), None for other kernels.
+    pub(crate) fn algorithm(&self) -> Option<&'static str> {
+        match self {
+            Prepared::Conv(c) => Some(c.name()),
+            _ => None,
+        }
+    }
+
     pub(crate) fn scratch_len(&self, threads: usize) -> usize {
         match self {
             Prepared::Conv(c) => c.scratch_len(threads),

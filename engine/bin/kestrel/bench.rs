@@ -234,8 +234,8 @@ fn per_layer(
         false => println!("\nper step, mean of {runs} runs, slowest first (top {SHOWN}):"),
     }
     let mut head = format!(
-        "{:<36} {:<22} {:>9} {:>9} {:>9} {:>9}",
-        "step", "kernel", "µs", "MFLOP", flop_unit, "GB/s"
+        "{:<36} {:<22} {:<12} {:>9} {:>9} {:>9} {:>9}",
+        "step", "kernel", "algorithm", "µs", "MFLOP", flop_unit, "GB/s"
     );
     if cuda {
         head += &format!(" {:>6} {:>6}", "%fma", "%hbm");
@@ -245,9 +245,10 @@ fn per_layer(
         let (s, t) = (&steps[i], secs[i]);
         let (flops, bytes) = (rate(s.flops, t), rate(s.bytes, t));
         let mut row = format!(
-            "{:<36} {:<22} {:>9.1} {:>9.3} {:>9.3} {:>9.1}",
+            "{:<36} {:<22} {:<12} {:>9.1} {:>9.3} {:>9.3} {:>9.1}",
             s.name,
             s.kernel,
+            s.algorithm.unwrap_or("-"),
             t * 1e6,
             s.flops as f64 / 1e6,
             flops / flop_scale,
@@ -312,6 +313,7 @@ fn per_layer(
             serde_json::json!({
                 "name": s.name,
                 "kernel": s.kernel,
+                "algorithm": s.algorithm,
                 "us": t * 1e6,
                 "flops": s.flops,
                 "bytes": s.bytes,
