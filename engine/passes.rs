@@ -246,12 +246,12 @@ fn scale_conv(conv: &mut Op, scale: &[f32], shift: &[f32], by: &str) {
     *weight = Arc::new(Weight {
         name: format!("{}+{by}", weight.name),
         shape: weight.shape.clone(),
-        data: Arc::from(w),
+        data: w.into(),
     });
     *bias = Some(Arc::new(Weight {
         name: format!("{by}.folded_bias"),
         shape: vec![scale.len()],
-        data: Arc::from(b),
+        data: b.into(),
     }));
 }
 
