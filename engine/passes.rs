@@ -243,6 +243,9 @@ fn scale_conv(conv: &mut Op, scale: &[f32], shift: &[f32], by: &str) {
     let b: Vec<f32> = (0..scale.len())
         .map(|oc| bias.as_ref().map_or(0.0, |b| b.data[oc]) * scale[oc] + shift[oc])
         .collect();
+    // The session reads only the folded copy: the file's pages of the original can go now,
+    // rather than stay resident beside every folded weight until the session is built.
+    weight.data.release_pages();
     *weight = Arc::new(Weight {
         name: format!("{}+{by}", weight.name),
         shape: weight.shape.clone(),

@@ -90,17 +90,65 @@ impl Kernel {
 
     /// Floats of constants one call must read: weights and bias as stored, unpadded; a
     /// batch norm's scale and shift (both executors fold its four vectors into those two).
+    /// Counted from the params where an executor may have released the data
+    /// ([`Kernel::release_packed_weights`]).
     pub(crate) fn weight_len(&self) -> usize {
         let len = |b: &Option<Data>| b.as_ref().map_or(0, |b| b.len());
+        let some = |b: &Option<Data>, n: usize| if b.is_some() { n } else { 0 };
+        let product = |shape: [usize; 4]| shape.iter().product::<usize>();
         match self {
-            Kernel::Conv2d { weight, bias, .. }
-            | Kernel::Linear { weight, bias, .. }
-            | Kernel::ConvTranspose2d { weight, bias, .. } => weight.len() + len(bias),
+            Kernel::Conv2d { p, bias, .. } => product(p.weight_shape()) + some(bias, p.c_out),
+            Kernel::Linear { p, bias, .. } => {
+                p.in_features * p.out_features + some(bias, p.out_features)
+            }
+            Kernel::ConvTranspose2d { p, bias, .. } => {
+                product(p.weight_shape()) + some(bias, p.c_out)
+            }
             Kernel::LayerNorm { weight, bias, .. } => len(weight) + len(bias),
-            Kernel::SeGate { w, b, .. } => w[0].len() + w[1].len() + len(&b[0]) + len(&b[1]),
+            Kernel::SeGate { p, b, .. } => {
+                2 * p.c * p.hidden + some(&b[0], p.hidden) + some(&b[1], p.c)
+            }
             Kernel::BatchNorm { p, .. } => 2 * p.c,
             Kernel::Binary { operands, .. } => operands.constant().map_or(0, <[f32]>::len),
             _ => 0,
+        }
+    }
+
+    /// Drops the constants a CPU SIMD or CUDA executor has packed or uploaded into its own
+    /// buffers when the session was built (conv, linear, conv-transpose and SE gate
+    /// weights and biases, a batch norm's four vectors), and releases the model file's
+    /// pages of the mapped ones: such a session never reads them again, and the plan's
+    /// copy (a folded conv's weights are an owned copy the size of the original) would
+    /// only sit in memory beside the packed one. Layer-norm weights and binary constants
+    /// stay: the kernels read them on every run.
+    pub(crate) fn release_packed_weights(&mut self) {
+        let release = |d: &mut Data| {
+            d.release_pages();
+            *d = Data::default();
+        };
+        let release_opt = |d: &mut Option<Data>| d.iter_mut().for_each(release);
+        match self {
+            Kernel::Conv2d { weight, bias, .. }
+            | Kernel::Linear { weight, bias, .. }
+            | Kernel::ConvTranspose2d { weight, bias, .. } => {
+                release(weight);
+                release_opt(bias);
+            }
+            Kernel::SeGate { w, b, .. } => {
+                w.iter_mut().for_each(release);
+                b.iter_mut().for_each(release_opt);
+            }
+            Kernel::BatchNorm {
+                weight,
+                bias,
+                mean,
+                var,
+                ..
+            } => {
+                [mean, var].into_iter().for_each(release);
+                [weight, bias].into_iter().for_each(release_opt);
+            }
+            _ => {}
         }
     }
 }
