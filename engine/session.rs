@@ -168,9 +168,9 @@ impl Session {
             Device::Cuda(ordinal) => {
                 let cuda = CudaExecutor::new(&plan, ordinal, cuda_cache(opts), OpChoice::of(opts))?;
                 // Uploaded: the device holds its own copy of every constant.
-                plan.steps
-                    .iter_mut()
-                    .for_each(|s| s.kernel.release_packed_weights());
+                plan.steps.iter_mut().for_each(|s| {
+                    s.kernel.release_packed_weights();
+                });
                 Box::new(cuda)
             }
             #[cfg(feature = "testing")]

@@ -114,41 +114,60 @@ impl Kernel {
         }
     }
 
-    /// Drops the constants a CPU SIMD or CUDA executor has packed or uploaded into its own
-    /// buffers when the session was built (conv, linear, conv-transpose and SE gate
-    /// weights and biases, a batch norm's four vectors), and releases the model file's
-    /// pages of the mapped ones: such a session never reads them again, and the plan's
-    /// copy (a folded conv's weights are an owned copy the size of the original) would
-    /// only sit in memory beside the packed one. Layer-norm weights and binary constants
-    /// stay: the kernels read them on every run.
-    pub(crate) fn release_packed_weights(&mut self) {
-        let release = |d: &mut Data| {
-            d.release_pages();
-            *d = Data::default();
-        };
-        let release_opt = |d: &mut Option<Data>| d.iter_mut().for_each(release);
+    /// The constants an executor packs or uploads into buffers of its own when the session
+    /// is built: conv, linear, conv-transpose and SE gate weights and biases, a batch
+    /// norm's four vectors. Layer-norm weights and binary constants are not among them:
+    /// the kernels read those from the plan on every run.
+    fn packed_weights(&mut self) -> Vec<&mut Data> {
         match self {
             Kernel::Conv2d { weight, bias, .. }
             | Kernel::Linear { weight, bias, .. }
             | Kernel::ConvTranspose2d { weight, bias, .. } => {
-                release(weight);
-                release_opt(bias);
+                std::iter::once(weight).chain(bias).collect()
             }
-            Kernel::SeGate { w, b, .. } => {
-                w.iter_mut().for_each(release);
-                b.iter_mut().for_each(release_opt);
-            }
+            Kernel::SeGate {
+                w: [w1, w2],
+                b: [b1, b2],
+                ..
+            } => [Some(w1), Some(w2), b1.as_mut(), b2.as_mut()]
+                .into_iter()
+                .flatten()
+                .collect(),
             Kernel::BatchNorm {
                 weight,
                 bias,
                 mean,
                 var,
                 ..
-            } => {
-                [mean, var].into_iter().for_each(release);
-                [weight, bias].into_iter().for_each(release_opt);
-            }
-            _ => {}
+            } => [Some(mean), Some(var), weight.as_mut(), bias.as_mut()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Drops the constants a CPU SIMD or CUDA executor has packed or uploaded
+    /// ([`Kernel::packed_weights`]), and releases the model file's pages of the mapped
+    /// ones: such a session never reads them again, and the plan's copy (a folded conv's
+    /// weights are an owned copy the size of the original) would only sit in memory beside
+    /// the packed one. Whether it had any.
+    pub(crate) fn release_packed_weights(&mut self) -> bool {
+        let weights = self.packed_weights();
+        let any = !weights.is_empty();
+        for d in weights {
+            d.release_pages();
+            *d = Data::default();
+        }
+        any
+    }
+
+    /// Computes the packed constants that are computed on first read (folded weights,
+    /// `F32Data::scaled`) now, for an executor that reads them from the plan on every
+    /// run (the reference kernels): so that no run computes, or allocates, them.
+    pub(crate) fn compute_weights(&mut self) {
+        for d in self.packed_weights() {
+            let _: &[f32] = d;
         }
     }
 }

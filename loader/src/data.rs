@@ -1,16 +1,18 @@
-//! [`F32Data`]: a tensor's f32 values, owned or read in place from a mapped file.
+//! [`F32Data`]: a tensor's f32 values, owned, read in place from a mapped file, or
+//! scaled from another's on first read.
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 #[cfg(unix)]
 use crate::map::FileMap;
 
-/// A tensor's f32 values: either owned, or a view into a memory-mapped model file (the
-/// file's F32 tensors at 4-byte-aligned offsets, on little-endian unix hosts). Cheap to
-/// clone (it shares the buffer or the map) and reads as a `[f32]` either way. A mapped view
-/// keeps the map alive; its pages are resident only while touched, and
-/// [`F32Data::release_pages`] hands them back once the values have been consumed.
+/// A tensor's f32 values: owned, a view into a memory-mapped model file (the file's F32
+/// tensors at 4-byte-aligned offsets, on little-endian unix hosts), or another tensor's
+/// rows scaled on first read ([`F32Data::scaled`]). Cheap to clone (it shares the buffer,
+/// the map or the scaling) and reads as a `[f32]` in every case. A mapped view keeps the map alive;
+/// its pages are resident only while touched, and [`F32Data::release_pages`] hands them
+/// back once the values have been consumed.
 #[derive(Clone)]
 pub struct F32Data(Repr);
 
@@ -24,6 +26,18 @@ enum Repr {
         offset: usize,
         len: usize,
     },
+    Scaled(Arc<Scaled>),
+}
+
+/// What makes a scaled tensor's values.
+type Scale = Box<dyn FnOnce() -> Box<[f32]> + Send>;
+
+/// `base` with its rows scaled by `factors`, made by the first read and kept until the
+/// last clone drops.
+struct Scaled {
+    base: F32Data,
+    factors: Arc<[f32]>,
+    values: LazyLock<Box<[f32]>, Scale>,
 }
 
 impl F32Data {
@@ -43,16 +57,74 @@ impl F32Data {
         })
     }
 
+    /// `base`'s values with row `r` times `factors[r]`, the rows being `base.len() /
+    /// factors.len()` values each: a batch norm folded into a conv's weights, whose
+    /// rows are its output channels. Nothing is computed here: the values are made on the
+    /// first read, as `base[k] * factors[r]` in f32, and kept from then on until the last
+    /// clone drops. A session reads each conv's weights once, to pack them, and drops them
+    /// after, so one folded copy exists at a time rather than all of them at once; and what
+    /// reads the values only rarely can keep [`F32Data::scaled_parts`] instead (the mapped
+    /// original and the factors), which cost no memory until read. With no factors the
+    /// values are `base`'s; should `factors.len()` not divide `base.len()`, the values past
+    /// the last whole row take the last factor.
+    pub fn scaled(base: F32Data, factors: Arc<[f32]>) -> F32Data {
+        let (source, by) = (base.clone(), Arc::clone(&factors));
+        let scale: Scale = Box::new(move || {
+            let per_row = (source.len() / by.len().max(1)).max(1);
+            let values = source.iter().enumerate().map(|(k, &v)| {
+                let r = (k / per_row).min(by.len().saturating_sub(1));
+                by.get(r).map_or(v, |&s| v * s)
+            });
+            let values = values.collect();
+            // Read once, here: the file's pages of the original can go.
+            source.release_pages();
+            values
+        });
+        F32Data(Repr::Scaled(Arc::new(Scaled {
+            base,
+            factors,
+            values: LazyLock::new(scale),
+        })))
+    }
+
+    /// For values made by [`F32Data::scaled`], the original and the factors: what they are
+    /// computed from, held without computing them.
+    pub fn scaled_parts(&self) -> Option<(&F32Data, &Arc<[f32]>)> {
+        match &self.0 {
+            Repr::Scaled(s) => Some((&s.base, &s.factors)),
+            _ => None,
+        }
+    }
+
+    /// The number of values, known without reading (or scaling) them.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Owned(data) => data.len(),
+            #[cfg(unix)]
+            Repr::Mapped { len, .. } => *len,
+            Repr::Scaled(s) => s.base.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether the values are read in place from a mapped file.
     pub fn is_mapped(&self) -> bool {
-        !matches!(self.0, Repr::Owned(_))
+        #[cfg(unix)]
+        if let Repr::Mapped { .. } = self.0 {
+            return true;
+        }
+        false
     }
 
     /// Lets the OS drop this view's pages from the process's resident memory now (on
     /// Linux): for values that were consumed (packed, folded, uploaded) and will not be
     /// read again soon. They stay readable: a later read faults them back in from the file.
     /// Pages shared with a neighbouring tensor go too and fault back in the same way.
-    /// Does nothing for owned data, which is freed when its last clone drops.
+    /// Does nothing for owned or scaled values, freed when their last clone drops.
     pub fn release_pages(&self) {
         #[cfg(unix)]
         if let Repr::Mapped { map, offset, len } = &self.0 {
@@ -75,6 +147,7 @@ impl Deref for F32Data {
                 // bit pattern is a valid f32. The slice borrows `self`, which keeps the map.
                 unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), *len) }
             }
+            Repr::Scaled(s) => &s.values,
         }
     }
 }
@@ -130,5 +203,45 @@ impl PartialEq for F32Data {
 impl std::fmt::Debug for F32Data {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         <[f32] as std::fmt::Debug>::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::F32Data;
+    use std::sync::Arc;
+
+    #[test]
+    fn scaled_rows_are_the_originals_times_their_factor() {
+        // base: (3 rows, 2 values)
+        let base = F32Data::from(vec![1.0, -2.0, 3.0, 4.5, -0.0, f32::INFINITY]);
+        let factors: Arc<[f32]> = Arc::from([2.0, 0.5, 0.0]);
+        let scaled = F32Data::scaled(base.clone(), Arc::clone(&factors));
+        assert_eq!(scaled.len(), 6);
+        let (original, by) = scaled.scaled_parts().unwrap();
+        assert!(original == &base && by == &factors);
+        let want = [2.0, -4.0, 1.5, 2.25, -0.0, f32::NAN];
+        for (k, (got, want)) in scaled.iter().zip(want).enumerate() {
+            let same = got.to_bits() == want.to_bits() || got.is_nan() && want.is_nan();
+            assert!(same, "value {k}: {got} != {want}");
+        }
+        assert!(base.scaled_parts().is_none());
+        // Scaling what is scaled already scales the scaled values.
+        let twice = F32Data::scaled(scaled, Arc::from([10.0, 1.0, 1.0]));
+        assert_eq!(&twice[..4], &[20.0, -40.0, 1.5, 2.25]);
+    }
+
+    #[test]
+    fn scaled_with_factors_that_do_not_fit_stays_total() {
+        let base = F32Data::from(vec![1.0, 2.0, 3.0]);
+        assert_eq!(
+            &F32Data::scaled(base.clone(), Arc::from([]))[..],
+            &[1.0, 2.0, 3.0]
+        );
+        // Rows of 3 / 2 = 1 value: the third value takes the last factor.
+        let odd = F32Data::scaled(base.clone(), Arc::from([2.0, 3.0]));
+        assert_eq!(&odd[..], &[2.0, 6.0, 9.0]);
+        let empty = F32Data::scaled(F32Data::default(), Arc::from([2.0]));
+        assert!(empty.is_empty() && empty[..].is_empty());
     }
 }
