@@ -6,7 +6,7 @@
 mod common;
 
 use common::{fixture, reference};
-use kestrel::{Isa, Kernels, Model, SessionOptions};
+use kestrel::{Isa, Kernels, Model, Session, SessionOptions};
 use kestrel_loader::read_tensors;
 
 /// Fixtures that between them fold batch norms (resnet18: Winograd and GEMM convs; yolo),
@@ -34,17 +34,17 @@ fn input(name: &str) -> Vec<f32> {
     refs.tensors["input"].data.as_deref().unwrap().to_vec()
 }
 
-/// Every output of one run of a fresh session of `model`.
-fn outputs(model: &Model, opts: &SessionOptions, x: &[f32]) -> Vec<Vec<f32>> {
-    let mut session = model.session(opts).unwrap();
+/// The bits of every output of one run of `session`.
+fn run_bits(session: &mut Session, x: &[f32]) -> Vec<Vec<u32>> {
     let out = session.run(&[x]).unwrap();
-    out.iter().map(|o| o.data.to_vec()).collect()
+    out.iter()
+        .map(|o| o.data.iter().map(|v| v.to_bits()).collect())
+        .collect()
 }
 
-fn bits(outs: &[Vec<f32>]) -> Vec<Vec<u32>> {
-    outs.iter()
-        .map(|o| o.iter().map(|v| v.to_bits()).collect())
-        .collect()
+/// The bits of every output of one run of a fresh session of `model`.
+fn outputs(model: &Model, opts: &SessionOptions, x: &[f32]) -> Vec<Vec<u32>> {
+    run_bits(&mut model.session(opts).unwrap(), x)
 }
 
 #[test]
@@ -60,8 +60,8 @@ fn a_mapped_model_computes_what_the_in_memory_one_does() {
                 .with_kernels(kernels)
                 .with_threads(2);
             assert_eq!(
-                bits(&outputs(&mapped, &opts, &x)),
-                bits(&outputs(&in_memory, &opts, &x)),
+                outputs(&mapped, &opts, &x),
+                outputs(&in_memory, &opts, &x),
                 "{name} {kernels:?}"
             );
         }
@@ -80,24 +80,10 @@ fn a_second_session_of_a_model_computes_what_the_first_did() {
             // The first session is alive while the second is built (its packed weights
             // and the model's pages it released), then runs again after it.
             let mut first = model.session(&opts).unwrap();
-            let one: Vec<Vec<u32>> = bits(
-                &first
-                    .run(&[&x])
-                    .unwrap()
-                    .iter()
-                    .map(|o| o.data.to_vec())
-                    .collect::<Vec<_>>(),
-            );
-            let two = bits(&outputs(&model, &opts, &x));
+            let one = run_bits(&mut first, &x);
+            let two = outputs(&model, &opts, &x);
             assert_eq!(one, two, "{name} {kernels:?}: second session");
-            let again: Vec<Vec<u32>> = bits(
-                &first
-                    .run(&[&x])
-                    .unwrap()
-                    .iter()
-                    .map(|o| o.data.to_vec())
-                    .collect::<Vec<_>>(),
-            );
+            let again = run_bits(&mut first, &x);
             assert_eq!(
                 one, again,
                 "{name} {kernels:?}: first session after the second"
@@ -105,8 +91,8 @@ fn a_second_session_of_a_model_computes_what_the_first_did() {
             drop(first);
             // Without the graph passes, the same weights are read unfolded.
             let plain = opts.clone().with_optimize(false);
-            let three = bits(&outputs(&model, &plain, &x));
-            let four = bits(&outputs(&model, &plain, &x));
+            let three = outputs(&model, &plain, &x);
+            let four = outputs(&model, &plain, &x);
             assert_eq!(three, four, "{name} {kernels:?}: unoptimized sessions");
         }
     }

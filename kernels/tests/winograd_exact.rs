@@ -6,6 +6,7 @@
 
 use kestrel_kernels::conv2d::cpu::winograd::{Tile, Winograd};
 use kestrel_kernels::conv2d::cpu::CpuConv;
+use kestrel_kernels::conv2d::shapes::RESNET18;
 use kestrel_kernels::conv2d::{reference, Conv2dParams, ExactWeights};
 use kestrel_kernels::gemm::{self, PackedA};
 use kestrel_kernels::testing::Rng;
@@ -43,18 +44,14 @@ fn packing_group_by_group_gives_the_panels_of_packing_at_once() {
 
 /// conv 3×3 pad 1, batch 2: image 1 holds a NaN, +Inf and −Inf, image 0 is finite.
 fn case(rng: &mut Rng, c_in: usize, c_out: usize, hw: usize) -> (Conv2dParams, Vec<f32>) {
+    // ResNet-18's 64@56² conv is 3×3, stride 1, pad 1: resized.
     let p = Conv2dParams {
         n: 2,
         c_in,
         h: hw,
         w: hw,
         c_out,
-        kh: 3,
-        kw: 3,
-        stride: [1, 1],
-        pad: [1, 1],
-        dilation: [1, 1],
-        groups: 1,
+        ..RESNET18[1].0
     };
     let mut x = rng.vec(2 * c_in * hw * hw);
     let image1 = c_in * hw * hw;

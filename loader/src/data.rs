@@ -2,6 +2,7 @@
 //! scaled from another's on first read.
 
 use std::ops::Deref;
+use std::panic::UnwindSafe;
 use std::sync::{Arc, LazyLock};
 
 #[cfg(unix)]
@@ -29,8 +30,8 @@ enum Repr {
     Scaled(Arc<Scaled>),
 }
 
-/// What makes a scaled tensor's values.
-type Scale = Box<dyn FnOnce() -> Box<[f32]> + Send>;
+/// What makes a scaled tensor's values. Unwind-safe, so that `F32Data` is.
+type Scale = Box<dyn FnOnce() -> Box<[f32]> + Send + UnwindSafe>;
 
 /// `base` with its rows scaled by `factors`, made by the first read and kept until the
 /// last clone drops.
@@ -209,7 +210,16 @@ impl std::fmt::Debug for F32Data {
 #[cfg(test)]
 mod tests {
     use super::F32Data;
+    use std::panic::{RefUnwindSafe, UnwindSafe};
     use std::sync::Arc;
+
+    /// What a model's weights must be for `Model` to be `Send + Sync` and a kernel that
+    /// holds them (Winograd's exact path) to stay unwind-safe.
+    #[test]
+    fn f32_data_is_send_sync_and_unwind_safe() {
+        fn check<T: Send + Sync + UnwindSafe + RefUnwindSafe>() {}
+        check::<F32Data>();
+    }
 
     #[test]
     fn scaled_rows_are_the_originals_times_their_factor() {

@@ -3,6 +3,7 @@
 
 use crate::error::{check_conv, checked_numel, dilated_extent};
 use crate::ParamError;
+use std::panic::RefUnwindSafe;
 use std::sync::Arc;
 
 pub mod cpu;
@@ -54,8 +55,8 @@ pub struct Conv2dParams {
 /// folded into the conv after the fact).
 #[derive(Clone)]
 pub struct ExactWeights {
-    /// (c_out, c_in/groups, kh, kw)
-    pub weight: Arc<dyn AsRef<[f32]> + Send + Sync>,
+    /// (c_out, c_in/groups, kh, kw). Unwind-safe, so that a conv holding it stays so.
+    pub weight: Arc<dyn AsRef<[f32]> + Send + Sync + RefUnwindSafe>,
     /// (c_out), or None for `weight` as it is.
     pub out_scale: Option<Arc<[f32]>>,
 }
