@@ -90,7 +90,7 @@ pub(crate) fn zeroed(len: usize, what: &str) -> Result<Vec<f32>, crate::Error> {
 /// buffer per packed step (a folded weight, a Winograd transform) among the packed ones it
 /// keeps, and glibc keeps such holes resident where it cannot reuse them; `malloc_trim`
 /// returns free pages from the middle of the heap too. Called after each step is packed:
-/// ResNet-50's peak RSS (`kestrel run`) 236 → 209 MB, ConvNeXt-T's 138 → 129 MB, for
+/// ResNet-50's peak RSS (`kestrel run`) 231 → 204 MiB, ConvNeXt-T's 135 → 126 MiB, for
 /// 57 calls taking 12 ms in all. Elsewhere (another libc) it does nothing.
 pub(crate) fn return_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
