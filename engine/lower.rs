@@ -18,12 +18,11 @@ use kestrel_kernels::se_gate::SeGateParams;
 use kestrel_kernels::softmax::SoftmaxParams;
 use kestrel_kernels::upsample::UpsampleParams;
 use kestrel_kernels::ParamError;
-use std::sync::Arc;
 
 mod info;
 mod v3;
 
-type Data = Arc<[f32]>;
+type Data = kestrel_loader::F32Data;
 
 /// A kernel call with every shape resolved; the executor only moves data.
 #[derive(Debug, Clone)]
@@ -350,7 +349,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             let (b, operands): (&[usize], _) = match operand {
                 Operand::Value => (inputs[1], Operands::Inputs),
                 Operand::Weight(w) => (&w.shape, constant(w.data.clone())),
-                Operand::Scalar(s) => (&[1], constant(Arc::from([*s]))),
+                Operand::Scalar(s) => (&[1], constant(Data::from(vec![*s]))),
             };
             binary(&ctx, *op, x, b, operands, *act)?
         }

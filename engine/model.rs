@@ -37,14 +37,21 @@ pub struct LayerInfo {
 }
 
 impl Model {
-    /// Loads a model file: safetensors weights plus the `kestrel.graph` metadata.
+    /// Loads a model file: safetensors weights plus the `kestrel.graph` metadata. The file
+    /// is memory-mapped (on unix) and its weights read in place: the model costs memory
+    /// only for what a session build reads, and each session releases those pages once it
+    /// has packed them (docs/architecture.md, "Weights in memory"). Replace model files by
+    /// renaming a new one over them: one truncated in place while mapped kills the process
+    /// with SIGBUS at the next session build (`kestrel_loader::read_tensors`).
     pub fn load(path: impl AsRef<Path>) -> Result<Model, Error> {
         let path = path.as_ref();
         Model::from_file(path, kestrel_loader::read_model(path)?)
     }
 
     /// [`Model::load`] on a file already in memory (embedded in a binary, received over a
-    /// network); `name` stands for the file in error messages.
+    /// network, or read by a program that must survive its file being rewritten in place);
+    /// `name` stands for the file in error messages. The model keeps owned copies of the
+    /// weights, which its sessions read without copying.
     pub fn from_bytes(name: impl AsRef<Path>, bytes: &[u8]) -> Result<Model, Error> {
         let path = name.as_ref();
         Model::from_file(path, kestrel_loader::read_model_from_bytes(path, bytes)?)

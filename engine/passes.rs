@@ -15,6 +15,7 @@ mod se;
 
 use crate::graph::{Activation, BinaryOp, Graph, Node, Op, Operand, Value, Weight};
 use kestrel_kernels::batch_norm::scale_shift;
+use kestrel_loader::F32Data;
 use std::sync::Arc;
 
 pub(crate) fn optimize(graph: &mut Graph) {
@@ -232,26 +233,23 @@ fn scale_conv(conv: &mut Op, scale: &[f32], shift: &[f32], by: &str) {
     let Op::Conv2d { weight, bias, .. } = conv else {
         unreachable!("scale_conv is called on convs only");
     };
-    let per_out = weight.data.len() / scale.len();
+    // Scaled when the session packs this conv, and dropped once packed
+    // (`Kernel::release_packed_weights`): a model's folded weights are as large as the
+    // model, and made all at once here they would all be resident before packing starts.
     // w: (c_out, c_in/groups, kh, kw): every weight of output channel oc scales by scale[oc].
-    let w: Vec<f32> = weight
-        .data
-        .iter()
-        .enumerate()
-        .map(|(k, &v)| v * scale[k / per_out])
-        .collect();
+    let w = F32Data::scaled(weight.data.clone(), Arc::from(scale));
     let b: Vec<f32> = (0..scale.len())
         .map(|oc| bias.as_ref().map_or(0.0, |b| b.data[oc]) * scale[oc] + shift[oc])
         .collect();
     *weight = Arc::new(Weight {
         name: format!("{}+{by}", weight.name),
         shape: weight.shape.clone(),
-        data: Arc::from(w),
+        data: w,
     });
     *bias = Some(Arc::new(Weight {
         name: format!("{by}.folded_bias"),
         shape: vec![scale.len()],
-        data: Arc::from(b),
+        data: b.into(),
     }));
 }
 

@@ -150,7 +150,7 @@ pub struct Session {
 
 impl Session {
     pub(crate) fn new(graph: &Graph, opts: &SessionOptions) -> Result<Session, Error> {
-        let plan = session_plan(graph, opts)?;
+        let mut plan = session_plan(graph, opts)?;
         let executor: Box<dyn Executor> = match opts.device {
             Device::Cpu if opts.precision != Precision::Fp32 => {
                 return Err(Error::BadOption {
@@ -163,14 +163,16 @@ impl Session {
             }
             Device::Cpu => {
                 let backend = Backend::resolve(opts.kernels)?;
-                Box::new(CpuExecutor::new(&plan, backend, opts.threads)?)
+                Box::new(CpuExecutor::new(&mut plan, backend, opts.threads)?)
             }
-            Device::Cuda(ordinal) => Box::new(CudaExecutor::new(
-                &plan,
-                ordinal,
-                cuda_cache(opts),
-                OpChoice::of(opts),
-            )?),
+            Device::Cuda(ordinal) => {
+                let cuda = CudaExecutor::new(&plan, ordinal, cuda_cache(opts), OpChoice::of(opts))?;
+                // Uploaded: the device holds its own copy of every constant.
+                plan.steps.iter_mut().for_each(|s| {
+                    s.kernel.release_packed_weights();
+                });
+                Box::new(cuda)
+            }
             #[cfg(feature = "testing")]
             Device::CudaEmulated => Box::new(crate::exec::cuda::EmuExecutor::new(
                 &plan,

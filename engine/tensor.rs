@@ -86,6 +86,20 @@ pub(crate) fn zeroed(len: usize, what: &str) -> Result<Vec<f32>, crate::Error> {
     }
 }
 
+/// Hands the allocator's free memory back to the OS. Building a session frees one transient
+/// buffer per packed step (a folded weight, a Winograd transform) among the packed ones it
+/// keeps, and glibc keeps such holes resident where it cannot reuse them; `malloc_trim`
+/// returns free pages from the middle of the heap too. Called after each step is packed:
+/// ResNet-50's peak RSS (`kestrel run`) 231 → 204 MiB, ConvNeXt-T's 135 → 126 MiB, for
+/// 57 calls taking 12 ms in all. Elsewhere (another libc) it does nothing.
+pub(crate) fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases memory that is free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Tensor;

@@ -30,7 +30,7 @@ impl Weights {
                     let w = Weight {
                         name: name.clone(),
                         shape: t.shape,
-                        data: Arc::from(data),
+                        data,
                     };
                     weights.float.insert(name, Arc::new(w));
                 }
@@ -55,7 +55,7 @@ impl Weights {
         let w = Weight {
             name: name.to_string(),
             shape: shape.to_vec(),
-            data: Arc::from(data),
+            data: data.into(),
         };
         self.float.insert(name.to_string(), Arc::new(w));
         Ok(())

@@ -49,7 +49,13 @@ fn compare_exits_1_when_over_tolerance() {
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = refs
         .tensors
         .iter()
-        .map(|(n, t)| (n.clone(), t.shape.clone(), t.data.clone().unwrap()))
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                t.shape.clone(),
+                t.data.as_deref().unwrap().to_vec(),
+            )
+        })
         .collect();
     let out = &mut tensors.iter_mut().find(|t| t.0 == "output").unwrap().2;
     let max = out.iter().fold(0f32, |m, v| m.max(v.abs()));

@@ -206,15 +206,36 @@ impl Executor for CpuExecutor {
 }
 
 impl CpuExecutor {
-    pub(crate) fn new(plan: &Plan, backend: Backend, threads: usize) -> Result<CpuExecutor, Error> {
+    /// Prepares every step of `plan` for `backend`. The SIMD kernels pack their weights
+    /// into buffers of their own, step by step, and each step's weights are released from
+    /// the plan as soon as they are packed ([`Kernel::release_packed_weights`]), so the
+    /// plan's copies and the packed ones are never all resident at once. The reference
+    /// kernels read the plan's weights on every run: they keep them, computed now.
+    pub(crate) fn new(
+        plan: &mut Plan,
+        backend: Backend,
+        threads: usize,
+    ) -> Result<CpuExecutor, Error> {
         // The arena first: it is the large one, and the one a too-large batch runs out on.
+        // Zeroed by the OS: its pages take no memory until the first run writes them.
         let arena = crate::tensor::zeroed(plan.arena_len, "session arena")?;
         let prepared: Vec<simd::Prepared> = match backend {
-            Backend::Reference => Vec::new(),
+            Backend::Reference => {
+                plan.steps
+                    .iter_mut()
+                    .for_each(|s| s.kernel.compute_weights());
+                Vec::new()
+            }
             Backend::Simd(isa) => plan
                 .steps
-                .iter()
-                .map(|s| simd::prepare(&s.kernel, isa))
+                .iter_mut()
+                .map(|s| {
+                    let prepared = simd::prepare(&s.kernel, isa);
+                    if s.kernel.release_packed_weights() {
+                        crate::tensor::return_free_memory();
+                    }
+                    prepared
+                })
                 .collect(),
         };
         let scratch_len = match backend {

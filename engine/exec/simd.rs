@@ -5,10 +5,13 @@ use super::Io;
 use crate::lower::Kernel;
 use kestrel_kernels as k;
 use kestrel_kernels::conv2d::cpu::CpuConv;
+use kestrel_kernels::conv2d::ExactWeights;
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
 use kestrel_kernels::se_gate::cpu::SeGateCpu;
 use kestrel_kernels::{Activation, Isa};
+use kestrel_loader::F32Data as Data;
+use std::sync::Arc;
 
 /// What a step keeps from session build: packed weights, folded constants.
 pub(crate) enum Prepared {
@@ -52,7 +55,14 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
             bias,
             in_scale,
             ..
-        } => Prepared::Conv(CpuConv::new(p, weight, bias.as_deref(), isa, *in_scale)),
+        } => Prepared::Conv(CpuConv::with_exact(
+            p,
+            weight,
+            bias.as_deref(),
+            isa,
+            *in_scale,
+            Some(exact_weights(weight)),
+        )),
         Kernel::Linear {
             p, weight, bias, ..
         } => Prepared::Linear(LinearCpu::new(p, weight, bias.as_deref(), isa)),
@@ -77,6 +87,22 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
             Prepared::ScaleShift { scale, shift }
         }
         _ => Prepared::Nothing,
+    }
+}
+
+/// What a conv's exact path (Winograd's, for images holding a NaN or an infinity) reads,
+/// shared rather than copied: the weights as the file holds them (mapped: no memory until
+/// read) with a folded batch norm's factors, or the plan's weights themselves.
+fn exact_weights(weight: &Data) -> ExactWeights {
+    match weight.scaled_parts() {
+        Some((original, factors)) => ExactWeights {
+            weight: Arc::new(original.clone()),
+            out_scale: Some(Arc::clone(factors)),
+        },
+        None => ExactWeights {
+            weight: Arc::new(weight.clone()),
+            out_scale: None,
+        },
     }
 }
 

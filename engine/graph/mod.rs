@@ -10,6 +10,7 @@ pub(crate) use build::parameter_count;
 
 pub use kestrel_kernels::binary::BinaryOp;
 pub use kestrel_kernels::Activation;
+use kestrel_loader::F32Data;
 use std::sync::Arc;
 
 /// A weight tensor: its name in the file, its shape and its f32 data.
@@ -19,8 +20,10 @@ pub struct Weight {
     pub name: String,
     /// Its shape, as PyTorch stores it.
     pub shape: Vec<usize>,
-    /// Its values, shared between the graph and every session made from it.
-    pub data: Arc<[f32]>,
+    /// Its values, shared between the graph and every session made from it: in place
+    /// from the mapped model file, or owned (converted dtypes, folded weights, weights
+    /// given in code).
+    pub data: F32Data,
 }
 
 /// A weight shared between graphs and sessions without copying its data.

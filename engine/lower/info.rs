@@ -90,17 +90,84 @@ impl Kernel {
 
     /// Floats of constants one call must read: weights and bias as stored, unpadded; a
     /// batch norm's scale and shift (both executors fold its four vectors into those two).
+    /// Counted from the params where an executor may have released the data
+    /// ([`Kernel::release_packed_weights`]).
     pub(crate) fn weight_len(&self) -> usize {
         let len = |b: &Option<Data>| b.as_ref().map_or(0, |b| b.len());
+        let some = |b: &Option<Data>, n: usize| if b.is_some() { n } else { 0 };
+        let product = |shape: [usize; 4]| shape.iter().product::<usize>();
         match self {
-            Kernel::Conv2d { weight, bias, .. }
-            | Kernel::Linear { weight, bias, .. }
-            | Kernel::ConvTranspose2d { weight, bias, .. } => weight.len() + len(bias),
+            Kernel::Conv2d { p, bias, .. } => product(p.weight_shape()) + some(bias, p.c_out),
+            Kernel::Linear { p, bias, .. } => {
+                p.in_features * p.out_features + some(bias, p.out_features)
+            }
+            Kernel::ConvTranspose2d { p, bias, .. } => {
+                product(p.weight_shape()) + some(bias, p.c_out)
+            }
             Kernel::LayerNorm { weight, bias, .. } => len(weight) + len(bias),
-            Kernel::SeGate { w, b, .. } => w[0].len() + w[1].len() + len(&b[0]) + len(&b[1]),
+            Kernel::SeGate { p, b, .. } => {
+                2 * p.c * p.hidden + some(&b[0], p.hidden) + some(&b[1], p.c)
+            }
             Kernel::BatchNorm { p, .. } => 2 * p.c,
             Kernel::Binary { operands, .. } => operands.constant().map_or(0, <[f32]>::len),
             _ => 0,
+        }
+    }
+
+    /// The constants an executor packs or uploads into buffers of its own when the session
+    /// is built: conv, linear, conv-transpose and SE gate weights and biases, a batch
+    /// norm's four vectors. Layer-norm weights and binary constants are not among them:
+    /// the kernels read those from the plan on every run.
+    fn packed_weights(&mut self) -> Vec<&mut Data> {
+        match self {
+            Kernel::Conv2d { weight, bias, .. }
+            | Kernel::Linear { weight, bias, .. }
+            | Kernel::ConvTranspose2d { weight, bias, .. } => {
+                std::iter::once(weight).chain(bias).collect()
+            }
+            Kernel::SeGate {
+                w: [w1, w2],
+                b: [b1, b2],
+                ..
+            } => [Some(w1), Some(w2), b1.as_mut(), b2.as_mut()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Kernel::BatchNorm {
+                weight,
+                bias,
+                mean,
+                var,
+                ..
+            } => [Some(mean), Some(var), weight.as_mut(), bias.as_mut()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Drops the constants a CPU SIMD or CUDA executor has packed or uploaded
+    /// ([`Kernel::packed_weights`]), and releases the model file's pages of the mapped
+    /// ones: such a session never reads them again, and the plan's copy (a folded conv's
+    /// weights are an owned copy the size of the original) would only sit in memory beside
+    /// the packed one. Whether it had any.
+    pub(crate) fn release_packed_weights(&mut self) -> bool {
+        let weights = self.packed_weights();
+        let any = !weights.is_empty();
+        for d in weights {
+            d.release_pages();
+            *d = Data::default();
+        }
+        any
+    }
+
+    /// Computes the packed constants that are computed on first read (folded weights,
+    /// `F32Data::scaled`) now, for an executor that reads them from the plan on every
+    /// run (the reference kernels): so that no run computes, or allocates, them.
+    pub(crate) fn compute_weights(&mut self) {
+        for d in self.packed_weights() {
+            let _: &[f32] = d;
         }
     }
 }

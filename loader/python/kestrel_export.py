@@ -74,7 +74,7 @@ class TracedModel:
         tensors = {name: t.detach().to(dtype).contiguous().clone()
                    for name, t in self.graph.weights.items()}
         text = json.dumps(self.graph.to_json())
-        save_file(tensors, path, metadata={GRAPH_KEY: text})
+        _replace_file(path, lambda tmp: save_file(tensors, tmp, metadata={GRAPH_KEY: text}))
         return self.graph.to_json()
 
     def reference(self, x, path, intermediates=False, rtol=1e-5):
@@ -109,8 +109,26 @@ class TracedModel:
         tensors = {k: v.detach().float().contiguous().clone() for k, v in tensors.items()}
         # one metadata key: safetensors writes a map, so several keys come out in any order
         info = {"version": 1, "outputs": self.graph.outputs, "torch": torch.__version__}
-        save_file(tensors, path, metadata={"kestrel.reference": json.dumps(info)})
+        meta = {"kestrel.reference": json.dumps(info)}
+        _replace_file(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
         return eager
+
+
+def _replace_file(path, write):
+    """``write(tmp)`` a file beside ``path``, then rename it over ``path``: Kestrel maps
+    model files, and a file rewritten in place under a running process's map (safetensors'
+    ``save_file`` truncates it first) would kill that process with SIGBUS; a rename leaves
+    the old file's bytes to the map that holds them."""
+    path = os.fspath(path)
+    tmp = os.path.join(os.path.dirname(path) or ".",
+                       f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def trace(model, example_input):

@@ -32,6 +32,8 @@ pub(crate) struct Entry {
 pub(crate) struct Header {
     pub entries: Vec<Entry>,
     pub metadata: BTreeMap<String, String>,
+    /// Where the data section starts in the file: `Entry` offsets count from here.
+    pub data_start: usize,
 }
 
 /// Checks everything in `bytes` (the whole file) that can be checked without reading the
@@ -103,7 +105,11 @@ pub(crate) fn validate(path: &Path, bytes: &[u8]) -> Result<Header, LoadError> {
         }
     }
     check_layout(path, &mut entries, data_len)?;
-    Ok(Header { entries, metadata })
+    Ok(Header {
+        entries,
+        metadata,
+        data_start: header_end,
+    })
 }
 
 /// `null` counts as absent, as in the official crate; anything else must be `{string: string}`.

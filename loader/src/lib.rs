@@ -2,19 +2,24 @@
 //! in its `__metadata__` under `kestrel.graph`, the graph JSON described in
 //! `GRAPH_FORMAT.md`.
 //!
-//! Loading reads the file into memory (no map: a file truncated under a map kills the
-//! reader with SIGBUS), validates everything (header size, JSON, dtypes, shape × dtype
-//! size against the byte span, offsets inside the data section, no overlap, no gap, no
-//! trailing bytes, metadata types) and copies every tensor out as owned f32: a file
-//! rewritten or truncated on disk, during or after the load, cannot affect what was loaded. No input bytes make it panic; every failure is a [`LoadError`]
-//! naming the file and, where one is at fault, the tensor.
+//! Loading maps the file (on unix; elsewhere it reads it into memory), validates
+//! everything against the file's length before reading any tensor data (header size, JSON,
+//! dtypes, shape × dtype size against the byte span, offsets inside the data section, no
+//! overlap, no gap, no trailing bytes, metadata types) and hands out each float tensor as
+//! [`F32Data`]: F32 tensors in place from the map, other float dtypes converted to owned
+//! f32. No input bytes make it panic; every failure is a [`LoadError`] naming the file and,
+//! where one is at fault, the tensor. What a map adds, a SIGBUS if the file is truncated on
+//! disk while mapped, is discussed at [`read_tensors`].
 
 #![warn(missing_docs)]
 
+mod data;
 mod error;
 mod graph;
 mod header;
 mod json;
+#[cfg(unix)]
+mod map;
 mod read;
 /// Model-file writers for tests (the `testing` feature).
 #[cfg(feature = "testing")]
@@ -24,6 +29,7 @@ mod write;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use data::F32Data;
 pub use error::{GraphJsonError, LoadError};
 pub use graph::{
     parse_graph, GraphDef, InputDef, NodeDef, GRAPH_KEY, GRAPH_VERSION, MAX_INPUT_ELEMENTS,
@@ -33,9 +39,10 @@ pub use read::{read_model, read_model_from_bytes, read_tensors, read_tensors_fro
 pub use safetensors::Dtype;
 pub use write::write_tensors;
 
-/// One tensor read from a file. `data` is `Some` for F32, F16, BF16 and F64 (converted to
-/// f32); `None` for integer, bool and other dtypes, which load (a state_dict's
-/// `num_batches_tracked` is I64) but cannot be used as weights.
+/// One tensor read from a file. `data` is `Some` for F32, F16, BF16 and F64 (as f32,
+/// in place from the mapped file where it can be); `None` for integer, bool and other
+/// dtypes, which load (a state_dict's `num_batches_tracked` is I64) but cannot be used as
+/// weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileTensor {
     /// The dtype as stored in the file.
@@ -43,7 +50,7 @@ pub struct FileTensor {
     /// The shape as stored in the file.
     pub shape: Vec<usize>,
     /// The values as f32 for float dtypes; `None` for integer, bool and other dtypes.
-    pub data: Option<Vec<f32>>,
+    pub data: Option<F32Data>,
 }
 
 /// Every tensor of one safetensors file plus its string metadata.

@@ -118,7 +118,7 @@ pub fn read_inputs(model: &Model, file: &TensorFile) -> Result<Inputs> {
                     have.join(", ")
                 )
             })?;
-        let data = t.data.clone().with_context(|| {
+        let data = t.data.as_deref().map(<[f32]>::to_vec).with_context(|| {
             format!(
                 "{}: tensor \"{name}\" is {:?}, not a float type",
                 file.path.display(),

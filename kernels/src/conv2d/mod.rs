@@ -3,6 +3,8 @@
 
 use crate::error::{check_conv, checked_numel, dilated_extent};
 use crate::ParamError;
+use std::panic::RefUnwindSafe;
+use std::sync::Arc;
 
 pub mod cpu;
 pub mod cuda;
@@ -44,6 +46,47 @@ pub struct Conv2dParams {
     /// Channel groups: both channel counts divide by it; `groups == c_in == c_out` is
     /// depthwise.
     pub groups: usize,
+}
+
+/// The weights a conv keeps for a path that runs only on rare inputs (Winograd's exact
+/// path, for images holding a NaN or an infinity), held by reference to storage the caller
+/// has anyway (a memory-mapped model file, whose untouched pages cost no memory) instead of
+/// a copy: `weight`, with output channel oc times `out_scale[oc]` when given (a batch norm
+/// folded into the conv after the fact).
+#[derive(Clone)]
+pub struct ExactWeights {
+    /// (c_out, c_in/groups, kh, kw). Unwind-safe, so that a conv holding it stays so.
+    pub weight: Arc<dyn AsRef<[f32]> + Send + Sync + RefUnwindSafe>,
+    /// (c_out), or None for `weight` as it is.
+    pub out_scale: Option<Arc<[f32]>>,
+}
+
+impl ExactWeights {
+    /// A copy of `weight`, unscaled.
+    pub fn copy_of(weight: &[f32]) -> ExactWeights {
+        ExactWeights {
+            weight: Arc::new(weight.to_vec()),
+            out_scale: None,
+        }
+    }
+
+    /// y = conv(x, weight · out_scale) + bias, by the reference kernel: the scale and the
+    /// bias are applied to each output in f32 after the f64 sum, as PyTorch's conv then
+    /// batch norm would. Panics on lengths that do not match `p`, as `reference::conv2d`.
+    pub fn conv2d(&self, p: &Conv2dParams, x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+        let w = (*self.weight).as_ref();
+        let Some(scale) = &self.out_scale else {
+            return reference::conv2d(p, x, w, bias, y);
+        };
+        reference::conv2d(p, x, w, None, y);
+        let [_, c_out, oh, ow] = p.output_shape();
+        assert_eq!(scale.len(), c_out, "ExactWeights: out_scale length");
+        // y: (n, c_out, oh, ow)
+        for (k, plane) in y.chunks_exact_mut(oh * ow).enumerate() {
+            let (s, b) = (scale[k % c_out], bias.map_or(0.0, |b| b[k % c_out]));
+            plane.iter_mut().for_each(|v| *v = *v * s + b);
+        }
+    }
 }
 
 impl Conv2dParams {

@@ -210,28 +210,65 @@ impl PackedA {
     /// for `t`'s mr and kc.
     pub fn new(a: &[f32], groups: usize, m: usize, k: usize, t: &Tiles) -> PackedA {
         assert_eq!(a.len(), groups * m * k, "PackedA: a length");
-        let (mr, kc) = (t.mr, kc_block(t, k));
+        let mut packed = PackedA::zeroed(groups, m, k, t);
+        for g in 0..groups {
+            packed.pack_group(g, &a[g * m * k..][..m * k], t);
+        }
+        packed
+    }
+
+    /// [`PackedA::new`] of an A made one group at a time: `fill(g, a_g)` writes group g's
+    /// (m, k) row-major matrix into `a_g` (zeroed before each call), for g = 0, 1, … in
+    /// order, and each is packed before the next is made. Only one group is ever held
+    /// unpacked: Winograd's U is 36 (c_out, c_in) matrices, 4× its 3×3 weights, and made
+    /// whole it was a transient as large as the packed copy.
+    pub fn from_groups(
+        groups: usize,
+        m: usize,
+        k: usize,
+        t: &Tiles,
+        mut fill: impl FnMut(usize, &mut [f32]),
+    ) -> PackedA {
+        let mut packed = PackedA::zeroed(groups, m, k, t);
+        let mut a_g = vec![0.0; m * k];
+        for g in 0..groups {
+            a_g.fill(0.0);
+            fill(g, &mut a_g);
+            packed.pack_group(g, &a_g, t);
+        }
+        packed
+    }
+
+    fn zeroed(groups: usize, m: usize, k: usize, t: &Tiles) -> PackedA {
+        let panels = m.div_ceil(t.mr);
+        PackedA {
+            data: vec![0.0; groups * panels * k * t.mr],
+            m,
+            k,
+            mr: t.mr,
+        }
+    }
+
+    /// Packs a_g: (m, k) row-major as group g.
+    fn pack_group(&mut self, g: usize, a_g: &[f32], t: &Tiles) {
+        let (m, k, mr, kc) = (self.m, self.k, self.mr, kc_block(t, self.k));
         // The GEMM finds panel p of the block at k0 at (k0·panels + p·kb)·mr: every block
         // before it is kc rows deep.
-        let panels = m.div_ceil(mr);
-        let mut data = vec![0.0; groups * panels * k * mr];
-        for g in 0..groups {
-            let group = &mut data[g * panels * k * mr..][..panels * k * mr];
-            for k0 in (0..k).step_by(kc.max(1)) {
-                let kb = kc.min(k - k0);
-                for p in 0..panels {
-                    // dst: (kb, mr) for rows p·mr.. of group g, k in k0..k0 + kb
-                    let dst = &mut group[(k0 * panels + p * kb) * mr..][..kb * mr];
-                    for r in 0..mr.min(m - p * mr) {
-                        let row = &a[(g * m + p * mr + r) * k + k0..][..kb];
-                        for (kk, &v) in row.iter().enumerate() {
-                            dst[kk * mr + r] = v;
-                        }
+        let panels = self.panels();
+        let group = &mut self.data[g * panels * k * mr..][..panels * k * mr];
+        for k0 in (0..k).step_by(kc.max(1)) {
+            let kb = kc.min(k - k0);
+            for p in 0..panels {
+                // dst: (kb, mr) for rows p·mr.. of group g, k in k0..k0 + kb
+                let dst = &mut group[(k0 * panels + p * kb) * mr..][..kb * mr];
+                for r in 0..mr.min(m - p * mr) {
+                    let row = &a_g[(p * mr + r) * k + k0..][..kb];
+                    for (kk, &v) in row.iter().enumerate() {
+                        dst[kk * mr + r] = v;
                     }
                 }
             }
         }
-        PackedA { data, m, k, mr }
     }
 
     /// Panels per group: ceil(m / mr).

@@ -25,7 +25,7 @@ use self::direct::DirectCpu;
 use self::gemm::Conv2dCpu;
 use self::gemv::GemvCpu;
 use self::winograd::{Tile, Winograd};
-use crate::conv2d::Conv2dParams;
+use crate::conv2d::{Conv2dParams, ExactWeights};
 use crate::{Activation, Isa};
 
 /// The CPU's conv algorithms: which kernel computes a conv.
@@ -156,9 +156,29 @@ impl CpuConv {
         isa: Isa,
         in_scale: bool,
     ) -> CpuConv {
+        CpuConv::with_exact(p, weight, bias, isa, in_scale, None)
+    }
+
+    /// As `new`, where Winograd's exact path (for images holding a NaN or an infinity)
+    /// reads `exact`, which must be `weight` (scaled per output channel if it says so),
+    /// instead of a copy of `weight`; None: a copy. The other kernels ignore it.
+    pub fn with_exact(
+        p: &Conv2dParams,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        isa: Isa,
+        in_scale: bool,
+        exact: Option<ExactWeights>,
+    ) -> CpuConv {
         p.validate().expect("CpuConv: invalid params");
-        let alg = ConvAlgorithm::choose(p, in_scale);
-        CpuConv::with_algorithm(p, weight, bias, isa, alg).expect("choose picks a kernel for p")
+        match ConvAlgorithm::choose(p, in_scale) {
+            ConvAlgorithm::Winograd(tile) => {
+                let exact = exact.unwrap_or_else(|| ExactWeights::copy_of(weight));
+                CpuConv::Winograd(Winograd::with_exact(p, weight, bias, isa, tile, exact))
+            }
+            alg => CpuConv::with_algorithm(p, weight, bias, isa, alg)
+                .expect("choose picks a kernel for p"),
+        }
     }
 
     /// As `new`, with `alg` whatever `choose` would pick (tests and benches), or None where

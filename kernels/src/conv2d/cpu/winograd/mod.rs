@@ -27,7 +27,7 @@
 mod avx512;
 mod transform;
 
-use crate::conv2d::Conv2dParams;
+use crate::conv2d::{Conv2dParams, ExactWeights};
 use crate::gemm::{self, Gemm, PackB, PackedA, Panels, Tiles};
 use crate::parallel::SharedMut;
 use crate::{Activation, Isa};
@@ -84,6 +84,35 @@ pub fn applies(p: &Conv2dParams) -> bool {
     p.kh == 3 && p.kw == 3 && p.stride == [1, 1] && p.dilation == [1, 1] && p.groups == 1
 }
 
+/// U = G g Gᵀ per (c_out, c_in), in f64 and rounded once, packed as P "groups" of
+/// (c_out, c_in): U[ξ] for ξ = (i, j) is packed before U[ξ + 1] is made, so only one of
+/// the P matrices and one row of G g (f64) are ever held unpacked.
+fn transformed_weights(
+    weight: &[f32],
+    c_out: usize,
+    c_in: usize,
+    tile: Tile,
+    tiles: &Tiles,
+) -> PackedA {
+    let (a, gm) = (tile.m() + 2, tile.g());
+    // gt: (c_out·c_in, 3) = row i of G g per (c_out, c_in), remade when i changes.
+    let mut gt = vec![[0.0f64; 3]; c_out * c_in];
+    PackedA::from_groups(a * a, c_out, c_in, tiles, |xi, u| {
+        let (i, j) = (xi / a, xi % a);
+        if j == 0 {
+            for (row, g) in gt.iter_mut().zip(weight.chunks_exact(9)) {
+                for (col, v) in row.iter_mut().enumerate() {
+                    *v = (0..3).map(|k| gm[i][k] * f64::from(g[k * 3 + col])).sum();
+                }
+            }
+        }
+        // u: (c_out, c_in) = U[ξ]
+        for (v, row) in u.iter_mut().zip(&gt) {
+            *v = (0..3).map(|k| row[k] * gm[j][k]).sum::<f64>() as f32;
+        }
+    })
+}
+
 /// A conv2d prepared for Winograd: U packed once for `isa`.
 pub struct Winograd {
     p: Conv2dParams,
@@ -94,8 +123,9 @@ pub struct Winograd {
     u: PackedA,
     /// (c_out)
     bias: Option<Vec<f32>>,
-    /// (c_out, c_in, 3, 3), as given: for images holding a NaN or an infinity (`run`).
-    weight: Vec<f32>,
+    /// (c_out, c_in, 3, 3), as given or shared: for images holding a NaN or an infinity
+    /// (`run`).
+    exact: ExactWeights,
     /// Tile grid of one image: T tiles, Tp = T rounded up to LANES.
     grid: Grid,
     tp: usize,
@@ -104,7 +134,9 @@ pub struct Winograd {
 }
 
 impl Winograd {
-    /// weight: (c_out, c_in, 3, 3)  bias: (c_out). Panics unless `applies(p)`.
+    /// weight: (c_out, c_in, 3, 3)  bias: (c_out). Panics unless `applies(p)`. Keeps a
+    /// copy of `weight` for images holding a NaN or an infinity; [`Winograd::with_exact`]
+    /// shares one instead.
     pub fn new(
         p: &Conv2dParams,
         weight: &[f32],
@@ -112,34 +144,30 @@ impl Winograd {
         isa: Isa,
         tile: Tile,
     ) -> Winograd {
+        Winograd::with_exact(p, weight, bias, isa, tile, ExactWeights::copy_of(weight))
+    }
+
+    /// [`Winograd::new`] whose exact path reads `exact`, which must be `weight` (scaled
+    /// per output channel if it says so), rather than a copy: U is 4× (F4) or 1.8× (F2)
+    /// the weights, and a copy beside it another 1×.
+    pub fn with_exact(
+        p: &Conv2dParams,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        isa: Isa,
+        tile: Tile,
+        exact: ExactWeights,
+    ) -> Winograd {
         p.validate().expect("Winograd: invalid params");
         assert!(applies(p), "Winograd: not a 3x3 stride-1 dense conv: {p:?}");
         assert!(isa.is_supported(), "Winograd: this CPU cannot run {isa}");
         let (c_out, c_in) = (p.c_out, p.c_in);
         assert_eq!(weight.len(), c_out * c_in * 9, "Winograd: weight length");
         bias.inspect(|b| assert_eq!(b.len(), c_out, "Winograd: bias length"));
-        let (m, a, gm) = (tile.m(), tile.m() + 2, tile.g());
-        // u: (P, c_out, c_in) = G g Gᵀ per (c_out, c_in), in f64 and rounded once.
-        let mut u = vec![0.0f32; a * a * c_out * c_in];
-        for (oc_ic, g) in weight.chunks_exact(9).enumerate() {
-            // gt: (A, 3) = G g
-            let mut gt = [[0.0f64; 3]; 6];
-            for (i, row) in gt.iter_mut().enumerate().take(a) {
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = (0..3).map(|k| gm[i][k] * f64::from(g[k * 3 + j])).sum();
-                }
-            }
-            for i in 0..a {
-                for j in 0..a {
-                    let v: f64 = (0..3).map(|k| gt[i][k] * gm[j][k]).sum();
-                    u[(i * a + j) * c_out * c_in + oc_ic] = v as f32;
-                }
-            }
-        }
         let tiles = gemm::tiles(isa);
         let (oh, ow) = p.output_hw();
-        let tw = ow.div_ceil(m);
-        let t = oh.div_ceil(m) * tw;
+        let tw = ow.div_ceil(tile.m());
+        let t = oh.div_ceil(tile.m()) * tw;
         let grid = Grid {
             h: p.h,
             w: p.w,
@@ -155,9 +183,9 @@ impl Winograd {
             isa,
             tile,
             tiles,
-            u: PackedA::new(&u, a * a, c_out, c_in, &tiles),
+            u: transformed_weights(weight, c_out, c_in, tile, &tiles),
             bias: bias.map(<[f32]>::to_vec),
-            weight: weight.to_vec(),
+            exact,
             grid,
             tp: t.next_multiple_of(LANES),
             panels: Panels::new(t, &tiles),
@@ -282,7 +310,7 @@ impl Winograd {
     /// such images take this slow exact path, finite ones never do.
     fn exact_image(&self, x: &[f32], residual: Option<&[f32]>, act: Activation, y: &mut [f32]) {
         let one = Conv2dParams { n: 1, ..self.p };
-        crate::conv2d::reference::conv2d(&one, x, &self.weight, self.bias.as_deref(), y);
+        self.exact.conv2d(&one, x, self.bias.as_deref(), y);
         match residual {
             Some(r) => y
                 .iter_mut()
