@@ -24,7 +24,7 @@ impl Case {
         let mut y = vec![f32::NAN; self.y0.len()];
         let mut scratch = vec![f32::NAN; conv.scratch_len(threads)];
         let residual = res.then_some(&self.residual[..]);
-        conv.run(&self.x, residual, act, &mut y, &mut scratch, threads);
+        conv.run_scaled(&self.x, None, residual, act, &mut y, &mut scratch, threads);
         let want = self.want(true, act, res);
         let tol = Tol::max(REL * self.clip_ratio(true, act, res), 0.0);
         if let Err(e) = compare(&y, &want, tol) {

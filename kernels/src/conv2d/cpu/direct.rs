@@ -141,19 +141,6 @@ impl DirectCpu {
         threads.max(1) * self.band_len()
     }
 
-    /// y = act(conv(x) + bias + residual); as `Conv2dCpu::run`. Allocates nothing.
-    pub fn run(
-        &self,
-        x: &[f32],
-        residual: Option<&[f32]>,
-        act: Activation,
-        y: &mut [f32],
-        scratch: &mut [f32],
-        threads: usize,
-    ) {
-        self.run_scaled(x, None, residual, act, y, scratch, threads)
-    }
-
     /// y = act(conv(x · in_scale) + bias + residual); as `Conv2dCpu::run_scaled`: each
     /// input row is multiplied by its channel's scale as a band stages it. Allocates
     /// nothing.

@@ -88,20 +88,6 @@ impl Conv2dCpu {
         }
     }
 
-    /// y = act(conv(x) + bias + residual), residual (if any) has y's shape. Allocates
-    /// nothing, locks nothing.
-    pub fn run(
-        &self,
-        x: &[f32],
-        residual: Option<&[f32]>,
-        act: Activation,
-        y: &mut [f32],
-        scratch: &mut [f32],
-        threads: usize,
-    ) {
-        self.run_scaled(x, None, residual, act, y, scratch, threads)
-    }
-
     /// y = act(conv(x · in_scale) + bias + residual), in_scale: (n, c_in), one scale per
     /// image and input channel, multiplied in as x is read (a separate `x · in_scale` would
     /// write and read the whole of x once more); `run` when None. Panics when given one

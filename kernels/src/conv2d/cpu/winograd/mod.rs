@@ -203,7 +203,7 @@ impl Winograd {
         self.tile.points() * (self.p.c_in + self.p.c_out) * self.tp
     }
 
-    /// y = act(conv(x) + bias + residual); as `Conv2dCpu::run`. Allocates nothing.
+    /// y = act(conv(x) + bias + residual); as `CpuConv::run`. Allocates nothing.
     pub fn run(
         &self,
         x: &[f32],
