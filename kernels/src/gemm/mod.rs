@@ -16,9 +16,12 @@ use std::ops::Range;
 
 use crate::{Activation, Isa};
 
+mod blocking;
 #[cfg(target_arch = "x86_64")]
 mod tail;
 mod ukernel;
+
+pub use blocking::blocking;
 
 /// Register and cache blocking for one ISA.
 #[derive(Debug, Clone, Copy)]
@@ -77,25 +80,6 @@ pub fn tiles(isa: Isa) -> Tiles {
             nc: 256,
         },
     }
-}
-
-/// (kc, nc) for this CPU, or `KESTREL_BLOCKING=kc,nc` when set (for tuning on a new
-/// CPU). kc stays 256: the 8-row A micro-panel (8 KiB) in a quarter of a 32 KiB L1d; on
-/// the Xeon model 207's 48 KiB, 384 measured no better (ResNet-18's convs, `layer_speed`,
-/// 1 thread, 3 alternations: 1.01–1.02× the time). nc fills half of L2 with the kc × nc
-/// block of packed B, never below the 512 measured on Zen 4's 1 MiB (nor for a CPU that
-/// reports no L2): 1024 on the Xeon's 2 MiB, level there with 512 (1.00×, same runs).
-pub fn blocking(cpu: &crate::cpu_info::CpuInfo) -> (usize, usize) {
-    let forced = std::env::var("KESTREL_BLOCKING").ok().and_then(|v| {
-        let (kc, nc) = v.split_once(',')?;
-        Some((kc.trim().parse().ok()?, nc.trim().parse().ok()?))
-    });
-    if let Some((kc, nc)) = forced.filter(|&(kc, nc): &(usize, usize)| kc > 0 && nc > 0) {
-        return (kc, nc);
-    }
-    let kc = 256;
-    let nc = (cpu.l2 / 2 / (kc * 4)).clamp(512, 2048) / 32 * 32;
-    (kc, nc)
 }
 
 /// How a microkernel stores its tile: `c = act(acc + (load_c ? c : 0) + bias[r] + residual)`,
