@@ -171,14 +171,8 @@ impl CpuConv {
         exact: Option<ExactWeights>,
     ) -> CpuConv {
         p.validate().expect("CpuConv: invalid params");
-        match ConvAlgorithm::choose(p, in_scale) {
-            ConvAlgorithm::Winograd(tile) => {
-                let exact = exact.unwrap_or_else(|| ExactWeights::copy_of(weight));
-                CpuConv::Winograd(Winograd::with_exact(p, weight, bias, isa, tile, exact))
-            }
-            alg => CpuConv::with_algorithm(p, weight, bias, isa, alg)
-                .expect("choose picks a kernel for p"),
-        }
+        let alg = ConvAlgorithm::choose(p, in_scale);
+        CpuConv::build(p, weight, bias, isa, alg, exact).expect("choose picks a kernel for p")
     }
 
     /// As `new`, with `alg` whatever `choose` would pick (tests and benches), or None where
@@ -191,13 +185,27 @@ impl CpuConv {
         alg: ConvAlgorithm,
     ) -> Option<CpuConv> {
         p.validate().expect("CpuConv: invalid params");
+        CpuConv::build(p, weight, bias, isa, alg, None)
+    }
+
+    /// `alg`'s kernel for `p` (valid), Winograd's exact path reading `exact` (a copy of
+    /// `weight` when None), or None where `alg` cannot compute `p`.
+    fn build(
+        p: &Conv2dParams,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        isa: Isa,
+        alg: ConvAlgorithm,
+        exact: Option<ExactWeights>,
+    ) -> Option<CpuConv> {
         if !alg.applies(p) {
             return None;
         }
         Some(match alg {
             ConvAlgorithm::Gemm => CpuConv::Gemm(Conv2dCpu::new(p, weight, bias, isa)),
             ConvAlgorithm::Winograd(tile) => {
-                CpuConv::Winograd(Winograd::new(p, weight, bias, isa, tile))
+                let exact = exact.unwrap_or_else(|| ExactWeights::copy_of(weight));
+                CpuConv::Winograd(Winograd::with_exact(p, weight, bias, isa, tile, exact))
             }
             ConvAlgorithm::Direct => CpuConv::Direct(DirectCpu::new(p, weight, bias, isa)),
             ConvAlgorithm::Depthwise => {
