@@ -3,7 +3,7 @@
 //! `cargo run -p kestrel-kernels --release --example layer_speed -- mbv3 [--isa avx2]
 //! [--threads 2] [--only dw|1x1|dense] [--shape SUBSTRING]
 //! [--act none|relu|hardswish|silu] [--vs-act ACT] [--path blocked|padded|strided] [--vs PATH]`, models `mbv3` (MobileNetV3-Large, hardswish
-//! epilogue), `effb0` (EfficientNet-B0, silu), `r18` (ResNet-18, relu) and `yolo` (the YOLOv8n-sized
+//! epilogue), `effb0` (EfficientNet-B0, silu), `r18` (ResNet-18, relu), `r50` (ResNet-50, relu) and `yolo` (the YOLOv8n-sized
 //! detector at 640², silu); `acts [--isa ISA]` times the activations
 //! alone.
 //!
@@ -21,7 +21,7 @@ use kestrel_kernels::activation::cpu::activate_in_place;
 use kestrel_kernels::conv2d::cpu::depthwise::{DepthwiseCpu, DepthwisePath};
 use kestrel_kernels::conv2d::cpu::{ConvAlgorithm, CpuConv};
 use kestrel_kernels::conv2d::shapes::{
-    shape_id, EFFICIENTNET_B0, MOBILENET_V3_LARGE, RESNET18, YOLOV8N_640,
+    shape_id, EFFICIENTNET_B0, MOBILENET_V3_LARGE, RESNET18, RESNET50, YOLOV8N_640,
 };
 use kestrel_kernels::conv2d::Conv2dParams;
 use kestrel_kernels::subnormals::FlushSubnormals;
@@ -198,9 +198,10 @@ fn main() {
         Some("effb0") => (&EFFICIENTNET_B0[..], Activation::Silu),
         Some("mbv3") => (&MOBILENET_V3_LARGE[..], Activation::HardSwish),
         Some("r18") => (&RESNET18[..], Activation::Relu),
+        Some("r50") => (&RESNET50[..], Activation::Relu),
         Some("yolo") => (&YOLOV8N_640[..], Activation::Silu),
         _ => {
-            panic!("usage: layer_speed mbv3|effb0|r18|yolo [--isa ISA] [--threads N] [--only KIND]")
+            panic!("usage: layer_speed mbv3|effb0|r18|r50|yolo [--isa ISA] [--threads N] [--only KIND]")
         }
     };
     // --act none|relu|hardswish|silu: another epilogue than the model's; --vs-act B: and
