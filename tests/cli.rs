@@ -279,10 +279,13 @@ fn bench_per_layer_prints_rates_and_writes_json_rows() {
     let isa = kestrel_kernels::Isa::from_env().unwrap();
     let t = kestrel_kernels::gemm::tiles(isa);
     let kernels = format!(
-        "kernels: {isa}, GEMM microkernel {}×{}, blocks of kc {} × nc {}",
+        "kernels: {isa}, GEMM microkernel {}×{}, blocks of kc {} × nc {}, ",
         t.mr, t.nr, t.kc, t.nc
     );
-    assert!(out.lines().any(|l| l == kernels), "{kernels}: {out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(&kernels)),
+        "{kernels}: {out}"
+    );
     let cpu = kestrel_kernels::cpu_info::cpu();
     assert!(out.contains(&format!("cpu: {cpu}")), "{out}");
     let json: serde_json::Value =
@@ -290,6 +293,10 @@ fn bench_per_layer_prints_rates_and_writes_json_rows() {
     assert_eq!(json["precision"], "fp32", "{json}");
     assert_eq!(json["cpu"]["model"], cpu.model, "{json}");
     assert_eq!(json["cpu"]["gemm"]["nc"], t.nc, "{json}");
+    assert_eq!(
+        json["cpu"]["gemm"]["mc_rows"],
+        serde_json::json!(t.mc.map(|p| p * t.mr))
+    );
     let rows = json["per_layer"].as_array().unwrap();
     // cifarnet after the passes: conv1+relu1, relu1 (the pool), conv2+relu2, relu2,
     // flatten, fc.

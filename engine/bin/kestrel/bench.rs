@@ -179,10 +179,7 @@ fn cpu_report(isa: &str) -> Option<(String, serde_json::Value)> {
     let isa: kestrel_kernels::Isa = isa.parse().ok()?;
     let cpu = kestrel_kernels::cpu_info::cpu();
     let t = kestrel_kernels::gemm::tiles(isa);
-    let line = format!(
-        "cpu: {cpu}\nkernels: {isa}, GEMM microkernel {}×{}, blocks of kc {} × nc {}",
-        t.mr, t.nr, t.kc, t.nc
-    );
+    let line = format!("cpu: {cpu}\nkernels: {isa}, {t}");
     let json = serde_json::json!({
         "vendor": cpu.vendor,
         "brand": cpu.brand,
@@ -192,7 +189,7 @@ fn cpu_report(isa: &str) -> Option<(String, serde_json::Value)> {
         "l2_bytes": cpu.l2,
         "l3_bytes": cpu.l3,
         "fma512": format!("{:?}", cpu.fma512),
-        "gemm": { "mr": t.mr, "nr": t.nr, "kc": t.kc, "nc": t.nc },
+        "gemm": { "mr": t.mr, "nr": t.nr, "kc": t.kc, "nc": t.nc, "mc_rows": t.mc.map(|p| p * t.mr) },
     });
     Some((line, json))
 }

@@ -6,6 +6,10 @@
 //! full im2col buffer ever exists). C rows are output channels and columns are output
 //! pixels: y's natural NCHW layout, so the microkernel stores straight into y.
 //!
+//! The loops, outermost first: nc-column blocks of B (packed into L2), kc-blocks of k, then
+//! A panels × B panels around the microkernel, in the order `Tiles::mc` picks for the
+//! CPU's L1 (A's micro-panel held while B's stream past, or B's while blocks of A's do).
+//!
 //! Microkernels hold an MR × NR tile of C in registers and, per k, load one NR-wide row of
 //! B and broadcast MR values of A: `gemm_f32_avx512_8x32` (16 zmm accumulators),
 //! `gemm_f32_avx2_6x16` (12 ymm), `gemm_f32_scalar_4x8`. Zen 4 has two 256-bit FMA pipes
@@ -17,11 +21,13 @@ use std::ops::Range;
 use crate::{Activation, Isa};
 
 mod blocking;
+mod packed;
 #[cfg(target_arch = "x86_64")]
 mod tail;
 mod ukernel;
 
-pub use blocking::blocking;
+pub use blocking::{a_block, blocking};
+pub use packed::{kc_block, scratch_per_worker, PackedA, Panels};
 
 /// Register and cache blocking for one ISA.
 #[derive(Debug, Clone, Copy)]
@@ -47,12 +53,33 @@ pub struct Tiles {
     /// Most columns per block (`blocking`): the packed B block (kc × nc × 4 B = 256 × 512
     /// × 4 = 512 KiB on Zen 4) stays in half of L2 while every A panel sweeps over it.
     pub nc: usize,
+    /// Which operand's micro-panel stays in L1 across the innermost loop (`a_block`):
+    /// `None`, A's (each A panel sweeps every B panel of the block, B streams from L2);
+    /// `Some(p)`, B's (each B panel meets up to p A panels, which stream from L2).
+    pub mc: Option<usize>,
+}
+
+impl std::fmt::Display for Tiles {
+    /// "GEMM microkernel 8×32, blocks of kc 256 × nc 1024, B panel in L1 over A blocks of
+    /// 512 rows", as `kestrel bench` reports the blocking.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (mr, nr, kc, nc) = (self.mr, self.nr, self.kc, self.nc);
+        write!(
+            f,
+            "GEMM microkernel {mr}×{nr}, blocks of kc {kc} × nc {nc}, "
+        )?;
+        match self.mc {
+            Some(mc) => write!(f, "B panel in L1 over A blocks of {} rows", mc * mr),
+            None => write!(f, "A panel in L1"),
+        }
+    }
 }
 
 /// The blocking for `isa` on this CPU (see `Tiles` for the reasoning behind the numbers).
 pub fn tiles(isa: Isa) -> Tiles {
-    let (kc, nc) = blocking(crate::cpu_info::cpu());
-    match isa {
+    let cpu = crate::cpu_info::cpu();
+    let (kc, nc) = blocking(cpu);
+    let t = match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Tiles {
             mr: 8,
@@ -61,6 +88,7 @@ pub fn tiles(isa: Isa) -> Tiles {
             tail: true,
             kc,
             nc,
+            mc: None,
         },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => Tiles {
@@ -70,15 +98,23 @@ pub fn tiles(isa: Isa) -> Tiles {
             tail: true,
             kc,
             nc,
+            mc: None,
         },
-        _ => Tiles {
-            mr: 4,
-            nr: 8,
-            widths: &[8],
-            tail: false,
-            kc: 256,
-            nc: 256,
-        },
+        _ => {
+            return Tiles {
+                mr: 4,
+                nr: 8,
+                widths: &[8],
+                tail: false,
+                kc: 256,
+                nc: 256,
+                mc: None,
+            }
+        }
+    };
+    Tiles {
+        mc: a_block(cpu, t.kc, t.mr, t.nr),
+        ..t
     }
 }
 
@@ -172,180 +208,6 @@ fn ukernel(isa: Isa, width: usize) -> Ukernel {
     }
 }
 
-/// A (groups × m × k), packed once. Per group, k is cut into the GEMM's kc-blocks
-/// (`kc_block`) and each block holds ceil(m/mr) panels of (kc, mr), rows past m zero: the
-/// GEMM then reads A front to back. With few columns (7×7 outputs) every A panel feeds
-/// only a few microkernel calls, so A streams from L3 or DRAM, and a sequential stream is
-/// what the prefetchers follow best: against panels of the whole k (8 KiB runs 16+ KiB
-/// apart), 1 thread, this Zen 4: ResNet's 512@7² F(2×2) Winograd 2.8–3.2 → 1.8 ms,
-/// 1×1 2048→512@7² with cold weights 1.44 → 1.28 ms; large-n layers unchanged.
-pub struct PackedA {
-    data: Vec<f32>,
-    /// Rows of A (per group).
-    pub m: usize,
-    /// Columns of A: the GEMM's depth.
-    pub k: usize,
-    /// Rows per panel: the microkernel's height.
-    pub mr: usize,
-}
-
-impl PackedA {
-    /// a: (groups·m, k) row-major, e.g. conv weights (c_out, c_in/groups·kh·kw); blocked
-    /// for `t`'s mr and kc.
-    pub fn new(a: &[f32], groups: usize, m: usize, k: usize, t: &Tiles) -> PackedA {
-        assert_eq!(a.len(), groups * m * k, "PackedA: a length");
-        let mut packed = PackedA::zeroed(groups, m, k, t);
-        for g in 0..groups {
-            packed.pack_group(g, &a[g * m * k..][..m * k], t);
-        }
-        packed
-    }
-
-    /// [`PackedA::new`] of an A made one group at a time: `fill(g, a_g)` writes group g's
-    /// (m, k) row-major matrix into `a_g` (zeroed before each call), for g = 0, 1, … in
-    /// order, and each is packed before the next is made. Only one group is ever held
-    /// unpacked: Winograd's U is 36 (c_out, c_in) matrices, 4× its 3×3 weights, and made
-    /// whole it was a transient as large as the packed copy.
-    pub fn from_groups(
-        groups: usize,
-        m: usize,
-        k: usize,
-        t: &Tiles,
-        mut fill: impl FnMut(usize, &mut [f32]),
-    ) -> PackedA {
-        let mut packed = PackedA::zeroed(groups, m, k, t);
-        let mut a_g = vec![0.0; m * k];
-        for g in 0..groups {
-            a_g.fill(0.0);
-            fill(g, &mut a_g);
-            packed.pack_group(g, &a_g, t);
-        }
-        packed
-    }
-
-    fn zeroed(groups: usize, m: usize, k: usize, t: &Tiles) -> PackedA {
-        let panels = m.div_ceil(t.mr);
-        PackedA {
-            data: vec![0.0; groups * panels * k * t.mr],
-            m,
-            k,
-            mr: t.mr,
-        }
-    }
-
-    /// Packs a_g: (m, k) row-major as group g.
-    fn pack_group(&mut self, g: usize, a_g: &[f32], t: &Tiles) {
-        let (m, k, mr, kc) = (self.m, self.k, self.mr, kc_block(t, self.k));
-        // The GEMM finds panel p of the block at k0 at (k0·panels + p·kb)·mr: every block
-        // before it is kc rows deep.
-        let panels = self.panels();
-        let group = &mut self.data[g * panels * k * mr..][..panels * k * mr];
-        for k0 in (0..k).step_by(kc.max(1)) {
-            let kb = kc.min(k - k0);
-            for p in 0..panels {
-                // dst: (kb, mr) for rows p·mr.. of group g, k in k0..k0 + kb
-                let dst = &mut group[(k0 * panels + p * kb) * mr..][..kb * mr];
-                for r in 0..mr.min(m - p * mr) {
-                    let row = &a_g[(p * mr + r) * k + k0..][..kb];
-                    for (kk, &v) in row.iter().enumerate() {
-                        dst[kk * mr + r] = v;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Panels per group: ceil(m / mr).
-    pub fn panels(&self) -> usize {
-        self.m.div_ceil(self.mr)
-    }
-
-    /// Group g's panels: (panels, k, mr).
-    pub fn group(&self, g: usize) -> &[f32] {
-        let len = self.panels() * self.k * self.mr;
-        &self.data[g * len..][..len]
-    }
-}
-
-/// The column panels of an n-wide B: `full` panels of width nr, then up to 4 narrower ones
-/// covering the tail, each a width from `Tiles::widths`.
-#[derive(Debug, Clone, Copy)]
-pub struct Panels {
-    /// Columns of B covered.
-    pub n: usize,
-    nr: usize,
-    full: usize,
-    tail: [usize; 4],
-    ntail: usize,
-}
-
-impl Panels {
-    /// Splits `n` columns into panels of the widths `t` allows.
-    pub fn new(n: usize, t: &Tiles) -> Panels {
-        let (full, mut rem) = (n / t.nr, n % t.nr);
-        let (mut tail, mut ntail) = ([0; 4], 0);
-        let narrowest = *t.widths.last().unwrap();
-        while rem > 0 {
-            // Widest kernel that fits, else a column tail, else the narrowest one,
-            // zero-padded.
-            let w = t
-                .widths
-                .iter()
-                .copied()
-                .find(|&w| w <= rem)
-                .unwrap_or(if t.tail { rem } else { narrowest });
-            tail[ntail] = w;
-            ntail += 1;
-            rem = rem.saturating_sub(w);
-        }
-        Panels {
-            n,
-            nr: t.nr,
-            full,
-            tail,
-            ntail,
-        }
-    }
-
-    /// Number of panels.
-    pub fn len(&self) -> usize {
-        self.full + self.ntail
-    }
-
-    /// Whether there are no panels (n = 0).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// (first column, width) of panel p.
-    pub fn get(&self, p: usize) -> (usize, usize) {
-        if p < self.full {
-            return (p * self.nr, self.nr);
-        }
-        let t = p - self.full;
-        (
-            self.full * self.nr + self.tail[..t].iter().sum::<usize>(),
-            self.tail[t],
-        )
-    }
-
-    /// Columns including the zero padding of the last panel.
-    pub fn padded(&self) -> usize {
-        self.full * self.nr + self.tail[..self.ntail].iter().sum::<usize>()
-    }
-}
-
-/// k per block: k split into equal blocks of at most `Tiles::kc` (576 → 3 × 192, not
-/// 256 + 256 + 64).
-pub fn kc_block(t: &Tiles, k: usize) -> usize {
-    k.div_ceil(k.div_ceil(t.kc))
-}
-
-/// Floats of B-packing scratch one worker needs for a (k, panels) GEMM.
-pub fn scratch_per_worker(t: &Tiles, k: usize, panels: &Panels) -> usize {
-    kc_block(t, k) * t.nc.min(panels.padded())
-}
-
 /// Packs B's rows k0..k0+kc, columns start..start+width into dst: (kc, width) row-major,
 /// zeros past column n.
 pub trait PackB: Sync {
@@ -398,9 +260,8 @@ impl<B: PackB> Gemm<'_, B> {
     /// while it runs. `scratch` holds `scratch_per_worker` floats.
     pub unsafe fn run(&self, m_panels: Range<usize>, cols: Range<usize>, scratch: &mut [f32]) {
         let t = &self.tiles;
-        let (mr, k) = (t.mr, self.k);
+        let k = self.k;
         let kc_max = kc_block(t, k);
-        let a_panels = self.m.div_ceil(mr);
         let kernels: Vec3 = Vec3::new(self.isa, t);
         // Loop 5: split this worker's B panels into nc-column blocks.
         let mut p = cols.start;
@@ -426,56 +287,103 @@ impl<B: PackB> Gemm<'_, B> {
                         self.b.pack(k0, kc, s, w, dst);
                     }
                 }
-                let (load_c, epilogue) = (k0 > 0, k0 + kc == k);
                 let prefetch_a = q - p <= STREAM_A_PANELS;
-                // Loop 3: A panels; the mr × kc micro-panel stays in L1 across loop 2.
-                for mp in m_panels.clone() {
-                    let a = self.a[(k0 * a_panels + mp * kc) * mr..].as_ptr();
-                    let rows = mr.min(self.m - mp * mr);
-                    // Loop 2: B panels of the L2-resident block; loop 1 is the microkernel.
-                    for pp in p..q {
-                        let (s, w) = self.panels.get(pp);
-                        let (b, ldb) = self
-                            .b
-                            .direct(k0, s, w)
-                            .unwrap_or_else(|| (scratch[(s - block_start) * kc..].as_ptr(), w));
-                        let off = mp * mr * self.ldc + s;
-                        let store = Store {
-                            // SAFETY (all three): the caller guarantees C, residual and bias
-                            // cover m × ldc / m floats; row mp·mr and column s are inside.
-                            c: unsafe { self.c.add(off) },
-                            ldc: self.ldc,
-                            load_c,
-                            epilogue,
-                            bias: if self.bias.is_null() {
-                                self.bias
-                            } else {
-                                unsafe { self.bias.add(mp * mr) }
-                            },
-                            residual: if self.residual.is_null() {
-                                self.residual
-                            } else {
-                                unsafe { self.residual.add(off) }
-                            },
-                            act: self.act,
-                            prefetch_a,
-                        };
-                        let cols_valid = w.min(self.panels.n - s);
-                        let kern = kernels.get(w);
-                        if rows == mr && cols_valid == w {
-                            // SAFETY: a full tile: mr rows and w columns of C exist here;
-                            // a holds kc × mr floats, b kc rows of w, ldb apart; the ISA was checked.
-                            unsafe { kern(kc, a, b, ldb, &store) };
-                        } else {
-                            // SAFETY: as above, but only rows × cols_valid of C exist:
-                            // the edge path stores into a local tile first.
-                            unsafe { edge_tile(kern, kc, a, b, ldb, w, &store, rows, cols_valid) };
+                let b_kc = |pp: usize| {
+                    let (s, w) = self.panels.get(pp);
+                    self.b
+                        .direct(k0, s, w)
+                        .unwrap_or_else(|| (scratch[(s - block_start) * kc..].as_ptr(), w))
+                };
+                let tile = |mp: usize, pp: usize, b: (*const f32, usize)| {
+                    // SAFETY: the caller's contract; b is panel pp's kc-block.
+                    unsafe { self.tile(&kernels, mp, pp, k0..k0 + kc, b, prefetch_a) }
+                };
+                match t.mc {
+                    // Loops 3 and 2: A panels; the mr × kc micro-panel stays in L1 while it
+                    // meets every B panel of the L2-resident block; loop 1 is the microkernel.
+                    None => {
+                        for mp in m_panels.clone() {
+                            for pp in p..q {
+                                tile(mp, pp, b_kc(pp));
+                            }
+                        }
+                    }
+                    // Loops 3, 2 and 1: blocks of `mc` A panels (in L2); each B micro-panel
+                    // stays in L1 while that block's A panels stream past it.
+                    Some(mc) => {
+                        let mut m0 = m_panels.start;
+                        while m0 < m_panels.end {
+                            let m1 = m_panels.end.min(m0 + mc.max(1));
+                            for pp in p..q {
+                                let b = b_kc(pp);
+                                for mp in m0..m1 {
+                                    tile(mp, pp, b);
+                                }
+                            }
+                            m0 = m1;
                         }
                     }
                 }
                 k0 += kc;
             }
             p = q;
+        }
+    }
+}
+
+impl<B: PackB> Gemm<'_, B> {
+    /// One microkernel call: A panel `mp` times B panel `pp` (`b`, rows `ldb` apart) over
+    /// the k-block `ks`, into C; through the edge path where C's edge cuts the tile.
+    ///
+    /// # Safety
+    /// As for `run`; `b` holds the k-block's rows of the panel's width.
+    #[inline(always)]
+    unsafe fn tile(
+        &self,
+        kernels: &Vec3,
+        mp: usize,
+        pp: usize,
+        ks: Range<usize>,
+        (b, ldb): (*const f32, usize),
+        prefetch_a: bool,
+    ) {
+        let (kc, a_panels) = (ks.len(), self.m.div_ceil(self.tiles.mr));
+        let a = self.a[(ks.start * a_panels + mp * kc) * self.tiles.mr..].as_ptr();
+        let (load_c, epilogue) = (ks.start > 0, ks.end == self.k);
+        let mr = self.tiles.mr;
+        let rows = mr.min(self.m - mp * mr);
+        let (s, w) = self.panels.get(pp);
+        let off = mp * mr * self.ldc + s;
+        let store = Store {
+            // SAFETY (all three): the caller guarantees C, residual and bias cover m × ldc
+            // / m floats; row mp·mr and column s are inside.
+            c: unsafe { self.c.add(off) },
+            ldc: self.ldc,
+            load_c,
+            epilogue,
+            bias: if self.bias.is_null() {
+                self.bias
+            } else {
+                unsafe { self.bias.add(mp * mr) }
+            },
+            residual: if self.residual.is_null() {
+                self.residual
+            } else {
+                unsafe { self.residual.add(off) }
+            },
+            act: self.act,
+            prefetch_a,
+        };
+        let cols_valid = w.min(self.panels.n - s);
+        let kern = kernels.get(w);
+        if rows == mr && cols_valid == w {
+            // SAFETY: a full tile: mr rows and w columns of C exist here; a holds kc × mr
+            // floats, b kc rows of w, ldb apart; the ISA was checked.
+            unsafe { kern(kc, a, b, ldb, &store) };
+        } else {
+            // SAFETY: as above, but only rows × cols_valid of C exist: the edge path
+            // stores into a local tile first.
+            unsafe { edge_tile(kern, kc, a, b, ldb, w, &store, rows, cols_valid) };
         }
     }
 }
@@ -577,3 +485,6 @@ unsafe fn edge_tile(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
