@@ -25,6 +25,8 @@ pub(super) struct Im2col<'a> {
     npix: usize,
     /// 1×1, stride 1, pad 0: B is x itself, (cg_in, h·w).
     pointwise: bool,
+    /// B's full panels are read in x where they are (`direct`): pointwise, unless `packed`.
+    in_place: bool,
     /// Set when x is not the input but its phase planes: (cg_in, qys, qxs, hq, ws).
     phases: Option<Phases>,
     /// (cg_in): B is x · scale[ic], row by row (pointwise convs only, see `scaled`).
@@ -35,15 +37,25 @@ impl<'a> Im2col<'a> {
     /// B over x: (cg_in, h, w).
     pub(super) fn new(p: &'a Conv2dParams, x: &'a [f32], isa: Isa) -> Self {
         let (oh, ow) = p.output_hw();
+        let pointwise = p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0];
         Im2col {
             p,
             x,
             isa,
             ow,
             npix: oh * ow,
-            pointwise: p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0],
+            pointwise,
+            in_place: pointwise,
             phases: None,
             scale: None,
+        }
+    }
+
+    /// B whose every panel is packed, a pointwise one too (`packs_pointwise`).
+    pub(super) fn packed(self) -> Self {
+        Im2col {
+            in_place: false,
+            ..self
         }
     }
 
@@ -219,14 +231,11 @@ fn split_row(row: &[f32], s: usize, qx: usize, pw: usize, scale: Option<f32>, ou
 }
 
 impl PackB for Im2col<'_> {
-    /// A pointwise conv's B is x itself, (cg_in, npix): a whole panel's rows are read
-    /// where they are, which measured faster than packing for every MobileNetV2 and
-    /// ResNet-50 1×1 shape (1 thread: 32→16@112² 217 → 130 µs, 96→24@56² 213 → 136 µs,
-    /// 256→64@56² 1150 → 950 µs, 128→512@28² unchanged): a packed float feeds only
-    /// m / mr microkernel calls, and the copy costs about as much as the FMAs it feeds.
-    /// The last panel, cut by npix, is packed: its last row would run past x.
+    /// A pointwise conv's B is x itself, (cg_in, npix): unless `packed`, a whole panel's
+    /// rows are read where they are (see `packs_pointwise` for when that is faster). The
+    /// last panel, cut by npix, is packed: its last row would run past x.
     fn direct(&self, k0: usize, start: usize, width: usize) -> Option<(*const f32, usize)> {
-        (self.pointwise && self.scale.is_none() && start + width <= self.npix)
+        (self.in_place && self.scale.is_none() && start + width <= self.npix)
             .then(|| (self.x[k0 * self.npix + start..].as_ptr(), self.npix))
     }
 
