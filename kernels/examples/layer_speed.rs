@@ -7,6 +7,9 @@
 //! detector at 640², silu); `acts [--isa ISA]` times the activations
 //! alone.
 //!
+//! The last line puts all the layers' FLOPs (direct-conv FLOPs, also for Winograd) over
+//! their time against the FMA peak measured right after (`peak::fma_peak`).
+//!
 //! Each layer is timed warm (the same call repeated, weights and x in cache; with `COLD`
 //! set, dense convs cycle over copies of their weights, 64 MiB in all): the fastest of 9
 //! rounds of ~`ROUND_MS` ms (default 3), in thread CPU time at one thread. The totals weight each layer by how many
@@ -24,6 +27,7 @@ use kestrel_kernels::conv2d::shapes::{
     shape_id, EFFICIENTNET_B0, MOBILENET_V3_LARGE, RESNET18, RESNET50, YOLOV8N_640,
 };
 use kestrel_kernels::conv2d::Conv2dParams;
+use kestrel_kernels::peak::fma_peak;
 use kestrel_kernels::subnormals::FlushSubnormals;
 use kestrel_kernels::{Activation, Isa};
 
@@ -268,11 +272,23 @@ fn main() {
             None => totals.push((k, secs * *count as f64, flops)),
         }
     }
-    for (k, secs, flops) in totals {
+    for (k, secs, flops) in &totals {
         println!(
             "total/cpu-{isa}/t{threads}/{k:5}  {:8.1} µs  {:6.1} GFLOP/s",
             secs * 1e6,
             flops / secs / 1e9
         );
     }
+    // Against the FMA peak measured now, on as many threads: the machine's mood changes
+    // by the minute, so a peak from another run says little about this one.
+    let (secs, flops) = totals
+        .iter()
+        .fold((0.0, 0.0), |(s, f), t| (s + t.1, f + t.2));
+    let peak = fma_peak(isa, threads, std::time::Duration::from_millis(300));
+    println!(
+        "all/cpu-{isa}/t{threads}  {:8.1} µs  {:6.1} GFLOP/s = {:.0}% of the FMA peak measured now ({peak:.0} GFLOP/s)",
+        secs * 1e6,
+        flops / secs / 1e9,
+        100.0 * flops / secs / 1e9 / peak
+    );
 }
