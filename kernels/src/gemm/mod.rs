@@ -137,11 +137,12 @@ pub struct Store {
     pub act: Activation,
     /// Prefetch A ahead in the k loop (`PREFETCH_A` floats): set where each A panel feeds
     /// only a few tiles, so that its first use streams it from memory (7×7 outputs: 3
-    /// column panels). Measured in the same process, weights cycled through 64 MiB
-    /// (`COLD=1 layer_speed`), 1 thread: EfficientNet-B0's and MobileNetV3-Large's 1×1
-    /// convs on 7×7 0.89–0.95× (avx2 0.91–0.94×), on 14×14 0.96–0.98× (avx512); where A
-    /// feeds many tiles it stays in L1 and the prefetch is a wasted load (avx2, 56×56:
-    /// 1.1–1.2×).
+    /// column panels). Measured with 128 floats ahead in the same process, weights cycled
+    /// through 64 MiB (`COLD=1 layer_speed`), 1 thread: EfficientNet-B0's and
+    /// MobileNetV3-Large's 1×1 convs on 7×7 0.89–0.95× (avx2 0.91–0.94×), on 14×14
+    /// 0.96–0.98× (avx512); where A feeds many tiles it stays in L1 and the prefetch is a
+    /// wasted load (avx2, 56×56: 1.1–1.2×). With 512 ahead, prefetching for every layer
+    /// measured level with this rule (ResNet-50, cold).
     pub prefetch_a: bool,
 }
 
@@ -174,9 +175,16 @@ impl Store {
     }
 }
 
-/// Floats of A the microkernels prefetch ahead of the k-step they are on (512 bytes: 16
-/// avx512 k-steps, 21 avx2 ones).
-pub(crate) const PREFETCH_A: usize = 128;
+/// Floats of A the microkernels prefetch ahead of the k-step they are on: 2 KiB, 64
+/// avx512 k-steps (~510 FMA cycles of the 8×32 tile at peak, ~260 of the 8×16: a DRAM
+/// latency or more; 128 floats, 16 k-steps, cover an L3 hit at best). On the Xeon model
+/// 207, weights cycled through 64 MiB as in a whole-model run (`COLD=1 layer_speed r50`,
+/// 1 thread, the distances interleaved in one process): ResNet-50's convs 0.93× the time
+/// of 128, its 7×7- and 14×14-output layers 0.75–0.92×, MobileNetV3-Large's and
+/// EfficientNet-B0's 1×1 convs 0.92–0.94×, avx2 0.98×; 256 floats 0.97×, 384 0.94×, 1024
+/// level with 512. Warm (weights in cache) level, but for ResNet-50's 256@14² F(4×4)
+/// Winograd, which swung between runs (0.81× and 1.18×) with either distance.
+pub(crate) const PREFETCH_A: usize = 512;
 
 /// Column panels per nc-block up to which the GEMM sets `Store::prefetch_a`.
 const STREAM_A_PANELS: usize = 8;
