@@ -65,6 +65,11 @@ impl Tensor {
 /// pages come from the OS untouched (calloc-style), so a buffer bigger than the machine
 /// can hold may still be granted under overcommit and fail only when first written;
 /// `Session::warm_up` writes it before the runs that matter.
+///
+/// A buffer of a huge page or more (the arena and kernel scratch of the larger models) asks
+/// for transparent huge pages (`advise_huge_pages`), and gets one huge page of spare
+/// capacity, never touched and so never resident, so that its aligned huge pages reach its
+/// end.
 pub(crate) fn zeroed(len: usize, what: &str) -> Result<Vec<f32>, crate::Error> {
     let oom = || crate::Error::OutOfMemory {
         what: what.to_string(),
@@ -73,17 +78,62 @@ pub(crate) fn zeroed(len: usize, what: &str) -> Result<Vec<f32>, crate::Error> {
     if len == 0 {
         return Ok(Vec::new());
     }
-    let layout = std::alloc::Layout::array::<f32>(len).map_err(|_| oom())?;
-    // SAFETY: the layout has a non-zero size. On success the memory is `len` f32s of
+    let huge = len.saturating_mul(4) >= HUGE_PAGE;
+    let cap = match huge {
+        true => len.checked_add(HUGE_PAGE / 4).ok_or_else(oom)?,
+        false => len,
+    };
+    let layout = std::alloc::Layout::array::<f32>(cap).map_err(|_| oom())?;
+    // SAFETY: the layout has a non-zero size. On success the memory is `cap` f32s of
     // zero bits (0.0), allocated by the global allocator with exactly the layout a
-    // Vec<f32> of capacity `len` frees it with.
+    // Vec<f32> of capacity `cap` frees it with; the first `len` are the Vec's.
     unsafe {
         let ptr = std::alloc::alloc_zeroed(layout).cast::<f32>();
         if ptr.is_null() {
             return Err(oom());
         }
-        Ok(Vec::from_raw_parts(ptr, len, len))
+        if huge {
+            advise_huge_pages(ptr, cap);
+        }
+        Ok(Vec::from_raw_parts(ptr, len, cap))
     }
+}
+
+/// Bytes of an x86-64 (and most aarch64) transparent huge page.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Asks Linux to back the 2 MiB-aligned part of `len` floats at `ptr` with transparent
+/// huge pages, before anything touches it. Where THP is "madvise" (as on the development
+/// VMs) nothing else would; "always" gives them anyway, "never" or another OS ignores the
+/// advice, which is all it is. A memory-bound layer's strided reads (a 1×1 conv's B rows
+/// 12 KiB apart, a depthwise conv's planes) then cost a TLB entry per 2 MiB, not per 4 KiB:
+/// on the Xeon model 207, two sessions, with and without it on the arena, alternated run by
+/// run in one process (the `kestrel` library, twice each): ResNet-50 0.955–0.974× the
+/// median time at 1 thread (an 8 MiB arena), MobileNetV2 0.971–0.978×, MobileNetV2 batch 8
+/// at 2 threads 0.916–0.964×. The cost: the arena's last huge page is resident whole
+/// (peak RSS of `kestrel run` ResNet-50 173.7 → 175.5 MB, MobileNetV2 26.6 → 27.9 MB).
+///
+/// # Safety
+/// `ptr` is the start of an allocation of `len` floats that nothing has touched yet.
+unsafe fn advise_huge_pages(ptr: *mut f32, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let (at, end) = (ptr as usize, ptr as usize + len * 4);
+        let (start, stop) = (at.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
+        if stop > start {
+            // SAFETY: [start, stop) lies inside the caller's allocation; the advice changes
+            // how its pages are backed, never their contents (zero until written).
+            unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    stop - start,
+                    libc::MADV_HUGEPAGE,
+                )
+            };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
 }
 
 /// Hands the allocator's free memory back to the OS. Building a session frees one transient
