@@ -337,9 +337,7 @@ impl<B: PackB> Gemm<'_, B> {
             p = q;
         }
     }
-}
 
-impl<B: PackB> Gemm<'_, B> {
     /// One microkernel call: A panel `mp` times B panel `pp` (`b`, rows `ldb` apart) over
     /// the k-block `ks`, into C; through the edge path where C's edge cuts the tile.
     ///
@@ -355,10 +353,10 @@ impl<B: PackB> Gemm<'_, B> {
         (b, ldb): (*const f32, usize),
         prefetch_a: bool,
     ) {
-        let (kc, a_panels) = (ks.len(), self.m.div_ceil(self.tiles.mr));
-        let a = self.a[(ks.start * a_panels + mp * kc) * self.tiles.mr..].as_ptr();
+        let (mr, kc) = (self.tiles.mr, ks.len());
+        // A's kc-block at ks.start holds every panel, each kc × mr.
+        let a = self.a[(ks.start * self.m.div_ceil(mr) + mp * kc) * mr..].as_ptr();
         let (load_c, epilogue) = (ks.start > 0, ks.end == self.k);
-        let mr = self.tiles.mr;
         let rows = mr.min(self.m - mp * mr);
         let (s, w) = self.panels.get(pp);
         let off = mp * mr * self.ldc + s;
