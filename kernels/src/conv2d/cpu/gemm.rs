@@ -43,9 +43,9 @@ pub struct Conv2dCpu {
 /// microkernel calls, and the copy costs about as much as the FMAs it feeds. Where B's
 /// micro-panel stays in L1 instead (the Xeon model 207) a packed one is contiguous, and
 /// with m ≥ 128 (16 A panels over each) and k > 96 packing paid: ResNet-50's 1×1 convs
-/// 0.965× the time, 512→256@28² 0.84–0.87×, 512→2048@7² 0.93×, 256→64@56² level
-/// (`layer_speed r50`, 1 thread, both interleaved in one process, twice); MobileNetV3-L,
-/// EfficientNet-B0, the detector and avx2 level (0.99–1.02×, noise 0.99–1.01).
+/// 0.939× the time with cold weights, 0.950× warm, 512→256@28² 0.88×, 256→64@56² level
+/// (`layer_speed r50`, 1 thread, both interleaved in one process, each in odd and even
+/// slots alike); MobileNetV3-L, EfficientNet-B0, the detector and avx2 level (0.99–1.02×).
 fn packs_pointwise(m: usize, k: usize, t: &Tiles) -> bool {
     t.mc.is_some() && m >= 128 && k > 96
 }

@@ -273,8 +273,7 @@ impl Im2col<'_> {
         let p = self.p;
         // A pointwise B's rows are x's (times the scale): kc plain copies, none of the tap
         // decoding below. On the Xeon model 207, cold weights, interleaved in one process:
-        // ResNet-50's 1×1 convs 0.96× the time (those that pack, 512→256@28² and
-        // 1024→256@14² 0.87–0.88×), avx2 0.98×, MobileNetV3-L and EfficientNet-B0 level.
+        // ResNet-50's 1×1 convs 0.978× the time, MobileNetV3-L and EfficientNet-B0 level.
         if self.pointwise && start + width <= self.npix {
             let x = &self.x[k0 * self.npix + start..];
             for (kk, row) in dst.chunks_exact_mut(width).take(kc).enumerate() {
@@ -286,9 +285,8 @@ impl Im2col<'_> {
             }
             return;
         }
-        // Stride 2: ResNet-50's 3×3 stride-2 convs 0.88× (128@56²) and 0.96× (256@28²) the
-        // time of the per-row decoding below, its 1×1 stride-2 ones 0.96–0.98× (Xeon model
-        // 207, interleaved in one process, three times).
+        // Stride 2: ResNet-50's stride-2 convs 0.967× the time of the per-row decoding
+        // below, its 3×3 ones 0.90–0.97× (Xeon model 207, interleaved in one process).
         if let Some(ph) = &self.phases {
             if self.pack_phases(ph, k0, kc, start, width, dst) {
                 return;
