@@ -53,6 +53,8 @@ pub fn for_each_task(threads: usize, tasks: usize, f: impl Fn(usize) + Sync + Se
     }
     let generation = (pool.claim.load(Ordering::Relaxed) >> 32).wrapping_add(1) & 0xffff_ffff;
     pool.shares.store(shares, Ordering::Relaxed);
+    pool.flush
+        .store(crate::subnormals::flushing(), Ordering::Relaxed);
     pool.done.store(0, Ordering::Relaxed);
     // Publishes the job, `shares` and `done` to whoever claims a share of this generation.
     pool.claim.store(generation << 32, Ordering::Release);
@@ -175,6 +177,9 @@ struct Pool {
     /// Shares of the current job finished by workers.
     done: AtomicUsize,
     panicked: AtomicBool,
+    /// Whether the current job's caller flushes subnormals: its workers do as it does
+    /// while they run its shares.
+    flush: AtomicBool,
 }
 
 // SAFETY: `job` is written only by the thread holding `busy` while no share is claimed or
@@ -214,6 +219,7 @@ fn pool() -> &'static Pool {
             shares: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
+            flush: AtomicBool::new(false),
         }));
         let _ = pool
             .tids
@@ -222,11 +228,7 @@ fn pool() -> &'static Pool {
             .map(|w| {
                 let spawned = thread::Builder::new()
                     .name(format!("kestrel-worker-{w}"))
-                    .spawn(move || {
-                        // Workers run only kernels: subnormals flushed for good.
-                        crate::subnormals::flush_forever();
-                        worker(pool, w - 1)
-                    });
+                    .spawn(move || worker(pool, w - 1));
                 spawned.map(|h| h.thread().clone())
             })
             .collect::<Result<Vec<Thread>, _>>()
@@ -252,7 +254,7 @@ fn worker(pool: &'static Pool, index: usize) {
     if let Some(tid) = pool.tids.get().and_then(|t| t.get(index)) {
         tid.store(crate::affinity::current_tid(), Ordering::Release);
     }
-    let mut seen = 0;
+    let (mut seen, mut flushing) = (0, crate::subnormals::flushing());
     loop {
         let start = Instant::now();
         let generation = loop {
@@ -268,6 +270,13 @@ fn worker(pool: &'static Pool, index: usize) {
         };
         seen = generation;
         while let Some(s) = pool.claim_share(generation) {
+            // The caller's subnormal mode, published with the generation we claimed in:
+            // a share's floats must not depend on the thread that runs it.
+            let flush = pool.flush.load(Ordering::Relaxed);
+            if flush != flushing {
+                crate::subnormals::set_flushing(flush);
+                flushing = flush;
+            }
             // SAFETY: the job was stored before the generation we claimed in was published,
             // and stays until the caller has seen our share done.
             if let Some(job) = unsafe { *pool.job.get() } {
@@ -327,7 +336,28 @@ impl<'a> SharedMut<'a> {
 #[cfg(test)]
 mod tests {
     use super::{for_each_part, for_each_task, MIN_PARALLEL_FLOATS};
+    use crate::subnormals::FlushSubnormals;
+    use std::hint::black_box;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn every_share_runs_in_the_callers_subnormal_mode() {
+        // Whichever thread claims a share, a subnormal product is kept when the caller
+        // keeps subnormals and flushed when it flushes them, alternately, many times over.
+        let tiny = black_box(1e-39f32);
+        for round in 0..200 {
+            let flushing = round % 2 == 1;
+            let _flush = flushing.then(FlushSubnormals::new);
+            let kept = AtomicUsize::new(0);
+            for_each_task(2, 8, |_| {
+                if black_box(tiny) * black_box(1.0f32) != 0.0 {
+                    kept.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            let want = if flushing { 0 } else { 8 };
+            assert_eq!(kept.load(Ordering::Relaxed), want, "round {round}");
+        }
+    }
 
     #[test]
     fn parts_cover_the_output_once_at_unit_multiples() {

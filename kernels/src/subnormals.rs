@@ -3,8 +3,9 @@
 //! ~100 cycles on Intel cores: a squeeze-excite-scaled tensor of a random-weight
 //! EfficientNet-B0 is 1.4% subnormal, which made the convs that read it run 3x slower
 //! (docs/performance.md). Flushing changes a value only where it is below 1.2e-38 in
-//! magnitude. The mode is per thread: the pool's workers keep it on (they run nothing
-//! else), the calling thread has it on for one run and gets its own mode back.
+//! magnitude. The mode is per thread: the calling thread has it on for one run and gets its
+//! own mode back, and the pool's workers take the caller's mode with each job
+//! (`parallel::for_each_task`), so which thread runs a share never changes a result.
 
 /// FTZ (results) and DAZ (inputs).
 #[cfg(target_arch = "x86_64")]
@@ -39,10 +40,23 @@ impl Drop for FlushSubnormals {
     }
 }
 
-/// Turns flushing on for the rest of this thread's life (the pool's workers).
-pub(crate) fn flush_forever() {
+/// Whether this thread flushes subnormals now (false off x86-64).
+pub(crate) fn flushing() -> bool {
     #[cfg(target_arch = "x86_64")]
-    set_mxcsr(mxcsr() | FLUSH);
+    return mxcsr() & FLUSH == FLUSH;
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Turns this thread's flushing on or off (a pool worker taking its caller's mode).
+pub(crate) fn set_flushing(on: bool) {
+    #[cfg(target_arch = "x86_64")]
+    set_mxcsr(match on {
+        true => mxcsr() | FLUSH,
+        false => mxcsr() & !FLUSH,
+    });
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = on;
 }
 
 #[cfg(target_arch = "x86_64")]
