@@ -56,7 +56,8 @@ pub fn for_each_task(threads: usize, tasks: usize, f: impl Fn(usize) + Sync + Se
     pool.flush
         .store(crate::subnormals::flushing(), Ordering::Relaxed);
     pool.done.store(0, Ordering::Relaxed);
-    // Publishes the job, `shares` and `done` to whoever claims a share of this generation.
+    // Publishes the job, `shares`, `flush` and `done` to whoever claims a share of this
+    // generation.
     pool.claim.store(generation << 32, Ordering::Release);
     for w in &handles[..shares - 1] {
         w.unpark();
