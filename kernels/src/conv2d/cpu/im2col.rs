@@ -144,8 +144,11 @@ impl Phases {
     /// Where tap (ky, kx) of output (0, 0) sits in one channel's planes; output (oy, ox)
     /// is oy·ws + ox further.
     pub(super) fn tap_offset(&self, ky: usize, kx: usize) -> usize {
-        let phase = (ky % self.s) * self.qxs + kx % self.s;
-        (phase * self.hq + ky / self.s) * self.ws + kx / self.s
+        // s is 1 or 2 (`padded`): a mask and a shift, not divides, as the packing asks
+        // for it once per row.
+        let (mask, shift) = (self.s - 1, self.s >> 1);
+        let phase = (ky & mask) * self.qxs + (kx & mask);
+        (phase * self.hq + (ky >> shift)) * self.ws + (kx >> shift)
     }
 
     /// dst: (qys, qxs, hq, ws) = the phase planes of one channel x_c: (h, w), zeros where
@@ -266,69 +269,44 @@ unsafe fn pack_avx2(b: &Im2col, k0: usize, kc: usize, start: usize, w: usize, ds
 
 impl Im2col<'_> {
     /// dst: (kc, width) = B[k0.., start..], zeros past column npix. No division per row:
-    /// (ic, ky, kx) and (oy, ox) are decoded once per call (a divide costs ~15 cycles, a
-    /// 32-float row copy ~4).
+    /// (ic, ky, kx) are stepped (`Tap`), (oy, ox) decoded once per call.
     #[inline(always)]
     fn pack_rows(&self, k0: usize, kc: usize, start: usize, width: usize, dst: &mut [f32]) {
         let p = self.p;
+        let valid = width.min(self.npix - start);
         // A pointwise B's rows are x's (times the scale): kc plain copies, none of the tap
         // decoding below. On the Xeon model 207, cold weights, interleaved in one process:
         // ResNet-50's 1×1 convs 0.978× the time, MobileNetV3-L and EfficientNet-B0 level.
-        if self.pointwise && start + width <= self.npix {
+        if self.pointwise {
             let x = &self.x[k0 * self.npix + start..];
             for (kk, row) in dst.chunks_exact_mut(width).take(kc).enumerate() {
-                let src = &x[kk * self.npix..][..width];
+                let src = &x[kk * self.npix..][..valid];
                 match self.scale {
-                    Some(s) => copy_scaled(row, src, s[k0 + kk]),
-                    None => copy(row, src),
+                    Some(s) => copy_scaled(&mut row[..valid], src, s[k0 + kk]),
+                    None => copy(&mut row[..valid], src),
                 }
+                zero(&mut row[valid..]);
             }
             return;
         }
         // Stride 2: ResNet-50's stride-2 convs 0.967× the time of the per-row decoding
         // below, its 3×3 ones 0.90–0.97× (Xeon model 207, interleaved in one process).
         if let Some(ph) = &self.phases {
-            if self.pack_phases(ph, k0, kc, start, width, dst) {
-                return;
-            }
+            return self.pack_phases(ph, k0, kc, start, width, dst);
         }
         let plane = p.h * p.w;
-        let valid = width.min(self.npix - start);
-        let taps = p.kh * p.kw;
-        let (mut ic, tap) = (k0 / taps, k0 % taps);
-        let (mut ky, mut kx) = (tap / p.kw, tap % p.kw);
+        let mut tap = Tap::at(p, k0);
         let (oy, ox) = (start / self.ow, start % self.ow);
         for row in dst.chunks_exact_mut(width).take(kc) {
-            if let Some(ph) = &self.phases {
-                let x_c = &self.x[ic * ph.per_channel()..][..ph.per_channel()];
-                ph.gather_row(x_c, ky, kx, oy, ox, self.ow, &mut row[..valid]);
-            } else if self.pointwise {
-                let src = &self.x[ic * plane + start..][..valid];
-                match self.scale {
-                    Some(s) => copy_scaled(&mut row[..valid], src, s[ic]),
-                    None => copy(&mut row[..valid], src),
-                }
-            } else {
-                let x_c = &self.x[ic * plane..][..plane];
-                self.gather_row(x_c, ky, kx, oy, ox, &mut row[..valid]);
-            }
+            let x_c = &self.x[tap.ic * plane..][..plane];
+            self.gather_row(x_c, tap.ky, tap.kx, oy, ox, &mut row[..valid]);
             zero(&mut row[valid..]);
-            kx += 1;
-            if kx == p.kw {
-                kx = 0;
-                ky += 1;
-                if ky == p.kh {
-                    ky = 0;
-                    ic += 1;
-                }
-            }
+            tap.step(p);
         }
     }
 
     /// `pack_rows` from phase planes (stride-2 convs): the panel's pixels are cut into runs
-    /// along the output rows once, and each tap's place in a channel's planes is found once,
-    /// so that a row of the panel is just its runs' copies. False, packing nothing, for
-    /// more taps or runs than it keeps (kernels past 7×7, outputs under 5 wide).
+    /// along the output rows once, so that a row of the panel is just its runs' copies.
     #[inline(always)]
     fn pack_phases(
         &self,
@@ -338,14 +316,10 @@ impl Im2col<'_> {
         start: usize,
         width: usize,
         dst: &mut [f32],
-    ) -> bool {
-        const MAX_TAPS: usize = 49;
-        const MAX_RUNS: usize = 8;
-        let p = self.p;
-        let taps = p.kh * p.kw;
-        if taps > MAX_TAPS {
-            return false;
-        }
+    ) {
+        // A panel is at most 32 columns (the widest microkernel): at most 32 output rows.
+        const MAX_RUNS: usize = 32;
+        assert!(width <= MAX_RUNS, "Im2col: a panel {width} wide");
         let valid = width.min(self.npix - start);
         // (first float in the row, first pixel in a plane, floats): one per output row
         // spanned, merged where the planes' rows are output rows (then the pixels are
@@ -357,7 +331,6 @@ impl Im2col<'_> {
             let (at, len) = (oy * ph.ws() + ox, (self.ow - ox).min(valid - d));
             match n {
                 1.. if runs[n - 1].1 + runs[n - 1].2 == at => runs[n - 1].2 += len,
-                MAX_RUNS => return false,
                 _ => {
                     runs[n] = (d, at, len);
                     n += 1;
@@ -365,24 +338,16 @@ impl Im2col<'_> {
             }
             (d, oy, ox) = (d + len, oy + 1, 0);
         }
-        let mut offsets = [0; MAX_TAPS];
-        for (t, o) in offsets.iter_mut().enumerate().take(taps) {
-            *o = ph.tap_offset(t / p.kw, t % p.kw);
-        }
         let per_channel = ph.per_channel();
-        let (mut ic, mut tap) = (k0 / taps, k0 % taps);
+        let mut tap = Tap::at(self.p, k0);
         for row in dst.chunks_exact_mut(width).take(kc) {
-            let base = ic * per_channel + offsets[tap];
+            let base = tap.ic * per_channel + ph.tap_offset(tap.ky, tap.kx);
             for &(d, at, len) in &runs[..n] {
                 copy(&mut row[d..d + len], &self.x[base + at..][..len]);
             }
             zero(&mut row[valid..]);
-            tap += 1;
-            if tap == taps {
-                (tap, ic) = (0, ic + 1);
-            }
+            tap.step(self.p);
         }
-        true
     }
 
     /// out[j] = B[(·, ky, kx), pixel (oy, ox) + j] from channel plane x_c: (h, w).
@@ -440,35 +405,36 @@ impl Im2col<'_> {
     }
 }
 
-impl Phases {
-    /// out[j] = B[(·, ky, kx), pixel (oy, ox) + j] from one channel's phase planes x_c:
-    /// plain copies, one per output row the pixels span.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn gather_row(
-        &self,
-        x_c: &[f32],
-        ky: usize,
-        kx: usize,
-        oy: usize,
-        ox: usize,
-        ow: usize,
-        out: &mut [f32],
-    ) {
-        let start = self.tap_offset(ky, kx) + oy * self.ws + ox;
-        if self.ws == ow {
-            // Rows of the planes are output rows (then kx/2 = 0): the pixels are contiguous.
-            copy(out, &x_c[start..][..out.len()]);
-            return;
+/// Row (ic, ky, kx) of an im2col B: input channel and tap, stepped through k in order
+/// without a divide per row (one costs ~15 cycles, a 32-float row copy ~4).
+struct Tap {
+    ic: usize,
+    ky: usize,
+    kx: usize,
+}
+
+impl Tap {
+    /// Row k of `p`'s B.
+    fn at(p: &Conv2dParams, k: usize) -> Tap {
+        let taps = p.kh * p.kw;
+        let tap = k % taps;
+        Tap {
+            ic: k / taps,
+            ky: tap / p.kw,
+            kx: tap % p.kw,
         }
-        // One copy per output row the pixels span; the next row starts ws − ow further.
-        let (mut at, mut col, mut d) = (start, ox, 0);
-        while d < out.len() {
-            let run = (ow - col).min(out.len() - d);
-            copy(&mut out[d..d + run], &x_c[at..][..run]);
-            d += run;
-            at += run + self.ws - ow;
-            col = 0;
+    }
+
+    /// The next row.
+    fn step(&mut self, p: &Conv2dParams) {
+        self.kx += 1;
+        if self.kx == p.kw {
+            self.kx = 0;
+            self.ky += 1;
+            if self.ky == p.kh {
+                self.ky = 0;
+                self.ic += 1;
+            }
         }
     }
 }
