@@ -107,14 +107,13 @@ impl Conv2dParams {
     /// written: one write and one read of the expanded tensor saved per SE block. The one
     /// place that says which convs take it; the reference takes any.
     pub fn in_scale_applies(&self) -> bool {
-        [
-            self.kh,
-            self.kw,
-            self.stride[0],
-            self.stride[1],
-            self.groups,
-        ] == [1; 5]
-            && self.pad == [0, 0]
+        self.is_pointwise() && self.groups == 1
+    }
+
+    /// 1×1, stride 1, unpadded (any groups): each group's x is the GEMM's B as it lies,
+    /// (c_in/groups, h·w), which the CPU GEMM reads in place or copies row by row.
+    pub fn is_pointwise(&self) -> bool {
+        [self.kh, self.kw, self.stride[0], self.stride[1]] == [1; 4] && self.pad == [0, 0]
     }
 
     /// Checks what PyTorch checks, plus that every size fits in `usize`.

@@ -97,8 +97,7 @@ impl Conv2dCpu {
     /// Short name of the GEMM's B: "gemm1x1" where it is x itself (read in place or
     /// packed, `packs_pointwise`), "im2col-gemm" where it is gathered.
     pub fn name(&self) -> &'static str {
-        let p = &self.p;
-        if p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0] {
+        if self.p.is_pointwise() {
             "gemm1x1"
         } else {
             "im2col-gemm"

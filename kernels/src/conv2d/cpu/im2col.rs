@@ -37,7 +37,7 @@ impl<'a> Im2col<'a> {
     /// B over x: (cg_in, h, w).
     pub(super) fn new(p: &'a Conv2dParams, x: &'a [f32], isa: Isa) -> Self {
         let (oh, ow) = p.output_hw();
-        let pointwise = p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0];
+        let pointwise = p.is_pointwise();
         Im2col {
             p,
             x,
