@@ -77,44 +77,35 @@ impl std::fmt::Display for Tiles {
 
 /// The blocking for `isa` on this CPU (see `Tiles` for the reasoning behind the numbers).
 pub fn tiles(isa: Isa) -> Tiles {
-    let cpu = crate::cpu_info::cpu();
-    let (kc, nc) = blocking(cpu);
-    let t = match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Tiles {
-            mr: 8,
-            nr: 32,
-            widths: &[32, 16, 8],
+    // The SIMD ISAs' tiles, blocked for this CPU; the scalar kernel keeps fixed ones.
+    #[cfg(target_arch = "x86_64")]
+    let simd = |mr: usize, nr: usize, widths: &'static [usize]| {
+        let cpu = crate::cpu_info::cpu();
+        let (kc, nc) = blocking(cpu);
+        Tiles {
+            mr,
+            nr,
+            widths,
             tail: true,
             kc,
             nc,
-            mc: None,
-        },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Tiles {
-            mr: 6,
-            nr: 16,
-            widths: &[16, 8],
-            tail: true,
-            kc,
-            nc,
-            mc: None,
-        },
-        _ => {
-            return Tiles {
-                mr: 4,
-                nr: 8,
-                widths: &[8],
-                tail: false,
-                kc: 256,
-                nc: 256,
-                mc: None,
-            }
+            mc: a_block(cpu, kc, mr, nr),
         }
     };
-    Tiles {
-        mc: a_block(cpu, t.kc, t.mr, t.nr),
-        ..t
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => simd(8, 32, &[32, 16, 8]),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => simd(6, 16, &[16, 8]),
+        _ => Tiles {
+            mr: 4,
+            nr: 8,
+            widths: &[8],
+            tail: false,
+            kc: 256,
+            nc: 256,
+            mc: None,
+        },
     }
 }
 
