@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::exec::cuda::{CudaExecutor, OpChoice};
-use crate::exec::{Backend, CpuExecutor, Executor, Named};
+use crate::exec::{images_per_pass, Backend, CpuExecutor, Executor, Named, Passes};
 use crate::graph::Graph;
 use crate::passes;
 use crate::plan::{plan, Plan, Slot, Step};
@@ -82,6 +82,10 @@ pub struct SessionOptions {
     /// The arithmetic of the convolutions on CUDA: fp32, or tf32/fp16 on tensor cores with
     /// fp32 accumulation (inputs and outputs stay f32). The CPU runs fp32 only.
     pub precision: Precision,
+    /// On the CPU, images per pass: a batch runs as passes of this many images through
+    /// the whole network, each pass's activations staying in the caches (a divisor of
+    /// `batch`). None: chosen from the model (`Session::images_per_pass` says what).
+    pub micro_batch: Option<usize>,
 }
 
 macro_rules! setters {
@@ -110,6 +114,8 @@ setters! {
     with_cuda_cache: cuda_cache: Option<PathBuf>;
     /// The convolutions' arithmetic on CUDA.
     with_precision: precision: Precision;
+    /// On the CPU, images per pass (None: chosen from the model).
+    with_micro_batch: micro_batch: Option<usize>;
 }
 
 /// The CPU kernels a session runs.
@@ -134,6 +140,7 @@ impl Default for SessionOptions {
             kernels: Kernels::Auto,
             cuda_cache: None,
             precision: Precision::Fp32,
+            micro_batch: None,
         }
     }
 }
@@ -151,6 +158,12 @@ pub struct Session {
 impl Session {
     pub(crate) fn new(graph: &Graph, opts: &SessionOptions) -> Result<Session, Error> {
         let mut plan = session_plan(graph, opts)?;
+        if opts.micro_batch.is_some() && opts.device != Device::Cpu {
+            return Err(Error::BadOption {
+                option: "micro_batch",
+                detail: format!("runs on the CPU only, not on {}", opts.device),
+            });
+        }
         let executor: Box<dyn Executor> = match opts.device {
             Device::Cpu if opts.precision != Precision::Fp32 => {
                 return Err(Error::BadOption {
@@ -161,10 +174,7 @@ impl Session {
                     ),
                 })
             }
-            Device::Cpu => {
-                let backend = Backend::resolve(opts.kernels)?;
-                Box::new(CpuExecutor::new(&mut plan, backend, opts.threads)?)
-            }
+            Device::Cpu => cpu_executor(graph, &mut plan, opts)?,
             Device::Cuda(ordinal) => {
                 let cuda = CudaExecutor::new(&plan, ordinal, cuda_cache(opts), OpChoice::of(opts))?;
                 // Uploaded: the device holds its own copy of every constant.
@@ -375,6 +385,14 @@ impl Session {
         self.executor.precision()
     }
 
+    /// Images per pass of the network: the batch, or on the CPU fewer, run in turn
+    /// (`SessionOptions::micro_batch`).
+    pub fn images_per_pass(&self) -> usize {
+        self.executor
+            .images_per_pass()
+            .unwrap_or(self.plan.values[0].shape[0])
+    }
+
     /// CPU threads a run uses (1 on CUDA: the host thread that launches the graph).
     pub fn threads(&self) -> usize {
         self.executor.threads()
@@ -436,6 +454,51 @@ pub(crate) fn session_plan(graph: &Graph, opts: &SessionOptions) -> Result<Plan,
         passes::optimize(&mut graph);
     }
     plan(&graph, opts.batch, opts.optimize)
+}
+
+/// The CPU executor for `plan` (at the session's batch): one run of the plan, or passes of
+/// fewer images through a plan of their own (`exec/passes.rs`).
+fn cpu_executor(
+    graph: &Graph,
+    plan: &mut Plan,
+    opts: &SessionOptions,
+) -> Result<Box<dyn Executor>, Error> {
+    let backend = Backend::resolve(opts.kernels)?;
+    let batch = opts.batch;
+    if let Some(per) = opts
+        .micro_batch
+        .filter(|&m| m == 0 || !batch.is_multiple_of(m))
+    {
+        return Err(Error::BadOption {
+            option: "micro_batch",
+            detail: format!("{per} images per pass does not divide the batch of {batch}"),
+        });
+    }
+    let forced = match backend {
+        Backend::Simd(_) => opts.micro_batch,
+        // The oracle runs the batch whole unless told otherwise.
+        Backend::Reference => opts.micro_batch.or(Some(batch)),
+    };
+    let per = images_per_pass(plan, opts.threads, forced);
+    if per == batch {
+        return Ok(Box::new(CpuExecutor::new(plan, backend, opts.threads)?));
+    }
+    let mut part = session_plan(graph, &opts.clone().with_batch(per))?;
+    if !part
+        .steps
+        .iter()
+        .map(|s| &s.name)
+        .eq(plan.steps.iter().map(|s| &s.name))
+    {
+        // Not the same steps at both batches (never seen): run the batch whole.
+        return Ok(Box::new(CpuExecutor::new(plan, backend, opts.threads)?));
+    }
+    let inner = CpuExecutor::new(&mut part, backend, opts.threads)?;
+    // The passes' plan holds the weights; the session's keeps shapes and steps.
+    plan.steps.iter_mut().for_each(|s| {
+        s.kernel.release_packed_weights();
+    });
+    Ok(Box::new(Passes::new(inner, part, plan, batch / per)))
 }
 
 /// The CUDA module cache directory a session with `opts` uses.

@@ -69,6 +69,17 @@ fn bad_session_options_name_the_option() {
             "precision",
             SessionOptions::default().with_precision(Precision::Fp16),
         ),
+        // Passes that do not divide the batch, or none.
+        (
+            "micro_batch",
+            SessionOptions::default()
+                .with_batch(4)
+                .with_micro_batch(Some(3)),
+        ),
+        (
+            "micro_batch",
+            SessionOptions::default().with_micro_batch(Some(0)),
+        ),
     ];
     for (want, opts) in cases {
         match model.session(&opts) {

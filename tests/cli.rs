@@ -329,3 +329,31 @@ fn bench_per_layer_prints_rates_and_writes_json_rows() {
     assert!(json.get("per_layer").is_none(), "{json}");
     std::fs::remove_file(&path).unwrap();
 }
+
+/// `bench --micro-batch K` runs the batch in passes, says so, and writes it to the JSON;
+/// a K that does not divide the batch is a usage error naming the option.
+#[test]
+fn bench_runs_a_batch_in_passes_when_told() {
+    let path = temp_path("bench-passes.json");
+    let model = fixture("cifarnet");
+    let args = ["bench", s(&model), "--batch", "4", "--iters", "3"];
+    let o = kestrel(&[&args[..], &["--micro-batch", "2", "--json", s(&path)]].concat());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("the batch runs as 2 passes of 2 image(s)"),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(json["images_per_pass"], 2, "{json}");
+    std::fs::remove_file(&path).unwrap();
+    // The CIFAR net's batch of 4 stays in the caches: whole, and nothing said.
+    let o = kestrel(&args);
+    let (out, _) = text(&o);
+    assert!(!out.contains("passes of"), "{out}");
+    let o = kestrel(&[&args[..], &["--micro-batch", "3"]].concat());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(err.contains("micro_batch"), "{err}");
+}

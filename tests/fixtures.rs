@@ -37,6 +37,15 @@ fn targets() -> Vec<Target> {
             need: None,
         })
     });
+    // Batch 3 as three passes of one image (`SessionOptions::micro_batch`), every layer
+    // gathered back at the whole batch.
+    let passes = Target {
+        opts: SessionOptions::default()
+            .with_threads(2)
+            .with_micro_batch(Some(1)),
+        runs: &[(3, true), (3, false)],
+        need: None,
+    };
     let cache = Some(common::temp_path("cuda-cache"));
     let gpu = [
         (Precision::Fp32, EVERY_RUN),
@@ -64,7 +73,7 @@ fn targets() -> Vec<Target> {
         runs,
         need: Some(Need::Emulator),
     });
-    cpu.chain(gpu).chain(emulated).collect()
+    cpu.chain([passes]).chain(gpu).chain(emulated).collect()
 }
 
 /// docs/architecture.md's tolerance for `precision`, widened for tf32 and fp16 to 4× the
@@ -113,7 +122,10 @@ fn every_fixture_matches_pytorch_on_cpu_and_cuda() {
 fn check(model: &Model, name: &str, opts: &SessionOptions, need: Option<Need>) -> bool {
     let (batch, precision) = (opts.batch, opts.precision);
     let on = match opts.device {
-        Device::Cpu => format!("{:?} threads={}", opts.kernels, opts.threads),
+        Device::Cpu => format!(
+            "{:?} threads={} micro_batch={:?}",
+            opts.kernels, opts.threads, opts.micro_batch
+        ),
         device => format!("{device} {precision}"),
     };
     let label = format!("{name} {on} b{batch} optimize={}", opts.optimize);

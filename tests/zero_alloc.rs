@@ -73,15 +73,17 @@ fn runs_after_the_first_allocate_nothing() {
     for name in FIXTURES {
         let model = Model::load(fixture(name)).unwrap();
         for &k in &kernels {
-            for threads in [1, 2] {
+            // The batch run whole, and in two passes of one image.
+            for (threads, micro) in [(1, None), (2, None), (2, Some(1))] {
                 let opts = SessionOptions::default()
                     .with_batch(2)
                     .with_threads(threads)
-                    .with_kernels(k);
+                    .with_kernels(k)
+                    .with_micro_batch(micro);
                 let allocated = allocations_in_five_runs(&mut model.session(&opts).unwrap());
                 assert_eq!(
                     allocated, 0,
-                    "{name} {k:?} threads={threads}: {allocated} allocations in 5 runs"
+                    "{name} {k:?} threads={threads} micro_batch={micro:?}: {allocated} allocations in 5 runs"
                 );
             }
         }

@@ -2,8 +2,11 @@
 //! session was built for.
 
 pub(crate) mod cuda;
+mod passes;
 mod reference;
 mod simd;
+
+pub(crate) use passes::{images_per_pass, Passes};
 
 use crate::error::Error;
 use crate::lower::Kernel;
@@ -127,6 +130,11 @@ pub(crate) trait Executor: Send {
 
     /// The device, driver and NVRTC of a CUDA executor.
     fn cuda_info(&self) -> Option<crate::CudaInfo> {
+        None
+    }
+
+    /// Images per pass where a run is several passes of a smaller plan (`Passes`).
+    fn images_per_pass(&self) -> Option<usize> {
         None
     }
 }

@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// Pin this thread and the worker threads to cores, one each (Linux).
     #[arg(long)]
     pin: bool,
+    /// On the CPU, run the batch as passes of this many images (a divisor of the batch);
+    /// default: chosen from the model and the caches.
+    #[arg(long)]
+    micro_batch: Option<usize>,
     #[command(flatten)]
     kernels: crate::KernelArgs,
 }
@@ -47,7 +51,10 @@ const BUDGET: Duration = Duration::from_secs(3);
 pub fn bench(args: &BenchArgs) -> Result<()> {
     let model = Model::load(&args.model)?;
     let batch = args.batch.unwrap_or_else(|| model.default_batch());
-    let opts = args.kernels.options(args.device, batch, args.threads)?;
+    let opts = args
+        .kernels
+        .options(args.device, batch, args.threads)?
+        .with_micro_batch(args.micro_batch);
     let pinned = match args.pin {
         true => Some(kestrel::pin_threads()?),
         false => None,
@@ -120,6 +127,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         "throughput {:.1} inferences/s ({} per run / median)",
         stats.throughput, batch
     );
+    let per_pass = session.images_per_pass();
+    if per_pass < batch {
+        println!(
+            "the batch runs as {} passes of {per_pass} image(s) through the network",
+            batch / per_pass
+        );
+    }
     let layers = match args.per_layer {
         true => {
             let on_gpu = args.device != kestrel::Device::Cpu;
@@ -134,6 +148,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "isa": isa,
             "precision": session.precision().as_str(),
             "batch": batch,
+            "images_per_pass": session.images_per_pass(),
             "threads": args.threads,
             "iters": iters,
             "warmup": args.warmup,
