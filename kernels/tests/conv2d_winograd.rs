@@ -178,13 +178,21 @@ fn winograd_keeps_nan_and_inf_to_their_windows() {
         case.x[image1 + plane + 7 * hw + 8] = f32::INFINITY;
         case.x[image1 + 3 * plane + 10 * hw + 1] = f32::NEG_INFINITY;
         reference::conv2d(&case.p, &case.x, &case.w, None, &mut case.y0);
-        for &isa in &Isa::available() {
+        // On 2 threads each takes an image of its own (`Winograd::run`).
+        for (&isa, threads) in Isa::available().iter().flat_map(|i| [(i, 1), (i, 2)]) {
             for res in [false, true] {
                 let conv = Winograd::new(&case.p, &case.w, Some(&case.bias), isa, tile);
                 let mut y = vec![0.0; case.y0.len()];
-                let mut scratch = vec![0.0; conv.scratch_len(1)];
+                let mut scratch = vec![0.0; conv.scratch_len(threads)];
                 let residual = res.then_some(&case.residual[..]);
-                conv.run(&case.x, residual, Activation::Relu, &mut y, &mut scratch, 1);
+                conv.run(
+                    &case.x,
+                    residual,
+                    Activation::Relu,
+                    &mut y,
+                    &mut scratch,
+                    threads,
+                );
                 let want = case.want(true, Activation::Relu, res);
                 let finite = want.iter().filter(|v| v.is_finite()).count();
                 assert!(finite < want.len() && finite > want.len() / 2, "{finite}");
@@ -193,8 +201,27 @@ fn winograd_keeps_nan_and_inf_to_their_windows() {
                         true => (g - w).abs() <= 1e-3 * w.abs().max(1.0),
                         false => g.is_nan() == w.is_nan() && (w.is_nan() || g == w),
                     };
-                    assert!(ok, "{tile:?} {isa} residual {res} [{i}]: {g} vs {w}");
+                    assert!(
+                        ok,
+                        "{tile:?} {isa} threads {threads} residual {res} [{i}]: {g} vs {w}"
+                    );
                 }
+            }
+        }
+    }
+}
+
+/// Batches of 3 and 5 on 2 threads: each thread takes whole images, in shares of unequal
+/// size, with every epilogue.
+#[test]
+fn threads_take_whole_images_of_a_batch() {
+    let mut rng = Rng::new(0x5f1);
+    for n in [3, 5] {
+        let case = Case::new(conv3x3(n, 19, 21, 14, 11, 1), &mut rng);
+        for &isa in &Isa::available() {
+            for (j, act) in ACTS.into_iter().enumerate() {
+                case.check_winograd(Tile::F4x4, isa, 2, j % 2 == 0, act, j % 3 == 0);
+                case.check_winograd(Tile::F2x2, isa, 2, j % 2 == 1, act, j % 3 == 1);
             }
         }
     }
