@@ -498,7 +498,7 @@ fn cpu_executor(
     plan.steps.iter_mut().for_each(|s| {
         s.kernel.release_packed_weights();
     });
-    Ok(Box::new(Passes::new(inner, part, plan, batch / per)))
+    Ok(Box::new(Passes::new(inner, part, plan, batch / per)?))
 }
 
 /// The CUDA module cache directory a session with `opts` uses.

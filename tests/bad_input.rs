@@ -387,22 +387,38 @@ fn a_graph_built_in_code_binds_weights_by_name_and_runs() {
 }
 
 /// An arena past what the machine can give is `Error::OutOfMemory`, not an abort: CIFAR
-/// net at batch 2^21 needs 2^36 floats (256 GiB) for conv1's output alone. Under Linux's
-/// default heuristic overcommit such a request is refused outright; with overcommit
-/// forced on (`vm.overcommit_memory = 1`) it would be granted lazily, so there the test
-/// only checks that building the session does not touch the pages.
+/// net at batch 2^21 run whole needs 2^36 floats (256 GiB) for conv1's output alone.
+/// Under Linux's default heuristic overcommit such a request is refused outright; with
+/// overcommit forced on (`vm.overcommit_memory = 1`) it would be granted lazily, so there
+/// the test only checks that building the session does not touch the pages. Left to
+/// choose, the session runs that batch in passes of one image (`micro_batch`), with a
+/// small arena; its outputs at the whole batch are allocated fallibly too: the v3ops
+/// fixture's `up2` output, 4·26·22 floats an image, at the largest batch whose tensors
+/// stay under the planner's cap of 2^36 elements, is 130 GB.
 #[test]
 fn arena_larger_than_memory_is_an_error() {
     let model = Model::load(common::fixture("cifarnet")).unwrap();
-    let opts = kestrel::SessionOptions::default().with_batch(1 << 21);
     let always =
         std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|s| s.trim() == "1");
-    match model.session(&opts) {
-        Err(Error::OutOfMemory { what, .. }) => assert_eq!(what, "session arena"),
-        Ok(_) if always => {}
-        Ok(_) => panic!("a 256 GiB arena was granted"),
-        Err(e) => panic!("expected out of memory, got: {e}"),
+    let whole = kestrel::SessionOptions::default()
+        .with_batch(1 << 21)
+        .with_micro_batch(Some(1 << 21));
+    // v3ops' largest tensor is 5·44·22 floats an image.
+    let v3ops = Model::load(common::fixture("v3ops")).unwrap();
+    let passes = kestrel::SessionOptions::default().with_batch((1 << 36) / (5 * 44 * 22));
+    for (model, opts, want) in [
+        (&model, whole, "session arena"),
+        (&v3ops, passes, "session outputs"),
+    ] {
+        match model.session(&opts) {
+            Err(Error::OutOfMemory { what, .. }) => assert_eq!(what, want),
+            Ok(_) if always => {}
+            Ok(_) => panic!("{want}: hundreds of GiB were granted"),
+            Err(e) => panic!("{want}: expected out of memory, got: {e}"),
+        }
     }
+    let in_passes = kestrel::SessionOptions::default().with_batch(1 << 21);
+    assert_eq!(model.session(&in_passes).unwrap().images_per_pass(), 1);
 }
 
 /// Found by fuzzing (`fuzz/`): inputs with two different fixed batches loaded, yet no

@@ -51,19 +51,26 @@ pub(crate) struct Passes<E> {
 
 impl<E: Executor> Passes<E> {
     /// `inner` runs `plan`, built at the images of one pass; `whole` is the session's plan,
-    /// at `passes` times that batch, with the same steps in the same order.
-    pub(crate) fn new(inner: E, plan: Plan, whole: &Plan, passes: usize) -> Passes<E> {
+    /// at `passes` times that batch, with the same steps in the same order. The outputs
+    /// at the whole batch are allocated fallibly: a batch too large for them is
+    /// `Error::OutOfMemory`.
+    pub(crate) fn new(
+        inner: E,
+        plan: Plan,
+        whole: &Plan,
+        passes: usize,
+    ) -> Result<Passes<E>, Error> {
         let outputs = whole
             .outputs
             .iter()
-            .map(|&v| vec![0.0; whole.values[v].len])
-            .collect();
-        Passes {
+            .map(|&v| crate::tensor::zeroed(whole.values[v].len, "session outputs"))
+            .collect::<Result<_, _>>()?;
+        Ok(Passes {
             inner,
             plan,
             passes,
             outputs,
-        }
+        })
     }
 
     /// The inputs of pass `pass`: each input's images of that pass.
@@ -109,7 +116,7 @@ impl<E: Executor> Executor for Passes<E> {
     }
 
     /// Shows `tap` each step's output at the whole batch, after the last pass: this
-    /// allocates a copy of every step's output.
+    /// allocates a copy of every step's output (fallibly: `Error::OutOfMemory`).
     fn run_with(
         &mut self,
         whole: &Plan,
@@ -119,8 +126,8 @@ impl<E: Executor> Executor for Passes<E> {
         let mut outs: Vec<Vec<f32>> = whole
             .steps
             .iter()
-            .map(|s| vec![0.0; whole.values[s.output].len])
-            .collect();
+            .map(|s| crate::tensor::zeroed(whole.values[s.output].len, "layer outputs"))
+            .collect::<Result<_, _>>()?;
         for pass in 0..self.passes {
             let mut k = 0;
             let part = self.part(inputs, pass);
