@@ -30,6 +30,7 @@ pub mod parallel;
 pub mod peak;
 pub mod pool2d;
 pub mod precision;
+pub mod quantize;
 pub mod rng;
 pub mod se_gate;
 pub(crate) mod simd;

@@ -88,7 +88,8 @@ pub(crate) trait Simd {
     unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
     /// Max pool's rule: NaN once either `acc` or `v` has been NaN, else the larger.
     unsafe fn max_nan(acc: Self::V, v: Self::V) -> Self::V;
-    /// Round to the nearest integer (ties either way).
+    /// Round to the nearest integer, ties to even (x86's rounding mode; quantization
+    /// rounds as PyTorch's `torch.round` does).
     unsafe fn round(v: Self::V) -> Self::V;
     /// 2^n for integral n in -126..=127.
     unsafe fn pow2i(n: Self::V) -> Self::V;
@@ -341,7 +342,7 @@ impl Simd for Scalar {
     }
     #[inline(always)]
     unsafe fn round(v: f32) -> f32 {
-        v.round()
+        v.round_ties_even()
     }
     #[inline(always)]
     unsafe fn pow2i(n: f32) -> f32 {
