@@ -14,6 +14,7 @@ use kestrel_kernels::layer_norm::LayerNormParams;
 use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::mean::MeanParams;
 use kestrel_kernels::pool2d::Pool2dParams;
+use kestrel_kernels::quantize::QuantParams;
 use kestrel_kernels::se_gate::SeGateParams;
 use kestrel_kernels::softmax::SoftmaxParams;
 use kestrel_kernels::upsample::UpsampleParams;
@@ -102,6 +103,8 @@ pub(crate) enum Kernel {
         bias: Option<Data>,
         act: Activation,
     },
+    /// A quantize–dequantize pair, element by element.
+    FakeQuant(QuantParams),
 }
 
 /// The output shape and kernel of `a op b` for the value `a` and `b` (another value's or
@@ -414,6 +417,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             step,
         } => v3::slice(&ctx, x, *dim, *start, *end, *step)?,
         Op::Upsample { size, scales, mode } => v3::upsample(&ctx, x, *size, *scales, *mode)?,
+        Op::FakeQuant(p) => (x.to_vec(), Kernel::FakeQuant(*p)),
         Op::ConvTranspose2d {
             weight,
             bias,

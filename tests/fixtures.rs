@@ -218,7 +218,7 @@ fn check_layers(
 #[test]
 fn the_op_fixtures_exercise_every_op() {
     let mut ops = std::collections::BTreeSet::new();
-    for name in ["allops", "activations", "binary", "v3ops"] {
+    for name in ["allops", "activations", "binary", "v3ops", "qdq"] {
         let model = Model::load(fixture(name)).unwrap();
         ops.extend(model.layers(1).unwrap().iter().map(|l| l.op));
     }

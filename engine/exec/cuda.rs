@@ -93,6 +93,7 @@ pub(crate) fn cuda_op(
             k::se_gate::cuda::se_gate(p, [&w[0], &w[1]], [b[0].as_deref(), b[1].as_deref()])
         }
         Kernel::Upsample(p) => k::upsample::cuda::upsample(p),
+        Kernel::FakeQuant(p) => k::quantize::cuda::fake_quant(p, out_len),
         // fp32 whatever the precision: its sums are short (c_in/groups x taps) and rare.
         Kernel::ConvTranspose2d {
             p,

@@ -105,6 +105,7 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f3
             scratch,
         ),
         Kernel::Upsample(p) => k::upsample::reference::upsample(p, x(0), y),
+        Kernel::FakeQuant(p) => k::quantize::reference::fake_quant_slice(p, x(0), y),
         Kernel::ConvTranspose2d {
             p,
             weight,

@@ -185,6 +185,7 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
         ),
         (Kernel::Copy(p), _) => k::copy::cpu::copy(p, x(0), y, threads),
         (Kernel::Upsample(p), _) => k::upsample::cpu::upsample(isa, p, x(0), y, threads),
+        (Kernel::FakeQuant(p), _) => k::quantize::cpu::fake_quant(isa, p, x(0), y, threads),
         (Kernel::SeGate { .. }, Prepared::SeGate(g)) => g.run(x(0), y, scratch, threads),
         (Kernel::ConvTranspose2d { act, .. }, Prepared::ConvTranspose(c)) => {
             c.run(x(0), *act, y, scratch, threads)

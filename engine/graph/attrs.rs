@@ -168,6 +168,26 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// A required number, as the f64 the JSON holds (`fake_quant`'s scale).
+    pub(crate) fn number(&self, attr: &str) -> Result<f64, GraphError> {
+        let v = self
+            .map
+            .get(attr)
+            .ok_or_else(|| self.err(attr, "required attribute is missing"))?;
+        v.as_f64()
+            .ok_or_else(|| self.err(attr, format!("expected a number, got {v}")))
+    }
+
+    /// A required integer of either sign (`fake_quant`'s zero point and range).
+    pub(crate) fn integer(&self, attr: &str) -> Result<i64, GraphError> {
+        let v = self
+            .map
+            .get(attr)
+            .ok_or_else(|| self.err(attr, "required attribute is missing"))?;
+        v.as_i64()
+            .ok_or_else(|| self.err(attr, format!("expected an integer, got {v}")))
+    }
+
     pub(crate) fn string(&self, attr: &str, default: &'a str) -> Result<&'a str, GraphError> {
         match self.map.get(attr) {
             Some(Value::String(s)) => Ok(s.as_str()),

@@ -287,7 +287,8 @@ impl Bind<'_> {
 }
 
 /// The graph version that introduced `op`: 2 for the activations past relu and relu6 and
-/// the binary ops, 3 for layer norm, the layout ops, resizing and transposed convs.
+/// the binary ops, 3 for layer norm, the layout ops, resizing and transposed convs, 4 for
+/// quantization.
 fn op_version(op: &Op) -> u32 {
     match op {
         Op::Act(Activation::Relu | Activation::Relu6) => 1,
@@ -298,6 +299,7 @@ fn op_version(op: &Op) -> u32 {
         | Op::Slice { .. }
         | Op::Upsample { .. }
         | Op::ConvTranspose2d { .. } => 3,
+        Op::FakeQuant(_) => 4,
         _ => 1,
     }
 }
@@ -536,15 +538,21 @@ fn build_op(nd: &NodeDef, weights: &Weights) -> Result<Op, GraphError> {
                 dim: a.dim("dim", -1)?,
             }
         }
-        other => match super::build_v3::build_v3_op(nd, weights)? {
-            Some(op) => op,
-            None => {
-                return Err(GraphError::UnknownOp {
-                    node: nd.name.clone(),
-                    op: other.to_string(),
-                })
+        other => {
+            let later = match super::build_v3::build_v3_op(nd, weights)? {
+                Some(op) => Some(op),
+                None => super::build_v4::build_v4_op(nd, weights)?,
+            };
+            match later {
+                Some(op) => op,
+                None => {
+                    return Err(GraphError::UnknownOp {
+                        node: nd.name.clone(),
+                        op: other.to_string(),
+                    })
+                }
             }
-        },
+        }
     };
     Ok(op)
 }

@@ -4,11 +4,13 @@
 mod attrs;
 mod build;
 mod build_v3;
+mod build_v4;
 
 pub use build::build_graph;
 pub(crate) use build::parameter_count;
 
 pub use kestrel_kernels::binary::BinaryOp;
+use kestrel_kernels::quantize::QuantParams;
 pub use kestrel_kernels::Activation;
 use kestrel_loader::F32Data;
 use std::sync::Arc;
@@ -248,6 +250,10 @@ pub enum Op {
         /// The activation fused after the bias.
         act: Activation,
     },
+    /// A PT2E quantize–dequantize pair on an activation: y = (clamp(round(x / scale) +
+    /// zero_point, qmin, qmax) − zero_point) · scale, as PyTorch computes it
+    /// (`kestrel_kernels::quantize`).
+    FakeQuant(QuantParams),
     /// Squeeze-and-excitation's gate, made by the passes from global pool → 1×1 conv →
     /// act → 1×1 conv → sigmoid or hardsigmoid: an (n, c, h, w) input gives (n, c, 1, 1).
     SeGate {
@@ -314,6 +320,7 @@ pub const OP_NAMES: &[&str] = &[
     "upsample_nearest2d",
     "upsample_bilinear2d",
     "conv_transpose2d",
+    "fake_quant",
 ];
 
 impl Op {
@@ -344,6 +351,7 @@ impl Op {
             } => "upsample_nearest2d",
             Op::Upsample { .. } => "upsample_bilinear2d",
             Op::ConvTranspose2d { .. } => "conv_transpose2d",
+            Op::FakeQuant(_) => "fake_quant",
             Op::SeGate { .. } => "se_gate",
         }
     }

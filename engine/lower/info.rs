@@ -44,6 +44,7 @@ impl Kernel {
             Kernel::LayerNorm { act: a, .. } => format!("layer_norm{}", act(a)),
             Kernel::Copy(_) => "copy".into(),
             Kernel::View { .. } => "view".into(),
+            Kernel::FakeQuant(p) => format!("fake_quant_{}", p.dtype.name()),
             Kernel::Upsample(p) => match p.mode {
                 UpsampleMode::Nearest => "upsample_nearest".into(),
                 UpsampleMode::Bilinear { .. } => "upsample_bilinear".into(),
@@ -80,6 +81,8 @@ impl Kernel {
             Kernel::SeGate { p, .. } => (p.n * p.c * (p.hw + 4 * p.hidden)) as u64,
             // Mean, variance, normalise, scale and shift: about five per element.
             Kernel::LayerNorm { .. } => 5 * out,
+            // Multiply, round, add, clamp (two), subtract, multiply.
+            Kernel::FakeQuant(_) => 7 * out,
             Kernel::Upsample(p) => match p.mode {
                 UpsampleMode::Nearest => 0,
                 UpsampleMode::Bilinear { .. } => 6 * out,

@@ -52,7 +52,9 @@ OPS_V3 = dict(OPS_V2, layer_norm={"normalized_shape", "eps"}, permute={"dims"},
               upsample_nearest2d={"size", "scales"},
               upsample_bilinear2d={"size", "scales", "align_corners"},
               conv_transpose2d=CONV_ATTRS | {"output_padding"})
-OPS = {1: OPS_V1, 2: OPS_V2, 3: OPS_V3}
+QUANT_ATTRS = {"scale", "zero_point", "quant_min", "quant_max", "dtype"}
+OPS_V4 = dict(OPS_V3, fake_quant=QUANT_ATTRS)
+OPS = {1: OPS_V1, 2: OPS_V2, 3: OPS_V3, 4: OPS_V4}
 # each op's weight roles: (required, optional); ops not listed take none
 ROLES = {"conv2d": ({"weight"}, {"bias"}), "conv_transpose2d": ({"weight"}, {"bias"}),
          "linear": ({"weight"}, {"bias"}), "layer_norm": (set(), {"weight", "bias"}),
@@ -62,8 +64,9 @@ REQUIRED = {"layer_norm": {"normalized_shape"}, "permute": {"dims"}, "reshape": 
             "slice": {"dim", "end"}, "upsample_nearest2d": {"size"},
             "upsample_bilinear2d": {"size"}, "max_pool2d": {"kernel_size"},
             "avg_pool2d": {"kernel_size"}, "adaptive_avg_pool2d": {"output_size"},
-            "mean": {"dims"}}
-FLOAT_ATTRS = {"eps", "negative_slope", "alpha", "min", "max", "scalar"}
+            "mean": {"dims"}, "fake_quant": QUANT_ATTRS}
+FLOAT_ATTRS = {"eps", "negative_slope", "alpha", "min", "max", "scalar", "scale"}
+QUANT_RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
 MAX_RANK = 8
 BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}
 
@@ -127,6 +130,12 @@ def validate(graph, weights):
                     f"{n['name']}: one input needs exactly one of weight other, attr scalar"
         if n["op"] in OPS_V3 and n["op"] not in OPS_V2:
             _validate_v3(n, a, {r: weights[w] for r, w in n.get("weights", {}).items()})
+        if n["op"] == "fake_quant":
+            lo, hi = QUANT_RANGE.get(a["dtype"], (1, 0))
+            ints = [a[k] for k in ("zero_point", "quant_min", "quant_max")]
+            assert all(type(v) is int for v in ints) and a["scale"] > 0, f"{n['name']}: {a}"
+            assert lo <= a["quant_min"] <= a["zero_point"] <= a["quant_max"] <= hi, \
+                f"{n['name']}: {a}"
         seen.add(n["name"])
     for o in graph["outputs"]:
         assert o in seen, f"output {o} undefined"
@@ -233,7 +242,18 @@ def _op(node, xs, w, version=2):
         return _activation(op, a, x.double()).float()
     if op in OPS_V3:
         return kestrel_check_v3.run_op(node, x, w)
+    if op == "fake_quant":
+        return fake_quant(a, x)
     raise ValueError(op)
+
+
+def fake_quant(a, x):
+    """GRAPH_FORMAT.md's quantize-dequantize pair, written out in float32 steps: the inverse
+    scale from float64, round half to even, the clamp, a NaN made 0."""
+    inv = torch.tensor(1.0 / a["scale"], dtype=torch.float32)
+    q = torch.round(x.float() * inv) + a["zero_point"]
+    q = torch.where(q.isnan(), 0.0, q.clamp(a["quant_min"], a["quant_max"]))
+    return (q - a["zero_point"]) * torch.tensor(a["scale"], dtype=torch.float32)
 
 
 def _binary(node, xs, w, version):

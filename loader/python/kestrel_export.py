@@ -47,7 +47,10 @@ class TracedModel:
     def __init__(self, model, example_input):
         if not isinstance(example_input, torch.Tensor) or example_input.dim() < 1:
             raise ExportError("example_input must be one tensor with a batch dimension")
-        self.model = model.eval()
+        try:
+            self.model = model.eval()
+        except NotImplementedError:  # a torch.export module (PT2E's convert_pt2e) is as is
+            self.model = model
         x = example_input.detach().float()
         if x.shape[0] < 2:  # torch.export specialises a batch of 1: trace with a batch of 2
             x = torch.cat([x, x], 0)

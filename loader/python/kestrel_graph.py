@@ -15,9 +15,19 @@ import operator
 
 import torch
 
-from kestrel_ir import (INPUT_NAME, Const, ExportError, Pieces, Rec, Sym, Unusable,  # noqa: F401
+from kestrel_ir import (INPUT_NAME, Const, ExportError, Pieces, Quantized, Rec, Sym,  # noqa: F401
+                        Unusable,
                         _bind, _pair, _rank, _shape, aten, source_line)
 from kestrel_lower_v3 import VIEW_OPS, V3Lowering
+
+def _quantized(name):
+    """``torch.ops.quantized_decomposed.<name>.default`` (PT2E's ops), or None when no
+    quantization library has registered them."""
+    try:
+        return getattr(torch.ops.quantized_decomposed, name).default
+    except (AttributeError, RuntimeError):
+        return None
+
 
 # ops that produce nothing the graph needs
 _IGNORED = {aten._assert_tensor_metadata.default, aten._assert_scalar.default,
@@ -83,6 +93,9 @@ class _Converter(V3Lowering):
         v = self.val.get(a) if isinstance(a, torch.fx.Node) else None
         if isinstance(v, Unusable):
             self.fail(n, v.why)
+        if isinstance(v, Quantized):
+            self.fail(n, f"{what} is a quantize_per_tensor result: only its dequantize_per_tensor "
+                         "may read it")
         if not isinstance(v, Rec):
             self.fail(n, f"{what} must be a tensor computed from the model input")
         return v
@@ -242,6 +255,8 @@ class _Converter(V3Lowering):
     # -- one ATen op -> one Kestrel node
     def map_op(self, n):
         t, b = n.target, _bind(n) if hasattr(n.target, "_schema") else {}
+        if t in (_quantized("quantize_per_tensor"), _quantized("dequantize_per_tensor")):
+            return self.quantized(n, b)
         if t in (aten.conv2d.default, aten.conv2d.padding, aten.convolution.default):
             return self.conv(n, b)
         if t in (aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default,
@@ -333,6 +348,28 @@ class _Converter(V3Lowering):
                 self.fail(n, "softmax with a dtype change")
             return self.emit(n, "softmax", [self.act(n, b["self"])], attrs={"dim": int(b["dim"])})
         return self.map_v3(n, t, b)
+
+    def quantized(self, n, b):
+        """A PT2E quantize_per_tensor (held back) and the dequantize_per_tensor reading it
+        with the same params: one ``fake_quant`` node (GRAPH_FORMAT.md, version 4)."""
+        dtype = {torch.int8: "int8", torch.uint8: "uint8"}.get(b["dtype"])
+        if dtype is None:
+            self.fail(n, f"quantization to {b['dtype']} is not supported (int8 and uint8 are)")
+        if not all(isinstance(b[k], int) and not isinstance(b[k], bool)
+                   for k in ("zero_point", "quant_min", "quant_max")):
+            self.fail(n, "the zero point and range must be integer literals")
+        params = (self.number(n, b["scale"], "scale"), b["zero_point"], b["quant_min"],
+                  b["quant_max"], dtype)
+        if n.target == _quantized("quantize_per_tensor"):
+            return Quantized(self.act(n, b["input"]), params)
+        q = self.val.get(b["input"])
+        if not isinstance(q, Quantized):
+            self.fail(n, "dequantize_per_tensor of a tensor no quantize_per_tensor made")
+        if q.params != params:
+            self.fail(n, f"dequantize_per_tensor with {params}, its quantize_per_tensor "
+                         f"with {q.params}")
+        attrs = dict(zip(("scale", "zero_point", "quant_min", "quant_max", "dtype"), params))
+        return self.emit(n, "fake_quant", [q.src], attrs=attrs, version=4)
 
     def binary(self, n, b):
         """add/sub/mul/div with PyTorch broadcasting: two values; a value and a constant

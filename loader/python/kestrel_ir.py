@@ -25,6 +25,14 @@ class Unusable:
         self.why = why
 
 
+class Quantized:
+    """The integer tensor of a PT2E ``quantize_per_tensor`` of ``src`` (Rec) with ``params``
+    (scale, zero point, qmin, qmax, dtype name): only a ``dequantize_per_tensor`` with the
+    same params may read it, the pair becoming one ``fake_quant`` node."""
+    def __init__(self, src, params):
+        self.src, self.params = src, params
+
+
 class Sym:
     """A symbolic size (e.g. ``x.size(0)``): allowed only as a view/reshape argument."""
 
@@ -58,7 +66,8 @@ V2_OPS = {"sigmoid", "silu", "hardsigmoid", "hardswish", "tanh", "gelu", "leaky_
           "clamp", "sub", "mul", "div"}
 V3_OPS = {"layer_norm", "permute", "reshape", "slice", "upsample_nearest2d",
           "upsample_bilinear2d", "conv_transpose2d"}
-OP_VERSION = {**{op: 2 for op in V2_OPS}, **{op: 3 for op in V3_OPS}}
+V4_OPS = {"fake_quant"}
+OP_VERSION = {**{op: 2 for op in V2_OPS}, **{op: 3 for op in V3_OPS}, **{op: 4 for op in V4_OPS}}
 
 
 def source_line(node):

@@ -5,7 +5,8 @@ needed; pytest also collects the test_* functions):
 
     /work/pyenv/bin/python loader/python/test_kestrel_export.py
 
-It also runs the tests of graph version 3's ops, in test_kestrel_export_v3.py.
+It also runs the tests of graph version 3's ops, in test_kestrel_export_v3.py, and of
+PT2E-quantized models (graph version 4), in test_kestrel_export_pt2e.py.
 """
 import json
 import os
@@ -447,8 +448,10 @@ class Sine(nn.Module):
 
 
 def main():
+    import test_kestrel_export_pt2e  # PT2E-quantized models (graph version 4)
     import test_kestrel_export_v3  # the graph-version-3 lowerings, in their own file
     tests = [(k, v) for k, v in list(globals().items()) + list(vars(test_kestrel_export_v3).items())
+             + list(vars(test_kestrel_export_pt2e).items())
              if k.startswith("test_") and callable(v)]
     passed = failed = 0
     for name, fn in tests:

@@ -14,8 +14,9 @@ use crate::GraphJsonError;
 
 /// The newest graph JSON version this build reads (from [`MIN_GRAPH_VERSION`] on), and the
 /// one a graph built in code says. Version 2 adds activations and broadcasting binary ops,
-/// version 3 layout ops, layer norm, resizing and transposed convs (GRAPH_FORMAT.md).
-pub const GRAPH_VERSION: u32 = 3;
+/// version 3 layout ops, layer norm, resizing and transposed convs, version 4 quantization
+/// (GRAPH_FORMAT.md).
+pub const GRAPH_VERSION: u32 = 4;
 /// The oldest graph JSON version this build reads.
 pub const MIN_GRAPH_VERSION: u32 = 1;
 /// The `__metadata__` key holding the graph JSON.

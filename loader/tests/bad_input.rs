@@ -362,13 +362,13 @@ fn graph_json_malformed() {
 
 #[test]
 fn graph_json_of_unknown_version() {
-    let graph = r#"{"version": 4, "inputs": [], "nodes": [], "outputs": [], "new_in_v4": true}"#;
-    let e = load_err("graph-v4", &model_file(graph, &[]), &[]);
+    let graph = r#"{"version": 5, "inputs": [], "nodes": [], "outputs": [], "new_in_v5": true}"#;
+    let e = load_err("graph-v5", &model_file(graph, &[]), &[]);
     assert!(
         matches!(
             e,
             LoadError::Graph {
-                source: GraphJsonError::UnknownVersion { found: 4 },
+                source: GraphJsonError::UnknownVersion { found: 5 },
                 ..
             }
         ),

@@ -76,10 +76,10 @@ fn not_an_object() {
 }
 
 #[test]
-fn version_must_be_1_to_3_and_is_checked_first() {
+fn version_must_be_1_to_4_and_is_checked_first() {
     assert!(matches!(
-        err(r#"{"version": 4}"#),
-        GraphJsonError::UnknownVersion { found: 4 }
+        err(r#"{"version": 5}"#),
+        GraphJsonError::UnknownVersion { found: 5 }
     ));
     assert!(matches!(
         err(r#"{"version": 0, "extra": 1}"#),

@@ -28,6 +28,8 @@ pub const FIXTURES: &[&str] = &[
     "yolo",
     "unet",
     "v3ops",
+    // Graph version 4: PT2E's quantize–dequantize pairs.
+    "qdq",
 ];
 
 pub fn fixture(name: &str) -> PathBuf {

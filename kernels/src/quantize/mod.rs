@@ -20,6 +20,7 @@
 use crate::ParamError;
 
 pub mod cpu;
+pub mod cuda;
 /// Plain loops: the test oracle.
 pub mod reference;
 

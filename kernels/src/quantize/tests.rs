@@ -1,8 +1,10 @@
 //! The quantization rule against PyTorch's own numbers (`pytorch_values.rs`, printed by
-//! `pytorch_values.py`), every backend against the rule bit for bit, and the params' checks.
+//! `pytorch_values.py`), every backend (the SIMD kernels on every ISA and thread count,
+//! `fake_quant_f32` on CUDA) against the rule bit for bit, and the params' checks.
 
 use super::pytorch_values::CASES;
-use super::{cpu, reference, QuantDtype, QuantParams};
+use super::{cpu, cuda, reference, QuantDtype, QuantParams};
+use crate::testing::everywhere::{check, Allow, Case};
 use crate::Isa;
 
 fn params(&(scale, zp, qmin, qmax, uint8): &(f64, i64, i64, i64, bool)) -> QuantParams {
@@ -87,4 +89,32 @@ fn bad_params_are_errors_naming_the_value() {
     let p = QuantParams::new(0.1, -3, -127, 127, int8).unwrap();
     assert_eq!((p.scale, p.inv_scale), (0.1f32, 10.0f32));
     assert_eq!((p.zero_point, p.qmin, p.qmax), (-3, -127, 127));
+}
+
+/// `fake_quant_f32` on CUDA (the emulator, and the GPU where there is one) and the CPU
+/// kernels through the backends' common harness: bits.
+#[test]
+fn fake_quant_on_every_backend() {
+    let mut cases = Vec::new();
+    for (case, rows) in CASES {
+        let p = params(case);
+        for len in [1, 17, 100, 4099] {
+            let x: Vec<f32> = rows
+                .iter()
+                .map(|r| f32::from_bits(r.0))
+                .cycle()
+                .take(len)
+                .collect();
+            let mut expected = vec![0.0; len];
+            reference::fake_quant_slice(&p, &x, &mut expected);
+            let name = format!("fake_quant {case:?} len {len}");
+            let c = Case::new(&name, vec![x], expected, Allow::Bits)
+                .cuda(cuda::fake_quant(&p, len).unwrap())
+                .cpu(move |isa, threads, x, y| cpu::fake_quant(isa, &p, x[0], y, threads));
+            cases.push(c);
+        }
+    }
+    check("fake_quant", &cases);
+    let p = params(&CASES[0].0);
+    assert!(cuda::fake_quant(&p, 0).unwrap().launches.is_empty());
 }

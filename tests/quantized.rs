@@ -1,0 +1,149 @@
+//! Graph version 4's quantization, end to end: a `fake_quant` node (a PT2E
+//! quantize–dequantize pair) computes PyTorch's rule (`kestrel_kernels::quantize`) bit
+//! for bit on the reference kernels, every ISA at 1 and 2 threads and the emulated CUDA
+//! executor; bad attributes name the node and the attribute, and an older file may not
+//! use the op.
+
+mod common;
+
+use kestrel::{CudaError, Device, Error, GraphError, Isa, Kernels, Model, SessionOptions, Weights};
+use kestrel_kernels::quantize::{reference, QuantDtype, QuantParams};
+use kestrel_kernels::testing::{require_or_skip, Need};
+use serde_json::{json, Value};
+
+fn every_target() -> Vec<SessionOptions> {
+    let mut targets = vec![SessionOptions::default().with_kernels(Kernels::Reference)];
+    for isa in Isa::available() {
+        for threads in [1, 2] {
+            let opts = SessionOptions::default().with_kernels(Kernels::Isa(isa));
+            targets.push(opts.with_threads(threads));
+        }
+    }
+    targets.push(SessionOptions::default().with_device(Device::CudaEmulated));
+    targets
+}
+
+fn fake_quant(attrs: Value) -> Value {
+    json!({"name": "q", "op": "fake_quant", "inputs": ["x"], "attrs": attrs})
+}
+
+fn model(version: u32, node: Value) -> Result<Model, Error> {
+    let g = json!({
+        "version": version,
+        "inputs": [{"name": "x", "shape": [-1, 3, 17, 19]}],
+        "nodes": [node],
+        "outputs": ["q"]
+    });
+    Model::from_parts(&common::graph_def(&g), &Weights::default())
+}
+
+/// Values across the int8 range at scale 0.05 and past it, with ties, ±0, ±Inf and NaN.
+fn input(len: usize) -> Vec<f32> {
+    let special = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        0.025,
+        0.075,
+        -0.125,
+    ];
+    (0..len)
+        .map(|i| match i % 41 {
+            k if k < special.len() => special[k],
+            _ => ((i * 7919) % 1201) as f32 / 100.0 - 6.0,
+        })
+        .collect()
+}
+
+#[test]
+fn fake_quant_computes_pytorchs_rule_on_every_target() {
+    for (dtype, zp, lo, hi) in [("int8", 3, -128, 127), ("uint8", 128, 0, 255)] {
+        let attrs = json!({"scale": 0.05, "zero_point": zp, "quant_min": lo, "quant_max": hi,
+                           "dtype": dtype});
+        let m = model(4, fake_quant(attrs)).unwrap();
+        let q = match dtype {
+            "int8" => QuantDtype::Int8,
+            _ => QuantDtype::Uint8,
+        };
+        let p = QuantParams::new(0.05, zp, lo, hi, q).unwrap();
+        for batch in [1, 3] {
+            let x = input(batch * 3 * 17 * 19);
+            let mut want = vec![0.0; x.len()];
+            reference::fake_quant_slice(&p, &x, &mut want);
+            for opts in every_target() {
+                let label = format!("{dtype} batch {batch} {opts:?}");
+                let mut s = match m.session(&opts.with_batch(batch)) {
+                    Ok(s) => s,
+                    Err(Error::Cuda(CudaError::Unavailable(why))) => {
+                        require_or_skip(Need::Emulator, &label, &why);
+                        continue;
+                    }
+                    Err(e) => panic!("{label}: {e}"),
+                };
+                let out = s.run(&[&x]).unwrap();
+                let got = out.get(0).unwrap();
+                assert_eq!(got.shape, &[batch, 3, 17, 19], "{label}");
+                for (i, (g, w)) in got.data.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{label} [{i}]: x {}: {g} vs {w}",
+                        x[i]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_quantization_attributes_name_the_node_and_attribute() {
+    let good = json!({"scale": 0.1, "zero_point": 0, "quant_min": -128, "quant_max": 127,
+                      "dtype": "int8"});
+    let with = |key: &str, v: Value| {
+        let mut a = good.clone();
+        a[key] = v;
+        a
+    };
+    let without = |key: &str| {
+        let mut a = good.clone();
+        a.as_object_mut().unwrap().remove(key);
+        a
+    };
+    let cases = [
+        (
+            with("scale", json!(0.0)),
+            "scale must be finite and positive",
+        ),
+        (with("scale", json!(-1.0)), "got -1e0"),
+        (with("scale", json!("big")), "expected a number"),
+        (with("zero_point", json!(128)), "zero point 128 is outside"),
+        (with("zero_point", json!(1.5)), "expected an integer"),
+        (with("quant_min", json!(-129)), "-129..=127"),
+        (with("quant_max", json!(-200)), "is not a range"),
+        (
+            with("dtype", json!("int4")),
+            "\"int4\": expected \"int8\" or \"uint8\"",
+        ),
+        (with("axis", json!(0)), "unknown attribute"),
+        (without("scale"), "required attribute is missing"),
+        (without("dtype"), "required attribute is missing"),
+    ];
+    for (attrs, want) in cases {
+        let e = match model(4, fake_quant(attrs.clone())) {
+            Err(Error::Graph { error, .. }) => match *error {
+                GraphError::Attr { node, attr, detail } => format!("{node}: {attr}: {detail}"),
+                other => format!("other: {other}"),
+            },
+            Err(e) => panic!("{attrs}: not a graph error: {e}"),
+            Ok(_) => panic!("{attrs}: loaded"),
+        };
+        assert!(e.starts_with("q: ") && e.contains(want), "{attrs}: {e}");
+    }
+    // A version-3 file may not use a version-4 op.
+    match model(3, fake_quant(good)) {
+        Err(e) => assert!(e.to_string().contains("fake_quant"), "{e}"),
+        Ok(_) => panic!("a version-3 file ran fake_quant"),
+    }
+}
