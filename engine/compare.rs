@@ -59,6 +59,59 @@ pub fn diff(out: &[f32], reference: &[f32], rtol: f64, atol: f64) -> Diff {
     }
 }
 
+/// A quantized tensor against its reference, counted in quantization steps: the outputs of
+/// a `fake_quant` node are multiples of its scale (shifted by the zero point), so two
+/// computations of one int8 model differ by whole steps where a value near a rounding tie
+/// rounded the other way (PyTorch's own int8 backends differ from its reference that way).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Steps {
+    /// The quantization step: the node's scale.
+    pub step: f64,
+    /// Elements equal to the reference (NaN to NaN).
+    pub equal: usize,
+    /// Elements one step away.
+    pub one: usize,
+    /// Elements further away (or a mismatched NaN, or of a tensor of another length).
+    pub beyond: usize,
+    /// The most steps any element is away (infinite for a mismatched NaN).
+    pub most: f64,
+}
+
+impl Steps {
+    /// Whether every element is within `steps` steps of its reference.
+    pub fn within(&self, steps: f64) -> bool {
+        self.most <= steps
+    }
+}
+
+/// Counts how many quantization steps of `step` each element of `out` is from `reference`:
+/// a distance is rounded to whole steps (the float arithmetic of the dequantization
+/// leaves it a few ulp off).
+pub fn steps(out: &[f32], reference: &[f32], step: f64) -> Steps {
+    let mut s = Steps {
+        step,
+        equal: 0,
+        one: 0,
+        beyond: 0,
+        most: 0.0,
+    };
+    if out.len() != reference.len() {
+        s.beyond = out.len().max(reference.len());
+        s.most = f64::INFINITY;
+        return s;
+    }
+    for (&o, &r) in out.iter().zip(reference) {
+        let k = (element_error(o, r) / step).round();
+        match k {
+            0.0 => s.equal += 1,
+            1.0 => s.one += 1,
+            _ => s.beyond += 1,
+        }
+        s.most = s.most.max(k);
+    }
+    s
+}
+
 /// How far one rounding of the input to 11 significant bits (tf32's and fp16's: every
 /// element scaled by a random factor in 1 ± 2^-11) moves the model's outputs, each over
 /// its largest magnitude (the most moved output counts), computed in fp32 on the CPU at
@@ -101,6 +154,27 @@ mod tests {
         assert!((d.tolerance - 2.01e-4).abs() < 1e-9);
         assert!(!d.ok());
         assert!(diff(&[1.0, 2.0001], &[1.0, 2.0], 1e-4, 1e-6).ok());
+    }
+
+    #[test]
+    fn steps_count_whole_quantization_steps() {
+        let step = 0.1f32;
+        let r = [0.3f32, -0.2, 1.0, f32::NAN, 0.0];
+        // Equal, one step up (with the dequantization's rounding), two down, NaN, one.
+        let o = [
+            0.3f32,
+            -0.2 + step * 1.000_001,
+            1.0 - 2.0 * step,
+            f32::NAN,
+            -step,
+        ];
+        let s = super::steps(&o, &r, f64::from(step));
+        assert_eq!((s.equal, s.one, s.beyond), (2, 2, 1), "{s:?}");
+        assert_eq!(s.most, 2.0);
+        assert!(s.within(2.0) && !s.within(1.0));
+        let nan = super::steps(&[f32::NAN], &[0.0], 0.1);
+        assert_eq!((nan.beyond, nan.most), (1, f64::INFINITY));
+        assert_eq!(super::steps(&[0.0], &[], 0.1).beyond, 1);
     }
 
     #[test]

@@ -132,6 +132,25 @@ impl Model {
         &self.output_names
     }
 
+    /// The quantization step of output `index`, where a `fake_quant` node computes it (a
+    /// PT2E model's dequantized output): its scale, as f32. None for a float output or past
+    /// the last output. `kestrel compare` counts such an output's errors in these steps.
+    pub fn output_step(&self, index: usize) -> Option<f64> {
+        match *self.graph.outputs.get(index)? {
+            crate::graph::Value::Node(i) => self.layer_step(&self.graph.nodes[i].name),
+            crate::graph::Value::Input(_) => None,
+        }
+    }
+
+    /// The quantization step of the node named `name` where it is a `fake_quant`, else None.
+    pub fn layer_step(&self, name: &str) -> Option<f64> {
+        let node = self.graph.nodes.iter().find(|n| n.name == name)?;
+        match &node.op {
+            crate::graph::Op::FakeQuant(p) => Some(f64::from(p.scale)),
+            _ => None,
+        }
+    }
+
     /// Total number of weight values.
     pub fn parameter_count(&self) -> usize {
         crate::graph::parameter_count(&self.graph)

@@ -357,3 +357,31 @@ fn bench_runs_a_batch_in_passes_when_told() {
     assert_eq!(o.status.code(), Some(2), "{out}{err}");
     assert!(err.contains("micro_batch"), "{err}");
 }
+
+/// `compare` of a PT2E-quantized model judges its quantized output in quantization steps
+/// (`--steps`, default 1) and says how many elements are equal, one step off or further.
+#[test]
+fn compare_counts_a_quantized_output_in_steps() {
+    let model = fixture("cifarnet_int8");
+    let reference = common::reference("cifarnet_int8", 3);
+    let o = kestrel(&["compare", s(&model), s(&reference), "--per-layer"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("output: quantized, in steps of "))
+        .unwrap_or_else(|| panic!("no steps line: {out}"));
+    assert!(
+        line.contains("(tolerance 1 step(s))") && line.contains("% equal"),
+        "{line}"
+    );
+    // A float model's output says nothing of steps.
+    let o = kestrel(&[
+        "compare",
+        s(&fixture("qdq")),
+        s(&common::reference("qdq", 1)),
+    ]);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(!out.contains("in steps of"), "{out}");
+}

@@ -1,7 +1,7 @@
 use crate::info::join;
 use crate::run::{output_names, read_inputs};
 use anyhow::{Context, Result};
-use kestrel::compare::{diff, Diff};
+use kestrel::compare::{diff, steps, Diff};
 use kestrel::Model;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,10 @@ pub struct CompareArgs {
     /// --precision: fp32 1e-4 (atol 1e-6), tf32 5e-3, fp16 1e-2 (atol 0).
     #[arg(long)]
     rtol: Option<f64>,
+    /// A quantized output or layer (a PT2E model's `fake_quant`) passes when every element
+    /// is within this many quantization steps of the reference, whatever --rtol says.
+    #[arg(long, default_value_t = 1.0)]
+    steps: f64,
 }
 
 /// How many of the worst layers `--per-layer` lists.
@@ -53,7 +57,13 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
             .get(&format!("layer.{name}"))
             .and_then(|t| t.data.as_ref())
         {
-            Some(r) => layers.push((name.to_string(), diff(out.data, r, rtol, atol))),
+            Some(r) => {
+                let d = match model.layer_step(name) {
+                    Some(step) => in_steps(diff(out.data, r, rtol, atol), step, args.steps),
+                    None => diff(out.data, r, rtol, atol),
+                };
+                layers.push((name.to_string(), d))
+            }
             None => unmatched += 1,
         }
     })?;
@@ -72,13 +82,22 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
         "output", "shape", "max abs err", "max rel err", "tolerance"
     );
     let mut all_ok = true;
-    for (name, out) in output_names(outputs.len()).iter().zip(outputs.iter()) {
+    let mut quantized = Vec::new();
+    for (i, (name, out)) in output_names(outputs.len())
+        .iter()
+        .zip(outputs.iter())
+        .enumerate()
+    {
         let r = reference
             .tensors
             .get(name)
             .and_then(|t| t.data.as_ref())
             .with_context(|| format!("{}: no float tensor \"{name}\"", args.reference.display()))?;
-        let d = diff(out.data, r, rtol, atol);
+        let mut d = diff(out.data, r, rtol, atol);
+        if let Some(step) = model.output_step(i) {
+            d = in_steps(d, step, args.steps);
+            quantized.push((name.clone(), steps(out.data, r, step)));
+        }
         all_ok &= d.ok();
         let shape = format!("[{}]", join(out.shape));
         println!(
@@ -87,6 +106,17 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
             d.rel(),
             d.tolerance,
             verdict(&d)
+        );
+    }
+    for (name, s) in &quantized {
+        let n = (s.equal + s.one + s.beyond).max(1) as f64;
+        println!(
+            "{name}: quantized, in steps of {:.4e} (tolerance {} step(s)): {:.2}% equal, {:.2}% one step off, {:.2}% further",
+            s.step,
+            args.steps,
+            100.0 * s.equal as f64 / n,
+            100.0 * s.one as f64 / n,
+            100.0 * s.beyond as f64 / n
         );
     }
     if args.per_layer {
@@ -119,6 +149,15 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
     } else {
         println!("\nMISMATCH: Kestrel is over tolerance against PyTorch");
         Ok(ExitCode::from(1))
+    }
+}
+
+/// `d` judged in quantization steps: `steps` steps of `step` allowed (and the few ulp by
+/// which a dequantized value misses a whole step).
+fn in_steps(d: Diff, step: f64, steps: f64) -> Diff {
+    Diff {
+        tolerance: steps * step * (1.0 + 1e-5),
+        ..d
     }
 }
 
