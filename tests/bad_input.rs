@@ -279,12 +279,12 @@ fn bad_activations_name_the_node_and_the_value() {
 
 #[test]
 fn an_unknown_graph_version() {
-    let e = graph_err(build(|g| g["version"] = json!(4)));
+    let e = graph_err(build(|g| g["version"] = json!(5)));
     assert_eq!(
         e,
         GraphError::Version {
-            found: 4,
-            supported: 3
+            found: 5,
+            supported: 4
         }
     );
 }

@@ -41,7 +41,7 @@ pub(super) fn no_inputs(g: &RandomGraph, _: &mut Rng) -> Option<Broken> {
 }
 
 pub(super) fn version(g: &RandomGraph, rng: &mut Rng) -> Option<Broken> {
-    let v = *rng.pick(&[0, 4, 7]);
+    let v = *rng.pick(&[0, kestrel_loader::GRAPH_VERSION + 1, 7]);
     let mut b = broken(g, format!("version {v}"));
     b.def.version = v;
     b.culprits = vec![format!("version {v}")];
