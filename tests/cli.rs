@@ -375,6 +375,11 @@ fn compare_counts_a_quantized_output_in_steps() {
         line.contains("(tolerance 1 step(s))") && line.contains("% equal"),
         "{line}"
     );
+    // A negative number of steps is a usage error.
+    let o = kestrel(&["compare", s(&model), s(&reference), "--steps=-1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(err.contains("--steps must be"), "{err}");
     // A float model's output says nothing of steps.
     let o = kestrel(&[
         "compare",

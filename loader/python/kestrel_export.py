@@ -28,7 +28,7 @@ from kestrel_graph import ExportError, convert, run_traced  # noqa: E402
 
 GRAPH_KEY = "kestrel.graph"
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
-__all__ = ["export", "save_reference", "round_weights", "randomize_bn", "trace",
+__all__ = ["export", "save_reference", "quantize_pt2e", "round_weights", "randomize_bn", "trace",
            "TracedModel", "ExportError", "GRAPH_KEY"]
 
 
@@ -138,9 +138,49 @@ def trace(model, example_input):
     return TracedModel(model, example_input)
 
 
-def export(model, example_input, path, dtype=torch.float32):
-    """Trace ``model`` and write weights (converted to ``dtype``) plus the graph JSON."""
-    return TracedModel(model, example_input).save(path, dtype)
+def export(model, example_input, path, dtype=torch.float32, quantize=None):
+    """Trace ``model`` and write weights (converted to ``dtype``) plus the graph JSON.
+
+    With ``quantize`` (calibration input batches), the model is first quantized by
+    ``quantize_pt2e`` and the quantized model is written; the quantized model is returned
+    with the graph, ``(graph, quantized)``, for ``save_reference``."""
+    if quantize is None:
+        return TracedModel(model, example_input).save(path, dtype)
+    quantized = quantize_pt2e(model, example_input, quantize)
+    return TracedModel(quantized, example_input).save(path, dtype), quantized
+
+
+def quantize_pt2e(model, example_input, calibration):
+    """``model`` quantized with PyTorch's PT2E flow (torchao, pinned in requirements.txt)
+    in Kestrel's documented configuration: the XNNPACK-style quantizer's symmetric config
+    with per-channel weights (int8 weights, range -127..127, one scale per output channel;
+    int8 activations, one scale and zero point per tensor, from min/max observers), traced
+    with a dynamic batch and calibrated on each batch of ``calibration`` (an iterable of
+    input tensors, or one tensor). The result is what ``convert_pt2e`` returns: pass it to
+    ``export`` or ``TracedModel`` as it is."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.testing.pt2e._xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+    if isinstance(calibration, torch.Tensor):
+        calibration = [calibration]
+    calibration = list(calibration)
+    if not calibration or not all(isinstance(c, torch.Tensor) for c in calibration):
+        raise ExportError("quantize: give one or more calibration input tensors")
+    x = example_input.detach().float()
+    if x.shape[0] < 2:  # torch.export specialises a batch of 1
+        x = torch.cat([x, x], 0)
+    batch = torch.export.Dim("batch")
+    try:
+        traced = torch.export.export(model.eval(), (x,), dynamic_shapes=({0: batch},)).module()
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"torch.export failed: {first}") from e
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(traced, quantizer)
+    with torch.no_grad():
+        for c in calibration:
+            prepared(c.detach().float())
+    return convert_pt2e(prepared)
 
 
 def save_reference(model, example_input, path, intermediates=False):

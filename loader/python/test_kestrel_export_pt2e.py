@@ -18,7 +18,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import kestrel_check  # noqa: E402
-from kestrel_export import ExportError, TracedModel  # noqa: E402
+from kestrel_export import ExportError, TracedModel, export, quantize_pt2e  # noqa: E402
 from test_kestrel_export import TMP  # noqa: E402
 
 
@@ -84,6 +84,28 @@ def test_pt2e_model_exports_fake_quant_and_float_weights():
         assert torch.equal(out, q(x)), "the reference is the converted model's output"
         ok, worst, lines = kestrel_check.compare(path, ref, rtol=1e-5)
         assert ok and worst == 0.0, "\n".join(lines)
+
+
+def test_export_quantizes_with_the_documented_config():
+    """``export(..., quantize=batches)`` runs the PT2E flow itself: the same model as
+    ``quantize_pt2e``, exported; a bad calibration set is an export error."""
+    torch.manual_seed(1)
+    shape, model = (3, 12, 8), Small()
+    g = torch.Generator().manual_seed(9)
+    calib = [torch.randn((2,) + shape, generator=g) for _ in range(3)]
+    x = torch.randn((1,) + shape)
+    path = os.path.join(TMP, "pt2e-export.safetensors")
+    graph, quantized = export(model, x, path, quantize=calib)
+    assert graph["version"] == 4 and any(n["op"] == "fake_quant" for n in graph["nodes"])
+    again = quantize_pt2e(model, x, calib)
+    assert torch.equal(quantized(x), again(x)), "one config, one result"
+    for bad in ([], [1.0]):
+        try:
+            export(model, x, path, quantize=bad)
+        except ExportError as e:
+            assert "calibration" in str(e), e
+            continue
+        raise AssertionError(f"{bad!r}: no ExportError")
 
 
 class Bare(nn.Module):

@@ -36,6 +36,11 @@ pub struct CompareArgs {
 const WORST: usize = 5;
 
 pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
+    anyhow::ensure!(
+        args.steps.is_finite() && args.steps >= 0.0,
+        "--steps must be a number of quantization steps, 0 or more, got {}",
+        args.steps
+    );
     let model = Model::load(&args.model)?;
     let reference = kestrel_loader::read_tensors(&args.reference)?;
     let inputs = read_inputs(&model, &reference)?;
