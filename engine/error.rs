@@ -249,6 +249,17 @@ pub enum GraphError {
         /// The tensor's dtype.
         dtype: String,
     },
+    /// An int8 weight (GRAPH_FORMAT.md, version 4) whose scales or zero points are missing
+    /// or wrong.
+    #[error("node \"{node}\": int8 weight \"{tensor}\": {detail}")]
+    QuantizedWeight {
+        /// The node's name.
+        node: String,
+        /// The int8 tensor's name.
+        tensor: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// A weight tensor's shape is not the one its op needs.
     #[error("node \"{node}\": weight \"{role}\" (tensor \"{tensor}\") has shape {found:?}, expected {expected:?}")]
     WeightShape {

@@ -13,6 +13,16 @@ use std::sync::Arc;
 pub struct Weights {
     float: BTreeMap<String, WeightRef>,
     other: BTreeMap<String, String>,
+    /// I8 tensors (quantized weights) and I32 ones (their zero points): shape and values.
+    ints: BTreeMap<String, IntTensor>,
+}
+
+/// An integer tensor of a model file: its dtype, shape and values.
+#[derive(Debug, Clone)]
+pub(crate) struct IntTensor {
+    pub dtype: kestrel_loader::Dtype,
+    pub shape: Vec<usize>,
+    pub values: Arc<[i32]>,
 }
 
 impl Weights {
@@ -35,6 +45,14 @@ impl Weights {
                     weights.float.insert(name, Arc::new(w));
                 }
                 None => {
+                    if let Some(values) = t.ints {
+                        let int = IntTensor {
+                            dtype: t.dtype,
+                            shape: t.shape,
+                            values: values.into(),
+                        };
+                        weights.ints.insert(name.clone(), int);
+                    }
                     weights.other.insert(name, format!("{:?}", t.dtype));
                 }
             }
@@ -52,6 +70,7 @@ impl Weights {
             });
         }
         self.other.remove(name);
+        self.ints.remove(name);
         let w = Weight {
             name: name.to_string(),
             shape: shape.to_vec(),
@@ -64,6 +83,11 @@ impl Weights {
     /// The float tensor named `name`, if the file held one.
     pub fn get(&self, name: &str) -> Option<&WeightRef> {
         self.float.get(name)
+    }
+
+    /// The integer tensor named `name` (I8, U8 or I32), if the file held one.
+    pub(crate) fn int(&self, name: &str) -> Option<&IntTensor> {
+        self.ints.get(name)
     }
 
     /// The dtype of a tensor that is present but not float, if `name` is one.

@@ -187,3 +187,126 @@ fn a_pt2e_cifar_net_matches_pytorch_within_one_step() {
         }
     }
 }
+
+/// A version-4 file whose linear layer's weight is int8: `fc.weight` (I8, 4×3) with
+/// `fc.weight.scale` and, unless `zero_point` is None, `fc.weight.zero_point`, each
+/// tensor given as (dtype, shape, little-endian bytes).
+fn int8_linear_file(
+    scale: (&str, Vec<u64>, Vec<u8>),
+    zero_point: Option<(&str, Vec<u64>, Vec<u8>)>,
+) -> Vec<u8> {
+    let g = json!({
+        "version": 4,
+        "inputs": [{"name": "x", "shape": [-1, 3]}],
+        "nodes": [{"name": "fc", "op": "linear", "inputs": ["x"],
+                   "weights": {"weight": "fc.weight", "bias": "fc.bias"}}],
+        "outputs": ["fc"]
+    });
+    let bias: Vec<u8> = [0.5f32, -0.25, 0.0, 1.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let q: Vec<u8> = [1i8, -2, 3, 127, -127, 0, 5, 6, -7, 10, 20, -30]
+        .iter()
+        .map(|&v| v as u8)
+        .collect();
+    let mut tensors = vec![
+        ("fc.bias", "F32", vec![4], bias),
+        ("fc.weight.scale", scale.0, scale.1, scale.2),
+    ];
+    if let Some((dtype, shape, bytes)) = zero_point {
+        tensors.push(("fc.weight.zero_point", dtype, shape, bytes));
+    }
+    tensors.push(("fc.weight", "I8", vec![4, 3], q));
+    let mut header = serde_json::Map::new();
+    header.insert(
+        "__metadata__".into(),
+        json!({"kestrel.graph": g.to_string()}),
+    );
+    let mut data = Vec::new();
+    for (name, dtype, shape, bytes) in &tensors {
+        let (begin, end) = (data.len(), data.len() + bytes.len());
+        header.insert(
+            name.to_string(),
+            json!({"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}),
+        );
+        data.extend_from_slice(bytes);
+    }
+    kestrel_loader::testfile::raw_file(&Value::Object(header).to_string(), &data)
+}
+
+fn le<T: Copy>(values: &[T], bytes: impl Fn(T) -> Vec<u8>) -> Vec<u8> {
+    values.iter().flat_map(|&v| bytes(v)).collect()
+}
+
+#[test]
+fn int8_weights_load_as_pytorch_dequantizes_them_and_bad_ones_name_the_tensor() {
+    let f32s = |v: &[f32]| le(v, |x: f32| x.to_le_bytes().to_vec());
+    let i32s = |v: &[i32]| le(v, |x: i32| x.to_le_bytes().to_vec());
+    let scales = [0.5f32, 0.25, 2.0, 0.125];
+    let zps = [0i32, 1, -2, 3];
+    let good = int8_linear_file(
+        ("F32", vec![4], f32s(&scales)),
+        Some(("I32", vec![4], i32s(&zps))),
+    );
+    let file = kestrel_loader::testfile::TempFile::new("int8-linear", &good);
+    let m = Model::load(file.path()).unwrap();
+    let mut s = m.session(&SessionOptions::default()).unwrap();
+    let x = [1.0f32, -2.0, 0.5];
+    let out = s.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
+    let q = [1i32, -2, 3, 127, -127, 0, 5, 6, -7, 10, 20, -30];
+    let bias = [0.5f32, -0.25, 0.0, 1.0];
+    for o in 0..4 {
+        let w = |i: usize| (q[o * 3 + i] - zps[o]) as f32 * scales[o];
+        let want = (0..3)
+            .map(|i| f64::from(w(i)) * f64::from(x[i]))
+            .sum::<f64>()
+            + f64::from(bias[o]);
+        assert!(
+            (f64::from(out[o]) - want).abs() < 1e-5,
+            "[{o}]: {} vs {want}",
+            out[o]
+        );
+    }
+    let bad = [
+        (
+            ("F32", vec![3], f32s(&scales[..3])),
+            None,
+            "has shape [3], expected [4]",
+        ),
+        (
+            ("F32", vec![4], f32s(&[0.5, 0.0, 1.0, 1.0])),
+            None,
+            "scale 0 of channel 1",
+        ),
+        (
+            ("I32", vec![4], i32s(&[1, 1, 1, 1])),
+            None,
+            "no float tensor \"fc.weight.scale\"",
+        ),
+        (
+            ("F32", vec![4], f32s(&scales)),
+            Some(("I32", vec![4], i32s(&[0, 200, 0, 0]))),
+            "zero point 200 of channel 1",
+        ),
+        (
+            ("F32", vec![4], f32s(&scales)),
+            Some(("F32", vec![4], f32s(&[0.0; 4]))),
+            "must be an I32 or I8 tensor",
+        ),
+    ];
+    for (scale, zp, want) in bad {
+        let file =
+            kestrel_loader::testfile::TempFile::new("int8-bad", &int8_linear_file(scale, zp));
+        match Model::load(file.path()) {
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("\"fc\"") && e.contains("\"fc.weight\"") && e.contains(want),
+                    "{want}: {e}"
+                );
+            }
+            Ok(_) => panic!("{want}: loaded"),
+        }
+    }
+}

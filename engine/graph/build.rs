@@ -261,6 +261,13 @@ impl Bind<'_> {
         if let Some(w) = self.weights.get(tensor) {
             return Ok(Some(w.clone()));
         }
+        if let Some(q) = self
+            .weights
+            .int(tensor)
+            .filter(|t| t.dtype == kestrel_loader::Dtype::I8)
+        {
+            return super::quantized::dequantize(&self.nd.name, tensor, q, self.weights).map(Some);
+        }
         Err(match self.weights.non_float_dtype(tensor) {
             Some(dtype) => GraphError::WeightNotFloat {
                 node: self.nd.name.clone(),

@@ -5,6 +5,7 @@ mod attrs;
 mod build;
 mod build_v3;
 mod build_v4;
+mod quantized;
 
 pub use build::build_graph;
 pub(crate) use build::parameter_count;

@@ -79,6 +79,13 @@ def load(path):
             raise ValueError(f"{path}: no kestrel.graph in the metadata")
         graph = json.loads(meta["kestrel.graph"])
         weights = {k: f.get_tensor(k) for k in f.keys()}
+    # int8 weights (version 4): (q - zero_point[c]) * scale[c] in float32, as PyTorch's
+    # dequantize_per_channel along dim 0.
+    for k in [k for k, t in weights.items() if t.dtype == torch.int8]:
+        scale = weights[f"{k}.scale"]
+        zp = weights.get(f"{k}.zero_point", torch.zeros_like(scale, dtype=torch.int32))
+        shape = (-1,) + (1,) * (weights[k].dim() - 1)
+        weights[k] = (weights[k].float() - zp.reshape(shape).float()) * scale.reshape(shape)
     return graph, weights
 
 

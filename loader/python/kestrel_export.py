@@ -76,6 +76,11 @@ class TracedModel:
             raise ExportError(f"dtype must be float32, float16 or bfloat16, not {dtype}")
         tensors = {name: t.detach().to(dtype).contiguous().clone()
                    for name, t in self.graph.weights.items()}
+        # int8 weights (PT2E's): the int8 values, their scales and zero points.
+        for name, (q, scales, zps) in getattr(self.graph, "quant", {}).items():
+            tensors[name] = q.contiguous().clone()
+            tensors[f"{name}.scale"] = scales.contiguous().clone()
+            tensors[f"{name}.zero_point"] = zps.contiguous().clone()
         text = json.dumps(self.graph.to_json())
         _replace_file(path, lambda tmp: save_file(tensors, tmp, metadata={GRAPH_KEY: text}))
         return self.graph.to_json()

@@ -236,7 +236,12 @@ class _Converter(V3Lowering):
                                           sorted(a % 2 for a in n.args[1:3]) == [0, 1]) or \
                     (n.target == aten.permute.default and list(n.args[1]) == [1, 0]):
                 tr = src
-        self.val[n] = Const(out, None, tr)
+        quant = None
+        if n.target == _quantized("dequantize_per_channel"):
+            q, scales, zps, axis = args[0], args[1], args[2], args[3]
+            if q.dtype == torch.int8 and axis == 0 and q.dim() >= 1:
+                quant = (q, scales.float(), zps.to(torch.int32))
+        self.val[n] = Const(out, None, tr, quant)
 
     def alias(self, n):
         t, b = n.target, _bind(n)
@@ -542,7 +547,7 @@ def convert(ep, input_chw):
             stack.extend(r.inputs)
     recs = [r for r in c.recs if id(r) in live]
     _name_nodes(recs, {INPUT_NAME})
-    weights, named = {}, {}
+    weights, named, quant = {}, {}, {}
     for r in recs:
         for role, k in r.weights.items():
             if k.name is None and id(k) not in named:  # folded or lifted constant
@@ -554,10 +559,13 @@ def convert(ep, input_chw):
             if nm in weights and weights[nm] is not k.value:
                 raise ExportError(f"two different tensors named {nm}")
             weights[nm] = k.value
+            if k.quant is not None:
+                quant[nm] = k.quant
             if k.name is None:
                 k.name = nm
     g = Graph()
     g.nodes, g.weights, g.input, g.input_chw = recs, weights, c.input, list(input_chw)
+    g.quant = quant
     g.outputs = [o.name for o in outs]
     return g
 

@@ -14,9 +14,13 @@ class ExportError(RuntimeError):
 
 
 class Const:
-    """A tensor known at export time. ``name`` is its state_dict name (None when folded)."""
-    def __init__(self, value, name=None, transpose_of=None):
+    """A tensor known at export time. ``name`` is its state_dict name (None when folded).
+    ``quant``: for the float weight a PT2E ``dequantize_per_channel`` of int8 values along
+    dim 0 makes, (int8 values, f32 scales, int32 zero points), which the file stores
+    instead of the floats (GRAPH_FORMAT.md, version 4)."""
+    def __init__(self, value, name=None, transpose_of=None, quant=None):
         self.value, self.name, self.transpose_of = value, name, transpose_of
+        self.quant = quant
 
 
 class Unusable:

@@ -77,6 +77,17 @@ def test_pt2e_model_exports_fake_quant_and_float_weights():
         assert torch.allclose(steps, steps.round(), atol=1e-3), steps
     path = os.path.join(TMP, "pt2e.safetensors")
     tm.save(path)
+    # The file keeps each int8 weight as int8 with its scales and zero points; read back
+    # as GRAPH_FORMAT.md says, it is the float32 weight PyTorch computes.
+    from safetensors import safe_open
+    name = conv["weights"]["weight"]
+    with safe_open(path, framework="pt") as f:
+        qw, scale = f.get_tensor(name), f.get_tensor(f"{name}.scale")
+        zp = f.get_tensor(f"{name}.zero_point")
+    assert (qw.dtype, scale.dtype, zp.dtype) == (torch.int8, torch.float32, torch.int32)
+    assert scale.shape == (qw.shape[0],) and zp.shape == (qw.shape[0],)
+    back = (qw.float() - zp.float().reshape(-1, 1, 1, 1)) * scale.reshape(-1, 1, 1, 1)
+    assert torch.equal(back, w), "dequantized as PyTorch does"
     for b in (1, 3):
         ref = os.path.join(TMP, f"pt2e.b{b}.ref.safetensors")
         x = torch.randn((b,) + shape)

@@ -42,7 +42,7 @@ pub use write::write_tensors;
 /// One tensor read from a file. `data` is `Some` for F32, F16, BF16 and F64 (as f32,
 /// in place from the mapped file where it can be); `None` for integer, bool and other
 /// dtypes, which load (a state_dict's `num_batches_tracked` is I64) but cannot be used as
-/// weights.
+/// float weights. `ints` holds I8, U8 and I32 tensors' values (quantized weights).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileTensor {
     /// The dtype as stored in the file.
@@ -51,6 +51,9 @@ pub struct FileTensor {
     pub shape: Vec<usize>,
     /// The values as f32 for float dtypes; `None` for integer, bool and other dtypes.
     pub data: Option<F32Data>,
+    /// The values of an I8, U8 or I32 tensor (a quantized weight, its zero points, as
+    /// GRAPH_FORMAT.md's version 4 stores them); `None` for every other dtype.
+    pub ints: Option<Vec<i32>>,
 }
 
 /// Every tensor of one safetensors file plus its string metadata.

@@ -142,6 +142,7 @@ fn parse(
                 dtype: entry.dtype,
                 shape: entry.shape,
                 data,
+                ints: to_i32(entry.dtype, bytes),
             },
         );
     }
@@ -166,6 +167,23 @@ fn model_from_tensors(tensors: TensorFile) -> Result<ModelFile, LoadError> {
         None => None,
     };
     Ok(ModelFile { tensors, graph })
+}
+
+/// Little-endian bytes to i32 for I8, U8 and I32; `None` for the rest.
+fn to_i32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<i32>> {
+    match dtype {
+        Dtype::I8 => Some(bytes.iter().map(|&b| i32::from(b as i8)).collect()),
+        Dtype::U8 => Some(bytes.iter().map(|&b| i32::from(b)).collect()),
+        Dtype::I32 => Some(
+            bytes
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .map(|&b| i32::from_le_bytes(b))
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// Little-endian bytes to owned f32 for the float dtypes; `None` for the rest. `bytes` may

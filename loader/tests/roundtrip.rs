@@ -40,6 +40,7 @@ fn write_then_read_gives_back_the_same_tensors() {
             dtype: Dtype::F32,
             shape: shape.to_vec(),
             data: Some(data.to_vec().into()),
+            ints: None,
         };
         assert_eq!(file.tensors[name], want, "{name}");
         // The writer's data starts 8-aligned: every F32 tensor is read in place.
@@ -123,7 +124,8 @@ fn integer_tensors_load_without_data_and_floats_need_no_alignment() {
         FileTensor {
             dtype: Dtype::I64,
             shape: vec![],
-            data: None
+            data: None,
+            ints: None,
         }
     );
     assert_eq!(t["u"].data, None);
@@ -132,6 +134,31 @@ fn integer_tensors_load_without_data_and_floats_need_no_alignment() {
     assert!(!t["w"].data.as_ref().unwrap().is_mapped());
     assert_eq!(t["d"].data.as_deref(), Some(&[0.1f64 as f32][..]));
     assert_eq!(model.tensors.metadata["format"], "pt");
+}
+
+/// I8, U8 and I32 tensors (int8 weights and their zero points, GRAPH_FORMAT.md version 4)
+/// load their values as i32; I64 and the float dtypes do not.
+#[test]
+fn int8_and_int32_tensors_load_their_values() {
+    let i32s: Vec<u8> = [-5i32, 70_000]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let mut data = i32s.clone();
+    data.extend_from_slice(&[0x80, 0xff, 0x7f]); // I8: -128, -1, 127
+    data.extend_from_slice(&[0x80, 0xff]); // U8: 128, 255
+    let header = format!(
+        "{{\"z\":{},\"q\":{},\"u\":{}}}",
+        entry("I32", &[2], 0, 8),
+        entry("I8", &[3], 8, 11),
+        entry("U8", &[2], 11, 13)
+    );
+    let file = TempFile::new("ints", &raw_file(&header, &data));
+    let t = read_tensors(file.path()).unwrap().tensors;
+    assert_eq!(t["z"].ints.as_deref(), Some(&[-5, 70_000][..]));
+    assert_eq!(t["q"].ints.as_deref(), Some(&[-128, -1, 127][..]));
+    assert_eq!(t["u"].ints.as_deref(), Some(&[128, 255][..]));
+    assert!(t.values().all(|t| t.data.is_none()));
 }
 
 #[test]
