@@ -7,35 +7,10 @@
 
 mod common;
 
-use kestrel::{
-    CudaError, Device, Error, GraphError, Isa, Kernels, Model, Session, SessionOptions, Weights,
-};
-use kestrel_kernels::testing::{require_or_skip, Need};
+use kestrel::{Device, Error, GraphError, Kernels, Model, SessionOptions, Weights};
 use serde_json::{json, Value};
 
-fn every_target() -> Vec<SessionOptions> {
-    let mut targets = vec![SessionOptions::default().with_kernels(Kernels::Reference)];
-    for isa in Isa::available() {
-        for threads in [1, 2] {
-            let opts = SessionOptions::default().with_kernels(Kernels::Isa(isa));
-            targets.push(opts.with_threads(threads));
-        }
-    }
-    targets.push(SessionOptions::default().with_device(Device::CudaEmulated));
-    targets
-}
-
-/// The session, or None (the skip printed) when it needs an emulator this machine lacks.
-fn session(model: &Model, opts: &SessionOptions, label: &str) -> Option<Session> {
-    match model.session(opts) {
-        Ok(s) => Some(s),
-        Err(Error::Cuda(CudaError::Unavailable(why))) => {
-            require_or_skip(Need::Emulator, label, &why);
-            None
-        }
-        Err(e) => panic!("{label}: {e}"),
-    }
-}
+use common::{every_target, session_or_skip as session};
 
 fn values(len: usize, seed: usize) -> Vec<f32> {
     (0..len)

@@ -8,23 +8,12 @@
 mod common;
 
 use kestrel::compare::steps;
-use kestrel::{CudaError, Device, Error, GraphError, Isa, Kernels, Model, SessionOptions, Weights};
+use kestrel::{Error, GraphError, Model, SessionOptions, Weights};
 use kestrel_kernels::quantize::{reference, QuantDtype, QuantParams};
-use kestrel_kernels::testing::{require_or_skip, Need};
 use kestrel_loader::read_tensors;
 use serde_json::{json, Value};
 
-fn every_target() -> Vec<SessionOptions> {
-    let mut targets = vec![SessionOptions::default().with_kernels(Kernels::Reference)];
-    for isa in Isa::available() {
-        for threads in [1, 2] {
-            let opts = SessionOptions::default().with_kernels(Kernels::Isa(isa));
-            targets.push(opts.with_threads(threads));
-        }
-    }
-    targets.push(SessionOptions::default().with_device(Device::CudaEmulated));
-    targets
-}
+use common::{every_target, session_or_skip};
 
 fn fake_quant(attrs: Value) -> Value {
     json!({"name": "q", "op": "fake_quant", "inputs": ["x"], "attrs": attrs})
@@ -76,13 +65,8 @@ fn fake_quant_computes_pytorchs_rule_on_every_target() {
             reference::fake_quant_slice(&p, &x, &mut want);
             for opts in every_target() {
                 let label = format!("{dtype} batch {batch} {opts:?}");
-                let mut s = match m.session(&opts.with_batch(batch)) {
-                    Ok(s) => s,
-                    Err(Error::Cuda(CudaError::Unavailable(why))) => {
-                        require_or_skip(Need::Emulator, &label, &why);
-                        continue;
-                    }
-                    Err(e) => panic!("{label}: {e}"),
+                let Some(mut s) = session_or_skip(&m, &opts.with_batch(batch), &label) else {
+                    continue;
                 };
                 let out = s.run(&[&x]).unwrap();
                 let got = out.get(0).unwrap();
@@ -168,13 +152,8 @@ fn a_pt2e_cifar_net_matches_pytorch_within_one_step() {
         for opts in every_target() {
             let (device, kernels, threads) = (opts.device, opts.kernels, opts.threads);
             let label = format!("batch {batch} {device} {kernels:?} threads {threads}");
-            let mut s = match m.session(&opts.with_batch(batch)) {
-                Ok(s) => s,
-                Err(Error::Cuda(CudaError::Unavailable(why))) => {
-                    require_or_skip(Need::Emulator, &label, &why);
-                    continue;
-                }
-                Err(e) => panic!("{label}: {e}"),
+            let Some(mut s) = session_or_skip(&m, &opts.with_batch(batch), &label) else {
+                continue;
             };
             let out = s.run(&[&x]).unwrap();
             let got = steps(out.get(0).unwrap().data, &want, step);

@@ -37,20 +37,10 @@ class Small(nn.Module):
 
 
 def pt2e(model, shape):
-    """``model`` through torchao's PT2E flow: symmetric per-channel int8 weights, int8
-    activations calibrated on 4 seeded batches, a dynamic batch."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.testing.pt2e._xnnpack_quantizer import (
-        XNNPACKQuantizer, get_symmetric_quantization_config)
+    """``model`` through ``quantize_pt2e``, calibrated on 4 seeded batches."""
     g = torch.Generator().manual_seed(3)
-    batch = torch.export.Dim("batch")
     x = torch.randn((2,) + shape, generator=g)
-    traced = torch.export.export(model.eval(), (x,), dynamic_shapes=({0: batch},)).module()
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    prepared = prepare_pt2e(traced, quantizer)
-    for _ in range(4):
-        prepared(torch.randn((2,) + shape, generator=g))
-    return convert_pt2e(prepared)
+    return quantize_pt2e(model, x, [torch.randn((2,) + shape, generator=g) for _ in range(4)])
 
 
 def test_pt2e_model_exports_fake_quant_and_float_weights():

@@ -1,7 +1,9 @@
 //! Shared by the integration tests: fixtures, and a small valid model to break.
 #![allow(dead_code)]
 
-use kestrel::{CudaError, Error, GraphDef, Model, Session, SessionOptions, Weights};
+use kestrel::{
+    CudaError, Device, Error, GraphDef, Isa, Kernels, Model, Session, SessionOptions, Weights,
+};
 use kestrel_kernels::testing::{require_or_skip, Need};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -137,4 +139,30 @@ pub fn inputs_and_lone_outputs(
         .map(|x| session.run(&[x]).unwrap().get(0).unwrap().data.to_vec())
         .collect();
     (inputs, outputs)
+}
+
+/// The reference kernels, every ISA this CPU has at 1 and 2 threads, and the emulated
+/// CUDA executor: where a whole-model test runs.
+pub fn every_target() -> Vec<SessionOptions> {
+    let mut targets = vec![SessionOptions::default().with_kernels(Kernels::Reference)];
+    for isa in Isa::available() {
+        for threads in [1, 2] {
+            let opts = SessionOptions::default().with_kernels(Kernels::Isa(isa));
+            targets.push(opts.with_threads(threads));
+        }
+    }
+    targets.push(SessionOptions::default().with_device(Device::CudaEmulated));
+    targets
+}
+
+/// The session, or None (the skip printed) when it needs an emulator this machine lacks.
+pub fn session_or_skip(model: &Model, opts: &SessionOptions, label: &str) -> Option<Session> {
+    match model.session(opts) {
+        Ok(s) => Some(s),
+        Err(Error::Cuda(CudaError::Unavailable(why))) => {
+            require_or_skip(Need::Emulator, label, &why);
+            None
+        }
+        Err(e) => panic!("{label}: {e}"),
+    }
 }
