@@ -19,11 +19,14 @@
 
 use crate::ParamError;
 
+pub mod conv;
 pub mod cpu;
 pub mod cuda;
 /// Plain loops: the test oracle.
 pub mod reference;
 
+#[cfg(test)]
+mod conv_tests;
 #[cfg(test)]
 mod pytorch_values;
 #[cfg(test)]
