@@ -34,6 +34,10 @@ pub struct LayerInfo {
     pub params: usize,
     /// Floating-point operations per run (2 × multiply-adds).
     pub flops: u64,
+    /// What it computes in: "fp32"; "fp32, int8 weights" where the file stores its
+    /// weights as int8 (dequantized at load, computed in fp32 until the int8 kernels
+    /// exist); "int8" or "uint8" for a `fake_quant`, the quantization it applies.
+    pub precision: &'static str,
 }
 
 impl Model {
@@ -259,6 +263,11 @@ impl Model {
                     params: node.op.weights().iter().map(|w| w.data.len()).sum(),
                     flops: step.kernel.flops(shape.iter().product()),
                     shape,
+                    precision: match &node.op {
+                        crate::graph::Op::FakeQuant(p) => p.dtype.name(),
+                        op if op.weights().iter().any(|w| w.int8) => "fp32, int8 weights",
+                        _ => "fp32",
+                    },
                 }
             })
             .collect())

@@ -245,11 +245,13 @@ fn scale_conv(conv: &mut Op, scale: &[f32], shift: &[f32], by: &str) {
         name: format!("{}+{by}", weight.name),
         shape: weight.shape.clone(),
         data: w,
+        int8: false,
     });
     *bias = Some(Arc::new(Weight {
         name: format!("{by}.folded_bias"),
         shape: vec![scale.len()],
         data: b.into(),
+        int8: false,
     }));
 }
 

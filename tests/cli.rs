@@ -153,6 +153,31 @@ fn info_lists_nodes_shapes_parameters_and_flops() {
     assert!(out.contains("1.769"), "{out}");
     assert!(out.contains("60362 parameters"), "{out}");
     assert!(out.contains("arena"), "{out}");
+    // Each node's precision: all fp32 here; in a PT2E model the quantizations and the
+    // layers whose weights the file stores as int8 say so.
+    let rows = |out: &str| -> Vec<String> {
+        let start = out.lines().position(|l| l.starts_with("node ")).unwrap();
+        out.lines()
+            .skip(start + 1)
+            .take_while(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(rows(&out).iter().all(|r| r.ends_with("  fp32")), "{out}");
+    let o = kestrel(&["info", s(&fixture("cifarnet_int8"))]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let rows = rows(&out);
+    let conv1 = rows.iter().find(|r| r.starts_with("conv1 ")).unwrap();
+    assert!(conv1.ends_with("  fp32, int8 weights"), "{conv1}");
+    let quantizations = rows.iter().filter(|r| r.contains(" fake_quant ")).count();
+    assert!(quantizations >= 5, "{out}");
+    assert!(
+        rows.iter()
+            .filter(|r| r.contains(" fake_quant "))
+            .all(|r| r.ends_with("  int8")),
+        "{out}"
+    );
 }
 
 #[test]

@@ -27,6 +27,9 @@ pub struct Weight {
     /// from the mapped model file, or owned (converted dtypes, folded weights, weights
     /// given in code).
     pub data: F32Data,
+    /// Whether the file stored it as int8 (GRAPH_FORMAT.md's int8 weights): `data` then
+    /// holds the dequantized values.
+    pub int8: bool,
 }
 
 /// A weight shared between graphs and sessions without copying its data.

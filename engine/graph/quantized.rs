@@ -85,5 +85,6 @@ pub(super) fn dequantize(
         name: tensor.to_string(),
         shape: q.shape.clone(),
         data: data.into(),
+        int8: true,
     }))
 }

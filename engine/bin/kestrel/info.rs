@@ -41,15 +41,15 @@ pub fn info(args: &InfoArgs) -> Result<()> {
     }
     println!();
     println!(
-        "{:<32} {:<20} {:<20} {:>10} {:>10}",
+        "{:<32} {:<20} {:<20} {:>10} {:>10}  precision",
         "node", "op", "output shape", "params", "MFLOP"
     );
     for l in &layers {
         let shape = format!("[{}]", join(&l.shape));
         let mflop = l.flops as f64 / 1e6;
         println!(
-            "{:<32} {:<20} {:<20} {:>10} {:>10.3}",
-            l.name, l.op, shape, l.params, mflop
+            "{:<32} {:<20} {:<20} {:>10} {:>10.3}  {}",
+            l.name, l.op, shape, l.params, mflop, l.precision
         );
     }
     let flops: u64 = layers.iter().map(|l| l.flops).sum();
