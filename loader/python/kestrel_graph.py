@@ -262,6 +262,9 @@ class _Converter(V3Lowering):
         t, b = n.target, _bind(n) if hasattr(n.target, "_schema") else {}
         if t in (_quantized("quantize_per_tensor"), _quantized("dequantize_per_tensor")):
             return self.quantized(n, b)
+        if t in (_quantized("quantize_per_channel"), _quantized("dequantize_per_channel")):
+            self.fail(n, "per-channel quantization of an activation is not supported "
+                         "(activations: per tensor; weights: per channel)")
         if t in (aten.conv2d.default, aten.conv2d.padding, aten.convolution.default):
             return self.conv(n, b)
         if t in (aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default,

@@ -124,6 +124,10 @@ class Bare(nn.Module):
             return q.float() + 1.0
         if self.form == "mismatch":
             return qd.dequantize_per_tensor(q, 0.2, 0, -128, 127, torch.int8)
+        if self.form == "per-channel":
+            s, z = torch.full((3,), 0.1), torch.zeros(3, dtype=torch.int64)
+            qc = qd.quantize_per_channel(x, s, z, 1, -128, 127, torch.int8)
+            return qd.dequantize_per_channel(qc, s, z, 1, -128, 127, torch.int8)
         q16 = qd.quantize_per_tensor(x, 0.1, 0, -32768, 32767, torch.int16)
         return qd.dequantize_per_tensor(q16, 0.1, 0, -32768, 32767, torch.int16)
 
@@ -132,6 +136,7 @@ def test_qdq_a_graph_cannot_carry_are_export_errors():
     x = torch.randn(2, 3, 4, 4)
     for form, words in [("used", "only its dequantize_per_tensor may read it"),
                         ("mismatch", "dequantize_per_tensor with (0.2"),
+                        ("per-channel", "per-channel quantization of an activation"),
                         ("int16", "torch.int16 is not supported")]:
         try:
             TracedModel(Bare(form), x)
