@@ -140,12 +140,16 @@ impl<'a> Attrs<'a> {
             .collect()
     }
 
+    /// The required attribute `attr`, any JSON value; else an error saying it is missing.
+    pub(crate) fn required(&self, attr: &str) -> Result<&'a Value, GraphError> {
+        self.map
+            .get(attr)
+            .ok_or_else(|| self.err(attr, "required attribute is missing"))
+    }
+
     /// The required list `attr`; else an error saying it is not `what`.
     fn list(&self, attr: &str, what: &str) -> Result<&'a Vec<Value>, GraphError> {
-        let v = self
-            .map
-            .get(attr)
-            .ok_or_else(|| self.err(attr, "required attribute is missing"))?;
+        let v = self.required(attr)?;
         v.as_array()
             .ok_or_else(|| self.err(attr, format!("expected {what}, got {v}")))
     }
@@ -170,20 +174,14 @@ impl<'a> Attrs<'a> {
 
     /// A required number, as the f64 the JSON holds (`fake_quant`'s scale).
     pub(crate) fn number(&self, attr: &str) -> Result<f64, GraphError> {
-        let v = self
-            .map
-            .get(attr)
-            .ok_or_else(|| self.err(attr, "required attribute is missing"))?;
+        let v = self.required(attr)?;
         v.as_f64()
             .ok_or_else(|| self.err(attr, format!("expected a number, got {v}")))
     }
 
     /// A required integer of either sign (`fake_quant`'s zero point and range).
     pub(crate) fn integer(&self, attr: &str) -> Result<i64, GraphError> {
-        let v = self
-            .map
-            .get(attr)
-            .ok_or_else(|| self.err(attr, "required attribute is missing"))?;
+        let v = self.required(attr)?;
         v.as_i64()
             .ok_or_else(|| self.err(attr, format!("expected an integer, got {v}")))
     }

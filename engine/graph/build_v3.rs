@@ -61,14 +61,8 @@ pub(super) fn build_v3_op(nd: &NodeDef, weights: &Weights) -> Result<Option<Op>,
         "slice" => {
             let a = attrs(&["dim", "start", "end", "step"])?;
             no_weights("slice")?;
-            if !nd.attrs.contains_key("dim") || !nd.attrs.contains_key("end") {
-                let missing = if nd.attrs.contains_key("dim") {
-                    "end"
-                } else {
-                    "dim"
-                };
-                return Err(a.err(missing, "required attribute is missing"));
-            }
+            a.required("dim")?;
+            a.required("end")?;
             let step = a.usize("step", 1)?;
             if step == 0 {
                 return Err(a.err("step", "must be at least 1"));

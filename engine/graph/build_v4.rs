@@ -8,6 +8,7 @@ use crate::error::GraphError;
 use crate::weights::Weights;
 use kestrel_kernels::quantize::{QuantDtype, QuantParams};
 use kestrel_loader::NodeDef;
+use serde_json::Value;
 
 /// The version-4 op of `nd`, or None when `nd.op` is not one.
 pub(super) fn build_v4_op(nd: &NodeDef, weights: &Weights) -> Result<Option<Op>, GraphError> {
@@ -17,18 +18,10 @@ pub(super) fn build_v4_op(nd: &NodeDef, weights: &Weights) -> Result<Option<Op>,
     let known = ["scale", "zero_point", "quant_min", "quant_max", "dtype"];
     let a = Attrs::new(&nd.name, &nd.attrs, &known)?;
     Bind::new(nd, "fake_quant", weights, &[])?;
-    let dtype = match a.string("dtype", "")? {
-        "int8" => QuantDtype::Int8,
-        "uint8" => QuantDtype::Uint8,
-        "" if !nd.attrs.contains_key("dtype") => {
-            return Err(a.err("dtype", "required attribute is missing"))
-        }
-        other => {
-            return Err(a.err(
-                "dtype",
-                format!("{other:?}: expected \"int8\" or \"uint8\""),
-            ))
-        }
+    let dtype = match a.required("dtype")? {
+        Value::String(s) if s == "int8" => QuantDtype::Int8,
+        Value::String(s) if s == "uint8" => QuantDtype::Uint8,
+        other => return Err(a.err("dtype", format!("{other}: expected \"int8\" or \"uint8\""))),
     };
     let scale = a.number("scale")?;
     let [zp, lo, hi] = ["zero_point", "quant_min", "quant_max"].map(|k| a.integer(k));
