@@ -37,6 +37,22 @@ def _tf32_off():
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
+def _export_dynamic(model, example_input):
+    """``torch.export`` of ``model`` on ``example_input`` with a dynamic batch (the
+    ExportedProgram); its failure is an ExportError with the first line of the reason."""
+    x = example_input.detach().float()
+    if x.shape[0] < 2:  # torch.export specialises a batch of 1: trace with a batch of 2
+        x = torch.cat([x, x], 0)
+    batch = torch.export.Dim("batch")
+    with warnings.catch_warnings():  # torch.nn.utils.prune sets module.weight in a hook
+        warnings.filterwarnings("ignore", message=".*was assigned during export.*")
+        try:
+            return torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+        except Exception as e:  # e.g. data-dependent control flow, a fixed batch size
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ExportError(f"torch.export failed: {first}") from e
+
+
 class TracedModel:
     """One ``torch.export`` trace of a model, converted to Kestrel's graph.
 
@@ -51,17 +67,7 @@ class TracedModel:
             self.model = model.eval()
         except NotImplementedError:  # a torch.export module (PT2E's convert_pt2e) is as is
             self.model = model
-        x = example_input.detach().float()
-        if x.shape[0] < 2:  # torch.export specialises a batch of 1: trace with a batch of 2
-            x = torch.cat([x, x], 0)
-        batch = torch.export.Dim("batch")
-        with warnings.catch_warnings():  # torch.nn.utils.prune sets module.weight in a hook
-            warnings.filterwarnings("ignore", message=".*was assigned during export.*")
-            try:
-                self.ep = torch.export.export(self.model, (x,), dynamic_shapes=({0: batch},))
-            except Exception as e:  # e.g. data-dependent control flow, a fixed batch size
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ExportError(f"torch.export failed: {first}") from e
+        self.ep = _export_dynamic(self.model, example_input)
         self.graph = convert(self.ep, list(example_input.shape[1:]))
 
     def graph_json(self):
@@ -171,15 +177,7 @@ def quantize_pt2e(model, example_input, calibration):
     calibration = list(calibration)
     if not calibration or not all(isinstance(c, torch.Tensor) for c in calibration):
         raise ExportError("quantize: give one or more calibration input tensors")
-    x = example_input.detach().float()
-    if x.shape[0] < 2:  # torch.export specialises a batch of 1
-        x = torch.cat([x, x], 0)
-    batch = torch.export.Dim("batch")
-    try:
-        traced = torch.export.export(model.eval(), (x,), dynamic_shapes=({0: batch},)).module()
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"torch.export failed: {first}") from e
+    traced = _export_dynamic(model.eval(), example_input).module()
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     prepared = prepare_pt2e(traced, quantizer)
     with torch.no_grad():
