@@ -7,6 +7,7 @@
 use super::{Weight, WeightRef};
 use crate::error::GraphError;
 use crate::weights::{IntTensor, Weights};
+use kestrel_kernels::quantize::QuantDtype;
 use std::sync::Arc;
 
 /// The f32 weight that int8 tensor `tensor` (`q`) stands for, read by node `node`; an
@@ -62,13 +63,10 @@ pub(super) fn dequantize(
         }
         None => &zero,
     };
-    if let Some((c, z)) = zp
-        .iter()
-        .enumerate()
-        .find(|(_, z)| !(-128..=127).contains(*z))
-    {
+    let (lo, hi) = QuantDtype::Int8.range();
+    if let Some((c, z)) = zp.iter().enumerate().find(|(_, z)| !(lo..=hi).contains(*z)) {
         return Err(err(format!(
-            "zero point {z} of channel {c} is outside -128..=127"
+            "zero point {z} of channel {c} is outside {lo}..={hi}"
         )));
     }
     let per = q.values.len() / channels.max(1);
