@@ -4,6 +4,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use crate::quantize::QIsa;
 use crate::simd::{dispatch, Simd};
 use crate::Isa;
 
@@ -73,6 +74,81 @@ unsafe fn chains<S: Simd>(iters: usize) -> f32 {
     acc.iter().map(|&v| S::reduce_add(v)).sum()
 }
 
+/// Int8 GOPS (2 per multiply-add, as FLOPs count them) of `threads` threads each running
+/// `CHAINS` independent `vpdpbusd` chains for about `time`; None for the paths without a
+/// dot-product instruction. Panics when this CPU cannot run `qisa`.
+pub fn dot_peak(qisa: QIsa, threads: usize, time: Duration) -> Option<f64> {
+    assert!(qisa.is_supported(), "dot_peak: this CPU cannot run {qisa}");
+    let lanes = match qisa {
+        QIsa::Avx512Vnni => 16,
+        QIsa::AvxVnni => 8,
+        _ => return None,
+    };
+    let dots = |iters: usize| black_box(dot_chains(qisa, black_box(iters)));
+    let mut iters = 1 << 10;
+    let per_iter = loop {
+        let t = Instant::now();
+        dots(iters);
+        let took = t.elapsed();
+        if took >= time / 20 {
+            break took.as_secs_f64() / iters as f64;
+        }
+        iters *= 4;
+    };
+    let iters = ((time.as_secs_f64() / per_iter) as usize).max(1);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| dots(iters));
+        }
+    });
+    let ops = threads.max(1) * iters * CHAINS * lanes * 4 * 2;
+    Some(ops as f64 / start.elapsed().as_secs_f64() / 1e9)
+}
+
+/// `iters` rounds of one `vpdpbusd` on each of `CHAINS` accumulators.
+fn dot_chains(qisa: QIsa, iters: usize) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let seeds: [i32; CHAINS] = black_box(std::array::from_fn(|i| i as i32 + 1));
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        unsafe fn z(seeds: [i32; CHAINS], iters: usize) -> i32 {
+            let mut acc = seeds.map(|s| _mm512_set1_epi32(s));
+            let b = seeds.map(|s| _mm512_set1_epi32(s << 8));
+            for _ in 0..iters {
+                for (acc, &b) in acc.iter_mut().zip(&b) {
+                    *acc = _mm512_dpbusd_epi32(*acc, b, b);
+                }
+            }
+            acc.iter().map(|&v| _mm512_reduce_add_epi32(v)).sum()
+        }
+        #[target_feature(enable = "avx2,avxvnni")]
+        unsafe fn y(seeds: [i32; CHAINS], iters: usize) -> i32 {
+            let mut acc = seeds.map(|s| _mm256_set1_epi32(s));
+            let b = seeds.map(|s| _mm256_set1_epi32(s << 8));
+            for _ in 0..iters {
+                for (acc, &b) in acc.iter_mut().zip(&b) {
+                    *acc = _mm256_dpbusd_avx_epi32(*acc, b, b);
+                }
+            }
+            acc.iter().map(|&v| _mm256_extract_epi32::<0>(v)).sum()
+        }
+        // SAFETY: dot_peak checked the path is supported.
+        unsafe {
+            match qisa {
+                QIsa::Avx512Vnni => z(seeds, iters),
+                _ => y(seeds, iters),
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (qisa, iters);
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +161,15 @@ mod tests {
             let g = fma_peak(isa, 1, Duration::from_millis(20));
             let floor = 0.5 * 2.0 * isa_lanes(isa) as f64;
             assert!(g.is_finite() && g > floor, "{isa}: {g} GFLOP/s");
+        }
+        for qisa in QIsa::available() {
+            let lanes = match qisa {
+                QIsa::Avx512Vnni => 16.0,
+                QIsa::AvxVnni => 8.0,
+                _ => continue,
+            };
+            let g = dot_peak(qisa, 1, Duration::from_millis(20)).expect("a dot path");
+            assert!(g.is_finite() && g > 0.5 * 8.0 * lanes, "{qisa}: {g} GOPS");
         }
     }
 }

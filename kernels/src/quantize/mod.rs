@@ -19,9 +19,13 @@
 
 use crate::ParamError;
 
+pub use qisa::QIsa;
+
 pub mod conv;
 pub mod cpu;
 pub mod cuda;
+pub mod qconv;
+mod qisa;
 /// Plain loops: the test oracle.
 pub mod reference;
 

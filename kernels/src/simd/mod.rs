@@ -74,6 +74,10 @@ pub(crate) trait Simd {
     unsafe fn load_even(p: *const f32) -> Self::V;
     /// Lane j from `p[j * stride]`, every lane.
     unsafe fn gather(p: *const f32, stride: usize) -> Self::V;
+    /// Lanes from the i32s `p[0..LANES]`, each rounded to f32 as `as f32` rounds it.
+    unsafe fn load_i32(p: *const i32) -> Self::V;
+    /// Lanes, integers in 0..=255, stored as bytes to `p[0..LANES]`.
+    unsafe fn store_u8(p: *mut u8, v: Self::V);
 
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
@@ -290,6 +294,14 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn gather(p: *const f32, _: usize) -> f32 {
         *p
+    }
+    #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> f32 {
+        *p as f32
+    }
+    #[inline(always)]
+    unsafe fn store_u8(p: *mut u8, v: f32) {
+        *p = v as u8
     }
     #[inline(always)]
     unsafe fn add(a: f32, b: f32) -> f32 {

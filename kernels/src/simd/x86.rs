@@ -92,6 +92,14 @@ impl Simd for Avx512 {
         _mm512_i32gather_ps::<4>(idx, p)
     }
     #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_loadu_si512(p.cast()))
+    }
+    #[inline(always)]
+    unsafe fn store_u8(p: *mut u8, v: __m512) {
+        _mm_storeu_si128(p.cast(), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)))
+    }
+    #[inline(always)]
     unsafe fn add(a: __m512, b: __m512) -> __m512 {
         _mm512_add_ps(a, b)
     }
@@ -240,6 +248,18 @@ impl Simd for Avx2 {
     unsafe fn gather(p: *const f32, stride: usize) -> __m256 {
         let idx = _mm256_mullo_epi32(iota8(), _mm256_set1_epi32(stride as i32));
         _mm256_i32gather_ps::<4>(p, idx)
+    }
+    #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_loadu_si256(p.cast()))
+    }
+    #[inline(always)]
+    unsafe fn store_u8(p: *mut u8, v: __m256) {
+        // 0..=255 in every lane: the saturating packs are exact.
+        let i = _mm256_cvtps_epi32(v);
+        let (lo, hi) = (_mm256_castsi256_si128(i), _mm256_extracti128_si256::<1>(i));
+        let words = _mm_packus_epi32(lo, hi);
+        _mm_storel_epi64(p.cast(), _mm_packus_epi16(words, words))
     }
     #[inline(always)]
     unsafe fn add(a: __m256, b: __m256) -> __m256 {

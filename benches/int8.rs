@@ -1,0 +1,100 @@
+//! Int8 kernel microbenchmarks: `qconv2d/cpu-<path>/<shape>` for every distinct conv of
+//! ResNet-50 and the dense ones of MobileNetV2 at batch 1, 224×224, on every int8 path this
+//! CPU has (`QIsa`), 1 thread, beside `conv2d/cpu-<isa>/<shape>`, the fp32 kernel the
+//! engine picks for the same conv on the best ISA. Throughput is Elements = 2 ×
+//! multiply-adds, so "elem/s" reads as OP/s; at the end each int8 bench is listed as a
+//! share of the `vpdpbusd` peak measured here (`peak::dot_peak`).
+//! One path: `cargo bench --bench int8 -- cpu-avx512-vnni/`.
+
+use criterion::{criterion_group, Criterion, Throughput};
+use kestrel_kernels::conv2d::cpu::CpuConv;
+use kestrel_kernels::conv2d::shapes::{shape_id, MOBILENET_V2, RESNET50};
+use kestrel_kernels::conv2d::Conv2dParams;
+use kestrel_kernels::peak::dot_peak;
+use kestrel_kernels::quantize::conv::QConv2d;
+use kestrel_kernels::quantize::qconv::QConvCpu;
+use kestrel_kernels::quantize::{QIsa, QuantDtype, QuantParams};
+use kestrel_kernels::{Activation, Isa};
+use std::time::Duration;
+
+/// Deterministic values in [-1, 1).
+fn data(len: usize, seed: u32) -> Vec<f32> {
+    (0..len as u32)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) >> 9) as f32 / (1 << 22) as f32 - 1.0)
+        .collect()
+}
+
+fn qconv(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa) {
+    let q8 = |scale| QuantParams::new(scale, -3, -128, 127, QuantDtype::Int8).expect("valid");
+    let q = QConv2d {
+        p: *p,
+        x: q8(1.0 / 100.0),
+        w_scale: vec![0.01; p.c_out],
+        y: q8(1.0 / 50.0),
+        relu: true,
+    };
+    let x = data(p.n * p.c_in * p.h * p.w, 1);
+    let w: Vec<i8> = data(p.weight_shape().iter().product(), 2)
+        .iter()
+        .map(|v| (v * 127.0) as i8)
+        .collect();
+    let bias = data(p.c_out, 3);
+    let mut y = vec![0.0; p.output_shape().iter().product()];
+    let kernel = QConvCpu::new(&q, &w, Some(&bias), qisa);
+    let mut scratch = vec![0.0; kernel.scratch_len(1)];
+    let mut g = c.benchmark_group("qconv2d");
+    g.throughput(Throughput::Elements(p.flops()));
+    g.bench_function(format!("cpu-{qisa}/{}", shape_id(p)), |b| {
+        b.iter(|| kernel.run(&x, &mut y, &mut scratch, 1))
+    });
+    g.finish();
+}
+
+fn fp32(c: &mut Criterion, p: &Conv2dParams, isa: Isa) {
+    let x = data(p.n * p.c_in * p.h * p.w, 1);
+    let w = data(p.weight_shape().iter().product(), 2);
+    let bias = data(p.c_out, 3);
+    let mut y = vec![0.0; p.output_shape().iter().product()];
+    let conv = CpuConv::new(p, &w, Some(&bias), isa, false);
+    let mut scratch = vec![0.0; conv.scratch_len(1)];
+    let mut g = c.benchmark_group("conv2d");
+    g.throughput(Throughput::Elements(p.flops()));
+    g.bench_function(format!("cpu-{isa}/{}", shape_id(p)), |b| {
+        b.iter(|| conv.run(&x, None, Activation::Relu, &mut y, &mut scratch, 1))
+    });
+    g.finish();
+}
+
+fn shapes() -> Vec<Conv2dParams> {
+    let r50 = RESNET50.iter().map(|(p, _)| *p);
+    let dense = MOBILENET_V2.iter().filter(|p| p.groups == 1).copied();
+    r50.chain(dense).collect()
+}
+
+fn int8(c: &mut Criterion) {
+    for p in shapes() {
+        for qisa in QIsa::available().into_iter().rev() {
+            qconv(c, &p, qisa);
+        }
+        fp32(c, &p, Isa::best());
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(500));
+    targets = int8
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    for qisa in QIsa::available() {
+        if let Some(gops) = dot_peak(qisa, 1, Duration::from_millis(300)) {
+            println!("vpdpbusd peak, {qisa}, 1 thread: {gops:.0} GOPS (Elements/s above)");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `QConvCpu` on every int8 path this CPU has against `QConv2d::reference`, bit for bit,
+//! over swept shapes: every stride, pad, dilation and group kind, k and channel counts
+//! off the quads and panels, grids wider than a panel, 1–3 threads, int8 and uint8
+//! inputs, values past the range, NaN and infinities.
+
+use super::QConvCpu;
+use crate::conv2d::Conv2dParams;
+use crate::quantize::conv::QConv2d;
+use crate::quantize::{reference, QIsa, QuantDtype, QuantParams};
+use crate::testing::Rng;
+
+fn quant(scale: f64, zp: i64, dtype: QuantDtype) -> QuantParams {
+    let (lo, hi) = dtype.range();
+    QuantParams::new(scale, zp, lo.into(), hi.into(), dtype).unwrap()
+}
+
+/// (c_in, c_out, h, w, [kh, kw], [sh, sw], [ph, pw], [dh, dw], groups)
+type Shape = (
+    usize,
+    usize,
+    usize,
+    usize,
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    usize,
+);
+
+const SHAPES: [Shape; 16] = [
+    (16, 16, 8, 8, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+    (13, 11, 9, 7, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+    (24, 20, 9, 9, [1, 1], [2, 2], [0, 0], [1, 1], 1),
+    (8, 16, 9, 7, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+    (3, 17, 15, 13, [3, 3], [2, 2], [1, 1], [1, 1], 1),
+    (9, 10, 12, 11, [3, 3], [1, 1], [2, 2], [2, 2], 1),
+    (6, 9, 11, 10, [3, 3], [2, 2], [1, 1], [1, 1], 3),
+    (12, 12, 8, 9, [3, 3], [1, 1], [1, 1], [1, 1], 12),
+    (10, 10, 9, 9, [3, 3], [2, 2], [1, 1], [1, 1], 10),
+    (5, 7, 13, 12, [5, 5], [2, 2], [2, 2], [1, 1], 1),
+    (3, 8, 20, 21, [7, 7], [2, 2], [3, 3], [1, 1], 1),
+    (4, 6, 10, 12, [1, 3], [1, 2], [0, 1], [1, 1], 2),
+    (7, 5, 11, 9, [3, 1], [2, 1], [1, 0], [1, 2], 1),
+    (32, 40, 7, 7, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+    (8, 9, 30, 33, [3, 3], [1, 1], [0, 0], [1, 1], 1),
+    (20, 3, 3, 4, [2, 2], [3, 3], [1, 1], [1, 1], 1),
+];
+
+fn conv(i: usize, s: &Shape, n: usize) -> QConv2d {
+    let &(c_in, c_out, h, w, k, stride, pad, dilation, groups) = s;
+    let p = Conv2dParams {
+        n,
+        c_in,
+        h,
+        w,
+        c_out,
+        kh: k[0],
+        kw: k[1],
+        stride,
+        pad,
+        dilation,
+        groups,
+    };
+    let dtype = [QuantDtype::Int8, QuantDtype::Uint8][i % 2];
+    let (lo, hi) = dtype.range();
+    QConv2d {
+        p,
+        x: quant(0.03, i64::from((lo + hi) / 2 + (i as i32 % 7) - 3), dtype),
+        w_scale: (0..c_out).map(|o| 0.004 + 0.001 * (o % 5) as f32).collect(),
+        y: match i / 2 % 2 {
+            0 => quant(
+                0.02 + 0.003 * i as f64,
+                (i as i64 % 5) - 2,
+                QuantDtype::Int8,
+            ),
+            _ => quant(
+                0.02 + 0.003 * i as f64,
+                10 + i as i64 % 5,
+                QuantDtype::Uint8,
+            ),
+        },
+        relu: !i.is_multiple_of(3),
+    }
+}
+
+/// Random inputs around the quantization's range, some past it, some not finite.
+fn input(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|j| match j % 97 {
+            5 => f32::NAN,
+            6 => f32::INFINITY,
+            7 => f32::NEG_INFINITY,
+            _ => (rng.f32() - 0.5) * 9.0,
+        })
+        .collect()
+}
+
+fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
+    let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();
+    let w_q: Vec<i32> = w.iter().map(|&v| i32::from(v)).collect();
+    let want: Vec<f32> = q
+        .reference(&x_q, &w_q, bias)
+        .into_iter()
+        .map(|v| reference::dequantize(&q.y, v))
+        .collect();
+    for qisa in QIsa::available() {
+        let kernel = QConvCpu::new(q, w, bias, qisa);
+        for threads in 1..=3 {
+            let mut y = vec![f32::NAN; want.len()];
+            let mut scratch = vec![0.0; kernel.scratch_len(threads)];
+            kernel.run(x, &mut y, &mut scratch, threads);
+            for (j, (g, w)) in y.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    g.to_bits(),
+                    w.to_bits(),
+                    "{what}, {qisa}, {threads} threads, [{j}]: {g} vs {w}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_path_is_the_integer_reference_bit_for_bit() {
+    let mut rng = Rng::new(0x17c0);
+    for (i, s) in SHAPES.iter().enumerate() {
+        let q = conv(i, s, 1 + i % 2);
+        let p = &q.p;
+        let [c_out, cg_in, kh, kw] = p.weight_shape();
+        let w: Vec<i8> = (0..c_out * cg_in * kh * kw)
+            .map(|_| (rng.f32() * 256.0 - 128.0).clamp(-128.0, 127.0) as i8)
+            .collect();
+        let bias: Vec<f32> = (0..c_out).map(|o| 0.05 * (o as f32 - 3.0)).collect();
+        let x = input(&mut rng, p.n * p.c_in * p.h * p.w);
+        let b = (i % 4 != 1).then_some(&bias[..]);
+        check(&q, &w, b, &x, &format!("shape {i} {s:?}"));
+    }
+}
+
+#[test]
+fn the_largest_sums_stay_exact() {
+    // k = 4608 (512 × 3 × 3), every input at the dtype's far end and every weight −128:
+    // the shifted sums reach 4608 · 255 · 128 ≈ 1.5e8, far from i32's end but past f32's
+    // 2^24, so the conversion's rounding is the reference's too.
+    for (dtype, v) in [(QuantDtype::Int8, -1e6f32), (QuantDtype::Uint8, 1e6)] {
+        let mut q = conv(0, &(512, 9, 3, 3, [3, 3], [1, 1], [1, 1], [1, 1], 1), 1);
+        q.x = quant(0.5, 0, dtype);
+        q.y = quant(1e4, 0, QuantDtype::Int8);
+        let x = vec![v; 512 * 9];
+        let w = vec![-128i8; 9 * 512 * 9];
+        check(&q, &w, None, &x, dtype.name());
+    }
+}

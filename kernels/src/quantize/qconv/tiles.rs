@@ -1,0 +1,167 @@
+//! The int8 conv's microkernels: an MR × NR tile of exact i32 sums `Σ_k u·w − comp`
+//! from a packed A panel (`[kq][MR][4]` i8) and B panel (`[kq][NR][4]` u8), one per
+//! [`QIsa`]. All give the same integers: the sums are exact and none saturates.
+
+use super::{MR, NR};
+use crate::quantize::QIsa;
+
+/// A tile's sums, row r (output channel) at `[r * NR..][..NR]`.
+pub(super) type Tile = [i32; MR * NR];
+
+/// Fills `out` with the tile's sums, each row less `comp[r]`.
+///
+/// # Safety
+/// `a` and `b` must hold `kq` packed quads of MR and NR lanes; `qisa` must be supported.
+pub(super) unsafe fn tile(
+    qisa: QIsa,
+    a: *const i8,
+    b: *const u8,
+    kq: usize,
+    comp: &[i32; MR],
+    out: &mut Tile,
+) {
+    match qisa {
+        #[cfg(target_arch = "x86_64")]
+        QIsa::Avx512Vnni => x86::vnni512(a, b, kq, comp, out),
+        #[cfg(target_arch = "x86_64")]
+        QIsa::AvxVnni => {
+            for (half, cols) in [(0, 0), (0, NR / 2), (1, 0), (1, NR / 2)] {
+                x86::vnni256(a.add(half * 16), b.add(cols * 4), kq, comp, half, cols, out);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        QIsa::Avx2 => {
+            for half in 0..2 {
+                for cols in (0..NR).step_by(8) {
+                    x86::maddwd(a.add(half * 16), b.add(cols * 4), kq, comp, half, cols, out);
+                }
+            }
+        }
+        _ => scalar(a, b, kq, comp, out),
+    }
+}
+
+/// Plain integer loops.
+unsafe fn scalar(a: *const i8, b: *const u8, kq: usize, comp: &[i32; MR], out: &mut Tile) {
+    for r in 0..MR {
+        out[r * NR..][..NR].fill(-comp[r]);
+    }
+    for q in 0..kq {
+        let (aq, bq) = (a.add(q * MR * 4), b.add(q * NR * 4));
+        for r in 0..MR {
+            for t in 0..NR {
+                let mut s = 0;
+                for i in 0..4 {
+                    s += i32::from(*aq.add(r * 4 + i)) * i32::from(*bq.add(t * 4 + i));
+                }
+                out[r * NR + t] += s;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Tile, MR, NR};
+    use std::arch::x86_64::*;
+
+    /// The whole tile: MR rows × 3 zmm of 16 columns, 24 accumulators; per quad 3 loads
+    /// of B, MR broadcasts of A and 24 `vpdpbusd`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn vnni512(a: *const i8, b: *const u8, kq: usize, comp: &[i32; MR], out: &mut Tile) {
+        const V: usize = NR / 16;
+        let mut acc = [[_mm512_setzero_si512(); V]; MR];
+        for (r, row) in acc.iter_mut().enumerate() {
+            *row = [_mm512_set1_epi32(-comp[r]); V];
+        }
+        for q in 0..kq {
+            let bq = b.add(q * NR * 4);
+            let bv: [__m512i; V] =
+                std::array::from_fn(|v| _mm512_loadu_si512(bq.add(v * 64).cast()));
+            let aq = a.add(q * MR * 4).cast::<i32>();
+            for (r, row) in acc.iter_mut().enumerate() {
+                let w = _mm512_set1_epi32(aq.add(r).read_unaligned());
+                for v in 0..V {
+                    row[v] = _mm512_dpbusd_epi32(row[v], bv[v], w);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                _mm512_storeu_si512(out.as_mut_ptr().add(r * NR + v * 16).cast(), x);
+            }
+        }
+    }
+
+    /// Rows `4·half..` and columns `cols..cols + 24` of the tile: 4 rows × 3 ymm, 12
+    /// accumulators. `a` and `b` point at the sub-tile's first row and column.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub unsafe fn vnni256(
+        a: *const i8,
+        b: *const u8,
+        kq: usize,
+        comp: &[i32; MR],
+        half: usize,
+        cols: usize,
+        out: &mut Tile,
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 3]; 4];
+        for (r, row) in acc.iter_mut().enumerate() {
+            *row = [_mm256_set1_epi32(-comp[half * 4 + r]); 3];
+        }
+        for q in 0..kq {
+            let bq = b.add(q * NR * 4);
+            let bv: [__m256i; 3] =
+                std::array::from_fn(|v| _mm256_loadu_si256(bq.add(v * 32).cast()));
+            let aq = a.add(q * MR * 4).cast::<i32>();
+            for (r, row) in acc.iter_mut().enumerate() {
+                let w = _mm256_set1_epi32(aq.add(r).read_unaligned());
+                for v in 0..3 {
+                    row[v] = _mm256_dpbusd_avx_epi32(row[v], bv[v], w);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                let at = (half * 4 + r) * NR + cols + v * 8;
+                _mm256_storeu_si256(out.as_mut_ptr().add(at).cast(), x);
+            }
+        }
+    }
+
+    /// Rows `4·half..` and columns `cols..cols + 8`, without VNNI: four columns' bytes
+    /// widened to 16 i16, times a row's quad widened and repeated, `vpmaddwd` into pairs
+    /// of i32 per column; the pairs are summed once at the end.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn maddwd(
+        a: *const i8,
+        b: *const u8,
+        kq: usize,
+        comp: &[i32; MR],
+        half: usize,
+        cols: usize,
+        out: &mut Tile,
+    ) {
+        // lo: columns 0..4, hi: 4..8, lanes (column, k pair).
+        let mut lo = [_mm256_setzero_si256(); 4];
+        let mut hi = [_mm256_setzero_si256(); 4];
+        for q in 0..kq {
+            let bq = b.add(q * NR * 4);
+            let b_lo = _mm256_cvtepu8_epi16(_mm_loadu_si128(bq.cast()));
+            let b_hi = _mm256_cvtepu8_epi16(_mm_loadu_si128(bq.add(16).cast()));
+            let aq = a.add(q * MR * 4).cast::<i32>();
+            for r in 0..4 {
+                let w = _mm256_cvtepi8_epi16(_mm_set1_epi32(aq.add(r).read_unaligned()));
+                lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(b_lo, w));
+                hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(b_hi, w));
+            }
+        }
+        for r in 0..4 {
+            // hadd: [c0 c1 c4 c5 | c2 c3 c6 c7]; the 64-bit permute puts them in order.
+            let sums = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(lo[r], hi[r]));
+            let sums = _mm256_sub_epi32(sums, _mm256_set1_epi32(comp[half * 4 + r]));
+            let at = (half * 4 + r) * NR + cols;
+            _mm256_storeu_si256(out.as_mut_ptr().add(at).cast(), sums);
+        }
+    }
+}
