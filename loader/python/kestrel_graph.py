@@ -94,8 +94,7 @@ class _Converter(V3Lowering):
         if isinstance(v, Unusable):
             self.fail(n, v.why)
         if isinstance(v, Quantized):
-            self.fail(n, f"{what} is a quantize_per_tensor result: only its dequantize_per_tensor "
-                         "may read it")
+            self.fail(n, f"{what} is a {v.op} result: only its de{v.op} may read it")
         if not isinstance(v, Rec):
             self.fail(n, f"{what} must be a tensor computed from the model input")
         return v
@@ -368,14 +367,19 @@ class _Converter(V3Lowering):
             self.fail(n, "the zero point and range must be integer literals")
         params = (self.number(n, b["scale"], "scale"), b["zero_point"], b["quant_min"],
                   b["quant_max"], dtype)
-        if n.target == _quantized("quantize_per_tensor"):
-            return Quantized(self.act(n, b["input"]), params)
-        q = self.val.get(b["input"])
-        if not isinstance(q, Quantized):
-            self.fail(n, "dequantize_per_tensor of a tensor no quantize_per_tensor made")
+        return self.qdq(n, b["input"], params)
+
+    def qdq(self, n, x, params):
+        """A quantize op of ``x`` (held back as ``Quantized``), or the dequantize of the same
+        family reading it with the same params: the pair is one ``fake_quant`` node."""
+        op = n.target._schema.name.split("::")[1]  # e.g. quantize_per_tensor
+        if op.startswith("quantize"):
+            return Quantized(self.act(n, x), params, op)
+        q = self.val.get(x)
+        if not isinstance(q, Quantized) or "de" + q.op != op:
+            self.fail(n, f"{op} of a tensor no {op[2:]} made")
         if q.params != params:
-            self.fail(n, f"dequantize_per_tensor with {params}, its quantize_per_tensor "
-                         f"with {q.params}")
+            self.fail(n, f"{op} with {params}, its {q.op} with {q.params}")
         attrs = dict(zip(("scale", "zero_point", "quant_min", "quant_max", "dtype"), params))
         return self.emit(n, "fake_quant", [q.src], attrs=attrs, version=4)
 

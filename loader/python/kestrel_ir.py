@@ -30,11 +30,12 @@ class Unusable:
 
 
 class Quantized:
-    """The integer tensor of a PT2E ``quantize_per_tensor`` of ``src`` (Rec) with ``params``
-    (scale, zero point, qmin, qmax, dtype name): only a ``dequantize_per_tensor`` with the
-    same params may read it, the pair becoming one ``fake_quant`` node."""
-    def __init__(self, src, params):
-        self.src, self.params = src, params
+    """The integer tensor of a PT2E ``quantize_per_tensor`` (or torchao ``quantize_affine``,
+    ``op``) of ``src`` (Rec) with ``params`` (scale, zero point, qmin, qmax, dtype name):
+    only the matching dequantize with the same params may read it, the pair becoming one
+    ``fake_quant`` node."""
+    def __init__(self, src, params, op="quantize_per_tensor"):
+        self.src, self.params, self.op = src, params, op
 
 
 class Sym:
