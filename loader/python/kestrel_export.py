@@ -24,6 +24,7 @@ import torch.utils._pytree as pytree
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kestrel_affine import fix_affine_blocks  # noqa: E402
 from kestrel_graph import ExportError, convert, run_traced  # noqa: E402
 
 GRAPH_KEY = "kestrel.graph"
@@ -67,6 +68,8 @@ class TracedModel:
             self.model = model.eval()
         except NotImplementedError:  # a torch.export module (PT2E's convert_pt2e) is as is
             self.model = model
+        # torchao's affine ops hold the calibration shape: traced and run, a copy without it
+        self.model = fix_affine_blocks(self.model)
         self.ep = _export_dynamic(self.model, example_input)
         self.graph = convert(self.ep, list(example_input.shape[1:]))
 

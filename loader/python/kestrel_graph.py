@@ -15,6 +15,7 @@ import operator
 
 import torch
 
+from kestrel_affine import AffineLowering, affine_name
 from kestrel_ir import (INPUT_NAME, Const, ExportError, Pieces, Quantized, Rec, Sym,  # noqa: F401
                         Unusable,
                         _bind, _pair, _rank, _shape, aten, source_line)
@@ -76,7 +77,7 @@ class Graph:
                 "nodes": nodes, "outputs": list(self.outputs)}
 
 
-class _Converter(V3Lowering):
+class _Converter(V3Lowering, AffineLowering):
     def __init__(self, ep):
         self.ep = ep
         self.val = {}       # fx node -> Rec | Const | Sym | None
@@ -172,7 +173,8 @@ class _Converter(V3Lowering):
         if all(isinstance(self.val.get(a), Const) for a in ins):
             self.fold(n)
             return
-        if any(isinstance(self.val.get(a), Sym) for a in ins) and t not in _VIEW:
+        if any(isinstance(self.val.get(a), Sym) for a in ins) and t not in _VIEW and \
+                not affine_name(t):  # torchao's block_size may name the batch (x.shape)
             self.fail(n, "symbolic sizes may only be used to flatten with view/reshape")
         if t in _ALIAS or t in _DROPOUT or t in (aten.to.dtype, aten._to_copy.default) or \
                 self.is_noop_view(n):
@@ -240,6 +242,8 @@ class _Converter(V3Lowering):
             q, scales, zps, axis = args[0], args[1], args[2], args[3]
             if q.dtype == torch.int8 and axis == 0 and q.dim() >= 1:
                 quant = (q, scales.float(), zps.to(torch.int32))
+        elif affine_name(n.target) == "dequantize_affine":
+            quant = self.affine_weight(n, out)
         self.val[n] = Const(out, None, tr, quant)
 
     def alias(self, n):
@@ -261,6 +265,8 @@ class _Converter(V3Lowering):
         t, b = n.target, _bind(n) if hasattr(n.target, "_schema") else {}
         if t in (_quantized("quantize_per_tensor"), _quantized("dequantize_per_tensor")):
             return self.quantized(n, b)
+        if affine_name(t):
+            return self.affine(n, b, affine_name(t))
         if t in (_quantized("quantize_per_channel"), _quantized("dequantize_per_channel")):
             self.fail(n, "per-channel quantization of an activation is not supported "
                          "(activations: per tensor; weights: per channel)")
