@@ -3,8 +3,11 @@
 quantized by torchao's flow exports with every quantize_per_tensor/dequantize_per_tensor
 pair as one `fake_quant` node and each dequantize_per_channel of int8 weights folded into
 the float32 weight PyTorch computes, and its JSON re-run (kestrel_check) matches PyTorch's
-converted model exactly; Q/DQ a Kestrel graph cannot carry are export errors. Needs
-torchao (requirements.txt). Run by test_kestrel_export.py (or pytest, or alone):
+converted model exactly; Q/DQ a Kestrel graph cannot carry are export errors. The same
+for torchao's affine ops (quantize_affine / dequantize_affine, from its AffineQuantized
+observers): per-tensor activations and per-channel int8 weights export as above, other
+schemes are export errors. Needs torchao (requirements.txt). Run by
+test_kestrel_export.py (or pytest, or alone):
 
     /work/pyenv/bin/python loader/python/test_kestrel_export_pt2e.py
 """
