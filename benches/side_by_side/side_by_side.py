@@ -229,38 +229,52 @@ def summarise(rounds):
     return out
 
 
+def kestrel_timer(kestrel, kpath, batch, threads, k, a, name):
+    """A function that times one round of `kestrel bench` on kpath, its --iters sized from
+    the previous call to fill the budget; None (logged) when a first 1-run call fails."""
+    try:
+        est = time_kestrel(kestrel, kpath, batch, threads, k, 1, a.work)["median_us"]
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as e:
+        log(f"kestrel bench failed on {name}: {e}")
+        return None
+
+    def one_round():
+        nonlocal est
+        iters = int(min(max(a.budget * 1e6 / est, 5), 200000))
+        res = time_kestrel(kestrel, kpath, batch, threads, k, iters, a.work)
+        est = res["median_us"]
+        return res
+    return one_round
+
+
+def alternate(label, timers, rounds):
+    """timers: engine -> function timing one round (None: not timed). Each round runs them
+    in turn, rotating who goes first, so all see the same minutes of a shared machine."""
+    names = list(timers)
+    results = {e: [] for e in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for e in order:
+            if timers[e] is None:
+                continue
+            results[e].append(timers[e]())
+            time.sleep(0.2)  # let the last engine's spinning worker threads park
+        log(f"{label} round {r + 1}/{rounds}: " + ", ".join(
+            f"{e} {fmt(summarise(results[e][-1:])['median_us'])}" for e in order if results[e]))
+    return {e: summarise(v) for e, v in results.items()}
+
+
 def bench(name, threads, batch, model, inputs, sess, kestrel, kpath, a):
-    k = len(inputs)
     np_inputs = [np.ascontiguousarray(x.numpy()) for x in inputs]
     torch.set_num_threads(threads)
 
     def run_torch(x):
         with torch.inference_mode():
             model(x)
-    runs = {"torch": lambda: time_python(run_torch, inputs, a.budget),
-            "ort": lambda: time_python(lambda x: sess.run(None, {"input": x}), np_inputs, a.budget)}
-    est = None
-    if kestrel:
-        try:  # first estimate of Kestrel's latency, to size --iters to the wall budget
-            est = time_kestrel(kestrel, kpath, batch, threads, k, 1, a.work)["median_us"]
-        except (RuntimeError, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as e:
-            log(f"kestrel bench failed on {name}: {e}")
-    results = {e: [] for e in ENGINES}
-    for r in range(a.rounds):
-        order = ENGINES[r % 3:] + ENGINES[:r % 3]  # rotate who goes first
-        for e in order:
-            if e == "kestrel":
-                if est is None:
-                    continue
-                iters = int(min(max(a.budget * 1e6 / est, 5), 200000))
-                results[e].append(time_kestrel(kestrel, kpath, batch, threads, k, iters, a.work))
-                est = results[e][-1]["median_us"]
-            else:
-                results[e].append(runs[e]())
-            time.sleep(0.2)  # let the last engine's spinning worker threads park
-        log(f"{name} t={threads} b={batch} round {r + 1}/{a.rounds}: " + ", ".join(
-            f"{e} {fmt(summarise(results[e][-1:])['median_us'])}" for e in order if results[e]))
-    return {e: summarise(v) for e, v in results.items()}
+    timers = {"kestrel": kestrel and kestrel_timer(kestrel, kpath, batch, threads, len(inputs), a, name),
+              "ort": lambda: time_python(lambda x: sess.run(None, {"input": x}), np_inputs, a.budget),
+              "torch": lambda: time_python(run_torch, inputs, a.budget)}
+    return alternate(f"{name} t={threads} b={batch}", timers, a.rounds)
 
 
 # ------------------------------------------------------------------ report
