@@ -10,6 +10,7 @@ round, cycling several inputs (8; 32 for the CIFAR net). See README.md.
         [--batch 1] [--rounds 3] [--kestrel target/release/kestrel] [--quick] [--out r.json]
 """
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import onnx
@@ -25,12 +27,13 @@ import onnxruntime as ort
 import safetensors
 import torch
 import torchvision
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from safetensors.numpy import load_file, save_file
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "loader", "python"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
-from kestrel_export import TracedModel, randomize_bn  # noqa: E402
+from kestrel_export import TracedModel, export, quantize_pt2e, randomize_bn  # noqa: E402
 from fixture_models import CifarNet, randomize_affine, yolov8n  # noqa: E402
 
 MODELS = {"cifarnet": (32, 32), "resnet18": (224, 8), "mobilenet_v2": (224, 8),
@@ -45,6 +48,13 @@ LABEL = {"kestrel": "Kestrel", "ort": "ONNX Runtime", "torch": "PyTorch"}
 # randomize_bn's perturbation (1 unless listed): with all of it, YOLOv8n's perturbed batch
 # norms compound until ~90% of its output sigmoids are 0 or 1, which no error can move.
 BN_PERTURB = {"yolo": 0.25}
+# --int8: the engines timed, and how many seeded images calibrate both quantizations.
+INT8_ENGINES = ("kestrel_int8", "ort_int8", "kestrel")
+INT8_LABEL = {"kestrel_int8": "Kestrel int8", "ort_int8": "ONNX Runtime U8S8", "kestrel": "Kestrel fp32"}
+CALIBRATION_IMAGES = 8
+# Kestrel int8 passes its check when its output is within this factor of the distance PyTorch's
+# own output moves with oneDNN off (at least one step; see pt2e_floor).
+INT8_TOL_FACTOR = 2
 
 
 def log(*a):
@@ -150,6 +160,18 @@ def max_errs(got, refs):
             for g, r in zip(got, refs)]
 
 
+def kestrel_outputs(kestrel, kpath, x, stem, work):
+    """`kestrel run` of kpath on x: (its outputs in order, None), or (None, its error)."""
+    fin, fout = os.path.join(work, f"{stem}.in.safetensors"), os.path.join(work, f"{stem}.out.safetensors")
+    save_file({"input": np.ascontiguousarray(x.numpy())}, fin)
+    p = subprocess.run([kestrel, "run", kpath, "--input", fin, "--output", fout],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return None, (p.stderr or p.stdout).strip()[-300:]
+    out = load_file(fout)
+    return [out[k] for k in output_names(len(out)) if k in out], None
+
+
 def check(name, model, x, sess, kestrel, kpath, work):
     """ORT and Kestrel outputs vs PyTorch on one input, each within 1e-4 * its max|ref|.
     The JSON holds numbers for a single output, lists (one per output) for several."""
@@ -158,15 +180,11 @@ def check(name, model, x, sess, kestrel, kpath, work):
     tols = [1e-4 * float(np.abs(r).max()) for r in refs]
     errs, res = {"ort": max_errs(sess.run(None, {"input": x.numpy()}), refs)}, {}
     if kestrel:
-        fin, fout = os.path.join(work, f"{name}.in.safetensors"), os.path.join(work, f"{name}.out.safetensors")
-        save_file({"input": np.ascontiguousarray(x.numpy())}, fin)
-        p = subprocess.run([kestrel, "run", kpath, "--input", fin, "--output", fout],
-                           capture_output=True, text=True)
-        if p.returncode == 0:
-            out = load_file(fout)
-            errs["kestrel"] = max_errs([out[k] for k in output_names(len(out)) if k in out], refs)
+        outs, error = kestrel_outputs(kestrel, kpath, x, name, work)
+        if error is None:
+            errs["kestrel"] = max_errs(outs, refs)
         else:
-            res["kestrel_error"] = (p.stderr or p.stdout).strip()[-300:]
+            res["kestrel_error"] = error
     one = len(refs) == 1
     res.update({k: v[0] if one else v for k, v in (("tol", tols), *errs.items())})
     words = [f"{e} max|err| " + ", ".join(f"{v:.2e} ({'ok' if v <= t else 'OVER'})"
@@ -176,6 +194,133 @@ def check(name, model, x, sess, kestrel, kpath, work):
     print(f"check {name}: tol {', '.join(f'{t:.2e}' for t in tols)}; " + "; ".join(words),
           flush=True)
     res["ok"] = all(v <= t for e in errs for v, t in zip(errs[e], tols))
+    return res
+
+
+# ------------------------------------------------------------------ int8 (--int8)
+
+def calibration_images(name):
+    """The seeded images both quantizations calibrate on, one per batch: the same for any
+    --batch, so the Kestrel int8 file (dynamic batch) is one per model, like the fp32 one."""
+    size = MODELS[name][0]
+    gen = torch.Generator().manual_seed(3)
+    return [torch.randn(1, 3, size, size, generator=gen) for _ in range(CALIBRATION_IMAGES)]
+
+
+def kestrel_int8(name, model, x, images, work, fresh):
+    """The Kestrel int8 file (the exporter's PT2E flow) and PT2E's converted model, the
+    reference for its output; (None, None, error) when the flow or the export fails."""
+    kpath = os.path.join(work, f"{name}_int8.safetensors")
+    try:
+        if fresh or not os.path.exists(kpath):
+            log(f"exporting {name} int8 (PT2E) -> {kpath}")
+            _, quantized = export(model, x, kpath, quantize=images)
+        else:  # same model, images and observers: the cached file's quantized model
+            quantized = quantize_pt2e(model, x, images)
+    except Exception as e:  # torchao's or the exporter's refusal: report it, time the rest
+        return None, None, f"{type(e).__name__}: {str(e).strip()[:1000]}"
+    return kpath, quantized, None
+
+
+class Calibration(CalibrationDataReader):
+    """The calibration images for ONNX Runtime, each repeated to the ONNX file's fixed batch
+    (a repeated image leaves min/max, and so the quantization, as PT2E sees it)."""
+
+    def __init__(self, images, batch):
+        self.feeds = iter([{"input": np.repeat(x.numpy(), batch, 0)} for x in images])
+
+    def get_next(self):
+        return next(self.feeds, None)
+
+
+def ort_int8(opath, images, batch, fresh):
+    """ONNX Runtime's U8S8 QDQ model (uint8 activations per tensor, int8 weights per channel,
+    min/max calibration) of the fp32 ONNX file. No quant_pre_process: it leaves ResNet's and
+    MobileNetV2's graphs as they are and splits MobileNetV3's HardSwish into HardSigmoid
+    and Mul, which only adds quantize/dequantize pairs."""
+    qpath = opath.removesuffix(".onnx") + "_u8s8.onnx"
+    if fresh or not os.path.exists(qpath):
+        log(f"quantizing {opath} -> {qpath}")
+        quantize_static(opath, qpath + ".tmp", Calibration(images, batch),
+                        quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        os.replace(qpath + ".tmp", qpath)
+    return qpath
+
+
+def output_steps(quantized):
+    """Each output's quantization step in the PT2E model: the scale of the dequantize that
+    makes it (None for an output that is not dequantized)."""
+    out = next(n for n in quantized.graph.nodes if n.op == "output")
+    return [a.args[1] if str(getattr(a, "target", "")) == "quantized_decomposed.dequantize_per_tensor.default"
+            else None for a in as_tuple(out.args[0])]
+
+
+def pt2e_floor(quantized, x):
+    """The PT2E model's output with oneDNN off: PyTorch's native convs sum in another order,
+    so a value within float rounding of a rounding tie lands a step apart, and on these random
+    nets the flips compound over depth (here MobileNetV2's output moved 10 steps, V3's 26,
+    as far as Kestrel's). It measures how far correct int8 arithmetic may stray on a model."""
+    with warnings.catch_warnings(), torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+        warnings.simplefilter("ignore")  # mkldnn.flags warns about TF32 on Intel GPUs
+        return [y.numpy() for y in as_tuple(quantized(x))]
+
+
+def steps_off(outs, quantized, x):
+    """Kestrel's int8 outputs and pt2e_floor's against the PT2E model's on x: max |err| per
+    output, and in steps of the output's quantization (max |ref| / 127 where PT2E leaves an
+    output float)."""
+    with torch.no_grad():
+        refs = [y.numpy() for y in as_tuple(quantized(x))]
+    errs = max_errs(outs, refs)
+    steps = [s or float(np.abs(r).max()) / 127 for s, r in zip(output_steps(quantized), refs)]
+    floor = max_errs(pt2e_floor(quantized, x), refs)
+    return {"kestrel_int8_vs_pt2e": errs, "output_step": steps,
+            "kestrel_int8_steps": [e / s for e, s in zip(errs, steps)],
+            "pytorch_no_onednn_steps": [e / s for e, s in zip(floor, steps)]}
+
+
+def vs_fp32(model, quantized, x, qsess):
+    """ONNX Runtime U8S8's and PT2E's max |err| against fp32 PyTorch, and as a share of
+    max |ref| (informative: what each quantization costs this network)."""
+    with torch.no_grad():
+        fp32 = [y.numpy() for y in as_tuple(model(x))]
+        got = {"ort_int8": qsess.run(None, {"input": x.numpy()})}
+        if quantized:
+            got["pt2e"] = [y.numpy() for y in as_tuple(quantized(x))]
+    scale = [float(np.abs(r).max()) for r in fp32]
+    res, words = {}, []
+    for who, outs in got.items():
+        errs = max_errs(outs, fp32)
+        res[f"{who}_vs_fp32"] = errs
+        words.append(f"{who} vs fp32 max|err| " + ", ".join(
+            f"{e:.3g} ({e / m:.1%} of max|ref|)" for e, m in zip(errs, scale)))
+    return res, "; ".join(words)
+
+
+def check_int8(name, model, quantized, x, qsess, kestrel, kpath8, work, error):
+    """Kestrel int8 against the PT2E model it was exported from, in output quantization steps
+    (passes within INT8_TOL_FACTOR times pt2e_floor's, at least one step), and vs_fp32."""
+    res, fp32_words = vs_fp32(model, quantized, x, qsess)
+    res["ok"] = True
+    if error is None and kestrel:
+        outs, error = kestrel_outputs(kestrel, kpath8, x, f"{name}_int8", work)
+    if error is not None:
+        res.update(kestrel_int8_error=error, ok=False)
+        words = f"kestrel int8 FAILED: {error}"
+    elif kestrel:
+        res.update(steps_off(outs, quantized, x))
+        within = [n <= INT8_TOL_FACTOR * max(f, 1) for n, f in
+                  zip(res["kestrel_int8_steps"], res["pytorch_no_onednn_steps"])]
+        res["ok"] = all(within)
+        words = "kestrel int8 vs pt2e max|err| " + ", ".join(
+            f"{e:.3g} = {n:.2f} steps of {s:.3g} (pytorch without onednn: {f:.2f} steps; "
+            f"{'ok' if w else 'OVER'})" for e, n, s, f, w in zip(
+                res["kestrel_int8_vs_pt2e"], res["kestrel_int8_steps"], res["output_step"],
+                res["pytorch_no_onednn_steps"], within))
+    else:
+        words = "kestrel int8 not run (no binary)"
+    print(f"check {name} int8: {words}; {fp32_words}", flush=True)
     return res
 
 
@@ -277,6 +422,32 @@ def bench(name, threads, batch, model, inputs, sess, kestrel, kpath, a):
     return alternate(f"{name} t={threads} b={batch}", timers, a.rounds)
 
 
+def bench_int8(name, threads, batch, inputs, qsess, kestrel, kpath8, kpath, a):
+    """Kestrel int8, ONNX Runtime U8S8 and Kestrel fp32 in alternating rounds."""
+    np_inputs = [np.ascontiguousarray(x.numpy()) for x in inputs]
+    k = len(inputs)
+    timers = {"kestrel_int8": kestrel and kpath8 and kestrel_timer(kestrel, kpath8, batch, threads, k, a, f"{name} int8"),
+              "ort_int8": lambda: time_python(lambda x: qsess.run(None, {"input": x}), np_inputs, a.budget),
+              "kestrel": kestrel and kestrel_timer(kestrel, kpath, batch, threads, k, a, name)}
+    return alternate(f"{name} int8 t={threads} b={batch}", timers, a.rounds)
+
+
+def run_int8(name, model, inputs, kpath, opath, threads, run_kestrel, kestrel, a, info):
+    """--int8 for one model: the fp32 check, both int8 models, their check, the timed rows."""
+    x = inputs[0]
+    info["checks"][name] = check(name, model, x, ort_session(opath, threads[0]), run_kestrel,
+                                 kpath, a.work)
+    images = calibration_images(name)
+    kpath8, quantized, error = kestrel_int8(name, model, x, images, a.work, a.fresh)
+    sessions = {t: ort_session(ort_int8(opath, images, a.batch, a.fresh), t) for t in threads}
+    info["checks"][f"{name} int8"] = check_int8(name, model, quantized, x, sessions[threads[0]],
+                                                run_kestrel, kpath8, a.work, error)
+    for t in threads:
+        engines = bench_int8(name, t, a.batch, inputs, sessions[t], kestrel, kpath8, kpath, a)
+        info["results"].append({"model": name, "threads": t, "batch": a.batch, "int8": True,
+                                "inputs_cycled": len(inputs), "engines": engines})
+
+
 # ------------------------------------------------------------------ report
 
 def machine():
@@ -316,15 +487,38 @@ def table(rows, peak):
             gfs, pct = f"{g:.1f}", f"{100 * g / (peak * r['threads']):.0f}%"
         print(f"| {r['model']} | {r['threads']} | {r['batch']} | {cell['kestrel']} | {cell['ort']}"
               f" | {cell['torch']} | {ratio} | {r['gflop']:.3g} | {gfs} | {pct} |")
+    per_round(rows, LABEL)
+
+
+def per_round(rows, labels):
     print("\nPer-round medians (min over all runs):\n")
     for r in rows:
-        for e in ENGINES:
+        for e, label in labels.items():
             s = r["engines"][e]
             if s:
-                print(f"- {r['model']} t={r['threads']} {LABEL[e]}: "
+                print(f"- {r['model']} t={r['threads']} {label}: "
                       + ", ".join(fmt(m) for m in s["round_medians_us"])
                       + f" (min {fmt(s['min_us'])}, {s['runs']} runs"
                       + ("" if s["pooled"] else ", summary stats only") + ")")
+
+
+def ratio(s, num, den, suffix=""):
+    """num's median over den's, or n/a when either was not timed."""
+    return f"{s[num]['median_us'] / s[den]['median_us']:.2f}{suffix}" if s[num] and s[den] else "n/a"
+
+
+def table_int8(rows):
+    print("\n| model | threads | batch | Kestrel int8 median (p99) | ONNX Runtime U8S8 median (p99) | "
+          "Kestrel int8 / ORT int8 | Kestrel fp32 median (p99) | Kestrel fp32 / int8 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        s = r["engines"]
+        cell = {e: f"{fmt(s[e]['median_us'])} ({fmt(s[e]['p99_us'])})" if s[e] else "n/a"
+                for e in INT8_ENGINES}
+        print(f"| {r['model']} | {r['threads']} | {r['batch']} | {cell['kestrel_int8']} | "
+              f"{cell['ort_int8']} | {ratio(s, 'kestrel_int8', 'ort_int8')} | {cell['kestrel']} | "
+              f"{ratio(s, 'kestrel', 'kestrel_int8', 'x')} |")
+    per_round(rows, INT8_LABEL)
 
 
 def kestrel_binary(path):
@@ -352,6 +546,8 @@ def main():
     p.add_argument("--fresh", action="store_true", help="re-export even if the files exist")
     p.add_argument("--peak", type=float, default=116.9, help="peak GFLOP/s per core (default 116.9)")
     p.add_argument("--out", help="also write the results as JSON here")
+    p.add_argument("--int8", action="store_true",
+                   help="int8 table instead: Kestrel int8 (PT2E) vs ONNX Runtime U8S8, and Kestrel fp32")
     a = p.parse_args()
     a.budget = a.budget or (0.5 if a.quick else 3.0)
     names, threads = a.models.split(","), [int(t) for t in a.threads.split(",")]
@@ -362,6 +558,8 @@ def main():
     run_kestrel, kestrel = kestrel_binary(a.kestrel)
     info = {"machine": machine(), "versions": versions(run_kestrel),
             "config": vars(a), "checks": {}, "results": []}
+    if a.int8:
+        info["versions"]["torchao"] = importlib.metadata.version("torchao")
     m = info["machine"]
     print(f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs ({m['usable_cpus']} usable); "
           f"peak {a.peak} GFLOP/s per core; load average {m['loadavg_at_start'][0]:.2f} at start")
@@ -369,6 +567,9 @@ def main():
     for name in names:
         model, inputs = build(name, a.batch)
         kpath, opath = export_files(name, model, inputs[0], a.work, a.fresh)
+        if a.int8:
+            run_int8(name, model, inputs, kpath, opath, threads, run_kestrel, kestrel, a, info)
+            continue
         gflop, src = model_gflop(run_kestrel, kpath, model, inputs[0])
         sessions = {t: ort_session(opath, t) for t in threads}
         info["checks"][name] = check(name, model, inputs[0], sessions[threads[0]], run_kestrel,
@@ -379,7 +580,10 @@ def main():
                                     "gflop_source": src, "inputs_cycled": len(inputs),
                                     "engines": engines})
         del sessions
-    table(info["results"], a.peak)
+    if a.int8:
+        table_int8(info["results"])
+    else:
+        table(info["results"], a.peak)
     if a.out:
         with open(a.out, "w") as f:
             json.dump(info, f, indent=1)
