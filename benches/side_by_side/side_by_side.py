@@ -8,6 +8,9 @@ round, cycling several inputs (8; 32 for the CIFAR net). See README.md.
 
     python3 benches/side_by_side/side_by_side.py [--models cifarnet,resnet18] [--threads 1,2]
         [--batch 1] [--rounds 3] [--kestrel target/release/kestrel] [--quick] [--out r.json]
+        [--int8]
+
+--int8 times Kestrel int8 (PT2E), ONNX Runtime U8S8 and Kestrel fp32 instead (README.md).
 """
 import argparse
 import importlib.metadata
@@ -261,9 +264,10 @@ def pt2e_floor(quantized, x):
     so a value within float rounding of a rounding tie lands a step apart, and on these random
     nets the flips compound over depth (here MobileNetV2's output moved 10 steps, V3's 26,
     as far as Kestrel's). It measures how far correct int8 arithmetic may stray on a model."""
-    with warnings.catch_warnings(), torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mkldnn.flags warns about TF32 on Intel GPUs
-        return [y.numpy() for y in as_tuple(quantized(x))]
+        with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+            return [y.numpy() for y in as_tuple(quantized(x))]
 
 
 def steps_off(outs, quantized, x):
