@@ -3,7 +3,7 @@
 //! parameter structs, whose `validate` and `output_shape` hold each op's shape arithmetic.
 
 use crate::error::GraphError;
-use crate::graph::{Activation, BinaryOp, Node, Op, Operand, PoolAttrs, WeightRef};
+use crate::graph::{Activation, BinaryOp, Int8Weight, Node, Op, Operand, PoolAttrs, WeightRef};
 use kestrel_kernels::adaptive_avg_pool2d::AdaptiveAvgPool2dParams;
 use kestrel_kernels::batch_norm::BatchNormParams;
 use kestrel_kernels::binary::{BinaryParams, Operands};
@@ -14,11 +14,13 @@ use kestrel_kernels::layer_norm::LayerNormParams;
 use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::mean::MeanParams;
 use kestrel_kernels::pool2d::Pool2dParams;
+use kestrel_kernels::quantize::conv::QConv2d;
 use kestrel_kernels::quantize::QuantParams;
 use kestrel_kernels::se_gate::SeGateParams;
 use kestrel_kernels::softmax::SoftmaxParams;
 use kestrel_kernels::upsample::UpsampleParams;
 use kestrel_kernels::ParamError;
+use std::sync::Arc;
 
 mod info;
 mod v3;
@@ -105,6 +107,13 @@ pub(crate) enum Kernel {
     },
     /// A quantize–dequantize pair, element by element.
     FakeQuant(QuantParams),
+    /// An int8 conv (`Op::QConv2d`): `q` its shape and quantizations, `weight` the int8
+    /// values (zero points all 0), y written dequantized.
+    QConv2d {
+        q: QConv2d,
+        weight: Arc<Int8Weight>,
+        bias: Option<Data>,
+    },
 }
 
 /// The output shape and kernel of `a op b` for the value `a` and `b` (another value's or
@@ -145,6 +154,37 @@ fn binary(
         act,
     };
     Ok((out, kernel))
+}
+
+/// An int8 conv: the conv lowered as it is, then its shape, bias and relu with the
+/// quantizations and the int8 weight.
+fn qconv(
+    node: &Node,
+    conv: &Op,
+    x: QuantParams,
+    y: QuantParams,
+    inputs: &[&[usize]],
+) -> Result<(Vec<usize>, Kernel), GraphError> {
+    let inner = Node {
+        op: conv.clone(),
+        ..node.clone()
+    };
+    let Lowered { shape, kernel } = lower(&inner, inputs)?;
+    let (Kernel::Conv2d { p, bias, act, .. }, Op::Conv2d { weight, .. }) = (kernel, conv) else {
+        unreachable!("passes/int8.rs folds convs only");
+    };
+    let weight = weight
+        .quant
+        .clone()
+        .expect("passes/int8.rs folds int8 weights only");
+    let q = QConv2d {
+        p,
+        x,
+        w_scale: weight.scale.clone(),
+        y,
+        relu: act == Activation::Relu,
+    };
+    Ok((shape, Kernel::QConv2d { q, weight, bias }))
 }
 
 pub(crate) struct Lowered {
@@ -418,6 +458,7 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
         } => v3::slice(&ctx, x, *dim, *start, *end, *step)?,
         Op::Upsample { size, scales, mode } => v3::upsample(&ctx, x, *size, *scales, *mode)?,
         Op::FakeQuant(p) => (x.to_vec(), Kernel::FakeQuant(*p)),
+        Op::QConv2d { conv, x, y } => qconv(node, conv, *x, *y, inputs)?,
         Op::ConvTranspose2d {
             weight,
             bias,

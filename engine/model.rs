@@ -265,7 +265,9 @@ impl Model {
                     shape,
                     precision: match &node.op {
                         crate::graph::Op::FakeQuant(p) => p.dtype.name(),
-                        op if op.weights().iter().any(|w| w.int8) => "fp32, int8 weights",
+                        op if op.weights().iter().any(|w| w.quant.is_some()) => {
+                            "fp32, int8 weights"
+                        }
                         _ => "fp32",
                     },
                 }

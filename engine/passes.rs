@@ -2,14 +2,16 @@
 //! drop identity nodes (identity, dropout, and the batch norms just folded), run
 //! channels-last detours on NCHW (`nchw`), fold per-channel scales into the conv before
 //! them, move a non-decreasing activation that follows a max pool into the conv before the
-//! pool, fuse each activation into the node before it, squeeze-excite's gate into one node
-//! (`se`), and each residual add into the conv that feeds it, so a ResNet block's
+//! pool, fuse each activation into the node before it, on the CPU a PT2E model's
+//! `fake_quant → conv (int8 weight) → [relu] → fake_quant` into one int8 conv (`int8`),
+//! squeeze-excite's gate into one node (`se`), and each residual add into the conv that feeds it, so a ResNet block's
 //! `relu(bn(conv(x)) + identity)` is one kernel call; last, squeeze-excite's `x · gate`
 //! into the projection conv that reads it (`se`).
 //!
 //! A node that absorbs the nodes after it takes the last one's name: it now produces the
 //! value PyTorch calls by that name, which is what `compare --per-layer` checks.
 
+mod int8;
 mod nchw;
 mod se;
 
@@ -18,7 +20,9 @@ use kestrel_kernels::batch_norm::scale_shift;
 use kestrel_loader::F32Data;
 use std::sync::Arc;
 
-pub(crate) fn optimize(graph: &mut Graph) {
+/// `int8`: fold int8 convs into the integer kernel (`int8.rs`): CPU sessions, the only
+/// ones with that kernel.
+pub(crate) fn optimize(graph: &mut Graph, int8: bool) {
     fold_batch_norms(graph);
     remove_identities(graph);
     nchw::drop_channels_last_detours(graph);
@@ -29,6 +33,10 @@ pub(crate) fn optimize(graph: &mut Graph) {
     remove_identities(graph);
     fuse_activations(graph);
     remove_identities(graph);
+    if int8 {
+        int8::fold_int8_convs(graph);
+        remove_identities(graph);
+    }
     se::fuse_squeeze_excite(graph);
     remove_identities(graph);
     fuse_residual_adds(graph);
@@ -245,13 +253,13 @@ fn scale_conv(conv: &mut Op, scale: &[f32], shift: &[f32], by: &str) {
         name: format!("{}+{by}", weight.name),
         shape: weight.shape.clone(),
         data: w,
-        int8: false,
+        quant: None,
     });
     *bias = Some(Arc::new(Weight {
         name: format!("{by}.folded_bias"),
         shape: vec![scale.len()],
         data: b.into(),
-        int8: false,
+        quant: None,
     }));
 }
 

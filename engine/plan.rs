@@ -385,7 +385,7 @@ mod tests {
         let model = Model::load(path).unwrap();
         let mut graph = model.graph().clone();
         if optimize {
-            crate::passes::optimize(&mut graph);
+            crate::passes::optimize(&mut graph, true);
         }
         let p = plan(&graph, batch, true).unwrap();
         let n = p.values.len();

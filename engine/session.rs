@@ -451,7 +451,7 @@ pub(crate) fn session_plan(graph: &Graph, opts: &SessionOptions) -> Result<Plan,
     }
     let mut graph = graph.clone();
     if opts.optimize {
-        passes::optimize(&mut graph);
+        passes::optimize(&mut graph, opts.device == Device::Cpu);
     }
     plan(&graph, opts.batch, opts.optimize)
 }

@@ -41,7 +41,7 @@ impl Weights {
                         name: name.clone(),
                         shape: t.shape,
                         data,
-                        int8: false,
+                        quant: None,
                     };
                     weights.float.insert(name, Arc::new(w));
                 }
@@ -76,7 +76,7 @@ impl Weights {
             name: name.to_string(),
             shape: shape.to_vec(),
             data: data.into(),
-            int8: false,
+            quant: None,
         };
         self.float.insert(name.to_string(), Arc::new(w));
         Ok(())

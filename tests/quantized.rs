@@ -167,6 +167,57 @@ fn a_pt2e_cifar_net_matches_pytorch_within_one_step() {
     }
 }
 
+/// On the CPU the net's two convs run as int8 convs (engine/passes/int8.rs): the integer
+/// kernel on every ISA, its input quantize folded away, every CPU target's output equal
+/// bit for bit to the reference kernels' (the integer oracle); CUDA keeps the float form.
+#[test]
+fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit() {
+    let m = Model::load(common::fixture("cifarnet_int8")).unwrap();
+    let refs = read_tensors(&common::reference("cifarnet_int8", 3)).unwrap();
+    let x = refs.tensors["input"].data.clone().unwrap();
+    let mut oracle = None;
+    for opts in every_target() {
+        let label = format!(
+            "{} {:?} threads {}",
+            opts.device, opts.kernels, opts.threads
+        );
+        let on_cpu = opts.device == kestrel::Device::Cpu;
+        let Some(mut s) = session_or_skip(&m, &opts.with_batch(3), &label) else {
+            continue;
+        };
+        let steps = s.steps();
+        let qconvs: Vec<_> = steps
+            .iter()
+            .filter(|st| st.kernel.starts_with("qconv"))
+            .collect();
+        let quantizes = steps
+            .iter()
+            .filter(|st| st.kernel.starts_with("fake_quant"))
+            .count();
+        if !on_cpu {
+            assert!(qconvs.is_empty(), "{label}: {steps:?}");
+            continue;
+        }
+        // conv1 → relu → fake_quant and conv2 → relu → fake_quant, each read a fake_quant
+        // that feeds nothing else (gone); left: the three around flatten and the linear.
+        assert_eq!(qconvs.len(), 2, "{label}: {steps:?}");
+        assert_eq!(quantizes, 3, "{label}: {steps:?}");
+        assert_eq!(qconvs[0].kernel, "qconv3x3s1+relu_int8", "{label}");
+        let names: Vec<&str> = qconvs.iter().map(|st| st.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["dequantize_per_tensor_1", "dequantize_per_tensor_3"],
+            "{label}"
+        );
+        let out = s.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
+        match &oracle {
+            None => oracle = Some(out),
+            Some(want) => assert_eq!(&out, want, "{label}"),
+        }
+    }
+    assert!(oracle.is_some());
+}
+
 /// A version-4 file whose linear layer's weight is int8: `fc.weight` (I8, 4×3) with
 /// `fc.weight.scale` and, unless `zero_point` is None, `fc.weight.zero_point`, each
 /// tensor given as (dtype, shape, little-endian bytes).

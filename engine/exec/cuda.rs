@@ -36,6 +36,11 @@ pub(crate) fn cuda_op(
     precision: Precision,
 ) -> Result<CudaOp, CudaError> {
     match kernel {
+        // Sessions on CUDA keep int8 convs in their float form (`passes::optimize`).
+        Kernel::QConv2d { .. } => Err(CudaError::Unsupported {
+            op: "qconv2d".into(),
+            detail: "the int8 conv has no CUDA kernel yet".into(),
+        }),
         Kernel::Conv2d {
             p,
             weight,

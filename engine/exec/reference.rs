@@ -16,6 +16,18 @@ pub(super) fn scratch_len(kernel: &Kernel) -> usize {
 pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f32]) {
     let x = |i: usize| io.input(i);
     match kernel {
+        Kernel::QConv2d { q, weight, bias } => {
+            // The integer oracle, on x quantized as the SIMD kernel quantizes it.
+            let x_q: Vec<i32> = x(0)
+                .iter()
+                .map(|&v| k::quantize::reference::quantize(&q.x, v))
+                .collect();
+            let w: Vec<i32> = weight.values.iter().map(|&v| i32::from(v)).collect();
+            let out = q.reference(&x_q, &w, bias.as_deref());
+            for (y, v) in y.iter_mut().zip(out) {
+                *y = k::quantize::reference::dequantize(&q.y, v);
+            }
+        }
         Kernel::Conv2d {
             p,
             weight,

@@ -8,6 +8,8 @@ use kestrel_kernels::conv2d::cpu::CpuConv;
 use kestrel_kernels::conv2d::ExactWeights;
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
+use kestrel_kernels::quantize::qconv::QConvCpu;
+use kestrel_kernels::quantize::QIsa;
 use kestrel_kernels::se_gate::cpu::SeGateCpu;
 use kestrel_kernels::{Activation, Isa};
 use kestrel_loader::F32Data as Data;
@@ -20,6 +22,8 @@ pub(crate) enum Prepared {
     Linear(LinearCpu),
     ConvTranspose(ConvTranspose2dCpu),
     SeGate(SeGateCpu),
+    /// The int8 conv on the best int8 path the session's ISA allows.
+    QConv(QConvCpu),
     /// Standalone batch norm as y = x·scale[c] + shift[c].
     ScaleShift {
         scale: Vec<f32>,
@@ -33,6 +37,12 @@ impl Prepared {
     pub(crate) fn algorithm(&self) -> Option<&'static str> {
         match self {
             Prepared::Conv(c) => Some(c.name()),
+            Prepared::QConv(c) => Some(match c.qisa() {
+                QIsa::Avx512Vnni => "int8-gemm-avx512-vnni",
+                QIsa::AvxVnni => "int8-gemm-avx-vnni",
+                QIsa::Avx2 => "int8-gemm-avx2",
+                QIsa::Scalar => "int8-gemm-scalar",
+            }),
             _ => None,
         }
     }
@@ -42,6 +52,7 @@ impl Prepared {
             Prepared::Conv(c) => c.scratch_len(threads),
             Prepared::ConvTranspose(c) => c.scratch_len(threads),
             Prepared::SeGate(g) => g.scratch_len(),
+            Prepared::QConv(c) => c.scratch_len(threads),
             _ => 0,
         }
     }
@@ -62,6 +73,12 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
             isa,
             *in_scale,
             Some(exact_weights(weight)),
+        )),
+        Kernel::QConv2d { q, weight, bias } => Prepared::QConv(QConvCpu::new(
+            q,
+            &weight.values,
+            bias.as_deref(),
+            QIsa::for_isa(isa),
         )),
         Kernel::Linear {
             p, weight, bias, ..
@@ -134,6 +151,7 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             let residual = residual.then(|| x(1));
             c.run_scaled(x(0), scale, residual, *act, y, scratch, threads)
         }
+        (Kernel::QConv2d { .. }, Prepared::QConv(c)) => c.run(x(0), y, scratch, threads),
         (Kernel::Linear { act, .. }, Prepared::Linear(l)) => l.run(x(0), *act, y, threads),
         (Kernel::BatchNorm { p, .. }, Prepared::ScaleShift { scale, shift }) => {
             k::batch_norm::cpu::scale_shift(isa, p, scale, shift, Activation::None, x(0), y)

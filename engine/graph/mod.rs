@@ -27,9 +27,21 @@ pub struct Weight {
     /// from the mapped model file, or owned (converted dtypes, folded weights, weights
     /// given in code).
     pub data: F32Data,
-    /// Whether the file stored it as int8 (GRAPH_FORMAT.md's int8 weights): `data` then
-    /// holds the dequantized values.
-    pub int8: bool,
+    /// Set where the file stored it as int8 (GRAPH_FORMAT.md's int8 weights): the stored
+    /// values, which `data` holds dequantized.
+    pub quant: Option<Arc<Int8Weight>>,
+}
+
+/// An int8 weight as the file stores it: values q, and per entry c of the first dim a
+/// scale and a zero point; the weight is (q − zero_point[c]) · scale[c].
+#[derive(Debug, PartialEq)]
+pub struct Int8Weight {
+    /// The values, in the weight's layout.
+    pub values: Vec<i8>,
+    /// Per first-dim entry (output channel).
+    pub scale: Vec<f32>,
+    /// Per first-dim entry, in −128..=127.
+    pub zero_point: Vec<i32>,
 }
 
 /// A weight shared between graphs and sessions without copying its data.
@@ -109,6 +121,17 @@ pub enum Op {
         /// Whether the last input is a scale (n, c_in, 1, 1) multiplied into x as the conv
         /// reads it: squeeze-excite's gate, moved there by the passes (`passes/se.rs`).
         in_scale: bool,
+    },
+    /// An int8 conv: what `fake_quant(x) → conv2d → [relu] → fake_quant(y)` computes, the
+    /// conv's weight int8 (`Weight::quant`), computed by the integer kernel. Made by the
+    /// session's passes (`passes/int8.rs`), never read from a file.
+    QConv2d {
+        /// The `Conv2d`, its `act` None or Relu.
+        conv: Box<Op>,
+        /// The input's quantization.
+        x: QuantParams,
+        /// The output's quantization.
+        y: QuantParams,
     },
     /// Batch normalisation with running statistics; folded into the conv before it when a
     /// session is built.
@@ -357,6 +380,7 @@ impl Op {
             Op::ConvTranspose2d { .. } => "conv_transpose2d",
             Op::FakeQuant(_) => "fake_quant",
             Op::SeGate { .. } => "se_gate",
+            Op::QConv2d { .. } => "qconv2d",
         }
     }
 
@@ -387,6 +411,7 @@ impl Op {
                 operand: Operand::Weight(w),
                 ..
             } => vec![w],
+            Op::QConv2d { conv, .. } => conv.weights(),
             _ => Vec::new(),
         }
     }

@@ -1,10 +1,10 @@
 //! int8 weights (GRAPH_FORMAT.md, version 4): an I8 tensor T with T.scale (F32, one per
 //! entry of T's first dim) and optionally T.zero_point (I32 or I8, zeros when absent) is
 //! the f32 weight (q − zero_point[c]) · scale[c], PyTorch's `dequantize_per_channel` along
-//! axis 0, computed when the model is loaded. The file keeps a quarter of the bytes; the
-//! kernels see f32 until the int8 ones exist.
+//! axis 0, computed when the model is loaded, and the stored values kept beside it for the
+//! int8 conv (`passes/int8.rs`).
 
-use super::{Weight, WeightRef};
+use super::{Int8Weight, Weight, WeightRef};
 use crate::error::GraphError;
 use crate::weights::{IntTensor, Weights};
 use kestrel_kernels::quantize::QuantDtype;
@@ -83,6 +83,11 @@ pub(super) fn dequantize(
         name: tensor.to_string(),
         shape: q.shape.clone(),
         data: data.into(),
-        int8: true,
+        quant: Some(Arc::new(Int8Weight {
+            // In −128..=127: the loader reads I8 tensors only here (`FileTensor::ints`).
+            values: q.values.iter().map(|&v| v as i8).collect(),
+            scale: scale.data.to_vec(),
+            zero_point: zp.to_vec(),
+        })),
     }))
 }

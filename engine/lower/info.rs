@@ -45,6 +45,16 @@ impl Kernel {
             Kernel::Copy(_) => "copy".into(),
             Kernel::View { .. } => "view".into(),
             Kernel::FakeQuant(p) => format!("fake_quant_{}", p.dtype.name()),
+            Kernel::QConv2d { q, .. } => {
+                let (p, relu) = (&q.p, if q.relu { "+relu" } else { "" });
+                format!(
+                    "qconv{}x{}s{}{relu}_{}",
+                    p.kh,
+                    p.kw,
+                    p.stride[0],
+                    q.y.dtype.name()
+                )
+            }
             Kernel::Upsample(p) => match p.mode {
                 UpsampleMode::Nearest => "upsample_nearest".into(),
                 UpsampleMode::Bilinear { .. } => "upsample_bilinear".into(),
@@ -68,6 +78,8 @@ impl Kernel {
                 p.flops() + *in_scale as u64 * (p.n * p.c_in * p.h * p.w) as u64
             }
             Kernel::Linear { p, .. } => p.flops(),
+            // Integer multiply-adds, counted as FLOPs are.
+            Kernel::QConv2d { q, .. } => q.p.flops(),
             Kernel::MaxPool2d(p) | Kernel::AvgPool2d(p) => out * (p.kernel[0] * p.kernel[1]) as u64,
             Kernel::AdaptiveAvgPool2d(p) => (p.n * p.c * p.h * p.w) as u64,
             Kernel::Mean(p) => (p.n * p.c * p.h * p.w) as u64,
@@ -112,6 +124,10 @@ impl Kernel {
                 2 * p.c * p.hidden + some(&b[0], p.hidden) + some(&b[1], p.c)
             }
             Kernel::BatchNorm { p, .. } => 2 * p.c,
+            // Bytes, not floats: a quarter of a float per weight.
+            Kernel::QConv2d { q, bias, .. } => {
+                product(q.p.weight_shape()).div_ceil(4) + some(bias, q.p.c_out)
+            }
             Kernel::Binary { operands, .. } => operands.constant().map_or(0, <[f32]>::len),
             _ => 0,
         }

@@ -129,6 +129,6 @@ fn reshaped(w: &Arc<Weight>, shape: Vec<usize>) -> Arc<Weight> {
         name: format!("{}.nchw", w.name),
         shape,
         data: w.data.clone(),
-        int8: w.int8,
+        quant: w.quant.clone(),
     })
 }

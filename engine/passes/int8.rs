@@ -1,0 +1,70 @@
+//! int8 convs: a PT2E model's `fake_quant(x) → conv2d → [relu] → fake_quant(y)`, the conv's
+//! weight int8 per output channel with zero points 0, becomes one `QConv2d` node, which the
+//! integer kernel computes (kernels/src/quantize/qconv). Its result is the integer form of
+//! the quantized conv: within one quantization step of PyTorch's reference form, equal
+//! nearly everywhere (kernels/src/quantize/conv.rs says where they differ).
+//!
+//! The conv reads x and quantizes it as the input's `fake_quant` would, so where that
+//! `fake_quant` feeds nothing else it goes: one pass over the activation less. Otherwise
+//! the conv reads its output, whose values quantize back to the same integers.
+
+use super::{absorb, use_counts};
+use crate::graph::{Activation, Graph, Op, Value};
+use kestrel_kernels::quantize::conv::MAX_K;
+
+/// Folds every such pattern (module doc) into a `QConv2d`, which takes the output
+/// `fake_quant`'s name.
+pub(super) fn fold_int8_convs(graph: &mut Graph) {
+    let uses = use_counts(graph);
+    for i in 0..graph.nodes.len() {
+        let Op::FakeQuant(y) = graph.nodes[i].op else {
+            continue;
+        };
+        let Value::Node(c) = graph.nodes[i].inputs[0] else {
+            continue;
+        };
+        let Some(f) = foldable(graph, c).filter(|_| uses[c] == 1) else {
+            continue;
+        };
+        let Op::FakeQuant(x) = graph.nodes[f].op else {
+            unreachable!("foldable checks the input's node");
+        };
+        let conv = std::mem::replace(&mut graph.nodes[c].op, Op::Identity);
+        graph.nodes[c].op = Op::QConv2d {
+            conv: Box::new(conv),
+            x,
+            y,
+        };
+        if uses[f] == 1 {
+            graph.nodes[c].inputs[0] = graph.nodes[f].inputs[0];
+            graph.nodes[f].op = Op::Identity;
+        }
+        absorb(graph, c, i);
+    }
+}
+
+/// The node of the `fake_quant` that conv `c` reads, when `c` is a conv the integer
+/// kernel computes: int8 weight with zero points 0, no activation or relu, no residual
+/// or input scale, and sums that fit an i32.
+fn foldable(graph: &Graph, c: usize) -> Option<usize> {
+    let node = &graph.nodes[c];
+    let Op::Conv2d {
+        weight,
+        act,
+        in_scale,
+        ..
+    } = &node.op
+    else {
+        return None;
+    };
+    let q = weight.quant.as_ref()?;
+    let k: usize = weight.shape.iter().skip(1).product();
+    let plain = matches!(act, Activation::None | Activation::Relu) && !in_scale;
+    if !plain || node.inputs.len() != 1 || q.zero_point.iter().any(|&z| z != 0) || k > MAX_K {
+        return None;
+    }
+    match node.inputs[0] {
+        Value::Node(f) if matches!(graph.nodes[f].op, Op::FakeQuant(_)) => Some(f),
+        _ => None,
+    }
+}
