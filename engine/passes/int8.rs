@@ -6,11 +6,14 @@
 //!
 //! The conv reads x and quantizes it as the input's `fake_quant` would, so where that
 //! `fake_quant` feeds nothing else it goes: one pass over the activation less. Otherwise
-//! the conv reads its output, whose values quantize back to the same integers.
+//! the conv reads its output, whose values quantize back to the same integers; so does a
+//! conv that reads another int8 conv's output (a ResNet bottleneck's 1×1 → 3×3 → 1×1),
+//! quantized by that conv's output quantization.
 
 use super::{absorb, use_counts};
 use crate::graph::{Activation, Graph, Op, Value};
 use kestrel_kernels::quantize::conv::MAX_K;
+use kestrel_kernels::quantize::QuantParams;
 
 /// Folds every such pattern (module doc) into a `QConv2d`, which takes the output
 /// `fake_quant`'s name.
@@ -23,11 +26,8 @@ pub(super) fn fold_int8_convs(graph: &mut Graph) {
         let Value::Node(c) = graph.nodes[i].inputs[0] else {
             continue;
         };
-        let Some(f) = foldable(graph, c).filter(|_| uses[c] == 1) else {
+        let Some((f, x)) = foldable(graph, c).filter(|_| uses[c] == 1) else {
             continue;
-        };
-        let Op::FakeQuant(x) = graph.nodes[f].op else {
-            unreachable!("foldable checks the input's node");
         };
         let conv = std::mem::replace(&mut graph.nodes[c].op, Op::Identity);
         graph.nodes[c].op = Op::QConv2d {
@@ -35,7 +35,7 @@ pub(super) fn fold_int8_convs(graph: &mut Graph) {
             x,
             y,
         };
-        if uses[f] == 1 {
+        if uses[f] == 1 && matches!(graph.nodes[f].op, Op::FakeQuant(_)) {
             graph.nodes[c].inputs[0] = graph.nodes[f].inputs[0];
             graph.nodes[f].op = Op::Identity;
         }
@@ -43,15 +43,16 @@ pub(super) fn fold_int8_convs(graph: &mut Graph) {
     }
 }
 
-/// The node of the `fake_quant` that conv `c` reads, when `c` is a conv the integer
-/// kernel computes: int8 weight with zero points 0, no activation or relu, no residual
+/// The node conv `c` reads and that value's quantization, when it is quantized (a
+/// `fake_quant`'s output, or an int8 conv's folded here already) and `c` is a conv the
+/// integer kernel computes: int8 weight with zero points 0, no activation or relu, no residual
 /// or input scale, sums that fit an i32, and at least 8 output channels per group.
 ///
 /// Depthwise and narrow-group convs keep the float form: the integer GEMM computes
 /// panels of 8 output channels per group, so a depthwise conv wastes 7 of 8 rows, and
 /// MobileNetV2 ran 2.3× slower than in fp32 with them folded (18.5 vs 8.0 ms, 1 thread,
 /// Xeon model 207, `side_by_side.py --int8`).
-fn foldable(graph: &Graph, c: usize) -> Option<usize> {
+fn foldable(graph: &Graph, c: usize) -> Option<(usize, QuantParams)> {
     let node = &graph.nodes[c];
     let Op::Conv2d {
         weight,
@@ -70,8 +71,16 @@ fn foldable(graph: &Graph, c: usize) -> Option<usize> {
     if !plain || node.inputs.len() != 1 || q.zero_point.iter().any(|&z| z != 0) || k > MAX_K {
         return None;
     }
-    match node.inputs[0] {
-        Value::Node(f) if matches!(graph.nodes[f].op, Op::FakeQuant(_)) => Some(f),
+    let Value::Node(mut f) = node.inputs[0] else {
+        return None;
+    };
+    // A producer folded earlier in this pass: its output `fake_quant` is now an identity
+    // of it until the pass ends.
+    while let (Op::Identity, Value::Node(j)) = (&graph.nodes[f].op, graph.nodes[f].inputs[0]) {
+        f = j;
+    }
+    match graph.nodes[f].op {
+        Op::FakeQuant(x) | Op::QConv2d { y: x, .. } => Some((f, x)),
         _ => None,
     }
 }
