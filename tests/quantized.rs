@@ -141,12 +141,18 @@ fn bad_quantization_attributes_name_the_node_and_attribute() {
 /// rounding of a tie may round the other way where the sums run in another order, as
 /// PyTorch's own int8 backends differ from its reference; the shares are printed.
 #[test]
-fn a_pt2e_cifar_net_matches_pytorch_within_one_step() {
-    let m = Model::load(common::fixture("cifarnet_int8")).unwrap();
+fn pt2e_nets_match_pytorch_within_one_step() {
+    for name in ["cifarnet_int8", "resnet18_int8"] {
+        pt2e_net_matches_pytorch_within_one_step(name);
+    }
+}
+
+fn pt2e_net_matches_pytorch_within_one_step(name: &str) {
+    let m = Model::load(common::fixture(name)).unwrap();
     let step = m.output_step(0).expect("the output is quantized");
     assert!(step > 0.0 && m.output_step(1).is_none());
     for batch in [1, 3] {
-        let refs = read_tensors(&common::reference("cifarnet_int8", batch)).unwrap();
+        let refs = read_tensors(&common::reference(name, batch)).unwrap();
         let x = refs.tensors["input"].data.clone().unwrap();
         let want = refs.tensors["output"].data.clone().unwrap();
         for opts in every_target() {
@@ -158,7 +164,7 @@ fn a_pt2e_cifar_net_matches_pytorch_within_one_step() {
             let out = s.run(&[&x]).unwrap();
             let got = steps(out.get(0).unwrap().data, &want, step);
             eprintln!(
-                "cifarnet_int8 {label}: {} equal, {} one step off, {} further",
+                "{name} {label}: {} equal, {} one step off, {} further",
                 got.equal, got.one, got.beyond
             );
             assert!(got.within(1.0), "{label}: {got:?}");
@@ -167,55 +173,57 @@ fn a_pt2e_cifar_net_matches_pytorch_within_one_step() {
     }
 }
 
-/// On the CPU the net's two convs run as int8 convs (engine/passes/int8.rs): the integer
-/// kernel on every ISA, its input quantize folded away, every CPU target's output equal
-/// bit for bit to the reference kernels' (the integer oracle); CUDA keeps the float form.
+/// On the CPU the nets' convs run as int8 convs (engine/passes/int8.rs): the integer
+/// kernel on every ISA, every CPU target's output equal bit for bit to the reference
+/// kernels' (the integer oracle); CUDA keeps the float form. The CIFAR net's two convs
+/// each read a `fake_quant` that feeds nothing else (gone), leaving the three around
+/// flatten and the linear; ResNet-18's 20 convs all fold, each block's second conv
+/// reading the first's int8 output.
 #[test]
 fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit() {
-    let m = Model::load(common::fixture("cifarnet_int8")).unwrap();
-    let refs = read_tensors(&common::reference("cifarnet_int8", 3)).unwrap();
-    let x = refs.tensors["input"].data.clone().unwrap();
-    let mut oracle = None;
-    for opts in every_target() {
-        let label = format!(
-            "{} {:?} threads {}",
-            opts.device, opts.kernels, opts.threads
-        );
-        let on_cpu = opts.device == kestrel::Device::Cpu;
-        let Some(mut s) = session_or_skip(&m, &opts.with_batch(3), &label) else {
-            continue;
-        };
-        let steps = s.steps();
-        let qconvs: Vec<_> = steps
-            .iter()
-            .filter(|st| st.kernel.starts_with("qconv"))
-            .collect();
-        let quantizes = steps
-            .iter()
-            .filter(|st| st.kernel.starts_with("fake_quant"))
-            .count();
-        if !on_cpu {
-            assert!(qconvs.is_empty(), "{label}: {steps:?}");
-            continue;
+    // (fixture, int8 convs, fake_quant steps left, first conv's kernel)
+    let nets = [
+        ("cifarnet_int8", 2, 3, "qconv3x3s1+relu_int8"),
+        ("resnet18_int8", 20, 9, "qconv7x7s2+relu_int8"),
+    ];
+    for (name, convs, quantizes, first) in nets {
+        let m = Model::load(common::fixture(name)).unwrap();
+        let refs = read_tensors(&common::reference(name, 3)).unwrap();
+        let x = refs.tensors["input"].data.clone().unwrap();
+        let mut oracle = None;
+        for opts in every_target() {
+            let label = format!(
+                "{name} {} {:?} threads {}",
+                opts.device, opts.kernels, opts.threads
+            );
+            let on_cpu = opts.device == kestrel::Device::Cpu;
+            let Some(mut s) = session_or_skip(&m, &opts.with_batch(3), &label) else {
+                continue;
+            };
+            let steps = s.steps();
+            let qconvs: Vec<_> = steps
+                .iter()
+                .filter(|st| st.kernel.starts_with("qconv"))
+                .collect();
+            let left = steps
+                .iter()
+                .filter(|st| st.kernel.starts_with("fake_quant"))
+                .count();
+            if !on_cpu {
+                assert!(qconvs.is_empty(), "{label}: {steps:?}");
+                continue;
+            }
+            assert_eq!(qconvs.len(), convs, "{label}: {steps:?}");
+            assert_eq!(left, quantizes, "{label}: {steps:?}");
+            assert_eq!(qconvs[0].kernel, first, "{label}");
+            let out = s.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
+            match &oracle {
+                None => oracle = Some(out),
+                Some(want) => assert_eq!(&out, want, "{label}"),
+            }
         }
-        // conv1 → relu → fake_quant and conv2 → relu → fake_quant, each read a fake_quant
-        // that feeds nothing else (gone); left: the three around flatten and the linear.
-        assert_eq!(qconvs.len(), 2, "{label}: {steps:?}");
-        assert_eq!(quantizes, 3, "{label}: {steps:?}");
-        assert_eq!(qconvs[0].kernel, "qconv3x3s1+relu_int8", "{label}");
-        let names: Vec<&str> = qconvs.iter().map(|st| st.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["dequantize_per_tensor_1", "dequantize_per_tensor_3"],
-            "{label}"
-        );
-        let out = s.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
-        match &oracle {
-            None => oracle = Some(out),
-            Some(want) => assert_eq!(&out, want, "{label}"),
-        }
+        assert!(oracle.is_some(), "{name}");
     }
-    assert!(oracle.is_some());
 }
 
 /// A version-4 file whose linear layer's weight is int8: `fc.weight` (I8, 4×3) with
