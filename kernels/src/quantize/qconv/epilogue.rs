@@ -2,8 +2,8 @@
 //! [`QConv2d::reference`](crate::quantize::conv::QConv2d::reference) in the same f32
 //! operations (a product, then a sum: no FMA), and the valid grid columns stored.
 
-use super::{tiles, QConvCpu, MR, NR};
-use crate::quantize::QuantParams;
+use super::{tiles, OutPtr, QConvCpu, MR, NR};
+use crate::quantize::{QuantDtype, QuantParams};
 use crate::simd::{dispatch, Simd};
 
 impl QConvCpu {
@@ -19,7 +19,7 @@ impl QConvCpu {
         mp: usize,
         b: &[u8],
         j0: usize,
-        y: *mut f32,
+        y: OutPtr,
     ) {
         let p = &self.q.p;
         let oh = p.output_hw().0;
@@ -43,23 +43,38 @@ impl QConvCpu {
 /// (unpadded stride-1 convs: wq = ow) and the tile is whole, else through a row buffer,
 /// the valid columns copied. Needs S's features; `y` as for `tile`.
 #[inline(always)]
-unsafe fn store_tile<S: Simd>(c: &QConvCpu, sums: &[i32; MR * NR], at: [usize; 6], y: *mut f32) {
+unsafe fn store_tile<S: Simd>(c: &QConvCpu, sums: &[i32; MR * NR], at: [usize; 6], y: OutPtr) {
+    match y {
+        OutPtr::F32(y) => store_rows::<S, f32>(c, sums, at, y),
+        OutPtr::U8(y) => store_rows::<S, u8>(c, sums, at, y),
+    }
+}
+
+/// `store_tile` for one output type.
+#[inline(always)]
+unsafe fn store_rows<S: Simd, T: Lane>(
+    c: &QConvCpu,
+    sums: &[i32; MR * NR],
+    at: [usize; 6],
+    y: *mut T,
+) {
     let [img, g, mp, j0, oh, ow] = at;
     let p = &c.q.p;
     let m = p.c_out / p.groups;
     let (wq, end) = (c.planes.wq, (oh * c.planes.wq).min(j0 + NR));
     let straight = wq == ow && end == j0 + NR;
-    let mut row = [0f32; NR];
+    let mut row = [T::default(); NR];
+    let out = Requant::new(&c.q.y, c.q.relu);
     for r in 0..MR.min(m - mp * MR) {
         let oc = g * m + mp * MR + r;
         let (mult, bias) = (c.multiplier[oc], c.bias[oc]);
-        let (acc, yq, relu) = (&sums[r * NR..][..NR], &c.q.y, c.q.relu);
+        let acc = &sums[r * NR..][..NR];
         let plane = y.add((img * p.c_out + oc) * oh * ow);
         if straight {
-            requantize::<S>(acc, mult, bias, relu, yq, plane.add(j0));
+            requantize::<S, T>(acc, mult, bias, &out, plane.add(j0));
             continue;
         }
-        requantize::<S>(acc, mult, bias, relu, yq, row.as_mut_ptr());
+        requantize::<S, T>(acc, mult, bias, &out, row.as_mut_ptr());
         let mut j = j0;
         while j < end {
             let (oy, ox) = (j / wq, j % wq);
@@ -74,34 +89,67 @@ unsafe fn store_tile<S: Simd>(c: &QConvCpu, sums: &[i32; MR * NR], at: [usize; 6
     }
 }
 
-/// out[0..NR] = dequantize(quantize(y, relu(acc · mult + bias))), lane by lane. Needs
+/// The output quantization's constants.
+struct Requant {
+    y: QuantParams,
+    relu: bool,
+    /// What a stored byte adds to q: 128 for int8, 0 for uint8.
+    shift: f32,
+}
+
+impl Requant {
+    fn new(y: &QuantParams, relu: bool) -> Requant {
+        let shift = match y.dtype {
+            QuantDtype::Int8 => 128.0,
+            QuantDtype::Uint8 => 0.0,
+        };
+        Requant { y: *y, relu, shift }
+    }
+}
+
+/// What y holds: f32 (dequantized) or bytes (q shifted).
+trait Lane: Copy + Default {
+    /// Stores the quantized lanes `q` (integers in qmin..=qmax) at `p`. Needs S's features.
+    unsafe fn put<S: Simd>(p: *mut Self, q: S::V, out: &Requant);
+}
+
+impl Lane for f32 {
+    #[inline(always)]
+    unsafe fn put<S: Simd>(p: *mut f32, q: S::V, out: &Requant) {
+        let (minus_zp, scale) = (S::splat(-(out.y.zero_point as f32)), S::splat(out.y.scale));
+        S::store(p, S::mul(S::add(q, minus_zp), scale))
+    }
+}
+
+impl Lane for u8 {
+    #[inline(always)]
+    unsafe fn put<S: Simd>(p: *mut u8, q: S::V, out: &Requant) {
+        S::store_u8(p, S::add(q, S::splat(out.shift)))
+    }
+}
+
+/// out[0..NR] = quantize(y, relu(acc · mult + bias)), stored as T, lane by lane. Needs
 /// S's features.
 #[inline(always)]
-unsafe fn requantize<S: Simd>(
+unsafe fn requantize<S: Simd, T: Lane>(
     acc: &[i32],
     mult: f32,
     bias: f32,
-    relu: bool,
-    y: &QuantParams,
-    out: *mut f32,
+    out: &Requant,
+    dst: *mut T,
 ) {
     let (m, b, zero) = (S::splat(mult), S::splat(bias), S::splat(0.0));
-    let (inv, zp, scale) = (
-        S::splat(y.inv_scale),
-        y.zero_point as f32,
-        S::splat(y.scale),
-    );
-    let (plus_zp, minus_zp) = (S::splat(zp), S::splat(-zp));
+    let y = &out.y;
+    let (inv, plus_zp) = (S::splat(y.inv_scale), S::splat(y.zero_point as f32));
     let (lo, hi) = (S::splat(y.qmin as f32), S::splat(y.qmax as f32));
     let mut i = 0;
     while i + S::LANES <= NR {
         let mut v = S::add(S::mul(S::load_i32(acc.as_ptr().add(i)), m), b);
-        if relu {
+        if out.relu {
             v = S::max(v, zero);
         }
         let q = S::add(S::round(S::mul(v, inv)), plus_zp);
-        let q = S::min(hi, S::max(lo, q));
-        S::store(out.add(i), S::mul(S::add(q, minus_zp), scale));
+        T::put::<S>(dst.add(i), S::min(hi, S::max(lo, q)), out);
         i += S::LANES;
     }
 }

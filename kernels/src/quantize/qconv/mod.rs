@@ -119,8 +119,18 @@ impl QConvCpu {
     /// y = the conv's quantized output, dequantized (module doc), from x (n, c_in, h, w);
     /// y: (n, c_out, oh, ow). Allocates nothing, locks nothing.
     pub fn run(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32], threads: usize) {
+        self.run_io(QIn::F32(x), QOut::F32(y), scratch, threads)
+    }
+
+    /// As `run`, with x and y each either f32 or bytes: a value stored as bytes holds its
+    /// quantized integers q as `q + 128` for int8, `q` for uint8 (what `vpdpbusd` reads),
+    /// x by the input's quantization and y by the output's. Between two int8 convs that is
+    /// a quarter of the bytes, and the reader copies instead of quantizing.
+    pub fn run_io(&self, x: QIn<'_>, y: QOut<'_>, scratch: &mut [f32], threads: usize) {
         let p = &self.q.p;
-        p.assert_io("QConvCpu", x, y, None);
+        let [n, c_out, oh, ow] = p.output_shape();
+        assert_eq!(x.len(), n * p.c_in * p.h * p.w, "QConvCpu: x length");
+        assert_eq!(y.len(), n * c_out * oh * ow, "QConvCpu: y length");
         let threads = threads.max(1);
         assert!(
             scratch.len() >= self.scratch_len(threads),
@@ -145,7 +155,10 @@ impl QConvCpu {
         let items = base * splits;
         let shares = threads.min(items);
         let panel_len = self.rows.len() * NR;
-        let y = SharedMut::new(y);
+        let y = match y {
+            QOut::F32(y) => OutPtr::F32(SharedMut::new(y).as_mut_ptr()),
+            QOut::U8(y) => OutPtr::U8(y.as_mut_ptr()),
+        };
         let panels = SharedBytes(panels.as_mut_ptr());
         let per_image = p.c_in * self.planes.per_channel();
         let cg = p.c_in / p.groups * self.planes.per_channel();
@@ -166,14 +179,15 @@ impl QConvCpu {
                 for mp in lo..hi {
                     // SAFETY: this item alone writes y's elements of these channels and
                     // columns; B's panel is packed whole.
-                    unsafe { self.tile(img, g, mp, b, panel * NR, y.as_mut_ptr()) };
+                    unsafe { self.tile(img, g, mp, b, panel * NR, y) };
                 }
             }
         });
     }
 
-    /// Quantizes x into the phase planes, one channel plane per task.
-    fn fill_planes(&self, x: &[f32], planes: &mut [u8], threads: usize) {
+    /// Quantizes x into the phase planes (copies it, for bytes), one channel plane per
+    /// task.
+    fn fill_planes(&self, x: QIn<'_>, planes: &mut [u8], threads: usize) {
         let p = &self.q.p;
         let (pc, hw) = (self.planes.per_channel(), p.h * p.w);
         let pad = (self.q.x.zero_point + i32::from(self.shift)) as u8;
@@ -182,12 +196,17 @@ impl QConvCpu {
             // SAFETY: task c alone writes channel plane c; dispatch! checks the ISA.
             unsafe {
                 let out = std::slice::from_raw_parts_mut(dst.at(c * pc), pc);
-                let src = &x[c * hw..][..hw];
                 let (pl, q, shift) = (&self.planes, &self.q.x, self.shift);
-                dispatch!(
-                    self.qisa.float_isa(),
-                    fill_channel(pl, q, shift, pad, src, out)
-                );
+                match x {
+                    QIn::F32(x) => {
+                        let src = &x[c * hw..][..hw];
+                        dispatch!(
+                            self.qisa.float_isa(),
+                            fill_channel(pl, q, shift, pad, src, out)
+                        );
+                    }
+                    QIn::U8(x) => pl.copy(&x[c * hw..][..hw], pad, out),
+                }
             }
         });
     }
@@ -205,6 +224,52 @@ unsafe fn fill_channel<S: crate::simd::Simd>(
 ) {
     planes.fill::<S>(q, shift, pad, x, out)
 }
+
+/// The int8 conv's input: f32 values, or bytes (`QConvCpu::run_io`).
+#[derive(Clone, Copy)]
+pub enum QIn<'a> {
+    /// Any f32 values, quantized as read.
+    F32(&'a [f32]),
+    /// Quantized values as bytes.
+    U8(&'a [u8]),
+}
+
+impl QIn<'_> {
+    fn len(&self) -> usize {
+        match self {
+            QIn::F32(x) => x.len(),
+            QIn::U8(x) => x.len(),
+        }
+    }
+}
+
+/// The int8 conv's output: dequantized f32 values, or bytes (`QConvCpu::run_io`).
+pub enum QOut<'a> {
+    /// The quantized values dequantized.
+    F32(&'a mut [f32]),
+    /// The quantized values as bytes.
+    U8(&'a mut [u8]),
+}
+
+impl QOut<'_> {
+    fn len(&self) -> usize {
+        match self {
+            QOut::F32(y) => y.len(),
+            QOut::U8(y) => y.len(),
+        }
+    }
+}
+
+/// Where a run writes y, shared by its tasks (each writes its own elements).
+#[derive(Clone, Copy)]
+enum OutPtr {
+    F32(*mut f32),
+    U8(*mut u8),
+}
+// SAFETY: the tasks that share it write disjoint elements (`QConvCpu::run_io`).
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
 
 /// A byte buffer the tasks of one run write disjoint parts of.
 #[derive(Clone, Copy)]

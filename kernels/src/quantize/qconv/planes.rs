@@ -86,8 +86,7 @@ impl Planes {
         debug_assert_eq!(x.len(), self.h * self.w);
         debug_assert_eq!(out.len(), self.per_channel());
         let plane = self.hq * self.wq;
-        // Unpadded stride-1 planes are x itself, every byte written below.
-        let whole = self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0;
+        let whole = self.is_x(out.len());
         for (i, used) in self.used.iter().enumerate() {
             if *used && !whole {
                 out[i * plane..(i + 1) * plane].fill(pad);
@@ -118,6 +117,46 @@ impl Planes {
                 }
             }
         }
+    }
+}
+
+impl Planes {
+    /// As `fill`, for x already quantized and shifted, as bytes: copied into place.
+    pub fn copy(&self, x: &[u8], pad: u8, out: &mut [u8]) {
+        debug_assert_eq!(x.len(), self.h * self.w);
+        let plane = self.hq * self.wq;
+        if !self.is_x(out.len()) {
+            for (i, used) in self.used.iter().enumerate() {
+                if *used {
+                    out[i * plane..(i + 1) * plane].fill(pad);
+                }
+            }
+        }
+        for iy in 0..self.h {
+            let (r, src) = (iy + self.ph, &x[iy * self.w..(iy + 1) * self.w]);
+            let phase_row = (r % self.sh) * self.sw;
+            let at = phase_row * plane + r / self.sh * self.wq;
+            if self.sw == 1 {
+                if self.used[phase_row] {
+                    out[at + self.pw..][..self.w].copy_from_slice(src);
+                }
+                continue;
+            }
+            for (ix, &b) in src.iter().enumerate() {
+                let c = ix + self.pw;
+                let px = c % self.sw;
+                if self.used[phase_row + px] {
+                    out[at + px * plane + c / self.sw] = b;
+                }
+            }
+        }
+    }
+
+    /// Whether the planes are x itself, byte for byte (unpadded, stride 1): every byte
+    /// gets written, none needs the padding first.
+    fn is_x(&self, len: usize) -> bool {
+        let whole = self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0;
+        whole && len == self.h * self.w
     }
 }
 

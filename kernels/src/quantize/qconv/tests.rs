@@ -3,7 +3,7 @@
 //! off the quads and panels, grids wider than a panel, 1–3 threads, int8 and uint8
 //! inputs, values past the range, NaN and infinities.
 
-use super::QConvCpu;
+use super::{QConvCpu, QIn, QOut};
 use crate::conv2d::Conv2dParams;
 use crate::quantize::conv::QConv2d;
 use crate::quantize::{reference, QIsa, QuantDtype, QuantParams};
@@ -98,11 +98,15 @@ fn input(rng: &mut Rng, len: usize) -> Vec<f32> {
 fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
     let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();
     let w_q: Vec<i32> = w.iter().map(|&v| i32::from(v)).collect();
-    let want: Vec<f32> = q
-        .reference(&x_q, &w_q, bias)
-        .into_iter()
-        .map(|v| reference::dequantize(&q.y, v))
+    let y_q = q.reference(&x_q, &w_q, bias);
+    let want: Vec<f32> = y_q
+        .iter()
+        .map(|&v| reference::dequantize(&q.y, v))
         .collect();
+    // Bytes: q + 128 for int8, q for uint8.
+    let shift = |d: QuantDtype| if d == QuantDtype::Int8 { 128 } else { 0 };
+    let x_bytes: Vec<u8> = x_q.iter().map(|&v| (v + shift(q.x.dtype)) as u8).collect();
+    let want_bytes: Vec<u8> = y_q.iter().map(|&v| (v + shift(q.y.dtype)) as u8).collect();
     for qisa in QIsa::available() {
         let kernel = QConvCpu::new(q, w, bias, qisa);
         for threads in 1..=3 {
@@ -116,6 +120,26 @@ fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
                     "{what}, {qisa}, {threads} threads, [{j}]: {g} vs {w}"
                 );
             }
+            // Bytes in and out, and each mixed with f32.
+            let mut y8 = vec![0u8; want.len()];
+            kernel.run_io(QIn::U8(&x_bytes), QOut::U8(&mut y8), &mut scratch, threads);
+            assert_eq!(
+                y8, want_bytes,
+                "{what}, {qisa}, {threads} threads, bytes in and out"
+            );
+            kernel.run_io(QIn::F32(x), QOut::U8(&mut y8), &mut scratch, threads);
+            assert_eq!(
+                y8, want_bytes,
+                "{what}, {qisa}, {threads} threads, bytes out"
+            );
+            y.fill(f32::NAN);
+            kernel.run_io(QIn::U8(&x_bytes), QOut::F32(&mut y), &mut scratch, threads);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&y),
+                bits(&want),
+                "{what}, {qisa}, {threads} threads, bytes in"
+            );
         }
     }
 }
