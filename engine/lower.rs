@@ -113,6 +113,10 @@ pub(crate) enum Kernel {
         q: QConv2d,
         weight: Arc<Int8Weight>,
         bias: Option<Data>,
+        /// x, y stored as bytes (`Op::QConv2d`); a byte value's slot holds its bytes in
+        /// the first quarter.
+        bytes_in: bool,
+        bytes_out: bool,
     },
 }
 
@@ -161,8 +165,8 @@ fn binary(
 fn qconv(
     node: &Node,
     conv: &Op,
-    x: QuantParams,
-    y: QuantParams,
+    [x, y]: [QuantParams; 2],
+    [bytes_in, bytes_out]: [bool; 2],
     inputs: &[&[usize]],
 ) -> Result<(Vec<usize>, Kernel), GraphError> {
     let inner = Node {
@@ -184,7 +188,14 @@ fn qconv(
         y,
         relu: act == Activation::Relu,
     };
-    Ok((shape, Kernel::QConv2d { q, weight, bias }))
+    let kernel = Kernel::QConv2d {
+        q,
+        weight,
+        bias,
+        bytes_in,
+        bytes_out,
+    };
+    Ok((shape, kernel))
 }
 
 pub(crate) struct Lowered {
@@ -458,7 +469,13 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
         } => v3::slice(&ctx, x, *dim, *start, *end, *step)?,
         Op::Upsample { size, scales, mode } => v3::upsample(&ctx, x, *size, *scales, *mode)?,
         Op::FakeQuant(p) => (x.to_vec(), Kernel::FakeQuant(*p)),
-        Op::QConv2d { conv, x, y } => qconv(node, conv, *x, *y, inputs)?,
+        Op::QConv2d {
+            conv,
+            x,
+            y,
+            bytes_in,
+            bytes_out,
+        } => qconv(node, conv, [*x, *y], [*bytes_in, *bytes_out], inputs)?,
         Op::ConvTranspose2d {
             weight,
             bias,

@@ -36,6 +36,7 @@ pub(crate) fn optimize(graph: &mut Graph, int8: bool) {
     if int8 {
         int8::fold_int8_convs(graph);
         remove_identities(graph);
+        int8::bytes_between_int8_convs(graph);
     }
     se::fuse_squeeze_excite(graph);
     remove_identities(graph);

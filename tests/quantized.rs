@@ -178,7 +178,7 @@ fn pt2e_net_matches_pytorch_within_one_step(name: &str) {
 /// kernels' (the integer oracle); CUDA keeps the float form. The CIFAR net's two convs
 /// each read a `fake_quant` that feeds nothing else (gone), leaving the three around
 /// flatten and the linear; ResNet-18's 20 convs all fold, each block's second conv
-/// reading the first's int8 output.
+/// reading the first's int8 output as bytes.
 #[test]
 fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit() {
     // (fixture, int8 convs, fake_quant steps left, first conv's kernel)
@@ -216,6 +216,20 @@ fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit()
             assert_eq!(qconvs.len(), convs, "{label}: {steps:?}");
             assert_eq!(left, quantizes, "{label}: {steps:?}");
             assert_eq!(qconvs[0].kernel, first, "{label}");
+            // Each ResNet block's first conv feeds only its second: bytes between them.
+            let bytes_out = qconvs
+                .iter()
+                .filter(|st| st.kernel.ends_with("(bytes out)"))
+                .count();
+            let bytes_in = qconvs
+                .iter()
+                .filter(|st| st.kernel.ends_with("(bytes in)"))
+                .count();
+            assert_eq!(
+                [bytes_out, bytes_in],
+                [convs / 20 * 8; 2],
+                "{label}: {steps:?}"
+            );
             let out = s.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
             match &oracle {
                 None => oracle = Some(out),
@@ -223,6 +237,40 @@ fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit()
             }
         }
         assert!(oracle.is_some(), "{name}");
+    }
+}
+
+/// `run_with` shows every layer of the int8 ResNet as f32, those stored as bytes decoded:
+/// each within one quantization step of PyTorch's layer (all are quantized values: the
+/// step is the layer's `fake_quant` scale), the bytes-out layers among them.
+#[test]
+fn run_with_shows_int8_layers_stored_as_bytes_as_pytorchs_values() {
+    let m = Model::load(common::fixture("resnet18_int8")).unwrap();
+    let refs = read_tensors(&common::reference("resnet18_int8", 3)).unwrap();
+    let x = refs.tensors["input"].data.clone().unwrap();
+    let mut s = m.session(&SessionOptions::default().with_batch(3)).unwrap();
+    let byte_layers: Vec<String> = s
+        .steps()
+        .into_iter()
+        .filter(|st| st.kernel.ends_with("(bytes out)"))
+        .map(|st| st.name)
+        .collect();
+    assert_eq!(byte_layers.len(), 8);
+    let mut seen = Vec::new();
+    s.run_with(&[&x], |name, out| {
+        let (Some(r), Some(step)) = (
+            refs.tensors.get(&format!("layer.{name}")),
+            m.layer_step(name),
+        ) else {
+            return;
+        };
+        let got = steps(out.data, r.data.as_ref().unwrap(), step);
+        assert!(got.within(1.0), "{name}: {got:?}");
+        seen.push(name.to_string());
+    })
+    .unwrap();
+    for name in &byte_layers {
+        assert!(seen.contains(name), "{name} not compared: {seen:?}");
     }
 }
 

@@ -147,11 +147,17 @@ pub(crate) struct CpuExecutor {
     prepared: Vec<simd::Prepared>,
     scratch: Vec<f32>,
     arena: Vec<f32>,
+    /// Where `run_with` shows a value stored as bytes (`Kernel::QConv2d`) as f32: as
+    /// long as the longest such value, empty where there is none.
+    decoded: Vec<f32>,
 }
 
 impl Executor for CpuExecutor {
     fn run(&mut self, plan: &Plan, inputs: &dyn Inputs) -> Result<(), Error> {
-        self.run_with(plan, inputs, &mut |_, _, _| {})
+        let _flush = kestrel_kernels::subnormals::FlushSubnormals::new();
+        self.load_inputs(plan, inputs);
+        self.execute(plan, &mut |_, _, _| {}, false);
+        Ok(())
     }
 
     fn run_with(
@@ -163,7 +169,7 @@ impl Executor for CpuExecutor {
         // The caller's floating-point mode comes back when the guard drops.
         let _flush = kestrel_kernels::subnormals::FlushSubnormals::new();
         self.load_inputs(plan, inputs);
-        self.execute(plan, tap);
+        self.execute(plan, tap, true);
         Ok(())
     }
 
@@ -183,11 +189,15 @@ impl Executor for CpuExecutor {
         let mut seconds = vec![0.0; plan.steps.len()];
         for _ in 0..runs {
             let (mut k, mut last) = (0, std::time::Instant::now());
-            self.run_with(plan, inputs, &mut |_, _, _| {
+            let _flush = kestrel_kernels::subnormals::FlushSubnormals::new();
+            self.load_inputs(plan, inputs);
+            // No byte values decoded: the times are a run's.
+            let mut time = |_: &str, _: &Slot, _: &[f32]| {
                 let now = std::time::Instant::now();
                 seconds[k] += (now - last).as_secs_f64();
                 (k, last) = (k + 1, now);
-            })?;
+            };
+            self.execute(plan, &mut time, false);
         }
         seconds.iter_mut().for_each(|t| *t /= runs as f64);
         Ok((seconds, None))
@@ -256,12 +266,20 @@ impl CpuExecutor {
         };
         let scratch_len = scratch_len.unwrap_or(0);
         let scratch = crate::tensor::zeroed(scratch_len, "kernel scratch")?;
+        let decoded_len = plan
+            .steps
+            .iter()
+            .filter(|s| byte_output(&s.kernel).is_some())
+            .map(|s| plan.values[s.output].len)
+            .max();
+        let decoded = crate::tensor::zeroed(decoded_len.unwrap_or(0), "byte values shown")?;
         Ok(CpuExecutor {
             backend,
             threads,
             prepared,
             scratch,
             arena,
+            decoded,
         })
     }
 
@@ -273,8 +291,16 @@ impl CpuExecutor {
         }
     }
 
-    /// Runs every step; `tap` sees each step's name and output after it is computed.
-    fn execute(&mut self, plan: &Plan, tap: &mut dyn FnMut(&str, &Slot, &[f32])) {
+    /// Runs every step; `tap` sees each step's name and output after it is computed, a
+    /// value stored as bytes decoded to f32 where `decode` says so (else its raw floats).
+    fn execute(&mut self, plan: &Plan, tap: &mut dyn FnMut(&str, &Slot, &[f32]), decode: bool) {
+        // Taken out for the run (no allocation), so the steps may borrow self.
+        let mut buf = std::mem::take(&mut self.decoded);
+        let decoded = match decode {
+            true => Some(&mut buf[..]),
+            false => None,
+        };
+        let mut show = Shown { tap, decoded };
         let arena = Arena::new(&mut self.arena);
         for (s, step) in plan.steps.iter().enumerate() {
             if !moves_no_data(step) {
@@ -285,7 +311,7 @@ impl CpuExecutor {
                 let y = unsafe { arena.write(&plan.values[step.output]) };
                 if step.in_place {
                     self.activate_in_place(&step.kernel, y);
-                    show_output(tap, plan, step, &arena);
+                    show.output(plan, step, &arena);
                     continue;
                 }
                 let io = Io {
@@ -305,8 +331,9 @@ impl CpuExecutor {
                     }
                 }
             }
-            show_output(tap, plan, step, &arena);
+            show.output(plan, step, &arena);
         }
+        self.decoded = buf;
     }
 
     fn activate_in_place(&self, kernel: &Kernel, y: &mut [f32]) {
@@ -326,11 +353,41 @@ impl CpuExecutor {
     }
 }
 
-/// Shows the step's output to the tap.
-fn show_output(tap: &mut dyn FnMut(&str, &Slot, &[f32]), plan: &Plan, step: &Step, arena: &Arena) {
-    let out = &plan.values[step.output];
-    // SAFETY: no step is running; this shared view ends before the next step writes.
-    tap(&step.name, out, unsafe { arena.read(out) });
+/// The quantization of a step's output stored as bytes, None for f32 outputs.
+fn byte_output(kernel: &Kernel) -> Option<&kestrel_kernels::quantize::QuantParams> {
+    match kernel {
+        Kernel::QConv2d {
+            q, bytes_out: true, ..
+        } => Some(&q.y),
+        _ => None,
+    }
+}
+
+/// A run's tap, with where byte values are decoded for it (None: shown raw).
+struct Shown<'t, 'd> {
+    tap: &'t mut dyn FnMut(&str, &Slot, &[f32]),
+    decoded: Option<&'d mut [f32]>,
+}
+
+impl Shown<'_, '_> {
+    /// Shows the step's output to the tap.
+    fn output(&mut self, plan: &Plan, step: &Step, arena: &Arena) {
+        let out = &plan.values[step.output];
+        // SAFETY: no step is running; this shared view ends before the next step writes.
+        let data = unsafe { arena.read(out) };
+        match (byte_output(&step.kernel), self.decoded.as_deref_mut()) {
+            (Some(q), Some(buf)) => {
+                let buf = &mut buf[..out.len];
+                let shift = reference::byte_shift(q);
+                let bytes = &simd::as_bytes(data)[..out.len];
+                for (v, &b) in buf.iter_mut().zip(bytes) {
+                    *v = kestrel_kernels::quantize::reference::dequantize(q, i32::from(b) - shift);
+                }
+                (self.tap)(&step.name, out, buf)
+            }
+            _ => (self.tap)(&step.name, out, data),
+        }
+    }
 }
 
 /// A step's view of its inputs in the arena.

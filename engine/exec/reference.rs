@@ -16,16 +16,34 @@ pub(super) fn scratch_len(kernel: &Kernel) -> usize {
 pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f32]) {
     let x = |i: usize| io.input(i);
     match kernel {
-        Kernel::QConv2d { q, weight, bias } => {
+        Kernel::QConv2d {
+            q,
+            weight,
+            bias,
+            bytes_in,
+            bytes_out,
+        } => {
             // The integer oracle, on x quantized as the SIMD kernel quantizes it.
-            let x_q: Vec<i32> = x(0)
-                .iter()
-                .map(|&v| k::quantize::reference::quantize(&q.x, v))
-                .collect();
+            let quant = k::quantize::reference::quantize;
+            let x_q: Vec<i32> = match bytes_in {
+                true => super::simd::as_bytes(x(0))[..x(0).len()]
+                    .iter()
+                    .map(|&b| i32::from(b) - byte_shift(&q.x))
+                    .collect(),
+                false => x(0).iter().map(|&v| quant(&q.x, v)).collect(),
+            };
             let w: Vec<i32> = weight.values.iter().map(|&v| i32::from(v)).collect();
             let out = q.reference(&x_q, &w, bias.as_deref());
-            for (y, v) in y.iter_mut().zip(out) {
-                *y = k::quantize::reference::dequantize(&q.y, v);
+            if *bytes_out {
+                let shift = byte_shift(&q.y);
+                let bytes = super::simd::as_bytes_mut(y);
+                for (b, v) in bytes.iter_mut().zip(out) {
+                    *b = (v + shift) as u8;
+                }
+            } else {
+                for (y, v) in y.iter_mut().zip(out) {
+                    *y = k::quantize::reference::dequantize(&q.y, v);
+                }
             }
         }
         Kernel::Conv2d {
@@ -143,5 +161,13 @@ fn epilogue(y: &mut [f32], residual: Option<&[f32]>, act: Activation) {
     if act != Activation::None {
         let apply = k::activation::reference::apply;
         y.iter_mut().for_each(|v| *v = apply(act, *v));
+    }
+}
+
+/// What a value stored as bytes adds to its quantized integers: 128 for int8, 0 for uint8.
+pub(crate) fn byte_shift(q: &k::quantize::QuantParams) -> i32 {
+    match q.dtype {
+        k::quantize::QuantDtype::Int8 => 128,
+        k::quantize::QuantDtype::Uint8 => 0,
     }
 }

@@ -8,7 +8,7 @@ use kestrel_kernels::conv2d::cpu::CpuConv;
 use kestrel_kernels::conv2d::ExactWeights;
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
-use kestrel_kernels::quantize::qconv::QConvCpu;
+use kestrel_kernels::quantize::qconv::{QConvCpu, QIn, QOut};
 use kestrel_kernels::quantize::QIsa;
 use kestrel_kernels::se_gate::cpu::SeGateCpu;
 use kestrel_kernels::{Activation, Isa};
@@ -74,7 +74,9 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
             *in_scale,
             Some(exact_weights(weight)),
         )),
-        Kernel::QConv2d { q, weight, bias } => Prepared::QConv(QConvCpu::new(
+        Kernel::QConv2d {
+            q, weight, bias, ..
+        } => Prepared::QConv(QConvCpu::new(
             q,
             &weight.values,
             bias.as_deref(),
@@ -151,7 +153,25 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             let residual = residual.then(|| x(1));
             c.run_scaled(x(0), scale, residual, *act, y, scratch, threads)
         }
-        (Kernel::QConv2d { .. }, Prepared::QConv(c)) => c.run(x(0), y, scratch, threads),
+        (
+            Kernel::QConv2d {
+                bytes_in,
+                bytes_out,
+                ..
+            },
+            Prepared::QConv(c),
+        ) => {
+            let x = match bytes_in {
+                true => QIn::U8(&as_bytes(x(0))[..x(0).len()]),
+                false => QIn::F32(x(0)),
+            };
+            let len = y.len();
+            let y = match bytes_out {
+                true => QOut::U8(&mut as_bytes_mut(y)[..len]),
+                false => QOut::F32(y),
+            };
+            c.run_io(x, y, scratch, threads)
+        }
         (Kernel::Linear { act, .. }, Prepared::Linear(l)) => l.run(x(0), *act, y, threads),
         (Kernel::BatchNorm { p, .. }, Prepared::ScaleShift { scale, shift }) => {
             k::batch_norm::cpu::scale_shift(isa, p, scale, shift, Activation::None, x(0), y)
@@ -210,4 +230,17 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
         }
         (kernel, _) => unreachable!("prepare() made no kernel for {kernel:?}"),
     }
+}
+
+/// A value's floats as bytes: a value stored as bytes (`Kernel::QConv2d`) holds one per
+/// element in the first quarter of its slot.
+pub(crate) fn as_bytes(v: &[f32]) -> &[u8] {
+    // SAFETY: the same memory, as many bytes as the floats hold; any byte is a u8.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// `as_bytes`, to write.
+pub(crate) fn as_bytes_mut(v: &mut [f32]) -> &mut [u8] {
+    // SAFETY: as for `as_bytes`; every byte pattern is a valid f32 as well.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }

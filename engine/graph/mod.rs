@@ -132,6 +132,10 @@ pub enum Op {
         x: QuantParams,
         /// The output's quantization.
         y: QuantParams,
+        /// x is stored as bytes (another int8 conv's `bytes_out`).
+        bytes_in: bool,
+        /// y is stored as bytes: every reader is an int8 conv (`passes/int8.rs`).
+        bytes_out: bool,
     },
     /// Batch normalisation with running statistics; folded into the conv before it when a
     /// session is built.

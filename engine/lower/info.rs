@@ -45,14 +45,23 @@ impl Kernel {
             Kernel::Copy(_) => "copy".into(),
             Kernel::View { .. } => "view".into(),
             Kernel::FakeQuant(p) => format!("fake_quant_{}", p.dtype.name()),
-            Kernel::QConv2d { q, .. } => {
+            Kernel::QConv2d {
+                q,
+                bytes_in,
+                bytes_out,
+                ..
+            } => {
                 let (p, relu) = (&q.p, if q.relu { "+relu" } else { "" });
+                let bytes = match (bytes_in, bytes_out) {
+                    (true, true) => " (bytes in, out)",
+                    (true, false) => " (bytes in)",
+                    (false, true) => " (bytes out)",
+                    (false, false) => "",
+                };
+                let dtype = q.y.dtype.name();
                 format!(
-                    "qconv{}x{}s{}{relu}_{}",
-                    p.kh,
-                    p.kw,
-                    p.stride[0],
-                    q.y.dtype.name()
+                    "qconv{}x{}s{}{relu}_{dtype}{bytes}",
+                    p.kh, p.kw, p.stride[0]
                 )
             }
             Kernel::Upsample(p) => match p.mode {

@@ -11,6 +11,7 @@
 //! quantized by that conv's output quantization.
 
 use super::{absorb, use_counts};
+use crate::graph::Node;
 use crate::graph::{Activation, Graph, Op, Value};
 use kestrel_kernels::quantize::conv::MAX_K;
 use kestrel_kernels::quantize::QuantParams;
@@ -34,6 +35,8 @@ pub(super) fn fold_int8_convs(graph: &mut Graph) {
             conv: Box::new(conv),
             x,
             y,
+            bytes_in: false,
+            bytes_out: false,
         };
         if uses[f] == 1 && matches!(graph.nodes[f].op, Op::FakeQuant(_)) {
             graph.nodes[c].inputs[0] = graph.nodes[f].inputs[0];
@@ -82,5 +85,47 @@ fn foldable(graph: &Graph, c: usize) -> Option<(usize, QuantParams)> {
     match graph.nodes[f].op {
         Op::FakeQuant(x) | Op::QConv2d { y: x, .. } => Some((f, x)),
         _ => None,
+    }
+}
+
+/// Stores as bytes every int8 conv's output that only int8 convs read (as their x), and
+/// tells those readers: a quarter of the bytes written and read, and no quantize on the
+/// way in (kernels/src/quantize/qconv). Runs on a graph without identities.
+pub(super) fn bytes_between_int8_convs(graph: &mut Graph) {
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        for v in &node.inputs {
+            if let Value::Node(j) = *v {
+                readers[j].push(i);
+            }
+        }
+    }
+    let outputs: Vec<usize> = graph
+        .outputs
+        .iter()
+        .filter_map(|v| match v {
+            Value::Node(j) => Some(*j),
+            Value::Input(_) => None,
+        })
+        .collect();
+    for (j, readers) in readers.iter().enumerate() {
+        let Op::QConv2d { y, .. } = graph.nodes[j].op else {
+            continue;
+        };
+        let reads_bytes = |r: &Node| {
+            matches!(r.op, Op::QConv2d { x, .. } if x == y) && r.inputs == [Value::Node(j)]
+        };
+        let all = readers.iter().all(|&r| reads_bytes(&graph.nodes[r]));
+        if readers.is_empty() || !all || outputs.contains(&j) {
+            continue;
+        }
+        if let Op::QConv2d { bytes_out, .. } = &mut graph.nodes[j].op {
+            *bytes_out = true;
+        }
+        for &r in readers {
+            if let Op::QConv2d { bytes_in, .. } = &mut graph.nodes[r].op {
+                *bytes_in = true;
+            }
+        }
     }
 }
