@@ -24,6 +24,7 @@ pub use qisa::QIsa;
 pub mod conv;
 pub mod cpu;
 pub mod cuda;
+pub mod qadd;
 pub mod qconv;
 mod qisa;
 /// Plain loops: the test oracle.
@@ -33,6 +34,8 @@ pub mod reference;
 mod conv_tests;
 #[cfg(test)]
 mod pytorch_values;
+#[cfg(test)]
+mod qadd_tests;
 #[cfg(test)]
 mod tests;
 

@@ -78,6 +78,8 @@ pub(crate) trait Simd {
     unsafe fn load_i32(p: *const i32) -> Self::V;
     /// Lanes, integers in 0..=255, stored as bytes to `p[0..LANES]`.
     unsafe fn store_u8(p: *mut u8, v: Self::V);
+    /// Lanes from the bytes `p[0..LANES]`, as f32.
+    unsafe fn load_u8(p: *const u8) -> Self::V;
 
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
@@ -302,6 +304,10 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn store_u8(p: *mut u8, v: f32) {
         *p = v as u8
+    }
+    #[inline(always)]
+    unsafe fn load_u8(p: *const u8) -> f32 {
+        f32::from(*p)
     }
     #[inline(always)]
     unsafe fn add(a: f32, b: f32) -> f32 {

@@ -96,6 +96,10 @@ impl Simd for Avx512 {
         _mm512_cvtepi32_ps(_mm512_loadu_si512(p.cast()))
     }
     #[inline(always)]
+    unsafe fn load_u8(p: *const u8) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())))
+    }
+    #[inline(always)]
     unsafe fn store_u8(p: *mut u8, v: __m512) {
         _mm_storeu_si128(p.cast(), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)))
     }
@@ -252,6 +256,10 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn load_i32(p: *const i32) -> __m256 {
         _mm256_cvtepi32_ps(_mm256_loadu_si256(p.cast()))
+    }
+    #[inline(always)]
+    unsafe fn load_u8(p: *const u8) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())))
     }
     #[inline(always)]
     unsafe fn store_u8(p: *mut u8, v: __m256) {

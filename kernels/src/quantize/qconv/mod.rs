@@ -235,11 +235,17 @@ pub enum QIn<'a> {
 }
 
 impl QIn<'_> {
-    fn len(&self) -> usize {
+    /// Elements.
+    pub fn len(&self) -> usize {
         match self {
             QIn::F32(x) => x.len(),
             QIn::U8(x) => x.len(),
         }
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -252,11 +258,17 @@ pub enum QOut<'a> {
 }
 
 impl QOut<'_> {
-    fn len(&self) -> usize {
+    /// Elements.
+    pub fn len(&self) -> usize {
         match self {
             QOut::F32(y) => y.len(),
             QOut::U8(y) => y.len(),
         }
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
