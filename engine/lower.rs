@@ -15,6 +15,7 @@ use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::mean::MeanParams;
 use kestrel_kernels::pool2d::Pool2dParams;
 use kestrel_kernels::quantize::conv::QConv2d;
+use kestrel_kernels::quantize::qadd::QAdd;
 use kestrel_kernels::quantize::QuantParams;
 use kestrel_kernels::se_gate::SeGateParams;
 use kestrel_kernels::softmax::SoftmaxParams;
@@ -116,6 +117,12 @@ pub(crate) enum Kernel {
         /// x, y stored as bytes (`Op::QConv2d`); a byte value's slot holds its bytes in
         /// the first quarter.
         bytes_in: bool,
+        bytes_out: bool,
+    },
+    /// An int8 add (`Op::QAdd`), inputs and output f32 or bytes as the flags say.
+    QAdd {
+        q: QAdd,
+        bytes_in: [bool; 2],
         bytes_out: bool,
     },
 }
@@ -476,6 +483,22 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             bytes_in,
             bytes_out,
         } => qconv(node, conv, [*x, *y], [*bytes_in, *bytes_out], inputs)?,
+        Op::QAdd {
+            q,
+            bytes_in,
+            bytes_out,
+        } => {
+            if inputs.len() != 2 || inputs[0] != inputs[1] {
+                let detail = format!("int8 add of shapes {inputs:?}: needs two of one shape");
+                return Err(ctx.shape(detail));
+            }
+            let kernel = Kernel::QAdd {
+                q: *q,
+                bytes_in: *bytes_in,
+                bytes_out: *bytes_out,
+            };
+            (x.to_vec(), kernel)
+        }
         Op::ConvTranspose2d {
             weight,
             bias,

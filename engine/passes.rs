@@ -3,7 +3,8 @@
 //! channels-last detours on NCHW (`nchw`), fold per-channel scales into the conv before
 //! them, move a non-decreasing activation that follows a max pool into the conv before the
 //! pool, fuse each activation into the node before it, on the CPU a PT2E model's
-//! `fake_quant → conv (int8 weight) → [relu] → fake_quant` into one int8 conv (`int8`),
+//! `fake_quant → conv (int8 weight) → [relu] → fake_quant` into one int8 conv and its
+//! residual adds into int8 adds (`int8`),
 //! squeeze-excite's gate into one node (`se`), and each residual add into the conv that feeds it, so a ResNet block's
 //! `relu(bn(conv(x)) + identity)` is one kernel call; last, squeeze-excite's `x · gate`
 //! into the projection conv that reads it (`se`).
@@ -34,9 +35,11 @@ pub(crate) fn optimize(graph: &mut Graph, int8: bool) {
     fuse_activations(graph);
     remove_identities(graph);
     if int8 {
-        int8::fold_int8_convs(graph);
+        int8::merge_repeated_quantizes(graph);
         remove_identities(graph);
-        int8::bytes_between_int8_convs(graph);
+        int8::fold_int8_ops(graph);
+        remove_identities(graph);
+        int8::bytes_between_int8_ops(graph);
     }
     se::fuse_squeeze_excite(graph);
     remove_identities(graph);

@@ -178,15 +178,15 @@ fn pt2e_net_matches_pytorch_within_one_step(name: &str) {
 /// kernels' (the integer oracle); CUDA keeps the float form. The CIFAR net's two convs
 /// each read a `fake_quant` that feeds nothing else (gone), leaving the three around
 /// flatten and the linear; ResNet-18's 20 convs all fold, each block's second conv
-/// reading the first's int8 output as bytes.
+/// reading the first's int8 output as bytes, and the residual adds fold to int8 adds.
 #[test]
 fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit() {
-    // (fixture, int8 convs, fake_quant steps left, first conv's kernel)
+    // (fixture, int8 convs, int8 adds, fake_quant steps left, first conv's kernel)
     let nets = [
-        ("cifarnet_int8", 2, 3, "qconv3x3s1+relu_int8"),
-        ("resnet18_int8", 20, 9, "qconv7x7s2+relu_int8"),
+        ("cifarnet_int8", 2, 0, 3, "qconv3x3s1+relu_int8"),
+        ("resnet18_int8", 20, 8, 4, "qconv7x7s2+relu_int8"),
     ];
-    for (name, convs, quantizes, first) in nets {
+    for (name, convs, adds, quantizes, first) in nets {
         let m = Model::load(common::fixture(name)).unwrap();
         let refs = read_tensors(&common::reference(name, 3)).unwrap();
         let x = refs.tensors["input"].data.clone().unwrap();
@@ -209,27 +209,26 @@ fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit()
                 .iter()
                 .filter(|st| st.kernel.starts_with("fake_quant"))
                 .count();
+            let qadds = steps
+                .iter()
+                .filter(|st| st.kernel.starts_with("qadd"))
+                .count();
             if !on_cpu {
-                assert!(qconvs.is_empty(), "{label}: {steps:?}");
+                assert!(qconvs.is_empty() && qadds == 0, "{label}: {steps:?}");
                 continue;
             }
             assert_eq!(qconvs.len(), convs, "{label}: {steps:?}");
+            assert_eq!(qadds, adds, "{label}: {steps:?}");
             assert_eq!(left, quantizes, "{label}: {steps:?}");
             assert_eq!(qconvs[0].kernel, first, "{label}");
-            // Each ResNet block's first conv feeds only its second: bytes between them.
-            let bytes_out = qconvs
+            // Past the first block's first conv (which reads the max pool's f32 output)
+            // every ResNet conv reads and writes bytes; the CIFAR net's feed max pools.
+            let both = qconvs
                 .iter()
-                .filter(|st| st.kernel.ends_with("(bytes out)"))
+                .filter(|st| st.kernel.ends_with("(bytes in, out)"))
                 .count();
-            let bytes_in = qconvs
-                .iter()
-                .filter(|st| st.kernel.ends_with("(bytes in)"))
-                .count();
-            assert_eq!(
-                [bytes_out, bytes_in],
-                [convs / 20 * 8; 2],
-                "{label}: {steps:?}"
-            );
+            let want = if convs == 20 { 18 } else { 0 };
+            assert_eq!(both, want, "{label}: {steps:?}");
             let out = s.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
             match &oracle {
                 None => oracle = Some(out),
@@ -252,10 +251,11 @@ fn run_with_shows_int8_layers_stored_as_bytes_as_pytorchs_values() {
     let byte_layers: Vec<String> = s
         .steps()
         .into_iter()
-        .filter(|st| st.kernel.ends_with("(bytes out)"))
+        .filter(|st| st.kernel.ends_with("out)"))
         .map(|st| st.name)
         .collect();
-    assert_eq!(byte_layers.len(), 8);
+    // 19 convs (not the stem) and 7 adds (not the last, read by the average pool).
+    assert_eq!(byte_layers.len(), 26);
     let mut seen = Vec::new();
     s.run_with(&[&x], |name, out| {
         let (Some(r), Some(step)) = (

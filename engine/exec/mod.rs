@@ -359,6 +359,9 @@ fn byte_output(kernel: &Kernel) -> Option<&kestrel_kernels::quantize::QuantParam
         Kernel::QConv2d {
             q, bytes_out: true, ..
         } => Some(&q.y),
+        Kernel::QAdd {
+            q, bytes_out: true, ..
+        } => Some(&q.y),
         _ => None,
     }
 }

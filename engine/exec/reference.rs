@@ -3,6 +3,7 @@
 use super::Io;
 use crate::lower::Kernel;
 use kestrel_kernels as k;
+use kestrel_kernels::quantize::qconv::{QIn, QOut};
 use kestrel_kernels::Activation;
 
 /// Floats of scratch `run` needs for `kernel` (the SE gate's pooled and hidden vectors).
@@ -45,6 +46,22 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f3
                     *y = k::quantize::reference::dequantize(&q.y, v);
                 }
             }
+        }
+        Kernel::QAdd {
+            q,
+            bytes_in,
+            bytes_out,
+        } => {
+            let read = |i: usize| match bytes_in[i] {
+                true => QIn::U8(&super::simd::as_bytes(x(i))[..x(i).len()]),
+                false => QIn::F32(x(i)),
+            };
+            let len = y.len();
+            let y = match bytes_out {
+                true => QOut::U8(&mut super::simd::as_bytes_mut(y)[..len]),
+                false => QOut::F32(y),
+            };
+            q.reference(read(0), read(1), y)
         }
         Kernel::Conv2d {
             p,

@@ -172,6 +172,25 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             };
             c.run_io(x, y, scratch, threads)
         }
+        (
+            Kernel::QAdd {
+                q,
+                bytes_in,
+                bytes_out,
+            },
+            _,
+        ) => {
+            let read = |i: usize| match bytes_in[i] {
+                true => QIn::U8(&as_bytes(x(i))[..x(i).len()]),
+                false => QIn::F32(x(i)),
+            };
+            let len = y.len();
+            let y = match bytes_out {
+                true => QOut::U8(&mut as_bytes_mut(y)[..len]),
+                false => QOut::F32(y),
+            };
+            q.run(isa, read(0), read(1), y, threads)
+        }
         (Kernel::Linear { act, .. }, Prepared::Linear(l)) => l.run(x(0), *act, y, threads),
         (Kernel::BatchNorm { p, .. }, Prepared::ScaleShift { scale, shift }) => {
             k::batch_norm::cpu::scale_shift(isa, p, scale, shift, Activation::None, x(0), y)

@@ -11,6 +11,7 @@ pub use build::build_graph;
 pub(crate) use build::parameter_count;
 
 pub use kestrel_kernels::binary::BinaryOp;
+use kestrel_kernels::quantize::qadd::QAdd;
 use kestrel_kernels::quantize::QuantParams;
 pub use kestrel_kernels::Activation;
 use kestrel_loader::F32Data;
@@ -135,6 +136,16 @@ pub enum Op {
         /// x is stored as bytes (another int8 conv's `bytes_out`).
         bytes_in: bool,
         /// y is stored as bytes: every reader is an int8 conv (`passes/int8.rs`).
+        bytes_out: bool,
+    },
+    /// An int8 add: `fake_quant(a) + fake_quant(b) → [relu] → fake_quant(y)`, made by the
+    /// session's passes (`passes/int8.rs`), never read from a file.
+    QAdd {
+        /// The quantizations and the relu.
+        q: QAdd,
+        /// Which inputs are stored as bytes.
+        bytes_in: [bool; 2],
+        /// y is stored as bytes: every reader is an int8 op.
         bytes_out: bool,
     },
     /// Batch normalisation with running statistics; folded into the conv before it when a
@@ -385,6 +396,7 @@ impl Op {
             Op::FakeQuant(_) => "fake_quant",
             Op::SeGate { .. } => "se_gate",
             Op::QConv2d { .. } => "qconv2d",
+            Op::QAdd { .. } => "qadd",
         }
     }
 

@@ -64,6 +64,20 @@ impl Kernel {
                     p.kh, p.kw, p.stride[0]
                 )
             }
+            Kernel::QAdd {
+                q,
+                bytes_in,
+                bytes_out,
+            } => {
+                let relu = if q.relu { "+relu" } else { "" };
+                let bytes = match (bytes_in.iter().any(|&b| b), bytes_out) {
+                    (true, true) => " (bytes in, out)",
+                    (true, false) => " (bytes in)",
+                    (false, true) => " (bytes out)",
+                    (false, false) => "",
+                };
+                format!("qadd{relu}_{}{bytes}", q.y.dtype.name())
+            }
             Kernel::Upsample(p) => match p.mode {
                 UpsampleMode::Nearest => "upsample_nearest".into(),
                 UpsampleMode::Bilinear { .. } => "upsample_bilinear".into(),
@@ -104,6 +118,8 @@ impl Kernel {
             Kernel::LayerNorm { .. } => 5 * out,
             // Multiply, round, add, clamp (two), subtract, multiply.
             Kernel::FakeQuant(_) => 7 * out,
+            // Two dequantizes, the add, the relu, a quantize.
+            Kernel::QAdd { .. } => 12 * out,
             Kernel::Upsample(p) => match p.mode {
                 UpsampleMode::Nearest => 0,
                 UpsampleMode::Bilinear { .. } => 6 * out,

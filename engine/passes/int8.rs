@@ -1,24 +1,49 @@
-//! int8 convs: a PT2E model's `fake_quant(x) → conv2d → [relu] → fake_quant(y)`, the conv's
-//! weight int8 per output channel with zero points 0, becomes one `QConv2d` node, which the
-//! integer kernel computes (kernels/src/quantize/qconv). Its result is the integer form of
-//! the quantized conv: within one quantization step of PyTorch's reference form, equal
-//! nearly everywhere (kernels/src/quantize/conv.rs says where they differ).
+//! int8 ops on the CPU, from a PT2E model's quantize–dequantize pairs (`fake_quant`):
+//! - `fake_quant(x) → conv2d → [relu] → fake_quant(y)`, the conv's weight int8 per output
+//!   channel with zero points 0, becomes one `QConv2d` node, which the integer kernel
+//!   computes (kernels/src/quantize/qconv): the integer form of the quantized conv, within
+//!   one quantization step of PyTorch's reference form and equal nearly everywhere
+//!   (kernels/src/quantize/conv.rs says where they differ);
+//! - `add(fake_quant(a), fake_quant(b)) → [relu] → fake_quant(y)` (a residual add) becomes
+//!   one `QAdd` node (kernels/src/quantize/qadd.rs), PyTorch's f32 steps bit for bit.
 //!
-//! The conv reads x and quantizes it as the input's `fake_quant` would, so where that
+//! An int8 op reads x and quantizes it as the input's `fake_quant` would, so where that
 //! `fake_quant` feeds nothing else it goes: one pass over the activation less. Otherwise
-//! the conv reads its output, whose values quantize back to the same integers; so does a
-//! conv that reads another int8 conv's output (a ResNet bottleneck's 1×1 → 3×3 → 1×1),
-//! quantized by that conv's output quantization.
+//! the op reads its output, whose values quantize back to the same integers; so does an
+//! op that reads another int8 op's output (a ResNet bottleneck's 1×1 → 3×3 → 1×1, a block's
+//! add → the next block's convs), quantized by that op's output quantization. Last, an
+//! int8 op's output that only int8 ops read is stored as bytes (`bytes_between_int8_ops`).
 
 use super::{absorb, use_counts};
-use crate::graph::Node;
-use crate::graph::{Activation, Graph, Op, Value};
+use crate::graph::{Activation, Graph, Node, Op, Value};
 use kestrel_kernels::quantize::conv::MAX_K;
+use kestrel_kernels::quantize::qadd::QAdd;
 use kestrel_kernels::quantize::QuantParams;
 
-/// Folds every such pattern (module doc) into a `QConv2d`, which takes the output
-/// `fake_quant`'s name.
-pub(super) fn fold_int8_convs(graph: &mut Graph) {
+/// Makes a `fake_quant` that repeats an earlier one (same input, same quantization) an
+/// identity of it: PT2E quantizes a value once per reader (a block's output for the next
+/// block's conv and for its residual add), and one node with two readers is what the
+/// folds below look for.
+pub(super) fn merge_repeated_quantizes(graph: &mut Graph) {
+    let mut seen: Vec<(Value, QuantParams, usize)> = Vec::new();
+    for i in 0..graph.nodes.len() {
+        let Op::FakeQuant(p) = graph.nodes[i].op else {
+            continue;
+        };
+        let v = graph.nodes[i].inputs[0];
+        match seen.iter().find(|(w, q, _)| *w == v && *q == p) {
+            Some(&(_, _, first)) => {
+                graph.nodes[i].op = Op::Identity;
+                graph.nodes[i].inputs = vec![Value::Node(first)];
+            }
+            None => seen.push((v, p, i)),
+        }
+    }
+}
+
+/// Folds every such pattern (module doc) into a `QConv2d` or `QAdd`, which takes the
+/// output `fake_quant`'s name.
+pub(super) fn fold_int8_ops(graph: &mut Graph) {
     let uses = use_counts(graph);
     for i in 0..graph.nodes.len() {
         let Op::FakeQuant(y) = graph.nodes[i].op else {
@@ -27,35 +52,84 @@ pub(super) fn fold_int8_convs(graph: &mut Graph) {
         let Value::Node(c) = graph.nodes[i].inputs[0] else {
             continue;
         };
-        let Some((f, x)) = foldable(graph, c).filter(|_| uses[c] == 1) else {
+        if uses[c] != 1 {
             continue;
-        };
-        let conv = std::mem::replace(&mut graph.nodes[c].op, Op::Identity);
-        graph.nodes[c].op = Op::QConv2d {
-            conv: Box::new(conv),
-            x,
-            y,
-            bytes_in: false,
-            bytes_out: false,
-        };
-        if uses[f] == 1 && matches!(graph.nodes[f].op, Op::FakeQuant(_)) {
-            graph.nodes[c].inputs[0] = graph.nodes[f].inputs[0];
-            graph.nodes[f].op = Op::Identity;
         }
-        absorb(graph, c, i);
+        let folded = match &graph.nodes[c].op {
+            Op::Conv2d { .. } => fold_conv(graph, &uses, c, y),
+            Op::Add { .. } => fold_add(graph, &uses, c, y),
+            _ => false,
+        };
+        if folded {
+            absorb(graph, c, i);
+        }
     }
 }
 
-/// The node conv `c` reads and that value's quantization, when it is quantized (a
-/// `fake_quant`'s output, or an int8 conv's folded here already) and `c` is a conv the
-/// integer kernel computes: int8 weight with zero points 0, no activation or relu, no residual
-/// or input scale, sums that fit an i32, and at least 8 output channels per group.
+/// Conv `c` into a `QConv2d` with output quantization `y`, when `foldable_conv` says.
+fn fold_conv(graph: &mut Graph, uses: &[usize], c: usize, y: QuantParams) -> bool {
+    let Some((f, x)) = foldable_conv(graph, c) else {
+        return false;
+    };
+    let conv = std::mem::replace(&mut graph.nodes[c].op, Op::Identity);
+    graph.nodes[c].op = Op::QConv2d {
+        conv: Box::new(conv),
+        x,
+        y,
+        bytes_in: false,
+        bytes_out: false,
+    };
+    bypass(graph, uses, c, 0, f);
+    true
+}
+
+/// Add `c` (no activation or relu, two inputs both quantized) into a `QAdd`.
+fn fold_add(graph: &mut Graph, uses: &[usize], c: usize, y: QuantParams) -> bool {
+    let node = &graph.nodes[c];
+    let Op::Add { act } = node.op else {
+        return false;
+    };
+    if !matches!(act, Activation::None | Activation::Relu) || node.inputs.len() != 2 {
+        return false;
+    }
+    let (Some((fa, a)), Some((fb, b))) = (
+        quantized(graph, node.inputs[0]),
+        quantized(graph, node.inputs[1]),
+    ) else {
+        return false;
+    };
+    let relu = act == Activation::Relu;
+    graph.nodes[c].op = Op::QAdd {
+        q: QAdd { a, b, y, relu },
+        bytes_in: [false; 2],
+        bytes_out: false,
+    };
+    if fa != fb {
+        bypass(graph, uses, c, 0, fa);
+        bypass(graph, uses, c, 1, fb);
+    }
+    true
+}
+
+/// Input `slot` of node `c` reads `fake_quant` node `f` directly: where nothing else
+/// reads `f`, `c` reads f's input instead and `f` goes (the int8 op quantizes as read).
+fn bypass(graph: &mut Graph, uses: &[usize], c: usize, slot: usize, f: usize) {
+    if uses[f] == 1 && matches!(graph.nodes[f].op, Op::FakeQuant(_)) {
+        graph.nodes[c].inputs[slot] = graph.nodes[f].inputs[0];
+        graph.nodes[f].op = Op::Identity;
+    }
+}
+
+/// The node conv `c` reads and that value's quantization (`quantized`), when `c` is a
+/// conv the integer kernel computes: int8 weight with zero points 0, no activation or
+/// relu, no residual or input scale, sums that fit an i32, and at least 8 output channels
+/// per group.
 ///
 /// Depthwise and narrow-group convs keep the float form: the integer GEMM computes
 /// panels of 8 output channels per group, so a depthwise conv wastes 7 of 8 rows, and
 /// MobileNetV2 ran 2.3× slower than in fp32 with them folded (18.5 vs 8.0 ms, 1 thread,
 /// Xeon model 207, `side_by_side.py --int8`).
-fn foldable(graph: &Graph, c: usize) -> Option<(usize, QuantParams)> {
+fn foldable_conv(graph: &Graph, c: usize) -> Option<(usize, QuantParams)> {
     let node = &graph.nodes[c];
     let Op::Conv2d {
         weight,
@@ -74,29 +148,37 @@ fn foldable(graph: &Graph, c: usize) -> Option<(usize, QuantParams)> {
     if !plain || node.inputs.len() != 1 || q.zero_point.iter().any(|&z| z != 0) || k > MAX_K {
         return None;
     }
-    let Value::Node(mut f) = node.inputs[0] else {
+    quantized(graph, node.inputs[0])
+}
+
+/// The node that produces `v` and v's quantization, when v is quantized: a `fake_quant`'s
+/// output, or an int8 op's folded earlier in this pass (whose output `fake_quant` is an
+/// identity of it until the pass ends).
+fn quantized(graph: &Graph, v: Value) -> Option<(usize, QuantParams)> {
+    let Value::Node(mut f) = v else {
         return None;
     };
-    // A producer folded earlier in this pass: its output `fake_quant` is now an identity
-    // of it until the pass ends.
     while let (Op::Identity, Value::Node(j)) = (&graph.nodes[f].op, graph.nodes[f].inputs[0]) {
         f = j;
     }
     match graph.nodes[f].op {
         Op::FakeQuant(x) | Op::QConv2d { y: x, .. } => Some((f, x)),
+        Op::QAdd { q, .. } => Some((f, q.y)),
         _ => None,
     }
 }
 
-/// Stores as bytes every int8 conv's output that only int8 convs read (as their x), and
-/// tells those readers: a quarter of the bytes written and read, and no quantize on the
-/// way in (kernels/src/quantize/qconv). Runs on a graph without identities.
-pub(super) fn bytes_between_int8_convs(graph: &mut Graph) {
+/// Stores as bytes every int8 op's output that only int8 ops read, each by the same
+/// quantization, and tells those readers: a quarter of the bytes written and read, and no
+/// quantize on the way in. Runs on a graph without identities.
+pub(super) fn bytes_between_int8_ops(graph: &mut Graph) {
     let mut readers: Vec<Vec<usize>> = vec![Vec::new(); graph.nodes.len()];
     for (i, node) in graph.nodes.iter().enumerate() {
         for v in &node.inputs {
             if let Value::Node(j) = *v {
-                readers[j].push(i);
+                if !readers[j].contains(&i) {
+                    readers[j].push(i);
+                }
             }
         }
     }
@@ -109,23 +191,67 @@ pub(super) fn bytes_between_int8_convs(graph: &mut Graph) {
         })
         .collect();
     for (j, readers) in readers.iter().enumerate() {
-        let Op::QConv2d { y, .. } = graph.nodes[j].op else {
+        let Some(y) = output_quant(&graph.nodes[j].op) else {
             continue;
         };
-        let reads_bytes = |r: &Node| {
-            matches!(r.op, Op::QConv2d { x, .. } if x == y) && r.inputs == [Value::Node(j)]
-        };
-        let all = readers.iter().all(|&r| reads_bytes(&graph.nodes[r]));
+        let all = readers
+            .iter()
+            .all(|&r| byte_slots(&graph.nodes[r], j, &y).is_some());
         if readers.is_empty() || !all || outputs.contains(&j) {
             continue;
         }
-        if let Op::QConv2d { bytes_out, .. } = &mut graph.nodes[j].op {
-            *bytes_out = true;
-        }
+        set_bytes_out(&mut graph.nodes[j].op);
         for &r in readers {
-            if let Op::QConv2d { bytes_in, .. } = &mut graph.nodes[r].op {
-                *bytes_in = true;
-            }
+            let slots = byte_slots(&graph.nodes[r], j, &y).expect("checked above");
+            set_bytes_in(&mut graph.nodes[r].op, slots);
         }
+    }
+}
+
+/// An int8 op's output quantization.
+fn output_quant(op: &Op) -> Option<QuantParams> {
+    match op {
+        Op::QConv2d { y, .. } => Some(*y),
+        Op::QAdd { q, .. } => Some(q.y),
+        _ => None,
+    }
+}
+
+/// The input slots by which int8 op `r` reads node `j`, when every slot that does reads it
+/// quantized by `y`; None when `r` is no int8 op or reads j some other way.
+fn byte_slots(r: &Node, j: usize, y: &QuantParams) -> Option<[bool; 2]> {
+    let params: [Option<QuantParams>; 2] = match &r.op {
+        Op::QConv2d { x, .. } => [Some(*x), None],
+        Op::QAdd { q, .. } => [Some(q.a), Some(q.b)],
+        _ => return None,
+    };
+    let mut slots = [false; 2];
+    for (k, v) in r.inputs.iter().enumerate() {
+        if *v != Value::Node(j) {
+            continue;
+        }
+        if params.get(k).copied().flatten() != Some(*y) {
+            return None;
+        }
+        slots[k] = true;
+    }
+    Some(slots)
+}
+
+fn set_bytes_out(op: &mut Op) {
+    match op {
+        Op::QConv2d { bytes_out, .. } | Op::QAdd { bytes_out, .. } => *bytes_out = true,
+        _ => unreachable!("only int8 ops store bytes"),
+    }
+}
+
+fn set_bytes_in(op: &mut Op, slots: [bool; 2]) {
+    match op {
+        Op::QConv2d { bytes_in, .. } => *bytes_in |= slots[0],
+        Op::QAdd { bytes_in, .. } => {
+            bytes_in[0] |= slots[0];
+            bytes_in[1] |= slots[1];
+        }
+        _ => unreachable!("byte_slots takes only int8 ops"),
     }
 }
