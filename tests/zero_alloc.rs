@@ -90,6 +90,38 @@ fn runs_after_the_first_allocate_nothing() {
     }
 }
 
+/// The int8 models' CPU runs (int8 convs and adds, bytes between them) allocate nothing
+/// on the SIMD kernels; the reference kernels' integer oracle makes integer copies of its
+/// operands (`QConv2d::reference`), as a test oracle may.
+#[test]
+fn int8_runs_after_the_first_allocate_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for name in ["cifarnet_int8", "resnet18_int8"] {
+        let model = Model::load(fixture(name)).unwrap();
+        for isa in Isa::available() {
+            for (threads, micro) in [(1, None), (2, None), (2, Some(1))] {
+                let opts = SessionOptions::default()
+                    .with_batch(2)
+                    .with_threads(threads)
+                    .with_kernels(Kernels::Isa(isa))
+                    .with_micro_batch(micro);
+                let mut session = model.session(&opts).unwrap();
+                let int8 = session
+                    .steps()
+                    .iter()
+                    .filter(|s| s.kernel.starts_with("q"))
+                    .count();
+                assert!(int8 > 0, "{name}: no int8 steps");
+                let allocated = allocations_in_five_runs(&mut session);
+                assert_eq!(
+                    allocated, 0,
+                    "{name} {isa} threads={threads} micro_batch={micro:?}"
+                );
+            }
+        }
+    }
+}
+
 /// A CUDA run (stage the input, replay the graph, wait) allocates nothing either.
 #[test]
 fn cuda_runs_allocate_nothing() {
