@@ -108,13 +108,12 @@ impl Planes {
             }
             for (c0, chunk) in src.chunks(row.len()).enumerate() {
                 quantize_run::<S>(q, shift, chunk, &mut row[..chunk.len()]);
-                for (i, &b) in row[..chunk.len()].iter().enumerate() {
-                    let c = c0 * 64 + i + self.pw;
-                    let px = c % self.sw;
-                    if self.used[phase_row + px] {
-                        out[at + px * plane + c / self.sw] = b;
-                    }
-                }
+                self.scatter(
+                    &row[..chunk.len()],
+                    c0 * row.len(),
+                    phase_row,
+                    &mut out[at..],
+                );
             }
         }
     }
@@ -142,12 +141,28 @@ impl Planes {
                 }
                 continue;
             }
-            for (ix, &b) in src.iter().enumerate() {
-                let c = ix + self.pw;
-                let px = c % self.sw;
-                if self.used[phase_row + px] {
-                    out[at + px * plane + c / self.sw] = b;
-                }
+            self.scatter(src, 0, phase_row, &mut out[at..]);
+        }
+    }
+
+    /// Input row bytes `row`, from column `ix0` on, into their phase planes' row (`out`
+    /// from the first phase plane's row start): column ix lands in phase (ix + pw) mod sw
+    /// at (ix + pw) div sw, one strided walk per phase rather than a division per byte
+    /// (which cost a seventh of ResNet-50's run).
+    fn scatter(&self, row: &[u8], ix0: usize, phase_row: usize, out: &mut [u8]) {
+        let (sw, pw, plane) = (self.sw, self.pw, self.hq * self.wq);
+        for px in 0..sw {
+            if !self.used[phase_row + px] {
+                continue;
+            }
+            // The first column of the run in phase px.
+            let first = (px + sw - (ix0 + pw) % sw) % sw;
+            if first >= row.len() {
+                continue;
+            }
+            let at = px * plane + (ix0 + first + pw) / sw;
+            for (d, &b) in out[at..].iter_mut().zip(row[first..].iter().step_by(sw)) {
+                *d = b;
             }
         }
     }
