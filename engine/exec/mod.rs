@@ -381,7 +381,7 @@ impl Shown<'_, '_> {
         match (byte_output(&step.kernel), self.decoded.as_deref_mut()) {
             (Some(q), Some(buf)) => {
                 let buf = &mut buf[..out.len];
-                let shift = reference::byte_shift(q);
+                let shift = q.dtype.byte_shift();
                 let bytes = &simd::as_bytes(data)[..out.len];
                 for (v, &b) in buf.iter_mut().zip(bytes) {
                     *v = kestrel_kernels::quantize::reference::dequantize(q, i32::from(b) - shift);

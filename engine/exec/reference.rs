@@ -29,14 +29,14 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f3
             let x_q: Vec<i32> = match bytes_in {
                 true => super::simd::as_bytes(x(0))[..x(0).len()]
                     .iter()
-                    .map(|&b| i32::from(b) - byte_shift(&q.x))
+                    .map(|&b| i32::from(b) - q.x.dtype.byte_shift())
                     .collect(),
                 false => x(0).iter().map(|&v| quant(&q.x, v)).collect(),
             };
             let w: Vec<i32> = weight.values.iter().map(|&v| i32::from(v)).collect();
             let out = q.reference(&x_q, &w, bias.as_deref());
             if *bytes_out {
-                let shift = byte_shift(&q.y);
+                let shift = q.y.dtype.byte_shift();
                 let bytes = super::simd::as_bytes_mut(y);
                 for (b, v) in bytes.iter_mut().zip(out) {
                     *b = (v + shift) as u8;
@@ -178,13 +178,5 @@ fn epilogue(y: &mut [f32], residual: Option<&[f32]>, act: Activation) {
     if act != Activation::None {
         let apply = k::activation::reference::apply;
         y.iter_mut().for_each(|v| *v = apply(act, *v));
-    }
-}
-
-/// What a value stored as bytes adds to its quantized integers: 128 for int8, 0 for uint8.
-pub(crate) fn byte_shift(q: &k::quantize::QuantParams) -> i32 {
-    match q.dtype {
-        k::quantize::QuantDtype::Int8 => 128,
-        k::quantize::QuantDtype::Uint8 => 0,
     }
 }

@@ -57,6 +57,15 @@ impl QuantDtype {
         }
     }
 
+    /// What a value stored as a byte adds to its quantized integer: 128 for int8 (so that
+    /// it is unsigned, as `vpdpbusd` reads it), 0 for uint8.
+    pub fn byte_shift(self) -> i32 {
+        match self {
+            QuantDtype::Int8 => 128,
+            QuantDtype::Uint8 => 0,
+        }
+    }
+
     /// PyTorch's name: "int8" or "uint8".
     pub fn name(self) -> &'static str {
         match self {

@@ -5,7 +5,7 @@
 //! grid comes back unchanged), a byte input is `q + 128` (int8) or `q` (uint8).
 
 use super::qconv::{QIn, QOut};
-use super::{reference, QuantDtype, QuantParams};
+use super::{reference, QuantParams};
 use crate::parallel::{for_each_task, SharedMut};
 use crate::simd::{dispatch, Simd};
 use crate::Isa;
@@ -23,12 +23,9 @@ pub struct QAdd {
     pub relu: bool,
 }
 
-/// What a byte adds to q: 128 for int8, 0 for uint8.
-pub fn byte_shift(q: &QuantParams) -> i32 {
-    match q.dtype {
-        QuantDtype::Int8 => 128,
-        QuantDtype::Uint8 => 0,
-    }
+/// What a byte adds to q (`QuantDtype::byte_shift`).
+fn byte_shift(q: &QuantParams) -> i32 {
+    q.dtype.byte_shift()
 }
 
 impl QAdd {

@@ -3,7 +3,7 @@
 //! operations (a product, then a sum: no FMA), and the valid grid columns stored.
 
 use super::{tiles, OutPtr, QConvCpu, MR, NR};
-use crate::quantize::{QuantDtype, QuantParams};
+use crate::quantize::QuantParams;
 use crate::simd::{dispatch, Simd};
 
 impl QConvCpu {
@@ -99,10 +99,7 @@ struct Requant {
 
 impl Requant {
     fn new(y: &QuantParams, relu: bool) -> Requant {
-        let shift = match y.dtype {
-            QuantDtype::Int8 => 128.0,
-            QuantDtype::Uint8 => 0.0,
-        };
+        let shift = y.dtype.byte_shift() as f32;
         Requant { y: *y, relu, shift }
     }
 }

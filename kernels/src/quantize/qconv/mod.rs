@@ -21,7 +21,7 @@ mod tests;
 
 use self::planes::Planes;
 use super::conv::{QConv2d, MAX_K};
-use super::{QIsa, QuantDtype};
+use super::QIsa;
 use crate::parallel::{for_each_task, SharedMut};
 use crate::simd::dispatch;
 
@@ -72,10 +72,7 @@ impl QConvCpu {
         assert_eq!(w.len(), c_out * k, "QConvCpu: weight length");
         assert_eq!(q.w_scale.len(), c_out, "QConvCpu: weight scales");
         bias.inspect(|b| assert_eq!(b.len(), c_out, "QConvCpu: bias length"));
-        let shift = match q.x.dtype {
-            QuantDtype::Int8 => 128u8,
-            QuantDtype::Uint8 => 0,
-        };
+        let shift = q.x.dtype.byte_shift() as u8;
         let (a, sums) = pack::pack_a(w, p.groups, m, k);
         let zp_u = q.x.zero_point + i32::from(shift);
         let planes = Planes::new(p);

@@ -107,9 +107,9 @@ fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
         .map(|&v| reference::dequantize(&q.y, v))
         .collect();
     // Bytes: q + 128 for int8, q for uint8.
-    let shift = |d: QuantDtype| if d == QuantDtype::Int8 { 128 } else { 0 };
-    let x_bytes: Vec<u8> = x_q.iter().map(|&v| (v + shift(q.x.dtype)) as u8).collect();
-    let want_bytes: Vec<u8> = y_q.iter().map(|&v| (v + shift(q.y.dtype)) as u8).collect();
+    let (sx, sy) = (q.x.dtype.byte_shift(), q.y.dtype.byte_shift());
+    let x_bytes: Vec<u8> = x_q.iter().map(|&v| (v + sx) as u8).collect();
+    let want_bytes: Vec<u8> = y_q.iter().map(|&v| (v + sy) as u8).collect();
     for qisa in QIsa::available() {
         let kernel = QConvCpu::new(q, w, bias, qisa);
         for threads in 1..=3 {
