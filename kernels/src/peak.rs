@@ -18,11 +18,20 @@ const CHAINS: usize = 12;
 pub fn fma_peak(isa: Isa, threads: usize, time: Duration) -> f64 {
     assert!(isa.is_supported(), "fma_peak: this CPU cannot run {isa}");
     let threads = threads.max(1);
-    // Calibrate on one thread: iterations for about `time`.
+    let (iters, secs) = timed(threads, time, |iters| {
+        run(isa, iters);
+    });
+    let flops = threads * iters * CHAINS * isa_lanes(isa) * 2;
+    flops as f64 / secs / 1e9
+}
+
+/// Runs `work(iters)` on `threads` threads of their own at once, `iters` calibrated on one
+/// thread first for about `time`; returns `iters` and the seconds the threads took.
+fn timed(threads: usize, time: Duration, work: impl Fn(usize) + Sync) -> (usize, f64) {
     let mut iters = 1 << 10;
     let per_iter = loop {
         let t = Instant::now();
-        run(isa, iters);
+        work(iters);
         let took = t.elapsed();
         if took >= time / 20 {
             break took.as_secs_f64() / iters as f64;
@@ -33,12 +42,10 @@ pub fn fma_peak(isa: Isa, threads: usize, time: Duration) -> f64 {
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| run(isa, iters));
+            s.spawn(|| work(iters));
         }
     });
-    let secs = start.elapsed().as_secs_f64();
-    let flops = threads * iters * CHAINS * isa_lanes(isa) * 2;
-    flops as f64 / secs / 1e9
+    (iters, start.elapsed().as_secs_f64())
 }
 
 fn isa_lanes(isa: Isa) -> usize {
@@ -84,26 +91,12 @@ pub fn dot_peak(qisa: QIsa, threads: usize, time: Duration) -> Option<f64> {
         QIsa::AvxVnni => 8,
         _ => return None,
     };
-    let dots = |iters: usize| black_box(dot_chains(qisa, black_box(iters)));
-    let mut iters = 1 << 10;
-    let per_iter = loop {
-        let t = Instant::now();
-        dots(iters);
-        let took = t.elapsed();
-        if took >= time / 20 {
-            break took.as_secs_f64() / iters as f64;
-        }
-        iters *= 4;
-    };
-    let iters = ((time.as_secs_f64() / per_iter) as usize).max(1);
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| dots(iters));
-        }
+    let threads = threads.max(1);
+    let (iters, secs) = timed(threads, time, |iters| {
+        black_box(dot_chains(qisa, black_box(iters)));
     });
-    let ops = threads.max(1) * iters * CHAINS * lanes * 4 * 2;
-    Some(ops as f64 / start.elapsed().as_secs_f64() / 1e9)
+    let ops = threads * iters * CHAINS * lanes * 4 * 2;
+    Some(ops as f64 / secs / 1e9)
 }
 
 /// `iters` rounds of one `vpdpbusd` on each of `CHAINS` accumulators.

@@ -85,18 +85,11 @@ impl Planes {
     ) {
         debug_assert_eq!(x.len(), self.h * self.w);
         debug_assert_eq!(out.len(), self.per_channel());
-        let plane = self.hq * self.wq;
-        let whole = self.is_x(out.len());
-        for (i, used) in self.used.iter().enumerate() {
-            if *used && !whole {
-                out[i * plane..(i + 1) * plane].fill(pad);
-            }
-        }
+        self.pad(pad, out);
         let mut row = [0u8; 64];
         for iy in 0..self.h {
-            let (r, src) = (iy + self.ph, &x[iy * self.w..(iy + 1) * self.w]);
-            let phase_row = (r % self.sh) * self.sw;
-            let at = phase_row * plane + r / self.sh * self.wq;
+            let src = &x[iy * self.w..(iy + 1) * self.w];
+            let (phase_row, at) = self.row_at(iy);
             if self.sw == 1 {
                 if self.used[phase_row] {
                     quantize_run::<S>(q, shift, src, &mut out[at + self.pw..][..self.w]);
@@ -123,18 +116,10 @@ impl Planes {
     /// As `fill`, for x already quantized and shifted, as bytes: copied into place.
     pub fn copy(&self, x: &[u8], pad: u8, out: &mut [u8]) {
         debug_assert_eq!(x.len(), self.h * self.w);
-        let plane = self.hq * self.wq;
-        if !self.is_x(out.len()) {
-            for (i, used) in self.used.iter().enumerate() {
-                if *used {
-                    out[i * plane..(i + 1) * plane].fill(pad);
-                }
-            }
-        }
+        self.pad(pad, out);
         for iy in 0..self.h {
-            let (r, src) = (iy + self.ph, &x[iy * self.w..(iy + 1) * self.w]);
-            let phase_row = (r % self.sh) * self.sw;
-            let at = phase_row * plane + r / self.sh * self.wq;
+            let src = &x[iy * self.w..(iy + 1) * self.w];
+            let (phase_row, at) = self.row_at(iy);
             if self.sw == 1 {
                 if self.used[phase_row] {
                     out[at + self.pw..][..self.w].copy_from_slice(src);
@@ -143,6 +128,31 @@ impl Planes {
             }
             self.scatter(src, 0, phase_row, &mut out[at..]);
         }
+    }
+
+    /// Every used phase plane set to `pad` first, unless the planes are x itself (every
+    /// byte is written then).
+    fn pad(&self, pad: u8, out: &mut [u8]) {
+        let plane = self.hq * self.wq;
+        if self.is_x(out.len()) {
+            return;
+        }
+        for (i, used) in self.used.iter().enumerate() {
+            if *used {
+                out[i * plane..(i + 1) * plane].fill(pad);
+            }
+        }
+    }
+
+    /// Input row iy's phase row (its first phase plane's index) and where that plane's row
+    /// starts in a channel's bytes.
+    fn row_at(&self, iy: usize) -> (usize, usize) {
+        let r = iy + self.ph;
+        let phase_row = (r % self.sh) * self.sw;
+        (
+            phase_row,
+            phase_row * self.hq * self.wq + r / self.sh * self.wq,
+        )
     }
 
     /// Input row bytes `row`, from column `ix0` on, into their phase planes' row (`out`
