@@ -24,6 +24,7 @@ use kestrel_kernels::ParamError;
 use std::sync::Arc;
 
 mod info;
+mod int8;
 mod v3;
 
 type Data = kestrel_loader::F32Data;
@@ -165,44 +166,6 @@ fn binary(
         act,
     };
     Ok((out, kernel))
-}
-
-/// An int8 conv: the conv lowered as it is, then its shape, bias and relu with the
-/// quantizations and the int8 weight.
-fn qconv(
-    node: &Node,
-    conv: &Op,
-    [x, y]: [QuantParams; 2],
-    [bytes_in, bytes_out]: [bool; 2],
-    inputs: &[&[usize]],
-) -> Result<(Vec<usize>, Kernel), GraphError> {
-    let inner = Node {
-        op: conv.clone(),
-        ..node.clone()
-    };
-    let Lowered { shape, kernel } = lower(&inner, inputs)?;
-    let (Kernel::Conv2d { p, bias, act, .. }, Op::Conv2d { weight, .. }) = (kernel, conv) else {
-        unreachable!("passes/int8.rs folds convs only");
-    };
-    let weight = weight
-        .quant
-        .clone()
-        .expect("passes/int8.rs folds int8 weights only");
-    let q = QConv2d {
-        p,
-        x,
-        w_scale: weight.scale.clone(),
-        y,
-        relu: act == Activation::Relu,
-    };
-    let kernel = Kernel::QConv2d {
-        q,
-        weight,
-        bias,
-        bytes_in,
-        bytes_out,
-    };
-    Ok((shape, kernel))
 }
 
 pub(crate) struct Lowered {
@@ -482,23 +445,12 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             y,
             bytes_in,
             bytes_out,
-        } => qconv(node, conv, [*x, *y], [*bytes_in, *bytes_out], inputs)?,
+        } => int8::qconv(node, conv, [*x, *y], [*bytes_in, *bytes_out], inputs)?,
         Op::QAdd {
             q,
             bytes_in,
             bytes_out,
-        } => {
-            if inputs.len() != 2 || inputs[0] != inputs[1] {
-                let detail = format!("int8 add of shapes {inputs:?}: needs two of one shape");
-                return Err(ctx.shape(detail));
-            }
-            let kernel = Kernel::QAdd {
-                q: *q,
-                bytes_in: *bytes_in,
-                bytes_out: *bytes_out,
-            };
-            (x.to_vec(), kernel)
-        }
+        } => int8::qadd(&ctx, q, *bytes_in, *bytes_out, inputs)?,
         Op::ConvTranspose2d {
             weight,
             bias,
