@@ -147,8 +147,8 @@ pub(crate) struct CpuExecutor {
     prepared: Vec<simd::Prepared>,
     scratch: Vec<f32>,
     arena: Vec<f32>,
-    /// Where `run_with` shows a value stored as bytes (`Kernel::QConv2d`) as f32: as
-    /// long as the longest such value, empty where there is none.
+    /// Where `run_with` shows a value stored as bytes (an int8 op's `bytes_out`) as f32:
+    /// as long as the longest such value, empty where there is none.
     decoded: Vec<f32>,
 }
 

@@ -251,7 +251,7 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
     }
 }
 
-/// A value's floats as bytes: a value stored as bytes (`Kernel::QConv2d`) holds one per
+/// A value's floats as bytes: a value stored as bytes (an int8 op's `bytes_out`) holds one per
 /// element in the first quarter of its slot.
 pub(crate) fn as_bytes(v: &[f32]) -> &[u8] {
     // SAFETY: the same memory, as many bytes as the floats hold; any byte is a u8.

@@ -138,8 +138,14 @@ impl QConvCpu {
             std::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<u8>(), scratch.len() * 4)
         };
         let (planes, panels) = bytes.split_at_mut(self.planes_len());
-        self.fill_planes(x, planes, threads);
-        let planes = &*planes;
+        // Bytes of an unpadded stride-1 conv are their planes already: read in place.
+        let planes: &[u8] = match x {
+            QIn::U8(x) if self.planes.is_x(self.planes.per_channel()) => x,
+            _ => {
+                self.fill_planes(x, planes, threads);
+                planes
+            }
+        };
 
         let (oh, _) = p.output_hw();
         let m = p.c_out / p.groups;

@@ -28,14 +28,28 @@ pub(super) fn pack_a(w: &[i8], groups: usize, m: usize, k: usize) -> (Vec<i8>, V
 }
 
 /// B's panel of grid columns `j0..j0 + NR` into `dst` (kq · NR · 4 bytes): im2col row
-/// `kk` is the run `src[rows[kk] + j]`. `src` must hold every byte those runs reach.
+/// `kk` is the run `src[rows[kk] + j]`. A run past the end of `src` (the last panel, where
+/// `src` is x itself rather than planes with slack) reads zeros there: those columns are
+/// past the output and never stored.
 pub(super) fn pack_b(src: &[u8], rows: &[usize], j0: usize, dst: &mut [u8]) {
     debug_assert_eq!(rows.len() % 4, 0);
     debug_assert_eq!(dst.len(), rows.len() * NR);
+    let mut tails = [[0u8; NR]; 4];
     for (quad, out) in rows.chunks_exact(4).zip(dst.chunks_exact_mut(4 * NR)) {
-        let run = |i: usize| &src[quad[i] + j0..][..NR];
-        let runs = [run(0), run(1), run(2), run(3)];
-        interleave(runs, out);
+        let whole = quad.iter().all(|&r| r + j0 + NR <= src.len());
+        if whole {
+            let run = |i: usize| &src[quad[i] + j0..][..NR];
+            interleave([run(0), run(1), run(2), run(3)], out);
+            continue;
+        }
+        for (tail, &r) in tails.iter_mut().zip(quad) {
+            let have = &src[(r + j0).min(src.len())..];
+            let n = have.len().min(NR);
+            tail[..n].copy_from_slice(&have[..n]);
+            tail[n..].fill(0);
+        }
+        let [a, b, c, d] = &tails;
+        interleave([a, b, c, d], out);
     }
 }
 

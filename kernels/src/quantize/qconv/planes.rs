@@ -179,7 +179,7 @@ impl Planes {
 
     /// Whether the planes are x itself, byte for byte (unpadded, stride 1): every byte
     /// gets written, none needs the padding first.
-    fn is_x(&self, len: usize) -> bool {
+    pub fn is_x(&self, len: usize) -> bool {
         let whole = self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0;
         whole && len == self.h * self.w
     }
