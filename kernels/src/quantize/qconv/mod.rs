@@ -2,9 +2,10 @@
 //! x (f32) quantized by the input's quantization into phase planes of bytes
 //! (`planes.rs`), an integer GEMM per (image, group) of those bytes against the int8
 //! weights (`pack.rs`, `tiles.rs`: `vpdpbusd` with VNNI), then the requantize epilogue
-//! (`epilogue.rs`): scale, bias, relu, the output's quantization. It writes the output
-//! dequantized, as f32 on the quantization's grid, which is what a PT2E model's next op
-//! reads.
+//! (`epilogue.rs`): scale, bias, relu, the output's quantization. `run` writes the output
+//! dequantized, as f32 on the quantization's grid (what a PT2E model's next op reads);
+//! `run_io` reads and writes bytes too, where the engine keeps int8 values as bytes
+//! between int8 ops (an unpadded stride-1 conv reads those in place as its planes).
 //!
 //! `vpdpbusd` multiplies unsigned by signed bytes. An int8 input is shifted to u8 by +128
 //! (a uint8 one is not), so each sum carries `(zp + shift) · Σ_k w` too: that
