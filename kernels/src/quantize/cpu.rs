@@ -1,6 +1,7 @@
 //! `fake_quant` on the CPU's vectors: the reference's steps in the same f32 operations, so
 //! every ISA gives its bits.
 
+use super::lanes::Grid;
 use super::{reference, QuantParams};
 use crate::parallel::for_each_part;
 use crate::simd::{dispatch, Simd};
@@ -22,21 +23,11 @@ pub fn fake_quant(isa: Isa, p: &QuantParams, x: &[f32], y: &mut [f32], threads: 
 /// Needs S's features; `src` and `dst` valid for `len` elements.
 #[inline(always)]
 unsafe fn fake_quant_body<S: Simd>(p: &QuantParams, src: *const f32, dst: *mut f32, len: usize) {
-    let inv = S::splat(p.inv_scale);
-    let zp = p.zero_point as f32;
-    let (plus_zp, minus_zp, scale) = (S::splat(zp), S::splat(-zp), S::splat(p.scale));
-    let (lo, hi) = (S::splat(p.qmin as f32), S::splat(p.qmax as f32));
-    // Above every clamped value: only NaN fails `q < above`.
-    let above = S::splat(p.qmax as f32 + 1.0);
-    let zero = S::splat(0.0);
+    let grid = Grid::<S>::new(p);
     let mut i = 0;
     while i + S::LANES <= len {
-        let q = S::add(S::round(S::mul(S::load(src.add(i)), inv)), plus_zp);
-        // max and min return their second operand when either is NaN: NaN stays NaN
-        // through the clamp, then becomes 0 as PyTorch's integer cast makes it.
-        let q = S::min(hi, S::max(lo, q));
-        let q = S::select_lt(q, above, q, zero);
-        S::store(dst.add(i), S::mul(S::add(q, minus_zp), scale));
+        let q = grid.quantize_or_zero(S::load(src.add(i)));
+        S::store(dst.add(i), grid.dequantize(q));
         i += S::LANES;
     }
     for j in i..len {

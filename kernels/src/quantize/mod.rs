@@ -24,6 +24,7 @@ pub use qisa::QIsa;
 pub mod conv;
 pub mod cpu;
 pub mod cuda;
+mod lanes;
 pub mod qadd;
 pub mod qconv;
 mod qisa;

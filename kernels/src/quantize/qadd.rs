@@ -4,6 +4,7 @@
 //! input is quantized and dequantized by its quantization as read (a value already on its
 //! grid comes back unchanged), a byte input is `q + 128` (int8) or `q` (uint8).
 
+use super::lanes::{Grid, Lane, OutPtr};
 use super::qconv::{QIn, QOut};
 use super::{reference, QuantParams};
 use crate::parallel::{for_each_task, SharedMut};
@@ -66,8 +67,8 @@ impl QAdd {
         // Parts of ~32K elements: one is a few µs of work.
         let parts = threads.clamp(1, len.div_ceil(32 << 10).max(1));
         let out = match y {
-            QOut::F32(y) => Out::F32(SharedMut::new(y).as_mut_ptr()),
-            QOut::U8(y) => Out::U8(y.as_mut_ptr()),
+            QOut::F32(y) => OutPtr::F32(SharedMut::new(y).as_mut_ptr()),
+            QOut::U8(y) => OutPtr::U8(y.as_mut_ptr()),
         };
         for_each_task(threads, parts, |t| {
             let (lo, hi) = (len * t / parts / 16 * 16, len * (t + 1) / parts / 16 * 16);
@@ -78,68 +79,38 @@ impl QAdd {
     }
 }
 
-/// Where the add writes, shared by its tasks.
-#[derive(Clone, Copy)]
-enum Out {
-    F32(*mut f32),
-    U8(*mut u8),
-}
-// SAFETY: the tasks write disjoint ranges (`QAdd::run`).
-unsafe impl Send for Out {}
-// SAFETY: as above.
-unsafe impl Sync for Out {}
-
 /// Elements lo..hi. Needs S's features; `y` valid for them and written by no one else.
 #[inline(always)]
-unsafe fn add_range<S: Simd>(q: &QAdd, a: QIn<'_>, b: QIn<'_>, y: Out, lo: usize, hi: usize) {
+unsafe fn add_range<S: Simd>(q: &QAdd, a: QIn<'_>, b: QIn<'_>, y: OutPtr, lo: usize, hi: usize) {
+    let grids = [&q.a, &q.b, &q.y].map(|p| Grid::<S>::new(p));
+    let [ga, gb, gy] = &grids;
     let mut i = lo;
     while i + S::LANES <= hi {
-        let v = S::add(read::<S>(a, &q.a, i), read::<S>(b, &q.b, i));
+        let v = S::add(read(a, ga, i), read(b, gb, i));
         let v = if q.relu { S::max(v, S::splat(0.0)) } else { v };
-        let y_q = &q.y;
-        let zp = y_q.zero_point as f32;
-        let qv = S::add(S::round(S::mul(v, S::splat(y_q.inv_scale))), S::splat(zp));
-        let qv = S::min(
-            S::splat(y_q.qmax as f32),
-            S::max(S::splat(y_q.qmin as f32), qv),
-        );
+        let lanes = gy.quantize(v);
         match y {
-            Out::F32(p) => S::store(
-                p.add(i),
-                S::mul(S::add(qv, S::splat(-zp)), S::splat(y_q.scale)),
-            ),
-            Out::U8(p) => S::store_u8(p.add(i), S::add(qv, S::splat(byte_shift(y_q) as f32))),
+            OutPtr::F32(p) => f32::put(p.add(i), gy, lanes),
+            OutPtr::U8(p) => u8::put(p.add(i), gy, lanes),
         }
         i += S::LANES;
     }
     for j in i..hi {
         let v = q.reference_at(a, b, j);
         match y {
-            Out::F32(p) => *p.add(j) = reference::dequantize(&q.y, v),
-            Out::U8(p) => *p.add(j) = (v + byte_shift(&q.y)) as u8,
+            OutPtr::F32(p) => *p.add(j) = reference::dequantize(&q.y, v),
+            OutPtr::U8(p) => *p.add(j) = (v + byte_shift(&q.y)) as u8,
         }
     }
 }
 
-/// Lanes i.. of an input, dequantized (f32 inputs quantized first). Needs S's features.
+/// Lanes i.. of an input, dequantized (f32 inputs quantized first, a NaN made 0). Needs
+/// S's features.
 #[inline(always)]
-unsafe fn read<S: Simd>(x: QIn<'_>, q: &QuantParams, i: usize) -> S::V {
-    let zp = q.zero_point as f32;
-    let scale = S::splat(q.scale);
-    let qv = match x {
-        QIn::U8(v) => S::add(
-            S::load_u8(v.as_ptr().add(i)),
-            S::splat(-(byte_shift(q) as f32)),
-        ),
-        QIn::F32(v) => {
-            let r = S::add(
-                S::round(S::mul(S::load(v.as_ptr().add(i)), S::splat(q.inv_scale))),
-                S::splat(zp),
-            );
-            let r = S::min(S::splat(q.qmax as f32), S::max(S::splat(q.qmin as f32), r));
-            // NaN fails `r < qmax + 1`: PyTorch's cast makes it 0.
-            S::select_lt(r, S::splat(q.qmax as f32 + 1.0), r, S::splat(0.0))
-        }
+unsafe fn read<S: Simd>(x: QIn<'_>, grid: &Grid<S>, i: usize) -> S::V {
+    let q = match x {
+        QIn::U8(v) => grid.unshift(S::load_u8(v.as_ptr().add(i))),
+        QIn::F32(v) => grid.quantize_or_zero(S::load(v.as_ptr().add(i))),
     };
-    S::mul(S::add(qv, S::splat(-zp)), scale)
+    grid.dequantize(q)
 }

@@ -2,8 +2,8 @@
 //! [`QConv2d::reference`](crate::quantize::conv::QConv2d::reference) in the same f32
 //! operations (a product, then a sum: no FMA), and the valid grid columns stored.
 
-use super::{tiles, OutPtr, QConvCpu, MR, NR};
-use crate::quantize::QuantParams;
+use super::{tiles, QConvCpu, MR, NR};
+use crate::quantize::lanes::{Grid, Lane, OutPtr};
 use crate::simd::{dispatch, Simd};
 
 impl QConvCpu {
@@ -64,17 +64,17 @@ unsafe fn store_rows<S: Simd, T: Lane>(
     let (wq, end) = (c.planes.wq, (oh * c.planes.wq).min(j0 + NR));
     let straight = wq == ow && end == j0 + NR;
     let mut row = [T::default(); NR];
-    let out = Requant::new(&c.q.y, c.q.relu);
+    let (grid, relu) = (Grid::<S>::new(&c.q.y), c.q.relu);
     for r in 0..MR.min(m - mp * MR) {
         let oc = g * m + mp * MR + r;
         let (mult, bias) = (c.multiplier[oc], c.bias[oc]);
         let acc = &sums[r * NR..][..NR];
         let plane = y.add((img * p.c_out + oc) * oh * ow);
         if straight {
-            requantize::<S, T>(acc, mult, bias, &out, plane.add(j0));
+            requantize::<S, T>(acc, [mult, bias], &grid, relu, plane.add(j0));
             continue;
         }
-        requantize::<S, T>(acc, mult, bias, &out, row.as_mut_ptr());
+        requantize::<S, T>(acc, [mult, bias], &grid, relu, row.as_mut_ptr());
         let mut j = j0;
         while j < end {
             let (oy, ox) = (j / wq, j % wq);
@@ -89,64 +89,24 @@ unsafe fn store_rows<S: Simd, T: Lane>(
     }
 }
 
-/// The output quantization's constants.
-struct Requant {
-    y: QuantParams,
-    relu: bool,
-    /// What a stored byte adds to q: 128 for int8, 0 for uint8.
-    shift: f32,
-}
-
-impl Requant {
-    fn new(y: &QuantParams, relu: bool) -> Requant {
-        let shift = y.dtype.byte_shift() as f32;
-        Requant { y: *y, relu, shift }
-    }
-}
-
-/// What y holds: f32 (dequantized) or bytes (q shifted).
-trait Lane: Copy + Default {
-    /// Stores the quantized lanes `q` (integers in qmin..=qmax) at `p`. Needs S's features.
-    unsafe fn put<S: Simd>(p: *mut Self, q: S::V, out: &Requant);
-}
-
-impl Lane for f32 {
-    #[inline(always)]
-    unsafe fn put<S: Simd>(p: *mut f32, q: S::V, out: &Requant) {
-        let (minus_zp, scale) = (S::splat(-(out.y.zero_point as f32)), S::splat(out.y.scale));
-        S::store(p, S::mul(S::add(q, minus_zp), scale))
-    }
-}
-
-impl Lane for u8 {
-    #[inline(always)]
-    unsafe fn put<S: Simd>(p: *mut u8, q: S::V, out: &Requant) {
-        S::store_u8(p, S::add(q, S::splat(out.shift)))
-    }
-}
-
 /// out[0..NR] = quantize(y, relu(acc · mult + bias)), stored as T, lane by lane. Needs
 /// S's features.
 #[inline(always)]
 unsafe fn requantize<S: Simd, T: Lane>(
     acc: &[i32],
-    mult: f32,
-    bias: f32,
-    out: &Requant,
+    [mult, bias]: [f32; 2],
+    grid: &Grid<S>,
+    relu: bool,
     dst: *mut T,
 ) {
     let (m, b, zero) = (S::splat(mult), S::splat(bias), S::splat(0.0));
-    let y = &out.y;
-    let (inv, plus_zp) = (S::splat(y.inv_scale), S::splat(y.zero_point as f32));
-    let (lo, hi) = (S::splat(y.qmin as f32), S::splat(y.qmax as f32));
     let mut i = 0;
     while i + S::LANES <= NR {
         let mut v = S::add(S::mul(S::load_i32(acc.as_ptr().add(i)), m), b);
-        if out.relu {
+        if relu {
             v = S::max(v, zero);
         }
-        let q = S::add(S::round(S::mul(v, inv)), plus_zp);
-        T::put::<S>(dst.add(i), S::min(hi, S::max(lo, q)), out);
+        T::put::<S>(dst.add(i), grid, grid.quantize(v));
         i += S::LANES;
     }
 }

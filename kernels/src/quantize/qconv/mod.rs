@@ -22,6 +22,7 @@ mod tests;
 
 use self::planes::Planes;
 use super::conv::{QConv2d, MAX_K};
+use super::lanes::OutPtr;
 use super::QIsa;
 use crate::parallel::{for_each_task, SharedMut};
 use crate::simd::dispatch;
@@ -275,17 +276,6 @@ impl QOut<'_> {
         self.len() == 0
     }
 }
-
-/// Where a run writes y, shared by its tasks (each writes its own elements).
-#[derive(Clone, Copy)]
-enum OutPtr {
-    F32(*mut f32),
-    U8(*mut u8),
-}
-// SAFETY: the tasks that share it write disjoint elements (`QConvCpu::run_io`).
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
 
 /// A byte buffer the tasks of one run write disjoint parts of.
 #[derive(Clone, Copy)]

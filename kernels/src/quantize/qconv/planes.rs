@@ -11,6 +11,7 @@
 //! wq / ow − 1: 4% at 56 wide, 29% at 7.
 
 use crate::conv2d::Conv2dParams;
+use crate::quantize::lanes::Grid;
 use crate::quantize::QuantParams;
 use crate::simd::Simd;
 
@@ -189,16 +190,8 @@ impl Planes {
 /// Needs S's features.
 #[inline(always)]
 unsafe fn quantize_run<S: Simd>(q: &QuantParams, shift: u8, src: &[f32], dst: &mut [u8]) {
-    let (inv, zp) = (S::splat(q.inv_scale), S::splat(q.zero_point as f32));
-    let (lo, hi) = (S::splat(q.qmin as f32), S::splat(q.qmax as f32));
-    // Only NaN fails `v < above`; PyTorch's cast makes it 0.
-    let (above, zero) = (S::splat(q.qmax as f32 + 1.0), S::splat(0.0));
-    let plus = S::splat(f32::from(shift));
-    let quantize = |v| {
-        let v = S::add(S::round(S::mul(v, inv)), zp);
-        let v = S::min(hi, S::max(lo, v));
-        S::add(S::select_lt(v, above, v, zero), plus)
-    };
+    let (grid, plus) = (Grid::<S>::new(q), S::splat(f32::from(shift)));
+    let quantize = |v| S::add(grid.quantize_or_zero(v), plus);
     let mut i = 0;
     while i + S::LANES <= src.len() {
         S::store_u8(
@@ -212,7 +205,7 @@ unsafe fn quantize_run<S: Simd>(q: &QuantParams, shift: u8, src: &[f32], dst: &m
         // The tail in one masked vector: a scalar loop cost as much as the rest of a
         // 56-wide row.
         let mut bytes = [0u8; 16];
-        let v = S::load_lanes(src.as_ptr().add(i), 1, 0..rest, zero);
+        let v = S::load_lanes(src.as_ptr().add(i), 1, 0..rest, S::splat(0.0));
         S::store_u8(bytes.as_mut_ptr(), quantize(v));
         dst[i..].copy_from_slice(&bytes[..rest]);
     }
