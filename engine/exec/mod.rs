@@ -382,7 +382,7 @@ impl Shown<'_, '_> {
             (Some(q), Some(buf)) => {
                 let buf = &mut buf[..out.len];
                 let shift = q.dtype.byte_shift();
-                let bytes = &simd::as_bytes(data)[..out.len];
+                let bytes = simd::bytes_of(data);
                 for (v, &b) in buf.iter_mut().zip(bytes) {
                     *v = kestrel_kernels::quantize::reference::dequantize(q, i32::from(b) - shift);
                 }

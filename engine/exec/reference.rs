@@ -1,5 +1,6 @@
 //! The reference executor: every kernel call goes to the plain-loop oracle.
 
+use super::simd::{q_in, q_out};
 use super::Io;
 use crate::lower::Kernel;
 use kestrel_kernels as k;
@@ -25,25 +26,28 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f3
             bytes_out,
         } => {
             // The integer oracle, on x quantized as the SIMD kernel quantizes it.
-            let quant = k::quantize::reference::quantize;
-            let x_q: Vec<i32> = match bytes_in {
-                true => super::simd::as_bytes(x(0))[..x(0).len()]
+            let x_q: Vec<i32> = match q_in(x(0), *bytes_in) {
+                QIn::U8(b) => b
                     .iter()
                     .map(|&b| i32::from(b) - q.x.dtype.byte_shift())
                     .collect(),
-                false => x(0).iter().map(|&v| quant(&q.x, v)).collect(),
+                QIn::F32(v) => v
+                    .iter()
+                    .map(|&v| k::quantize::reference::quantize(&q.x, v))
+                    .collect(),
             };
             let w: Vec<i32> = weight.values.iter().map(|&v| i32::from(v)).collect();
             let out = q.reference(&x_q, &w, bias.as_deref());
-            if *bytes_out {
-                let shift = q.y.dtype.byte_shift();
-                let bytes = super::simd::as_bytes_mut(y);
-                for (b, v) in bytes.iter_mut().zip(out) {
-                    *b = (v + shift) as u8;
+            match q_out(y, *bytes_out) {
+                QOut::U8(y) => {
+                    for (y, v) in y.iter_mut().zip(out) {
+                        *y = (v + q.y.dtype.byte_shift()) as u8;
+                    }
                 }
-            } else {
-                for (y, v) in y.iter_mut().zip(out) {
-                    *y = k::quantize::reference::dequantize(&q.y, v);
+                QOut::F32(y) => {
+                    for (y, v) in y.iter_mut().zip(out) {
+                        *y = k::quantize::reference::dequantize(&q.y, v);
+                    }
                 }
             }
         }
@@ -52,16 +56,8 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f3
             bytes_in,
             bytes_out,
         } => {
-            let read = |i: usize| match bytes_in[i] {
-                true => QIn::U8(&super::simd::as_bytes(x(i))[..x(i).len()]),
-                false => QIn::F32(x(i)),
-            };
-            let len = y.len();
-            let y = match bytes_out {
-                true => QOut::U8(&mut super::simd::as_bytes_mut(y)[..len]),
-                false => QOut::F32(y),
-            };
-            q.reference(read(0), read(1), y)
+            let [a, b] = [0, 1].map(|i| q_in(x(i), bytes_in[i]));
+            q.reference(a, b, q_out(y, *bytes_out))
         }
         Kernel::Conv2d {
             p,

@@ -160,18 +160,12 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
                 ..
             },
             Prepared::QConv(c),
-        ) => {
-            let x = match bytes_in {
-                true => QIn::U8(&as_bytes(x(0))[..x(0).len()]),
-                false => QIn::F32(x(0)),
-            };
-            let len = y.len();
-            let y = match bytes_out {
-                true => QOut::U8(&mut as_bytes_mut(y)[..len]),
-                false => QOut::F32(y),
-            };
-            c.run_io(x, y, scratch, threads)
-        }
+        ) => c.run_io(
+            q_in(x(0), *bytes_in),
+            q_out(y, *bytes_out),
+            scratch,
+            threads,
+        ),
         (
             Kernel::QAdd {
                 q,
@@ -180,16 +174,8 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             },
             _,
         ) => {
-            let read = |i: usize| match bytes_in[i] {
-                true => QIn::U8(&as_bytes(x(i))[..x(i).len()]),
-                false => QIn::F32(x(i)),
-            };
-            let len = y.len();
-            let y = match bytes_out {
-                true => QOut::U8(&mut as_bytes_mut(y)[..len]),
-                false => QOut::F32(y),
-            };
-            q.run(isa, read(0), read(1), y, threads)
+            let [a, b] = [0, 1].map(|i| q_in(x(i), bytes_in[i]));
+            q.run(isa, a, b, q_out(y, *bytes_out), threads)
         }
         (Kernel::Linear { act, .. }, Prepared::Linear(l)) => l.run(x(0), *act, y, threads),
         (Kernel::BatchNorm { p, .. }, Prepared::ScaleShift { scale, shift }) => {
@@ -251,15 +237,29 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
     }
 }
 
-/// A value's floats as bytes: a value stored as bytes (an int8 op's `bytes_out`) holds one per
-/// element in the first quarter of its slot.
-pub(crate) fn as_bytes(v: &[f32]) -> &[u8] {
-    // SAFETY: the same memory, as many bytes as the floats hold; any byte is a u8.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+/// A value stored as bytes (an int8 op's `bytes_out`): one byte per element, in the
+/// first quarter of its slot of floats `v`.
+pub(crate) fn bytes_of(v: &[f32]) -> &[u8] {
+    // SAFETY: the same memory, a quarter of the bytes the floats hold; any byte is a u8.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len()) }
 }
 
-/// `as_bytes`, to write.
-pub(crate) fn as_bytes_mut(v: &mut [f32]) -> &mut [u8] {
-    // SAFETY: as for `as_bytes`; every byte pattern is a valid f32 as well.
-    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+/// An int8 op's input, its slot `v` read as bytes or as f32 as `bytes` says.
+pub(crate) fn q_in(v: &[f32], bytes: bool) -> QIn<'_> {
+    match bytes {
+        true => QIn::U8(bytes_of(v)),
+        false => QIn::F32(v),
+    }
+}
+
+/// An int8 op's output, its slot `v` written as bytes or as f32 as `bytes` says.
+pub(crate) fn q_out(v: &mut [f32], bytes: bool) -> QOut<'_> {
+    let len = v.len();
+    match bytes {
+        // SAFETY: as for `bytes_of`; every byte pattern is a valid f32 as well.
+        true => {
+            QOut::U8(unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), len) })
+        }
+        false => QOut::F32(v),
+    }
 }
