@@ -475,14 +475,19 @@ def versions(kestrel):
     return v
 
 
+def cells(s, engines):
+    """Each engine's "median (p99)" table cell, n/a where it was not timed."""
+    return {e: f"{fmt(s[e]['median_us'])} ({fmt(s[e]['p99_us'])})" if s[e] else "n/a"
+            for e in engines}
+
+
 def table(rows, peak):
     print("\n| model | threads | batch | Kestrel median (p99) | ONNX Runtime median (p99) | "
           "PyTorch median (p99) | Kestrel / best peer | GFLOP | Kestrel GFLOP/s | % of peak |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         s = r["engines"]
-        cell = {e: f"{fmt(s[e]['median_us'])} ({fmt(s[e]['p99_us'])})" if s[e] else "n/a"
-                for e in ENGINES}
+        cell = cells(s, ENGINES)
         ratio = gfs = pct = "n/a"
         if s["kestrel"]:
             best = min(s["ort"]["median_us"], s["torch"]["median_us"])
@@ -517,8 +522,7 @@ def table_int8(rows):
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         s = r["engines"]
-        cell = {e: f"{fmt(s[e]['median_us'])} ({fmt(s[e]['p99_us'])})" if s[e] else "n/a"
-                for e in INT8_ENGINES}
+        cell = cells(s, INT8_ENGINES)
         print(f"| {r['model']} | {r['threads']} | {r['batch']} | {cell['kestrel_int8']} | "
               f"{cell['ort_int8']} | {ratio(s, 'kestrel_int8', 'ort_int8')} | {cell['kestrel']} | "
               f"{ratio(s, 'kestrel', 'kestrel_int8', 'x')} |")

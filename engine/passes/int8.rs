@@ -162,9 +162,8 @@ fn quantized(graph: &Graph, v: Value) -> Option<(usize, QuantParams)> {
         f = j;
     }
     match graph.nodes[f].op {
-        Op::FakeQuant(x) | Op::QConv2d { y: x, .. } => Some((f, x)),
-        Op::QAdd { q, .. } => Some((f, q.y)),
-        _ => None,
+        Op::FakeQuant(x) => Some((f, x)),
+        ref op => output_quant(op).map(|y| (f, y)),
     }
 }
 
