@@ -32,6 +32,7 @@ fn qconv(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa) {
         w_scale: vec![0.01; p.c_out],
         y: q8(1.0 / 50.0),
         relu: true,
+        clamp: None,
     };
     let x = data(p.n * p.c_in * p.h * p.w, 1);
     let w: Vec<i8> = data(p.weight_shape().iter().product(), 2)

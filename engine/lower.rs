@@ -443,9 +443,17 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             conv,
             x,
             y,
+            clamp,
             bytes_in,
             bytes_out,
-        } => int8::qconv(node, conv, [*x, *y], [*bytes_in, *bytes_out], inputs)?,
+        } => int8::qconv(
+            node,
+            conv,
+            [*x, *y],
+            *clamp,
+            [*bytes_in, *bytes_out],
+            inputs,
+        )?,
         Op::QAdd {
             q,
             bytes_in,

@@ -133,6 +133,9 @@ pub enum Op {
         x: QuantParams,
         /// The output's quantization.
         y: QuantParams,
+        /// A narrower clamp of the output integers: a clamping activation on the
+        /// quantized output, folded in (`QConv2d::clamp`).
+        clamp: Option<[i32; 2]>,
         /// x is stored as bytes (another int8 conv's `bytes_out`).
         bytes_in: bool,
         /// y is stored as bytes: every reader is an int8 conv (`passes/int8.rs`).

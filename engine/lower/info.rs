@@ -51,7 +51,12 @@ impl Kernel {
                 bytes_out,
                 ..
             } => {
-                let (p, relu) = (&q.p, if q.relu { "+relu" } else { "" });
+                let p = &q.p;
+                let relu = match (q.relu, q.clamp.is_some()) {
+                    (_, true) => "+clamp",
+                    (true, false) => "+relu",
+                    (false, false) => "",
+                };
                 let bytes = match (bytes_in, bytes_out) {
                     (true, true) => " (bytes in, out)",
                     (true, false) => " (bytes in)",

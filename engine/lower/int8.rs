@@ -8,11 +8,12 @@ use kestrel_kernels::quantize::qadd::QAdd;
 use kestrel_kernels::quantize::QuantParams;
 
 /// An int8 conv: the conv lowered as it is, then its shape, bias and relu with the
-/// quantizations and the int8 weight.
+/// quantizations, the output clamp and the int8 weight.
 pub(super) fn qconv(
     node: &Node,
     conv: &Op,
     [x, y]: [QuantParams; 2],
+    clamp: Option<[i32; 2]>,
     [bytes_in, bytes_out]: [bool; 2],
     inputs: &[&[usize]],
 ) -> Result<(Vec<usize>, Kernel), GraphError> {
@@ -34,6 +35,7 @@ pub(super) fn qconv(
         w_scale: weight.scale.clone(),
         y,
         relu: act == Activation::Relu,
+        clamp,
     };
     let kernel = Kernel::QConv2d {
         q,

@@ -18,7 +18,7 @@ use super::{absorb, use_counts};
 use crate::graph::{Activation, Graph, Node, Op, Value};
 use kestrel_kernels::quantize::conv::MAX_K;
 use kestrel_kernels::quantize::qadd::QAdd;
-use kestrel_kernels::quantize::QuantParams;
+use kestrel_kernels::quantize::{reference, QuantParams};
 
 /// Makes a `fake_quant` that repeats an earlier one (same input, same quantization) an
 /// identity of it: PT2E quantizes a value once per reader (a block's output for the next
@@ -58,6 +58,12 @@ pub(super) fn fold_int8_ops(graph: &mut Graph) {
         let folded = match &graph.nodes[c].op {
             Op::Conv2d { .. } => fold_conv(graph, &uses, c, y),
             Op::Add { .. } => fold_add(graph, &uses, c, y),
+            Op::Act(act) => {
+                if let Some(p) = fold_act(graph, &uses, c, *act, y) {
+                    absorb(graph, p, i);
+                }
+                false
+            }
             _ => false,
         };
         if folded {
@@ -76,6 +82,7 @@ fn fold_conv(graph: &mut Graph, uses: &[usize], c: usize, y: QuantParams) -> boo
         conv: Box::new(conv),
         x,
         y,
+        clamp: None,
         bytes_in: false,
         bytes_out: false,
     };
@@ -109,6 +116,62 @@ fn fold_add(graph: &mut Graph, uses: &[usize], c: usize, y: QuantParams) -> bool
         bypass(graph, uses, c, 1, fb);
     }
     true
+}
+
+/// Activation `c` on an int8 conv's output, quantized again by that output's own
+/// quantization `y` (PT2E shares it across a relu6): where that maps every integer q to
+/// `clamp(q, lo, hi)` (`clamp_of`), the conv clamps its output so and `c` goes. Returns
+/// the conv, which then produces what the outer `fake_quant` did.
+fn fold_act(
+    graph: &mut Graph,
+    uses: &[usize],
+    c: usize,
+    act: Activation,
+    y: QuantParams,
+) -> Option<usize> {
+    let mut p = match graph.nodes[c].inputs[..] {
+        [Value::Node(p)] => p,
+        _ => return None,
+    };
+    // Through the identities a fold leaves, each read by the next alone.
+    while uses[p] == 1 && matches!(graph.nodes[p].op, Op::Identity) {
+        let Value::Node(q) = graph.nodes[p].inputs[0] else {
+            return None;
+        };
+        p = q;
+    }
+    if uses[p] != 1 || !act.is_exact() {
+        return None;
+    }
+    let Op::QConv2d {
+        y: produced, clamp, ..
+    } = &mut graph.nodes[p].op
+    else {
+        return None;
+    };
+    if *produced != y {
+        return None;
+    }
+    let [lo, hi] = clamp_of(act, &y)?;
+    let [old_lo, old_hi] = clamp.unwrap_or([y.qmin, y.qmax]);
+    let (lo, hi) = (lo.max(old_lo), hi.min(old_hi));
+    if lo > hi {
+        return None;
+    }
+    *clamp = Some([lo, hi]);
+    graph.nodes[c].op = Op::Identity;
+    Some(p)
+}
+
+/// `[lo, hi]` when `quantize(act(dequantize(q)))` by `y` is `clamp(q, lo, hi)` for every
+/// integer q of y's range, checked one by one with the reference arithmetic (the float
+/// session's, bit for bit: `act` is exact).
+fn clamp_of(act: Activation, y: &QuantParams) -> Option<[i32; 2]> {
+    let f = |q: i32| reference::quantize(y, act.apply(reference::dequantize(y, q)));
+    let (lo, hi) = (f(y.qmin), f(y.qmax));
+    (y.qmin..=y.qmax)
+        .all(|q| f(q) == q.clamp(lo, hi.max(lo)))
+        .then_some([lo, hi])
 }
 
 /// Input `slot` of node `c` reads `fake_quant` node `f` directly: where nothing else

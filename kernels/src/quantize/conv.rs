@@ -15,7 +15,8 @@ use crate::conv2d::Conv2dParams;
 
 /// A conv of int8 values: `p`'s shape, the input's quantization `x` (per tensor), the
 /// weights' scales per output channel (symmetric: zero point 0, as PT2E's per-channel
-/// config makes them), the output's quantization `y`, and whether a relu comes before it.
+/// config makes them), the output's quantization `y`, whether a relu comes before it, and
+/// a narrower clamp of the output integers where one comes after.
 #[derive(Debug, Clone)]
 pub struct QConv2d {
     /// The conv's shape and attributes.
@@ -28,12 +29,27 @@ pub struct QConv2d {
     pub y: QuantParams,
     /// A relu between the conv and the output's quantization.
     pub relu: bool,
+    /// The output integers clamped to `[lo, hi]` after the quantization (inside y's
+    /// range; None: y's own range): an activation on the quantized output that only
+    /// clamps its integers (a relu6 between two equal quantizations), folded in.
+    pub clamp: Option<[i32; 2]>,
 }
 
 /// Most products an i32 sum holds: |x − zp| ≤ 255, |w| ≤ 127.
 pub const MAX_K: usize = (i32::MAX as usize) / (255 * 127);
 
 impl QConv2d {
+    /// The output's quantization with its range narrowed to `clamp`: what the epilogue
+    /// rounds and clamps by (a clamp of a clamp is one clamp).
+    pub fn y_clamped(&self) -> QuantParams {
+        let [lo, hi] = self.clamp.unwrap_or([self.y.qmin, self.y.qmax]);
+        QuantParams {
+            qmin: lo.max(self.y.qmin),
+            qmax: hi.min(self.y.qmax),
+            ..self.y
+        }
+    }
+
     /// The quantized output of `x_q` (n, c_in, h, w) through weights `w_q` (c_out,
     /// c_in/groups, kh, kw) and `bias` (c_out), as the integer kernels compute it (module
     /// doc). Panics on lengths that do not match `p`, or a k past [`MAX_K`]. Slow on
@@ -78,7 +94,7 @@ impl QConv2d {
                         if self.relu {
                             v = v.max(0.0);
                         }
-                        y.push(reference::quantize(&self.y, v));
+                        y.push(reference::quantize(&self.y_clamped(), v));
                     }
                 }
             }

@@ -35,6 +35,7 @@ fn a_case_worked_by_hand() {
         w_scale: vec![0.25],
         y: params(0.25, 0, QuantDtype::Int8),
         relu: false,
+        clamp: None,
     };
     assert_eq!(c.reference(&[7], &[3], Some(&[0.25])), vec![4]);
 }
@@ -74,6 +75,7 @@ fn the_integer_conv_is_pytorchs_within_one_step() {
             w_scale: (0..c_out).map(|o| 0.004 + 0.001 * (o % 5) as f32).collect(),
             y: params(0.02, -7, QuantDtype::Int8),
             relu: i % 3 != 0,
+            clamp: None,
         };
         let pick = |rng: &mut Rng, lo: i32, hi: i32| lo + (rng.f32() * (hi - lo + 1) as f32) as i32;
         let x_q: Vec<i32> = (0..p.n * c_in * h * w)

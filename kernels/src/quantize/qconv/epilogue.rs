@@ -64,7 +64,7 @@ unsafe fn store_rows<S: Simd, T: Lane>(
     let (wq, end) = (c.planes.wq, (oh * c.planes.wq).min(j0 + NR));
     let straight = wq == ow && end == j0 + NR;
     let mut row = [T::default(); NR];
-    let (grid, relu) = (Grid::<S>::new(&c.q.y), c.q.relu);
+    let (grid, relu) = (Grid::<S>::new(&c.q.y_clamped()), c.q.relu);
     for r in 0..MR.min(m - mp * MR) {
         let oc = g * m + mp * MR + r;
         let (mult, bias) = (c.multiplier[oc], c.bias[oc]);
