@@ -199,12 +199,20 @@ fn foldable_conv(graph: &Graph, c: usize) -> Option<(usize, QuantParams)> {
         act,
         in_scale,
         groups,
+        bias,
         ..
     } = &node.op
     else {
         return None;
     };
     let q = weight.quant.as_ref()?;
+    // The integer kernel's epilogue takes finite biases only (its shortcut: qconv/epilogue.rs).
+    if bias
+        .as_ref()
+        .is_some_and(|b| b.data.iter().any(|v| !v.is_finite()))
+    {
+        return None;
+    }
     let k: usize = weight.shape.iter().skip(1).product();
     let per_group = weight.shape[0] / *groups;
     let plain = matches!(act, Activation::None | Activation::Relu) && !in_scale && per_group >= 8;

@@ -23,6 +23,8 @@ pub(crate) struct Grid<S: Simd> {
     /// `QuantDtype::byte_shift`, and its negative.
     shift: S::V,
     minus_shift: S::V,
+    /// The zero point plus the byte shift: what a byte adds to q − zero_point.
+    zp_shift: S::V,
 }
 
 impl<S: Simd> Grid<S> {
@@ -40,6 +42,7 @@ impl<S: Simd> Grid<S> {
             zero: S::splat(0.0),
             shift: S::splat(q.dtype.byte_shift() as f32),
             minus_shift: S::splat(-(q.dtype.byte_shift() as f32)),
+            zp_shift: S::splat((q.zero_point + q.dtype.byte_shift()) as f32),
         }
     }
 
@@ -81,6 +84,9 @@ impl<S: Simd> Grid<S> {
 pub(crate) trait Lane: Copy + Default {
     /// Stores quantized lanes (integers in qmin..=qmax of `grid`'s quantization) at `p`.
     unsafe fn put<S: Simd>(p: *mut Self, grid: &Grid<S>, q: S::V);
+
+    /// As `put`, from q − zero_point (integers, exact in f32).
+    unsafe fn put_centered<S: Simd>(p: *mut Self, grid: &Grid<S>, centered: S::V);
 }
 
 impl Lane for f32 {
@@ -88,12 +94,23 @@ impl Lane for f32 {
     unsafe fn put<S: Simd>(p: *mut f32, grid: &Grid<S>, q: S::V) {
         S::store(p, grid.dequantize(q))
     }
+
+    #[inline(always)]
+    unsafe fn put_centered<S: Simd>(p: *mut f32, grid: &Grid<S>, centered: S::V) {
+        // + 0.0 makes a −0.0 (a small negative value rounded) +0.0, as (zp − zp) is.
+        S::store(p, S::mul(S::add(centered, grid.zero), grid.scale))
+    }
 }
 
 impl Lane for u8 {
     #[inline(always)]
     unsafe fn put<S: Simd>(p: *mut u8, grid: &Grid<S>, q: S::V) {
         S::store_u8(p, grid.shift(q))
+    }
+
+    #[inline(always)]
+    unsafe fn put_centered<S: Simd>(p: *mut u8, grid: &Grid<S>, centered: S::V) {
+        S::store_u8(p, S::add(centered, grid.zp_shift))
     }
 }
 

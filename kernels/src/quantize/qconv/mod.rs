@@ -45,6 +45,8 @@ pub struct QConvCpu {
     multiplier: Vec<f32>,
     /// (c_out): zeros where the conv has none (adding +0.0 changes no quantized value).
     bias: Vec<f32>,
+    /// The output's quantization as the epilogue clamps: `QConv2d::y_clamped`.
+    y: super::QuantParams,
     /// im2col row kk's run, from its group's first plane byte; rows past k read 0.
     rows: Vec<usize>,
     /// 128 for int8 inputs (shifted to u8), 0 for uint8.
@@ -58,9 +60,9 @@ impl QConvCpu {
         cg_in * kh * kw <= MAX_K
     }
 
-    /// Prepares `q` for `qisa`. w: (c_out, c_in/groups, kh, kw) int8, bias: (c_out).
-    /// Panics on invalid params, wrong lengths, a conv `applies` refuses or an
-    /// unsupported `qisa`.
+    /// Prepares `q` for `qisa`. w: (c_out, c_in/groups, kh, kw) int8, bias: (c_out),
+    /// finite. Panics on invalid params, wrong lengths, a bias that is not finite, a conv
+    /// `applies` refuses or an unsupported `qisa`.
     pub fn new(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, qisa: QIsa) -> QConvCpu {
         let p = &q.p;
         p.validate().expect("QConvCpu: invalid params");
@@ -74,6 +76,9 @@ impl QConvCpu {
         assert_eq!(w.len(), c_out * k, "QConvCpu: weight length");
         assert_eq!(q.w_scale.len(), c_out, "QConvCpu: weight scales");
         bias.inspect(|b| assert_eq!(b.len(), c_out, "QConvCpu: bias length"));
+        // The epilogue's shortcut holds for finite values only (epilogue.rs).
+        let finite = bias.is_none_or(|b| b.iter().all(|v| v.is_finite()));
+        assert!(finite, "QConvCpu: a bias that is not finite");
         let shift = q.x.dtype.byte_shift() as u8;
         let (a, sums) = pack::pack_a(w, p.groups, m, k);
         let zp_u = q.x.zero_point + i32::from(shift);
@@ -88,6 +93,7 @@ impl QConvCpu {
             multiplier: q.w_scale.iter().map(|&s| q.x.scale * s).collect(),
             bias: bias.map_or_else(|| vec![0.0; c_out], <[f32]>::to_vec),
             comp: sums.iter().map(|&s| zp_u * s).collect(),
+            y: q.y_clamped(),
             q: q.clone(),
             qisa,
             planes,

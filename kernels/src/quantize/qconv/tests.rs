@@ -180,3 +180,22 @@ fn the_largest_sums_stay_exact() {
         check(&q, &w, None, &x, dtype.name());
     }
 }
+
+#[test]
+fn outputs_that_round_to_the_zero_point_are_plus_zero() {
+    // A coarse output grid with no relu: many sums land just below 0 and round to the
+    // zero point, which dequantizes to +0.0, never −0.0.
+    let mut rng = Rng::new(0x2e0);
+    for (i, s) in SHAPES.iter().enumerate().step_by(3) {
+        let mut q = conv(i, s, 1);
+        (q.relu, q.clamp) = (false, None);
+        q.y = quant(40.0, q.y.zero_point.into(), q.y.dtype);
+        let p = &q.p;
+        let [c_out, cg_in, kh, kw] = p.weight_shape();
+        let w: Vec<i8> = (0..c_out * cg_in * kh * kw)
+            .map(|_| (rng.f32() * 256.0 - 128.0).clamp(-128.0, 127.0) as i8)
+            .collect();
+        let x = input(&mut rng, p.n * p.c_in * p.h * p.w);
+        check(&q, &w, None, &x, &format!("shape {i} near zero"));
+    }
+}

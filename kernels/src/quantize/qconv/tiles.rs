@@ -1,50 +1,49 @@
 //! The int8 conv's microkernels: an MR × NR tile of exact i32 sums `Σ_k u·w − comp`
 //! from a packed A panel (`[kq][MR][4]` i8) and B panel (`[kq][NR][4]` u8), one per
-//! [`QIsa`]. All give the same integers: the sums are exact and none saturates.
+//! [`QIsa`], each handing its sums to the epilogue while they are still in registers. All
+//! give the same integers: the sums are exact and none saturates.
 
+use super::epilogue::{Epilogue, TileJob};
 use super::{MR, NR};
+use crate::quantize::lanes::Lane;
 use crate::quantize::QIsa;
+use crate::simd::Scalar;
 
-/// A tile's sums, row r (output channel) at `[r * NR..][..NR]`.
-pub(super) type Tile = [i32; MR * NR];
-
-/// Fills `out` with the tile's sums, each row less `comp[r]`.
+/// The tile's sums, each row less `comp[r]`, requantized and stored as `job` says.
 ///
 /// # Safety
-/// `a` and `b` must hold `kq` packed quads of MR and NR lanes; `qisa` must be supported.
-pub(super) unsafe fn tile(
+/// `a` and `b` must hold `kq` packed quads of MR and NR lanes; `qisa` must be supported;
+/// `job`'s destination must take MR rows (`rows` of them written) of NR columns.
+pub(super) unsafe fn tile<T: Lane>(
     qisa: QIsa,
     a: *const i8,
     b: *const u8,
     kq: usize,
     comp: &[i32; MR],
-    out: &mut Tile,
+    job: &TileJob<T>,
 ) {
     match qisa {
         #[cfg(target_arch = "x86_64")]
-        QIsa::Avx512Vnni => x86::vnni512(a, b, kq, comp, out),
+        QIsa::Avx512Vnni => x86::vnni512(a, b, kq, comp, job),
         #[cfg(target_arch = "x86_64")]
-        QIsa::AvxVnni => {
-            for (half, cols) in [(0, 0), (0, NR / 2), (1, 0), (1, NR / 2)] {
-                x86::vnni256(a.add(half * 16), b.add(cols * 4), kq, comp, half, cols, out);
-            }
-        }
+        QIsa::AvxVnni => x86::vnni256(a, b, kq, comp, job),
         #[cfg(target_arch = "x86_64")]
-        QIsa::Avx2 => {
-            for half in 0..2 {
-                for cols in (0..NR).step_by(8) {
-                    x86::maddwd(a.add(half * 16), b.add(cols * 4), kq, comp, half, cols, out);
-                }
-            }
-        }
-        _ => scalar(a, b, kq, comp, out),
+        QIsa::Avx2 => x86::maddwd(a, b, kq, comp, job),
+        _ => scalar(a, b, kq, comp, job),
     }
 }
 
 /// Plain integer loops.
-unsafe fn scalar(a: *const i8, b: *const u8, kq: usize, comp: &[i32; MR], out: &mut Tile) {
+unsafe fn scalar<T: Lane>(
+    a: *const i8,
+    b: *const u8,
+    kq: usize,
+    comp: &[i32; MR],
+    job: &TileJob<T>,
+) {
+    let mut sums = [0i32; MR * NR];
     for r in 0..MR {
-        out[r * NR..][..NR].fill(-comp[r]);
+        sums[r * NR..][..NR].fill(-comp[r]);
     }
     for q in 0..kq {
         let (aq, bq) = (a.add(q * MR * 4), b.add(q * NR * 4));
@@ -54,21 +53,34 @@ unsafe fn scalar(a: *const i8, b: *const u8, kq: usize, comp: &[i32; MR], out: &
                 for i in 0..4 {
                     s += i32::from(*aq.add(r * 4 + i)) * i32::from(*bq.add(t * 4 + i));
                 }
-                out[r * NR + t] += s;
+                sums[r * NR + t] += s;
             }
+        }
+    }
+    let e = Epilogue::<Scalar, T>::new(job);
+    for r in 0..MR {
+        for t in 0..NR {
+            e.emit(r, t, sums[r * NR + t] as f32);
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Tile, MR, NR};
+    use super::{Epilogue, Lane, TileJob, MR, NR};
+    use crate::simd::{Avx2, Avx512};
     use std::arch::x86_64::*;
 
     /// The whole tile: MR rows × 3 zmm of 16 columns, 24 accumulators; per quad 3 loads
     /// of B, MR broadcasts of A and 24 `vpdpbusd`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn vnni512(a: *const i8, b: *const u8, kq: usize, comp: &[i32; MR], out: &mut Tile) {
+    pub unsafe fn vnni512<T: Lane>(
+        a: *const i8,
+        b: *const u8,
+        kq: usize,
+        comp: &[i32; MR],
+        job: &TileJob<T>,
+    ) {
         const V: usize = NR / 16;
         let mut acc = [[_mm512_setzero_si512(); V]; MR];
         for (r, row) in acc.iter_mut().enumerate() {
@@ -86,25 +98,43 @@ mod x86 {
                 }
             }
         }
+        let e = Epilogue::<Avx512, T>::new(job);
         for (r, row) in acc.iter().enumerate() {
             for (v, &x) in row.iter().enumerate() {
-                _mm512_storeu_si512(out.as_mut_ptr().add(r * NR + v * 16).cast(), x);
+                e.emit(r, v * 16, _mm512_cvtepi32_ps(x));
             }
         }
     }
 
-    /// Rows `4·half..` and columns `cols..cols + 24` of the tile: 4 rows × 3 ymm, 12
-    /// accumulators. `a` and `b` point at the sub-tile's first row and column.
-    #[target_feature(enable = "avx2,avxvnni")]
-    pub unsafe fn vnni256(
+    /// The tile as four sub-tiles of 4 rows × 24 columns (3 ymm), 12 accumulators each.
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    pub unsafe fn vnni256<T: Lane>(
+        a: *const i8,
+        b: *const u8,
+        kq: usize,
+        comp: &[i32; MR],
+        job: &TileJob<T>,
+    ) {
+        let e = Epilogue::<Avx2, T>::new(job);
+        for (half, cols) in [(0, 0), (0, NR / 2), (1, 0), (1, NR / 2)] {
+            let acc = vnni256_sums(a.add(half * 16), b.add(cols * 4), kq, comp, half);
+            for (r, row) in acc.iter().enumerate() {
+                for (v, &x) in row.iter().enumerate() {
+                    e.emit(half * 4 + r, cols + v * 8, _mm256_cvtepi32_ps(x));
+                }
+            }
+        }
+    }
+
+    /// Rows `4·half..` of the sub-tile whose first row and column `a` and `b` point at.
+    #[inline(always)]
+    unsafe fn vnni256_sums(
         a: *const i8,
         b: *const u8,
         kq: usize,
         comp: &[i32; MR],
         half: usize,
-        cols: usize,
-        out: &mut Tile,
-    ) {
+    ) -> [[__m256i; 3]; 4] {
         let mut acc = [[_mm256_setzero_si256(); 3]; 4];
         for (r, row) in acc.iter_mut().enumerate() {
             *row = [_mm256_set1_epi32(-comp[half * 4 + r]); 3];
@@ -121,27 +151,40 @@ mod x86 {
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, &x) in row.iter().enumerate() {
-                let at = (half * 4 + r) * NR + cols + v * 8;
-                _mm256_storeu_si256(out.as_mut_ptr().add(at).cast(), x);
+        acc
+    }
+
+    /// Without VNNI: the tile as sub-tiles of 4 rows × 8 columns (`maddwd_sums`).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn maddwd<T: Lane>(
+        a: *const i8,
+        b: *const u8,
+        kq: usize,
+        comp: &[i32; MR],
+        job: &TileJob<T>,
+    ) {
+        let e = Epilogue::<Avx2, T>::new(job);
+        for half in 0..2 {
+            for cols in (0..NR).step_by(8) {
+                let sums = maddwd_sums(a.add(half * 16), b.add(cols * 4), kq, comp, half);
+                for (r, &x) in sums.iter().enumerate() {
+                    e.emit(half * 4 + r, cols, _mm256_cvtepi32_ps(x));
+                }
             }
         }
     }
 
-    /// Rows `4·half..` and columns `cols..cols + 8`, without VNNI: four columns' bytes
-    /// widened to 16 i16, times a row's quad widened and repeated, `vpmaddwd` into pairs
-    /// of i32 per column; the pairs are summed once at the end.
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn maddwd(
+    /// Rows `4·half..` and 8 columns: four columns' bytes widened to 16 i16, times a
+    /// row's quad widened and repeated, `vpmaddwd` into pairs of i32 per column; the
+    /// pairs are summed once at the end. Never saturates: each i16 product pair fits.
+    #[inline(always)]
+    unsafe fn maddwd_sums(
         a: *const i8,
         b: *const u8,
         kq: usize,
         comp: &[i32; MR],
         half: usize,
-        cols: usize,
-        out: &mut Tile,
-    ) {
+    ) -> [__m256i; 4] {
         // lo: columns 0..4, hi: 4..8, lanes (column, k pair).
         let mut lo = [_mm256_setzero_si256(); 4];
         let mut hi = [_mm256_setzero_si256(); 4];
@@ -156,12 +199,10 @@ mod x86 {
                 hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(b_hi, w));
             }
         }
-        for r in 0..4 {
+        std::array::from_fn(|r| {
             // hadd: [c0 c1 c4 c5 | c2 c3 c6 c7]; the 64-bit permute puts them in order.
             let sums = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(lo[r], hi[r]));
-            let sums = _mm256_sub_epi32(sums, _mm256_set1_epi32(comp[half * 4 + r]));
-            let at = (half * 4 + r) * NR + cols;
-            _mm256_storeu_si256(out.as_mut_ptr().add(at).cast(), sums);
-        }
+            _mm256_sub_epi32(sums, _mm256_set1_epi32(comp[half * 4 + r]))
+        })
     }
 }
