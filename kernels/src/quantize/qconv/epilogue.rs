@@ -1,10 +1,11 @@
-//! One tile of the int8 conv: the microkernel hands its exact sums over in registers
-//! (`Epilogue::emit`), which requantizes them in the steps of
+//! One tile of the int8 conv: the microkernel hands its exact sums over as it finishes
+//! (`Epilogue::emit`, inlined into it: no tile of sums zeroed, stored and read back by
+//! another function), which requantizes them in the steps of
 //! [`QConv2d::reference`](crate::quantize::conv::QConv2d::reference) (a product, then a
 //! sum: no FMA) and stores them: straight into y where the grid is the output (unpadded
 //! stride-1 convs: wq = ow) and the tile is whole, else into a tile buffer whose valid
-//! grid columns are then copied. Storing the sums and reading them back cost as much as
-//! the microkernel itself on short-k 1×1 convs.
+//! grid columns are then copied. On short-k 1×1 convs the epilogue costs more than the
+//! microkernel's sums, so every vector op in `emit` counts.
 
 use super::{tiles, QConvCpu, MR, NR};
 use crate::quantize::lanes::{Grid, Lane, OutPtr};

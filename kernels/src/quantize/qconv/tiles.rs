@@ -1,6 +1,6 @@
 //! The int8 conv's microkernels: an MR × NR tile of exact i32 sums `Σ_k u·w − comp`
 //! from a packed A panel (`[kq][MR][4]` i8) and B panel (`[kq][NR][4]` u8), one per
-//! [`QIsa`], each handing its sums to the epilogue while they are still in registers. All
+//! [`QIsa`], each handing its sums straight to the inlined epilogue. All
 //! give the same integers: the sums are exact and none saturates.
 
 use super::epilogue::{Epilogue, TileJob};
