@@ -70,11 +70,12 @@ impl QConvCpu {
         if straight {
             (job.dst, job.ld) = (plane0.add(j0), oh * ow);
         }
-        tiles::tile(self.qisa, a, b.as_ptr(), kq, comp, &job);
+        tiles::tile(self.qisa, a, b.as_ptr(), kq, comp, end - j0, &job);
         if straight {
             return;
         }
-        // The valid grid columns of each row written above (emit wrote all NR of them).
+        // The valid grid columns of each row written above (emit wrote all the tile's
+        // columns up to `end` and more).
         let buf = buf.as_ptr().cast::<T>();
         for r in 0..rows {
             let plane = plane0.add(r * oh * ow);

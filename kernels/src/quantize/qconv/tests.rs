@@ -27,7 +27,7 @@ type Shape = (
     usize,
 );
 
-const SHAPES: [Shape; 18] = [
+const SHAPES: [Shape; 20] = [
     (16, 16, 8, 8, [1, 1], [1, 1], [0, 0], [1, 1], 1),
     (13, 11, 9, 7, [1, 1], [1, 1], [0, 0], [1, 1], 1),
     (24, 20, 9, 9, [1, 1], [2, 2], [0, 0], [1, 1], 1),
@@ -47,6 +47,9 @@ const SHAPES: [Shape; 18] = [
     // Rows past the 64-byte chunks the quantizing fill scatters by.
     (3, 9, 5, 151, [3, 3], [2, 2], [1, 1], [1, 1], 1),
     (2, 5, 7, 140, [3, 3], [3, 3], [1, 1], [1, 1], 1),
+    // Last column panels of 17 and 33 columns: one vector past a whole one or two.
+    (6, 10, 5, 13, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+    (5, 9, 9, 9, [1, 1], [1, 1], [0, 0], [1, 1], 1),
 ];
 
 fn conv(i: usize, s: &Shape, n: usize) -> QConv2d {

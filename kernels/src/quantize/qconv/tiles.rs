@@ -9,7 +9,10 @@ use crate::quantize::lanes::Lane;
 use crate::quantize::QIsa;
 use crate::simd::Scalar;
 
-/// The tile's sums, each row less `comp[r]`, requantized and stored as `job` says.
+/// The tile's sums, each row less `comp[r]`, requantized and stored as `job` says: the
+/// first `cols` columns at least (1..=NR), in whole vectors. The last column panel of a
+/// small output is mostly past its end (7×7 outputs: 49 columns, a second panel for
+/// one), so it computes no more vectors than it needs.
 ///
 /// # Safety
 /// `a` and `b` must hold `kq` packed quads of MR and NR lanes; `qisa` must be supported;
@@ -20,15 +23,20 @@ pub(super) unsafe fn tile<T: Lane>(
     b: *const u8,
     kq: usize,
     comp: &[i32; MR],
+    cols: usize,
     job: &TileJob<T>,
 ) {
     match qisa {
         #[cfg(target_arch = "x86_64")]
-        QIsa::Avx512Vnni => x86::vnni512(a, b, kq, comp, job),
+        QIsa::Avx512Vnni => match cols.div_ceil(16) {
+            1 => x86::vnni512::<T, 1>(a, b, kq, comp, job),
+            2 => x86::vnni512::<T, 2>(a, b, kq, comp, job),
+            _ => x86::vnni512::<T, 3>(a, b, kq, comp, job),
+        },
         #[cfg(target_arch = "x86_64")]
-        QIsa::AvxVnni => x86::vnni256(a, b, kq, comp, job),
+        QIsa::AvxVnni => x86::vnni256(a, b, kq, comp, cols, job),
         #[cfg(target_arch = "x86_64")]
-        QIsa::Avx2 => x86::maddwd(a, b, kq, comp, job),
+        QIsa::Avx2 => x86::maddwd(a, b, kq, comp, cols, job),
         _ => scalar(a, b, kq, comp, job),
     }
 }
@@ -71,17 +79,16 @@ mod x86 {
     use crate::simd::{Avx2, Avx512};
     use std::arch::x86_64::*;
 
-    /// The whole tile: MR rows × 3 zmm of 16 columns, 24 accumulators; per quad 3 loads
-    /// of B, MR broadcasts of A and 24 `vpdpbusd`.
+    /// MR rows × V zmm of 16 columns (V = 3: the whole tile, 24 accumulators; per quad
+    /// 3 loads of B, MR broadcasts of A and 24 `vpdpbusd`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn vnni512<T: Lane>(
+    pub unsafe fn vnni512<T: Lane, const V: usize>(
         a: *const i8,
         b: *const u8,
         kq: usize,
         comp: &[i32; MR],
         job: &TileJob<T>,
     ) {
-        const V: usize = NR / 16;
         let mut acc = [[_mm512_setzero_si512(); V]; MR];
         for (r, row) in acc.iter_mut().enumerate() {
             *row = [_mm512_set1_epi32(-comp[r]); V];
@@ -106,17 +113,22 @@ mod x86 {
         }
     }
 
-    /// The tile as four sub-tiles of 4 rows × 24 columns (3 ymm), 12 accumulators each.
+    /// The tile as four sub-tiles of 4 rows × 24 columns (3 ymm), 12 accumulators each;
+    /// those wholly past the first `valid` columns skipped.
     #[target_feature(enable = "avx2,fma,avxvnni")]
     pub unsafe fn vnni256<T: Lane>(
         a: *const i8,
         b: *const u8,
         kq: usize,
         comp: &[i32; MR],
+        valid: usize,
         job: &TileJob<T>,
     ) {
         let e = Epilogue::<Avx2, T>::new(job);
         for (half, cols) in [(0, 0), (0, NR / 2), (1, 0), (1, NR / 2)] {
+            if cols >= valid {
+                continue;
+            }
             let acc = vnni256_sums(a.add(half * 16), b.add(cols * 4), kq, comp, half);
             for (r, row) in acc.iter().enumerate() {
                 for (v, &x) in row.iter().enumerate() {
@@ -154,18 +166,20 @@ mod x86 {
         acc
     }
 
-    /// Without VNNI: the tile as sub-tiles of 4 rows × 8 columns (`maddwd_sums`).
+    /// Without VNNI: the tile as sub-tiles of 4 rows × 8 columns (`maddwd_sums`), up to
+    /// the first `valid` columns.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn maddwd<T: Lane>(
         a: *const i8,
         b: *const u8,
         kq: usize,
         comp: &[i32; MR],
+        valid: usize,
         job: &TileJob<T>,
     ) {
         let e = Epilogue::<Avx2, T>::new(job);
         for half in 0..2 {
-            for cols in (0..NR).step_by(8) {
+            for cols in (0..valid).step_by(8) {
                 let sums = maddwd_sums(a.add(half * 16), b.add(cols * 4), kq, comp, half);
                 for (r, &x) in sums.iter().enumerate() {
                     e.emit(half * 4 + r, cols, _mm256_cvtepi32_ps(x));
