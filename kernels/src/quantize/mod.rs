@@ -28,6 +28,7 @@ mod lanes;
 pub mod qadd;
 pub mod qconv;
 mod qisa;
+pub mod qlut;
 /// Plain loops: the test oracle.
 pub mod reference;
 
@@ -37,6 +38,8 @@ mod conv_tests;
 mod pytorch_values;
 #[cfg(test)]
 mod qadd_tests;
+#[cfg(test)]
+mod qlut_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,174 @@
+//! An elementwise function between two of PT2E's quantizations (a hardswish, a sigmoid,
+//! a relu6 between `fake_quant(x)` and `fake_quant(y)`): on int8 values it has one result
+//! per input integer, so it is a table of 256, filled once with the reference arithmetic,
+//! `quantize(y, f(dequantize(x, q)))`. A lookup is then that, bit for bit, whatever f
+//! computes (if f itself is the float kernel's function bit for bit: an exact
+//! activation). Inputs and output are f32 or bytes, as `qconv::QIn` and `QOut` say; an
+//! f32 input is quantized by x as read.
+
+use super::lanes::Grid;
+use super::qconv::{QIn, QOut};
+use super::{reference, QuantParams};
+use crate::parallel::{for_each_task, SharedMut};
+use crate::simd::{dispatch, Simd};
+use crate::Isa;
+
+/// The table of one function (module doc).
+#[derive(Clone)]
+pub struct QLut {
+    x: QuantParams,
+    y: QuantParams,
+    /// By input byte (q + x's byte shift): the output byte.
+    bytes: [u8; 256],
+    /// By input byte: the output dequantized.
+    floats: [f32; 256],
+}
+
+impl std::fmt::Debug for QLut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QLut")
+            .field("x", &self.x)
+            .field("y", &self.y)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QLut {
+    /// The table of f from x's integers to y's: every integer of x's dtype, in its range
+    /// or not (a byte input holds only those in range).
+    pub fn new(x: QuantParams, y: QuantParams, f: impl Fn(f32) -> f32) -> QLut {
+        let (mut bytes, mut floats) = ([0u8; 256], [0f32; 256]);
+        let (lo, hi) = x.dtype.range();
+        for q in lo..=hi {
+            let at = (q + x.dtype.byte_shift()) as usize;
+            let out = reference::quantize(&y, f(reference::dequantize(&x, q)));
+            bytes[at] = (out + y.dtype.byte_shift()) as u8;
+            floats[at] = reference::dequantize(&y, out);
+        }
+        QLut {
+            x,
+            y,
+            bytes,
+            floats,
+        }
+    }
+
+    /// The input's quantization.
+    pub fn x(&self) -> QuantParams {
+        self.x
+    }
+
+    /// The output's quantization.
+    pub fn y(&self) -> QuantParams {
+        self.y
+    }
+
+    /// The output integer for input integer q (in x's dtype).
+    pub fn at(&self, q: i32) -> i32 {
+        i32::from(self.bytes[(q + self.x.dtype.byte_shift()) as usize]) - self.y.dtype.byte_shift()
+    }
+
+    /// y = the function of x, element by element in plain code: the test oracle.
+    pub fn reference(&self, x: QIn<'_>, y: QOut<'_>) {
+        let q_at = |i: usize| match x {
+            QIn::F32(v) => reference::quantize(&self.x, v[i]),
+            QIn::U8(v) => i32::from(v[i]) - self.x.dtype.byte_shift(),
+        };
+        match y {
+            QOut::F32(y) => {
+                for (i, y) in y.iter_mut().enumerate() {
+                    *y = reference::dequantize(&self.y, self.at(q_at(i)));
+                }
+            }
+            QOut::U8(y) => {
+                for (i, y) in y.iter_mut().enumerate() {
+                    *y = (self.at(q_at(i)) + self.y.dtype.byte_shift()) as u8;
+                }
+            }
+        }
+    }
+
+    /// y = the function of x, split over `threads`; f32 inputs quantized on `isa`'s
+    /// vectors. Allocates nothing.
+    pub fn run(&self, isa: Isa, x: QIn<'_>, y: QOut<'_>, threads: usize) {
+        let len = y.len();
+        assert_eq!(x.len(), len, "QLut: x and y lengths");
+        // Parts of ~32K elements: one is a few µs of work.
+        let parts = threads.clamp(1, len.div_ceil(32 << 10).max(1));
+        let (out_f, out_b) = match y {
+            QOut::F32(y) => (SharedMut::new(y).as_mut_ptr(), std::ptr::null_mut()),
+            QOut::U8(y) => (std::ptr::null_mut(), y.as_mut_ptr()),
+        };
+        let out = (SendPtr(out_f), SendPtr(out_b));
+        for_each_task(threads, parts, |t| {
+            let (lo, hi) = (len * t / parts, len * (t + 1) / parts);
+            let mut chunk = [0u8; 64];
+            for start in (lo..hi).step_by(chunk.len()) {
+                let n = chunk.len().min(hi - start);
+                let keys: &[u8] = match x {
+                    QIn::U8(v) => &v[start..][..n],
+                    QIn::F32(v) => {
+                        let (src, dst) = (&v[start..][..n], &mut chunk[..n]);
+                        // SAFETY: dispatch! checks the ISA.
+                        unsafe { dispatch!(isa, bytes_of(&self.x, src, dst)) };
+                        &chunk[..n]
+                    }
+                };
+                // SAFETY: part t alone writes start..start + n, inside y.
+                unsafe { self.look_up(keys, (out.0.at(start), out.1.at(start))) };
+            }
+        });
+    }
+
+    /// The results of `keys` (input bytes) at whichever of the two is not null.
+    ///
+    /// # Safety
+    /// The non-null pointer must be valid for `keys.len()` elements.
+    unsafe fn look_up(&self, keys: &[u8], (f, b): (*mut f32, *mut u8)) {
+        if b.is_null() {
+            for (i, &k) in keys.iter().enumerate() {
+                *f.add(i) = self.floats[usize::from(k)];
+            }
+        } else {
+            for (i, &k) in keys.iter().enumerate() {
+                *b.add(i) = self.bytes[usize::from(k)];
+            }
+        }
+    }
+}
+
+/// `dst[i]` = the byte of `quantize(x, src[i])`, the reference's f32 steps on S's
+/// vectors. Needs S's features.
+#[inline(always)]
+unsafe fn bytes_of<S: Simd>(x: &QuantParams, src: &[f32], dst: &mut [u8]) {
+    let grid = Grid::<S>::new(x);
+    let shift = S::splat(x.dtype.byte_shift() as f32);
+    let mut i = 0;
+    while i + S::LANES <= src.len() {
+        let q = S::add(grid.quantize_or_zero(S::load(src.as_ptr().add(i))), shift);
+        S::store_u8(dst.as_mut_ptr().add(i), q);
+        i += S::LANES;
+    }
+    for (d, &v) in dst[i..].iter_mut().zip(&src[i..]) {
+        *d = (reference::quantize(x, v) + x.dtype.byte_shift()) as u8;
+    }
+}
+
+/// A pointer the tasks of one run write disjoint parts of (null: not this output).
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: the tasks that share it write disjoint ranges (QLut::run).
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The element `i` in, or null (a method, so closures capture the whole wrapper).
+    fn at(self, i: usize) -> *mut T {
+        if self.0.is_null() {
+            self.0
+        } else {
+            self.0.wrapping_add(i)
+        }
+    }
+}
