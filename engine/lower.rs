@@ -16,6 +16,7 @@ use kestrel_kernels::mean::MeanParams;
 use kestrel_kernels::pool2d::Pool2dParams;
 use kestrel_kernels::quantize::conv::QConv2d;
 use kestrel_kernels::quantize::qadd::QAdd;
+use kestrel_kernels::quantize::qlut::QLut;
 use kestrel_kernels::quantize::QuantParams;
 use kestrel_kernels::se_gate::SeGateParams;
 use kestrel_kernels::softmax::SoftmaxParams;
@@ -124,6 +125,13 @@ pub(crate) enum Kernel {
     QAdd {
         q: QAdd,
         bytes_in: [bool; 2],
+        bytes_out: bool,
+    },
+    /// An int8 activation (`Op::QLut`): `lut` its table of `act`.
+    QLut {
+        lut: Box<QLut>,
+        act: Activation,
+        bytes_in: bool,
         bytes_out: bool,
     },
 }
@@ -459,6 +467,13 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             bytes_in,
             bytes_out,
         } => int8::qadd(&ctx, q, *bytes_in, *bytes_out, inputs)?,
+        Op::QLut {
+            act,
+            x: xq,
+            y,
+            bytes_in,
+            bytes_out,
+        } => int8::qlut(*act, [*xq, *y], [*bytes_in, *bytes_out], x),
         Op::ConvTranspose2d {
             weight,
             bias,

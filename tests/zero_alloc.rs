@@ -96,7 +96,12 @@ fn runs_after_the_first_allocate_nothing() {
 #[test]
 fn int8_runs_after_the_first_allocate_nothing() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    for name in ["cifarnet_int8", "resnet18_int8", "mobilenetv2_int8"] {
+    for name in [
+        "cifarnet_int8",
+        "resnet18_int8",
+        "mobilenetv2_int8",
+        "mobilenetv3_int8",
+    ] {
         let model = Model::load(fixture(name)).unwrap();
         for isa in Isa::available() {
             for (threads, micro) in [(1, None), (2, None), (2, Some(1))] {

@@ -362,6 +362,11 @@ fn byte_output(kernel: &Kernel) -> Option<&kestrel_kernels::quantize::QuantParam
         Kernel::QAdd {
             q, bytes_out: true, ..
         } => Some(&q.y),
+        Kernel::QLut {
+            lut,
+            bytes_out: true,
+            ..
+        } => Some(lut.y()),
         _ => None,
     }
 }

@@ -177,6 +177,15 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             let [a, b] = [0, 1].map(|i| q_in(x(i), bytes_in[i]));
             q.run(isa, a, b, q_out(y, *bytes_out), threads)
         }
+        (
+            Kernel::QLut {
+                lut,
+                bytes_in,
+                bytes_out,
+                ..
+            },
+            _,
+        ) => lut.run(isa, q_in(x(0), *bytes_in), q_out(y, *bytes_out), threads),
         (Kernel::Linear { act, .. }, Prepared::Linear(l)) => l.run(x(0), *act, y, threads),
         (Kernel::BatchNorm { p, .. }, Prepared::ScaleShift { scale, shift }) => {
             k::batch_norm::cpu::scale_shift(isa, p, scale, shift, Activation::None, x(0), y)

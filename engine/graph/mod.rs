@@ -151,6 +151,21 @@ pub enum Op {
         /// y is stored as bytes: every reader is an int8 op.
         bytes_out: bool,
     },
+    /// An elementwise activation of int8 values: `fake_quant(x) → act → fake_quant(y)`, a
+    /// table of 256 results (`QLut`), made by the session's passes (`passes/int8.rs`),
+    /// never read from a file.
+    QLut {
+        /// The activation.
+        act: Activation,
+        /// The input's quantization.
+        x: QuantParams,
+        /// The output's quantization.
+        y: QuantParams,
+        /// x is stored as bytes.
+        bytes_in: bool,
+        /// y is stored as bytes: every reader is an int8 op.
+        bytes_out: bool,
+    },
     /// Batch normalisation with running statistics; folded into the conv before it when a
     /// session is built.
     BatchNorm {
@@ -400,6 +415,7 @@ impl Op {
             Op::SeGate { .. } => "se_gate",
             Op::QConv2d { .. } => "qconv2d",
             Op::QAdd { .. } => "qadd",
+            Op::QLut { .. } => "qlut",
         }
     }
 

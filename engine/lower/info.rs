@@ -57,12 +57,7 @@ impl Kernel {
                     (true, false) => "+relu",
                     (false, false) => "",
                 };
-                let bytes = match (bytes_in, bytes_out) {
-                    (true, true) => " (bytes in, out)",
-                    (true, false) => " (bytes in)",
-                    (false, true) => " (bytes out)",
-                    (false, false) => "",
-                };
+                let bytes = bytes_note(*bytes_in, *bytes_out);
                 let dtype = q.y.dtype.name();
                 format!(
                     "qconv{}x{}s{}{relu}_{dtype}{bytes}",
@@ -75,13 +70,17 @@ impl Kernel {
                 bytes_out,
             } => {
                 let relu = if q.relu { "+relu" } else { "" };
-                let bytes = match (bytes_in.iter().any(|&b| b), bytes_out) {
-                    (true, true) => " (bytes in, out)",
-                    (true, false) => " (bytes in)",
-                    (false, true) => " (bytes out)",
-                    (false, false) => "",
-                };
+                let bytes = bytes_note(bytes_in.iter().any(|&b| b), *bytes_out);
                 format!("qadd{relu}_{}{bytes}", q.y.dtype.name())
+            }
+            Kernel::QLut {
+                lut,
+                act,
+                bytes_in,
+                bytes_out,
+            } => {
+                let bytes = bytes_note(*bytes_in, *bytes_out);
+                format!("qlut_{}_{}{bytes}", act.describe(), lut.y().dtype.name())
             }
             Kernel::Upsample(p) => match p.mode {
                 UpsampleMode::Nearest => "upsample_nearest".into(),
@@ -125,6 +124,8 @@ impl Kernel {
             Kernel::FakeQuant(_) => 7 * out,
             // Two dequantizes, the add, the relu, a quantize.
             Kernel::QAdd { .. } => 12 * out,
+            // A quantize (f32 inputs) or none, and a lookup.
+            Kernel::QLut { .. } => out,
             Kernel::Upsample(p) => match p.mode {
                 UpsampleMode::Nearest => 0,
                 UpsampleMode::Bilinear { .. } => 6 * out,
@@ -218,5 +219,15 @@ impl Kernel {
         for d in self.packed_weights() {
             let _: &[f32] = d;
         }
+    }
+}
+
+/// An int8 op's label's note of which of its values are stored as bytes.
+fn bytes_note(bytes_in: bool, bytes_out: bool) -> &'static str {
+    match (bytes_in, bytes_out) {
+        (true, true) => " (bytes in, out)",
+        (true, false) => " (bytes in)",
+        (false, true) => " (bytes out)",
+        (false, false) => "",
     }
 }

@@ -5,6 +5,7 @@ use crate::error::GraphError;
 use crate::graph::{Activation, Node, Op};
 use kestrel_kernels::quantize::conv::QConv2d;
 use kestrel_kernels::quantize::qadd::QAdd;
+use kestrel_kernels::quantize::qlut::QLut;
 use kestrel_kernels::quantize::QuantParams;
 
 /// An int8 conv: the conv lowered as it is, then its shape, bias and relu with the
@@ -65,4 +66,21 @@ pub(super) fn qadd(
         bytes_out,
     };
     Ok((inputs[0].to_vec(), kernel))
+}
+
+/// An int8 activation: its table, filled with the scalar form of `act` (the float kernels'
+/// bits: passes/int8.rs folds exact activations only).
+pub(super) fn qlut(
+    act: Activation,
+    [x, y]: [QuantParams; 2],
+    [bytes_in, bytes_out]: [bool; 2],
+    shape: &[usize],
+) -> (Vec<usize>, Kernel) {
+    let kernel = Kernel::QLut {
+        lut: Box::new(QLut::new(x, y, |v| act.apply(v))),
+        act,
+        bytes_in,
+        bytes_out,
+    };
+    (shape.to_vec(), kernel)
 }

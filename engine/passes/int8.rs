@@ -5,7 +5,11 @@
 //!   one quantization step of PyTorch's reference form and equal nearly everywhere
 //!   (kernels/src/quantize/conv.rs says where they differ);
 //! - `add(fake_quant(a), fake_quant(b)) → [relu] → fake_quant(y)` (a residual add) becomes
-//!   one `QAdd` node (kernels/src/quantize/qadd.rs), PyTorch's f32 steps bit for bit.
+//!   one `QAdd` node (kernels/src/quantize/qadd.rs), PyTorch's f32 steps bit for bit;
+//! - an exact activation between two quantizations becomes the clamp of the int8 conv
+//!   before it, where it only clamps that conv's integers (a relu6 between two equal
+//!   quantizations), else a `QLut` (kernels/src/quantize/qlut.rs): a table of its 256
+//!   results, bit for bit the float steps (MobileNetV3's hardswish and hardsigmoid).
 //!
 //! An int8 op reads x and quantizes it as the input's `fake_quant` would, so where that
 //! `fake_quant` feeds nothing else it goes: one pass over the activation less. Otherwise
@@ -59,10 +63,14 @@ pub(super) fn fold_int8_ops(graph: &mut Graph) {
             Op::Conv2d { .. } => fold_conv(graph, &uses, c, y),
             Op::Add { .. } => fold_add(graph, &uses, c, y),
             Op::Act(act) => {
-                if let Some(p) = fold_act(graph, &uses, c, *act, y) {
-                    absorb(graph, p, i);
+                let act = *act;
+                match fold_act(graph, &uses, c, act, y) {
+                    Some(p) => {
+                        absorb(graph, p, i);
+                        false
+                    }
+                    None => fold_lut(graph, &uses, c, act, y),
                 }
-                false
             }
             _ => false,
         };
@@ -174,6 +182,28 @@ fn clamp_of(act: Activation, y: &QuantParams) -> Option<[i32; 2]> {
         .then_some([lo, hi])
 }
 
+/// Activation `c` of a quantized value (exact: the table is filled with its scalar form,
+/// which is the float kernels' bit for bit) into a `QLut`, where `fold_act` found no
+/// clamp.
+fn fold_lut(graph: &mut Graph, uses: &[usize], c: usize, act: Activation, y: QuantParams) -> bool {
+    let node = &graph.nodes[c];
+    if !act.is_exact() || node.inputs.len() != 1 {
+        return false;
+    }
+    let Some((f, x)) = quantized(graph, node.inputs[0]) else {
+        return false;
+    };
+    graph.nodes[c].op = Op::QLut {
+        act,
+        x,
+        y,
+        bytes_in: false,
+        bytes_out: false,
+    };
+    bypass(graph, uses, c, 0, f);
+    true
+}
+
 /// Input `slot` of node `c` reads `fake_quant` node `f` directly: where nothing else
 /// reads `f`, `c` reads f's input instead and `f` goes (the int8 op quantizes as read).
 fn bypass(graph: &mut Graph, uses: &[usize], c: usize, slot: usize, f: usize) {
@@ -283,6 +313,7 @@ fn output_quant(op: &Op) -> Option<QuantParams> {
     match op {
         Op::QConv2d { y, .. } => Some(*y),
         Op::QAdd { q, .. } => Some(q.y),
+        Op::QLut { y, .. } => Some(*y),
         _ => None,
     }
 }
@@ -293,6 +324,7 @@ fn byte_slots(r: &Node, j: usize, y: &QuantParams) -> Option<[bool; 2]> {
     let params: [Option<QuantParams>; 2] = match &r.op {
         Op::QConv2d { x, .. } => [Some(*x), None],
         Op::QAdd { q, .. } => [Some(q.a), Some(q.b)],
+        Op::QLut { x, .. } => [Some(*x), None],
         _ => return None,
     };
     let mut slots = [false; 2];
@@ -310,14 +342,16 @@ fn byte_slots(r: &Node, j: usize, y: &QuantParams) -> Option<[bool; 2]> {
 
 fn set_bytes_out(op: &mut Op) {
     match op {
-        Op::QConv2d { bytes_out, .. } | Op::QAdd { bytes_out, .. } => *bytes_out = true,
+        Op::QConv2d { bytes_out, .. } | Op::QAdd { bytes_out, .. } | Op::QLut { bytes_out, .. } => {
+            *bytes_out = true
+        }
         _ => unreachable!("only int8 ops store bytes"),
     }
 }
 
 fn set_bytes_in(op: &mut Op, slots: [bool; 2]) {
     match op {
-        Op::QConv2d { bytes_in, .. } => *bytes_in |= slots[0],
+        Op::QConv2d { bytes_in, .. } | Op::QLut { bytes_in, .. } => *bytes_in |= slots[0],
         Op::QAdd { bytes_in, .. } => {
             bytes_in[0] |= slots[0];
             bytes_in[1] |= slots[1];

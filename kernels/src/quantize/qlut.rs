@@ -54,13 +54,13 @@ impl QLut {
     }
 
     /// The input's quantization.
-    pub fn x(&self) -> QuantParams {
-        self.x
+    pub fn x(&self) -> &QuantParams {
+        &self.x
     }
 
     /// The output's quantization.
-    pub fn y(&self) -> QuantParams {
-        self.y
+    pub fn y(&self) -> &QuantParams {
+        &self.y
     }
 
     /// The output integer for input integer q (in x's dtype).
