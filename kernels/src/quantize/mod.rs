@@ -29,6 +29,7 @@ pub mod qadd;
 pub mod qconv;
 mod qisa;
 pub mod qlut;
+pub mod qmaxpool;
 /// Plain loops: the test oracle.
 pub mod reference;
 
@@ -40,6 +41,8 @@ mod pytorch_values;
 mod qadd_tests;
 #[cfg(test)]
 mod qlut_tests;
+#[cfg(test)]
+mod qmaxpool_tests;
 #[cfg(test)]
 mod tests;
 

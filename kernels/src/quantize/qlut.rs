@@ -68,6 +68,33 @@ impl QLut {
         i32::from(self.bytes[(q + self.x.dtype.byte_shift()) as usize]) - self.y.dtype.byte_shift()
     }
 
+    /// `keys[i]` = the byte of x's element i (f32 quantized by x), in plain code.
+    pub(super) fn x_bytes(&self, x: QIn<'_>, keys: &mut [u8]) {
+        let shift = self.x.dtype.byte_shift();
+        for (i, k) in keys.iter_mut().enumerate() {
+            *k = match x {
+                QIn::F32(v) => (reference::quantize(&self.x, v[i]) + shift) as u8,
+                QIn::U8(v) => v[i],
+            };
+        }
+    }
+
+    /// As `x_bytes` for f32 values, on `isa`'s vectors, split over `threads`.
+    pub(super) fn run_keys(&self, isa: Isa, x: &[f32], keys: &mut [u8], threads: usize) {
+        assert_eq!(x.len(), keys.len(), "QLut: x and keys lengths");
+        let len = x.len();
+        let parts = threads.clamp(1, len.div_ceil(32 << 10).max(1));
+        let out = SendPtr(keys.as_mut_ptr());
+        for_each_task(threads, parts, |t| {
+            let (lo, hi) = (len * t / parts, len * (t + 1) / parts);
+            // SAFETY: part t alone writes lo..hi; dispatch! checks the ISA.
+            unsafe {
+                let dst = std::slice::from_raw_parts_mut(out.at(lo), hi - lo);
+                dispatch!(isa, bytes_of(&self.x, &x[lo..hi], dst));
+            }
+        });
+    }
+
     /// y = the function of x, element by element in plain code: the test oracle.
     pub fn reference(&self, x: QIn<'_>, y: QOut<'_>) {
         let q_at = |i: usize| match x {
@@ -124,7 +151,7 @@ impl QLut {
     ///
     /// # Safety
     /// The non-null pointer must be valid for `keys.len()` elements.
-    unsafe fn look_up(&self, keys: &[u8], (f, b): (*mut f32, *mut u8)) {
+    pub(super) unsafe fn look_up(&self, keys: &[u8], (f, b): (*mut f32, *mut u8)) {
         if b.is_null() {
             for (i, &k) in keys.iter().enumerate() {
                 *f.add(i) = self.floats[usize::from(k)];
@@ -156,15 +183,15 @@ unsafe fn bytes_of<S: Simd>(x: &QuantParams, src: &[f32], dst: &mut [u8]) {
 
 /// A pointer the tasks of one run write disjoint parts of (null: not this output).
 #[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: the tasks that share it write disjoint ranges (QLut::run).
+pub(super) struct SendPtr<T>(pub(super) *mut T);
+// SAFETY: the tasks that share it write disjoint ranges (each user's run says which).
 unsafe impl<T> Send for SendPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for SendPtr<T> {}
 
 impl<T> SendPtr<T> {
     /// The element `i` in, or null (a method, so closures capture the whole wrapper).
-    fn at(self, i: usize) -> *mut T {
+    pub(super) fn at(self, i: usize) -> *mut T {
         if self.0.is_null() {
             self.0
         } else {
