@@ -17,6 +17,7 @@ use kestrel_kernels::pool2d::Pool2dParams;
 use kestrel_kernels::quantize::conv::QConv2d;
 use kestrel_kernels::quantize::qadd::QAdd;
 use kestrel_kernels::quantize::qlut::QLut;
+use kestrel_kernels::quantize::qmaxpool::QMaxPool;
 use kestrel_kernels::quantize::QuantParams;
 use kestrel_kernels::se_gate::SeGateParams;
 use kestrel_kernels::softmax::SoftmaxParams;
@@ -125,6 +126,12 @@ pub(crate) enum Kernel {
     QAdd {
         q: QAdd,
         bytes_in: [bool; 2],
+        bytes_out: bool,
+    },
+    /// An int8 max pool (`Op::QMaxPool`).
+    QMaxPool {
+        pool: Box<QMaxPool>,
+        bytes_in: bool,
         bytes_out: bool,
     },
     /// An int8 activation (`Op::QLut`): `lut` its table of `act`.
@@ -474,6 +481,22 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             bytes_in,
             bytes_out,
         } => int8::qlut(*act, [*xq, *y], [*bytes_in, *bytes_out], x),
+        Op::QMaxPool {
+            attrs,
+            x: xq,
+            y,
+            bytes_in,
+            bytes_out,
+        } => {
+            let p = pool_params(ctx.rank4(x)?, attrs);
+            p.validate().map_err(|e| ctx.invalid(e))?;
+            let kernel = Kernel::QMaxPool {
+                pool: Box::new(QMaxPool::new(&p, *xq, *y)),
+                bytes_in: *bytes_in,
+                bytes_out: *bytes_out,
+            };
+            (p.output_shape().to_vec(), kernel)
+        }
         Op::ConvTranspose2d {
             weight,
             bias,

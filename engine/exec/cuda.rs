@@ -37,12 +37,13 @@ pub(crate) fn cuda_op(
 ) -> Result<CudaOp, CudaError> {
     match kernel {
         // Sessions on CUDA keep int8 convs in their float form (`passes::optimize`).
-        Kernel::QConv2d { .. } | Kernel::QAdd { .. } | Kernel::QLut { .. } => {
-            Err(CudaError::Unsupported {
-                op: kernel.label(),
-                detail: "the int8 ops have no CUDA kernels yet".into(),
-            })
-        }
+        Kernel::QConv2d { .. }
+        | Kernel::QAdd { .. }
+        | Kernel::QLut { .. }
+        | Kernel::QMaxPool { .. } => Err(CudaError::Unsupported {
+            op: kernel.label(),
+            detail: "the int8 ops have no CUDA kernels yet".into(),
+        }),
         Kernel::Conv2d {
             p,
             weight,

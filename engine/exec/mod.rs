@@ -367,6 +367,11 @@ fn byte_output(kernel: &Kernel) -> Option<&kestrel_kernels::quantize::QuantParam
             bytes_out: true,
             ..
         } => Some(lut.y()),
+        Kernel::QMaxPool {
+            pool,
+            bytes_out: true,
+            ..
+        } => Some(pool.y()),
         _ => None,
     }
 }

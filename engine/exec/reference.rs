@@ -59,6 +59,11 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f3
             let [a, b] = [0, 1].map(|i| q_in(x(i), bytes_in[i]));
             q.reference(a, b, q_out(y, *bytes_out))
         }
+        Kernel::QMaxPool {
+            pool,
+            bytes_in,
+            bytes_out,
+        } => pool.reference(q_in(x(0), *bytes_in), q_out(y, *bytes_out)),
         Kernel::QLut {
             lut,
             bytes_in,

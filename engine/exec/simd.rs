@@ -9,6 +9,7 @@ use kestrel_kernels::conv2d::ExactWeights;
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
 use kestrel_kernels::quantize::qconv::{QConvCpu, QIn, QOut};
+use kestrel_kernels::quantize::qmaxpool::QMaxPool;
 use kestrel_kernels::quantize::QIsa;
 use kestrel_kernels::se_gate::cpu::SeGateCpu;
 use kestrel_kernels::{Activation, Isa};
@@ -24,6 +25,8 @@ pub(crate) enum Prepared {
     SeGate(SeGateCpu),
     /// The int8 conv on the best int8 path the session's ISA allows.
     QConv(QConvCpu),
+    /// The int8 max pool (its scratch: the input as bytes).
+    QMaxPool(Box<QMaxPool>),
     /// Standalone batch norm as y = x·scale[c] + shift[c].
     ScaleShift {
         scale: Vec<f32>,
@@ -53,6 +56,7 @@ impl Prepared {
             Prepared::ConvTranspose(c) => c.scratch_len(threads),
             Prepared::SeGate(g) => g.scratch_len(),
             Prepared::QConv(c) => c.scratch_len(threads),
+            Prepared::QMaxPool(p) => p.scratch_len(threads),
             _ => 0,
         }
     }
@@ -82,6 +86,7 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
             bias.as_deref(),
             QIsa::for_isa(isa),
         )),
+        Kernel::QMaxPool { pool, .. } => Prepared::QMaxPool(pool.clone()),
         Kernel::Linear {
             p, weight, bias, ..
         } => Prepared::Linear(LinearCpu::new(p, weight, bias.as_deref(), isa)),
@@ -177,6 +182,20 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             let [a, b] = [0, 1].map(|i| q_in(x(i), bytes_in[i]));
             q.run(isa, a, b, q_out(y, *bytes_out), threads)
         }
+        (
+            Kernel::QMaxPool {
+                bytes_in,
+                bytes_out,
+                ..
+            },
+            Prepared::QMaxPool(pool),
+        ) => pool.run(
+            isa,
+            q_in(x(0), *bytes_in),
+            q_out(y, *bytes_out),
+            scratch,
+            threads,
+        ),
         (
             Kernel::QLut {
                 lut,

@@ -166,6 +166,20 @@ pub enum Op {
         /// y is stored as bytes: every reader is an int8 op.
         bytes_out: bool,
     },
+    /// A max pool of int8 values: `fake_quant(x) → max_pool2d → fake_quant(y)`, made by the
+    /// session's passes (`passes/int8.rs`), never read from a file.
+    QMaxPool {
+        /// The pool's attributes.
+        attrs: PoolAttrs,
+        /// The input's quantization.
+        x: QuantParams,
+        /// The output's quantization.
+        y: QuantParams,
+        /// x is stored as bytes.
+        bytes_in: bool,
+        /// y is stored as bytes: every reader is an int8 op.
+        bytes_out: bool,
+    },
     /// Batch normalisation with running statistics; folded into the conv before it when a
     /// session is built.
     BatchNorm {
@@ -416,6 +430,7 @@ impl Op {
             Op::QConv2d { .. } => "qconv2d",
             Op::QAdd { .. } => "qadd",
             Op::QLut { .. } => "qlut",
+            Op::QMaxPool { .. } => "qmax_pool2d",
         }
     }
 

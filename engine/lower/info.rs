@@ -73,6 +73,14 @@ impl Kernel {
                 let bytes = bytes_note(bytes_in.iter().any(|&b| b), *bytes_out);
                 format!("qadd{relu}_{}{bytes}", q.y.dtype.name())
             }
+            Kernel::QMaxPool {
+                pool,
+                bytes_in,
+                bytes_out,
+            } => {
+                let bytes = bytes_note(*bytes_in, *bytes_out);
+                format!("qmax_pool2d_{}{bytes}", pool.y().dtype.name())
+            }
             Kernel::QLut {
                 lut,
                 act,
@@ -126,6 +134,7 @@ impl Kernel {
             Kernel::QAdd { .. } => 12 * out,
             // A quantize (f32 inputs) or none, and a lookup.
             Kernel::QLut { .. } => out,
+            Kernel::QMaxPool { pool, .. } => out * pool.taps() as u64,
             Kernel::Upsample(p) => match p.mode {
                 UpsampleMode::Nearest => 0,
                 UpsampleMode::Bilinear { .. } => 6 * out,

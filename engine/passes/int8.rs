@@ -9,7 +9,10 @@
 //! - an exact activation between two quantizations becomes the clamp of the int8 conv
 //!   before it, where it only clamps that conv's integers (a relu6 between two equal
 //!   quantizations), else a `QLut` (kernels/src/quantize/qlut.rs): a table of its 256
-//!   results, bit for bit the float steps (MobileNetV3's hardswish and hardsigmoid).
+//!   results, bit for bit the float steps (MobileNetV3's hardswish and hardsigmoid);
+//! - `max_pool2d` between two quantizations becomes a `QMaxPool`
+//!   (kernels/src/quantize/qmaxpool.rs): the max of the integers, then the table from
+//!   x's to y's, bit for bit the float steps.
 //!
 //! An int8 op reads x and quantizes it as the input's `fake_quant` would, so where that
 //! `fake_quant` feeds nothing else it goes: one pass over the activation less. Otherwise
@@ -19,7 +22,7 @@
 //! int8 op's output that only int8 ops read is stored as bytes (`bytes_between_int8_ops`).
 
 use super::{absorb, use_counts};
-use crate::graph::{Activation, Graph, Node, Op, Value};
+use crate::graph::{Activation, Graph, Node, Op, PoolAttrs, Value};
 use kestrel_kernels::quantize::conv::MAX_K;
 use kestrel_kernels::quantize::qadd::QAdd;
 use kestrel_kernels::quantize::{reference, QuantParams};
@@ -62,6 +65,7 @@ pub(super) fn fold_int8_ops(graph: &mut Graph) {
         let folded = match &graph.nodes[c].op {
             Op::Conv2d { .. } => fold_conv(graph, &uses, c, y),
             Op::Add { .. } => fold_add(graph, &uses, c, y),
+            Op::MaxPool2d(attrs) => fold_max_pool(graph, &uses, c, *attrs, y),
             Op::Act(act) => {
                 let act = *act;
                 match fold_act(graph, &uses, c, act, y) {
@@ -180,6 +184,29 @@ fn clamp_of(act: Activation, y: &QuantParams) -> Option<[i32; 2]> {
     (y.qmin..=y.qmax)
         .all(|q| f(q) == q.clamp(lo, hi.max(lo)))
         .then_some([lo, hi])
+}
+
+/// Max pool `c` of a quantized value into a `QMaxPool` (the max of the integers, then
+/// the table from x's to y's: kernels/src/quantize/qmaxpool.rs).
+fn fold_max_pool(
+    graph: &mut Graph,
+    uses: &[usize],
+    c: usize,
+    attrs: PoolAttrs,
+    y: QuantParams,
+) -> bool {
+    let Some((f, x)) = quantized(graph, graph.nodes[c].inputs[0]) else {
+        return false;
+    };
+    graph.nodes[c].op = Op::QMaxPool {
+        attrs,
+        x,
+        y,
+        bytes_in: false,
+        bytes_out: false,
+    };
+    bypass(graph, uses, c, 0, f);
+    true
 }
 
 /// Activation `c` of a quantized value (exact: the table is filled with its scalar form,
@@ -313,7 +340,7 @@ fn output_quant(op: &Op) -> Option<QuantParams> {
     match op {
         Op::QConv2d { y, .. } => Some(*y),
         Op::QAdd { q, .. } => Some(q.y),
-        Op::QLut { y, .. } => Some(*y),
+        Op::QLut { y, .. } | Op::QMaxPool { y, .. } => Some(*y),
         _ => None,
     }
 }
@@ -324,7 +351,7 @@ fn byte_slots(r: &Node, j: usize, y: &QuantParams) -> Option<[bool; 2]> {
     let params: [Option<QuantParams>; 2] = match &r.op {
         Op::QConv2d { x, .. } => [Some(*x), None],
         Op::QAdd { q, .. } => [Some(q.a), Some(q.b)],
-        Op::QLut { x, .. } => [Some(*x), None],
+        Op::QLut { x, .. } | Op::QMaxPool { x, .. } => [Some(*x), None],
         _ => return None,
     };
     let mut slots = [false; 2];
@@ -342,16 +369,19 @@ fn byte_slots(r: &Node, j: usize, y: &QuantParams) -> Option<[bool; 2]> {
 
 fn set_bytes_out(op: &mut Op) {
     match op {
-        Op::QConv2d { bytes_out, .. } | Op::QAdd { bytes_out, .. } | Op::QLut { bytes_out, .. } => {
-            *bytes_out = true
-        }
+        Op::QConv2d { bytes_out, .. }
+        | Op::QAdd { bytes_out, .. }
+        | Op::QLut { bytes_out, .. }
+        | Op::QMaxPool { bytes_out, .. } => *bytes_out = true,
         _ => unreachable!("only int8 ops store bytes"),
     }
 }
 
 fn set_bytes_in(op: &mut Op, slots: [bool; 2]) {
     match op {
-        Op::QConv2d { bytes_in, .. } | Op::QLut { bytes_in, .. } => *bytes_in |= slots[0],
+        Op::QConv2d { bytes_in, .. }
+        | Op::QLut { bytes_in, .. }
+        | Op::QMaxPool { bytes_in, .. } => *bytes_in |= slots[0],
         Op::QAdd { bytes_in, .. } => {
             bytes_in[0] |= slots[0];
             bytes_in[1] |= slots[1];

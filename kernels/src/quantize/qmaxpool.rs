@@ -32,6 +32,11 @@ impl QMaxPool {
         }
     }
 
+    /// Taps per output.
+    pub fn taps(&self) -> usize {
+        self.p.kernel[0] * self.p.kernel[1]
+    }
+
     /// The output's quantization.
     pub fn y(&self) -> &QuantParams {
         self.lut.y()
