@@ -5,14 +5,23 @@
 //! multiply-adds, so "elem/s" reads as OP/s; at the end each int8 bench is listed as a
 //! share of the `vpdpbusd` peak measured here (`peak::dot_peak`).
 //! One path: `cargo bench --bench int8 -- cpu-avx512-vnni/`.
+//!
+//! `qlinear/cpu-<path>/<in>x<out>`: the classifier linears (MobileNetV3's 960→1280 and
+//! 1280→1000, ResNet-50's 2048→1000, ResNet-18's 512→1000) at batch 1 on every int8 path,
+//! beside `linear/cpu-<isa>/<in>x<out>`, the fp32 kernel; a GEMV is bound by its
+//! weights, so throughput is their bytes read (1 per int8 weight, 4 per f32):
+//! `cargo bench --bench int8 -- linear/`.
 
 use criterion::{criterion_group, Criterion, Throughput};
 use kestrel_kernels::conv2d::cpu::CpuConv;
 use kestrel_kernels::conv2d::shapes::{shape_id, MOBILENET_V2, RESNET50};
 use kestrel_kernels::conv2d::Conv2dParams;
+use kestrel_kernels::linear::cpu::LinearCpu;
+use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::peak::dot_peak;
 use kestrel_kernels::quantize::conv::QConv2d;
 use kestrel_kernels::quantize::qconv::QConvCpu;
+use kestrel_kernels::quantize::qlinear::QLinearCpu;
 use kestrel_kernels::quantize::{QIsa, QuantDtype, QuantParams};
 use kestrel_kernels::{Activation, Isa};
 use std::time::Duration;
@@ -66,6 +75,50 @@ fn fp32(c: &mut Criterion, p: &Conv2dParams, isa: Isa) {
     g.finish();
 }
 
+/// (in_features, out_features) of the classifier linears.
+const LINEARS: [(usize, usize); 4] = [(960, 1280), (1280, 1000), (2048, 1000), (512, 1000)];
+
+fn qlinear(c: &mut Criterion, (k, out): (usize, usize), qisa: QIsa) {
+    let q8 = |scale| QuantParams::new(scale, -3, -128, 127, QuantDtype::Int8).expect("valid");
+    let q = QConv2d {
+        p: QLinearCpu::conv_params(1, k, out),
+        x: q8(1.0 / 100.0),
+        w_scale: vec![0.01; out],
+        y: q8(1.0 / 50.0),
+        relu: false,
+        clamp: None,
+    };
+    let x = data(k, 1);
+    let w: Vec<i8> = data(k * out, 2).iter().map(|v| (v * 127.0) as i8).collect();
+    let bias = data(out, 3);
+    let mut y = vec![0.0; out];
+    let kernel = QLinearCpu::new(&q, &w, Some(&bias), qisa);
+    let mut scratch = vec![0.0; kernel.scratch_len(1)];
+    let mut g = c.benchmark_group("qlinear");
+    g.throughput(Throughput::Bytes((k * out) as u64));
+    g.bench_function(format!("cpu-{qisa}/{k}x{out}"), |b| {
+        b.iter(|| kernel.run(&x, &mut y, &mut scratch, 1))
+    });
+    g.finish();
+}
+
+fn fp32_linear(c: &mut Criterion, (k, out): (usize, usize), isa: Isa) {
+    let p = LinearParams {
+        rows: 1,
+        in_features: k,
+        out_features: out,
+    };
+    let (x, w, bias) = (data(k, 1), data(k * out, 2), data(out, 3));
+    let mut y = vec![0.0; out];
+    let linear = LinearCpu::new(&p, &w, Some(&bias), isa);
+    let mut g = c.benchmark_group("linear");
+    g.throughput(Throughput::Bytes((4 * k * out) as u64));
+    g.bench_function(format!("cpu-{isa}/{k}x{out}"), |b| {
+        b.iter(|| linear.run(&x, Activation::None, &mut y, 1))
+    });
+    g.finish();
+}
+
 fn shapes() -> Vec<Conv2dParams> {
     let r50 = RESNET50.iter().map(|(p, _)| *p);
     let dense = MOBILENET_V2.iter().filter(|p| p.groups == 1).copied();
@@ -78,6 +131,12 @@ fn int8(c: &mut Criterion) {
             qconv(c, &p, qisa);
         }
         fp32(c, &p, Isa::best());
+    }
+    for shape in LINEARS {
+        for qisa in QIsa::available().into_iter().rev() {
+            qlinear(c, shape, qisa);
+        }
+        fp32_linear(c, shape, Isa::best());
     }
 }
 

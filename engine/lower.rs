@@ -122,6 +122,16 @@ pub(crate) enum Kernel {
         bytes_in: bool,
         bytes_out: bool,
     },
+    /// An int8 linear (`Op::QLinear`): `q` the 1×1 conv on a 1×1 image it is
+    /// (`QLinearCpu::conv_params`, n the linear's rows) and its quantizations, `weight` the
+    /// int8 values (zero points all 0), x and y f32 or bytes as the flags say.
+    QLinear {
+        q: QConv2d,
+        weight: Arc<Int8Weight>,
+        bias: Option<Data>,
+        bytes_in: bool,
+        bytes_out: bool,
+    },
     /// An int8 add (`Op::QAdd`), inputs and output f32 or bytes as the flags say.
     QAdd {
         q: QAdd,
@@ -497,6 +507,21 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             };
             (p.output_shape().to_vec(), kernel)
         }
+        Op::QLinear {
+            linear,
+            x,
+            y,
+            clamp,
+            bytes_in,
+            bytes_out,
+        } => int8::qlinear(
+            node,
+            linear,
+            [*x, *y],
+            *clamp,
+            [*bytes_in, *bytes_out],
+            inputs,
+        )?,
         Op::ConvTranspose2d {
             weight,
             bias,

@@ -196,39 +196,40 @@ fn pt2e_net_matches_pytorch_within_one_step(name: &str) {
 /// On the CPU the nets' convs run as int8 convs (engine/passes/int8.rs): the integer
 /// kernel on every ISA, every CPU target's output equal bit for bit to the reference
 /// kernels' (the integer oracle); CUDA keeps the float form. The CIFAR net's two convs
-/// and max pools fold, leaving two `fake_quant`s around flatten and the linear;
+/// and max pools fold, and so does its classifier linear, which reads the flatten of the
+/// last int8 max pool (no `fake_quant` left);
 /// ResNet-18's 20 convs all fold, each block's second conv reading the first's int8
 /// output as bytes, the residual adds fold to int8 adds, the max pool to an int8 one.
 /// MobileNets' activations between quantizations are int8 tables, or a conv's clamp.
 #[test]
 fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit() {
-    // (fixture, [int8 convs, of which bytes in and out, int8 adds, int8 tables,
-    // fake_quant steps left], first conv's kernel)
+    // (fixture, [int8 convs, of which bytes in and out, int8 linears, int8 adds, int8
+    // tables, fake_quant steps left], first conv's kernel)
     let nets = [
         (
             "cifarnet_int8",
-            [2, 1, 0, 0, 2],
+            [2, 1, 1, 0, 0, 0],
             "qconv3x3s1+relu_int8 (bytes out)",
         ),
         (
             "resnet18_int8",
-            [20, 19, 8, 0, 3],
+            [20, 19, 1, 8, 0, 1],
             "qconv7x7s2+relu_int8 (bytes out)",
         ),
         // Depthwise convs stay float, the relu6 after each an int8 table; a relu6 on an
         // int8 conv's output is its clamp.
         (
             "mobilenetv2_int8",
-            [35, 17, 10, 17, 4],
+            [35, 17, 1, 10, 17, 2],
             "qconv3x3s2+clamp_int8",
         ),
         (
             "mobilenetv3_int8",
-            [41, 18, 7, 28, 4],
+            [41, 18, 2, 7, 28, 2],
             "qconv3x3s2_int8 (bytes out)",
         ),
     ];
-    for (name, [convs, both, adds, luts, quantizes], first) in nets {
+    for (name, [convs, both, linears, adds, luts, quantizes], first) in nets {
         let m = Model::load(common::fixture(name)).unwrap();
         let refs = read_tensors(&common::reference(name, 3)).unwrap();
         let x = refs.tensors["input"].data.clone().unwrap();
@@ -256,11 +257,15 @@ fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit()
                 let n = steps.iter().filter(|st| st.kernel.starts_with(prefix));
                 n.count()
             };
-            let (qadds, qluts) = (count("qadd"), count("qlut"));
+            let (qadds, qluts, qlinears) = (count("qadd"), count("qlut"), count("qlinear"));
             if !on_cpu {
-                assert!(qconvs.is_empty() && qadds == 0, "{label}: {steps:?}");
+                assert!(
+                    qconvs.is_empty() && qadds == 0 && qlinears == 0,
+                    "{label}: {steps:?}"
+                );
                 continue;
             }
+            assert_eq!(qlinears, linears, "{label}: {steps:?}");
             assert_eq!(qconvs.len(), convs, "{label}: {steps:?}");
             assert_eq!(qadds, adds, "{label}: {steps:?}");
             assert_eq!(qluts, luts, "{label}: {steps:?}");
@@ -352,13 +357,18 @@ fn int8_linear_file(
         tensors.push(("fc.weight.zero_point", dtype, shape, bytes));
     }
     tensors.push(("fc.weight", "I8", vec![4, 3], q));
+    model_file(&g, &tensors)
+}
+
+/// A model file of graph `g` and `tensors`, each (name, dtype, shape, little-endian bytes).
+fn model_file(g: &Value, tensors: &[(&str, &str, Vec<u64>, Vec<u8>)]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     header.insert(
         "__metadata__".into(),
         json!({"kestrel.graph": g.to_string()}),
     );
     let mut data = Vec::new();
-    for (name, dtype, shape, bytes) in &tensors {
+    for (name, dtype, shape, bytes) in tensors {
         let (begin, end) = (data.len(), data.len() + bytes.len());
         header.insert(
             name.to_string(),
@@ -367,6 +377,120 @@ fn int8_linear_file(
         data.extend_from_slice(bytes);
     }
     kestrel_loader::testfile::raw_file(&Value::Object(header).to_string(), &data)
+}
+
+/// Two int8 linears in a row over the rows of a rank-3 input, the first with a relu, then
+/// a relu6 on its quantized output quantized again alike: on the CPU both fold to int8
+/// linears (engine/passes/int8.rs), the relu6 the first one's output clamp and that
+/// output stored as bytes for the second; every target equals the reference kernels bit
+/// for bit, and each element is within one step of PyTorch's reference form (dequantized
+/// weights, f64 sums), computed here.
+#[test]
+fn int8_linears_fold_chain_as_bytes_and_match_the_float_form_within_one_step() {
+    let (k, hidden, out) = (12usize, 20usize, 5usize);
+    let fq = |name: &str, input: &str, q: QuantParams| {
+        json!({"name": name, "op": "fake_quant", "inputs": [input], "attrs": {
+            "scale": q.scale, "zero_point": q.zero_point, "quant_min": q.qmin,
+            "quant_max": q.qmax, "dtype": q.dtype.name()}})
+    };
+    let int8 = |scale, zp| QuantParams::new(scale, zp, -128, 127, QuantDtype::Int8).unwrap();
+    let (q0, q1) = (int8(0.0625, 3), int8(0.03125, -128));
+    let q3 = QuantParams::new(0.125, 128, 0, 255, QuantDtype::Uint8).unwrap();
+    let linear = |name: &str, input: &str, bias: bool| {
+        let mut weights = json!({"weight": format!("{name}.weight")});
+        if bias {
+            weights["bias"] = json!(format!("{name}.bias"));
+        }
+        json!({"name": name, "op": "linear", "inputs": [input], "weights": weights})
+    };
+    let g = json!({
+        "version": 4,
+        "inputs": [{"name": "x", "shape": [-1, 2, k]}],
+        "nodes": [
+            fq("q0", "x", q0),
+            linear("fc1", "q0", true),
+            {"name": "r1", "op": "relu", "inputs": ["fc1"]},
+            fq("q1", "r1", q1),
+            {"name": "r6", "op": "relu6", "inputs": ["q1"]},
+            fq("q2", "r6", q1),
+            linear("fc2", "q2", false),
+            fq("q3", "fc2", q3),
+        ],
+        "outputs": ["q3"]
+    });
+    let weights = |len: usize, seed: usize| -> Vec<i8> {
+        (0..len).map(|i| ((i * 37 + seed) % 255) as i8).collect()
+    };
+    let (w1, w2) = (weights(hidden * k, 5), weights(out * hidden, 11));
+    let s1: Vec<f32> = (0..hidden)
+        .map(|o| 0.002 + 0.0005 * (o % 3) as f32)
+        .collect();
+    let s2: Vec<f32> = (0..out).map(|o| 0.004 + 0.001 * (o % 2) as f32).collect();
+    let b1: Vec<f32> = (0..hidden).map(|o| 0.1 * (o as f32 - 10.0)).collect();
+    let f32s = |v: &[f32]| le(v, |x: f32| x.to_le_bytes().to_vec());
+    let i8s = |v: &[i8]| v.iter().map(|&x| x as u8).collect::<Vec<u8>>();
+    let (hn, on, kn) = (hidden as u64, out as u64, k as u64);
+    let tensors = [
+        ("fc1.weight", "I8", vec![hn, kn], i8s(&w1)),
+        ("fc1.weight.scale", "F32", vec![hn], f32s(&s1)),
+        ("fc1.bias", "F32", vec![hn], f32s(&b1)),
+        ("fc2.weight", "I8", vec![on, hn], i8s(&w2)),
+        ("fc2.weight.scale", "F32", vec![on], f32s(&s2)),
+    ];
+    let file = kestrel_loader::testfile::TempFile::new("int8-mlp", &model_file(&g, &tensors));
+    let m = Model::load(file.path()).unwrap();
+
+    // PyTorch's reference form, row by row.
+    let dense = |x: &[f32], w: &[i8], s: &[f32], b: Option<&[f32]>, n_out: usize| {
+        let n_in = x.len();
+        (0..n_out)
+            .map(|o| {
+                let dot: f64 = (0..n_in)
+                    .map(|i| f64::from(w[o * n_in + i]) * f64::from(s[o]) * f64::from(x[i]))
+                    .sum();
+                (dot + b.map_or(0.0, |b| f64::from(b[o]))) as f32
+            })
+            .collect::<Vec<f32>>()
+    };
+    let batch = 3;
+    let x = input(batch * 2 * k);
+    let mut want = Vec::new();
+    for row in x.chunks(k) {
+        let x0: Vec<f32> = row.iter().map(|&v| reference::fake_quant(&q0, v)).collect();
+        let h: Vec<f32> = dense(&x0, &w1, &s1, Some(&b1), hidden)
+            .iter()
+            .map(|&v| reference::fake_quant(&q1, v.max(0.0)))
+            .map(|v| reference::fake_quant(&q1, v.clamp(0.0, 6.0)))
+            .collect();
+        let y = dense(&h, &w2, &s2, None, out);
+        want.extend(y.iter().map(|&v| reference::fake_quant(&q3, v)));
+    }
+
+    let mut oracle = None;
+    for opts in every_target() {
+        let label = format!(
+            "{} {:?} threads {}",
+            opts.device, opts.kernels, opts.threads
+        );
+        let on_cpu = opts.device == kestrel::Device::Cpu;
+        let Some(mut s) = session_or_skip(&m, &opts.with_batch(batch), &label) else {
+            continue;
+        };
+        let kernels: Vec<String> = s.steps().into_iter().map(|st| st.kernel).collect();
+        let got = s.run(&[&x]).unwrap().get(0).unwrap().data.to_vec();
+        let off = steps(&got, &want, f64::from(q3.scale));
+        assert!(off.within(1.0), "{label}: {off:?}");
+        if !on_cpu {
+            continue;
+        }
+        let folded = ["qlinear+clamp_int8 (bytes out)", "qlinear_uint8 (bytes in)"];
+        assert_eq!(kernels, folded, "{label}");
+        match &oracle {
+            None => oracle = Some(got),
+            Some(want) => assert_eq!(&got, want, "{label}"),
+        }
+    }
+    assert!(oracle.is_some());
 }
 
 fn le<T: Copy>(values: &[T], bytes: impl Fn(T) -> Vec<u8>) -> Vec<u8> {

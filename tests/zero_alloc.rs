@@ -90,7 +90,7 @@ fn runs_after_the_first_allocate_nothing() {
     }
 }
 
-/// The int8 models' CPU runs (int8 convs and adds, bytes between them) allocate nothing
+/// The int8 models' CPU runs (int8 convs, linears and adds, bytes between them) allocate nothing
 /// on the SIMD kernels; the reference kernels' integer oracle makes integer copies of its
 /// operands (`QConv2d::reference`), as a test oracle may.
 #[test]

@@ -36,11 +36,12 @@ pub(crate) fn cuda_op(
     precision: Precision,
 ) -> Result<CudaOp, CudaError> {
     match kernel {
-        // Sessions on CUDA keep int8 convs in their float form (`passes::optimize`).
+        // Sessions on CUDA keep every int8 op in its float form (`passes::optimize`).
         Kernel::QConv2d { .. }
         | Kernel::QAdd { .. }
         | Kernel::QLut { .. }
-        | Kernel::QMaxPool { .. } => Err(CudaError::Unsupported {
+        | Kernel::QMaxPool { .. }
+        | Kernel::QLinear { .. } => Err(CudaError::Unsupported {
             op: kernel.label(),
             detail: "the int8 ops have no CUDA kernels yet".into(),
         }),

@@ -358,6 +358,9 @@ fn byte_output(kernel: &Kernel) -> Option<&kestrel_kernels::quantize::QuantParam
     match kernel {
         Kernel::QConv2d {
             q, bytes_out: true, ..
+        }
+        | Kernel::QLinear {
+            q, bytes_out: true, ..
         } => Some(&q.y),
         Kernel::QAdd {
             q, bytes_out: true, ..

@@ -24,6 +24,14 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f3
             bias,
             bytes_in,
             bytes_out,
+        }
+        // A linear's QConv2d is the 1×1 conv on a 1×1 image: (n, in) is (n, in, 1, 1).
+        | Kernel::QLinear {
+            q,
+            weight,
+            bias,
+            bytes_in,
+            bytes_out,
         } => {
             // The integer oracle, on x quantized as the SIMD kernel quantizes it.
             let x_q: Vec<i32> = match q_in(x(0), *bytes_in) {

@@ -9,6 +9,7 @@ use kestrel_kernels::conv2d::ExactWeights;
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
 use kestrel_kernels::quantize::qconv::{QConvCpu, QIn, QOut};
+use kestrel_kernels::quantize::qlinear::QLinearCpu;
 use kestrel_kernels::quantize::qmaxpool::QMaxPool;
 use kestrel_kernels::quantize::QIsa;
 use kestrel_kernels::se_gate::cpu::SeGateCpu;
@@ -27,6 +28,8 @@ pub(crate) enum Prepared {
     QConv(QConvCpu),
     /// The int8 max pool (its scratch: the input as bytes).
     QMaxPool(Box<QMaxPool>),
+    /// The int8 linear on the best int8 path the session's ISA allows.
+    QLinear(QLinearCpu),
     /// Standalone batch norm as y = x·scale[c] + shift[c].
     ScaleShift {
         scale: Vec<f32>,
@@ -46,6 +49,12 @@ impl Prepared {
                 QIsa::Avx2 => "int8-gemm-avx2",
                 QIsa::Scalar => "int8-gemm-scalar",
             }),
+            Prepared::QLinear(l) => Some(match l.qisa() {
+                QIsa::Avx512Vnni => "int8-gemv-avx512-vnni",
+                QIsa::AvxVnni => "int8-gemv-avx-vnni",
+                QIsa::Avx2 => "int8-gemv-avx2",
+                QIsa::Scalar => "int8-gemv-scalar",
+            }),
             _ => None,
         }
     }
@@ -57,6 +66,7 @@ impl Prepared {
             Prepared::SeGate(g) => g.scratch_len(),
             Prepared::QConv(c) => c.scratch_len(threads),
             Prepared::QMaxPool(p) => p.scratch_len(threads),
+            Prepared::QLinear(l) => l.scratch_len(threads),
             _ => 0,
         }
     }
@@ -87,6 +97,14 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
             QIsa::for_isa(isa),
         )),
         Kernel::QMaxPool { pool, .. } => Prepared::QMaxPool(pool.clone()),
+        Kernel::QLinear {
+            q, weight, bias, ..
+        } => Prepared::QLinear(QLinearCpu::new(
+            q,
+            &weight.values,
+            bias.as_deref(),
+            QIsa::for_isa(isa),
+        )),
         Kernel::Linear {
             p, weight, bias, ..
         } => Prepared::Linear(LinearCpu::new(p, weight, bias.as_deref(), isa)),
@@ -166,6 +184,19 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             },
             Prepared::QConv(c),
         ) => c.run_io(
+            q_in(x(0), *bytes_in),
+            q_out(y, *bytes_out),
+            scratch,
+            threads,
+        ),
+        (
+            Kernel::QLinear {
+                bytes_in,
+                bytes_out,
+                ..
+            },
+            Prepared::QLinear(l),
+        ) => l.run_io(
             q_in(x(0), *bytes_in),
             q_out(y, *bytes_out),
             scratch,

@@ -141,6 +141,24 @@ pub enum Op {
         /// y is stored as bytes: every reader is an int8 conv (`passes/int8.rs`).
         bytes_out: bool,
     },
+    /// An int8 linear: what `fake_quant(x) → linear → [relu] → fake_quant(y)` computes, the
+    /// linear's weight int8 (`Weight::quant`), computed by the integer kernel as a 1×1 conv
+    /// on a 1×1 image would be. Made by the session's passes (`passes/int8.rs`), never
+    /// read from a file.
+    QLinear {
+        /// The `Linear`, its `act` None or Relu.
+        linear: Box<Op>,
+        /// The input's quantization.
+        x: QuantParams,
+        /// The output's quantization.
+        y: QuantParams,
+        /// A narrower clamp of the output integers, as `QConv2d`'s.
+        clamp: Option<[i32; 2]>,
+        /// x is stored as bytes (another int8 op's `bytes_out`).
+        bytes_in: bool,
+        /// y is stored as bytes: every reader is an int8 op.
+        bytes_out: bool,
+    },
     /// An int8 add: `fake_quant(a) + fake_quant(b) → [relu] → fake_quant(y)`, made by the
     /// session's passes (`passes/int8.rs`), never read from a file.
     QAdd {
@@ -431,6 +449,7 @@ impl Op {
             Op::QAdd { .. } => "qadd",
             Op::QLut { .. } => "qlut",
             Op::QMaxPool { .. } => "qmax_pool2d",
+            Op::QLinear { .. } => "qlinear",
         }
     }
 
@@ -462,6 +481,7 @@ impl Op {
                 ..
             } => vec![w],
             Op::QConv2d { conv, .. } => conv.weights(),
+            Op::QLinear { linear, .. } => linear.weights(),
             _ => Vec::new(),
         }
     }

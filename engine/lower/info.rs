@@ -90,6 +90,25 @@ impl Kernel {
                 let bytes = bytes_note(*bytes_in, *bytes_out);
                 format!("qlut_{}_{}{bytes}", act.describe(), lut.y().dtype.name())
             }
+            Kernel::QLinear {
+                q,
+                bytes_in,
+                bytes_out,
+                ..
+            } => {
+                let relu = match (q.relu, q.clamp.is_some()) {
+                    (_, true) => "+clamp",
+                    (true, false) => "+relu",
+                    (false, false) => "",
+                };
+                let bytes = match (bytes_in, bytes_out) {
+                    (true, true) => " (bytes in, out)",
+                    (true, false) => " (bytes in)",
+                    (false, true) => " (bytes out)",
+                    (false, false) => "",
+                };
+                format!("qlinear{relu}_{}{bytes}", q.y.dtype.name())
+            }
             Kernel::Upsample(p) => match p.mode {
                 UpsampleMode::Nearest => "upsample_nearest".into(),
                 UpsampleMode::Bilinear { .. } => "upsample_bilinear".into(),
@@ -114,7 +133,7 @@ impl Kernel {
             }
             Kernel::Linear { p, .. } => p.flops(),
             // Integer multiply-adds, counted as FLOPs are.
-            Kernel::QConv2d { q, .. } => q.p.flops(),
+            Kernel::QConv2d { q, .. } | Kernel::QLinear { q, .. } => q.p.flops(),
             Kernel::MaxPool2d(p) | Kernel::AvgPool2d(p) => out * (p.kernel[0] * p.kernel[1]) as u64,
             Kernel::AdaptiveAvgPool2d(p) => (p.n * p.c * p.h * p.w) as u64,
             Kernel::Mean(p) => (p.n * p.c * p.h * p.w) as u64,
@@ -165,7 +184,7 @@ impl Kernel {
             }
             Kernel::BatchNorm { p, .. } => 2 * p.c,
             // Bytes, not floats: a quarter of a float per weight.
-            Kernel::QConv2d { q, bias, .. } => {
+            Kernel::QConv2d { q, bias, .. } | Kernel::QLinear { q, bias, .. } => {
                 product(q.p.weight_shape()).div_ceil(4) + some(bias, q.p.c_out)
             }
             Kernel::Binary { operands, .. } => operands.constant().map_or(0, <[f32]>::len),

@@ -5,6 +5,7 @@ use crate::error::GraphError;
 use crate::graph::{Activation, Node, Op};
 use kestrel_kernels::quantize::conv::QConv2d;
 use kestrel_kernels::quantize::qadd::QAdd;
+use kestrel_kernels::quantize::qlinear::QLinearCpu;
 use kestrel_kernels::quantize::qlut::QLut;
 use kestrel_kernels::quantize::QuantParams;
 
@@ -83,4 +84,45 @@ pub(super) fn qlut(
         bytes_out,
     };
     (shape.to_vec(), kernel)
+}
+
+/// An int8 linear: the linear lowered as it is, then its rows and features as the 1×1
+/// conv on a 1×1 image it is, with the quantizations, the output clamp and the int8
+/// weight.
+pub(super) fn qlinear(
+    node: &Node,
+    linear: &Op,
+    [x, y]: [QuantParams; 2],
+    clamp: Option<[i32; 2]>,
+    [bytes_in, bytes_out]: [bool; 2],
+    inputs: &[&[usize]],
+) -> Result<(Vec<usize>, Kernel), GraphError> {
+    let inner = Node {
+        op: linear.clone(),
+        ..node.clone()
+    };
+    let Lowered { shape, kernel } = lower(&inner, inputs)?;
+    let (Kernel::Linear { p, bias, act, .. }, Op::Linear { weight, .. }) = (kernel, linear) else {
+        unreachable!("passes/int8.rs folds linears only");
+    };
+    let weight = weight
+        .quant
+        .clone()
+        .expect("passes/int8.rs folds int8 weights only");
+    let q = QConv2d {
+        p: QLinearCpu::conv_params(p.rows, p.in_features, p.out_features),
+        x,
+        w_scale: weight.scale.clone(),
+        y,
+        relu: act == Activation::Relu,
+        clamp,
+    };
+    let kernel = Kernel::QLinear {
+        q,
+        weight,
+        bias,
+        bytes_in,
+        bytes_out,
+    };
+    Ok((shape, kernel))
 }

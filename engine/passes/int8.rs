@@ -13,6 +13,10 @@
 //! - `max_pool2d` between two quantizations becomes a `QMaxPool`
 //!   (kernels/src/quantize/qmaxpool.rs): the max of the integers, then the table from
 //!   x's to y's, bit for bit the float steps.
+//! - `fake_quant(x) → linear → [relu] → fake_quant(y)`, the weight as a conv's, becomes one
+//!   `QLinear` node (kernels/src/quantize/qlinear.rs): the int8 conv's arithmetic for a
+//!   1×1 conv on a 1×1 image. A classifier's `pool → fake_quant → flatten → fake_quant →
+//!   linear` folds so: the linear reads the flatten and quantizes it as read.
 //!
 //! An int8 op reads x and quantizes it as the input's `fake_quant` would, so where that
 //! `fake_quant` feeds nothing else it goes: one pass over the activation less. Otherwise
@@ -48,7 +52,7 @@ pub(super) fn merge_repeated_quantizes(graph: &mut Graph) {
     }
 }
 
-/// Folds every such pattern (module doc) into a `QConv2d` or `QAdd`, which takes the
+/// Folds every such pattern (module doc) into a `QConv2d`, `QLinear` or `QAdd`, which takes the
 /// output `fake_quant`'s name.
 pub(super) fn fold_int8_ops(graph: &mut Graph) {
     let uses = use_counts(graph);
@@ -66,6 +70,7 @@ pub(super) fn fold_int8_ops(graph: &mut Graph) {
             Op::Conv2d { .. } => fold_conv(graph, &uses, c, y),
             Op::Add { .. } => fold_add(graph, &uses, c, y),
             Op::MaxPool2d(attrs) => fold_max_pool(graph, &uses, c, *attrs, y),
+            Op::Linear { .. } => fold_linear(graph, &uses, c, y),
             Op::Act(act) => {
                 let act = *act;
                 match fold_act(graph, &uses, c, act, y) {
@@ -92,6 +97,37 @@ fn fold_conv(graph: &mut Graph, uses: &[usize], c: usize, y: QuantParams) -> boo
     let conv = std::mem::replace(&mut graph.nodes[c].op, Op::Identity);
     graph.nodes[c].op = Op::QConv2d {
         conv: Box::new(conv),
+        x,
+        y,
+        clamp: None,
+        bytes_in: false,
+        bytes_out: false,
+    };
+    bypass(graph, uses, c, 0, f);
+    true
+}
+
+/// Linear `c` into a `QLinear` with output quantization `y`: int8 weight with zero points
+/// 0, no activation or relu, sums that fit an i32, reading a quantized value.
+fn fold_linear(graph: &mut Graph, uses: &[usize], c: usize, y: QuantParams) -> bool {
+    let node = &graph.nodes[c];
+    let Op::Linear { weight, act, .. } = &node.op else {
+        return false;
+    };
+    let Some(q) = weight.quant.as_ref() else {
+        return false;
+    };
+    let plain = matches!(act, Activation::None | Activation::Relu) && node.inputs.len() == 1;
+    let k = weight.shape.get(1).copied().unwrap_or(usize::MAX);
+    if !plain || q.zero_point.iter().any(|&z| z != 0) || k > MAX_K {
+        return false;
+    }
+    let Some((f, x)) = quantized(graph, node.inputs[0]) else {
+        return false;
+    };
+    let linear = std::mem::replace(&mut graph.nodes[c].op, Op::Identity);
+    graph.nodes[c].op = Op::QLinear {
+        linear: Box::new(linear),
         x,
         y,
         clamp: None,
@@ -130,7 +166,7 @@ fn fold_add(graph: &mut Graph, uses: &[usize], c: usize, y: QuantParams) -> bool
     true
 }
 
-/// Activation `c` on an int8 conv's output, quantized again by that output's own
+/// Activation `c` on an int8 conv's (or linear's) output, quantized again by that output's own
 /// quantization `y` (PT2E shares it across a relu6): where that maps every integer q to
 /// `clamp(q, lo, hi)` (`clamp_of`), the conv clamps its output so and `c` goes. Returns
 /// the conv, which then produces what the outer `fake_quant` did.
@@ -155,9 +191,12 @@ fn fold_act(
     if uses[p] != 1 || !act.is_exact() {
         return None;
     }
-    let Op::QConv2d {
+    let (Op::QConv2d {
         y: produced, clamp, ..
-    } = &mut graph.nodes[p].op
+    }
+    | Op::QLinear {
+        y: produced, clamp, ..
+    }) = &mut graph.nodes[p].op
     else {
         return None;
     };
@@ -338,7 +377,7 @@ pub(super) fn bytes_between_int8_ops(graph: &mut Graph) {
 /// An int8 op's output quantization.
 fn output_quant(op: &Op) -> Option<QuantParams> {
     match op {
-        Op::QConv2d { y, .. } => Some(*y),
+        Op::QConv2d { y, .. } | Op::QLinear { y, .. } => Some(*y),
         Op::QAdd { q, .. } => Some(q.y),
         Op::QLut { y, .. } | Op::QMaxPool { y, .. } => Some(*y),
         _ => None,
@@ -349,7 +388,7 @@ fn output_quant(op: &Op) -> Option<QuantParams> {
 /// quantized by `y`; None when `r` is no int8 op or reads j some other way.
 fn byte_slots(r: &Node, j: usize, y: &QuantParams) -> Option<[bool; 2]> {
     let params: [Option<QuantParams>; 2] = match &r.op {
-        Op::QConv2d { x, .. } => [Some(*x), None],
+        Op::QConv2d { x, .. } | Op::QLinear { x, .. } => [Some(*x), None],
         Op::QAdd { q, .. } => [Some(q.a), Some(q.b)],
         Op::QLut { x, .. } | Op::QMaxPool { x, .. } => [Some(*x), None],
         _ => return None,
@@ -372,7 +411,8 @@ fn set_bytes_out(op: &mut Op) {
         Op::QConv2d { bytes_out, .. }
         | Op::QAdd { bytes_out, .. }
         | Op::QLut { bytes_out, .. }
-        | Op::QMaxPool { bytes_out, .. } => *bytes_out = true,
+        | Op::QMaxPool { bytes_out, .. }
+        | Op::QLinear { bytes_out, .. } => *bytes_out = true,
         _ => unreachable!("only int8 ops store bytes"),
     }
 }
@@ -381,7 +421,8 @@ fn set_bytes_in(op: &mut Op, slots: [bool; 2]) {
     match op {
         Op::QConv2d { bytes_in, .. }
         | Op::QLut { bytes_in, .. }
-        | Op::QMaxPool { bytes_in, .. } => *bytes_in |= slots[0],
+        | Op::QMaxPool { bytes_in, .. }
+        | Op::QLinear { bytes_in, .. } => *bytes_in |= slots[0],
         Op::QAdd { bytes_in, .. } => {
             bytes_in[0] |= slots[0];
             bytes_in[1] |= slots[1];

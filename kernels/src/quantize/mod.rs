@@ -28,6 +28,7 @@ mod lanes;
 pub mod qadd;
 pub mod qconv;
 mod qisa;
+pub mod qlinear;
 pub mod qlut;
 pub mod qmaxpool;
 /// Plain loops: the test oracle.

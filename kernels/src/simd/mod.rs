@@ -74,6 +74,8 @@ pub(crate) trait Simd {
     unsafe fn load_even(p: *const f32) -> Self::V;
     /// Lane j from `p[j * stride]`, every lane.
     unsafe fn gather(p: *const f32, stride: usize) -> Self::V;
+    /// Lanes from the i32s `p[0..LANES]`, each rounded to f32 as `as f32` rounds it.
+    unsafe fn load_i32(p: *const i32) -> Self::V;
     /// Lanes, integers in 0..=255, stored as bytes to `p[0..LANES]`.
     unsafe fn store_u8(p: *mut u8, v: Self::V);
     /// Lanes from the bytes `p[0..LANES]`, as f32.
@@ -294,6 +296,10 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn gather(p: *const f32, _: usize) -> f32 {
         *p
+    }
+    #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> f32 {
+        *p as f32
     }
     #[inline(always)]
     unsafe fn store_u8(p: *mut u8, v: f32) {

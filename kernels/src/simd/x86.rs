@@ -92,6 +92,10 @@ impl Simd for Avx512 {
         _mm512_i32gather_ps::<4>(idx, p)
     }
     #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_loadu_si512(p.cast()))
+    }
+    #[inline(always)]
     unsafe fn load_u8(p: *const u8) -> __m512 {
         _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())))
     }
@@ -248,6 +252,10 @@ impl Simd for Avx2 {
     unsafe fn gather(p: *const f32, stride: usize) -> __m256 {
         let idx = _mm256_mullo_epi32(iota8(), _mm256_set1_epi32(stride as i32));
         _mm256_i32gather_ps::<4>(p, idx)
+    }
+    #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_loadu_si256(p.cast()))
     }
     #[inline(always)]
     unsafe fn load_u8(p: *const u8) -> __m256 {
