@@ -11,6 +11,11 @@
 //! beside `linear/cpu-<isa>/<in>x<out>`, the fp32 kernel; a GEMV is bound by its
 //! weights, so throughput is their bytes read (1 per int8 weight, 4 per f32):
 //! `cargo bench --bench int8 -- linear/`.
+//! `qdwconv2d/cpu-<path>/<shape>` times the int8 depthwise kernel (`QDepthwiseCpu`) on
+//! MobileNetV2's and MobileNetV3-Large's depthwise shapes, f32 in and out, each int8 path
+//! whose f32 vectors differ, and `…/bytes` with bytes in and out (as between two int8
+//! convs in a session) on the best one, beside `dwconv2d/cpu-<isa>/<shape>`, the fp32
+//! depthwise kernel on the best ISA, with a fused relu. `cargo bench --bench int8 -- dwconv2d`.
 
 use criterion::{criterion_group, Criterion, Throughput};
 use kestrel_kernels::conv2d::cpu::CpuConv;
@@ -20,7 +25,8 @@ use kestrel_kernels::linear::cpu::LinearCpu;
 use kestrel_kernels::linear::LinearParams;
 use kestrel_kernels::peak::dot_peak;
 use kestrel_kernels::quantize::conv::QConv2d;
-use kestrel_kernels::quantize::qconv::QConvCpu;
+use kestrel_kernels::quantize::qconv::{QConvCpu, QIn, QOut};
+use kestrel_kernels::quantize::qdw::QDepthwiseCpu;
 use kestrel_kernels::quantize::qlinear::QLinearCpu;
 use kestrel_kernels::quantize::{QIsa, QuantDtype, QuantParams};
 use kestrel_kernels::{Activation, Isa};
@@ -33,16 +39,21 @@ fn data(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-fn qconv(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa) {
+/// The int8 conv of shape `p` every bench times: int8 in and out, a relu.
+fn int8_conv(p: &Conv2dParams) -> QConv2d {
     let q8 = |scale| QuantParams::new(scale, -3, -128, 127, QuantDtype::Int8).expect("valid");
-    let q = QConv2d {
+    QConv2d {
         p: *p,
         x: q8(1.0 / 100.0),
         w_scale: vec![0.01; p.c_out],
         y: q8(1.0 / 50.0),
         relu: true,
         clamp: None,
-    };
+    }
+}
+
+fn qconv(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa) {
+    let q = int8_conv(p);
     let x = data(p.n * p.c_in * p.h * p.w, 1);
     let w: Vec<i8> = data(p.weight_shape().iter().product(), 2)
         .iter()
@@ -60,14 +71,72 @@ fn qconv(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa) {
     g.finish();
 }
 
+/// The int8 depthwise kernel on `p`, f32 in and out; bytes in and out too where `bytes`.
+fn qdw(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa, bytes: bool) {
+    let q = int8_conv(p);
+    let x = data(p.n * p.c_in * p.h * p.w, 1);
+    let w: Vec<i8> = data(p.weight_shape().iter().product(), 2)
+        .iter()
+        .map(|v| (v * 127.0) as i8)
+        .collect();
+    let bias = data(p.c_out, 3);
+    let mut y = vec![0.0; p.output_shape().iter().product()];
+    let kernel = QDepthwiseCpu::new(&q, &w, Some(&bias), qisa);
+    let mut scratch = vec![0.0; kernel.scratch_len(1)];
+    let mut g = c.benchmark_group("qdwconv2d");
+    g.throughput(Throughput::Elements(p.flops()));
+    g.bench_function(format!("cpu-{qisa}/{}", shape_id(p)), |b| {
+        b.iter(|| kernel.run(&x, &mut y, &mut scratch, 1))
+    });
+    if bytes {
+        let x8: Vec<u8> = x.iter().map(|v| (v * 100.0 + 128.0) as u8).collect();
+        let mut y8 = vec![0u8; y.len()];
+        g.bench_function(format!("cpu-{qisa}/{}/bytes", shape_id(p)), |b| {
+            b.iter(|| kernel.run_io(QIn::U8(&x8), QOut::U8(&mut y8), &mut scratch, 1))
+        });
+    }
+    g.finish();
+}
+
+/// MobileNetV2's and MobileNetV3-Large's depthwise convs the int8 depthwise kernel is
+/// timed on: 3×3 s1 144 ch at 56², s2 96 ch at 112², s1 960 ch at 7²; 5×5 s2 72 ch at
+/// 56², s1 120 ch at 28².
+fn depthwise_shapes() -> Vec<Conv2dParams> {
+    let dw = |c: usize, hw: usize, k: usize, s: usize| Conv2dParams {
+        n: 1,
+        c_in: c,
+        h: hw,
+        w: hw,
+        c_out: c,
+        kh: k,
+        kw: k,
+        stride: [s, s],
+        pad: [k / 2, k / 2],
+        dilation: [1, 1],
+        groups: c,
+    };
+    vec![
+        dw(144, 56, 3, 1),
+        dw(96, 112, 3, 2),
+        dw(960, 7, 3, 1),
+        dw(72, 56, 5, 2),
+        dw(120, 28, 5, 1),
+    ]
+}
+
 fn fp32(c: &mut Criterion, p: &Conv2dParams, isa: Isa) {
+    fp32_in(c, "conv2d", p, isa)
+}
+
+/// The fp32 conv the engine picks for `p`, with a relu, in bench group `group`.
+fn fp32_in(c: &mut Criterion, group: &str, p: &Conv2dParams, isa: Isa) {
     let x = data(p.n * p.c_in * p.h * p.w, 1);
     let w = data(p.weight_shape().iter().product(), 2);
     let bias = data(p.c_out, 3);
     let mut y = vec![0.0; p.output_shape().iter().product()];
     let conv = CpuConv::new(p, &w, Some(&bias), isa, false);
     let mut scratch = vec![0.0; conv.scratch_len(1)];
-    let mut g = c.benchmark_group("conv2d");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(p.flops()));
     g.bench_function(format!("cpu-{isa}/{}", shape_id(p)), |b| {
         b.iter(|| conv.run(&x, None, Activation::Relu, &mut y, &mut scratch, 1))
@@ -137,6 +206,17 @@ fn int8(c: &mut Criterion) {
             qlinear(c, shape, qisa);
         }
         fp32_linear(c, shape, Isa::best());
+    }
+    for p in depthwise_shapes() {
+        let mut seen = Vec::new();
+        for qisa in QIsa::available().into_iter().rev() {
+            // AVX-VNNI's f32 vectors are AVX2's: the same kernel.
+            if !seen.contains(&qisa.float_isa()) {
+                qdw(c, &p, qisa, seen.is_empty());
+                seen.push(qisa.float_isa());
+            }
+        }
+        fp32_in(c, "dwconv2d", &p, Isa::best());
     }
 }
 

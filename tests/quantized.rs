@@ -194,42 +194,41 @@ fn pt2e_net_matches_pytorch_within_one_step(name: &str) {
 }
 
 /// On the CPU the nets' convs run as int8 convs (engine/passes/int8.rs): the integer
-/// kernel on every ISA, every CPU target's output equal bit for bit to the reference
+/// kernels on every ISA, every CPU target's output equal bit for bit to the reference
 /// kernels' (the integer oracle); CUDA keeps the float form. The CIFAR net's two convs
 /// and max pools fold, and so does its classifier linear, which reads the flatten of the
-/// last int8 max pool (no `fake_quant` left);
-/// ResNet-18's 20 convs all fold, each block's second conv reading the first's int8
-/// output as bytes, the residual adds fold to int8 adds, the max pool to an int8 one.
-/// MobileNets' activations between quantizations are int8 tables, or a conv's clamp.
+/// last int8 max pool (no `fake_quant` left); ResNet-18's 20 convs all fold, each block's
+/// second conv reading the first's int8 output as bytes, the residual adds fold to int8
+/// adds, the max pool to an int8 one. MobileNets' depthwise convs run on the int8
+/// depthwise kernel, reading and writing bytes between int8 convs; their activations
+/// between quantizations are a conv's clamp (relu6) or int8 tables (hardswish).
 #[test]
 fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit() {
-    // (fixture, [int8 convs, of which bytes in and out, int8 linears, int8 adds, int8
-    // tables, fake_quant steps left], first conv's kernel)
+    // (fixture, [int8 convs, of them depthwise, of them reading and writing bytes, int8
+    // linears, int8 adds, int8 tables, fake_quant steps left], first conv's kernel)
     let nets = [
         (
             "cifarnet_int8",
-            [2, 1, 1, 0, 0, 0],
+            [2, 0, 1, 1, 0, 0, 0],
             "qconv3x3s1+relu_int8 (bytes out)",
         ),
         (
             "resnet18_int8",
-            [20, 19, 1, 8, 0, 1],
+            [20, 0, 19, 1, 8, 0, 1],
             "qconv7x7s2+relu_int8 (bytes out)",
         ),
-        // Depthwise convs stay float, the relu6 after each an int8 table; a relu6 on an
-        // int8 conv's output is its clamp.
         (
             "mobilenetv2_int8",
-            [35, 17, 1, 10, 17, 2],
-            "qconv3x3s2+clamp_int8",
+            [52, 17, 50, 1, 10, 0, 2],
+            "qconv3x3s2+clamp_int8 (bytes out)",
         ),
         (
             "mobilenetv3_int8",
-            [41, 18, 2, 7, 28, 2],
+            [52, 11, 32, 2, 7, 28, 1],
             "qconv3x3s2_int8 (bytes out)",
         ),
     ];
-    for (name, [convs, both, linears, adds, luts, quantizes], first) in nets {
+    for (name, [convs, depthwise, both, linears, adds, luts, quantizes], first) in nets {
         let m = Model::load(common::fixture(name)).unwrap();
         let refs = read_tensors(&common::reference(name, 3)).unwrap();
         let x = refs.tensors["input"].data.clone().unwrap();
@@ -241,13 +240,19 @@ fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit()
             );
             let on_cpu = opts.device == kestrel::Device::Cpu;
             let checked = name != "mobilenetv3_int8" || simd_sums(&opts);
+            let reference = matches!(opts.kernels, Kernels::Reference);
             let Some(mut s) = session_or_skip(&m, &opts.with_batch(3), &label) else {
                 continue;
             };
             let steps = s.steps();
+            // Dense int8 convs (`qconv…`) and depthwise ones (`qdwconv…`).
             let qconvs: Vec<_> = steps
                 .iter()
-                .filter(|st| st.kernel.starts_with("qconv"))
+                .filter(|st| st.kernel.starts_with("qconv") || st.kernel.starts_with("qdwconv"))
+                .collect();
+            let qdws: Vec<_> = qconvs
+                .iter()
+                .filter(|st| st.kernel.starts_with("qdwconv"))
                 .collect();
             let left = steps
                 .iter()
@@ -267,6 +272,7 @@ fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit()
             }
             assert_eq!(qlinears, linears, "{label}: {steps:?}");
             assert_eq!(qconvs.len(), convs, "{label}: {steps:?}");
+            assert_eq!(qdws.len(), depthwise, "{label}: {steps:?}");
             assert_eq!(qadds, adds, "{label}: {steps:?}");
             assert_eq!(qluts, luts, "{label}: {steps:?}");
             assert_eq!(left, quantizes, "{label}: {steps:?}");
@@ -278,6 +284,13 @@ fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit()
                 .filter(|st| st.kernel.ends_with("(bytes in, out)"))
                 .count();
             assert_eq!(bytes, both, "{label}: {steps:?}");
+            // The SIMD executor runs the depthwise ones on the int8 depthwise kernel.
+            if !reference {
+                for st in &qdws {
+                    let alg = st.algorithm.unwrap_or_default();
+                    assert!(alg.starts_with("int8-depthwise-"), "{label}: {st:?}");
+                }
+            }
             // MobileNetV3's float squeeze-excite differs by ISA (`simd_sums`).
             if !checked {
                 continue;

@@ -9,6 +9,7 @@ use kestrel_kernels::conv2d::ExactWeights;
 use kestrel_kernels::conv_transpose2d::ConvTranspose2dCpu;
 use kestrel_kernels::linear::cpu::LinearCpu;
 use kestrel_kernels::quantize::qconv::{QConvCpu, QIn, QOut};
+use kestrel_kernels::quantize::qdw::QDepthwiseCpu;
 use kestrel_kernels::quantize::qlinear::QLinearCpu;
 use kestrel_kernels::quantize::qmaxpool::QMaxPool;
 use kestrel_kernels::quantize::QIsa;
@@ -30,6 +31,8 @@ pub(crate) enum Prepared {
     QMaxPool(Box<QMaxPool>),
     /// The int8 linear on the best int8 path the session's ISA allows.
     QLinear(QLinearCpu),
+    /// A depthwise int8 conv, on the f32 vectors of that path.
+    QDepthwise(QDepthwiseCpu),
     /// Standalone batch norm as y = x·scale[c] + shift[c].
     ScaleShift {
         scale: Vec<f32>,
@@ -55,6 +58,11 @@ impl Prepared {
                 QIsa::Avx2 => "int8-gemv-avx2",
                 QIsa::Scalar => "int8-gemv-scalar",
             }),
+            Prepared::QDepthwise(c) => Some(match c.qisa().float_isa() {
+                Isa::Avx512 => "int8-depthwise-avx512",
+                Isa::Avx2 => "int8-depthwise-avx2",
+                Isa::Scalar => "int8-depthwise-scalar",
+            }),
             _ => None,
         }
     }
@@ -67,6 +75,7 @@ impl Prepared {
             Prepared::QConv(c) => c.scratch_len(threads),
             Prepared::QMaxPool(p) => p.scratch_len(threads),
             Prepared::QLinear(l) => l.scratch_len(threads),
+            Prepared::QDepthwise(c) => c.scratch_len(threads),
             _ => 0,
         }
     }
@@ -90,12 +99,13 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
         )),
         Kernel::QConv2d {
             q, weight, bias, ..
-        } => Prepared::QConv(QConvCpu::new(
-            q,
-            &weight.values,
-            bias.as_deref(),
-            QIsa::for_isa(isa),
-        )),
+        } => {
+            let (w, bias, qisa) = (&weight.values, bias.as_deref(), QIsa::for_isa(isa));
+            match QDepthwiseCpu::applies(q) {
+                true => Prepared::QDepthwise(QDepthwiseCpu::new(q, w, bias, qisa)),
+                false => Prepared::QConv(QConvCpu::new(q, w, bias, qisa)),
+            }
+        }
         Kernel::QMaxPool { pool, .. } => Prepared::QMaxPool(pool.clone()),
         Kernel::QLinear {
             q, weight, bias, ..
@@ -183,6 +193,19 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
                 ..
             },
             Prepared::QConv(c),
+        ) => c.run_io(
+            q_in(x(0), *bytes_in),
+            q_out(y, *bytes_out),
+            scratch,
+            threads,
+        ),
+        (
+            Kernel::QConv2d {
+                bytes_in,
+                bytes_out,
+                ..
+            },
+            Prepared::QDepthwise(c),
         ) => c.run_io(
             q_in(x(0), *bytes_in),
             q_out(y, *bytes_out),

@@ -3,6 +3,7 @@
 
 use super::{Data, Kernel};
 use crate::graph::Activation;
+use kestrel_kernels::quantize::qdw::QDepthwiseCpu;
 use kestrel_kernels::upsample::UpsampleMode;
 
 impl Kernel {
@@ -59,8 +60,13 @@ impl Kernel {
                 };
                 let bytes = bytes_note(*bytes_in, *bytes_out);
                 let dtype = q.y.dtype.name();
+                // The int8 depthwise kernel's convs (kernels/src/quantize/qdw).
+                let kind = match QDepthwiseCpu::applies(q) {
+                    true => "qdwconv",
+                    false => "qconv",
+                };
                 format!(
-                    "qconv{}x{}s{}{relu}_{dtype}{bytes}",
+                    "{kind}{}x{}s{}{relu}_{dtype}{bytes}",
                     p.kh, p.kw, p.stride[0]
                 )
             }

@@ -1,9 +1,10 @@
 //! int8 ops on the CPU, from a PT2E model's quantize–dequantize pairs (`fake_quant`):
 //! - `fake_quant(x) → conv2d → [relu] → fake_quant(y)`, the conv's weight int8 per output
-//!   channel with zero points 0, becomes one `QConv2d` node, which the integer kernel
-//!   computes (kernels/src/quantize/qconv): the integer form of the quantized conv, within
-//!   one quantization step of PyTorch's reference form and equal nearly everywhere
-//!   (kernels/src/quantize/conv.rs says where they differ);
+//!   channel with zero points 0, becomes one `QConv2d` node, which the integer kernels
+//!   compute (kernels/src/quantize/qconv, and kernels/src/quantize/qdw for depthwise
+//!   convs): the integer form of the quantized conv, within one quantization step of
+//!   PyTorch's reference form and equal nearly everywhere (kernels/src/quantize/conv.rs
+//!   says where they differ);
 //! - `add(fake_quant(a), fake_quant(b)) → [relu] → fake_quant(y)` (a residual add) becomes
 //!   one `QAdd` node (kernels/src/quantize/qadd.rs), PyTorch's f32 steps bit for bit;
 //! - an exact activation between two quantizations becomes the clamp of the int8 conv
@@ -29,6 +30,7 @@ use super::{absorb, use_counts};
 use crate::graph::{Activation, Graph, Node, Op, PoolAttrs, Value};
 use kestrel_kernels::quantize::conv::MAX_K;
 use kestrel_kernels::quantize::qadd::QAdd;
+use kestrel_kernels::quantize::qdw::MAX_TAPS;
 use kestrel_kernels::quantize::{reference, QuantParams};
 
 /// Makes a `fake_quant` that repeats an earlier one (same input, same quantization) an
@@ -280,14 +282,14 @@ fn bypass(graph: &mut Graph, uses: &[usize], c: usize, slot: usize, f: usize) {
 }
 
 /// The node conv `c` reads and that value's quantization (`quantized`), when `c` is a
-/// conv the integer kernel computes: int8 weight with zero points 0, no activation or
+/// conv the integer kernels compute: int8 weight with zero points 0, no activation or
 /// relu, no residual or input scale, sums that fit an i32, and at least 8 output channels
-/// per group.
+/// per group, or depthwise (`depthwise_int8`).
 ///
-/// Depthwise and narrow-group convs keep the float form: the integer GEMM computes
-/// panels of 8 output channels per group, so a depthwise conv wastes 7 of 8 rows, and
-/// MobileNetV2 ran 2.3× slower than in fp32 with them folded (18.5 vs 8.0 ms, 1 thread,
-/// Xeon model 207, `side_by_side.py --int8`).
+/// Other narrow-group convs (2 to 7 output channels per group) keep the float form: the
+/// integer GEMM computes panels of 8 output channels per group, so they waste most rows
+/// (on depthwise convs it wasted 7 of 8, and MobileNetV2 ran 2.3× slower than in fp32
+/// with them folded: 18.5 vs 8.0 ms, 1 thread, Xeon model 207, `side_by_side.py --int8`).
 fn foldable_conv(graph: &Graph, c: usize) -> Option<(usize, QuantParams)> {
     let node = &graph.nodes[c];
     let Op::Conv2d {
@@ -311,11 +313,23 @@ fn foldable_conv(graph: &Graph, c: usize) -> Option<(usize, QuantParams)> {
     }
     let k: usize = weight.shape.iter().skip(1).product();
     let per_group = weight.shape[0] / *groups;
-    let plain = matches!(act, Activation::None | Activation::Relu) && !in_scale && per_group >= 8;
+    let wide = per_group >= 8 || depthwise_int8(&weight.shape, *groups);
+    let plain = matches!(act, Activation::None | Activation::Relu) && !in_scale && wide;
     if !plain || node.inputs.len() != 1 || q.zero_point.iter().any(|&z| z != 0) || k > MAX_K {
         return None;
     }
     quantized(graph, node.inputs[0])
+}
+
+/// Whether a conv of weight shape (c_out, c_in/groups, kh, kw) is depthwise (one input
+/// and one output channel per group: groups = c_in = c_out) with few enough taps for
+/// the int8 depthwise kernel (kernels/src/quantize/qdw), which computes each channel's
+/// plane alone.
+fn depthwise_int8(shape: &[usize], groups: usize) -> bool {
+    match *shape {
+        [c_out, 1, kh, kw] => c_out == groups && kh.saturating_mul(kw) <= MAX_TAPS,
+        _ => false,
+    }
 }
 
 /// The node that produces `v` and v's quantization, when v is quantized: a `fake_quant`'s

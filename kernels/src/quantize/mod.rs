@@ -27,6 +27,7 @@ pub mod cuda;
 mod lanes;
 pub mod qadd;
 pub mod qconv;
+pub mod qdw;
 mod qisa;
 pub mod qlinear;
 pub mod qlut;

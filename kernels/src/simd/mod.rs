@@ -80,6 +80,29 @@ pub(crate) trait Simd {
     unsafe fn store_u8(p: *mut u8, v: Self::V);
     /// Lanes from the bytes `p[0..LANES]`, as f32.
     unsafe fn load_u8(p: *const u8) -> Self::V;
+    /// (Lanes 0, 2, 4, … of a then b; lanes 1, 3, 5, … of a then b): a stride-2 row's
+    /// two phases from two vectors of it.
+    unsafe fn unzip(a: Self::V, b: Self::V) -> (Self::V, Self::V);
+    /// Stores lanes `lanes` of v to `p[lanes]`, only those: `p` itself may point outside
+    /// the buffer (`lanes.end <= LANES`). Through a buffer here; the x86 ISAs mask.
+    #[inline(always)]
+    unsafe fn store_lanes(p: *mut f32, lanes: Range<usize>, v: Self::V) {
+        let mut all = [0.0f32; 16];
+        Self::store(all.as_mut_ptr(), v);
+        for l in lanes {
+            *p.wrapping_add(l) = all[l];
+        }
+    }
+    /// As `store_lanes`, the lanes (integers in 0..=255) as bytes, as `store_u8` stores
+    /// them.
+    #[inline(always)]
+    unsafe fn store_u8_lanes(p: *mut u8, lanes: Range<usize>, v: Self::V) {
+        let mut all = [0u8; 16];
+        Self::store_u8(all.as_mut_ptr(), v);
+        for l in lanes {
+            *p.wrapping_add(l) = all[l];
+        }
+    }
 
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
@@ -308,6 +331,10 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn load_u8(p: *const u8) -> f32 {
         f32::from(*p)
+    }
+    #[inline(always)]
+    unsafe fn unzip(a: f32, b: f32) -> (f32, f32) {
+        (a, b)
     }
     #[inline(always)]
     unsafe fn add(a: f32, b: f32) -> f32 {

@@ -104,6 +104,23 @@ impl Simd for Avx512 {
         _mm_storeu_si128(p.cast(), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)))
     }
     #[inline(always)]
+    unsafe fn unzip(a: __m512, b: __m512) -> (__m512, __m512) {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        (
+            _mm512_permutex2var_ps(a, even, b),
+            _mm512_permutex2var_ps(a, odd, b),
+        )
+    }
+    #[inline(always)]
+    unsafe fn store_lanes(p: *mut f32, lanes: Range<usize>, v: __m512) {
+        _mm512_mask_storeu_ps(p, mask16(lanes), v)
+    }
+    #[inline(always)]
+    unsafe fn store_u8_lanes(p: *mut u8, lanes: Range<usize>, v: __m512) {
+        _mm512_mask_cvtepi32_storeu_epi8(p.cast(), mask16(lanes), _mm512_cvtps_epi32(v))
+    }
+    #[inline(always)]
     unsafe fn add(a: __m512, b: __m512) -> __m512 {
         _mm512_add_ps(a, b)
     }
@@ -239,6 +256,21 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn store_part(p: *mut f32, n: usize, v: __m256) {
         _mm256_maskstore_ps(p, mask8(0..n), v)
+    }
+    #[inline(always)]
+    unsafe fn unzip(a: __m256, b: __m256) -> (__m256, __m256) {
+        // Per 128-bit half, a's evens (odds) then b's: [a0 a2 b0 b2 | a4 a6 b4 b6]; swapping
+        // the middle 64-bit pairs puts them in order.
+        let even = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+        let odd = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+        let order = |v: __m256| {
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+        };
+        (order(even), order(odd))
+    }
+    #[inline(always)]
+    unsafe fn store_lanes(p: *mut f32, lanes: Range<usize>, v: __m256) {
+        _mm256_maskstore_ps(p, mask8(lanes), v)
     }
     #[inline(always)]
     unsafe fn load_even(p: *const f32) -> __m256 {

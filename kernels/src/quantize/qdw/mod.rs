@@ -1,0 +1,251 @@
+//! The int8 depthwise conv on the CPU (groups = c_in = c_out), computing what
+//! [`QConv2d::reference`] computes, bit for bit. The int8 GEMM (`qconv/`) computes 8
+//! output channels per panel, so a depthwise conv's one channel per group would waste 7
+//! of 8 rows; here each (image, channel) plane is its own small conv instead:
+//!
+//! 1. the plane's input, quantized as read (f32) or as it is (bytes), written as
+//!    (q − zp) in f32 into zero-padded phase planes in scratch (`layout.rs`);
+//! 2. per vector of output grid columns, the taps' exact sums by f32 FMAs, then the
+//!    requantize steps: scale, bias, relu, the output's (clamped) quantization, stored as
+//!    f32 or bytes (`grid.rs`).
+//!
+//! Planes are split over the threads in contiguous runs, each thread with its own
+//! scratch part.
+
+mod grid;
+mod layout;
+mod requant;
+
+#[cfg(test)]
+mod tests;
+
+use std::ops::Range;
+
+use self::grid::{Any, Epilogue, Fixed, Runs, Taps};
+use self::layout::{Convert, Layout};
+use self::requant::{Out, Requant};
+use super::conv::QConv2d;
+use super::lanes::OutPtr;
+use super::qconv::{QIn, QOut};
+use super::QIsa;
+use crate::parallel::{for_each_task, SharedMut};
+use crate::simd::{dispatch, Simd};
+
+pub use self::grid::MAX_TAPS;
+
+/// A prepared int8 depthwise conv: the weights as f32 once, when the session is built.
+pub struct QDepthwiseCpu {
+    q: QConv2d,
+    qisa: QIsa,
+    layout: Layout,
+    /// The grid vectors' runs of a small plane, for the path's lanes (grid.rs).
+    runs: Option<Runs>,
+    /// (c, kh·kw): the int8 weights as f32.
+    w: Vec<f32>,
+    /// Per channel: the input's scale times the channel's weight scale.
+    multiplier: Vec<f32>,
+    /// (c): zeros where the conv has none (adding +0.0 changes no quantized value).
+    bias: Vec<f32>,
+    /// Every bias and multiplier finite: no sum is NaN (requant.rs).
+    nan_free: bool,
+}
+
+impl QDepthwiseCpu {
+    /// Whether this kernel computes `q`: a depthwise conv (groups = c_in = c_out) of at
+    /// most [`MAX_TAPS`] taps, whose sums f32 holds exactly.
+    pub fn applies(q: &QConv2d) -> bool {
+        let p = &q.p;
+        let taps = p.kh.checked_mul(p.kw);
+        p.groups == p.c_in && p.c_out == p.c_in && taps.is_some_and(|t| t <= MAX_TAPS)
+    }
+
+    /// Prepares `q` for `qisa`. w: (c, 1, kh, kw) int8, bias: (c). Panics on invalid
+    /// params, wrong lengths, a conv `applies` refuses or an unsupported `qisa`.
+    pub fn new(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, qisa: QIsa) -> QDepthwiseCpu {
+        let p = &q.p;
+        p.validate().expect("QDepthwiseCpu: invalid params");
+        assert!(
+            qisa.is_supported(),
+            "QDepthwiseCpu: this CPU cannot run {qisa}"
+        );
+        assert!(
+            QDepthwiseCpu::applies(q),
+            "QDepthwiseCpu: not a depthwise conv of at most {MAX_TAPS} taps"
+        );
+        let c = p.c_in;
+        assert_eq!(w.len(), c * p.kh * p.kw, "QDepthwiseCpu: weight length");
+        assert_eq!(q.w_scale.len(), c, "QDepthwiseCpu: weight scales");
+        bias.inspect(|b| assert_eq!(b.len(), c, "QDepthwiseCpu: bias length"));
+        let multiplier: Vec<f32> = q.w_scale.iter().map(|&s| q.x.scale * s).collect();
+        let bias = bias.map_or_else(|| vec![0.0; c], <[f32]>::to_vec);
+        let layout = Layout::new(p);
+        // SAFETY: dispatch! checks the ISA; `lanes` reads a constant.
+        let lanes = unsafe { dispatch!(qisa.float_isa(), lanes()) };
+        QDepthwiseCpu {
+            runs: Runs::new(&layout, lanes),
+            layout,
+            w: w.iter().map(|&v| f32::from(v)).collect(),
+            nan_free: multiplier.iter().chain(&bias).all(|v| v.is_finite()),
+            multiplier,
+            bias,
+            q: q.clone(),
+            qisa,
+        }
+    }
+
+    /// The path it runs: its f32 vectors are `qisa.float_isa()`'s.
+    pub fn qisa(&self) -> QIsa {
+        self.qisa
+    }
+
+    /// Floats of scratch `run_io` needs with `threads` threads: one part per thread.
+    pub fn scratch_len(&self, threads: usize) -> usize {
+        self.layout.scratch_len() * self.shares(threads)
+    }
+
+    /// Threads that get planes: no more than there are planes.
+    fn shares(&self, threads: usize) -> usize {
+        threads.clamp(1, (self.q.p.n * self.q.p.c_in).max(1))
+    }
+
+    /// y = the conv's quantized output, dequantized, from x (n, c, h, w); y: (n, c, oh,
+    /// ow). Allocates nothing, locks nothing.
+    pub fn run(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32], threads: usize) {
+        self.run_io(QIn::F32(x), QOut::F32(y), scratch, threads)
+    }
+
+    /// As `run`, with x and y each either f32 or bytes, as `QConvCpu::run_io` reads and
+    /// writes them (a byte holds q + 128 for int8, q for uint8).
+    ///
+    /// [`QConvCpu::run_io`]: super::qconv::QConvCpu::run_io
+    pub fn run_io(&self, x: QIn<'_>, y: QOut<'_>, scratch: &mut [f32], threads: usize) {
+        let p = &self.q.p;
+        let [n, c, oh, ow] = p.output_shape();
+        assert_eq!(x.len(), n * c * p.h * p.w, "QDepthwiseCpu: x length");
+        assert_eq!(y.len(), n * c * oh * ow, "QDepthwiseCpu: y length");
+        let (shares, per_share) = (self.shares(threads), self.layout.scratch_len());
+        assert!(
+            scratch.len() >= shares * per_share,
+            "QDepthwiseCpu: scratch too short"
+        );
+        let y = match y {
+            QOut::F32(y) => OutPtr::F32(SharedMut::new(y).as_mut_ptr()),
+            QOut::U8(y) => OutPtr::U8(y.as_mut_ptr()),
+        };
+        let scratch = SharedMut::new(&mut scratch[..shares * per_share]);
+        let (planes, isa) = (n * c, self.qisa.float_isa());
+        for_each_task(threads, shares, |s| {
+            let range = planes * s / shares..planes * (s + 1) / shares;
+            // SAFETY: share s alone uses scratch part s and writes its planes of y (the
+            // lengths are checked above); dispatch! checks the ISA.
+            unsafe {
+                let part = scratch.part(s * per_share, per_share);
+                let k = self;
+                match self.layout.offs.len() {
+                    9 => dispatch!(isa, planes_9(k, x, y, range, part)),
+                    25 => dispatch!(isa, planes_25(k, x, y, range, part)),
+                    _ => dispatch!(isa, planes_any(k, x, y, range, part)),
+                }
+            }
+        });
+    }
+
+    /// Planes `range` of (n·c) into y, their taps made by `taps` per channel. Needs S's
+    /// features; y is the whole output, whose planes `range` no other task writes;
+    /// `scratch` holds `Layout::scratch_len` floats.
+    #[inline(always)]
+    unsafe fn planes<'a, S: Simd, O: Out, K: Taps<S>>(
+        &'a self,
+        x: QIn<'_>,
+        y: *mut O,
+        range: Range<usize>,
+        scratch: &mut [f32],
+        taps: impl Fn(&'a [f32]) -> K,
+    ) {
+        let (p, lay) = (&self.q.p, &self.layout);
+        let (hw, out, t) = (p.h * p.w, lay.oh * lay.ow, p.kh * p.kw);
+        let (xq, row) = lay.clear(scratch);
+        let (xq, row) = (xq.as_mut_ptr(), row.as_mut_ptr());
+        let cv = Convert::<S>::new(&self.q.x);
+        let req = Requant::<S>::new::<O>(&self.q, self.nan_free);
+        for plane in range {
+            lay.fill::<S>(x, plane * hw, &cv, xq, row);
+            let c = plane % p.c_in;
+            let epi = Epilogue {
+                mult: S::splat(self.multiplier[c]),
+                bias: S::splat(self.bias[c]),
+                req: &req,
+            };
+            let k = taps(&self.w[c * t..][..t]);
+            let runs = self.runs.as_ref();
+            grid::plane::<S, O, K>(lay, runs, &k, xq, &epi, y.add(plane * out));
+        }
+    }
+
+    /// `planes` for T taps with the weights in registers, either output type.
+    #[inline(always)]
+    unsafe fn planes_fixed<'a, S: Simd, const T: usize>(
+        &'a self,
+        x: QIn<'_>,
+        y: OutPtr,
+        range: Range<usize>,
+        scratch: &mut [f32],
+    ) {
+        let offs: &[usize; T] = self.layout.offs[..].try_into().expect("T taps");
+        let taps = |w: &'a [f32]| Fixed::<T> {
+            offs,
+            w: w.try_into().expect("T weights"),
+        };
+        match y {
+            OutPtr::F32(y) => self.planes::<S, f32, _>(x, y, range, scratch, taps),
+            OutPtr::U8(y) => self.planes::<S, u8, _>(x, y, range, scratch, taps),
+        }
+    }
+}
+
+/// S's lanes. Needs nothing: a constant.
+#[inline(always)]
+unsafe fn lanes<S: Simd>() -> usize {
+    S::LANES
+}
+
+/// 3×3 kernels (any stride, pad, dilation) under dispatch!: `planes_fixed`'s contract.
+#[inline(always)]
+unsafe fn planes_9<S: Simd>(
+    k: &QDepthwiseCpu,
+    x: QIn<'_>,
+    y: OutPtr,
+    range: Range<usize>,
+    s: &mut [f32],
+) {
+    k.planes_fixed::<S, 9>(x, y, range, s)
+}
+
+/// 5×5 kernels, as `planes_9`.
+#[inline(always)]
+unsafe fn planes_25<S: Simd>(
+    k: &QDepthwiseCpu,
+    x: QIn<'_>,
+    y: OutPtr,
+    range: Range<usize>,
+    s: &mut [f32],
+) {
+    k.planes_fixed::<S, 25>(x, y, range, s)
+}
+
+/// Any other kernel, the weights read per tap, as `planes_9`.
+#[inline(always)]
+unsafe fn planes_any<S: Simd>(
+    k: &QDepthwiseCpu,
+    x: QIn<'_>,
+    y: OutPtr,
+    range: Range<usize>,
+    s: &mut [f32],
+) {
+    let offs = &k.layout.offs[..];
+    let taps = |w| Any { offs, w };
+    match y {
+        OutPtr::F32(y) => k.planes::<S, f32, _>(x, y, range, s, taps),
+        OutPtr::U8(y) => k.planes::<S, u8, _>(x, y, range, s, taps),
+    }
+}

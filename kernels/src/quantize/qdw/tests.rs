@@ -1,0 +1,251 @@
+//! `QDepthwiseCpu` on every int8 path this CPU has against `QConv2d::reference`, bit for
+//! bit: swept kernels, strides, pads (past the kernel's half too), dilations, plane sizes
+//! (every width 1..=37, for the vector tails and the grid's rows packed into a vector),
+//! channel counts, batches, 1–3 threads, int8 and uint8 in and out, relu and the output
+//! clamp, f32 and byte inputs and outputs, values past the range, NaN and infinities, and
+//! the largest sums f32 holds exactly.
+
+use super::{QDepthwiseCpu, MAX_TAPS};
+use crate::conv2d::Conv2dParams;
+use crate::quantize::conv::QConv2d;
+use crate::quantize::qconv::{QIn, QOut};
+use crate::quantize::{reference, QIsa, QuantDtype, QuantParams};
+use crate::testing::Rng;
+
+fn quant(scale: f64, zp: i64, dtype: QuantDtype) -> QuantParams {
+    let (lo, hi) = dtype.range();
+    QuantParams::new(scale, zp, lo.into(), hi.into(), dtype).unwrap()
+}
+
+/// (c, h, w, [kh, kw], [sh, sw], [ph, pw], [dh, dw])
+type Shape = (
+    usize,
+    usize,
+    usize,
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+);
+
+const SHAPES: [Shape; 22] = [
+    // MobileNet's: 3×3 and 5×5, stride 1 and 2, same padding, planes 7 to 56 wide.
+    (4, 56, 56, [3, 3], [1, 1], [1, 1], [1, 1]),
+    (3, 29, 30, [3, 3], [2, 2], [1, 1], [1, 1]),
+    (17, 7, 7, [3, 3], [1, 1], [1, 1], [1, 1]),
+    (5, 14, 14, [3, 3], [2, 2], [1, 1], [1, 1]),
+    (3, 28, 28, [5, 5], [1, 1], [2, 2], [1, 1]),
+    (4, 27, 28, [5, 5], [2, 2], [2, 2], [1, 1]),
+    (20, 7, 7, [5, 5], [1, 1], [2, 2], [1, 1]),
+    // Other kernels: 7×7, 1×1, rectangular.
+    (3, 19, 21, [7, 7], [1, 1], [3, 3], [1, 1]),
+    (2, 23, 17, [7, 7], [2, 2], [3, 3], [1, 1]),
+    (6, 9, 11, [1, 1], [1, 1], [0, 0], [1, 1]),
+    (5, 10, 13, [1, 1], [2, 2], [0, 0], [1, 1]),
+    (4, 11, 9, [1, 3], [1, 2], [0, 1], [1, 1]),
+    (3, 12, 10, [3, 1], [2, 1], [1, 0], [1, 2]),
+    (3, 13, 15, [2, 5], [1, 1], [0, 2], [1, 1]),
+    // Stride 3; dilation 2; pads past the kernel's half (and unpadded).
+    (3, 20, 19, [3, 3], [3, 3], [1, 1], [1, 1]),
+    (2, 17, 16, [5, 5], [3, 2], [2, 3], [1, 1]),
+    (4, 15, 17, [3, 3], [1, 1], [2, 2], [2, 2]),
+    (3, 16, 13, [5, 5], [2, 2], [4, 4], [2, 2]),
+    (3, 9, 9, [3, 3], [1, 1], [3, 2], [1, 1]),
+    (2, 8, 11, [3, 3], [2, 2], [3, 3], [1, 1]),
+    (5, 12, 12, [3, 3], [1, 1], [0, 0], [1, 1]),
+    // Rows past a 64-float chunk and wider than the vectors many times.
+    (2, 5, 151, [3, 3], [2, 2], [1, 1], [1, 1]),
+];
+
+/// A depthwise conv of shape `s`, batch n; `i` varies the dtypes, zero points, scales,
+/// relu and clamp.
+fn conv(i: usize, s: &Shape, n: usize) -> QConv2d {
+    let &(c, h, w, k, stride, pad, dilation) = s;
+    let p = Conv2dParams {
+        n,
+        c_in: c,
+        h,
+        w,
+        c_out: c,
+        kh: k[0],
+        kw: k[1],
+        stride,
+        pad,
+        dilation,
+        groups: c,
+    };
+    let dtype = [QuantDtype::Int8, QuantDtype::Uint8][i % 2];
+    let (lo, hi) = dtype.range();
+    QConv2d {
+        p,
+        x: quant(0.03, i64::from((lo + hi) / 2 + (i as i32 % 7) - 3), dtype),
+        w_scale: (0..c).map(|o| 0.004 + 0.001 * (o % 5) as f32).collect(),
+        y: match i / 2 % 2 {
+            0 => quant(
+                0.02 + 0.003 * (i % 9) as f64,
+                (i as i64 % 5) - 2,
+                QuantDtype::Int8,
+            ),
+            _ => quant(
+                0.02 + 0.003 * (i % 9) as f64,
+                10 + i as i64 % 5,
+                QuantDtype::Uint8,
+            ),
+        },
+        relu: !i.is_multiple_of(3),
+        // Some with an output clamp, as a relu6 on the quantized output folds in.
+        clamp: (i % 4 == 1).then_some([-3, 40]),
+    }
+}
+
+/// Random inputs around the quantization's range, some past it, some not finite.
+fn input(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|j| match j % 97 {
+            5 => f32::NAN,
+            6 => f32::INFINITY,
+            7 => f32::NEG_INFINITY,
+            _ => (rng.f32() - 0.5) * 9.0,
+        })
+        .collect()
+}
+
+fn weights(rng: &mut Rng, len: usize) -> Vec<i8> {
+    (0..len)
+        .map(|_| (rng.f32() * 256.0 - 128.0).clamp(-128.0, 127.0) as i8)
+        .collect()
+}
+
+/// Every path, 1–3 threads, f32 and bytes in and out in all four pairings, against the
+/// reference.
+fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
+    let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();
+    let w_q: Vec<i32> = w.iter().map(|&v| i32::from(v)).collect();
+    let y_q = q.reference(&x_q, &w_q, bias);
+    let want: Vec<u32> = y_q
+        .iter()
+        .map(|&v| reference::dequantize(&q.y, v).to_bits())
+        .collect();
+    // Bytes: q + 128 for int8, q for uint8.
+    let (sx, sy) = (q.x.dtype.byte_shift(), q.y.dtype.byte_shift());
+    let x_bytes: Vec<u8> = x_q.iter().map(|&v| (v + sx) as u8).collect();
+    let want_bytes: Vec<u8> = y_q.iter().map(|&v| (v + sy) as u8).collect();
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for qisa in QIsa::available() {
+        let kernel = QDepthwiseCpu::new(q, w, bias, qisa);
+        for threads in 1..=3 {
+            let at = format!("{what}, {qisa}, {threads} threads");
+            // Scratch and y start as garbage: the kernel must write every cell it reads.
+            let mut scratch = vec![f32::NAN; kernel.scratch_len(threads)];
+            let mut y = vec![f32::NAN; want.len()];
+            kernel.run(x, &mut y, &mut scratch, threads);
+            if let Some(j) = (0..want.len()).find(|&j| y[j].to_bits() != want[j]) {
+                let wj = f32::from_bits(want[j]);
+                panic!("{at}, f32 in and out, [{j}]: {} vs {wj}", y[j]);
+            }
+            let mut y8 = vec![0xa5u8; want.len()];
+            kernel.run_io(QIn::U8(&x_bytes), QOut::U8(&mut y8), &mut scratch, threads);
+            assert_eq!(y8, want_bytes, "{at}, bytes in and out");
+            y8.fill(0x5a);
+            kernel.run_io(QIn::F32(x), QOut::U8(&mut y8), &mut scratch, threads);
+            assert_eq!(y8, want_bytes, "{at}, bytes out");
+            y.fill(f32::NAN);
+            kernel.run_io(QIn::U8(&x_bytes), QOut::F32(&mut y), &mut scratch, threads);
+            assert_eq!(bits(&y), want, "{at}, bytes in");
+        }
+    }
+}
+
+/// Weights, a bias (none where i % 4 == 1) and inputs for conv `q`.
+fn run_case(rng: &mut Rng, q: &QConv2d, i: usize, what: &str) {
+    let p = &q.p;
+    let w = weights(rng, p.c_in * p.kh * p.kw);
+    let bias: Vec<f32> = (0..p.c_in).map(|o| 0.05 * (o as f32 - 3.0)).collect();
+    let x = input(rng, p.n * p.c_in * p.h * p.w);
+    let b = (i % 4 != 1).then_some(&bias[..]);
+    check(q, &w, b, &x, what);
+}
+
+#[test]
+fn every_path_is_the_integer_reference_bit_for_bit() {
+    let mut rng = Rng::new(0xd3c0);
+    for (i, s) in SHAPES.iter().enumerate() {
+        let q = conv(i, s, 1 + i % 2);
+        assert!(QDepthwiseCpu::applies(&q), "shape {i}");
+        run_case(&mut rng, &q, i, &format!("shape {i} {s:?}"));
+    }
+}
+
+#[test]
+fn every_width_and_odd_height_is_the_reference() {
+    // Each width 1..=37 under a kernel, stride, pad and dilation taken in turn: the
+    // vectors' tails, and grids whose short rows share a vector.
+    let kinds: [[[usize; 2]; 4]; 6] = [
+        [[3, 3], [1, 1], [1, 1], [1, 1]],
+        [[3, 3], [2, 2], [1, 1], [1, 1]],
+        [[5, 5], [1, 1], [2, 2], [1, 1]],
+        [[5, 5], [2, 2], [2, 2], [1, 1]],
+        [[1, 1], [1, 1], [0, 0], [1, 1]],
+        [[3, 2], [3, 1], [2, 0], [2, 1]],
+    ];
+    let mut rng = Rng::new(0x0dd5);
+    for w in 1..=37 {
+        for (j, &[k, stride, pad, dilation]) in kinds.iter().enumerate() {
+            let i = w * kinds.len() + j;
+            let h = 2 * (i % 6) + 1;
+            let s: Shape = (1 + i % 3, h, w, k, stride, pad, dilation);
+            let q = conv(i, &s, 1 + i % 2);
+            if q.p.validate().is_err() {
+                continue;
+            }
+            run_case(&mut rng, &q, i, &format!("width {w}: {s:?}"));
+        }
+    }
+}
+
+#[test]
+fn the_largest_sums_stay_exact() {
+    // 2×257 = 514 taps (MAX_TAPS), every input at the dtype's far end and every weight
+    // −128: the sum reaches −514 · 255 · 128, just inside 2^24, for one output. Then
+    // weights 127 and −128 by turns against inputs at either end.
+    assert_eq!(MAX_TAPS, 514);
+    for (dtype, v) in [(QuantDtype::Int8, 1e6f32), (QuantDtype::Uint8, 1e6)] {
+        let zp = dtype.range().0;
+        let mut q = conv(0, &(2, 2, 257, [2, 257], [1, 1], [0, 0], [1, 1]), 1);
+        q.x = quant(0.5, zp.into(), dtype);
+        q.w_scale = vec![0.001; 2];
+        q.y = quant(100.0, 0, QuantDtype::Int8);
+        q.relu = false;
+        check(&q, &[-128; 2 * 514], None, &[v; 2 * 514], dtype.name());
+        let w: Vec<i8> = (0..2 * 514).map(|j| [127, -128][j % 2]).collect();
+        let x: Vec<f32> = (0..2 * 514).map(|j| [-1e6, 1e6][j / 3 % 2]).collect();
+        check(&q, &w, None, &x, dtype.name());
+    }
+}
+
+#[test]
+fn a_nan_bias_quantizes_as_the_reference_casts_it() {
+    // v = acc·m + NaN is NaN: the reference's quantize makes it 0 (relu: max makes it 0.0
+    // first).
+    let mut rng = Rng::new(0xb1a5);
+    for i in 0..4 {
+        let q = conv(i, &(3, 9, 10, [3, 3], [1, 1], [1, 1], [1, 1]), 1);
+        let w = weights(&mut rng, 27);
+        let bias = [0.5, f32::NAN, -0.25];
+        let x = input(&mut rng, 3 * 90);
+        check(&q, &w, Some(&bias), &x, &format!("NaN bias {i}"));
+    }
+}
+
+#[test]
+fn applies_to_depthwise_convs_of_at_most_max_taps() {
+    let dw = |c_out, groups, k: [usize; 2]| {
+        let mut q = conv(0, &(4, 300, 300, k, [1, 1], [0, 0], [1, 1]), 1);
+        (q.p.c_out, q.p.groups) = (c_out, groups);
+        QDepthwiseCpu::applies(&q)
+    };
+    assert!(dw(4, 4, [3, 3]));
+    assert!(dw(4, 4, [2, 257]) && !dw(4, 4, [2, 258]) && !dw(4, 4, [23, 23]));
+    // A channel multiplier of 2, groups of 2 channels, one group: not depthwise.
+    assert!(!dw(8, 4, [3, 3]) && !dw(4, 2, [3, 3]) && !dw(4, 1, [3, 3]));
+}
