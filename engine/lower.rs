@@ -3,7 +3,7 @@
 //! parameter structs, whose `validate` and `output_shape` hold each op's shape arithmetic.
 
 use crate::error::GraphError;
-use crate::graph::{Activation, BinaryOp, Int8Weight, Node, Op, Operand, PoolAttrs, WeightRef};
+use crate::graph::{Activation, BinaryOp, Int8Weight, Node, Op, Operand, PoolAttrs};
 use kestrel_kernels::adaptive_avg_pool2d::AdaptiveAvgPool2dParams;
 use kestrel_kernels::batch_norm::BatchNormParams;
 use kestrel_kernels::binary::{BinaryParams, Operands};
@@ -22,12 +22,14 @@ use kestrel_kernels::quantize::QuantParams;
 use kestrel_kernels::se_gate::SeGateParams;
 use kestrel_kernels::softmax::SoftmaxParams;
 use kestrel_kernels::upsample::UpsampleParams;
-use kestrel_kernels::ParamError;
 use std::sync::Arc;
 
+mod ctx;
 mod info;
 mod int8;
 mod v3;
+
+use self::ctx::Ctx;
 
 type Data = kestrel_loader::F32Data;
 
@@ -568,88 +570,6 @@ fn pool_params([n, c, h, w]: [usize; 4], a: &PoolAttrs) -> Pool2dParams {
         dilation: a.dilation,
         ceil_mode: a.ceil_mode,
         count_include_pad: a.count_include_pad,
-    }
-}
-
-/// Error builders that name the node.
-struct Ctx<'a> {
-    node: &'a Node,
-}
-
-impl Ctx<'_> {
-    fn invalid(&self, e: ParamError) -> GraphError {
-        GraphError::Invalid {
-            node: self.node.name.clone(),
-            op: self.node.op.name(),
-            detail: e.0,
-        }
-    }
-
-    fn shape(&self, detail: String) -> GraphError {
-        GraphError::Invalid {
-            node: self.node.name.clone(),
-            op: self.node.op.name(),
-            detail,
-        }
-    }
-
-    fn rank4(&self, x: &[usize]) -> Result<[usize; 4], GraphError> {
-        <[usize; 4]>::try_from(x).map_err(|_| {
-            self.shape(format!(
-                "expected an NCHW input (n, c, h, w), got shape {x:?}"
-            ))
-        })
-    }
-
-    /// Resolves a PyTorch-style dimension index (negative counts from the end).
-    fn axis(&self, attr: &str, dim: i64, rank: usize) -> Result<usize, GraphError> {
-        let r = rank as i64;
-        let d = if dim < 0 { dim + r } else { dim };
-        if (0..r).contains(&d) {
-            Ok(d as usize)
-        } else {
-            Err(GraphError::Attr {
-                node: self.node.name.clone(),
-                attr: attr.to_string(),
-                detail: format!("dimension {dim} is out of range for a rank-{rank} input"),
-            })
-        }
-    }
-
-    fn weight_shape(&self, role: &str, w: &WeightRef, expected: &str) -> GraphError {
-        GraphError::Invalid {
-            node: self.node.name.clone(),
-            op: self.node.op.name(),
-            detail: format!(
-                "weight \"{role}\" (tensor \"{}\") has shape {:?}, expected {expected}",
-                w.name, w.shape
-            ),
-        }
-    }
-
-    fn check_weight(
-        &self,
-        role: &str,
-        w: &WeightRef,
-        expected: &[usize],
-    ) -> Result<(), GraphError> {
-        if w.shape == expected {
-            return Ok(());
-        }
-        Err(GraphError::WeightShape {
-            node: self.node.name.clone(),
-            role: role.to_string(),
-            tensor: w.name.clone(),
-            expected: expected.to_vec(),
-            found: w.shape.clone(),
-        })
-    }
-
-    fn check_bias(&self, bias: Option<&WeightRef>, c_out: usize) -> Result<(), GraphError> {
-        match bias {
-            Some(b) => self.check_weight("bias", b, &[c_out]),
-            None => Ok(()),
-        }
     }
 }
 
