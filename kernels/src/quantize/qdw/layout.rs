@@ -226,7 +226,7 @@ impl<S: Simd> Convert<S> {
 
     /// dst[0..n] = (q − zp) of x[at..at + n], a masked vector last.
     #[inline(always)]
-    unsafe fn row(&self, x: QIn<'_>, at: usize, n: usize, dst: *mut f32) {
+    pub unsafe fn row(&self, x: QIn<'_>, at: usize, n: usize, dst: *mut f32) {
         let l = S::LANES;
         let mut i = 0;
         while i + l <= n {

@@ -7,11 +7,13 @@
 //!    (q − zp) in f32 into zero-padded phase planes in scratch (`layout.rs`);
 //! 2. per vector of output grid columns, the taps' exact sums by f32 FMAs, then the
 //!    requantize steps: scale, bias, relu, the output's (clamped) quantization, stored as
-//!    f32 or bytes (`grid.rs`).
+//!    f32 or bytes (`grid.rs`, `requant.rs`).
 //!
-//! Planes are split over the threads in contiguous runs, each thread with its own
-//! scratch part.
+//! Planes of short rows (7×7 outputs) go a block of channels at a time instead, one
+//! vector holding one pixel of each (`blocked.rs`). Planes, or blocks, are split over the
+//! threads in contiguous runs, each thread with its own scratch part.
 
+mod blocked;
 mod grid;
 mod layout;
 mod requant;
@@ -21,6 +23,7 @@ mod tests;
 
 use std::ops::Range;
 
+use self::blocked::Blocked;
 use self::grid::{Any, Epilogue, Fixed, Runs, Taps};
 use self::layout::{Convert, Layout};
 use self::requant::{Out, Requant};
@@ -40,6 +43,8 @@ pub struct QDepthwiseCpu {
     layout: Layout,
     /// The grid vectors' runs of a small plane, for the path's lanes (grid.rs).
     runs: Option<Runs>,
+    /// The blocked path's constants, where it takes the conv (blocked.rs).
+    blocked: Option<Blocked>,
     /// (c, kh·kw): the int8 weights as f32.
     w: Vec<f32>,
     /// Per channel: the input's scale times the channel's weight scale.
@@ -81,10 +86,12 @@ impl QDepthwiseCpu {
         let layout = Layout::new(p);
         // SAFETY: dispatch! checks the ISA; `lanes` reads a constant.
         let lanes = unsafe { dispatch!(qisa.float_isa(), lanes()) };
+        let w: Vec<f32> = w.iter().map(|&v| f32::from(v)).collect();
         QDepthwiseCpu {
             runs: Runs::new(&layout, lanes),
+            blocked: Blocked::new(p, &w, [&multiplier, &bias], lanes, false),
             layout,
-            w: w.iter().map(|&v| f32::from(v)).collect(),
+            w,
             nan_free: multiplier.iter().chain(&bias).all(|v| v.is_finite()),
             multiplier,
             bias,
@@ -98,14 +105,39 @@ impl QDepthwiseCpu {
         self.qisa
     }
 
-    /// Floats of scratch `run_io` needs with `threads` threads: one part per thread.
-    pub fn scratch_len(&self, threads: usize) -> usize {
-        self.layout.scratch_len() * self.shares(threads)
+    /// This conv on the blocked path where `on` (any conv), else on the grid (tests
+    /// check both on every shape).
+    #[cfg(test)]
+    pub(crate) fn with_blocked(mut self, on: bool) -> QDepthwiseCpu {
+        let (m, b) = (&self.multiplier[..], &self.bias[..]);
+        // SAFETY: dispatch! checks the ISA; `lanes` reads a constant.
+        let lanes = unsafe { dispatch!(self.qisa.float_isa(), lanes()) };
+        self.blocked = Blocked::new(&self.q.p, &self.w, [m, b], lanes, true).filter(|_| on);
+        self
     }
 
-    /// Threads that get planes: no more than there are planes.
+    /// Floats of scratch `run_io` needs with `threads` threads: one part per thread.
+    pub fn scratch_len(&self, threads: usize) -> usize {
+        self.per_share() * self.shares(threads)
+    }
+
+    /// Units of work: planes of (n·c), or blocks of channels (blocked.rs).
+    fn units(&self) -> usize {
+        let p = &self.q.p;
+        self.blocked.as_ref().map_or(p.n * p.c_in, |b| b.blocks(p))
+    }
+
+    /// Threads that get work: no more than there are units.
     fn shares(&self, threads: usize) -> usize {
-        threads.clamp(1, (self.q.p.n * self.q.p.c_in).max(1))
+        threads.clamp(1, self.units().max(1))
+    }
+
+    /// Floats of scratch per share.
+    fn per_share(&self) -> usize {
+        match &self.blocked {
+            Some(b) => b.scratch_len(&self.q.p),
+            None => self.layout.scratch_len(),
+        }
     }
 
     /// y = the conv's quantized output, dequantized, from x (n, c, h, w); y: (n, c, oh,
@@ -123,7 +155,7 @@ impl QDepthwiseCpu {
         let [n, c, oh, ow] = p.output_shape();
         assert_eq!(x.len(), n * c * p.h * p.w, "QDepthwiseCpu: x length");
         assert_eq!(y.len(), n * c * oh * ow, "QDepthwiseCpu: y length");
-        let (shares, per_share) = (self.shares(threads), self.layout.scratch_len());
+        let (shares, per_share) = (self.shares(threads), self.per_share());
         assert!(
             scratch.len() >= shares * per_share,
             "QDepthwiseCpu: scratch too short"
@@ -133,18 +165,19 @@ impl QDepthwiseCpu {
             QOut::U8(y) => OutPtr::U8(y.as_mut_ptr()),
         };
         let scratch = SharedMut::new(&mut scratch[..shares * per_share]);
-        let (planes, isa) = (n * c, self.qisa.float_isa());
+        let (units, isa) = (self.units(), self.qisa.float_isa());
         for_each_task(threads, shares, |s| {
-            let range = planes * s / shares..planes * (s + 1) / shares;
-            // SAFETY: share s alone uses scratch part s and writes its planes of y (the
-            // lengths are checked above); dispatch! checks the ISA.
+            let range = units * s / shares..units * (s + 1) / shares;
+            // SAFETY: share s alone uses scratch part s and writes its units' planes of y
+            // (the lengths are checked above); dispatch! checks the ISA.
             unsafe {
                 let part = scratch.part(s * per_share, per_share);
                 let k = self;
-                match self.layout.offs.len() {
-                    9 => dispatch!(isa, planes_9(k, x, y, range, part)),
-                    25 => dispatch!(isa, planes_25(k, x, y, range, part)),
-                    _ => dispatch!(isa, planes_any(k, x, y, range, part)),
+                match (&self.blocked, self.layout.offs.len()) {
+                    (Some(_), _) => dispatch!(isa, blocks(k, x, y, range, part)),
+                    (None, 9) => dispatch!(isa, planes_9(k, x, y, range, part)),
+                    (None, 25) => dispatch!(isa, planes_25(k, x, y, range, part)),
+                    (None, _) => dispatch!(isa, planes_any(k, x, y, range, part)),
                 }
             }
         });
@@ -199,6 +232,29 @@ impl QDepthwiseCpu {
         match y {
             OutPtr::F32(y) => self.planes::<S, f32, _>(x, y, range, scratch, taps),
             OutPtr::U8(y) => self.planes::<S, u8, _>(x, y, range, scratch, taps),
+        }
+    }
+}
+
+/// Blocks `range` on the blocked path under dispatch!: `Blocked::run`'s contract.
+#[inline(always)]
+unsafe fn blocks<S: Simd>(
+    k: &QDepthwiseCpu,
+    x: QIn<'_>,
+    y: OutPtr,
+    range: Range<usize>,
+    s: &mut [f32],
+) {
+    let b = k.blocked.as_ref().expect("the blocked path's constants");
+    let (p, cv) = (&k.q.p, Convert::<S>::new(&k.q.x));
+    match y {
+        OutPtr::F32(y) => {
+            let req = Requant::<S>::new::<f32>(&k.q, k.nan_free);
+            b.run::<S, f32>(p, (&cv, &req), x, y, range, s)
+        }
+        OutPtr::U8(y) => {
+            let req = Requant::<S>::new::<u8>(&k.q, k.nan_free);
+            b.run::<S, u8>(p, (&cv, &req), x, y, range, s)
         }
     }
 }

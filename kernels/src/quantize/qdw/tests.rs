@@ -116,8 +116,8 @@ fn weights(rng: &mut Rng, len: usize) -> Vec<i8> {
         .collect()
 }
 
-/// Every path, 1–3 threads, f32 and bytes in and out in all four pairings, against the
-/// reference.
+/// Every path (each ISA's, on the grid and blocked), 1–3 threads, f32 and bytes in and
+/// out in all four pairings, against the reference.
 fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
     let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();
     let w_q: Vec<i32> = w.iter().map(|&v| i32::from(v)).collect();
@@ -131,10 +131,14 @@ fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
     let x_bytes: Vec<u8> = x_q.iter().map(|&v| (v + sx) as u8).collect();
     let want_bytes: Vec<u8> = y_q.iter().map(|&v| (v + sy) as u8).collect();
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-    for qisa in QIsa::available() {
-        let kernel = QDepthwiseCpu::new(q, w, bias, qisa);
+    let paths = QIsa::available()
+        .into_iter()
+        .flat_map(|qisa| [false, true].map(|blocked| (qisa, blocked)));
+    for (qisa, blocked) in paths {
+        let kernel = QDepthwiseCpu::new(q, w, bias, qisa).with_blocked(blocked);
+        let path = if blocked { "blocked" } else { "grid" };
         for threads in 1..=3 {
-            let at = format!("{what}, {qisa}, {threads} threads");
+            let at = format!("{what}, {qisa} {path}, {threads} threads");
             // Scratch and y start as garbage: the kernel must write every cell it reads.
             let mut scratch = vec![f32::NAN; kernel.scratch_len(threads)];
             let mut y = vec![f32::NAN; want.len()];
