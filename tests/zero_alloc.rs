@@ -39,8 +39,22 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// Allocations made by five runs after a first one, then five each with shaped and named
-/// inputs.
+/// inputs; where that is not 0, the least of it and two more such measurements. The
+/// counter sees the test harness's own threads too (it reports the test that just released
+/// `ONE_AT_A_TIME` while the next one runs), and an allocation in `run` would show in every
+/// measurement.
 fn allocations_in_five_runs(session: &mut Session) -> usize {
+    let first = allocations_once(session);
+    if first == 0 {
+        return 0;
+    }
+    first
+        .min(allocations_once(session))
+        .min(allocations_once(session))
+}
+
+/// One measurement of `allocations_in_five_runs`.
+fn allocations_once(session: &mut Session) -> usize {
     let shape = session.input_shape(0).unwrap().to_vec();
     let input = vec![0.25f32; shape.iter().product()];
     let view = [kestrel::TensorView {
