@@ -3,6 +3,7 @@
 
 use super::{Data, Kernel};
 use crate::graph::Activation;
+use kestrel_kernels::quantize::conv::QConv2d;
 use kestrel_kernels::quantize::qdw::QDepthwiseCpu;
 use kestrel_kernels::upsample::UpsampleMode;
 
@@ -53,11 +54,7 @@ impl Kernel {
                 ..
             } => {
                 let p = &q.p;
-                let relu = match (q.relu, q.clamp.is_some()) {
-                    (_, true) => "+clamp",
-                    (true, false) => "+relu",
-                    (false, false) => "",
-                };
+                let relu = act_note(q);
                 let bytes = bytes_note(*bytes_in, *bytes_out);
                 let dtype = q.y.dtype.name();
                 // The int8 depthwise kernel's convs (kernels/src/quantize/qdw).
@@ -102,17 +99,8 @@ impl Kernel {
                 bytes_out,
                 ..
             } => {
-                let relu = match (q.relu, q.clamp.is_some()) {
-                    (_, true) => "+clamp",
-                    (true, false) => "+relu",
-                    (false, false) => "",
-                };
-                let bytes = match (bytes_in, bytes_out) {
-                    (true, true) => " (bytes in, out)",
-                    (true, false) => " (bytes in)",
-                    (false, true) => " (bytes out)",
-                    (false, false) => "",
-                };
+                let relu = act_note(q);
+                let bytes = bytes_note(*bytes_in, *bytes_out);
                 format!("qlinear{relu}_{}{bytes}", q.y.dtype.name())
             }
             Kernel::Upsample(p) => match p.mode {
@@ -262,6 +250,16 @@ fn bytes_note(bytes_in: bool, bytes_out: bool) -> &'static str {
         (true, true) => " (bytes in, out)",
         (true, false) => " (bytes in)",
         (false, true) => " (bytes out)",
+        (false, false) => "",
+    }
+}
+
+/// An int8 conv's or linear's label's note of what follows its sums: a folded clamp, or
+/// a relu.
+fn act_note(q: &QConv2d) -> &'static str {
+    match (q.relu, q.clamp.is_some()) {
+        (_, true) => "+clamp",
+        (true, false) => "+relu",
         (false, false) => "",
     }
 }
