@@ -35,8 +35,10 @@ pub struct QConv2d {
     pub clamp: Option<[i32; 2]>,
 }
 
-/// Most products an i32 sum holds: |x − zp| ≤ 255, |w| ≤ 127.
-pub const MAX_K: usize = (i32::MAX as usize) / (255 * 127);
+/// Most products an i32 sum holds: |x − zp| ≤ 255, |w| ≤ 128 (an int8 weight may be
+/// −128). The kernels' partial sums stay inside that bound too: each is the shifted sum
+/// so far less the zero point times the weights still to come (qconv/mod.rs).
+pub const MAX_K: usize = (i32::MAX as usize) / (255 * 128);
 
 impl QConv2d {
     /// The output's quantization with its range narrowed to `clamp`: what the epilogue

@@ -160,7 +160,7 @@ fn every_path_is_the_integer_reference_bit_for_bit() {
         let p = &q.p;
         let [c_out, cg_in, kh, kw] = p.weight_shape();
         let w: Vec<i8> = (0..c_out * cg_in * kh * kw)
-            .map(|_| (rng.f32() * 256.0 - 128.0).clamp(-128.0, 127.0) as i8)
+            .map(|_| rng.next_u64() as u8 as i8)
             .collect();
         let bias: Vec<f32> = (0..c_out).map(|o| 0.05 * (o as f32 - 3.0)).collect();
         let x = input(&mut rng, p.n * p.c_in * p.h * p.w);
@@ -185,6 +185,43 @@ fn the_largest_sums_stay_exact() {
 }
 
 #[test]
+fn sums_at_max_k_stay_exact() {
+    // k = MAX_K, the most `applies` takes, at the far ends: each shifted sum reaches
+    // MAX_K · 255 · 128, within a few thousand of i32::MAX, and the compensation the
+    // accumulators start from is as large; a bound of 255 · 127 would overflow here.
+    let k = crate::quantize::conv::MAX_K;
+    for (dtype, v, zp) in [
+        (QuantDtype::Int8, -1e6f32, 127),
+        (QuantDtype::Uint8, 1e6, 0),
+    ] {
+        let mut q = conv(0, &(k, 2, 1, 1, [1, 1], [1, 1], [0, 0], [1, 1], 1), 1);
+        q.x = quant(0.5, zp, dtype);
+        q.y = quant(1e5, 0, QuantDtype::Int8);
+        let x = vec![v; k];
+        let w: Vec<i8> = [-128i8, 127].iter().flat_map(|&w| vec![w; k]).collect();
+        // The reference's sums are i32 too, and would wrap as the kernel's do: hold its
+        // outputs to the sums taken in i64 (within a step: those round in f64 here).
+        let x_q = vec![reference::quantize(&q.x, v); k];
+        let w_q: Vec<i32> = w.iter().map(|&v| v.into()).collect();
+        let y_q = q.reference(&x_q, &w_q, None);
+        for (c, &got) in y_q.iter().enumerate() {
+            let sum = (i64::from(x_q[0]) - zp) * i64::from(w[c * k]) * k as i64;
+            let want = (sum as f64 * 0.5 * f64::from(q.w_scale[c]) / 1e5).round() as i32;
+            assert!(
+                (got - want).abs() <= 1,
+                "{}: channel {c}: {got} vs {want}",
+                dtype.name()
+            );
+        }
+        check(&q, &w, None, &x, dtype.name());
+    }
+    let mut q = conv(0, &(k + 1, 2, 1, 1, [1, 1], [1, 1], [0, 0], [1, 1], 1), 1);
+    assert!(!QConvCpu::applies(&q));
+    q.p.c_in = k;
+    assert!(QConvCpu::applies(&q));
+}
+
+#[test]
 fn outputs_that_round_to_the_zero_point_are_plus_zero() {
     // A coarse output grid with no relu: many sums land just below 0 and round to the
     // zero point, which dequantizes to +0.0, never −0.0.
@@ -196,7 +233,7 @@ fn outputs_that_round_to_the_zero_point_are_plus_zero() {
         let p = &q.p;
         let [c_out, cg_in, kh, kw] = p.weight_shape();
         let w: Vec<i8> = (0..c_out * cg_in * kh * kw)
-            .map(|_| (rng.f32() * 256.0 - 128.0).clamp(-128.0, 127.0) as i8)
+            .map(|_| rng.next_u64() as u8 as i8)
             .collect();
         let x = input(&mut rng, p.n * p.c_in * p.h * p.w);
         check(&q, &w, None, &x, &format!("shape {i} near zero"));

@@ -111,9 +111,7 @@ fn input(rng: &mut Rng, len: usize) -> Vec<f32> {
 }
 
 fn weights(rng: &mut Rng, len: usize) -> Vec<i8> {
-    (0..len)
-        .map(|_| (rng.f32() * 256.0 - 128.0).clamp(-128.0, 127.0) as i8)
-        .collect()
+    (0..len).map(|_| rng.next_u64() as u8 as i8).collect()
 }
 
 /// Every path (each ISA's, on the grid and blocked), 1–3 threads, f32 and bytes in and

@@ -97,7 +97,7 @@ fn every_path_is_the_integer_reference_bit_for_bit() {
                     continue;
                 }
                 let q = layer(i, n, k, out);
-                let w: Vec<i8> = (0..out * k).map(|_| (rng.f32() * 128.0) as i8).collect();
+                let w: Vec<i8> = (0..out * k).map(|_| rng.next_u64() as u8 as i8).collect();
                 // Within ±20 output steps.
                 let step = 0.02 * (k as f32).sqrt();
                 let bias: Vec<f32> = (0..out).map(|o| step * ((o % 41) as f32 - 20.0)).collect();
