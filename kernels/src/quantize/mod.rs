@@ -34,6 +34,7 @@ pub mod qlut;
 pub mod qmaxpool;
 /// Plain loops: the test oracle.
 pub mod reference;
+mod unzip;
 
 #[cfg(test)]
 mod conv_tests;

@@ -53,6 +53,12 @@ impl QLut {
         }
     }
 
+    /// Whether every input byte maps to itself (x and y one quantization, f the identity
+    /// on its grid): bytes out need no look-up then.
+    pub fn bytes_unchanged(&self) -> bool {
+        (0..=255u8).all(|b| self.bytes[usize::from(b)] == b)
+    }
+
     /// The input's quantization.
     pub fn x(&self) -> &QuantParams {
         &self.x

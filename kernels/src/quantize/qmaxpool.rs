@@ -9,6 +9,7 @@
 
 use super::qconv::{QIn, QOut};
 use super::qlut::{QLut, SendPtr as Shared};
+use super::unzip::unzip;
 use super::QuantParams;
 use crate::parallel::{for_each_task, SharedMut};
 use crate::pool2d::Pool2dParams;
@@ -20,15 +21,19 @@ pub struct QMaxPool {
     p: Pool2dParams,
     /// x's integers to y's.
     lut: QLut,
+    /// The table maps every byte to itself (`QLut::bytes_unchanged`).
+    same: bool,
 }
 
 impl QMaxPool {
     /// The pool `p` from x's quantization to y's. Panics on invalid params.
     pub fn new(p: &Pool2dParams, x: QuantParams, y: QuantParams) -> QMaxPool {
         p.validate().expect("QMaxPool: invalid params");
+        let lut = QLut::new(x, y, |v| v);
         QMaxPool {
             p: *p,
-            lut: QLut::new(x, y, |v| v),
+            same: lut.bytes_unchanged(),
+            lut,
         }
     }
 
@@ -42,11 +47,22 @@ impl QMaxPool {
         self.lut.y()
     }
 
-    /// Floats of scratch `run` needs: the input as bytes (used where it is f32), then a
-    /// row of window maxima per thread.
+    /// Bytes of one thread's row buffers: the window rows' maxima, padded on both sides
+    /// with 0 (which never wins) as far as any window reaches, then the same split by
+    /// parity for a stride of 2, then the pooled row.
+    fn row_bytes(&self) -> usize {
+        let p = &self.p;
+        let (_, ow) = p.output_hw();
+        let reach = (ow - 1) * p.stride[1] + (p.kernel[1] - 1) * p.dilation[1] + 1;
+        let padded = reach.max(p.pad[1] + p.w) + 1;
+        2 * padded + ow
+    }
+
+    /// Floats of scratch `run` needs: the input as bytes (used where it is f32), then the
+    /// row buffers of each thread.
     pub fn scratch_len(&self, threads: usize) -> usize {
         let p = &self.p;
-        (p.n * p.c * p.h * p.w + threads.max(1) * p.w).div_ceil(4)
+        (p.n * p.c * p.h * p.w + threads.max(1) * self.row_bytes()).div_ceil(4)
     }
 
     /// y = the pool (module doc), in plain loops over the integers: the test oracle.
@@ -109,23 +125,31 @@ impl QMaxPool {
             QOut::U8(y) => (std::ptr::null_mut(), y.as_mut_ptr()),
         };
         let (yf, yb, rows) = (Shared(yf), Shared(yb), Shared(rows.as_mut_ptr()));
-        let planes = p.n * p.c;
+        // Bytes out of the same quantization: the pooled bytes are y's.
+        let straight = !yb.0.is_null() && self.same;
+        let (planes, row_bytes) = (p.n * p.c, self.row_bytes());
+        let padded_len = (row_bytes - ow) / 2;
         let shares = threads.min(planes);
         for_each_task(threads, shares, |s| {
-            // SAFETY: share s alone uses row buffer s (scratch_len) and writes the output
+            // SAFETY: share s alone uses row buffers s (scratch_len) and writes the output
             // planes of its range.
             unsafe {
-                let row = std::slice::from_raw_parts_mut(rows.at(s * p.w), p.w);
-                let mut pooled = [0u8; 256];
+                let buf = std::slice::from_raw_parts_mut(rows.at(s * row_bytes), row_bytes);
+                let (padded, rest) = buf.split_at_mut(padded_len);
+                let (halves, pooled) = rest.split_at_mut(padded_len);
+                // The padding: window_rows writes only the input's columns.
+                padded.fill(0);
                 for c in planes * s / shares..planes * (s + 1) / shares {
                     let src = &keys[c * plane..][..plane];
                     for oy in 0..oh {
-                        self.window_rows(src, oy, row);
-                        for ox0 in (0..ow).step_by(pooled.len()) {
-                            let n = pooled.len().min(ow - ox0);
-                            self.window_cols(row, ox0, &mut pooled[..n]);
-                            let at = c * out_plane + oy * ow + ox0;
-                            self.lut.look_up(&pooled[..n], (yf.at(at), yb.at(at)));
+                        self.window_rows(src, oy, &mut padded[p.pad[1]..][..p.w]);
+                        let at = c * out_plane + oy * ow;
+                        if straight {
+                            let out = std::slice::from_raw_parts_mut(yb.at(at), ow);
+                            self.window_cols(padded, halves, out);
+                        } else {
+                            self.window_cols(padded, halves, pooled);
+                            self.lut.look_up(pooled, (yf.at(at), yb.at(at)));
                         }
                     }
                 }
@@ -152,20 +176,32 @@ impl QMaxPool {
         }
     }
 
-    /// `out[i]` = the max over the window's columns of output column `ox0 + i` in `row`.
-    fn window_cols(&self, row: &[u8], ox0: usize, out: &mut [u8]) {
+    /// `out[i]` = the max over the window's columns of output column i in `padded` (the
+    /// row's maxima with the padding on both sides), branch-free: a stride of 2 reads its
+    /// taps as contiguous runs of the row split by parity (`halves`).
+    fn window_cols(&self, padded: &[u8], halves: &mut [u8], out: &mut [u8]) {
         let p = &self.p;
-        let (k, s, pad, d) = (p.kernel[1], p.stride[1], p.pad[1], p.dilation[1]);
-        for (i, o) in out.iter_mut().enumerate() {
-            let start = (ox0 + i) * s;
-            let mut max = 0u8;
-            for kx in 0..k {
-                let ix = start + kx * d;
-                if ix >= pad && ix - pad < p.w {
-                    max = max.max(row[ix - pad]);
+        let (k, s, d) = (p.kernel[1], p.stride[1], p.dilation[1]);
+        out.fill(0);
+        if s == 2 {
+            let (evens, odds) = halves.split_at_mut(padded.len().div_ceil(2));
+            unzip(padded, Some(&mut *evens), Some(&mut *odds));
+            for t in (0..k).map(|kx| kx * d) {
+                let run = if t % 2 == 0 {
+                    &evens[t / 2..]
+                } else {
+                    &odds[t / 2..]
+                };
+                for (o, &v) in out.iter_mut().zip(run) {
+                    *o = (*o).max(v);
                 }
             }
-            *o = max;
+            return;
+        }
+        for t in (0..k).map(|kx| kx * d) {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = (*o).max(padded[i * s + t]);
+            }
         }
     }
 }

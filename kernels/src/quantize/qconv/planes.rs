@@ -12,6 +12,7 @@
 
 use crate::conv2d::Conv2dParams;
 use crate::quantize::lanes::Grid;
+use crate::quantize::unzip::unzip;
 use crate::quantize::QuantParams;
 use crate::simd::Simd;
 
@@ -162,6 +163,25 @@ impl Planes {
     /// (which cost a seventh of ResNet-50's run).
     fn scatter(&self, row: &[u8], ix0: usize, phase_row: usize, out: &mut [u8]) {
         let (sw, pw, plane) = (self.sw, self.pw, self.hq * self.wq);
+        if sw == 2 {
+            // row[r] is padded column c = ix0 + pw + r: phase c mod 2, at c div 2. With c
+            // even first, the evens go to phase 0 and the odds to phase 1, both from
+            // c div 2; with c odd, the evens go to phase 1 from c div 2, the odds to phase
+            // 0 from one further.
+            let (start, odd) = ((ix0 + pw) / 2, (ix0 + pw) % 2);
+            let (p0, p1) = out.split_at_mut(plane);
+            let (phase0, phase1) = (
+                self.used[phase_row].then(|| &mut p0[start + odd..]),
+                self.used[phase_row + 1].then(|| &mut p1[start..]),
+            );
+            let [evens, odds] = if odd == 0 {
+                [phase0, phase1]
+            } else {
+                [phase1, phase0]
+            };
+            unzip(row, evens, odds);
+            return;
+        }
         for px in 0..sw {
             if !self.used[phase_row + px] {
                 continue;
