@@ -3,8 +3,9 @@
 //! CPU has (`QIsa`), 1 thread, beside `conv2d/cpu-<isa>/<shape>`, the fp32 kernel the
 //! engine picks for the same conv on the best ISA. Throughput is Elements = 2 ×
 //! multiply-adds, so "elem/s" reads as OP/s; at the end each int8 bench is listed as a
-//! share of the `vpdpbusd` peak measured here (`peak::dot_peak`).
-//! One path: `cargo bench --bench int8 -- cpu-avx512-vnni/`.
+//! share of the `vpdpbusd` peak measured here (`peak::dot_peak`). The best path also
+//! runs `…/<shape>/bytes`, bytes in and out, as a session runs a conv between two int8
+//! ops (no quantize of x timed). One path: `cargo bench --bench int8 -- cpu-avx512-vnni/`.
 //!
 //! `qlinear/cpu-<path>/<in>x<out>`: the classifier linears (MobileNetV3's 960→1280 and
 //! 1280→1000, ResNet-50's 2048→1000, ResNet-18's 512→1000) at batch 1 on every int8 path,
@@ -52,7 +53,9 @@ fn int8_conv(p: &Conv2dParams) -> QConv2d {
     }
 }
 
-fn qconv(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa) {
+/// The int8 conv on `p`, f32 in and out; bytes in and out too where `bytes` (as between
+/// two int8 convs in a session, where no quantize of x is timed).
+fn qconv(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa, bytes: bool) {
     let q = int8_conv(p);
     let x = data(p.n * p.c_in * p.h * p.w, 1);
     let w: Vec<i8> = data(p.weight_shape().iter().product(), 2)
@@ -68,6 +71,13 @@ fn qconv(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa) {
     g.bench_function(format!("cpu-{qisa}/{}", shape_id(p)), |b| {
         b.iter(|| kernel.run(&x, &mut y, &mut scratch, 1))
     });
+    if bytes {
+        let x8: Vec<u8> = x.iter().map(|v| (v * 100.0 + 128.0) as u8).collect();
+        let mut y8 = vec![0u8; y.len()];
+        g.bench_function(format!("cpu-{qisa}/{}/bytes", shape_id(p)), |b| {
+            b.iter(|| kernel.run_io(QIn::U8(&x8), QOut::U8(&mut y8), &mut scratch, 1))
+        });
+    }
     g.finish();
 }
 
@@ -196,8 +206,8 @@ fn shapes() -> Vec<Conv2dParams> {
 
 fn int8(c: &mut Criterion) {
     for p in shapes() {
-        for qisa in QIsa::available().into_iter().rev() {
-            qconv(c, &p, qisa);
+        for (i, qisa) in QIsa::available().into_iter().rev().enumerate() {
+            qconv(c, &p, qisa, i == 0);
         }
         fp32(c, &p, Isa::best());
     }

@@ -123,6 +123,9 @@ pub(crate) enum Kernel {
         /// the first quarter.
         bytes_in: bool,
         bytes_out: bool,
+        /// A fused add of a residual, the step's second input, as bytes (`Op::QConv2d`):
+        /// y is the add's output.
+        add: Option<QAdd>,
     },
     /// An int8 linear (`Op::QLinear`): `q` the 1×1 conv on a 1×1 image it is
     /// (`QLinearCpu::conv_params`, n the linear's rows) and its quantizations, `weight` the
@@ -473,11 +476,12 @@ pub(crate) fn lower(node: &Node, inputs: &[&[usize]]) -> Result<Lowered, GraphEr
             clamp,
             bytes_in,
             bytes_out,
+            add,
         } => int8::qconv(
             node,
             conv,
             [*x, *y],
-            *clamp,
+            (*clamp, *add),
             [*bytes_in, *bytes_out],
             inputs,
         )?,

@@ -40,6 +40,8 @@ pub(crate) fn optimize(graph: &mut Graph, int8: bool) {
         int8::fold_int8_ops(graph);
         remove_identities(graph);
         int8::bytes_between_int8_ops(graph);
+        int8::fuse_residual_adds(graph);
+        remove_identities(graph);
     }
     se::fuse_squeeze_excite(graph);
     remove_identities(graph);

@@ -199,36 +199,37 @@ fn pt2e_net_matches_pytorch_within_one_step(name: &str) {
 /// and max pools fold, and so does its classifier linear, which reads the flatten of the
 /// last int8 max pool (no `fake_quant` left); ResNet-18's 20 convs all fold, each block's
 /// second conv reading the first's int8 output as bytes, the residual adds fold to int8
-/// adds, the max pool to an int8 one. MobileNets' depthwise convs run on the int8
+/// adds and those into the conv before them (`+add`), the max pool to an int8 one. MobileNets' depthwise convs run on the int8
 /// depthwise kernel, reading and writing bytes between int8 convs; their activations
 /// between quantizations are a conv's clamp (relu6) or int8 tables (hardswish).
 #[test]
 fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit() {
     // (fixture, [int8 convs, of them depthwise, of them reading and writing bytes, int8
-    // linears, int8 adds, int8 tables, fake_quant steps left], first conv's kernel)
+    // linears, int8 adds left, adds fused into a conv, int8 tables, fake_quant steps
+    // left], first conv's kernel)
     let nets = [
         (
             "cifarnet_int8",
-            [2, 0, 1, 1, 0, 0, 0],
+            [2, 0, 1, 1, 0, 0, 0, 0],
             "qconv3x3s1+relu_int8 (bytes out)",
         ),
         (
             "resnet18_int8",
-            [20, 0, 19, 1, 8, 0, 1],
+            [20, 0, 18, 1, 0, 8, 0, 1],
             "qconv7x7s2+relu_int8 (bytes out)",
         ),
         (
             "mobilenetv2_int8",
-            [52, 17, 50, 1, 10, 0, 2],
+            [52, 17, 50, 1, 0, 10, 0, 2],
             "qconv3x3s2+clamp_int8 (bytes out)",
         ),
         (
             "mobilenetv3_int8",
-            [52, 11, 32, 2, 7, 28, 1],
+            [52, 11, 32, 2, 0, 7, 28, 1],
             "qconv3x3s2_int8 (bytes out)",
         ),
     ];
-    for (name, [convs, depthwise, both, linears, adds, luts, quantizes], first) in nets {
+    for (name, [convs, depthwise, both, linears, adds, fused, luts, quantizes], first) in nets {
         let m = Model::load(common::fixture(name)).unwrap();
         let refs = read_tensors(&common::reference(name, 3)).unwrap();
         let x = refs.tensors["input"].data.clone().unwrap();
@@ -274,6 +275,11 @@ fn cpu_sessions_run_the_int8_convs_on_the_integer_kernel_and_agree_bit_for_bit()
             assert_eq!(qconvs.len(), convs, "{label}: {steps:?}");
             assert_eq!(qdws.len(), depthwise, "{label}: {steps:?}");
             assert_eq!(qadds, adds, "{label}: {steps:?}");
+            let with_add = qconvs
+                .iter()
+                .filter(|st| st.kernel.contains("+add"))
+                .count();
+            assert_eq!(with_add, fused, "{label}: {steps:?}");
             assert_eq!(qluts, luts, "{label}: {steps:?}");
             assert_eq!(left, quantizes, "{label}: {steps:?}");
             assert_eq!(qconvs[0].kernel, first, "{label}");
@@ -320,8 +326,9 @@ fn run_with_shows_int8_layers_stored_as_bytes_as_pytorchs_values() {
         .filter(|st| st.kernel.ends_with("out)"))
         .map(|st| st.name)
         .collect();
-    // The 20 convs, the max pool and 7 adds (not the last, read by the average pool).
-    assert_eq!(byte_layers.len(), 28);
+    // The 20 convs, 8 of them with their block's add fused (each named as the add), but
+    // the last, read by the average pool; and the max pool.
+    assert_eq!(byte_layers.len(), 20);
     let mut seen = Vec::new();
     s.run_with(&[&x], |name, out| {
         let (Some(r), Some(step)) = (

@@ -357,6 +357,11 @@ impl CpuExecutor {
 fn byte_output(kernel: &Kernel) -> Option<&kestrel_kernels::quantize::QuantParams> {
     match kernel {
         Kernel::QConv2d {
+            add: Some(add),
+            bytes_out: true,
+            ..
+        } => Some(&add.y),
+        Kernel::QConv2d {
             q, bytes_out: true, ..
         }
         | Kernel::QLinear {

@@ -24,6 +24,7 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f3
             bias,
             bytes_in,
             bytes_out,
+            ..
         }
         // A linear's QConv2d is the 1×1 conv on a 1×1 image: (n, in) is (n, in, 1, 1).
         | Kernel::QLinear {
@@ -46,6 +47,13 @@ pub(super) fn run(kernel: &Kernel, io: &Io<'_>, y: &mut [f32], scratch: &mut [f3
             };
             let w: Vec<i32> = weight.values.iter().map(|&v| i32::from(v)).collect();
             let out = q.reference(&x_q, &w, bias.as_deref());
+            if let Kernel::QConv2d { add: Some(add), .. } = kernel {
+                // Then the add's oracle, on the conv's output as bytes and the residual's.
+                let shift = q.y.dtype.byte_shift();
+                let conv: Vec<u8> = out.iter().map(|&v| (v + shift) as u8).collect();
+                let residual = q_in(x(1), true);
+                return add.reference(QIn::U8(&conv), residual, q_out(y, *bytes_out));
+            }
             match q_out(y, *bytes_out) {
                 QOut::U8(y) => {
                     for (y, v) in y.iter_mut().zip(out) {

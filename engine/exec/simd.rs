@@ -98,12 +98,18 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
             Some(exact_weights(weight)),
         )),
         Kernel::QConv2d {
-            q, weight, bias, ..
+            q,
+            weight,
+            bias,
+            add,
+            ..
         } => {
             let (w, bias, qisa) = (&weight.values, bias.as_deref(), QIsa::for_isa(isa));
-            match QDepthwiseCpu::applies(q) {
-                true => Prepared::QDepthwise(QDepthwiseCpu::new(q, w, bias, qisa)),
-                false => Prepared::QConv(QConvCpu::new(q, w, bias, qisa)),
+            // The int8 pass fuses adds into the GEMM's convs only.
+            match (QDepthwiseCpu::applies(q), add) {
+                (true, None) => Prepared::QDepthwise(QDepthwiseCpu::new(q, w, bias, qisa)),
+                (_, None) => Prepared::QConv(QConvCpu::new(q, w, bias, qisa)),
+                (_, Some(add)) => Prepared::QConv(QConvCpu::new(q, w, bias, qisa).with_add(*add)),
             }
         }
         Kernel::QMaxPool { pool, .. } => Prepared::QMaxPool(pool.clone()),
@@ -190,15 +196,18 @@ pub(crate) fn run(kernel: &Kernel, prepared: &Prepared, io: &Io<'_>, y: &mut [f3
             Kernel::QConv2d {
                 bytes_in,
                 bytes_out,
+                add,
                 ..
             },
             Prepared::QConv(c),
-        ) => c.run_io(
-            q_in(x(0), *bytes_in),
-            q_out(y, *bytes_out),
-            scratch,
-            threads,
-        ),
+        ) => {
+            let (x0, y) = (q_in(x(0), *bytes_in), q_out(y, *bytes_out));
+            match add {
+                // The residual is stored as bytes (passes/int8.rs fuses no other).
+                Some(_) => c.run_add(x0, bytes_of(x(1)), y, scratch, threads),
+                None => c.run_io(x0, y, scratch, threads),
+            }
+        }
         (
             Kernel::QConv2d {
                 bytes_in,

@@ -140,6 +140,10 @@ pub enum Op {
         bytes_in: bool,
         /// y is stored as bytes: every reader is an int8 conv (`passes/int8.rs`).
         bytes_out: bool,
+        /// An int8 add of the conv's output (its first input) and the node's second
+        /// input, a residual stored as bytes, fused in (`passes/int8.rs`): the node's
+        /// value is the add's, y and `bytes_out` the add's output.
+        add: Option<QAdd>,
     },
     /// An int8 linear: what `fake_quant(x) → linear → [relu] → fake_quant(y)` computes, the
     /// linear's weight int8 (`Weight::quant`), computed by the integer kernel as a 1×1 conv

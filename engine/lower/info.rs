@@ -51,12 +51,17 @@ impl Kernel {
                 q,
                 bytes_in,
                 bytes_out,
+                add,
                 ..
             } => {
                 let p = &q.p;
-                let relu = act_note(q);
+                let relu = match add {
+                    // A fused residual add, and its relu.
+                    Some(a) => format!("{}+add{}", act_note(q), if a.relu { "+relu" } else { "" }),
+                    None => act_note(q).to_string(),
+                };
                 let bytes = bytes_note(*bytes_in, *bytes_out);
-                let dtype = q.y.dtype.name();
+                let dtype = add.map_or(q.y.dtype, |a| a.y.dtype).name();
                 // The int8 depthwise kernel's convs (kernels/src/quantize/qdw).
                 let kind = match QDepthwiseCpu::applies(q) {
                     true => "qdwconv",

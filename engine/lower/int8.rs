@@ -9,13 +9,14 @@ use kestrel_kernels::quantize::qlinear::QLinearCpu;
 use kestrel_kernels::quantize::qlut::QLut;
 use kestrel_kernels::quantize::QuantParams;
 
-/// An int8 conv: the conv lowered as it is, then its shape, bias and relu with the
-/// quantizations, the output clamp and the int8 weight.
+/// An int8 conv: the conv lowered as it is (a fused add's residual as the float conv's,
+/// which checks its shape), then its shape, bias and relu with the quantizations, the
+/// output clamp, the fused add and the int8 weight.
 pub(super) fn qconv(
     node: &Node,
     conv: &Op,
     [x, y]: [QuantParams; 2],
-    clamp: Option<[i32; 2]>,
+    (clamp, add): (Option<[i32; 2]>, Option<QAdd>),
     [bytes_in, bytes_out]: [bool; 2],
     inputs: &[&[usize]],
 ) -> Result<(Vec<usize>, Kernel), GraphError> {
@@ -45,6 +46,7 @@ pub(super) fn qconv(
         bias,
         bytes_in,
         bytes_out,
+        add,
     };
     Ok((shape, kernel))
 }

@@ -104,6 +104,7 @@ fn fold_conv(graph: &mut Graph, uses: &[usize], c: usize, y: QuantParams) -> boo
         clamp: None,
         bytes_in: false,
         bytes_out: false,
+        add: None,
     };
     bypass(graph, uses, c, 0, f);
     true
@@ -391,6 +392,7 @@ pub(super) fn bytes_between_int8_ops(graph: &mut Graph) {
 /// An int8 op's output quantization.
 fn output_quant(op: &Op) -> Option<QuantParams> {
     match op {
+        Op::QConv2d { add: Some(q), .. } => Some(q.y),
         Op::QConv2d { y, .. } | Op::QLinear { y, .. } => Some(*y),
         Op::QAdd { q, .. } => Some(q.y),
         Op::QLut { y, .. } | Op::QMaxPool { y, .. } => Some(*y),
@@ -442,5 +444,67 @@ fn set_bytes_in(op: &mut Op, slots: [bool; 2]) {
             bytes_in[1] |= slots[1];
         }
         _ => unreachable!("byte_slots takes only int8 ops"),
+    }
+}
+
+/// A `QAdd` of an int8 conv's output and a residual, both stored as bytes, becomes that
+/// conv with the add fused (`Op::QConv2d::add`: its epilogue takes QAdd's steps,
+/// kernels/src/quantize/qconv), where the conv's output feeds the add alone, the conv is
+/// no depthwise one (its kernel fuses nothing) and the residual is computed before the
+/// conv runs (nodes are in topological order): ResNet's residual adds, a pass over each
+/// block's output less (they were 5% of ResNet-50's int8 run). The add is commutative in
+/// f32, so the conv's output may be either input. Runs after `bytes_between_int8_ops`,
+/// on a graph without identities.
+pub(super) fn fuse_residual_adds(graph: &mut Graph) {
+    let uses = use_counts(graph);
+    for i in 0..graph.nodes.len() {
+        let Op::QAdd {
+            q,
+            bytes_in,
+            bytes_out,
+        } = graph.nodes[i].op
+        else {
+            continue;
+        };
+        let inputs = [graph.nodes[i].inputs[0], graph.nodes[i].inputs[1]];
+        let fusable = |slot: usize| {
+            let (Value::Node(j), other) = (inputs[slot], inputs[1 - slot]) else {
+                return None;
+            };
+            let ready = matches!(other, Value::Node(r) if r < j);
+            let Op::QConv2d {
+                conv, y, add: None, ..
+            } = &graph.nodes[j].op
+            else {
+                return None;
+            };
+            let Op::Conv2d { weight, groups, .. } = conv.as_ref() else {
+                return None;
+            };
+            let quant = [q.a, q.b][slot];
+            let plain = !depthwise_int8(&weight.shape, *groups) && *y == quant;
+            (plain && ready && uses[j] == 1 && bytes_in == [true; 2]).then_some(j)
+        };
+        let Some((j, slot)) = [0, 1].into_iter().find_map(|s| fusable(s).map(|j| (j, s))) else {
+            continue;
+        };
+        let add = match slot {
+            0 => q,
+            _ => QAdd {
+                a: q.b,
+                b: q.a,
+                ..q
+            },
+        };
+        if let Op::QConv2d {
+            add: fused,
+            bytes_out: out,
+            ..
+        } = &mut graph.nodes[j].op
+        {
+            (*fused, *out) = (Some(add), bytes_out);
+        }
+        graph.nodes[j].inputs.push(inputs[1 - slot]);
+        absorb(graph, j, i);
     }
 }

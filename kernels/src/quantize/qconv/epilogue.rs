@@ -9,16 +9,20 @@
 
 use super::{tiles, QConvCpu, MR, NR};
 use crate::quantize::lanes::{Grid, Lane, OutPtr};
+use crate::quantize::qadd::QAdd;
 use crate::quantize::QuantParams;
 use crate::simd::Simd;
 use std::mem::MaybeUninit;
 
 impl QConvCpu {
     /// Image `img`, group `g`, channel panel `mp`, grid columns `j0..j0 + NR` (B's panel
-    /// `b`, packed) into y.
+    /// `b`, packed) into y; with a fused add (`QConvCpu::with_add`), plus `res`, the
+    /// residual's bytes (null without).
     ///
     /// # Safety
-    /// `y` must be the whole output, and no other thread may write these elements.
+    /// `y` must be the whole output and `res` null or as long, and no other thread may
+    /// write these elements.
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn tile(
         &self,
         img: usize,
@@ -27,14 +31,16 @@ impl QConvCpu {
         b: &[u8],
         j0: usize,
         y: OutPtr,
+        res: *const u8,
     ) {
         match y {
-            OutPtr::F32(y) => self.tile_into(img, g, mp, b, j0, y),
-            OutPtr::U8(y) => self.tile_into(img, g, mp, b, j0, y),
+            OutPtr::F32(y) => self.tile_into(img, g, mp, b, j0, y, res),
+            OutPtr::U8(y) => self.tile_into(img, g, mp, b, j0, y, res),
         }
     }
 
     /// `tile` for one output type.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile_into<T: Lane>(
         &self,
         img: usize,
@@ -43,6 +49,7 @@ impl QConvCpu {
         b: &[u8],
         j0: usize,
         y: *mut T,
+        res: *const u8,
     ) {
         let p = &self.q.p;
         let (oh, ow) = p.output_hw();
@@ -54,21 +61,36 @@ impl QConvCpu {
         let (oc0, rows) = (g * m + mp * MR, MR.min(m - mp * MR));
         let (wq, end) = (self.planes.wq, (oh * self.planes.wq).min(j0 + NR));
         let straight = wq == ow && end == j0 + NR;
-        let plane0 = y.add((img * p.c_out + oc0) * oh * ow);
+        let first = (img * p.c_out + oc0) * oh * ow;
+        let plane0 = y.add(first);
         let mut buf = MaybeUninit::<[T; MR * NR]>::uninit();
+        let mut res_buf = [0u8; MR * NR];
         let mut job = TileJob {
             mult: [0.0; MR],
             bias: [0.0; MR],
             rows,
             y: self.y,
             relu: self.q.relu,
+            add: self.add.map(|add| (add, std::ptr::null())),
             dst: buf.as_mut_ptr().cast::<T>(),
             ld: NR,
         };
         job.mult[..rows].copy_from_slice(&self.multiplier[oc0..][..rows]);
         job.bias[..rows].copy_from_slice(&self.bias[oc0..][..rows]);
+        let res0 = res.wrapping_add(first);
         if straight {
             (job.dst, job.ld) = (plane0.add(j0), oh * ow);
+            if let Some((_, r)) = &mut job.add {
+                *r = res0.add(j0);
+            }
+        } else if let Some((_, r)) = &mut job.add {
+            // The residual's values in the tile's grid order, as emit reads them (the
+            // columns past the output's rows stay 0: computed, then dropped).
+            self.grid_runs(j0, end, rows, |r, j, at, n| {
+                let dst = res_buf.as_mut_ptr().add(r * NR + j - j0);
+                std::ptr::copy_nonoverlapping(res0.add(r * oh * ow + at), dst, n);
+            });
+            *r = res_buf.as_ptr();
         }
         tiles::tile(self.qisa, a, b.as_ptr(), kq, comp, end - j0, &job);
         if straight {
@@ -77,19 +99,32 @@ impl QConvCpu {
         // The valid grid columns of each row written above (emit wrote all the tile's
         // columns up to `end` and more).
         let buf = buf.as_ptr().cast::<T>();
+        self.grid_runs(j0, end, rows, |r, j, at, n| {
+            let src = buf.add(r * NR + j - j0);
+            std::ptr::copy_nonoverlapping(src, plane0.add(r * oh * ow + at), n);
+        });
+    }
+
+    /// For each of the tile's `rows` and each run of grid columns `j..j + n` within
+    /// `j0..end` that lies on one output row, `f(r, j, at, n)`, `at` the run's first
+    /// element in an output channel's plane.
+    #[inline(always)]
+    fn grid_runs(
+        &self,
+        j0: usize,
+        end: usize,
+        rows: usize,
+        mut f: impl FnMut(usize, usize, usize, usize),
+    ) {
+        let (_, ow) = self.q.p.output_hw();
+        let wq = self.planes.wq;
         for r in 0..rows {
-            let plane = plane0.add(r * oh * ow);
             let mut j = j0;
             while j < end {
                 let (oy, ox) = (j / wq, j % wq);
                 let run = (wq - ox).min(end - j);
                 if ox < ow {
-                    let n = run.min(ow - ox);
-                    std::ptr::copy_nonoverlapping(
-                        buf.add(r * NR + j - j0),
-                        plane.add(oy * ow + ox),
-                        n,
-                    );
+                    f(r, j, oy * ow + ox, run.min(ow - ox));
                 }
                 j += run;
             }
@@ -109,6 +144,9 @@ pub(super) struct TileJob<T> {
     /// The output's quantization, its range narrowed by the conv's clamp.
     y: QuantParams,
     relu: bool,
+    /// A fused add (`QConvCpu::with_add`) and its residual's bytes, row r, column t at
+    /// `[r * ld + t]` as dst.
+    add: Option<(QAdd, *const u8)>,
     /// Row r, column t of the tile goes to `dst[r * ld + t]`.
     dst: *mut T,
     ld: usize,
@@ -128,6 +166,17 @@ pub(super) struct Epilogue<S: Simd, T> {
     hi: S::V,
     dst: *mut T,
     ld: usize,
+    add: Option<FusedAdd<S>>,
+}
+
+/// A fused add's constants: the conv's output dequantized by `a_scale` (the add's first
+/// input is the conv's output), the residual's grid, the add's output grid, its relu.
+struct FusedAdd<S: Simd> {
+    a_scale: S::V,
+    b: Grid<S>,
+    y: Grid<S>,
+    relu: bool,
+    res: *const u8,
 }
 
 impl<S: Simd, T: Lane> Epilogue<S, T> {
@@ -147,6 +196,18 @@ impl<S: Simd, T: Lane> Epilogue<S, T> {
             hi: S::splat((y.qmax - y.zero_point) as f32),
             dst: job.dst,
             ld: job.ld,
+            // A match, not a closure: a closure is not inlined into the microkernel, and
+            // splatted the constants without its CPU features, tile by tile.
+            add: match &job.add {
+                Some((q, res)) => Some(FusedAdd {
+                    a_scale: S::splat(q.a.scale),
+                    b: Grid::new(&q.b),
+                    y: Grid::new(&q.y),
+                    relu: q.relu,
+                    res: *res,
+                }),
+                None => None,
+            },
         }
     }
 
@@ -165,6 +226,22 @@ impl<S: Simd, T: Lane> Epilogue<S, T> {
         }
         let v = S::add(S::mul(sums, S::splat(self.mult[r])), S::splat(self.bias[r]));
         let centered = S::round(S::min(self.hi, S::max(self.lo, S::mul(v, self.inv))));
-        T::put_centered::<S>(self.dst.add(r * self.ld + col), &self.grid, centered);
+        let at = r * self.ld + col;
+        let Some(add) = &self.add else {
+            return T::put_centered::<S>(self.dst.add(at), &self.grid, centered);
+        };
+        // QAdd's steps (qadd.rs) on the conv's integers q − zp: (q − zp) · scale, plus the
+        // residual dequantized, the relu, the add's quantization. A −0.0 (a small negative
+        // value rounded to the zero point) adds as +0.0 does: the residual's term is never
+        // −0.0.
+        let a = S::mul(centered, add.a_scale);
+        let b = add.b.dequantize(add.b.unshift(S::load_u8(add.res.add(at))));
+        let sum = S::add(a, b);
+        let sum = if add.relu {
+            S::max(sum, S::splat(0.0))
+        } else {
+            sum
+        };
+        T::put::<S>(self.dst.add(at), &add.y, add.y.quantize(sum));
     }
 }

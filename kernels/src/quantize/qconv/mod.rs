@@ -23,6 +23,7 @@ mod tests;
 use self::planes::Planes;
 use super::conv::{QConv2d, MAX_K};
 use super::lanes::OutPtr;
+use super::qadd::QAdd;
 use super::QIsa;
 use crate::parallel::{for_each_task, SharedMut};
 use crate::simd::dispatch;
@@ -51,6 +52,8 @@ pub struct QConvCpu {
     rows: Vec<usize>,
     /// 128 for int8 inputs (shifted to u8), 0 for uint8.
     shift: u8,
+    /// An add fused after the conv (`with_add`).
+    add: Option<QAdd>,
 }
 
 impl QConvCpu {
@@ -100,7 +103,27 @@ impl QConvCpu {
             a,
             rows,
             shift,
+            add: None,
         }
+    }
+
+    /// The conv followed by the int8 add `add` of its output (the add's first input,
+    /// quantized as the conv's output) and a residual read as bytes (`run_add`), in one
+    /// pass: the epilogue takes QAdd's steps on each requantized value, bit for bit what
+    /// the two ops give (a ResNet block's last conv and its residual add). Panics where
+    /// the add's first input is not quantized as the conv's output.
+    pub fn with_add(mut self, add: QAdd) -> QConvCpu {
+        assert_eq!(
+            add.a, self.q.y,
+            "QConvCpu: the add's first input is the conv's output"
+        );
+        self.add = Some(add);
+        self
+    }
+
+    /// The fused add, if any.
+    pub fn add(&self) -> Option<&QAdd> {
+        self.add.as_ref()
     }
 
     /// The path it runs.
@@ -132,6 +155,34 @@ impl QConvCpu {
     /// x by the input's quantization and y by the output's. Between two int8 convs that is
     /// a quarter of the bytes, and the reader copies instead of quantizing.
     pub fn run_io(&self, x: QIn<'_>, y: QOut<'_>, scratch: &mut [f32], threads: usize) {
+        assert!(self.add.is_none(), "QConvCpu: a fused add needs run_add");
+        self.run_inner(x, None, y, scratch, threads)
+    }
+
+    /// As `run_io`, with the fused add (`with_add`): y = add(conv(x), residual), the
+    /// residual (the output's shape) as bytes by the add's second quantization, y by the
+    /// add's output quantization. Panics without a fused add.
+    pub fn run_add(
+        &self,
+        x: QIn<'_>,
+        residual: &[u8],
+        y: QOut<'_>,
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
+        assert!(self.add.is_some(), "QConvCpu: run_add without a fused add");
+        assert_eq!(residual.len(), y.len(), "QConvCpu: residual length");
+        self.run_inner(x, Some(residual), y, scratch, threads)
+    }
+
+    fn run_inner(
+        &self,
+        x: QIn<'_>,
+        residual: Option<&[u8]>,
+        y: QOut<'_>,
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
         let p = &self.q.p;
         let [n, c_out, oh, ow] = p.output_shape();
         assert_eq!(x.len(), n * p.c_in * p.h * p.w, "QConvCpu: x length");
@@ -171,6 +222,8 @@ impl QConvCpu {
             QOut::U8(y) => OutPtr::U8(y.as_mut_ptr()),
         };
         let panels = SharedBytes(panels.as_mut_ptr());
+        // Read only (the pointer is mutable for SharedBytes' sake).
+        let res = SharedBytes(residual.map_or(std::ptr::null_mut(), |r| r.as_ptr().cast_mut()));
         let per_image = p.c_in * self.planes.per_channel();
         let cg = p.c_in / p.groups * self.planes.per_channel();
         for_each_task(threads, shares, |s| {
@@ -190,7 +243,7 @@ impl QConvCpu {
                 for mp in lo..hi {
                     // SAFETY: this item alone writes y's elements of these channels and
                     // columns; B's panel is packed whole.
-                    unsafe { self.tile(img, g, mp, b, panel * NR, y) };
+                    unsafe { self.tile(img, g, mp, b, panel * NR, y, res.at(0)) };
                 }
             }
         });

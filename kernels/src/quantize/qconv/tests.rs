@@ -6,6 +6,7 @@
 use super::{QConvCpu, QIn, QOut};
 use crate::conv2d::Conv2dParams;
 use crate::quantize::conv::QConv2d;
+use crate::quantize::qadd::QAdd;
 use crate::quantize::{reference, QIsa, QuantDtype, QuantParams};
 use crate::testing::Rng;
 
@@ -237,5 +238,83 @@ fn outputs_that_round_to_the_zero_point_are_plus_zero() {
             .collect();
         let x = input(&mut rng, p.n * p.c_in * p.h * p.w);
         check(&q, &w, None, &x, &format!("shape {i} near zero"));
+    }
+}
+
+#[test]
+fn a_fused_add_is_the_conv_then_qadd_bit_for_bit() {
+    let mut rng = Rng::new(0xadd);
+    for (i, s) in SHAPES.iter().enumerate() {
+        let q = conv(i, s, 1 + i % 2);
+        let p = &q.p;
+        let [c_out, cg_in, kh, kw] = p.weight_shape();
+        let w: Vec<i8> = (0..c_out * cg_in * kh * kw)
+            .map(|_| rng.next_u64() as u8 as i8)
+            .collect();
+        let bias: Vec<f32> = (0..c_out).map(|o| 0.05 * (o as f32 - 3.0)).collect();
+        let b = (i % 3 != 1).then_some(&bias[..]);
+        let x = input(&mut rng, p.n * p.c_in * p.h * p.w);
+        let residual_q = [
+            quant(0.05, 7, QuantDtype::Int8),
+            quant(0.03, 100, QuantDtype::Uint8),
+        ];
+        let add = QAdd {
+            a: q.y,
+            b: residual_q[i % 2],
+            y: quant(
+                0.04 + 0.01 * (i % 3) as f64,
+                [-3, 20][i % 2] + i as i64 % 7,
+                [QuantDtype::Int8, QuantDtype::Uint8][i % 2],
+            ),
+            relu: i % 2 == 0,
+        };
+        let len = p.n * c_out * p.output_hw().0 * p.output_hw().1;
+        let residual: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        // The two ops, each by its reference.
+        let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();
+        let w_q: Vec<i32> = w.iter().map(|&v| i32::from(v)).collect();
+        let shift = q.y.dtype.byte_shift();
+        let conv_bytes: Vec<u8> = q
+            .reference(&x_q, &w_q, b)
+            .iter()
+            .map(|&v| (v + shift) as u8)
+            .collect();
+        let (mut want, mut want_f) = (vec![0u8; len], vec![0f32; len]);
+        let (cb, rb) = (QIn::U8(&conv_bytes), QIn::U8(&residual));
+        add.reference(cb, rb, QOut::U8(&mut want));
+        add.reference(cb, rb, QOut::F32(&mut want_f));
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for qisa in QIsa::available() {
+            let kernel = QConvCpu::new(&q, &w, b, qisa).with_add(add);
+            for threads in [1, 3] {
+                let mut scratch = vec![0.0; kernel.scratch_len(threads)];
+                let mut y8 = vec![0u8; len];
+                kernel.run_add(
+                    QIn::F32(&x),
+                    &residual,
+                    QOut::U8(&mut y8),
+                    &mut scratch,
+                    threads,
+                );
+                assert_eq!(y8, want, "shape {i}, {qisa}, {threads} threads, bytes out");
+                let mut y = vec![f32::NAN; len];
+                let x_bytes: Vec<u8> = x_q
+                    .iter()
+                    .map(|&v| (v + q.x.dtype.byte_shift()) as u8)
+                    .collect();
+                kernel.run_add(
+                    QIn::U8(&x_bytes),
+                    &residual,
+                    QOut::F32(&mut y),
+                    &mut scratch,
+                    threads,
+                );
+                assert_eq!(
+                    bits(&y),
+                    bits(&want_f),
+                    "shape {i}, {qisa}, {threads} threads, f32 out"
+                );
+            }
+        }
     }
 }
