@@ -32,7 +32,7 @@ pub(crate) enum Prepared {
     /// The int8 linear on the best int8 path the session's ISA allows.
     QLinear(QLinearCpu),
     /// A depthwise int8 conv, on the f32 vectors of that path.
-    QDepthwise(QDepthwiseCpu),
+    QDepthwise(Box<QDepthwiseCpu>),
     /// Standalone batch norm as y = x·scale[c] + shift[c].
     ScaleShift {
         scale: Vec<f32>,
@@ -58,10 +58,11 @@ impl Prepared {
                 QIsa::Avx2 => "int8-gemv-avx2",
                 QIsa::Scalar => "int8-gemv-scalar",
             }),
-            Prepared::QDepthwise(c) => Some(match c.qisa().float_isa() {
-                Isa::Avx512 => "int8-depthwise-avx512",
-                Isa::Avx2 => "int8-depthwise-avx2",
-                Isa::Scalar => "int8-depthwise-scalar",
+            Prepared::QDepthwise(c) => Some(match (c.sums_bytes(), c.qisa().float_isa()) {
+                (true, _) => "int8-depthwise-avx512-vnni",
+                (false, Isa::Avx512) => "int8-depthwise-avx512",
+                (false, Isa::Avx2) => "int8-depthwise-avx2",
+                (false, Isa::Scalar) => "int8-depthwise-scalar",
             }),
             _ => None,
         }
@@ -107,7 +108,9 @@ pub(crate) fn prepare(kernel: &Kernel, isa: Isa) -> Prepared {
             let (w, bias, qisa) = (&weight.values, bias.as_deref(), QIsa::for_isa(isa));
             // The int8 pass fuses adds into the GEMM's convs only.
             match (QDepthwiseCpu::applies(q), add) {
-                (true, None) => Prepared::QDepthwise(QDepthwiseCpu::new(q, w, bias, qisa)),
+                (true, None) => {
+                    Prepared::QDepthwise(Box::new(QDepthwiseCpu::new(q, w, bias, qisa)))
+                }
                 (_, None) => Prepared::QConv(QConvCpu::new(q, w, bias, qisa)),
                 (_, Some(add)) => Prepared::QConv(QConvCpu::new(q, w, bias, qisa).with_add(*add)),
             }

@@ -1,5 +1,5 @@
-//! `QDepthwiseCpu` on every int8 path this CPU has against `QConv2d::reference`, bit for
-//! bit: swept kernels, strides, pads (past the kernel's half too), dilations, plane sizes
+//! `QDepthwiseCpu` on every int8 path this CPU has (the grid, the blocked path and the
+//! byte sums where this CPU has them) against `QConv2d::reference`, bit for bit: swept kernels, strides, pads (past the kernel's half too), dilations, plane sizes
 //! (every width 1..=37, for the vector tails and the grid's rows packed into a vector),
 //! channel counts, batches, 1–3 threads, int8 and uint8 in and out, relu and the output
 //! clamp, f32 and byte inputs and outputs, values past the range, NaN and infinities, and
@@ -131,10 +131,16 @@ fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
     let paths = QIsa::available()
         .into_iter()
-        .flat_map(|qisa| [false, true].map(|blocked| (qisa, blocked)));
-    for (qisa, blocked) in paths {
-        let kernel = QDepthwiseCpu::new(q, w, bias, qisa).with_blocked(blocked);
-        let path = if blocked { "blocked" } else { "grid" };
+        .flat_map(|qisa| ["grid", "blocked", "bytes"].map(|path| (qisa, path)));
+    for (qisa, path) in paths {
+        let kernel = QDepthwiseCpu::new(q, w, bias, qisa);
+        let kernel = match path {
+            "bytes" => kernel.with_byte_sums(true),
+            _ => kernel.with_blocked(path == "blocked"),
+        };
+        if path == "bytes" && !kernel.sums_bytes() {
+            continue;
+        }
         for threads in 1..=3 {
             let at = format!("{what}, {qisa} {path}, {threads} threads");
             // Scratch and y start as garbage: the kernel must write every cell it reads.
