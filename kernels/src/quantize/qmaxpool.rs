@@ -149,7 +149,7 @@ impl QMaxPool {
                             self.window_cols(padded, halves, out);
                         } else {
                             self.window_cols(padded, halves, pooled);
-                            self.lut.look_up(pooled, (yf.at(at), yb.at(at)));
+                            self.lut.look_up(isa, pooled, (yf.at(at), yb.at(at)));
                         }
                     }
                 }
