@@ -10,6 +10,7 @@
 use super::{tiles, QConvCpu, MR, NR};
 use crate::quantize::lanes::{Grid, Lane, OutPtr};
 use crate::quantize::qadd::QAdd;
+use crate::quantize::unzip::copy_run;
 use crate::quantize::QuantParams;
 use crate::simd::Simd;
 use std::mem::MaybeUninit;
@@ -88,7 +89,7 @@ impl QConvCpu {
             // columns past the output's rows stay 0: computed, then dropped).
             self.grid_runs(j0, end, rows, |r, j, at, n| {
                 let dst = res_buf.as_mut_ptr().add(r * NR + j - j0);
-                std::ptr::copy_nonoverlapping(res0.add(r * oh * ow + at), dst, n);
+                copy_run(res0.add(r * oh * ow + at), dst, n);
             });
             *r = res_buf.as_ptr();
         }
@@ -101,7 +102,8 @@ impl QConvCpu {
         let buf = buf.as_ptr().cast::<T>();
         self.grid_runs(j0, end, rows, |r, j, at, n| {
             let src = buf.add(r * NR + j - j0);
-            std::ptr::copy_nonoverlapping(src, plane0.add(r * oh * ow + at), n);
+            let bytes = n * std::mem::size_of::<T>();
+            copy_run(src.cast(), plane0.add(r * oh * ow + at).cast(), bytes);
         });
     }
 

@@ -12,7 +12,7 @@
 
 use crate::conv2d::Conv2dParams;
 use crate::quantize::lanes::Grid;
-use crate::quantize::unzip::unzip;
+use crate::quantize::unzip::{copy_run, unzip};
 use crate::quantize::QuantParams;
 use crate::simd::Simd;
 
@@ -124,7 +124,9 @@ impl Planes {
             let (phase_row, at) = self.row_at(iy);
             if self.sw == 1 {
                 if self.used[phase_row] {
-                    out[at + self.pw..][..self.w].copy_from_slice(src);
+                    let dst = &mut out[at + self.pw..][..self.w];
+                    // SAFETY: both hold w bytes, in different buffers.
+                    unsafe { copy_run(src.as_ptr(), dst.as_mut_ptr(), self.w) };
                 }
                 continue;
             }
