@@ -65,7 +65,7 @@ impl QConvCpu {
         let first = (img * p.c_out + oc0) * oh * ow;
         let plane0 = y.add(first);
         let mut buf = MaybeUninit::<[T; MR * NR]>::uninit();
-        let mut res_buf = [0u8; MR * NR];
+        let mut res_buf = MaybeUninit::<[u8; MR * NR]>::uninit();
         let mut job = TileJob {
             mult: [0.0; MR],
             bias: [0.0; MR],
@@ -87,11 +87,12 @@ impl QConvCpu {
         } else if let Some((_, r)) = &mut job.add {
             // The residual's values in the tile's grid order, as emit reads them (the
             // columns past the output's rows stay 0: computed, then dropped).
+            let grid = res_buf.as_mut_ptr().cast::<u8>();
+            grid.write_bytes(0, MR * NR);
             self.grid_runs(j0, end, rows, |r, j, at, n| {
-                let dst = res_buf.as_mut_ptr().add(r * NR + j - j0);
-                copy_run(res0.add(r * oh * ow + at), dst, n);
+                copy_run(res0.add(r * oh * ow + at), grid.add(r * NR + j - j0), n);
             });
-            *r = res_buf.as_ptr();
+            *r = grid;
         }
         tiles::tile(self.qisa, a, b.as_ptr(), kq, comp, end - j0, &job);
         if straight {

@@ -11,8 +11,9 @@
 //!
 //! Planes of short rows (7×7 outputs) go a block of channels at a time instead, one
 //! vector holding one pixel of each (`blocked.rs`). On CPUs with AVX-512 VNNI and VBMI
-//! every plane sums its bytes with `vpdpbusd` instead (`vbmi.rs`), without step 1's f32. Planes, or blocks, are split over the
-//! threads in contiguous runs, each thread with its own scratch part.
+//! every plane sums its bytes with `vpdpbusd` instead (`vbmi.rs`), without step 1's f32.
+//! Planes, or blocks, are split over the threads in contiguous runs, each thread with its
+//! own scratch part.
 
 mod blocked;
 mod grid;

@@ -122,8 +122,8 @@ impl Rows {
         (self.hp * self.wp).div_ceil(4)
     }
 
-    /// Planes `range` of (n·c) into y (each `out` elements), the conv's requantize
-    /// constants `req`, per channel multiplier and bias `mb`.
+    /// Planes `range` of (n·c) of conv `q` into y, with its per-channel multipliers and
+    /// biases and the requantize steps' NaN rule (`nan_free`: requant.rs).
     ///
     /// # Safety
     /// The CPU must have the features `new` checked; y is the whole output, whose planes
