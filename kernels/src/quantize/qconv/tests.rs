@@ -153,18 +153,25 @@ fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
     }
 }
 
+/// Shape i's conv (batch 1 + i % 2), random weights over all 256 values, a bias and
+/// inputs.
+fn case(rng: &mut Rng, i: usize) -> (QConv2d, Vec<i8>, Vec<f32>, Vec<f32>) {
+    let q = conv(i, &SHAPES[i], 1 + i % 2);
+    let p = &q.p;
+    let [c_out, cg_in, kh, kw] = p.weight_shape();
+    let w: Vec<i8> = (0..c_out * cg_in * kh * kw)
+        .map(|_| rng.next_u64() as u8 as i8)
+        .collect();
+    let bias: Vec<f32> = (0..c_out).map(|o| 0.05 * (o as f32 - 3.0)).collect();
+    let x = input(rng, p.n * p.c_in * p.h * p.w);
+    (q, w, bias, x)
+}
+
 #[test]
 fn every_path_is_the_integer_reference_bit_for_bit() {
     let mut rng = Rng::new(0x17c0);
     for (i, s) in SHAPES.iter().enumerate() {
-        let q = conv(i, s, 1 + i % 2);
-        let p = &q.p;
-        let [c_out, cg_in, kh, kw] = p.weight_shape();
-        let w: Vec<i8> = (0..c_out * cg_in * kh * kw)
-            .map(|_| rng.next_u64() as u8 as i8)
-            .collect();
-        let bias: Vec<f32> = (0..c_out).map(|o| 0.05 * (o as f32 - 3.0)).collect();
-        let x = input(&mut rng, p.n * p.c_in * p.h * p.w);
+        let (q, w, bias, x) = case(&mut rng, i);
         let b = (i % 4 != 1).then_some(&bias[..]);
         check(&q, &w, b, &x, &format!("shape {i} {s:?}"));
     }
@@ -244,16 +251,10 @@ fn outputs_that_round_to_the_zero_point_are_plus_zero() {
 #[test]
 fn a_fused_add_is_the_conv_then_qadd_bit_for_bit() {
     let mut rng = Rng::new(0xadd);
-    for (i, s) in SHAPES.iter().enumerate() {
-        let q = conv(i, s, 1 + i % 2);
-        let p = &q.p;
-        let [c_out, cg_in, kh, kw] = p.weight_shape();
-        let w: Vec<i8> = (0..c_out * cg_in * kh * kw)
-            .map(|_| rng.next_u64() as u8 as i8)
-            .collect();
-        let bias: Vec<f32> = (0..c_out).map(|o| 0.05 * (o as f32 - 3.0)).collect();
+    for i in 0..SHAPES.len() {
+        let (q, w, bias, x) = case(&mut rng, i);
+        let (p, c_out) = (&q.p, q.p.c_out);
         let b = (i % 3 != 1).then_some(&bias[..]);
-        let x = input(&mut rng, p.n * p.c_in * p.h * p.w);
         let residual_q = [
             quant(0.05, 7, QuantDtype::Int8),
             quant(0.03, 100, QuantDtype::Uint8),

@@ -159,11 +159,18 @@ impl Rows {
                 req: &req,
             };
             let w = &self.w[c * self.kh * self.quads..][..self.kh * self.quads];
-            let out = y.add(pl * oh * ow);
+            let job = PlaneJob {
+                plane,
+                w,
+                ch: &ch,
+                oh,
+                ow,
+                out: y.add(pl * oh * ow),
+            };
             match (self.kh, self.quads) {
-                (3, 1) => self.plane::<O, 3, 1>(plane, w, &ch, oh, ow, out),
-                (5, 2) => self.plane::<O, 5, 2>(plane, w, &ch, oh, ow, out),
-                _ => self.plane_any(plane, w, &ch, oh, ow, out),
+                (3, 1) => self.plane::<O, 3, 1>(&job),
+                (5, 2) => self.plane::<O, 5, 2>(&job),
+                _ => self.plane_any(&job),
             }
         }
     }
@@ -172,15 +179,15 @@ impl Rows {
     /// registers: two vectors a step (two chains of dot products in flight), then one,
     /// then the row's tail masked.
     #[inline(always)]
-    unsafe fn plane<O: Out, const KH: usize, const Q: usize>(
-        &self,
-        plane: &[u8],
-        w: &[i32],
-        ch: &Channel<'_>,
-        oh: usize,
-        ow: usize,
-        out: *mut O,
-    ) {
+    unsafe fn plane<O: Out, const KH: usize, const Q: usize>(&self, job: &PlaneJob<'_, O>) {
+        let PlaneJob {
+            plane,
+            w,
+            ch,
+            oh,
+            ow,
+            out,
+        } = *job;
         let wv: [[__m512i; Q]; KH] =
             std::array::from_fn(|ky| std::array::from_fn(|q| _mm512_set1_epi32(w[ky * Q + q])));
         let idx: [__m512i; Q] =
@@ -218,17 +225,10 @@ impl Rows {
 
     /// `plane` for any kernel, the loops not unrolled.
     #[inline(always)]
-    unsafe fn plane_any<O: Out>(
-        &self,
-        plane: &[u8],
-        w: &[i32],
-        ch: &Channel<'_>,
-        oh: usize,
-        ow: usize,
-        out: *mut O,
-    ) {
-        for oy in 0..oh {
-            let row0 = plane.as_ptr().add(oy * self.sh * self.wp);
+    unsafe fn plane_any<O: Out>(&self, job: &PlaneJob<'_, O>) {
+        let (w, ch, ow) = (job.w, job.ch, job.ow);
+        for oy in 0..job.oh {
+            let row0 = job.plane.as_ptr().add(oy * self.sh * self.wp);
             for ox in (0..ow).step_by(LANES) {
                 let mut acc = ch.start;
                 for ky in 0..self.kh {
@@ -240,7 +240,7 @@ impl Rows {
                         acc = _mm512_dpbusd_epi32(acc, _mm512_permutexvar_epi8(ix, v), wq);
                     }
                 }
-                ch.store(out.add(oy * ow + ox), acc, ow - ox);
+                ch.store(job.out.add(oy * ow + ox), acc, ow - ox);
             }
         }
     }
@@ -294,6 +294,24 @@ impl Rows {
         }
     }
 }
+
+/// One (image, channel) plane's work: its padded input plane, weights (kernel row, quad),
+/// constants and output.
+struct PlaneJob<'a, O> {
+    plane: &'a [u8],
+    w: &'a [i32],
+    ch: &'a Channel<'a>,
+    oh: usize,
+    ow: usize,
+    out: *mut O,
+}
+
+impl<O> Clone for PlaneJob<'_, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<O> Copy for PlaneJob<'_, O> {}
 
 /// One channel's constants: where the sums start, the requantize steps' multiplier and
 /// bias.
