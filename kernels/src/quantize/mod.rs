@@ -34,6 +34,8 @@ pub mod qlut;
 pub mod qmaxpool;
 /// Plain loops: the test oracle.
 pub mod reference;
+#[cfg(test)]
+mod test_util;
 mod unzip;
 
 #[cfg(test)]

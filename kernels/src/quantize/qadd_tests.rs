@@ -4,14 +4,10 @@
 
 use super::qadd::QAdd;
 use super::qconv::{QIn, QOut};
-use super::{QuantDtype, QuantParams};
+use super::QuantDtype;
+use crate::quantize::test_util::quant;
 use crate::testing::Rng;
 use crate::Isa;
-
-fn quant(scale: f64, zp: i64, dtype: QuantDtype) -> QuantParams {
-    let (lo, hi) = dtype.range();
-    QuantParams::new(scale, zp, lo.into(), hi.into(), dtype).unwrap()
-}
 
 #[test]
 fn every_isa_is_the_reference_bit_for_bit() {

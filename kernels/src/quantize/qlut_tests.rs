@@ -7,13 +7,9 @@ use super::qconv::{QIn, QOut};
 use super::qlut::QLut;
 use super::{reference, QuantDtype, QuantParams};
 use crate::epilogue::Activation;
+use crate::quantize::test_util::quant;
 use crate::testing::Rng;
 use crate::Isa;
-
-fn quant(scale: f64, zp: i64, dtype: QuantDtype) -> QuantParams {
-    let (lo, hi) = dtype.range();
-    QuantParams::new(scale, zp, lo.into(), hi.into(), dtype).unwrap()
-}
 
 /// x's and y's quantization and the function.
 type Case<'f> = (QuantParams, QuantParams, &'f dyn Fn(f32) -> f32);

@@ -5,15 +5,11 @@
 
 use super::qconv::{QIn, QOut};
 use super::qmaxpool::QMaxPool;
-use super::{reference, QuantDtype, QuantParams};
+use super::{reference, QuantDtype};
 use crate::pool2d::{self, Pool2dParams};
+use crate::quantize::test_util::quant;
 use crate::testing::Rng;
 use crate::Isa;
-
-fn quant(scale: f64, zp: i64, dtype: QuantDtype) -> QuantParams {
-    let (lo, hi) = dtype.range();
-    QuantParams::new(scale, zp, lo.into(), hi.into(), dtype).unwrap()
-}
 
 #[test]
 fn every_isa_is_the_float_steps_bit_for_bit() {

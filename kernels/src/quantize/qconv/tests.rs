@@ -7,13 +7,9 @@ use super::{QConvCpu, QIn, QOut};
 use crate::conv2d::Conv2dParams;
 use crate::quantize::conv::QConv2d;
 use crate::quantize::qadd::QAdd;
-use crate::quantize::{reference, QIsa, QuantDtype, QuantParams};
+use crate::quantize::test_util::{input, quant, weights};
+use crate::quantize::{reference, QIsa, QuantDtype};
 use crate::testing::Rng;
-
-fn quant(scale: f64, zp: i64, dtype: QuantDtype) -> QuantParams {
-    let (lo, hi) = dtype.range();
-    QuantParams::new(scale, zp, lo.into(), hi.into(), dtype).unwrap()
-}
 
 /// (c_in, c_out, h, w, [kh, kw], [sh, sw], [ph, pw], [dh, dw], groups)
 type Shape = (
@@ -92,18 +88,6 @@ fn conv(i: usize, s: &Shape, n: usize) -> QConv2d {
     }
 }
 
-/// Random inputs around the quantization's range, some past it, some not finite.
-fn input(rng: &mut Rng, len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|j| match j % 97 {
-            5 => f32::NAN,
-            6 => f32::INFINITY,
-            7 => f32::NEG_INFINITY,
-            _ => (rng.f32() - 0.5) * 9.0,
-        })
-        .collect()
-}
-
 fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
     let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();
     let w_q: Vec<i32> = w.iter().map(|&v| i32::from(v)).collect();
@@ -159,9 +143,7 @@ fn case(rng: &mut Rng, i: usize) -> (QConv2d, Vec<i8>, Vec<f32>, Vec<f32>) {
     let q = conv(i, &SHAPES[i], 1 + i % 2);
     let p = &q.p;
     let [c_out, cg_in, kh, kw] = p.weight_shape();
-    let w: Vec<i8> = (0..c_out * cg_in * kh * kw)
-        .map(|_| rng.next_u64() as u8 as i8)
-        .collect();
+    let w = weights(rng, c_out * cg_in * kh * kw);
     let bias: Vec<f32> = (0..c_out).map(|o| 0.05 * (o as f32 - 3.0)).collect();
     let x = input(rng, p.n * p.c_in * p.h * p.w);
     (q, w, bias, x)
@@ -240,9 +222,7 @@ fn outputs_that_round_to_the_zero_point_are_plus_zero() {
         q.y = quant(40.0, q.y.zero_point.into(), q.y.dtype);
         let p = &q.p;
         let [c_out, cg_in, kh, kw] = p.weight_shape();
-        let w: Vec<i8> = (0..c_out * cg_in * kh * kw)
-            .map(|_| rng.next_u64() as u8 as i8)
-            .collect();
+        let w = weights(&mut rng, c_out * cg_in * kh * kw);
         let x = input(&mut rng, p.n * p.c_in * p.h * p.w);
         check(&q, &w, None, &x, &format!("shape {i} near zero"));
     }

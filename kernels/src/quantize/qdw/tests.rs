@@ -9,13 +9,9 @@ use super::{QDepthwiseCpu, MAX_TAPS};
 use crate::conv2d::Conv2dParams;
 use crate::quantize::conv::QConv2d;
 use crate::quantize::qconv::{QIn, QOut};
-use crate::quantize::{reference, QIsa, QuantDtype, QuantParams};
+use crate::quantize::test_util::{input, quant, weights};
+use crate::quantize::{reference, QIsa, QuantDtype};
 use crate::testing::Rng;
-
-fn quant(scale: f64, zp: i64, dtype: QuantDtype) -> QuantParams {
-    let (lo, hi) = dtype.range();
-    QuantParams::new(scale, zp, lo.into(), hi.into(), dtype).unwrap()
-}
 
 /// (c, h, w, [kh, kw], [sh, sw], [ph, pw], [dh, dw])
 type Shape = (
@@ -98,23 +94,8 @@ fn conv(i: usize, s: &Shape, n: usize) -> QConv2d {
     }
 }
 
-/// Random inputs around the quantization's range, some past it, some not finite.
-fn input(rng: &mut Rng, len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|j| match j % 97 {
-            5 => f32::NAN,
-            6 => f32::INFINITY,
-            7 => f32::NEG_INFINITY,
-            _ => (rng.f32() - 0.5) * 9.0,
-        })
-        .collect()
-}
-
-fn weights(rng: &mut Rng, len: usize) -> Vec<i8> {
-    (0..len).map(|_| rng.next_u64() as u8 as i8).collect()
-}
-
-/// Every path (each ISA's, on the grid and blocked), 1–3 threads, f32 and bytes in and
+/// Every path (each ISA's, on the grid, blocked and by byte sums where the CPU has
+/// them), 1–3 threads, f32 and bytes in and
 /// out in all four pairings, against the reference.
 fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
     let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();

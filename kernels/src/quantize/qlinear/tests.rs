@@ -7,13 +7,9 @@
 use super::QLinearCpu;
 use crate::quantize::conv::QConv2d;
 use crate::quantize::qconv::{QIn, QOut};
-use crate::quantize::{reference, QIsa, QuantDtype, QuantParams};
+use crate::quantize::test_util::{input, quant, weights};
+use crate::quantize::{reference, QIsa, QuantDtype};
 use crate::testing::Rng;
-
-fn quant(scale: f64, zp: i64, dtype: QuantDtype) -> QuantParams {
-    let (lo, hi) = dtype.range();
-    QuantParams::new(scale, zp, lo.into(), hi.into(), dtype).unwrap()
-}
 
 /// The layer for case i: dtypes, zero points, relu and clamp varied by i.
 fn layer(i: usize, n: usize, k: usize, out: usize) -> QConv2d {
@@ -29,20 +25,6 @@ fn layer(i: usize, n: usize, k: usize, out: usize) -> QConv2d {
         relu: !i.is_multiple_of(3),
         clamp: (i % 5 == 1).then_some([-3, 40]),
     }
-}
-
-/// Random inputs around the quantization's range, some past it, some not finite.
-fn input(rng: &mut Rng, len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|j| match j % 97 {
-            5 => f32::NAN,
-            6 => f32::INFINITY,
-            7 => f32::NEG_INFINITY,
-            8 => 1e9,
-            // Rng::f32 is uniform in [-1, 1).
-            _ => rng.f32() * 4.5,
-        })
-        .collect()
 }
 
 fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
@@ -97,7 +79,7 @@ fn every_path_is_the_integer_reference_bit_for_bit() {
                     continue;
                 }
                 let q = layer(i, n, k, out);
-                let w: Vec<i8> = (0..out * k).map(|_| rng.next_u64() as u8 as i8).collect();
+                let w = weights(&mut rng, out * k);
                 // Within ±20 output steps.
                 let step = 0.02 * (k as f32).sqrt();
                 let bias: Vec<f32> = (0..out).map(|o| step * ((o % 41) as f32 - 20.0)).collect();
