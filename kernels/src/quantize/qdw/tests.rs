@@ -95,8 +95,8 @@ fn conv(i: usize, s: &Shape, n: usize) -> QConv2d {
 }
 
 /// Every path (each ISA's, on the grid, blocked and by byte sums where the CPU has
-/// them), 1–3 threads, f32 and bytes in and
-/// out in all four pairings, against the reference.
+/// them), 1–3 threads, f32 and bytes in and out in all four pairings, against the
+/// reference.
 fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
     let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();
     let w_q: Vec<i32> = w.iter().map(|&v| i32::from(v)).collect();
