@@ -13,7 +13,7 @@ use kestrel_kernels::quantize::{reference, QuantDtype, QuantParams};
 use kestrel_loader::read_tensors;
 use serde_json::{json, Value};
 
-use common::{every_target, session_or_skip};
+use common::{every_target, le, model_file, session_or_skip};
 
 fn fake_quant(attrs: Value) -> Value {
     json!({"name": "q", "op": "fake_quant", "inputs": ["x"], "attrs": attrs})
@@ -380,25 +380,6 @@ fn int8_linear_file(
     model_file(&g, &tensors)
 }
 
-/// A model file of graph `g` and `tensors`, each (name, dtype, shape, little-endian bytes).
-fn model_file(g: &Value, tensors: &[(&str, &str, Vec<u64>, Vec<u8>)]) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    header.insert(
-        "__metadata__".into(),
-        json!({"kestrel.graph": g.to_string()}),
-    );
-    let mut data = Vec::new();
-    for (name, dtype, shape, bytes) in tensors {
-        let (begin, end) = (data.len(), data.len() + bytes.len());
-        header.insert(
-            name.to_string(),
-            json!({"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}),
-        );
-        data.extend_from_slice(bytes);
-    }
-    kestrel_loader::testfile::raw_file(&Value::Object(header).to_string(), &data)
-}
-
 /// Two int8 linears in a row over the rows of a rank-3 input, the first with a relu, then
 /// a relu6 on its quantized output quantized again alike: on the CPU both fold to int8
 /// linears (engine/passes/int8.rs), the relu6 the first one's output clamp and that
@@ -511,10 +492,6 @@ fn int8_linears_fold_chain_as_bytes_and_match_the_float_form_within_one_step() {
         }
     }
     assert!(oracle.is_some());
-}
-
-fn le<T: Copy>(values: &[T], bytes: impl Fn(T) -> Vec<u8>) -> Vec<u8> {
-    values.iter().flat_map(|&v| bytes(v)).collect()
 }
 
 #[test]

@@ -166,3 +166,28 @@ pub fn session_or_skip(model: &Model, opts: &SessionOptions, label: &str) -> Opt
         Err(e) => panic!("{label}: {e}"),
     }
 }
+
+/// A model file of graph `g` and `tensors`, each (name, dtype, shape, little-endian bytes):
+/// how tests write int8 weights, which `Weights` (f32) cannot hold.
+pub fn model_file(g: &Value, tensors: &[(&str, &str, Vec<u64>, Vec<u8>)]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    header.insert(
+        "__metadata__".into(),
+        json!({"kestrel.graph": g.to_string()}),
+    );
+    let mut data = Vec::new();
+    for (name, dtype, shape, bytes) in tensors {
+        let (begin, end) = (data.len(), data.len() + bytes.len());
+        header.insert(
+            name.to_string(),
+            json!({"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}),
+        );
+        data.extend_from_slice(bytes);
+    }
+    kestrel_loader::testfile::raw_file(&Value::Object(header).to_string(), &data)
+}
+
+/// `values` as little-endian bytes, each by `bytes`.
+pub fn le<T: Copy>(values: &[T], bytes: impl Fn(T) -> Vec<u8>) -> Vec<u8> {
+    values.iter().flat_map(|&v| bytes(v)).collect()
+}
