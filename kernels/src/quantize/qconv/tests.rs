@@ -7,7 +7,7 @@ use super::{QConvCpu, QIn, QOut};
 use crate::conv2d::Conv2dParams;
 use crate::quantize::conv::QConv2d;
 use crate::quantize::qadd::QAdd;
-use crate::quantize::test_util::{input, quant, weights};
+use crate::quantize::test_util::{input, int8_conv, quant, weights, Want};
 use crate::quantize::{reference, QIsa, QuantDtype};
 use crate::testing::Rng;
 
@@ -64,75 +64,18 @@ fn conv(i: usize, s: &Shape, n: usize) -> QConv2d {
         dilation,
         groups,
     };
-    let dtype = [QuantDtype::Int8, QuantDtype::Uint8][i % 2];
-    let (lo, hi) = dtype.range();
-    QConv2d {
-        p,
-        x: quant(0.03, i64::from((lo + hi) / 2 + (i as i32 % 7) - 3), dtype),
-        w_scale: (0..c_out).map(|o| 0.004 + 0.001 * (o % 5) as f32).collect(),
-        y: match i / 2 % 2 {
-            0 => quant(
-                0.02 + 0.003 * i as f64,
-                (i as i64 % 5) - 2,
-                QuantDtype::Int8,
-            ),
-            _ => quant(
-                0.02 + 0.003 * i as f64,
-                10 + i as i64 % 5,
-                QuantDtype::Uint8,
-            ),
-        },
-        relu: !i.is_multiple_of(3),
-        // Some with an output clamp as a relu6 on the quantized output folds in.
-        clamp: (i % 4 == 1).then_some([-3, 40]),
-    }
+    int8_conv(p, i)
 }
 
 fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
-    let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();
-    let w_q: Vec<i32> = w.iter().map(|&v| i32::from(v)).collect();
-    let y_q = q.reference(&x_q, &w_q, bias);
-    let want: Vec<f32> = y_q
-        .iter()
-        .map(|&v| reference::dequantize(&q.y, v))
-        .collect();
-    // Bytes: q + 128 for int8, q for uint8.
-    let (sx, sy) = (q.x.dtype.byte_shift(), q.y.dtype.byte_shift());
-    let x_bytes: Vec<u8> = x_q.iter().map(|&v| (v + sx) as u8).collect();
-    let want_bytes: Vec<u8> = y_q.iter().map(|&v| (v + sy) as u8).collect();
+    let want = Want::new(q, w, bias, x);
     for qisa in QIsa::available() {
         let kernel = QConvCpu::new(q, w, bias, qisa);
         for threads in 1..=3 {
-            let mut y = vec![f32::NAN; want.len()];
-            let mut scratch = vec![0.0; kernel.scratch_len(threads)];
-            kernel.run(x, &mut y, &mut scratch, threads);
-            for (j, (g, w)) in y.iter().zip(&want).enumerate() {
-                assert_eq!(
-                    g.to_bits(),
-                    w.to_bits(),
-                    "{what}, {qisa}, {threads} threads, [{j}]: {g} vs {w}"
-                );
-            }
-            // Bytes in and out, and each mixed with f32.
-            let mut y8 = vec![0u8; want.len()];
-            kernel.run_io(QIn::U8(&x_bytes), QOut::U8(&mut y8), &mut scratch, threads);
-            assert_eq!(
-                y8, want_bytes,
-                "{what}, {qisa}, {threads} threads, bytes in and out"
-            );
-            kernel.run_io(QIn::F32(x), QOut::U8(&mut y8), &mut scratch, threads);
-            assert_eq!(
-                y8, want_bytes,
-                "{what}, {qisa}, {threads} threads, bytes out"
-            );
-            y.fill(f32::NAN);
-            kernel.run_io(QIn::U8(&x_bytes), QOut::F32(&mut y), &mut scratch, threads);
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            assert_eq!(
-                bits(&y),
-                bits(&want),
-                "{what}, {qisa}, {threads} threads, bytes in"
-            );
+            let at = format!("{what}, {qisa}, {threads} threads");
+            want.check(x, kernel.scratch_len(threads), &at, |x, y, scratch| {
+                kernel.run_io(x, y, scratch, threads)
+            });
         }
     }
 }

@@ -8,9 +8,8 @@
 use super::{QDepthwiseCpu, MAX_TAPS};
 use crate::conv2d::Conv2dParams;
 use crate::quantize::conv::QConv2d;
-use crate::quantize::qconv::{QIn, QOut};
-use crate::quantize::test_util::{input, quant, weights};
-use crate::quantize::{reference, QIsa, QuantDtype};
+use crate::quantize::test_util::{input, int8_conv, quant, weights, Want};
+use crate::quantize::{QIsa, QuantDtype};
 use crate::testing::Rng;
 
 /// (c, h, w, [kh, kw], [sh, sw], [ph, pw], [dh, dw])
@@ -70,46 +69,14 @@ fn conv(i: usize, s: &Shape, n: usize) -> QConv2d {
         dilation,
         groups: c,
     };
-    let dtype = [QuantDtype::Int8, QuantDtype::Uint8][i % 2];
-    let (lo, hi) = dtype.range();
-    QConv2d {
-        p,
-        x: quant(0.03, i64::from((lo + hi) / 2 + (i as i32 % 7) - 3), dtype),
-        w_scale: (0..c).map(|o| 0.004 + 0.001 * (o % 5) as f32).collect(),
-        y: match i / 2 % 2 {
-            0 => quant(
-                0.02 + 0.003 * (i % 9) as f64,
-                (i as i64 % 5) - 2,
-                QuantDtype::Int8,
-            ),
-            _ => quant(
-                0.02 + 0.003 * (i % 9) as f64,
-                10 + i as i64 % 5,
-                QuantDtype::Uint8,
-            ),
-        },
-        relu: !i.is_multiple_of(3),
-        // Some with an output clamp, as a relu6 on the quantized output folds in.
-        clamp: (i % 4 == 1).then_some([-3, 40]),
-    }
+    int8_conv(p, i)
 }
 
 /// Every path (each ISA's, on the grid, blocked and by byte sums where the CPU has
 /// them), 1–3 threads, f32 and bytes in and out in all four pairings, against the
 /// reference.
 fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
-    let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();
-    let w_q: Vec<i32> = w.iter().map(|&v| i32::from(v)).collect();
-    let y_q = q.reference(&x_q, &w_q, bias);
-    let want: Vec<u32> = y_q
-        .iter()
-        .map(|&v| reference::dequantize(&q.y, v).to_bits())
-        .collect();
-    // Bytes: q + 128 for int8, q for uint8.
-    let (sx, sy) = (q.x.dtype.byte_shift(), q.y.dtype.byte_shift());
-    let x_bytes: Vec<u8> = x_q.iter().map(|&v| (v + sx) as u8).collect();
-    let want_bytes: Vec<u8> = y_q.iter().map(|&v| (v + sy) as u8).collect();
-    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let want = Want::new(q, w, bias, x);
     let paths = QIsa::available()
         .into_iter()
         .flat_map(|qisa| ["grid", "blocked", "bytes"].map(|path| (qisa, path)));
@@ -124,23 +91,9 @@ fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
         }
         for threads in 1..=3 {
             let at = format!("{what}, {qisa} {path}, {threads} threads");
-            // Scratch and y start as garbage: the kernel must write every cell it reads.
-            let mut scratch = vec![f32::NAN; kernel.scratch_len(threads)];
-            let mut y = vec![f32::NAN; want.len()];
-            kernel.run(x, &mut y, &mut scratch, threads);
-            if let Some(j) = (0..want.len()).find(|&j| y[j].to_bits() != want[j]) {
-                let wj = f32::from_bits(want[j]);
-                panic!("{at}, f32 in and out, [{j}]: {} vs {wj}", y[j]);
-            }
-            let mut y8 = vec![0xa5u8; want.len()];
-            kernel.run_io(QIn::U8(&x_bytes), QOut::U8(&mut y8), &mut scratch, threads);
-            assert_eq!(y8, want_bytes, "{at}, bytes in and out");
-            y8.fill(0x5a);
-            kernel.run_io(QIn::F32(x), QOut::U8(&mut y8), &mut scratch, threads);
-            assert_eq!(y8, want_bytes, "{at}, bytes out");
-            y.fill(f32::NAN);
-            kernel.run_io(QIn::U8(&x_bytes), QOut::F32(&mut y), &mut scratch, threads);
-            assert_eq!(bits(&y), want, "{at}, bytes in");
+            want.check(x, kernel.scratch_len(threads), &at, |x, y, scratch| {
+                kernel.run_io(x, y, scratch, threads)
+            });
         }
     }
 }

@@ -6,9 +6,8 @@
 
 use super::QLinearCpu;
 use crate::quantize::conv::QConv2d;
-use crate::quantize::qconv::{QIn, QOut};
-use crate::quantize::test_util::{input, quant, weights};
-use crate::quantize::{reference, QIsa, QuantDtype};
+use crate::quantize::test_util::{input, quant, weights, Want};
+use crate::quantize::{QIsa, QuantDtype};
 use crate::testing::Rng;
 
 /// The layer for case i: dtypes, zero points, relu and clamp varied by i.
@@ -28,38 +27,14 @@ fn layer(i: usize, n: usize, k: usize, out: usize) -> QConv2d {
 }
 
 fn check(q: &QConv2d, w: &[i8], bias: Option<&[f32]>, x: &[f32], what: &str) {
-    let x_q: Vec<i32> = x.iter().map(|&v| reference::quantize(&q.x, v)).collect();
-    let w_q: Vec<i32> = w.iter().map(|&v| i32::from(v)).collect();
-    let y_q = q.reference(&x_q, &w_q, bias);
-    let want: Vec<u32> = y_q
-        .iter()
-        .map(|&v| reference::dequantize(&q.y, v).to_bits())
-        .collect();
-    // Bytes: q + 128 for int8, q for uint8.
-    let (sx, sy) = (q.x.dtype.byte_shift(), q.y.dtype.byte_shift());
-    let x_bytes: Vec<u8> = x_q.iter().map(|&v| (v + sx) as u8).collect();
-    let want_bytes: Vec<u8> = y_q.iter().map(|&v| (v + sy) as u8).collect();
-    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let want = Want::new(q, w, bias, x);
     for qisa in QIsa::available() {
         let kernel = QLinearCpu::new(q, w, bias, qisa);
         for threads in 1..=3 {
             let at = format!("{what}, {qisa}, {threads} threads");
-            let mut scratch = vec![f32::NAN; kernel.scratch_len(threads)];
-            let mut y = vec![f32::NAN; want.len()];
-            kernel.run(x, &mut y, &mut scratch, threads);
-            for (j, (g, w)) in bits(&y).iter().zip(&want).enumerate() {
-                assert_eq!(g, w, "{at}, [{j}]: {} vs {}", y[j], f32::from_bits(*w));
-            }
-            // Bytes in and out, and each mixed with f32.
-            let mut y8 = vec![0u8; want.len()];
-            kernel.run_io(QIn::U8(&x_bytes), QOut::U8(&mut y8), &mut scratch, threads);
-            assert_eq!(y8, want_bytes, "{at}, bytes in and out");
-            y8.fill(0);
-            kernel.run_io(QIn::F32(x), QOut::U8(&mut y8), &mut scratch, threads);
-            assert_eq!(y8, want_bytes, "{at}, bytes out");
-            y.fill(f32::NAN);
-            kernel.run_io(QIn::U8(&x_bytes), QOut::F32(&mut y), &mut scratch, threads);
-            assert_eq!(bits(&y), want, "{at}, bytes in");
+            want.check(x, kernel.scratch_len(threads), &at, |x, y, scratch| {
+                kernel.run_io(x, y, scratch, threads)
+            });
         }
     }
 }
