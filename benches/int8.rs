@@ -56,53 +56,53 @@ fn int8_conv(p: &Conv2dParams) -> QConv2d {
 /// The int8 conv on `p`, f32 in and out; bytes in and out too where `bytes` (as between
 /// two int8 convs in a session, where no quantize of x is timed).
 fn qconv(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa, bytes: bool) {
-    let q = int8_conv(p);
-    let x = data(p.n * p.c_in * p.h * p.w, 1);
-    let w: Vec<i8> = data(p.weight_shape().iter().product(), 2)
-        .iter()
-        .map(|v| (v * 127.0) as i8)
-        .collect();
-    let bias = data(p.c_out, 3);
-    let mut y = vec![0.0; p.output_shape().iter().product()];
+    let (q, w, bias) = int8_weights(p);
     let kernel = QConvCpu::new(&q, &w, Some(&bias), qisa);
-    let mut scratch = vec![0.0; kernel.scratch_len(1)];
-    let mut g = c.benchmark_group("qconv2d");
-    g.throughput(Throughput::Elements(p.flops()));
-    g.bench_function(format!("cpu-{qisa}/{}", shape_id(p)), |b| {
-        b.iter(|| kernel.run(&x, &mut y, &mut scratch, 1))
-    });
-    if bytes {
-        let x8: Vec<u8> = x.iter().map(|v| (v * 100.0 + 128.0) as u8).collect();
-        let mut y8 = vec![0u8; y.len()];
-        g.bench_function(format!("cpu-{qisa}/{}/bytes", shape_id(p)), |b| {
-            b.iter(|| kernel.run_io(QIn::U8(&x8), QOut::U8(&mut y8), &mut scratch, 1))
-        });
-    }
-    g.finish();
+    let run = |x: QIn<'_>, y: QOut<'_>, s: &mut [f32]| kernel.run_io(x, y, s, 1);
+    time_int8(c, "qconv2d", p, qisa, bytes, kernel.scratch_len(1), run);
 }
 
-/// The int8 depthwise kernel on `p`, f32 in and out; bytes in and out too where `bytes`.
+/// The int8 depthwise kernel on `p`, as `qconv`.
 fn qdw(c: &mut Criterion, p: &Conv2dParams, qisa: QIsa, bytes: bool) {
-    let q = int8_conv(p);
-    let x = data(p.n * p.c_in * p.h * p.w, 1);
+    let (q, w, bias) = int8_weights(p);
+    let kernel = QDepthwiseCpu::new(&q, &w, Some(&bias), qisa);
+    let run = |x: QIn<'_>, y: QOut<'_>, s: &mut [f32]| kernel.run_io(x, y, s, 1);
+    time_int8(c, "qdwconv2d", p, qisa, bytes, kernel.scratch_len(1), run);
+}
+
+/// The conv every int8 bench of shape `p` times, its weights and bias.
+fn int8_weights(p: &Conv2dParams) -> (QConv2d, Vec<i8>, Vec<f32>) {
     let w: Vec<i8> = data(p.weight_shape().iter().product(), 2)
         .iter()
         .map(|v| (v * 127.0) as i8)
         .collect();
-    let bias = data(p.c_out, 3);
+    (int8_conv(p), w, data(p.c_out, 3))
+}
+
+/// `group/cpu-<qisa>/<shape>`: `run` (a kernel's `run_io` on 1 thread) f32 in and out;
+/// and `…/bytes`, bytes in and out, where `bytes`.
+fn time_int8(
+    c: &mut Criterion,
+    group: &str,
+    p: &Conv2dParams,
+    qisa: QIsa,
+    bytes: bool,
+    scratch_len: usize,
+    run: impl Fn(QIn<'_>, QOut<'_>, &mut [f32]),
+) {
+    let x = data(p.n * p.c_in * p.h * p.w, 1);
     let mut y = vec![0.0; p.output_shape().iter().product()];
-    let kernel = QDepthwiseCpu::new(&q, &w, Some(&bias), qisa);
-    let mut scratch = vec![0.0; kernel.scratch_len(1)];
-    let mut g = c.benchmark_group("qdwconv2d");
+    let mut scratch = vec![0.0; scratch_len];
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(p.flops()));
     g.bench_function(format!("cpu-{qisa}/{}", shape_id(p)), |b| {
-        b.iter(|| kernel.run(&x, &mut y, &mut scratch, 1))
+        b.iter(|| run(QIn::F32(&x), QOut::F32(&mut y), &mut scratch))
     });
     if bytes {
         let x8: Vec<u8> = x.iter().map(|v| (v * 100.0 + 128.0) as u8).collect();
         let mut y8 = vec![0u8; y.len()];
         g.bench_function(format!("cpu-{qisa}/{}/bytes", shape_id(p)), |b| {
-            b.iter(|| kernel.run_io(QIn::U8(&x8), QOut::U8(&mut y8), &mut scratch, 1))
+            b.iter(|| run(QIn::U8(&x8), QOut::U8(&mut y8), &mut scratch))
         });
     }
     g.finish();
