@@ -80,6 +80,32 @@ impl<S: Simd> Grid<S> {
     }
 }
 
+/// `dst[i] = quantize(q, src[i]) + shift` (a NaN to the integer 0, as PyTorch's cast
+/// makes it), the reference's f32 steps on S's vectors, the tail in one masked vector (a
+/// scalar loop cost as much as the rest of a 56-wide row): how the int8 kernels read f32
+/// inputs as the bytes they compute on. Needs S's features.
+#[inline(always)]
+pub(crate) unsafe fn quantize_bytes<S: Simd>(
+    q: &QuantParams,
+    shift: u8,
+    src: &[f32],
+    dst: &mut [u8],
+) {
+    let (grid, plus) = (Grid::<S>::new(q), S::splat(f32::from(shift)));
+    let quantize = |v| S::add(grid.quantize_or_zero(v), plus);
+    let mut i = 0;
+    while i + S::LANES <= src.len() {
+        let v = quantize(S::load(src.as_ptr().add(i)));
+        S::store_u8(dst.as_mut_ptr().add(i), v);
+        i += S::LANES;
+    }
+    let rest = src.len() - i;
+    if rest > 0 {
+        let v = S::load_lanes(src.as_ptr().add(i), 1, 0..rest, S::splat(0.0));
+        S::store_u8_lanes(dst.as_mut_ptr().add(i), 0..rest, quantize(v));
+    }
+}
+
 /// What an int8 kernel's output holds: f32 (dequantized) or bytes (q shifted).
 pub(crate) trait Lane: Copy + Default {
     /// Stores quantized lanes (integers in qmin..=qmax of `grid`'s quantization) at `p`.

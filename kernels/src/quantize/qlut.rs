@@ -6,11 +6,11 @@
 //! activation). Inputs and output are f32 or bytes, as `qconv::QIn` and `QOut` say; an
 //! f32 input is quantized by x as read.
 
-use super::lanes::Grid;
+use super::lanes::quantize_bytes;
 use super::qconv::{QIn, QOut};
 use super::{reference, QuantParams};
 use crate::parallel::{for_each_task, SharedMut};
-use crate::simd::{dispatch, Simd};
+use crate::simd::dispatch;
 use crate::Isa;
 
 /// The table of one function (module doc).
@@ -98,13 +98,13 @@ impl QLut {
         assert_eq!(x.len(), keys.len(), "QLut: x and keys lengths");
         let len = x.len();
         let parts = threads.clamp(1, len.div_ceil(32 << 10).max(1));
-        let out = SendPtr(keys.as_mut_ptr());
+        let (out, shift) = (SendPtr(keys.as_mut_ptr()), self.x.dtype.byte_shift() as u8);
         for_each_task(threads, parts, |t| {
             let (lo, hi) = (len * t / parts, len * (t + 1) / parts);
             // SAFETY: part t alone writes lo..hi; dispatch! checks the ISA.
             unsafe {
                 let dst = std::slice::from_raw_parts_mut(out.at(lo), hi - lo);
-                dispatch!(isa, bytes_of(&self.x, &x[lo..hi], dst));
+                dispatch!(isa, quantize_bytes(&self.x, shift, &x[lo..hi], dst));
             }
         });
     }
@@ -143,7 +143,7 @@ impl QLut {
         let out = (SendPtr(out_f), SendPtr(out_b));
         for_each_task(threads, parts, |t| {
             let (lo, hi) = (len * t / parts, len * (t + 1) / parts);
-            let mut chunk = [0u8; 64];
+            let (mut chunk, shift) = ([0u8; 64], self.x.dtype.byte_shift() as u8);
             for start in (lo..hi).step_by(chunk.len()) {
                 let n = chunk.len().min(hi - start);
                 let keys: &[u8] = match x {
@@ -151,7 +151,7 @@ impl QLut {
                     QIn::F32(v) => {
                         let (src, dst) = (&v[start..][..n], &mut chunk[..n]);
                         // SAFETY: dispatch! checks the ISA.
-                        unsafe { dispatch!(isa, bytes_of(&self.x, src, dst)) };
+                        unsafe { dispatch!(isa, quantize_bytes(&self.x, shift, src, dst)) };
                         &chunk[..n]
                     }
                 };
@@ -182,23 +182,6 @@ impl QLut {
                 *b.add(i) = self.bytes[usize::from(k)];
             }
         }
-    }
-}
-
-/// `dst[i]` = the byte of `quantize(x, src[i])`, the reference's f32 steps on S's
-/// vectors. Needs S's features.
-#[inline(always)]
-unsafe fn bytes_of<S: Simd>(x: &QuantParams, src: &[f32], dst: &mut [u8]) {
-    let grid = Grid::<S>::new(x);
-    let shift = S::splat(x.dtype.byte_shift() as f32);
-    let mut i = 0;
-    while i + S::LANES <= src.len() {
-        let q = S::add(grid.quantize_or_zero(S::load(src.as_ptr().add(i))), shift);
-        S::store_u8(dst.as_mut_ptr().add(i), q);
-        i += S::LANES;
-    }
-    for (d, &v) in dst[i..].iter_mut().zip(&src[i..]) {
-        *d = (reference::quantize(x, v) + x.dtype.byte_shift()) as u8;
     }
 }
 

@@ -11,7 +11,7 @@
 //! wq / ow − 1: 4% at 56 wide, 29% at 7.
 
 use crate::conv2d::Conv2dParams;
-use crate::quantize::lanes::Grid;
+use crate::quantize::lanes::quantize_bytes;
 use crate::quantize::unzip::{copy_run, unzip};
 use crate::quantize::QuantParams;
 use crate::simd::Simd;
@@ -94,7 +94,7 @@ impl Planes {
             let (phase_row, at) = self.row_at(iy);
             if self.sw == 1 {
                 if self.used[phase_row] {
-                    quantize_run::<S>(q, shift, src, &mut out[at + self.pw..][..self.w]);
+                    quantize_bytes::<S>(q, shift, src, &mut out[at + self.pw..][..self.w]);
                 }
                 continue;
             }
@@ -102,7 +102,7 @@ impl Planes {
                 continue;
             }
             for (c0, chunk) in src.chunks(row.len()).enumerate() {
-                quantize_run::<S>(q, shift, chunk, &mut row[..chunk.len()]);
+                quantize_bytes::<S>(q, shift, chunk, &mut row[..chunk.len()]);
                 self.scatter(
                     &row[..chunk.len()],
                     c0 * row.len(),
@@ -205,30 +205,5 @@ impl Planes {
     pub fn is_x(&self, len: usize) -> bool {
         let whole = self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0;
         whole && len == self.h * self.w
-    }
-}
-
-/// `dst[i] = quantize(q, src[i]) + shift`, the reference's f32 steps on S's vectors.
-/// Needs S's features.
-#[inline(always)]
-unsafe fn quantize_run<S: Simd>(q: &QuantParams, shift: u8, src: &[f32], dst: &mut [u8]) {
-    let (grid, plus) = (Grid::<S>::new(q), S::splat(f32::from(shift)));
-    let quantize = |v| S::add(grid.quantize_or_zero(v), plus);
-    let mut i = 0;
-    while i + S::LANES <= src.len() {
-        S::store_u8(
-            dst.as_mut_ptr().add(i),
-            quantize(S::load(src.as_ptr().add(i))),
-        );
-        i += S::LANES;
-    }
-    let rest = src.len() - i;
-    if rest > 0 {
-        // The tail in one masked vector: a scalar loop cost as much as the rest of a
-        // 56-wide row.
-        let mut bytes = [0u8; 16];
-        let v = S::load_lanes(src.as_ptr().add(i), 1, 0..rest, S::splat(0.0));
-        S::store_u8(bytes.as_mut_ptr(), quantize(v));
-        dst[i..].copy_from_slice(&bytes[..rest]);
     }
 }

@@ -104,16 +104,16 @@ impl QDepthwiseCpu {
         let taken = rows.is_some();
         #[cfg(not(target_arch = "x86_64"))]
         let taken = false;
+        let w_f32 = w_f32(w);
         let blocked =
-            Blocked::new(p, &w_f32(w), [&multiplier, &bias], lanes, false).filter(|_| !taken);
-        let w = w_f32(w);
+            Blocked::new(p, &w_f32, [&multiplier, &bias], lanes, false).filter(|_| !taken);
         QDepthwiseCpu {
             runs: Runs::new(&layout, lanes),
             blocked,
             #[cfg(target_arch = "x86_64")]
             rows,
             layout,
-            w,
+            w: w_f32,
             nan_free: multiplier.iter().chain(&bias).all(|v| v.is_finite()),
             multiplier,
             bias,

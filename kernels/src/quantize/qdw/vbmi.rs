@@ -19,8 +19,10 @@
 use super::requant::{Out, Requant};
 use crate::conv2d::Conv2dParams;
 use crate::quantize::conv::QConv2d;
-use crate::quantize::lanes::Grid;
+use crate::quantize::lanes::quantize_bytes;
 use crate::quantize::qconv::QIn;
+use crate::quantize::unzip::copy_run;
+use crate::quantize::QuantParams;
 use crate::simd::{Avx512, Simd};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -145,13 +147,11 @@ impl Rows {
         let plane =
             std::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<u8>(), self.hp * self.wp);
         let req = Requant::<Avx512>::new::<O>(q, nan_free);
-        let grid = Grid::<Avx512>::new(&q.x);
-        let shift = Avx512::splat(q.x.dtype.byte_shift() as f32);
         // The padding: rows above and below, and each row's ends, never written after.
         plane.fill(self.pad);
         for pl in range {
             let c = pl % p.c_in;
-            self.fill(x, pl * p.h * p.w, p.h, p.w, &grid, shift, plane);
+            self.fill(x, pl * p.h * p.w, [p.h, p.w], &q.x, plane);
             let ch = Channel {
                 start: _mm512_set1_epi32(-self.comp[c]),
                 mult: Avx512::splat(mult[c]),
@@ -245,51 +245,23 @@ impl Rows {
         }
     }
 
-    /// The input plane at x[at..] (h, w) into the padded plane's interior, as bytes.
+    /// The input plane at x[at..] (h, w) into the padded plane's interior, as bytes
+    /// (quantized by `q` where f32). Needs the path's features.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn fill(
         &self,
         x: QIn<'_>,
         at: usize,
-        h: usize,
-        w: usize,
-        grid: &Grid<Avx512>,
-        shift: __m512,
+        [h, w]: [usize; 2],
+        q: &QuantParams,
         plane: &mut [u8],
     ) {
+        let shift = q.dtype.byte_shift() as u8;
         for iy in 0..h {
             let dst = &mut plane[(iy + self.ph) * self.wp + self.pw..][..w];
             match x {
-                QIn::U8(x) => {
-                    // Masked 64-byte moves: a copy of a short row's variable length was a
-                    // call to memmove, an eighth of a 56 × 56 plane's time.
-                    let src = &x[at + iy * w..][..w];
-                    for i in (0..w).step_by(WINDOW) {
-                        let mask = u64::MAX >> (WINDOW - (w - i).min(WINDOW));
-                        let v = _mm512_maskz_loadu_epi8(mask, src.as_ptr().add(i).cast());
-                        _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i).cast(), mask, v);
-                    }
-                }
-                QIn::F32(x) => {
-                    let src = &x[at + iy * w..][..w];
-                    let quantize = |v| Avx512::add(grid.quantize_or_zero(v), shift);
-                    let mut i = 0;
-                    while i + LANES <= w {
-                        let v = quantize(Avx512::load(src.as_ptr().add(i)));
-                        Avx512::store_u8(dst.as_mut_ptr().add(i), v);
-                        i += LANES;
-                    }
-                    if i < w {
-                        let v = Avx512::load_lanes(
-                            src.as_ptr().add(i),
-                            1,
-                            0..w - i,
-                            Avx512::splat(0.0),
-                        );
-                        Avx512::store_u8_lanes(dst.as_mut_ptr().add(i), 0..w - i, quantize(v));
-                    }
-                }
+                QIn::U8(x) => copy_run(x[at + iy * w..][..w].as_ptr(), dst.as_mut_ptr(), w),
+                QIn::F32(x) => quantize_bytes::<Avx512>(q, shift, &x[at + iy * w..][..w], dst),
             }
         }
     }
