@@ -59,6 +59,15 @@ pub enum Error {
         /// What does not fit.
         detail: String,
     },
+    /// A reference or input file (`kestrel::reference`) lacks a tensor the model needs, or
+    /// holds one of the wrong type or shape.
+    #[error("{}: {detail}", path.display())]
+    Reference {
+        /// The file.
+        path: PathBuf,
+        /// What is missing or does not fit.
+        detail: String,
+    },
     /// No usable GPU, driver or NVRTC ("no CUDA device: …"), a kernel NVRTC refused, or a
     /// failed driver call.
     #[error(transparent)]

@@ -21,6 +21,7 @@ mod lower;
 mod model;
 mod passes;
 mod plan;
+pub mod reference;
 mod session;
 mod tensor;
 mod weights;

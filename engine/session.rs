@@ -354,6 +354,12 @@ impl Session {
         (index < self.input_names.len()).then(|| &self.plan.values[index].shape[..])
     }
 
+    /// The shape (batch first) of output `index` of every run; None past the last output.
+    pub fn output_shape(&self, index: usize) -> Option<&[usize]> {
+        let value = *self.plan.outputs.get(index)?;
+        Some(&self.plan.values[value].shape[..])
+    }
+
     /// The names of the graph's inputs, in the order `run` takes them.
     pub fn input_names(&self) -> &[String] {
         &self.input_names

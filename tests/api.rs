@@ -44,10 +44,16 @@ fn outputs_by_name_and_the_names_agree() {
     assert!(!names.is_empty());
     let len: usize = session.input_shape(0).unwrap().iter().product();
     let input: Vec<f32> = (0..len).map(|i| (i % 7) as f32 - 3.0).collect();
+    let shapes: Vec<Vec<usize>> = (0..names.len())
+        .map(|i| session.output_shape(i).unwrap().to_vec())
+        .collect();
+    assert_eq!(session.output_shape(names.len()), None);
     let outputs = session.run(&[&input]).unwrap();
     for (i, name) in names.iter().enumerate() {
         let by_name = outputs.by_name(name).unwrap();
         let by_index = outputs.get(i).unwrap();
+        // Known before the run, as a caller sizing its buffers needs it.
+        assert_eq!(by_index.shape, &shapes[i][..], "{name}");
         assert_eq!(by_name.shape, by_index.shape, "{name}");
         assert_eq!(by_name.data.as_ptr(), by_index.data.as_ptr(), "{name}");
     }

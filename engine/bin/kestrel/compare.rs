@@ -1,7 +1,7 @@
 use crate::info::join;
-use crate::run::{output_names, read_inputs};
-use anyhow::{Context, Result};
-use kestrel::compare::{diff, steps, Diff};
+use anyhow::Result;
+use kestrel::compare::Diff;
+use kestrel::reference::{check_outputs, Reference, Tolerance};
 use kestrel::Model;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,31 +42,27 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
         args.steps
     );
     let model = Model::load(&args.model)?;
-    let reference = kestrel_loader::read_tensors(&args.reference)?;
-    let inputs = read_inputs(&model, &reference)?;
-    let batch = inputs.batch;
+    let reference = Reference::load(&model, &args.reference)?;
+    let batch = reference.batch;
     let opts = args.kernels.options(args.device, batch, args.threads)?;
     let mut session = model.session(&opts)?;
-    let (default_rtol, atol) = args.kernels.precision.tolerance();
-    let rtol = args.rtol.unwrap_or(default_rtol);
+    let (rtol, atol) = args.kernels.precision.tolerance();
+    let tolerance = Tolerance {
+        rtol: args.rtol.unwrap_or(rtol),
+        atol,
+        steps: args.steps,
+    };
     let (kernels, threads) = (session.kernels_name().to_string(), session.threads());
-    let slices = inputs.slices();
+    let slices = reference.slices();
     let mut layers: Vec<(String, Diff)> = Vec::new();
     let mut unmatched = 0;
     let outputs = session.run_with(&slices, |name, out| {
         if !args.per_layer {
             return;
         }
-        match reference
-            .tensors
-            .get(&format!("layer.{name}"))
-            .and_then(|t| t.data.as_ref())
-        {
+        match reference.tensor(&format!("layer.{name}")) {
             Some(r) => {
-                let d = match model.layer_step(name) {
-                    Some(step) => in_steps(diff(out.data, r, rtol, atol), step, args.steps),
-                    None => diff(out.data, r, rtol, atol),
-                };
+                let d = tolerance.judge(out.data, r, model.layer_step(name));
                 layers.push((name.to_string(), d))
             }
             None => unmatched += 1,
@@ -80,40 +76,28 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
         kernels,
         args.kernels.precision,
         threads,
-        rtol
+        tolerance.rtol
     );
     println!(
         "{:<12} {:<18} {:>12} {:>12} {:>12}",
         "output", "shape", "max abs err", "max rel err", "tolerance"
     );
+    let checks = check_outputs(&model, &reference, &outputs, &tolerance)?;
     let mut all_ok = true;
-    let mut quantized = Vec::new();
-    for (i, (name, out)) in output_names(outputs.len())
-        .iter()
-        .zip(outputs.iter())
-        .enumerate()
-    {
-        let r = reference
-            .tensors
-            .get(name)
-            .and_then(|t| t.data.as_ref())
-            .with_context(|| format!("{}: no float tensor \"{name}\"", args.reference.display()))?;
-        let mut d = diff(out.data, r, rtol, atol);
-        if let Some(step) = model.output_step(i) {
-            d = in_steps(d, step, args.steps);
-            quantized.push((name.clone(), steps(out.data, r, step)));
-        }
+    for check in &checks {
+        let d = &check.diff;
         all_ok &= d.ok();
-        let shape = format!("[{}]", join(out.shape));
+        let shape = format!("[{}]", join(&check.shape));
         println!(
-            "{name:<12} {shape:<18} {:>12.3e} {:>12.3e} {:>12.3e} {}",
+            "{:<12} {shape:<18} {:>12.3e} {:>12.3e} {:>12.3e} {}",
+            check.name,
             d.max_abs,
             d.rel(),
             d.tolerance,
-            verdict(&d)
+            verdict(d)
         );
     }
-    for (name, s) in &quantized {
+    for (name, s) in checks.iter().filter_map(|c| Some((&c.name, c.steps?))) {
         let n = (s.equal + s.one + s.beyond).max(1) as f64;
         println!(
             "{name}: quantized, in steps of {:.4e} (tolerance {} step(s)): {:.2}% equal, {:.2}% one step off, {:.2}% further",
@@ -154,15 +138,6 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
     } else {
         println!("\nMISMATCH: Kestrel is over tolerance against PyTorch");
         Ok(ExitCode::from(1))
-    }
-}
-
-/// `d` judged in quantization steps: `steps` steps of `step` allowed (and the few ulp by
-/// which a dequantized value misses a whole step).
-fn in_steps(d: Diff, step: f64, steps: f64) -> Diff {
-    Diff {
-        tolerance: steps * step * (1.0 + 1e-5),
-        ..d
     }
 }
 

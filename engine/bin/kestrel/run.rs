@@ -1,8 +1,8 @@
 use crate::info::join;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use kestrel::reference::{output_keys, Reference};
 use kestrel::Model;
 use kestrel_kernels::rng::Rng;
-use kestrel_loader::TensorFile;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -34,13 +34,13 @@ pub struct RunArgs {
 }
 
 /// The model's inputs, in graph order, and their batch size.
-pub struct Inputs {
+struct Inputs {
     pub data: Vec<Vec<f32>>,
     pub batch: usize,
 }
 
 impl Inputs {
-    pub fn slices(&self) -> Vec<&[f32]> {
+    fn slices(&self) -> Vec<&[f32]> {
         self.data.iter().map(|d| &d[..]).collect()
     }
 }
@@ -48,7 +48,13 @@ impl Inputs {
 pub fn run(args: &RunArgs) -> Result<()> {
     let model = Model::load(&args.model)?;
     let inputs = match &args.input {
-        Some(path) => read_inputs(&model, &kestrel_loader::read_tensors(path)?)?,
+        Some(path) => {
+            let reference = Reference::load(&model, path)?;
+            Inputs {
+                data: reference.inputs,
+                batch: reference.batch,
+            }
+        }
         None => {
             let batch = args.batch.unwrap_or_else(|| model.default_batch());
             Inputs {
@@ -64,7 +70,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let start = Instant::now();
     let outputs = session.run(&slices)?;
     let elapsed = start.elapsed();
-    let names = output_names(outputs.len());
+    let names = output_keys(outputs.len());
     for (name, out) in names.iter().zip(outputs.iter()) {
         println!("{name}: shape [{}]", join(out.shape));
         summarise(out.shape, out.data);
@@ -83,61 +89,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// `output` for one output, `output.0`, `output.1`, … for several: the reference files' names.
-pub fn output_names(n: usize) -> Vec<String> {
-    if n == 1 {
-        vec!["output".to_string()]
-    } else {
-        (0..n).map(|i| format!("output.{i}")).collect()
-    }
-}
-
-/// Reads the model's inputs from a safetensors file (a reference file, say), checking
-/// each one's shape against the model.
-pub fn read_inputs(model: &Model, file: &TensorFile) -> Result<Inputs> {
-    let n = model.inputs().len();
-    let mut batch = None;
-    let mut inputs = Vec::with_capacity(n);
-    for (i, input) in model.inputs().iter().enumerate() {
-        let key = if n == 1 {
-            "input".to_string()
-        } else {
-            format!("input.{i}")
-        };
-        let (name, t) = [key.as_str(), input.name.as_str()]
-            .into_iter()
-            .find_map(|k| file.tensors.get(k).map(|t| (k, t)))
-            .with_context(|| {
-                let have: Vec<&str> = file.tensors.keys().map(String::as_str).collect();
-                format!(
-                    "{}: no tensor \"{key}\" for model input \"{}\" (the file has: {})",
-                    file.path.display(),
-                    input.name,
-                    have.join(", ")
-                )
-            })?;
-        let data = t.data.as_deref().map(<[f32]>::to_vec).with_context(|| {
-            format!(
-                "{}: tensor \"{name}\" is {:?}, not a float type",
-                file.path.display(),
-                t.dtype
-            )
-        })?;
-        let b = model
-            .check_input_shape(i, &t.shape)
-            .with_context(|| format!("{}: tensor \"{name}\"", file.path.display()))?;
-        if batch.is_some_and(|prev| prev != b) {
-            bail!("{}: inputs have different batch sizes", file.path.display());
-        }
-        batch = Some(b);
-        inputs.push(data);
-    }
-    Ok(Inputs {
-        data: inputs,
-        batch: batch.unwrap_or(1),
-    })
 }
 
 pub fn random_inputs(model: &Model, batch: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
