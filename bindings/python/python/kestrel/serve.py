@@ -1,0 +1,180 @@
+"""Serve a Kestrel model on NVIDIA's Triton Inference Server, through PyTriton.
+
+    python -m kestrel.serve MODEL [--name NAME] [--max-batch 8] [--max-queue-delay-us 500]
+        [--instances 2] [--threads 1] [--device cpu] [--http-port 8000] [--grpc-port 8001]
+        [--metrics-port 8002]
+
+The model's inputs and outputs are declared to Triton from the file (float32, batch first).
+Triton's dynamic batcher gathers requests into batches of up to --max-batch, waiting at
+most --max-queue-delay-us for more; each batch goes to one of --instances model instances,
+and each instance runs it on its own sessions, one per batch size (1, 2, 4, ... and the
+maximum): a batch of 5 runs as 4 + 1 with no padding. The GIL is released while a session
+runs, so instances run in parallel, each on --threads threads. Triton serves HTTP
+(/v2/models/NAME/infer), gRPC, health (/v2/health/ready) and Prometheus metrics; a request
+of the wrong shape or dtype gets an error response and the server keeps serving.
+
+Needs the ``serve`` extra (``pip install "./bindings/python[serve]"``): PyTriton 0.7,
+whose Python backend stub runs on Python 3.12 with that interpreter's libpython3.12.so on
+LD_LIBRARY_PATH (docs/serving.md).
+"""
+
+import argparse
+import logging
+import os
+import sysconfig
+from typing import Callable, List, Sequence, Tuple
+
+import numpy as np
+
+import kestrel
+
+# A runner takes a batch (one array per input, batch first) and returns one array per output.
+Runner = Callable[[List[np.ndarray]], List[np.ndarray]]
+Spec = Tuple[str, Tuple[int, ...]]  # a tensor's name and its shape without the batch
+
+log = logging.getLogger("kestrel.serve")
+
+
+def batch_sizes(max_batch: int) -> List[int]:
+    """The batch sizes an instance keeps a session for: powers of two, and the maximum."""
+    if max_batch < 1:
+        raise ValueError(f"--max-batch must be at least 1, got {max_batch}")
+    sizes = {max_batch}
+    b = 1
+    while b < max_batch:
+        sizes.add(b)
+        b *= 2
+    return sorted(sizes)
+
+
+def split(n: int, sizes: Sequence[int]) -> List[int]:
+    """``n`` as a sum of ``sizes`` (which hold 1), largest first: 13 with 1, 2, 4, 8 is
+    8 + 4 + 1. Every image is computed once; none is padding."""
+    parts = []
+    for b in sorted(sizes, reverse=True):
+        while n >= b:
+            parts.append(b)
+            n -= b
+    return parts
+
+
+class KestrelRunner:
+    """One model instance: a warmed session per batch size, all on one device."""
+
+    def __init__(self, model: kestrel.Model, max_batch: int, threads: int = 1,
+                 device: str = "cpu", precision: str = "fp32"):
+        self.sessions = {
+            b: model.session(batch=b, threads=threads, device=device, precision=precision)
+            for b in batch_sizes(max_batch)
+        }
+        for session in self.sessions.values():
+            session.warm_up(2)
+
+    def __call__(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
+        n = inputs[0].shape[0]
+        parts, start = [], 0
+        for b in split(n, list(self.sessions)):
+            chunk = [np.ascontiguousarray(x[start:start + b]) for x in inputs]
+            parts.append(self.sessions[b].run(chunk))
+            start += b
+        if len(parts) == 1:
+            return parts[0]
+        return [np.concatenate(outs) for outs in zip(*parts)]
+
+
+def specs(model: kestrel.Model) -> Tuple[List[Spec], List[Spec]]:
+    """The model's inputs and outputs as Triton declares them: shapes without the batch."""
+    session = model.session(batch=1)
+    inputs = [(name, tuple(shape[1:])) for name, shape in session.inputs]
+    outputs = [(name, tuple(shape[1:])) for name, shape in session.outputs]
+    return inputs, outputs
+
+
+def bind(triton, name: str, inputs: Sequence[Spec], outputs: Sequence[Spec],
+         runners: Sequence[Runner], max_batch: int, max_queue_delay_us: int) -> None:
+    """Binds ``runners`` (one per model instance) to ``triton`` as model ``name`` with
+    dynamic batching. Any runner serves: the load test binds ONNX Runtime the same way."""
+    from pytriton.decorators import batch
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+
+    input_names = [n for n, _ in inputs]
+    output_names = [n for n, _ in outputs]
+
+    def infer_func(runner: Runner):
+        @batch
+        def infer(**arrays):
+            results = runner([arrays[n] for n in input_names])
+            return dict(zip(output_names, results))
+
+        return infer
+
+    triton.bind(
+        model_name=name,
+        infer_func=[infer_func(r) for r in runners],
+        inputs=[Tensor(name=n, dtype=np.float32, shape=s) for n, s in inputs],
+        outputs=[Tensor(name=n, dtype=np.float32, shape=s) for n, s in outputs],
+        config=ModelConfig(
+            max_batch_size=max_batch,
+            batcher=DynamicBatcher(max_queue_delay_microseconds=max_queue_delay_us),
+        ),
+        strict=True,
+    )
+
+
+def libpython_on_path() -> None:
+    """Puts this interpreter's libpython on LD_LIBRARY_PATH, where the Triton server that
+    PyTriton starts (and its Python backend stub) look for it: without it the stub fails."""
+    libdir = sysconfig.get_config_var("LIBDIR")
+    paths = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
+    if libdir and libdir not in paths:
+        os.environ["LD_LIBRARY_PATH"] = ":".join([libdir] + paths)
+
+
+def triton_config(args):
+    from pytriton.triton import TritonConfig
+
+    return TritonConfig(http_port=args.http_port, grpc_port=args.grpc_port,
+                        metrics_port=args.metrics_port, http_address=args.address,
+                        grpc_address=args.address)
+
+
+def add_server_args(parser: argparse.ArgumentParser) -> None:
+    """The options every server here takes (the load test's ONNX Runtime one too)."""
+    parser.add_argument("--name", help="the model's name on the server (default: the file's stem)")
+    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--max-queue-delay-us", type=int, default=500)
+    parser.add_argument("--instances", type=int, default=2, help="model instances, each with its own sessions")
+    parser.add_argument("--threads", type=int, default=1, help="threads per session run")
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kestrel.serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="a Kestrel .safetensors model")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", help="fp32, or on CUDA tf32 or fp16")
+    add_server_args(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from pathlib import Path
+
+    from pytriton.triton import Triton
+
+    model = kestrel.Model(args.model)
+    name = args.name or Path(args.model).stem
+    inputs, outputs = specs(model)
+    runners = [KestrelRunner(model, args.max_batch, args.threads, args.device, args.precision)
+               for _ in range(args.instances)]
+    log.info("serving %s as %r: inputs %s, outputs %s, %d instance(s), batch up to %d",
+             args.model, name, inputs, outputs, args.instances, args.max_batch)
+    libpython_on_path()
+    with Triton(config=triton_config(args)) as triton:
+        bind(triton, name, inputs, outputs, runners, args.max_batch, args.max_queue_delay_us)
+        triton.serve()
+
+
+if __name__ == "__main__":
+    main()
