@@ -180,3 +180,81 @@ pub(crate) unsafe fn put<T>(ptr: *mut T, what: &str, value: T) -> Result<(), Fai
     unsafe { ptr.write(value) };
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn message() -> String {
+        // SAFETY: last_error_ptr points into this thread's live CString.
+        unsafe { CStr::from_ptr(last_error_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_is_an_internal_error_with_its_message() {
+        let status = guard(|| panic!("boom at {}", 42));
+        assert_eq!(status, KestrelStatus::KESTREL_ERROR_INTERNAL);
+        assert_eq!(message(), "internal error (a bug in Kestrel): boom at 42");
+        assert_eq!(guard_value(7usize, || panic!("static str")), 7);
+        assert!(message().ends_with("static str"), "{}", message());
+    }
+
+    #[test]
+    fn failures_keep_their_status_and_message_and_success_clears_nothing() {
+        let status = guard(|| Err(Failure::argument("x is NULL")));
+        assert_eq!(status, KestrelStatus::KESTREL_ERROR_ARGUMENT);
+        assert_eq!(guard(|| Ok(())), KestrelStatus::KESTREL_OK);
+        assert_eq!(message(), "x is NULL");
+        // A NUL in a message is escaped, not a truncation.
+        guard(|| Err(Failure::argument("a\0b")));
+        assert_eq!(message(), "a\\0b");
+    }
+
+    #[test]
+    fn library_errors_map_to_their_status_with_the_message_unchanged() {
+        let cases = [
+            (
+                kestrel::Error::Input {
+                    name: "x".into(),
+                    detail: "expected 3 values".into(),
+                },
+                KestrelStatus::KESTREL_ERROR_INPUT,
+            ),
+            (
+                kestrel::Error::BadOption {
+                    option: "batch",
+                    detail: "must be at least 1".into(),
+                },
+                KestrelStatus::KESTREL_ERROR_OPTION,
+            ),
+            (
+                kestrel::Error::NoGraph {
+                    path: "m.safetensors".into(),
+                },
+                KestrelStatus::KESTREL_ERROR_LOAD,
+            ),
+            (
+                kestrel::Error::TooLargeForCuda {
+                    node: "conv".into(),
+                    shape: vec![1],
+                },
+                KestrelStatus::KESTREL_ERROR_CUDA,
+            ),
+            (
+                kestrel::Error::OutOfMemory {
+                    what: "arena".into(),
+                    floats: 1,
+                },
+                KestrelStatus::KESTREL_ERROR_INTERNAL,
+            ),
+        ];
+        for (error, status) in cases {
+            let text = error.to_string();
+            let failure = Failure::from(error);
+            assert_eq!((failure.status, failure.message), (status, text));
+        }
+    }
+}
