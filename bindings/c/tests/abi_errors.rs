@@ -298,3 +298,25 @@ fn bad_options_are_reported_where_they_are_set() {
         kestrel_model_free(model);
     }
 }
+
+#[test]
+fn a_gpu_that_is_not_there_is_a_cuda_error() {
+    let model = load("cifarnet.safetensors");
+    // SAFETY: live options and model, valid strings and out-pointers; each freed once.
+    unsafe {
+        let options = kestrel_options_new();
+        // Ordinal 63: no machine these tests run on has that many GPUs, and one with
+        // none (or no driver) fails the same way.
+        assert_eq!(
+            kestrel_options_set_device(options, c"cuda:63".as_ptr()),
+            KESTREL_OK
+        );
+        let mut session = ptr::null_mut();
+        let status = kestrel_session_new(model, options, &mut session);
+        let message = assert_fails(status, KESTREL_ERROR_CUDA, &[]);
+        assert!(message.to_lowercase().contains("cuda"), "{message}");
+        assert!(session.is_null());
+        kestrel_options_free(options);
+        kestrel_model_free(model);
+    }
+}
