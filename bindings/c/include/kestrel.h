@@ -1,7 +1,7 @@
 /*
  * kestrel.h: the C API of Kestrel, low-latency inference for PyTorch-trained CNNs.
  * Generated from bindings/c/src by cbindgen (bindings/c/cbindgen.toml): do not edit;
- * KESTREL_BLESS=1 cargo test -p kestrel-c --test header regenerates it.
+ * KESTREL_BLESS=1 cargo test --release -p kestrel-c --test header regenerates it.
  *
  * Every call that can fail returns a KestrelStatus and sets this thread's message,
  * read with kestrel_last_error(). A KestrelModel may be shared by any number of threads;

@@ -11,7 +11,8 @@
 //! the object that hands them out and live as long as it does.
 //!
 //! The header is generated from these sources by cbindgen (`cbindgen.toml`); the
-//! `header_is_current` test fails when it is stale (`KESTREL_BLESS=1` rewrites it).
+//! `header_is_current` test fails when it is stale, and
+//! `KESTREL_BLESS=1 cargo test --release -p kestrel-c --test header` rewrites it.
 
 #![warn(missing_docs)]
 

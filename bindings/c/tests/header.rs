@@ -24,7 +24,7 @@ fn header_is_current() {
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         current == generated,
-        "{} is stale: regenerate it with\n    KESTREL_BLESS=1 cargo test -p kestrel-c --test header\n\
+        "{} is stale: regenerate it with\n    KESTREL_BLESS=1 cargo test --release -p kestrel-c --test header\n\
          and commit the result. The generated header starts:\n{}",
         path.display(),
         generated.lines().take(40).collect::<Vec<_>>().join("\n")
