@@ -123,6 +123,24 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Failure>) -> KestrelStatus
     }
 }
 
+/// Frees a box handed to C by `Box::into_raw`, for the `_free` entry points: NULL does
+/// nothing, and a panic in a destructor (a GPU session's, say) is caught and left as this
+/// thread's message, since a free has no status to return.
+///
+/// # Safety
+/// `ptr` must be NULL or from `Box::into_raw` of a `Box<T>`, not yet freed, and in use by
+/// no other thread.
+pub(crate) unsafe fn free<T>(ptr: *mut T) {
+    if ptr.is_null() {
+        return;
+    }
+    guard(|| {
+        // SAFETY: from Box::into_raw, freed once and unshared, by contract.
+        drop(unsafe { Box::from_raw(ptr) });
+        Ok(())
+    });
+}
+
 /// `guard` for the few entry points that return a value in place of a status (counts):
 /// a failure sets the message and returns `fallback`.
 pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> Result<T, Failure>) -> T {

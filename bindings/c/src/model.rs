@@ -71,11 +71,8 @@ pub unsafe extern "C" fn kestrel_model_load(
 /// thread may be using it.
 #[no_mangle]
 pub unsafe extern "C" fn kestrel_model_free(model: *mut KestrelModel) {
-    if !model.is_null() {
-        // SAFETY: a pointer from Box::into_raw in kestrel_model_load, freed once, by
-        // contract. Dropping frees only Rust memory: it cannot panic into C.
-        drop(unsafe { Box::from_raw(model) });
-    }
+    // SAFETY: NULL or from this crate's Box::into_raw, freed once, by contract.
+    unsafe { crate::error::free(model) }
 }
 
 /// The number of the model's inputs; 0 (and a message) for a NULL model. This and the

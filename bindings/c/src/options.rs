@@ -27,10 +27,8 @@ pub extern "C" fn kestrel_options_new() -> *mut KestrelOptions {
 /// `options` must be NULL or from `kestrel_options_new`, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn kestrel_options_free(options: *mut KestrelOptions) {
-    if !options.is_null() {
-        // SAFETY: from Box::into_raw in kestrel_options_new, freed once, by contract.
-        drop(unsafe { Box::from_raw(options) });
-    }
+    // SAFETY: NULL or from this crate's Box::into_raw, freed once, by contract.
+    unsafe { crate::error::free(options) }
 }
 
 /// The same value and message the library gives when a session is built with it, but at

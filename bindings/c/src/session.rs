@@ -76,10 +76,8 @@ fn new_session(
 /// `session` must be NULL or a session not yet freed, and no thread may be using it.
 #[no_mangle]
 pub unsafe extern "C" fn kestrel_session_free(session: *mut KestrelSession) {
-    if !session.is_null() {
-        // SAFETY: from Box::into_raw in kestrel_session_new, freed once, by contract.
-        drop(unsafe { Box::from_raw(session) });
-    }
+    // SAFETY: NULL or from this crate's Box::into_raw, freed once, by contract.
+    unsafe { crate::error::free(session) }
 }
 
 /// Hands out `shapes[index]` as a pointer and a rank.
