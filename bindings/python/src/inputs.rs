@@ -11,18 +11,58 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-/// The session's inputs, in its order, each checked against `shapes`.
+/// The session's inputs, in its order, each checked against `shapes`: exactly, or with
+/// `free_batch`, with any batch from 1 to `shape[0]` (the same for every input).
 pub fn gather<'py>(
     given: &Bound<'py, PyAny>,
     names: &[String],
     shapes: &[Vec<usize>],
+    free_batch: bool,
 ) -> PyResult<Vec<PyReadonlyArrayDyn<'py, f32>>> {
     let objects = by_position(given, names)?;
-    objects
-        .iter()
-        .zip(names.iter().zip(shapes))
-        .map(|(obj, (name, shape))| array(obj, name, shape))
-        .collect()
+    let mut arrays = Vec::with_capacity(objects.len());
+    for (obj, (name, want)) in objects.iter().zip(names.iter().zip(shapes)) {
+        let array = array(obj, name, want, free_batch)?;
+        if let Some(first) = arrays.first() {
+            let (n, m) = (array.shape()[0], batch_of(first));
+            if n != m {
+                let detail = format!("batch {n}, but input \"{}\" has batch {m}", names[0]);
+                return Err(input_error(name, &detail));
+            }
+        }
+        arrays.push(array);
+    }
+    Ok(arrays)
+}
+
+/// The batch (first dimension) of a gathered input.
+pub fn batch_of(array: &PyReadonlyArrayDyn<'_, f32>) -> usize {
+    array.shape()[0]
+}
+
+/// Whether `shape` is `want`, or with `free_batch` `want` but for a batch from 1 to
+/// `want[0]`.
+fn fits(shape: &[usize], want: &[usize], free_batch: bool) -> bool {
+    match (shape.split_first(), want.split_first()) {
+        (Some((&n, rest)), Some((&max, want_rest))) if free_batch => {
+            (1..=max).contains(&n) && rest == want_rest
+        }
+        _ => shape == want,
+    }
+}
+
+/// `want` as the error messages print it: `[2, 3, 32, 32]`, or with a free batch
+/// `[n, 3, 32, 32] (n from 1 to 8)`.
+fn describe(want: &[usize], free_batch: bool) -> String {
+    match want.split_first() {
+        Some((max, rest)) if free_batch => {
+            let dims: Vec<String> = std::iter::once("n".to_string())
+                .chain(rest.iter().map(usize::to_string))
+                .collect();
+            format!("[{}] (n from 1 to {max})", dims.join(", "))
+        }
+        _ => format!("{want:?}"),
+    }
 }
 
 /// The objects given for each input, in the session's order.
@@ -63,11 +103,13 @@ fn by_position<'py>(
     Ok(objects)
 }
 
-/// `obj` as a contiguous float32 array of shape `want`: no copy when it already is one.
+/// `obj` as a contiguous float32 array of shape `want` (see `fits`): no copy when it
+/// already is one.
 fn array<'py>(
     obj: &Bound<'py, PyAny>,
     name: &str,
     want: &[usize],
+    free_batch: bool,
 ) -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
     let py = obj.py();
     let untyped = match obj.cast::<PyUntypedArray>() {
@@ -75,14 +117,16 @@ fn array<'py>(
         Err(_) => to_numpy(obj, name)?,
     };
     let (dtype, shape) = (untyped.dtype(), untyped.shape().to_vec());
+    let expected = describe(want, free_batch);
     if !dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
-        let detail = format!("expected float32 of shape {want:?}, got {dtype} of shape {shape:?}");
+        let detail =
+            format!("expected float32 of shape {expected}, got {dtype} of shape {shape:?}");
         return Err(input_error(name, &detail));
     }
-    if shape != want {
+    if !fits(&shape, want, free_batch) {
         return Err(input_error(
             name,
-            &format!("expected shape {want:?}, got {shape:?}"),
+            &format!("expected shape {expected}, got {shape:?}"),
         ));
     }
     let mut typed = untyped.cast_into::<PyArrayDyn<f32>>()?;

@@ -2,11 +2,14 @@
 //! comparisons against PyTorch references, over the Rust library. The package's
 //! `__init__.py` re-exports it; `_kestrel.pyi` is its typed surface.
 
+mod arrays;
+mod batched;
 mod compare;
 mod errors;
 mod inputs;
 mod session;
 
+use batched::PyBatchedSession;
 use kestrel::{Device, Model, Precision, SessionOptions};
 use pyo3::prelude::*;
 use session::PySession;
@@ -75,6 +78,24 @@ impl PyModel {
         Ok(PySession::new(session))
     }
 
+    /// Sessions for every batch size from 1 to `max_batch` (one per power of two below it,
+    /// and one for it): `run` takes any batch in that range, as a server's batcher forms
+    /// them.
+    #[pyo3(signature = (max_batch = 8, threads = 1, device = "cpu", precision = "fp32"))]
+    fn batched_session(
+        &self,
+        py: Python<'_>,
+        max_batch: usize,
+        threads: usize,
+        device: &str,
+        precision: &str,
+    ) -> PyResult<PyBatchedSession> {
+        let opts = options(max_batch, threads, device, precision)?;
+        let model = Arc::clone(&self.model);
+        py.detach(|| PyBatchedSession::new(&model, &opts))
+            .map_err(errors::to_py)
+    }
+
     fn __repr__(&self) -> String {
         let inputs: Vec<String> = self
             .model
@@ -137,6 +158,7 @@ fn model_of(model: &Bound<'_, PyAny>) -> PyResult<Arc<Model>> {
 fn _kestrel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyModel>()?;
     m.add_class::<PySession>()?;
+    m.add_class::<PyBatchedSession>()?;
     m.add_class::<compare::PyOutputError>()?;
     m.add_function(wrap_pyfunction!(compare::compare, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

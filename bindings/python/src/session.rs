@@ -3,10 +3,11 @@
 //! released while the network runs, so Python threads with their own sessions run in
 //! parallel.
 
+use crate::arrays::{outputs, slices};
 use crate::errors;
 use crate::inputs::gather;
 use kestrel::Session;
-use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
+use numpy::PyArrayDyn;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::{Mutex, PoisonError};
@@ -44,23 +45,9 @@ impl PySession {
         &self,
         inputs: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
-        let py = inputs.py();
-        let arrays = gather(inputs, &self.input_names, &self.input_shapes)?;
+        let arrays = gather(inputs, &self.input_names, &self.input_shapes, false)?;
         let slices = slices(&arrays)?;
-        let outputs: Vec<Bound<'py, PyArrayDyn<f32>>> = self
-            .output_shapes
-            .iter()
-            .map(|shape| PyArrayDyn::zeros(py, shape.as_slice(), false))
-            .collect();
-        let mut writers: Vec<PyReadwriteArrayDyn<'py, f32>> = outputs
-            .iter()
-            .map(|a| a.try_readwrite())
-            .collect::<Result<_, _>>()?;
-        let mut dests = writers
-            .iter_mut()
-            .map(|w| w.as_slice_mut())
-            .collect::<Result<Vec<&mut [f32]>, _>>()?;
-        py.detach(|| -> Result<(), kestrel::Error> {
+        outputs(inputs.py(), self.output_shapes.iter().cloned(), |dests| {
             let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
             let results = session.run(&slices)?;
             for (dest, out) in dests.iter_mut().zip(results.iter()) {
@@ -68,27 +55,18 @@ impl PySession {
             }
             Ok(())
         })
-        .map_err(errors::to_py)?;
-        Ok(outputs)
     }
 }
 
 /// The shapes of `n` inputs or outputs.
-fn shapes<'a>(n: usize, shape: impl Fn(usize) -> Option<&'a [usize]>) -> Vec<Vec<usize>> {
+pub fn shapes<'a>(n: usize, shape: impl Fn(usize) -> Option<&'a [usize]>) -> Vec<Vec<usize>> {
     (0..n)
         .filter_map(|i| shape(i).map(<[usize]>::to_vec))
         .collect()
 }
 
-/// The arrays' data, which `gather` made contiguous.
-fn slices<'a>(arrays: &'a [PyReadonlyArrayDyn<'_, f32>]) -> PyResult<Vec<&'a [f32]>> {
-    Ok(arrays
-        .iter()
-        .map(|a| a.as_slice())
-        .collect::<Result<_, _>>()?)
-}
-
-fn named(names: &[String], shapes: &[Vec<usize>]) -> Vec<(String, Vec<usize>)> {
+/// `(name, shape)` pairs.
+pub fn named(names: &[String], shapes: &[Vec<usize>]) -> Vec<(String, Vec<usize>)> {
     names.iter().cloned().zip(shapes.iter().cloned()).collect()
 }
 
@@ -124,7 +102,7 @@ impl PySession {
     /// Seconds per run of this session over `iters` runs on `inputs`, looped in Rust:
     /// what `run` costs without Python, to measure the module's overhead against.
     fn time_rust_loop(&self, inputs: &Bound<'_, PyAny>, iters: usize) -> PyResult<f64> {
-        let arrays = gather(inputs, &self.input_names, &self.input_shapes)?;
+        let arrays = gather(inputs, &self.input_names, &self.input_shapes, false)?;
         let slices = slices(&arrays)?;
         inputs
             .py()

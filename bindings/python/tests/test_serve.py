@@ -1,5 +1,4 @@
-"""kestrel.serve: batches split onto the sessions an instance keeps, and a real Triton
-Inference Server (through PyTriton) serving a fixture: right answers over HTTP and gRPC,
+"""kestrel.serve on a real Triton Inference Server (through PyTriton) serving a fixture: right answers over HTTP and gRPC,
 dynamic batching under concurrent clients, an error response for a request of the wrong
 shape, dtype or batch while the server keeps serving, health and metrics."""
 
@@ -16,40 +15,7 @@ import numpy as np
 import pytest
 
 import kestrel
-from kestrel.serve import KestrelRunner, batch_sizes, split
 from test_models import assert_close, fixture
-
-
-def test_batch_sizes_are_powers_of_two_and_the_maximum():
-    assert batch_sizes(1) == [1]
-    assert batch_sizes(8) == [1, 2, 4, 8]
-    assert batch_sizes(6) == [1, 2, 4, 6]
-    with pytest.raises(ValueError, match="--max-batch"):
-        batch_sizes(0)
-
-
-def test_a_batch_splits_into_session_sizes_without_padding():
-    assert split(13, [1, 2, 4, 8]) == [8, 4, 1]
-    assert split(6, [1, 2, 4, 6]) == [6]
-    for n in range(1, 40):
-        parts = split(n, batch_sizes(8))
-        assert sum(parts) == n and parts == sorted(parts, reverse=True)
-
-
-def test_a_runner_answers_each_image_as_a_batch_of_one_does():
-    model = kestrel.Model(fixture("yolo"))
-    runner = KestrelRunner(model, max_batch=4)
-    one = model.session(batch=1)
-    (_, shape), = model.inputs
-    xs = np.random.default_rng(1).standard_normal((7, *shape[1:]), dtype=np.float32)
-    want = [one.run(xs[i:i + 1]) for i in range(7)]
-    for n in [1, 3, 4, 7]:  # 7 = 4 + 2 + 1
-        outs = runner([xs[:n]])
-        assert len(outs) == 3
-        for k, out in enumerate(outs):
-            assert out.shape[0] == n
-            for i in range(n):
-                assert_close(out[i:i + 1], want[i][k], rtol=1e-5)
 
 
 def free_ports(n):

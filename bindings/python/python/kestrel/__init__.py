@@ -11,6 +11,7 @@ format on Kestrel's own CPU (and CUDA) kernels, and check them against PyTorch.
 """
 
 from ._kestrel import (
+    BatchedSession,
     CudaError,
     InputError,
     KestrelError,
@@ -24,6 +25,7 @@ from ._kestrel import (
 )
 
 __all__ = [
+    "BatchedSession",
     "CudaError",
     "InputError",
     "KestrelError",

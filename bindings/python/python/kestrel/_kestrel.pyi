@@ -40,6 +40,16 @@ class Model:
         """A session for one batch size. ``device``: "cpu", "cuda" or "cuda:N";
         ``precision`` (CUDA): "fp32", "tf32" or "fp16"."""
 
+    def batched_session(
+        self,
+        max_batch: int = 8,
+        threads: int = 1,
+        device: str = "cpu",
+        precision: str = "fp32",
+    ) -> BatchedSession:
+        """Sessions for every batch from 1 to ``max_batch`` (one per power of two below
+        it, and one for it), as a server's batcher needs."""
+
 class Session:
     """A model prepared for one batch size and device; one per thread."""
 
@@ -61,6 +71,23 @@ class Session:
     def kernels(self) -> str: ...
     @property
     def threads(self) -> int: ...
+
+class BatchedSession:
+    """Any batch from 1 to ``max_batch``, run as a sum of its sessions' batch sizes."""
+
+    def run(self, inputs: Inputs) -> list[npt.NDArray[np.float32]]:
+        """Like ``Session.run``, for any batch from 1 to ``max_batch`` (the same for
+        every input); the outputs have that batch."""
+    def warm_up(self, runs: int = 3) -> None: ...
+    @property
+    def max_batch(self) -> int: ...
+    @property
+    def batch_sizes(self) -> list[int]: ...
+    @property
+    def inputs(self) -> list[tuple[str, list[int]]]:
+        """At the largest batch."""
+    @property
+    def outputs(self) -> list[tuple[str, list[int]]]: ...
 
 class OutputError:
     """One output of ``compare`` against its PyTorch reference."""

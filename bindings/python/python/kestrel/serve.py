@@ -7,9 +7,9 @@
 The model's inputs and outputs are declared to Triton from the file (float32, batch first).
 Triton's dynamic batcher gathers requests into batches of up to --max-batch, waiting at
 most --max-queue-delay-us for more; each batch goes to one of --instances model instances,
-and each instance runs it on its own sessions, one per batch size (1, 2, 4, ... and the
-maximum): a batch of 5 runs as 4 + 1 with no padding. The GIL is released while a session
-runs, so instances run in parallel, each on --threads threads. Triton serves HTTP
+and each instance runs it on its own kestrel.BatchedSession: a session per batch size (1,
+2, 4, ... and the maximum), a batch of 5 run as 4 + 1 with no padding, in one release of
+the GIL, so instances run in parallel, each on --threads threads. Triton serves HTTP
 (/v2/models/NAME/infer), gRPC, health (/v2/health/ready) and Prometheus metrics; a request
 of the wrong shape or dtype gets an error response and the server keeps serving.
 
@@ -35,51 +35,18 @@ Spec = Tuple[str, Tuple[int, ...]]  # a tensor's name and its shape without the 
 log = logging.getLogger("kestrel.serve")
 
 
-def batch_sizes(max_batch: int) -> List[int]:
-    """The batch sizes an instance keeps a session for: powers of two, and the maximum."""
-    if max_batch < 1:
-        raise ValueError(f"--max-batch must be at least 1, got {max_batch}")
-    sizes = {max_batch}
-    b = 1
-    while b < max_batch:
-        sizes.add(b)
-        b *= 2
-    return sorted(sizes)
-
-
-def split(n: int, sizes: Sequence[int]) -> List[int]:
-    """``n`` as a sum of ``sizes`` (which hold 1), largest first: 13 with 1, 2, 4, 8 is
-    8 + 4 + 1. Every image is computed once; none is padding."""
-    parts = []
-    for b in sorted(sizes, reverse=True):
-        while n >= b:
-            parts.append(b)
-            n -= b
-    return parts
-
-
 class KestrelRunner:
-    """One model instance: a warmed session per batch size, all on one device."""
+    """One model instance: a ``kestrel.BatchedSession`` (a warmed session per batch size),
+    which runs a batch of any size up to ``max_batch`` in one call, without padding."""
 
     def __init__(self, model: kestrel.Model, max_batch: int, threads: int = 1,
                  device: str = "cpu", precision: str = "fp32"):
-        self.sessions = {
-            b: model.session(batch=b, threads=threads, device=device, precision=precision)
-            for b in batch_sizes(max_batch)
-        }
-        for session in self.sessions.values():
-            session.warm_up(2)
+        self.session = model.batched_session(max_batch=max_batch, threads=threads,
+                                             device=device, precision=precision)
+        self.session.warm_up(2)
 
     def __call__(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
-        n = inputs[0].shape[0]
-        parts, start = [], 0
-        for b in split(n, list(self.sessions)):
-            chunk = [np.ascontiguousarray(x[start:start + b]) for x in inputs]
-            parts.append(self.sessions[b].run(chunk))
-            start += b
-        if len(parts) == 1:
-            return parts[0]
-        return [np.concatenate(outs) for outs in zip(*parts)]
+        return self.session.run(inputs)
 
 
 def specs(model: kestrel.Model) -> Tuple[List[Spec], List[Spec]]:
