@@ -125,6 +125,22 @@ def right(got, ref):
         float(np.max(np.abs(got - ref))) <= RTOL * float(np.max(np.abs(ref))) + 1e-6
 
 
+def group_cpu_seconds(pgid):
+    """CPU time (user + system) of every process in the server's process group: its Python
+    process, the Triton server, the backend stubs and PyTriton's proxies."""
+    ticks = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def batches_seen(metrics_port, model):
     """Triton's counts of inferences and of batch executions: their ratio is the mean batch."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
@@ -153,20 +169,23 @@ def stop(proc):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def load(backend, model, a, ports, check, clients):
-    """One level against one server: its row, with the mean batch Triton formed."""
+def load(backend, model, a, ports, check, clients, pgid):
+    """One level against one server: its row, with the mean batch Triton formed and the
+    server's CPU time per answered request (noise on a shared machine moves throughput
+    more than it moves this)."""
     url = f"127.0.0.1:{ports[1]}"
     meta = grpcclient.InferenceServerClient(url).get_model_metadata(model, as_json=True)
     outputs = [o["name"] for o in meta["outputs"]]
-    before = batches_seen(ports[2], model)
+    before, cpu = batches_seen(ports[2], model), group_cpu_seconds(pgid)
     row = Level(url, model, outputs, check, clients, a.seconds, a.max_requests).run()
-    after = batches_seen(ports[2], model)
+    after, cpu = batches_seen(ports[2], model), group_cpu_seconds(pgid) - cpu
+    row["server_cpu_ms_per_request"] = 1e3 * cpu / max(row["answered"], 1)
     execs = after["nv_inference_exec_count"] - before["nv_inference_exec_count"]
     row["mean_batch"] = (after["nv_inference_count"] - before["nv_inference_count"]) / max(execs, 1)
     row.update(backend=backend, model=model)
     print(f"{model:9} {LABEL[backend]:13} {clients:>3} clients: {row['throughput']:8.1f} req/s  "
           f"p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms  mean batch {row['mean_batch']:.2f}  "
-          f"sent {row['sent']} answered {row['answered']} errors {row['errors']} wrong {row['wrong']}",
+          f"server CPU {row['server_cpu_ms_per_request']:.2f} ms/req  sent {row['sent']} answered {row['answered']} errors {row['errors']} wrong {row['wrong']}",
           flush=True)
     return row
 
@@ -184,13 +203,14 @@ def serve_and_load(model, a):
         for b in a.backends:
             procs[b] = start(b, model, a, ports[b])
         for b in a.backends:  # warm-up
-            load(b, model, a, ports[b], (xs, refs), 1)
+            load(b, model, a, ports[b], (xs, refs), 1, procs[b].pid)
         rows = []
         for r in range(a.rounds):
             for clients in a.clients:
                 order = a.backends if r % 2 == 0 else a.backends[::-1]
                 for b in order:
-                    rows.append(dict(load(b, model, a, ports[b], (xs, refs), clients), round=r))
+                    row = load(b, model, a, ports[b], (xs, refs), clients, procs[b].pid)
+                    rows.append(dict(row, round=r))
         return rows
     finally:
         for proc in procs.values():
@@ -203,7 +223,8 @@ def summary(rows):
     out = []
     for m, b, c in keys:
         rs = [r for r in rows if (r["model"], r["backend"], r["clients"]) == (m, b, c)]
-        med = {k: float(np.median([r[k] for r in rs])) for k in ("throughput", "p50_ms", "p99_ms", "mean_batch")}
+        med = {k: float(np.median([r[k] for r in rs])) for k in ("throughput", "p50_ms", "p99_ms", "mean_batch",
+                                                         "server_cpu_ms_per_request")}
         out.append(dict(med, model=m, backend=b, clients=c, rounds=len(rs),
                         sent=sum(r["sent"] for r in rs), answered=sum(r["answered"] for r in rs),
                         errors=sum(r["errors"] for r in rs), wrong=sum(r["wrong"] for r in rs)))
@@ -241,7 +262,8 @@ def main():
     print("\nmedian over rounds:")
     for t in table:
         print(f"{t['model']:9} {LABEL[t['backend']]:13} {t['clients']:>3} clients: {t['throughput']:8.1f} req/s  "
-              f"p50 {t['p50_ms']:7.2f} ms  p99 {t['p99_ms']:7.2f} ms  mean batch {t['mean_batch']:.2f}")
+              f"p50 {t['p50_ms']:7.2f} ms  p99 {t['p99_ms']:7.2f} ms  mean batch {t['mean_batch']:.2f}  "
+              f"server CPU {t['server_cpu_ms_per_request']:.2f} ms/req")
     lost = sum(r["sent"] - r["answered"] + r["wrong"] for r in rows)
     result = {"machine": machine(), "config": {k: v for k, v in vars(a).items() if k != "out"},
               "summary": table, "rows": rows}

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from kestrel.serve import add_server_args, bind, libpython_on_path, triton_config
+from kestrel.serve import add_server_args, bind, run_server
 
 
 class OrtRunner:
@@ -43,15 +43,11 @@ def main():
     add_server_args(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    from pytriton.triton import Triton
-
     runners = [OrtRunner(args.model, args.threads) for _ in range(args.instances)]
     inputs, outputs = specs(runners[0])
     name = args.name or Path(args.model).stem
-    libpython_on_path()
-    with Triton(config=triton_config(args)) as triton:
-        bind(triton, name, inputs, outputs, runners, args.max_batch, args.max_queue_delay_us)
-        triton.serve()
+    run_server(args, lambda triton: bind(triton, name, inputs, outputs, runners, args.max_batch,
+                                         args.max_queue_delay_us))
 
 
 if __name__ == "__main__":

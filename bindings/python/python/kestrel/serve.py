@@ -97,6 +97,29 @@ def libpython_on_path() -> None:
         os.environ["LD_LIBRARY_PATH"] = ":".join([libdir] + paths)
 
 
+def run_server(args, bind_model: Callable, attempts: int = 3) -> None:
+    """Starts Triton with ``args``' ports, binds the model with ``bind_model(triton)`` and
+    serves until interrupted. PyTriton 0.7 initialises a model's instances at once, and an
+    instance may try the first one's handshake socket before it listens (a
+    ConnectionRefusedError in Triton's log): the model then fails to load, so the server
+    is started again, up to ``attempts`` times."""
+    from pytriton.triton import Triton
+
+    libpython_on_path()
+    for attempt in range(1, attempts + 1):
+        with Triton(config=triton_config(args)) as triton:
+            try:
+                bind_model(triton)
+            except Exception as e:  # noqa: BLE001 (PyTriton raises several kinds)
+                if attempt == attempts:
+                    raise
+                log.warning("the model failed to load (%s); starting the server again",
+                            str(e).splitlines()[0])
+                continue
+            triton.serve()
+            return
+
+
 def triton_config(args):
     from pytriton.triton import TritonConfig
 
@@ -128,8 +151,6 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from pathlib import Path
 
-    from pytriton.triton import Triton
-
     model = kestrel.Model(args.model)
     name = args.name or Path(args.model).stem
     inputs, outputs = specs(model)
@@ -137,10 +158,8 @@ def main(argv=None) -> None:
                for _ in range(args.instances)]
     log.info("serving %s as %r: inputs %s, outputs %s, %d instance(s), batch up to %d",
              args.model, name, inputs, outputs, args.instances, args.max_batch)
-    libpython_on_path()
-    with Triton(config=triton_config(args)) as triton:
-        bind(triton, name, inputs, outputs, runners, args.max_batch, args.max_queue_delay_us)
-        triton.serve()
+    run_server(args, lambda triton: bind(triton, name, inputs, outputs, runners, args.max_batch,
+                                         args.max_queue_delay_us))
 
 
 if __name__ == "__main__":
