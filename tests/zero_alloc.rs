@@ -5,38 +5,15 @@ mod common;
 
 use common::{fixture, FIXTURES};
 use kestrel::{Isa, Kernels, Model, Session, SessionOptions};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use kestrel_kernels::testing::{allocations, CountingAlloc};
 use std::sync::Mutex;
 
 /// The counter sees every thread, so the tests of this file take turns: one test loading
 /// a model would otherwise count against another's runs.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: defers to the system allocator; the counter has no effect on the memory.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// Allocations made by five runs after a first one, then five each with shaped and named
 /// inputs; where that is not 0, the least of it and two more such measurements. The
@@ -64,7 +41,7 @@ fn allocations_once(session: &mut Session) -> usize {
     let name = session.input_names()[0].clone();
     let named = [(name.as_str(), view[0])];
     session.run(&[&input]).unwrap();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     for _ in 0..5 {
         let out = session.run(&[&input]).unwrap();
         assert!(out.get(0).unwrap().data[0].is_finite());
@@ -76,7 +53,7 @@ fn allocations_once(session: &mut Session) -> usize {
         let out = session.run_named(&named).unwrap();
         assert!(out.get(0).unwrap().data[0].is_finite());
     }
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    allocations() - before
 }
 
 #[test]

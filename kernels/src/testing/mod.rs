@@ -6,10 +6,13 @@
 //! - [`require_or_skip`]: a test whose machine lacks NVRTC, g++ or a GPU says `skipping …`
 //!   and passes, unless `KESTREL_REQUIRE_NVRTC`, `KESTREL_REQUIRE_EMU` or `REQUIRE_CUDA`
 //!   makes that resource a requirement.
+//! - [`CountingAlloc`] / [`allocations`]: a counting global allocator, for the tests that
+//!   prove a run allocates nothing.
 //! - `everywhere::check` (this crate's own tests): one op's cases on every CPU instruction
 //!   set × 1 and 2 threads and on every CUDA backend (NVRTC, emulator, GPU).
 
 mod compare;
+mod counting;
 #[cfg(test)]
 pub(crate) mod everywhere;
 mod require;
@@ -18,4 +21,5 @@ mod tests;
 
 pub use crate::rng::Rng;
 pub use compare::{assert_close, assert_near, compare, Scale, Tol};
+pub use counting::{allocations, CountingAlloc};
 pub use require::{require_or_skip, Need};
