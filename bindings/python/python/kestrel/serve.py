@@ -14,8 +14,9 @@ the GIL, so instances run in parallel, each on --threads threads. Triton serves 
 of the wrong shape or dtype gets an error response and the server keeps serving.
 
 Needs the ``serve`` extra (``pip install "./bindings/python[serve]"``): PyTriton 0.7,
-whose Python backend stub runs on Python 3.12 with that interpreter's libpython3.12.so on
-LD_LIBRARY_PATH (docs/serving.md).
+whose Python backend stub runs on Python 3.12 and finds that interpreter's
+libpython3.12.so through LD_LIBRARY_PATH, which this module sets before it starts the
+server (docs/serving.md).
 """
 
 import argparse
