@@ -107,7 +107,43 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is, for callers that sort errors into a few classes:
+/// the Python module's exception classes and the C ABI's statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A file that cannot be read, is not a valid model, or lacks a tensor it must hold.
+    Load,
+    /// An input that does not fit the session.
+    Input,
+    /// A session option this model, machine or device cannot take.
+    Option,
+    /// No usable GPU, driver or NVRTC, or something the CUDA kernels cannot run or that
+    /// failed on the GPU.
+    Cuda,
+    /// Anything else: a weight handed over in code, pinning, memory.
+    Other,
+}
+
 impl Error {
+    /// The kind of failure this is. Every variant is sorted here, in one place, so that a
+    /// new one is classed once for every binding.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Load(_)
+            | Error::NoGraph { .. }
+            | Error::Graph { .. }
+            | Error::Reference { .. } => ErrorKind::Load,
+            Error::Input { .. } => ErrorKind::Input,
+            Error::BadOption { .. } => ErrorKind::Option,
+            Error::Cuda(_)
+            | Error::CudaUnsupported { .. }
+            | Error::CudaStep { .. }
+            | Error::TooLargeForCuda { .. } => ErrorKind::Cuda,
+            Error::Weight { .. } | Error::Pin(_) | Error::OutOfMemory { .. } => ErrorKind::Other,
+        }
+    }
+
     pub(crate) fn graph(path: Option<PathBuf>, error: GraphError) -> Error {
         Error::Graph {
             path,

@@ -26,7 +26,7 @@ mod session;
 mod tensor;
 mod weights;
 
-pub use error::{Error, GraphError};
+pub use error::{Error, ErrorKind, GraphError};
 pub use exec::cuda::{CudaBuild, CudaInfo, CudaKernel};
 /// The graph IR is internal: build graphs in code with [`GraphDef`]; what a model holds is
 /// read through [`Model::inputs`], [`Model::output_names`] and [`Model::layers`].

@@ -55,19 +55,14 @@ impl Failure {
 /// or shape at fault. Only the status is chosen here.
 impl From<kestrel::Error> for Failure {
     fn from(error: kestrel::Error) -> Failure {
-        use kestrel::Error as E;
+        use kestrel::ErrorKind as K;
         use KestrelStatus as S;
-        let status = match &error {
-            E::Load(_) | E::NoGraph { .. } | E::Graph { .. } | E::Reference { .. } => {
-                S::KESTREL_ERROR_LOAD
-            }
-            E::Input { .. } => S::KESTREL_ERROR_INPUT,
-            E::BadOption { .. } => S::KESTREL_ERROR_OPTION,
-            E::Cuda(_)
-            | E::CudaUnsupported { .. }
-            | E::CudaStep { .. }
-            | E::TooLargeForCuda { .. } => S::KESTREL_ERROR_CUDA,
-            // The enum is non-exhaustive: what is added later is at least reported.
+        let status = match error.kind() {
+            K::Load => S::KESTREL_ERROR_LOAD,
+            K::Input => S::KESTREL_ERROR_INPUT,
+            K::Option => S::KESTREL_ERROR_OPTION,
+            K::Cuda => S::KESTREL_ERROR_CUDA,
+            // Other, and kinds added later: at least reported.
             _ => S::KESTREL_ERROR_INTERNAL,
         };
         Failure::new(status, error.to_string())

@@ -38,17 +38,14 @@ create_exception!(
 
 /// The exception class for a library error, with its message.
 pub fn to_py(e: kestrel::Error) -> PyErr {
-    use kestrel::Error as E;
+    use kestrel::ErrorKind as K;
     let message = e.to_string();
-    match e {
-        E::Load(_) | E::NoGraph { .. } | E::Graph { .. } | E::Reference { .. } => {
-            LoadError::new_err(message)
-        }
-        E::Input { .. } => InputError::new_err(message),
-        E::BadOption { .. } => OptionError::new_err(message),
-        E::Cuda(_) | E::CudaUnsupported { .. } | E::CudaStep { .. } | E::TooLargeForCuda { .. } => {
-            CudaError::new_err(message)
-        }
+    match e.kind() {
+        K::Load => LoadError::new_err(message),
+        K::Input => InputError::new_err(message),
+        K::Option => OptionError::new_err(message),
+        K::Cuda => CudaError::new_err(message),
+        // Other, and kinds added later: at least a KestrelError.
         _ => KestrelError::new_err(message),
     }
 }
