@@ -125,19 +125,12 @@ fn options(
     device: &str,
     precision: &str,
 ) -> PyResult<SessionOptions> {
-    let device: Device = device
-        .parse()
-        .map_err(|e: String| errors::OptionError::new_err(format!("session option device: {e}")))?;
-    let precision = match precision {
-        "fp32" => Precision::Fp32,
-        "tf32" => Precision::Tf32,
-        "fp16" => Precision::Fp16,
-        other => {
-            return Err(errors::OptionError::new_err(format!(
-                "session option precision: unknown precision \"{other}\" (fp32, tf32 or fp16)"
-            )))
-        }
+    // Parsed as the command line and the C ABI parse them, with the library's messages.
+    let bad = |option: &str, e: String| {
+        errors::OptionError::new_err(format!("session option {option}: {e}"))
     };
+    let device: Device = device.parse().map_err(|e| bad("device", e))?;
+    let precision: Precision = precision.parse().map_err(|e| bad("precision", e))?;
     Ok(SessionOptions::default()
         .with_batch(batch)
         .with_threads(threads)

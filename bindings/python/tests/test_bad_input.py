@@ -74,7 +74,7 @@ def test_a_reference_that_does_not_fit_is_a_load_error():
     "options,error,message",
     [
         ({"device": "gpu"}, kestrel.OptionError, 'unknown device "gpu"'),
-        ({"precision": "int4"}, kestrel.OptionError, 'unknown precision "int4"'),
+        ({"precision": "int4"}, kestrel.OptionError, "unknown precision 'int4': expected fp32, tf32 or fp16"),
         ({"precision": "fp16"}, kestrel.OptionError, "runs on CUDA only"),
         ({"batch": 0}, kestrel.OptionError, "batch"),
         ({"threads": 0}, kestrel.OptionError, "threads"),
