@@ -6,7 +6,7 @@
 
 use crate::arrays::{outputs, slices};
 use crate::inputs::{batch_of, gather};
-use crate::session::{named, shapes};
+use crate::session::Signature;
 use kestrel::{Error, Model, Session, SessionOptions};
 use numpy::PyArrayDyn;
 use pyo3::prelude::*;
@@ -17,15 +17,12 @@ use std::sync::{Mutex, PoisonError};
 pub struct PyBatchedSession {
     // Largest batch first, as `run` takes them.
     sessions: Vec<(usize, Mutex<Session>)>,
-    input_names: Vec<String>,
-    // Shapes at the largest batch; a run's are the same with its own batch first.
-    input_shapes: Vec<Vec<usize>>,
-    output_names: Vec<String>,
-    output_shapes: Vec<Vec<usize>>,
+    // At the largest batch; a run's shapes are the same with its own batch first.
+    io: Signature,
 }
 
 /// The batch sizes kept: powers of two below `max`, and `max`.
-pub fn batch_sizes(max: usize) -> Vec<usize> {
+fn batch_sizes(max: usize) -> Vec<usize> {
     let mut sizes: Vec<usize> = std::iter::successors(Some(1usize), |b| b.checked_mul(2))
         .take_while(|&b| b < max)
         .collect();
@@ -46,25 +43,14 @@ impl PyBatchedSession {
         sizes.reverse();
         let sessions = sizes
             .into_iter()
-            .map(|b| Ok((b, Mutex::new(model.session(&opts.clone().with_batch(b))?))))
+            .map(|b| Ok((b, model.session(&opts.clone().with_batch(b))?)))
             .collect::<Result<Vec<_>, Error>>()?;
-        let (input_names, input_shapes, output_names, output_shapes) = {
-            let largest = sessions[0].1.lock().unwrap_or_else(PoisonError::into_inner);
-            let (n_in, n_out) = (largest.input_names().len(), largest.output_names().len());
-            (
-                largest.input_names().to_vec(),
-                shapes(n_in, |i| largest.input_shape(i)),
-                largest.output_names().to_vec(),
-                shapes(n_out, |i| largest.output_shape(i)),
-            )
-        };
-        Ok(PyBatchedSession {
-            sessions,
-            input_names,
-            input_shapes,
-            output_names,
-            output_shapes,
-        })
+        let io = Signature::of(&sessions[0].1);
+        let sessions = sessions
+            .into_iter()
+            .map(|(b, session)| (b, Mutex::new(session)))
+            .collect();
+        Ok(PyBatchedSession { sessions, io })
     }
 
     /// `shape` with batch `n` in place of the largest.
@@ -80,14 +66,14 @@ impl PyBatchedSession {
     /// Runs a batch of any size from 1 to `max_batch` (the same for every input); one array
     /// per output, with that batch.
     fn run<'py>(&self, inputs: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
-        let arrays = gather(inputs, &self.input_names, &self.input_shapes, true)?;
+        let arrays = gather(inputs, &self.io.input_names, &self.io.input_shapes, true)?;
         let n = batch_of(&arrays[0]);
         let slices = slices(&arrays)?;
         // Values per image of each input and output.
         let per_image = |shape: &Vec<usize>| shape[1..].iter().product::<usize>();
-        let in_len: Vec<usize> = self.input_shapes.iter().map(per_image).collect();
-        let out_len: Vec<usize> = self.output_shapes.iter().map(per_image).collect();
-        let shapes = self.output_shapes.iter().map(|s| Self::at(s, n));
+        let in_len: Vec<usize> = self.io.input_shapes.iter().map(per_image).collect();
+        let out_len: Vec<usize> = self.io.output_shapes.iter().map(per_image).collect();
+        let shapes = self.io.output_shapes.iter().map(|s| Self::at(s, n));
         outputs(inputs.py(), shapes, |dests| {
             let mut start = 0;
             for (b, session) in &self.sessions {
@@ -137,13 +123,13 @@ impl PyBatchedSession {
     /// `(name, shape)` per input, at the largest batch.
     #[getter]
     fn inputs(&self) -> Vec<(String, Vec<usize>)> {
-        named(&self.input_names, &self.input_shapes)
+        self.io.inputs()
     }
 
     /// `(name, shape)` per output, at the largest batch.
     #[getter]
     fn outputs(&self) -> Vec<(String, Vec<usize>)> {
-        named(&self.output_names, &self.output_shapes)
+        self.io.outputs()
     }
 
     fn __repr__(&self) -> String {

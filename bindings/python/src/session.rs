@@ -19,10 +19,7 @@ pub struct PySession {
     // Python may call a session from any thread; the lock makes a second caller wait
     // rather than race (uncontended, it costs tens of nanoseconds a run).
     session: Mutex<Session>,
-    input_names: Vec<String>,
-    input_shapes: Vec<Vec<usize>>,
-    output_names: Vec<String>,
-    output_shapes: Vec<Vec<usize>>,
+    io: Signature,
     kernels: String,
     threads: usize,
 }
@@ -30,10 +27,7 @@ pub struct PySession {
 impl PySession {
     pub fn new(session: Session) -> PySession {
         PySession {
-            input_names: session.input_names().to_vec(),
-            input_shapes: shapes(session.input_names().len(), |i| session.input_shape(i)),
-            output_names: session.output_names().to_vec(),
-            output_shapes: shapes(session.output_names().len(), |i| session.output_shape(i)),
+            io: Signature::of(&session),
             kernels: session.kernels_name().to_string(),
             threads: session.threads(),
             session: Mutex::new(session),
@@ -45,28 +39,60 @@ impl PySession {
         &self,
         inputs: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
-        let arrays = gather(inputs, &self.input_names, &self.input_shapes, false)?;
+        let arrays = gather(inputs, &self.io.input_names, &self.io.input_shapes, false)?;
         let slices = slices(&arrays)?;
-        outputs(inputs.py(), self.output_shapes.iter().cloned(), |dests| {
-            let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-            let results = session.run(&slices)?;
-            for (dest, out) in dests.iter_mut().zip(results.iter()) {
-                dest.copy_from_slice(out.data);
-            }
-            Ok(())
-        })
+        outputs(
+            inputs.py(),
+            self.io.output_shapes.iter().cloned(),
+            |dests| {
+                let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+                let results = session.run(&slices)?;
+                for (dest, out) in dests.iter_mut().zip(results.iter()) {
+                    dest.copy_from_slice(out.data);
+                }
+                Ok(())
+            },
+        )
     }
 }
 
-/// The shapes of `n` inputs or outputs.
-pub fn shapes<'a>(n: usize, shape: impl Fn(usize) -> Option<&'a [usize]>) -> Vec<Vec<usize>> {
-    (0..n)
-        .filter_map(|i| shape(i).map(<[usize]>::to_vec))
-        .collect()
+/// A session's inputs and outputs: names, and shapes batch first, copied out once.
+pub struct Signature {
+    pub input_names: Vec<String>,
+    pub input_shapes: Vec<Vec<usize>>,
+    pub output_names: Vec<String>,
+    pub output_shapes: Vec<Vec<usize>>,
 }
 
-/// `(name, shape)` pairs.
-pub fn named(names: &[String], shapes: &[Vec<usize>]) -> Vec<(String, Vec<usize>)> {
+impl Signature {
+    pub fn of(session: &Session) -> Signature {
+        let (n_in, n_out) = (session.input_names().len(), session.output_names().len());
+        Signature {
+            input_names: session.input_names().to_vec(),
+            input_shapes: (0..n_in)
+                .filter_map(|i| session.input_shape(i))
+                .map(<[usize]>::to_vec)
+                .collect(),
+            output_names: session.output_names().to_vec(),
+            output_shapes: (0..n_out)
+                .filter_map(|i| session.output_shape(i))
+                .map(<[usize]>::to_vec)
+                .collect(),
+        }
+    }
+
+    /// `(name, shape)` per input.
+    pub fn inputs(&self) -> Vec<(String, Vec<usize>)> {
+        named(&self.input_names, &self.input_shapes)
+    }
+
+    /// `(name, shape)` per output.
+    pub fn outputs(&self) -> Vec<(String, Vec<usize>)> {
+        named(&self.output_names, &self.output_shapes)
+    }
+}
+
+fn named(names: &[String], shapes: &[Vec<usize>]) -> Vec<(String, Vec<usize>)> {
     names.iter().cloned().zip(shapes.iter().cloned()).collect()
 }
 
@@ -82,7 +108,7 @@ impl PySession {
     fn run_dict<'py>(&self, inputs: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
         let outputs = self.run_arrays(inputs)?;
         let dict = PyDict::new(inputs.py());
-        for (name, array) in self.output_names.iter().zip(outputs) {
+        for (name, array) in self.io.output_names.iter().zip(outputs) {
             dict.set_item(name, array)?;
         }
         Ok(dict)
@@ -102,7 +128,7 @@ impl PySession {
     /// Seconds per run of this session over `iters` runs on `inputs`, looped in Rust:
     /// what `run` costs without Python, to measure the module's overhead against.
     fn time_rust_loop(&self, inputs: &Bound<'_, PyAny>, iters: usize) -> PyResult<f64> {
-        let arrays = gather(inputs, &self.input_names, &self.input_shapes, false)?;
+        let arrays = gather(inputs, &self.io.input_names, &self.io.input_shapes, false)?;
         let slices = slices(&arrays)?;
         inputs
             .py()
@@ -120,19 +146,19 @@ impl PySession {
     /// `(name, shape)` per input, batch first.
     #[getter]
     fn inputs(&self) -> Vec<(String, Vec<usize>)> {
-        named(&self.input_names, &self.input_shapes)
+        self.io.inputs()
     }
 
     /// `(name, shape)` per output, batch first.
     #[getter]
     fn outputs(&self) -> Vec<(String, Vec<usize>)> {
-        named(&self.output_names, &self.output_shapes)
+        self.io.outputs()
     }
 
     /// The batch size every run takes.
     #[getter]
     fn batch(&self) -> usize {
-        self.input_shapes[0][0]
+        self.io.input_shapes[0][0]
     }
 
     /// The kernels it runs: the SIMD instruction set, `reference`, or the GPU's name.
