@@ -50,9 +50,8 @@ class KestrelRunner:
         return self.session.run(inputs)
 
 
-def specs(model: kestrel.Model) -> Tuple[List[Spec], List[Spec]]:
+def specs(session: kestrel.BatchedSession) -> Tuple[List[Spec], List[Spec]]:
     """The model's inputs and outputs as Triton declares them: shapes without the batch."""
-    session = model.session(batch=1)
     inputs = [(name, tuple(shape[1:])) for name, shape in session.inputs]
     outputs = [(name, tuple(shape[1:])) for name, shape in session.outputs]
     return inputs, outputs
@@ -149,14 +148,16 @@ def main(argv=None) -> None:
     parser.add_argument("--precision", default="fp32", help="fp32, or on CUDA tf32 or fp16")
     add_server_args(parser)
     args = parser.parse_args(argv)
+    if args.instances < 1:
+        parser.error(f"--instances must be at least 1, got {args.instances}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from pathlib import Path
 
     model = kestrel.Model(args.model)
     name = args.name or Path(args.model).stem
-    inputs, outputs = specs(model)
     runners = [KestrelRunner(model, args.max_batch, args.threads, args.device, args.precision)
                for _ in range(args.instances)]
+    inputs, outputs = specs(runners[0].session)
     log.info("serving %s as %r: inputs %s, outputs %s, %d instance(s), batch up to %d",
              args.model, name, inputs, outputs, args.instances, args.max_batch)
     run_server(args, lambda triton: bind(triton, name, inputs, outputs, runners, args.max_batch,
