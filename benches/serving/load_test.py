@@ -169,13 +169,17 @@ def stop(proc):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def load(backend, model, a, ports, check, clients, pgid):
+def output_names(model, ports):
+    """The model's outputs as the server names them."""
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{ports[1]}")
+    return [o["name"] for o in client.get_model_metadata(model, as_json=True)["outputs"]]
+
+
+def load(backend, model, a, ports, outputs, check, clients, pgid):
     """One level against one server: its row, with the mean batch Triton formed and the
     server's CPU time per answered request (noise on a shared machine moves throughput
     more than it moves this)."""
     url = f"127.0.0.1:{ports[1]}"
-    meta = grpcclient.InferenceServerClient(url).get_model_metadata(model, as_json=True)
-    outputs = [o["name"] for o in meta["outputs"]]
     before, cpu = batches_seen(ports[2], model), group_cpu_seconds(pgid)
     row = Level(url, model, outputs, check, clients, a.seconds, a.max_requests).run()
     after, cpu = batches_seen(ports[2], model), group_cpu_seconds(pgid) - cpu
@@ -202,14 +206,15 @@ def serve_and_load(model, a):
     try:
         for b in a.backends:
             procs[b] = start(b, model, a, ports[b])
+        outputs = {b: output_names(model, ports[b]) for b in a.backends}
         for b in a.backends:  # warm-up
-            load(b, model, a, ports[b], (xs, refs), 1, procs[b].pid)
+            load(b, model, a, ports[b], outputs[b], (xs, refs), 1, procs[b].pid)
         rows = []
         for r in range(a.rounds):
             for clients in a.clients:
                 order = a.backends if r % 2 == 0 else a.backends[::-1]
                 for b in order:
-                    row = load(b, model, a, ports[b], (xs, refs), clients, procs[b].pid)
+                    row = load(b, model, a, ports[b], outputs[b], (xs, refs), clients, procs[b].pid)
                     rows.append(dict(row, round=r))
         return rows
     finally:
